@@ -1,0 +1,104 @@
+-- The agency node's records (PostgreSQL). Times are Unix milliseconds (UTC).
+-- Keep in step with ../sqlite/0001_initial.sql: one behaviour on both.
+
+CREATE TABLE survivors (
+    id            TEXT PRIMARY KEY NOT NULL,
+    created_at    BIGINT NOT NULL,
+    updated_at    BIGINT NOT NULL,
+    created_by    TEXT NOT NULL,
+    identity      TEXT,
+    contact       TEXT,
+    case_details  TEXT,
+    health        TEXT,
+    legal         TEXT
+);
+CREATE INDEX survivors_by_created ON survivors (created_at, id);
+
+CREATE TABLE consent_grants (
+    id                 TEXT PRIMARY KEY NOT NULL,
+    survivor_id        TEXT NOT NULL REFERENCES survivors (id),
+    grantee            TEXT NOT NULL,
+    categories         TEXT NOT NULL,
+    purposes           TEXT NOT NULL,
+    valid_from         BIGINT NOT NULL,
+    valid_until        BIGINT,
+    method             TEXT NOT NULL,
+    recorded_by        TEXT NOT NULL,
+    witness            TEXT,
+    created_at         BIGINT NOT NULL,
+    revoked_at         BIGINT,
+    revoked_by         TEXT,
+    revocation_reason  TEXT
+);
+CREATE INDEX consent_grants_by_survivor ON consent_grants (survivor_id, created_at);
+
+CREATE TABLE referrals (
+    id           TEXT PRIMARY KEY NOT NULL,
+    survivor_id  TEXT NOT NULL REFERENCES survivors (id),
+    from_agency  TEXT NOT NULL,
+    to_agency    TEXT NOT NULL,
+    service      TEXT NOT NULL,
+    urgency      TEXT NOT NULL,
+    status       TEXT NOT NULL,
+    notes        TEXT,
+    created_at   BIGINT NOT NULL,
+    updated_at   BIGINT NOT NULL,
+    created_by   TEXT NOT NULL
+);
+CREATE INDEX referrals_by_to ON referrals (to_agency, created_at, id);
+CREATE INDEX referrals_by_from ON referrals (from_agency, created_at, id);
+CREATE INDEX referrals_by_survivor ON referrals (survivor_id);
+
+CREATE TABLE referral_events (
+    referral_id  TEXT NOT NULL REFERENCES referrals (id),
+    position     BIGINT NOT NULL,
+    status       TEXT NOT NULL,
+    at           BIGINT NOT NULL,
+    by_agency    TEXT NOT NULL,
+    by_user      TEXT NOT NULL,
+    note         TEXT,
+    PRIMARY KEY (referral_id, position)
+);
+
+CREATE TABLE break_glass_openings (
+    id             TEXT PRIMARY KEY NOT NULL,
+    survivor_id    TEXT NOT NULL REFERENCES survivors (id),
+    agency         TEXT NOT NULL,
+    user_id        TEXT NOT NULL,
+    justification  TEXT NOT NULL,
+    opened_at      BIGINT NOT NULL,
+    expires_at     BIGINT NOT NULL
+);
+CREATE INDEX break_glass_by_survivor ON break_glass_openings (survivor_id, agency, user_id);
+
+CREATE TABLE audit_log (
+    seq           BIGINT PRIMARY KEY NOT NULL,
+    at            BIGINT NOT NULL,
+    kind          TEXT NOT NULL,
+    actor_agency  TEXT,
+    survivor      TEXT,
+    purpose       TEXT,
+    decision      TEXT NOT NULL,
+    break_glass   BIGINT NOT NULL,
+    event         TEXT NOT NULL,
+    prev_hash     TEXT NOT NULL,
+    hash          TEXT NOT NULL
+);
+CREATE INDEX audit_log_by_survivor ON audit_log (survivor, seq);
+CREATE INDEX audit_log_by_at ON audit_log (at, seq);
+
+CREATE TABLE audit_checkpoints (
+    seq         BIGINT PRIMARY KEY NOT NULL,
+    checkpoint  TEXT NOT NULL
+);
+
+-- Append-only: the node never updates or deletes audit rows. Someone with
+-- owner rights can drop these triggers; the hash chain and the signed
+-- checkpoints are what make that detectable.
+CREATE FUNCTION audit_log_append_only() RETURNS trigger AS $$
+BEGIN
+    RAISE EXCEPTION 'audit log is append-only';
+END;
+$$ LANGUAGE plpgsql;
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE OR DELETE ON audit_log
+FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();

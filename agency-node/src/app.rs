@@ -1,0 +1,196 @@
+//! Building and running a node: [`Application::build`] opens the database,
+//! the audit log, the policy set and the trust list, binds the listener
+//! (port 0 in tests) and exposes the bound address; [`Application::run`]
+//! serves until the shutdown signal, then drains requests, signs a final
+//! audit checkpoint and closes the database.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::Ed25519KeyPair;
+use exchange_policies::{BreakGlassOptions, EngineOptions, PolicyEngine};
+use exchange_schema::AgencyId;
+use exchange_trust::{Federation, TokenVerifier};
+use tokio::net::TcpListener;
+
+use crate::audit::{AuditLog, AuditOptions};
+use crate::config::NodeConfig;
+use crate::graphql::{OperationLimits, schema_builder};
+use crate::http::{HttpState, router};
+use crate::state::NodeState;
+use crate::store::Db;
+
+/// A node, built and bound, ready to serve.
+pub struct Application {
+    listener: TcpListener,
+    address: SocketAddr,
+    router: axum::Router,
+    state: Arc<NodeState>,
+}
+
+impl Application {
+    /// Opens everything the node needs and binds its listener. Fails, naming
+    /// the cause, on an invalid policy set, an unknown agency, an unreadable
+    /// trust list or an unreachable database.
+    pub async fn build(config: NodeConfig) -> anyhow::Result<Self> {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let agency = AgencyId::parse(&config.agency).context("config field `agency`")?;
+        let federation = Arc::new(
+            Federation::load(&config.federation)
+                .with_context(|| format!("loading the federation file {}", config.federation.display()))?,
+        );
+        let member = federation
+            .agency(&agency)
+            .with_context(|| format!("agency {agency} is not in the federation file"))?;
+        let agency_kind = member.kind;
+
+        let options = EngineOptions {
+            break_glass: BreakGlassOptions {
+                enabled: config.break_glass.enabled,
+                window: time::Duration::minutes(config.break_glass.window_minutes as i64),
+            },
+        };
+        let policies = Arc::new(match &config.policies {
+            Some(dir) => PolicyEngine::load_dir(dir, options).context("loading the policy set")?,
+            None => PolicyEngine::baseline(options).context("loading the baseline policy set")?,
+        });
+
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
+        let key = Arc::new(load_or_generate_node_key(&config.data_dir)?);
+        let db = Db::connect(&config.database_url()).await?;
+        let audit = AuditLog::open(
+            db.clone(),
+            key,
+            AuditOptions {
+                checkpoint_every: config.audit.checkpoint_every.max(1),
+                checkpoint_interval: config.checkpoint_interval(),
+                ..AuditOptions::new(agency.as_str())
+            },
+        )
+        .await?;
+        let verifier = Arc::new(TokenVerifier::new(federation.clone()));
+        let state = Arc::new(NodeState {
+            agency,
+            agency_kind,
+            db,
+            audit,
+            policies,
+            federation,
+            verifier,
+        });
+        let limits = OperationLimits {
+            max_depth: config.limits.max_depth,
+            max_complexity: config.limits.max_complexity,
+            introspection: config.limits.introspection,
+        };
+        let schema = schema_builder(limits).data(state.clone()).finish();
+        let router = router(HttpState {
+            node: state.clone(),
+            schema,
+            max_body_bytes: config.max_body_bytes,
+            graphql_path: config.graphql_path.clone(),
+        })
+        .layer(tower_http::trace::TraceLayer::new_for_http());
+
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        let address = listener.local_addr()?;
+        Ok(Self {
+            listener,
+            address,
+            router,
+            state,
+        })
+    }
+
+    /// The address the node listens on.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// The node's shared state (tests and the demo seed through it).
+    pub fn state(&self) -> Arc<NodeState> {
+        self.state.clone()
+    }
+
+    /// Serves until `shutdown` completes, then drains in-flight requests,
+    /// signs a final audit checkpoint and closes the database.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        tracing::info!(agency = %self.state.agency, address = %self.address, "agency node listening");
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("serving")?;
+        if let Err(err) = self.state.audit.checkpoint_now().await {
+            tracing::error!(error = ?err, "final audit checkpoint failed");
+        }
+        self.state.db.close().await;
+        tracing::info!(agency = %self.state.agency, "agency node stopped");
+        Ok(())
+    }
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown signal received");
+}
+
+/// File name of the node's checkpoint-signing key in its data directory.
+pub const NODE_KEY_FILE: &str = "node-signing-key.pk8";
+
+/// Loads the node's Ed25519 checkpoint-signing key, generating it (readable
+/// by the owner only) on first start.
+pub fn load_or_generate_node_key(data_dir: &Path) -> anyhow::Result<Ed25519KeyPair> {
+    let path = data_dir.join(NODE_KEY_FILE);
+    if path.exists() {
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        return Ed25519KeyPair::from_pkcs8(&bytes)
+            .map_err(|_| anyhow::anyhow!("{} is not an Ed25519 PKCS#8 key", path.display()));
+    }
+    let doc = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
+        .map_err(|_| anyhow::anyhow!("generating the node key failed"))?;
+    write_private(&path, doc.as_ref())?;
+    tracing::info!(path = %path.display(), "generated the node's audit signing key");
+    Ed25519KeyPair::from_pkcs8(doc.as_ref()).map_err(|_| anyhow::anyhow!("generated key did not load"))
+}
+
+/// Writes a secret file readable by the owner only.
+pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    Ok(())
+}

@@ -1,0 +1,407 @@
+//! The node's append-only, tamper-evident audit log.
+//!
+//! Every entry is chained to its predecessor with
+//! [`exchange_schema::audit::chain_hash`]; the head is signed with the node's
+//! Ed25519 key every `checkpoint_every` entries and on a timer
+//! ([`exchange_schema::audit::Checkpoint`]).
+//!
+//! Two ways in, both serialised by one lock on the chain head so entries are
+//! numbered and chained in commit order:
+//! * [`AuditLog::append`] for reads and denials: entries are queued and
+//!   written in groups (group commit), and the caller is answered only once
+//!   its entry is durable.
+//! * [`AuditLog::record`] for changes: the change and its entry are written in
+//!   one transaction, so there is no change without its entry and no entry
+//!   for a change that failed.
+
+pub mod verify;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lc_rs::signature::Ed25519KeyPair;
+use exchange_schema::audit::{AuditEntry, ChainHash, Checkpoint, GENESIS, chain_hash_event};
+use exchange_schema::{AuditEvent, Decision};
+use futures::future::BoxFuture;
+use sqlx::{AnyConnection, Connection, Row};
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+use crate::error::NodeError;
+use crate::store::{Db, to_ms};
+
+/// How the log groups and signs.
+#[derive(Debug, Clone)]
+pub struct AuditOptions {
+    /// The log's identity in checkpoints: the agency ID (or `gateway`).
+    pub log_id: String,
+    /// Sign the head after this many new entries.
+    pub checkpoint_every: u64,
+    /// Sign the head at least this often while it moves.
+    pub checkpoint_interval: Duration,
+    /// Most entries written in one transaction.
+    pub max_batch: usize,
+}
+
+impl AuditOptions {
+    pub fn new(log_id: impl Into<String>) -> Self {
+        Self {
+            log_id: log_id.into(),
+            checkpoint_every: 1000,
+            checkpoint_interval: Duration::from_secs(60),
+            max_batch: 512,
+        }
+    }
+}
+
+struct ChainState {
+    seq: u64,
+    head: ChainHash,
+    checkpointed_seq: u64,
+}
+
+struct Pending {
+    event: AuditEvent,
+    done: oneshot::Sender<Result<u64, String>>,
+}
+
+struct Inner {
+    db: Db,
+    key: Arc<Ed25519KeyPair>,
+    options: AuditOptions,
+    chain: Mutex<ChainState>,
+}
+
+/// The audit log of one node (or the gateway). Cheap to clone.
+#[derive(Clone)]
+pub struct AuditLog {
+    inner: Arc<Inner>,
+    queue: mpsc::Sender<Pending>,
+}
+
+/// A change to run in the same transaction as its audit entry: it returns
+/// its result and the event that describes it.
+pub type Change<'c, T> = BoxFuture<'c, Result<(T, AuditEvent), NodeError>>;
+
+impl AuditLog {
+    /// Opens the log: reads the head and starts the group-commit writer and
+    /// the checkpoint timer. Both stop when every clone is dropped.
+    pub async fn open(db: Db, key: Arc<Ed25519KeyPair>, options: AuditOptions) -> anyhow::Result<Self> {
+        let mut conn = db.pool().acquire().await?;
+        let last = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut *conn)
+            .await?;
+        let (seq, head) = match last {
+            Some(row) => {
+                let seq: i64 = row.try_get("seq")?;
+                let hash: String = row.try_get("hash")?;
+                (seq as u64, parse_hash(&hash)?)
+            }
+            None => (0, GENESIS),
+        };
+        let checkpointed: Option<i64> = sqlx::query("SELECT MAX(seq) AS seq FROM audit_checkpoints")
+            .fetch_one(&mut *conn)
+            .await?
+            .try_get("seq")?;
+        drop(conn);
+        let inner = Arc::new(Inner {
+            db,
+            key,
+            options,
+            chain: Mutex::new(ChainState {
+                seq,
+                head,
+                checkpointed_seq: checkpointed.unwrap_or(0) as u64,
+            }),
+        });
+        let (queue, rx) = mpsc::channel(inner.options.max_batch * 8);
+        tokio::spawn(group_commit(inner.clone(), rx));
+        tokio::spawn(checkpoint_timer(Arc::downgrade(&inner)));
+        Ok(Self { inner, queue })
+    }
+
+    /// Appends an event on its own; returns its sequence number once durable.
+    pub async fn append(&self, event: AuditEvent) -> Result<u64, NodeError> {
+        let (done, wait) = oneshot::channel();
+        self.queue
+            .send(Pending { event, done })
+            .await
+            .map_err(|_| NodeError::internal(anyhow::anyhow!("audit writer stopped")))?;
+        match wait.await {
+            Ok(Ok(seq)) => Ok(seq),
+            Ok(Err(message)) => Err(NodeError::internal(anyhow::anyhow!(message))),
+            Err(_) => Err(NodeError::internal(anyhow::anyhow!("audit writer stopped"))),
+        }
+    }
+
+    /// Appends many events and waits until all are durable.
+    pub async fn append_all(&self, events: Vec<AuditEvent>) -> Result<(), NodeError> {
+        let mut waits = Vec::with_capacity(events.len());
+        for event in events {
+            let (done, wait) = oneshot::channel();
+            self.queue
+                .send(Pending { event, done })
+                .await
+                .map_err(|_| NodeError::internal(anyhow::anyhow!("audit writer stopped")))?;
+            waits.push(wait);
+        }
+        for wait in waits {
+            match wait.await {
+                Ok(Ok(_)) => {}
+                Ok(Err(message)) => return Err(NodeError::internal(anyhow::anyhow!(message))),
+                Err(_) => return Err(NodeError::internal(anyhow::anyhow!("audit writer stopped"))),
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `change` and appends the event it returns in one transaction.
+    /// If the change fails, nothing is written and the error is returned; a
+    /// refused change should be audited by the caller with [`Self::append`].
+    pub async fn record<T, F>(&self, change: F) -> Result<T, NodeError>
+    where
+        F: for<'c> FnOnce(&'c mut AnyConnection) -> Change<'c, T>,
+    {
+        let mut chain = self.inner.chain.lock().await;
+        let mut conn = self.inner.db.pool().acquire().await?;
+        let mut tx = conn.begin().await?;
+        let (value, event) = change(&mut tx).await?;
+        let seq = chain.seq + 1;
+        let hash = insert_entry(&mut tx, seq, &chain.head, &event).await?;
+        tx.commit().await?;
+        chain.seq = seq;
+        chain.head = hash;
+        drop(conn);
+        self.inner.maybe_checkpoint(&mut chain, false).await;
+        Ok(value)
+    }
+
+    /// Signs the current head now (if it moved since the last checkpoint).
+    pub async fn checkpoint_now(&self) -> anyhow::Result<()> {
+        let mut chain = self.inner.chain.lock().await;
+        self.inner.checkpoint(&mut chain).await
+    }
+
+    /// The sequence number and hash of the newest entry.
+    pub async fn head(&self) -> (u64, ChainHash) {
+        let chain = self.inner.chain.lock().await;
+        (chain.seq, chain.head)
+    }
+
+    /// The log's identity in checkpoints.
+    pub fn log_id(&self) -> &str {
+        &self.inner.options.log_id
+    }
+
+    /// Hex of the public key that signs checkpoints.
+    pub fn public_key_hex(&self) -> String {
+        use aws_lc_rs::signature::KeyPair;
+        hex::encode(self.inner.key.public_key().as_ref())
+    }
+}
+
+impl Inner {
+    async fn maybe_checkpoint(&self, chain: &mut ChainState, force: bool) {
+        let due = chain.seq >= chain.checkpointed_seq + self.options.checkpoint_every;
+        if (due || force)
+            && chain.seq > chain.checkpointed_seq
+            && let Err(err) = self.checkpoint(chain).await
+        {
+            tracing::error!(error = ?err, "signing an audit checkpoint failed");
+        }
+    }
+
+    async fn checkpoint(&self, chain: &mut ChainState) -> anyhow::Result<()> {
+        if chain.seq == 0 || chain.seq == chain.checkpointed_seq {
+            return Ok(());
+        }
+        let checkpoint = Checkpoint::sign(&self.key, &self.options.log_id, chain.seq, &chain.head);
+        sqlx::query("INSERT INTO audit_checkpoints (seq, checkpoint) VALUES ($1, $2)")
+            .bind(chain.seq as i64)
+            .bind(serde_json::to_string(&checkpoint)?)
+            .execute(self.db.pool())
+            .await?;
+        chain.checkpointed_seq = chain.seq;
+        Ok(())
+    }
+}
+
+/// Writes one entry; returns its hash.
+async fn insert_entry(
+    conn: &mut AnyConnection,
+    seq: u64,
+    prev: &ChainHash,
+    event: &AuditEvent,
+) -> Result<ChainHash, NodeError> {
+    let hash = chain_hash_event(prev, seq, event);
+    sqlx::query(
+        "INSERT INTO audit_log (seq, at, kind, actor_agency, survivor, purpose, decision, break_glass, \
+         event, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(seq as i64)
+    .bind(to_ms(event.at))
+    .bind(event.kind.as_str())
+    .bind(event.actor_agency.as_ref().map(|a| a.as_str().to_owned()))
+    .bind(event.survivor.as_ref().map(ToString::to_string))
+    .bind(event.purpose.map(|p| p.as_str()))
+    .bind(decision_str(event.decision))
+    .bind(i64::from(event.break_glass))
+    .bind(String::from_utf8(event.canonical_bytes()).map_err(NodeError::internal)?)
+    .bind(hex::encode(prev))
+    .bind(hex::encode(hash))
+    .execute(conn)
+    .await?;
+    Ok(hash)
+}
+
+pub fn decision_str(decision: Decision) -> &'static str {
+    match decision {
+        Decision::Permit => "PERMIT",
+        Decision::Deny => "DENY",
+    }
+}
+
+fn parse_hash(hex_hash: &str) -> anyhow::Result<ChainHash> {
+    let bytes = hex::decode(hex_hash)?;
+    bytes
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("stored audit hash is not 32 bytes"))
+}
+
+/// The group-commit writer: takes whatever is queued (up to `max_batch`),
+/// writes it in one transaction, then answers every waiter.
+async fn group_commit(inner: Arc<Inner>, mut rx: mpsc::Receiver<Pending>) {
+    let mut batch: Vec<Pending> = Vec::with_capacity(inner.options.max_batch);
+    while rx.recv_many(&mut batch, inner.options.max_batch).await > 0 {
+        let result = write_batch(&inner, &batch).await;
+        match result {
+            Ok(first_seq) => {
+                for (i, pending) in batch.drain(..).enumerate() {
+                    let _ = pending.done.send(Ok(first_seq + i as u64));
+                }
+            }
+            Err(err) => {
+                tracing::error!(error = ?err, "writing audit entries failed");
+                for pending in batch.drain(..) {
+                    let _ = pending.done.send(Err("audit log write failed".to_owned()));
+                }
+            }
+        }
+    }
+    let mut chain = inner.chain.lock().await;
+    inner.maybe_checkpoint(&mut chain, true).await;
+}
+
+async fn write_batch(inner: &Inner, batch: &[Pending]) -> anyhow::Result<u64> {
+    let mut chain = inner.chain.lock().await;
+    let mut conn = inner.db.pool().acquire().await?;
+    let mut tx = conn.begin().await?;
+    let first = chain.seq + 1;
+    let mut head = chain.head;
+    for (i, pending) in batch.iter().enumerate() {
+        head = insert_entry(&mut tx, first + i as u64, &head, &pending.event)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    }
+    tx.commit().await?;
+    chain.seq = first + batch.len() as u64 - 1;
+    chain.head = head;
+    drop(conn);
+    inner.maybe_checkpoint(&mut chain, false).await;
+    Ok(first)
+}
+
+async fn checkpoint_timer(inner: std::sync::Weak<Inner>) {
+    let period = match inner.upgrade() {
+        Some(inner) => inner.options.checkpoint_interval,
+        None => return,
+    };
+    let mut ticker = tokio::time::interval(period);
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        let Some(inner) = inner.upgrade() else { return };
+        let mut chain = inner.chain.lock().await;
+        inner.maybe_checkpoint(&mut chain, true).await;
+    }
+}
+
+/// Reads entries of a live log for auditors, newest first.
+pub mod read {
+    use super::*;
+    use exchange_schema::{AgencyId, Purpose};
+    use time::OffsetDateTime;
+
+    /// What an auditor filters the log by.
+    #[derive(Debug, Clone, Default)]
+    pub struct AuditFilter {
+        pub actor_agency: Option<AgencyId>,
+        pub survivor: Option<String>,
+        pub purpose: Option<Purpose>,
+        pub decision: Option<Decision>,
+        pub break_glass: Option<bool>,
+        pub since: Option<OffsetDateTime>,
+        pub until: Option<OffsetDateTime>,
+        /// Only entries with `seq` below this (cursor).
+        pub before_seq: Option<u64>,
+    }
+
+    /// Entries matching `filter`, newest first, at most `limit`.
+    pub async fn entries(db: &Db, filter: &AuditFilter, limit: i64) -> anyhow::Result<Vec<AuditEntry>> {
+        let mut sql = String::from("SELECT seq, event, prev_hash, hash FROM audit_log WHERE 1 = 1");
+        let mut binds: Vec<Bind> = Vec::new();
+        let mut push = |sql: &mut String, clause: &str, bind: Bind| {
+            binds.push(bind);
+            sql.push_str(&format!(" AND {clause} ${}", binds.len()));
+        };
+        if let Some(agency) = &filter.actor_agency {
+            push(&mut sql, "actor_agency =", Bind::Text(agency.to_string()));
+        }
+        if let Some(survivor) = &filter.survivor {
+            push(&mut sql, "survivor =", Bind::Text(survivor.clone()));
+        }
+        if let Some(purpose) = filter.purpose {
+            push(&mut sql, "purpose =", Bind::Text(purpose.as_str().to_owned()));
+        }
+        if let Some(decision) = filter.decision {
+            push(&mut sql, "decision =", Bind::Text(decision_str(decision).to_owned()));
+        }
+        if let Some(flag) = filter.break_glass {
+            push(&mut sql, "break_glass =", Bind::Int(i64::from(flag)));
+        }
+        if let Some(since) = filter.since {
+            push(&mut sql, "at >=", Bind::Int(to_ms(since)));
+        }
+        if let Some(until) = filter.until {
+            push(&mut sql, "at <", Bind::Int(to_ms(until)));
+        }
+        if let Some(before) = filter.before_seq {
+            push(&mut sql, "seq <", Bind::Int(before as i64));
+        }
+        binds.push(Bind::Int(limit));
+        sql.push_str(&format!(" ORDER BY seq DESC LIMIT ${}", binds.len()));
+        let mut query = sqlx::query(&sql);
+        for bind in binds {
+            query = match bind {
+                Bind::Text(v) => query.bind(v),
+                Bind::Int(v) => query.bind(v),
+            };
+        }
+        let rows = query.fetch_all(db.pool()).await?;
+        rows.iter()
+            .map(|row| {
+                let event: String = row.try_get("event")?;
+                Ok(AuditEntry {
+                    seq: row.try_get::<i64, _>("seq")? as u64,
+                    event: serde_json::from_str(&event)?,
+                    prev_hash: row.try_get("prev_hash")?,
+                    hash: row.try_get("hash")?,
+                })
+            })
+            .collect()
+    }
+
+    enum Bind {
+        Text(String),
+        Int(i64),
+    }
+}

@@ -1,0 +1,239 @@
+//! The node's configuration: a TOML file (reference copy in
+//! `deploy/agency-node.toml`) with environment overrides
+//! (`AGENCY_NODE__<FIELD>`, nested with `__`, e.g.
+//! `AGENCY_NODE__LIMITS__MAX_DEPTH=8`). Unknown fields are an error, and the
+//! database URL (which may hold a password) is never printed.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Everything a node needs to start.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// This node's agency ID; it must be listed in the federation file.
+    pub agency: String,
+    /// Address to listen on. Port 0 picks a free port (tests).
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Directory holding the SQLite database, the node's signing key and,
+    /// in development, the local identity provider's key.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// `postgres://...` to use PostgreSQL; SQLite in `data_dir` when unset.
+    #[serde(default)]
+    pub database_url: Option<String>,
+    /// The federation trust list (agencies, issuers, keys).
+    pub federation: PathBuf,
+    /// Directory of the Cedar policy set; the shipped baseline when unset.
+    #[serde(default)]
+    pub policies: Option<PathBuf>,
+    /// Where the GraphQL endpoint (and GraphiQL) is served.
+    #[serde(default = "default_graphql_path")]
+    pub graphql_path: String,
+    /// Largest accepted request body, in bytes.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    #[serde(default)]
+    pub audit: AuditConfig,
+    #[serde(default)]
+    pub break_glass: BreakGlassConfig,
+    /// `json` (default, for log collectors) or `pretty` (for a terminal).
+    #[serde(default = "default_log_format")]
+    pub log_format: String,
+}
+
+/// Limits on each GraphQL operation.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    pub max_depth: usize,
+    pub max_complexity: usize,
+    /// Whether schema introspection is answered.
+    pub introspection: bool,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let d = crate::graphql::OperationLimits::default();
+        Self {
+            max_depth: d.max_depth,
+            max_complexity: d.max_complexity,
+            introspection: d.introspection,
+        }
+    }
+}
+
+/// How often the audit head is signed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Sign after this many entries.
+    pub checkpoint_every: u64,
+    /// Sign at least this often (seconds) while the log grows.
+    pub checkpoint_interval_secs: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            checkpoint_every: 1000,
+            checkpoint_interval_secs: 60,
+        }
+    }
+}
+
+/// The emergency access path.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BreakGlassConfig {
+    /// Switch break-glass off entirely.
+    pub enabled: bool,
+    /// How long an opening lasts, in minutes (hours, not days).
+    pub window_minutes: u64,
+}
+
+impl Default for BreakGlassConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            window_minutes: 240,
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 7100))
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("data")
+}
+fn default_graphql_path() -> String {
+    "/graphql".into()
+}
+fn default_max_body() -> usize {
+    64 * 1024
+}
+fn default_log_format() -> String {
+    "json".into()
+}
+
+/// Why the configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl NodeConfig {
+    /// Reads `file` (if given) and then `AGENCY_NODE__*` environment variables.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut builder = config::Config::builder();
+        if let Some(file) = file {
+            builder = builder.add_source(config::File::from(file).required(true));
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix("AGENCY_NODE")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true),
+        );
+        let config: Self = builder.build()?.try_deserialize()?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        exchange_schema::AgencyId::parse(&self.agency)
+            .map_err(|e| ConfigError::Invalid(format!("agency: {e}")))?;
+        if !self.graphql_path.starts_with('/') {
+            return Err(ConfigError::Invalid("graphql_path must start with /".into()));
+        }
+        if !(1024..=16 * 1024 * 1024).contains(&self.max_body_bytes) {
+            return Err(ConfigError::Invalid("max_body_bytes must be between 1 KiB and 16 MiB".into()));
+        }
+        if self.break_glass.window_minutes == 0 || self.break_glass.window_minutes > 24 * 60 {
+            return Err(ConfigError::Invalid(
+                "break_glass.window_minutes must be between 1 and 1440 (hours, not days)".into(),
+            ));
+        }
+        if !matches!(self.log_format.as_str(), "json" | "pretty") {
+            return Err(ConfigError::Invalid("log_format must be json or pretty".into()));
+        }
+        Ok(())
+    }
+
+    /// The database URL in use: the configured one or SQLite in `data_dir`.
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| crate::store::sqlite_url(&self.data_dir))
+    }
+
+    pub fn checkpoint_interval(&self) -> Duration {
+        Duration::from_secs(self.audit.checkpoint_interval_secs.max(1))
+    }
+}
+
+impl fmt::Debug for NodeConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NodeConfig")
+            .field("agency", &self.agency)
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &self.database_url.as_ref().map(|u| redact_url(u)))
+            .field("federation", &self.federation)
+            .field("policies", &self.policies)
+            .field("graphql_path", &self.graphql_path)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("limits", &self.limits)
+            .field("audit", &self.audit)
+            .field("break_glass", &self.break_glass)
+            .finish()
+    }
+}
+
+/// A database URL with any password replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{}:***{}", &url[..scheme + 3], user, &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_never_printed() {
+        assert_eq!(
+            redact_url("postgres://exchange:s3cret@localhost/db"),
+            "postgres://exchange:***@localhost/db"
+        );
+        let config: NodeConfig = toml::from_str(
+            "agency = \"shelter-north\"\nfederation = \"f.toml\"\ndatabase_url = \"postgres://u:s3cret@h/d\"",
+        )
+        .unwrap();
+        assert!(!format!("{config:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        let err = toml::from_str::<NodeConfig>("agency = \"a1\"\nfederation = \"f\"\nlisten_port = 1").unwrap_err();
+        assert!(err.to_string().contains("listen_port"));
+    }
+}

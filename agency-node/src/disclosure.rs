@@ -1,0 +1,142 @@
+//! The one place a survivor's record is disclosed.
+//!
+//! Every read of a survivor's categories — `survivor(id)`, `survivors`, a
+//! referral's `survivor`, `_entities` — calls [`disclose`]. It loads the
+//! grants naming the requesting agency (and any break-glass opening of the
+//! requesting user), asks the policy engine once per distinct situation
+//! (the engine's [`exchange_policies::DecisionScope`] caches within the call),
+//! moves only the allowed categories into the [`DisclosedSurvivor`] it
+//! returns and drops the rest, and appends one audit entry per record before
+//! anything is returned. Nothing is cached across requests, so a revocation
+//! takes effect on the very next request.
+
+use std::collections::HashMap;
+
+use exchange_schema::audit::Withheld;
+use exchange_schema::{AuditEvent, AuditKind, Category, Decision, GlobalId, Purpose, WithheldReason};
+use time::OffsetDateTime;
+
+use crate::error::NodeResult;
+use crate::records::{CaseDetails, Contact, HealthNotes, Identity, LegalStatus};
+use crate::state::{Caller, NodeState};
+use crate::store::survivors::SurvivorRecord;
+use crate::store::{break_glass, grants};
+
+/// A survivor's record as the requester may see it: withheld categories are
+/// `None` and listed in `withheld` with their reason.
+#[derive(Debug, Clone)]
+pub struct DisclosedSurvivor {
+    pub id: GlobalId,
+    pub registered_at: OffsetDateTime,
+    pub identity: Option<Identity>,
+    pub contact: Option<Contact>,
+    pub case: Option<CaseDetails>,
+    pub health: Option<HealthNotes>,
+    pub legal: Option<LegalStatus>,
+    pub withheld: Vec<(Category, WithheldReason)>,
+    /// Whether this disclosure relied on break-glass.
+    pub break_glass: bool,
+}
+
+/// Decides and discloses a batch of records for one request, auditing each.
+/// `selected` are the categories the operation asked for; they are what the
+/// audit entry lists as disclosed.
+pub async fn disclose(
+    state: &NodeState,
+    caller: &Caller,
+    purpose: Purpose,
+    records: Vec<SurvivorRecord>,
+    selected: &[Category],
+) -> NodeResult<Vec<DisclosedSurvivor>> {
+    if records.is_empty() {
+        return Ok(Vec::new());
+    }
+    let now = OffsetDateTime::now_utc();
+    let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
+    let mut conn = state.db.pool().acquire().await?;
+    let grants_by_survivor = if caller.principal.agency == state.agency {
+        HashMap::new()
+    } else {
+        grants::for_survivors(&mut conn, &ids, &caller.principal.agency)
+            .await
+            .map_err(crate::error::NodeError::internal)?
+    };
+    let mut openings = HashMap::new();
+    if purpose == Purpose::Emergency {
+        for id in &ids {
+            if let Some(opening) =
+                break_glass::latest(&mut conn, id, &caller.principal.agency, &caller.principal.user)
+                    .await
+                    .map_err(crate::error::NodeError::internal)?
+            {
+                openings.insert(id.clone(), opening.facts());
+            }
+        }
+    }
+    drop(conn);
+
+    let mut scope = state.policies.scope(caller.facts(purpose, now));
+    let mut disclosed = Vec::with_capacity(records.len());
+    let mut events = Vec::with_capacity(records.len());
+    for record in records {
+        let facts: Vec<exchange_policies::GrantFacts> = grants_by_survivor
+            .get(&record.id)
+            .map(|gs| gs.iter().map(grants::ConsentGrantRecord::facts).collect())
+            .unwrap_or_default();
+        let decision = scope.disclose(&state.agency, &facts, openings.get(&record.id));
+        let id = GlobalId::new(state.agency.clone(), record.id.clone())?;
+
+        let allowed = |c: Category| decision.is_allowed(c);
+        let out = DisclosedSurvivor {
+            id: id.clone(),
+            registered_at: record.created_at,
+            identity: record.identity.filter(|_| allowed(Category::Identity)),
+            contact: record.contact.filter(|_| allowed(Category::Contact)),
+            case: record.case.filter(|_| allowed(Category::Case)),
+            health: record.health.filter(|_| allowed(Category::Health)),
+            legal: record.legal.filter(|_| allowed(Category::Legal)),
+            withheld: decision.withheld(),
+            break_glass: decision.break_glass_used(),
+        };
+
+        let mut event = caller.event(
+            AuditKind::Disclosure,
+            if decision.allowed().is_empty() {
+                Decision::Deny
+            } else {
+                Decision::Permit
+            },
+            decision.reason_code(),
+        );
+        event.purpose = Some(purpose);
+        event.survivor = Some(id);
+        event.disclosed = decision
+            .allowed()
+            .into_iter()
+            .filter(|c| selected.contains(c))
+            .collect();
+        event.withheld = out
+            .withheld
+            .iter()
+            .map(|(category, reason)| Withheld {
+                category: *category,
+                reason: *reason,
+            })
+            .collect();
+        event.explanation = Some(decision.explanation());
+        event.policy_set = Some(state.policies.set_hash().to_owned());
+        event.break_glass = out.break_glass;
+        events.push(event);
+        disclosed.push(out);
+    }
+    state.audit.append_all(events).await?;
+    Ok(disclosed)
+}
+
+/// The audit event for a record change made by the caller.
+pub fn change_event(caller: &Caller, kind: AuditKind, survivor: Option<GlobalId>, subject: Option<String>) -> AuditEvent {
+    let mut event = caller.event(kind, Decision::Permit, kind.as_str());
+    event.survivor = survivor;
+    event.subject = subject;
+    event
+}

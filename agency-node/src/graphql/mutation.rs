@@ -1,0 +1,583 @@
+//! Changes to the node's records. Each one checks who may make it (the
+//! owning agency, or the agency a referral was sent to), asks the policy
+//! engine, validates its input, and then writes the change together with its
+//! audit entry in one transaction ([`crate::audit::AuditLog::record`]).
+
+use async_graphql::{Context, ID, InputObject, Object, Result};
+use exchange_policies::{Action, ActionTarget};
+use exchange_schema::{AuditKind, Category, ConsentMethod, GlobalId, Purpose, ReferralStatus, ServiceKind, Urgency};
+use time::OffsetDateTime;
+
+use super::types::{ConsentGrant, Referral, Survivor};
+use super::{caller, selected_categories, state};
+use crate::disclosure::{change_event, disclose};
+use crate::error::NodeError;
+use crate::records::{CaseDetails, Contact, HealthNotes, Identity, LegalStatus, SHORT_TEXT, Validate, check_text};
+use crate::state::{Caller, NodeState};
+use crate::store::break_glass::BreakGlassOpening;
+use crate::store::grants::ConsentGrantRecord;
+use crate::store::referrals::{ReferralEvent, ReferralRecord};
+use crate::store::survivors::SurvivorRecord;
+use crate::store::{break_glass, grants, new_local_id, referrals, survivors};
+
+pub struct Mutation;
+
+/// A new survivor's record. Only `identity` is required.
+#[derive(InputObject)]
+pub struct RegisterSurvivorInput {
+    pub identity: Identity,
+    pub contact: Option<Contact>,
+    pub case: Option<CaseDetails>,
+    pub health: Option<HealthNotes>,
+    pub legal: Option<LegalStatus>,
+}
+
+/// Categories to replace; a category left out is unchanged.
+#[derive(InputObject)]
+pub struct UpdateSurvivorInput {
+    pub identity: Option<Identity>,
+    pub contact: Option<Contact>,
+    pub case: Option<CaseDetails>,
+    pub health: Option<HealthNotes>,
+    pub legal: Option<LegalStatus>,
+}
+
+/// A referral to another agency.
+#[derive(InputObject)]
+pub struct CreateReferralInput {
+    pub survivor_id: ID,
+    /// The receiving agency's ID.
+    pub to_agency: String,
+    pub service: ServiceKind,
+    pub urgency: Urgency,
+    pub notes: Option<String>,
+}
+
+/// A consent the survivor gave outside the portal, witnessed by staff.
+#[derive(InputObject)]
+pub struct RecordConsentInput {
+    pub survivor_id: ID,
+    /// The agency allowed to see the categories.
+    pub grantee: String,
+    pub categories: Vec<Category>,
+    pub purposes: Vec<Purpose>,
+    /// Defaults to now.
+    pub valid_from: Option<OffsetDateTime>,
+    /// Open-ended when left out.
+    pub valid_until: Option<OffsetDateTime>,
+    /// WITNESSED_VERBAL or WITNESSED_WRITTEN.
+    pub method: ConsentMethod,
+    /// Who witnessed it, besides the recording caseworker.
+    pub witness: Option<String>,
+}
+
+#[Object]
+impl Mutation {
+    /// Registers a survivor at this node (the node's own staff only).
+    async fn register_survivor(&self, ctx: &Context<'_>, input: RegisterSurvivorInput) -> Result<Survivor> {
+        let (state, caller) = (state(ctx), caller(ctx)?);
+        let purpose = caller.purpose()?;
+        own_staff(state, caller, None).await?;
+        state
+            .authorize(caller, purpose, Action::RegisterSurvivor, ActionTarget::owned_by(state.agency.clone()), None)
+            .await?;
+        input.identity.validate()?;
+        input.contact.validate()?;
+        input.case.validate()?;
+        input.health.validate()?;
+        input.legal.validate()?;
+        let now = exchange_schema::audit::now_millis();
+        let record = SurvivorRecord {
+            id: new_local_id(),
+            created_at: now,
+            updated_at: now,
+            created_by: caller.principal.user.clone(),
+            identity: Some(input.identity),
+            contact: input.contact,
+            case: input.case,
+            health: input.health,
+            legal: input.legal,
+        };
+        let gid = GlobalId::new(state.agency.clone(), record.id.clone())?;
+        let event = change_event(caller, AuditKind::SurvivorRegistered, Some(gid), None);
+        let stored = record.clone();
+        state
+            .audit
+            .record(move |conn| {
+                Box::pin(async move {
+                    survivors::insert(conn, &stored).await.map_err(NodeError::internal)?;
+                    Ok(((), event))
+                })
+            })
+            .await?;
+        disclosed_one(ctx, state, caller, purpose, record).await
+    }
+
+    /// Replaces the given categories of a survivor's record (own staff only).
+    async fn update_survivor(&self, ctx: &Context<'_>, id: ID, input: UpdateSurvivorInput) -> Result<Survivor> {
+        let (state, caller) = (state(ctx), caller(ctx)?);
+        let purpose = caller.purpose()?;
+        let gid = state.local_id(&id)?;
+        own_staff(state, caller, Some(&gid)).await?;
+        state
+            .authorize(caller, purpose, Action::UpdateSurvivor, ActionTarget::owned_by(state.agency.clone()), Some(&gid))
+            .await?;
+        input.identity.validate()?;
+        input.contact.validate()?;
+        input.case.validate()?;
+        input.health.validate()?;
+        input.legal.validate()?;
+        let event = change_event(caller, AuditKind::SurvivorUpdated, Some(gid.clone()), None);
+        let local = gid.local().to_owned();
+        let updated = state
+            .audit
+            .record(move |conn| {
+                Box::pin(async move {
+                    let mut record = survivors::get(conn, &local)
+                        .await
+                        .map_err(NodeError::internal)?
+                        .ok_or(NodeError::NotFound("survivor"))?;
+                    if let Some(v) = input.identity {
+                        record.identity = Some(v);
+                    }
+                    if let Some(v) = input.contact {
+                        record.contact = Some(v);
+                    }
+                    if let Some(v) = input.case {
+                        record.case = Some(v);
+                    }
+                    if let Some(v) = input.health {
+                        record.health = Some(v);
+                    }
+                    if let Some(v) = input.legal {
+                        record.legal = Some(v);
+                    }
+                    record.updated_at = exchange_schema::audit::now_millis();
+                    survivors::update(conn, &record).await.map_err(NodeError::internal)?;
+                    Ok((record, event))
+                })
+            })
+            .await;
+        let record = match updated {
+            Ok(record) => record,
+            Err(NodeError::NotFound(what)) => {
+                return Err(state.deny(caller, NodeError::NotFound(what), Some(&gid), None).await.into());
+            }
+            Err(other) => return Err(other.into()),
+        };
+        disclosed_one(ctx, state, caller, purpose, record).await
+    }
+
+    /// Refers a survivor of this node to another agency. Needs the survivor's
+    /// active consent for the REFERRAL purpose naming the receiving agency.
+    async fn create_referral(&self, ctx: &Context<'_>, input: CreateReferralInput) -> Result<Referral> {
+        let (state, caller) = (state(ctx), caller(ctx)?);
+        let purpose = caller.purpose()?;
+        let gid = state.local_id(&input.survivor_id)?;
+        own_staff(state, caller, Some(&gid)).await?;
+        let to_agency = state.known_agency(&input.to_agency)?;
+        if to_agency == state.agency {
+            return Err(NodeError::bad_input("a referral goes to another agency").into());
+        }
+        if let Some(notes) = &input.notes {
+            check_text("notes", notes, crate::records::LONG_TEXT, true)?;
+        }
+        let now = exchange_schema::audit::now_millis();
+        let mut conn = state.db.pool().acquire().await?;
+        if !survivors::exists(&mut conn, gid.local()).await.map_err(NodeError::internal)? {
+            drop(conn);
+            return Err(state.deny(caller, NodeError::NotFound("survivor"), Some(&gid), None).await.into());
+        }
+        let consented = grants::for_survivor(&mut conn, gid.local())
+            .await
+            .map_err(NodeError::internal)?
+            .iter()
+            .any(|g| g.grantee == to_agency && g.purposes.contains(&Purpose::Referral) && g.is_active(now));
+        drop(conn);
+        let target = ActionTarget::referral_to(state.agency.clone(), to_agency.clone(), consented);
+        state.authorize(caller, purpose, Action::MakeReferral, target, Some(&gid)).await?;
+        if !consented {
+            let err = NodeError::ConsentRequired(format!(
+                "the survivor has no active consent for REFERRAL naming {to_agency}"
+            ));
+            return Err(state.deny(caller, err, Some(&gid), None).await.into());
+        }
+        let record = ReferralRecord {
+            id: new_local_id(),
+            survivor_id: gid.local().to_owned(),
+            from_agency: state.agency.clone(),
+            to_agency,
+            service: input.service,
+            urgency: input.urgency,
+            status: ReferralStatus::Pending,
+            notes: input.notes,
+            created_at: now,
+            updated_at: now,
+            created_by: caller.principal.user.clone(),
+        };
+        let first = ReferralEvent {
+            status: ReferralStatus::Pending,
+            at: now,
+            by_agency: state.agency.clone(),
+            by_user: caller.principal.user.clone(),
+            note: None,
+        };
+        let event = change_event(
+            caller,
+            AuditKind::ReferralCreated,
+            Some(gid),
+            Some(format!("{}:{}", state.agency, record.id)),
+        );
+        let stored = record.clone();
+        let history = vec![first.clone()];
+        state
+            .audit
+            .record(move |conn| {
+                Box::pin(async move {
+                    referrals::insert(conn, &stored, &first).await.map_err(NodeError::internal)?;
+                    Ok(((), event))
+                })
+            })
+            .await?;
+        Ok(Referral::new(state.agency.as_str(), record, history))
+    }
+
+    /// The receiving agency accepts a pending referral.
+    async fn accept_referral(&self, ctx: &Context<'_>, id: ID, note: Option<String>) -> Result<Referral> {
+        answer_referral(ctx, &id, ReferralStatus::Accepted, note).await
+    }
+
+    /// The receiving agency declines a pending referral.
+    async fn decline_referral(&self, ctx: &Context<'_>, id: ID, reason: Option<String>) -> Result<Referral> {
+        answer_referral(ctx, &id, ReferralStatus::Declined, reason).await
+    }
+
+    /// The receiving agency completes an accepted referral.
+    async fn complete_referral(&self, ctx: &Context<'_>, id: ID, note: Option<String>) -> Result<Referral> {
+        answer_referral(ctx, &id, ReferralStatus::Completed, note).await
+    }
+
+    /// The referring agency withdraws a pending or accepted referral.
+    async fn withdraw_referral(&self, ctx: &Context<'_>, id: ID, reason: Option<String>) -> Result<Referral> {
+        answer_referral(ctx, &id, ReferralStatus::Withdrawn, reason).await
+    }
+
+    /// Records a consent the survivor gave in person, witnessed by staff of
+    /// the owning agency.
+    async fn record_consent(&self, ctx: &Context<'_>, input: RecordConsentInput) -> Result<ConsentGrant> {
+        let (state, caller) = (state(ctx), caller(ctx)?);
+        let purpose = caller.purpose()?;
+        let gid = state.local_id(&input.survivor_id)?;
+        own_staff(state, caller, Some(&gid)).await?;
+        state
+            .authorize(caller, purpose, Action::RecordConsent, ActionTarget::owned_by(state.agency.clone()), Some(&gid))
+            .await?;
+        let grantee = state.known_agency(&input.grantee)?;
+        let now = exchange_schema::audit::now_millis();
+        let grant = validate_grant(state, caller, &gid, grantee, input, now)?;
+        let event = {
+            let mut e = change_event(caller, AuditKind::ConsentGranted, Some(gid.clone()), Some(format!("{}:{}", state.agency, grant.id)));
+            e.disclosed = grant.categories.clone();
+            e
+        };
+        let stored = grant.clone();
+        let local = gid.local().to_owned();
+        let outcome = state
+            .audit
+            .record(move |conn| {
+                Box::pin(async move {
+                    if !survivors::exists(conn, &local).await.map_err(NodeError::internal)? {
+                        return Err(NodeError::NotFound("survivor"));
+                    }
+                    grants::insert(conn, &stored).await.map_err(NodeError::internal)?;
+                    Ok(((), event))
+                })
+            })
+            .await;
+        if let Err(err) = outcome {
+            return Err(match err {
+                NodeError::NotFound(what) => state.deny(caller, NodeError::NotFound(what), Some(&gid), None).await,
+                other => other,
+            }
+            .into());
+        }
+        Ok(ConsentGrant::new(state.agency.as_str(), grant, now))
+    }
+
+    /// Revokes a consent grant; takes effect on the very next request.
+    async fn revoke_consent(&self, ctx: &Context<'_>, grant_id: ID, reason: Option<String>) -> Result<ConsentGrant> {
+        let (state, caller) = (state(ctx), caller(ctx)?);
+        let purpose = caller.purpose()?;
+        let gid = state.local_id(&grant_id)?;
+        own_staff(state, caller, None).await?;
+        state
+            .authorize(caller, purpose, Action::RevokeConsent, ActionTarget::owned_by(state.agency.clone()), None)
+            .await?;
+        if let Some(reason) = &reason {
+            check_text("reason", reason, SHORT_TEXT, false)?;
+        }
+        let now = exchange_schema::audit::now_millis();
+        let by = format!("{}/{}", caller.principal.agency, caller.principal.user);
+        let local = gid.local().to_owned();
+        let agency = state.agency.clone();
+        let caller_for_event = caller.clone();
+        let outcome = state
+            .audit
+            .record(move |conn| {
+                Box::pin(async move {
+                    let grant = grants::get(conn, &local)
+                        .await
+                        .map_err(NodeError::internal)?
+                        .ok_or(NodeError::NotFound("consent grant"))?;
+                    if !grants::revoke(conn, &local, now, &by, reason.as_deref())
+                        .await
+                        .map_err(NodeError::internal)?
+                    {
+                        return Err(NodeError::Conflict("the consent grant is already revoked".into()));
+                    }
+                    let survivor = GlobalId::new(agency.clone(), grant.survivor_id.clone())?;
+                    let mut event = change_event(
+                        &caller_for_event,
+                        AuditKind::ConsentRevoked,
+                        Some(survivor),
+                        Some(format!("{agency}:{local}")),
+                    );
+                    event.withheld = grant
+                        .categories
+                        .iter()
+                        .map(|c| exchange_schema::audit::Withheld {
+                            category: *c,
+                            reason: exchange_schema::WithheldReason::GrantRevoked,
+                        })
+                        .collect();
+                    let revoked = grants::get(conn, &local)
+                        .await
+                        .map_err(NodeError::internal)?
+                        .ok_or(NodeError::NotFound("consent grant"))?;
+                    Ok((revoked, event))
+                })
+            })
+            .await;
+        match outcome {
+            Ok(grant) => Ok(ConsentGrant::new(state.agency.as_str(), grant, now)),
+            Err(err @ (NodeError::NotFound(_) | NodeError::Conflict(_))) => {
+                Err(state.deny(caller, err, None, Some(gid.to_string())).await.into())
+            }
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// Opens a break-glass window for one survivor: an emergency in which the
+    /// survivor is in danger and cannot be asked. Needs the EMERGENCY
+    /// purpose, a permitted role and a written justification; every use is
+    /// marked for mandatory review.
+    async fn open_break_glass(&self, ctx: &Context<'_>, survivor_id: ID, justification: String) -> Result<BreakGlassWindow> {
+        let (state, caller) = (state(ctx), caller(ctx)?);
+        let purpose = caller.purpose()?;
+        let gid = state.local_id(&survivor_id)?;
+        if purpose != Purpose::Emergency {
+            return Err(NodeError::bad_input("break-glass needs the EMERGENCY purpose").into());
+        }
+        check_text("justification", &justification, crate::records::LONG_TEXT, true)?;
+        if justification.trim().chars().count() < exchange_policies::MIN_JUSTIFICATION_CHARS {
+            return Err(NodeError::JustificationRequired.into());
+        }
+        let mut with_justification = caller.clone();
+        with_justification.justification = Some(justification.clone());
+        let caller = &with_justification;
+        let decision = state
+            .authorize(caller, purpose, Action::OpenBreakGlass, ActionTarget::owned_by(state.agency.clone()), Some(&gid))
+            .await?;
+        let now = exchange_schema::audit::now_millis();
+        let opening = BreakGlassOpening {
+            id: new_local_id(),
+            survivor_id: gid.local().to_owned(),
+            agency: caller.principal.agency.clone(),
+            user: caller.principal.user.clone(),
+            justification,
+            opened_at: now,
+            expires_at: now + state.policies.break_glass_window(),
+        };
+        let mut event = change_event(caller, AuditKind::Disclosure, Some(gid.clone()), Some(format!("break-glass:{}", opening.id)));
+        event.reason = "BREAK_GLASS_OPENED".into();
+        event.break_glass = true;
+        event.explanation = Some(decision.explanation);
+        event.policy_set = Some(state.policies.set_hash().to_owned());
+        let stored = opening.clone();
+        let local = gid.local().to_owned();
+        state
+            .audit
+            .record(move |conn| {
+                Box::pin(async move {
+                    if !survivors::exists(conn, &local).await.map_err(NodeError::internal)? {
+                        return Err(NodeError::NotFound("survivor"));
+                    }
+                    break_glass::insert(conn, &stored).await.map_err(NodeError::internal)?;
+                    Ok(((), event))
+                })
+            })
+            .await?;
+        Ok(BreakGlassWindow {
+            id: ID(format!("{}:{}", state.agency, opening.id)),
+            survivor_id: ID(gid.to_string()),
+            opened_at: opening.opened_at,
+            expires_at: opening.expires_at,
+        })
+    }
+}
+
+/// An open break-glass window.
+#[derive(async_graphql::SimpleObject)]
+pub struct BreakGlassWindow {
+    pub id: ID,
+    pub survivor_id: ID,
+    pub opened_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
+async fn own_staff(state: &NodeState, caller: &Caller, survivor: Option<&GlobalId>) -> Result<(), NodeError> {
+    if state.is_own_staff(caller) {
+        return Ok(());
+    }
+    let err = NodeError::Forbidden(format!("only staff of {} may change its records", state.agency));
+    Err(state.deny(caller, err, survivor, None).await)
+}
+
+async fn disclosed_one(
+    ctx: &Context<'_>,
+    state: &NodeState,
+    caller: &Caller,
+    purpose: Purpose,
+    record: SurvivorRecord,
+) -> Result<Survivor> {
+    let mut out = disclose(state, caller, purpose, vec![record], &selected_categories(ctx)).await?;
+    out.pop()
+        .map(Survivor::from)
+        .ok_or_else(|| NodeError::internal(anyhow::anyhow!("disclosure returned nothing")).into())
+}
+
+fn validate_grant(
+    state: &NodeState,
+    caller: &Caller,
+    survivor: &GlobalId,
+    grantee: exchange_schema::AgencyId,
+    input: RecordConsentInput,
+    now: OffsetDateTime,
+) -> Result<ConsentGrantRecord, NodeError> {
+    if grantee == state.agency {
+        return Err(NodeError::bad_input("the owning agency needs no consent to see its own records"));
+    }
+    if input.method == ConsentMethod::Portal {
+        return Err(NodeError::bad_input("PORTAL consents are given by the survivor in the consent portal"));
+    }
+    if input.categories.is_empty() || input.purposes.is_empty() {
+        return Err(NodeError::bad_input("a consent names at least one category and one purpose"));
+    }
+    if input.purposes.iter().any(|p| matches!(p, Purpose::Emergency | Purpose::Audit | Purpose::CaseManagement)) {
+        return Err(NodeError::bad_input("EMERGENCY, AUDIT and CASE_MANAGEMENT are not purposes a survivor grants"));
+    }
+    let mut categories = input.categories;
+    categories.sort();
+    categories.dedup();
+    let mut purposes = input.purposes;
+    purposes.sort();
+    purposes.dedup();
+    let valid_from = input.valid_from.unwrap_or(now);
+    if let Some(until) = input.valid_until
+        && until <= valid_from
+    {
+        return Err(NodeError::bad_input("validUntil must be after validFrom"));
+    }
+    if let Some(witness) = &input.witness {
+        check_text("witness", witness, SHORT_TEXT, false)?;
+    }
+    Ok(ConsentGrantRecord {
+        id: new_local_id(),
+        survivor_id: survivor.local().to_owned(),
+        grantee,
+        categories,
+        purposes,
+        valid_from,
+        valid_until: input.valid_until,
+        method: input.method,
+        recorded_by: format!("{}/{}", caller.principal.agency, caller.principal.user),
+        witness: input.witness,
+        created_at: now,
+        revoked_at: None,
+        revoked_by: None,
+        revocation_reason: None,
+    })
+}
+
+/// Accept, decline, complete (receiving agency) or withdraw (referring
+/// agency) a referral held by this node.
+async fn answer_referral(ctx: &Context<'_>, id: &str, to: ReferralStatus, note: Option<String>) -> Result<Referral> {
+    let (state, caller) = (state(ctx), caller(ctx)?);
+    let purpose = caller.purpose()?;
+    let gid = state.local_id(id)?;
+    if let Some(note) = &note {
+        check_text("note", note, crate::records::LONG_TEXT, true)?;
+    }
+    let mut conn = state.db.pool().acquire().await?;
+    let record = referrals::get(&mut conn, gid.local()).await.map_err(NodeError::internal)?;
+    drop(conn);
+    let me = &caller.principal.agency;
+    let Some(record) = record.filter(|r| &r.from_agency == me || &r.to_agency == me) else {
+        return Err(state.deny(caller, NodeError::NotFound("referral"), None, Some(gid.to_string())).await.into());
+    };
+    let (entitled, action) = match to {
+        ReferralStatus::Withdrawn => (&record.from_agency == me, Action::WithdrawReferral),
+        _ => (&record.to_agency == me, Action::AnswerReferral),
+    };
+    if !entitled {
+        let err = NodeError::Forbidden(format!(
+            "only the {} agency may set a referral to {to}",
+            if to == ReferralStatus::Withdrawn { "referring" } else { "receiving" }
+        ));
+        return Err(state.deny(caller, err, None, Some(gid.to_string())).await.into());
+    }
+    let target = ActionTarget::referral_answer(record.from_agency.clone(), record.to_agency.clone());
+    state.authorize(caller, purpose, action, target, None).await?;
+    let from = record.status;
+    let allowed = matches!(
+        (from, to),
+        (ReferralStatus::Pending, ReferralStatus::Accepted | ReferralStatus::Declined | ReferralStatus::Withdrawn)
+            | (ReferralStatus::Accepted, ReferralStatus::Completed | ReferralStatus::Withdrawn)
+    );
+    if !allowed {
+        let err = NodeError::Conflict(format!("a {from} referral cannot become {to}"));
+        return Err(state.deny(caller, err, None, Some(gid.to_string())).await.into());
+    }
+    let step = ReferralEvent {
+        status: to,
+        at: exchange_schema::audit::now_millis(),
+        by_agency: me.clone(),
+        by_user: caller.principal.user.clone(),
+        note,
+    };
+    let survivor = GlobalId::new(state.agency.clone(), record.survivor_id.clone())?;
+    let mut event = change_event(caller, AuditKind::ReferralStatusChanged, Some(survivor), Some(gid.to_string()));
+    event.reason = format!("{from}->{to}");
+    let local = gid.local().to_owned();
+    let outcome = state
+        .audit
+        .record(move |conn| {
+            Box::pin(async move {
+                if !referrals::transition(conn, &local, from, &step).await.map_err(NodeError::internal)? {
+                    return Err(NodeError::Conflict("the referral changed meanwhile; reload it".into()));
+                }
+                let record = referrals::get(conn, &local)
+                    .await
+                    .map_err(NodeError::internal)?
+                    .ok_or(NodeError::NotFound("referral"))?;
+                let history = referrals::history(conn, &local).await.map_err(NodeError::internal)?;
+                Ok(((record, history), event))
+            })
+        })
+        .await;
+    match outcome {
+        Ok((record, history)) => Ok(Referral::new(state.agency.as_str(), record, history)),
+        Err(err @ NodeError::Conflict(_)) => Err(state.deny(caller, err, None, Some(gid.to_string())).await.into()),
+        Err(other) => Err(other.into()),
+    }
+}

@@ -1,0 +1,279 @@
+//! Read operations of the subgraph, and the federation entity resolvers.
+//! Every read of a survivor's categories goes through
+//! [`crate::disclosure::disclose`]; `_entities` uses the very same function.
+
+use async_graphql::connection::{Connection, Edge};
+use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
+use exchange_policies::{Action, ActionTarget};
+use exchange_schema::{AuditKind, Category, Decision, GlobalId, Purpose, ReferralStatus};
+use time::OffsetDateTime;
+
+use super::types::{AuditEntry, ConsentGrant, NodeAgency, Referral, Survivor};
+use super::{caller, decode_cursor, encode_cursor, page_size, selected_categories, state};
+use crate::audit::read::{AuditFilter, entries};
+use crate::disclosure::disclose;
+use crate::error::NodeError;
+use crate::store::referrals::Direction;
+use crate::store::{grants, referrals, survivors, to_ms};
+
+pub struct Query;
+
+/// Which referrals to list, seen from the requesting agency.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(rename_items = "SCREAMING_SNAKE_CASE")]
+pub enum ReferralDirection {
+    /// Sent to the requesting agency.
+    Incoming,
+    /// Sent by the requesting agency.
+    Outgoing,
+    /// Both.
+    All,
+}
+
+/// What an auditor filters the access log by.
+#[derive(InputObject, Default)]
+pub struct AuditLogFilter {
+    /// The agency of the requester.
+    pub agency: Option<String>,
+    /// A survivor's global ID.
+    pub survivor_id: Option<ID>,
+    pub purpose: Option<Purpose>,
+    pub decision: Option<Decision>,
+    /// Only break-glass accesses (true) or only others (false).
+    pub break_glass: Option<bool>,
+    /// From this time (inclusive).
+    pub since: Option<OffsetDateTime>,
+    /// Until this time (exclusive).
+    pub until: Option<OffsetDateTime>,
+}
+
+#[Object]
+impl Query {
+    /// The agency this node belongs to.
+    async fn agency(&self, ctx: &Context<'_>) -> Result<NodeAgency> {
+        let state = state(ctx);
+        let entry = state
+            .federation
+            .agency(&state.agency)
+            .ok_or_else(|| NodeError::internal(anyhow::anyhow!("node agency missing from trust list")))?;
+        Ok(NodeAgency {
+            id: state.agency.to_string(),
+            name: entry.name.clone(),
+            kind: state.agency_kind,
+        })
+    }
+
+    /// A survivor's record, as far as the requester may see it.
+    async fn survivor(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Survivor>> {
+        survivor_by_id(ctx, &id).await
+    }
+
+    /// The node agency's own survivors, in registration order (own staff only).
+    #[graphql(complexity = "first.unwrap_or(20) as usize * child_complexity")]
+    async fn survivors(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Connection<String, Survivor>> {
+        let (state, caller) = (state(ctx), caller(ctx)?);
+        let purpose = caller.purpose()?;
+        let limit = page_size(first)?;
+        let after = after.as_deref().map(decode_cursor).transpose()?;
+        if !state.is_own_staff(caller) {
+            return Err(state
+                .deny(caller, NodeError::Forbidden("only the owning agency lists its survivors".into()), None, None)
+                .await
+                .into());
+        }
+        let mut conn = state.db.pool().acquire().await?;
+        let mut rows = survivors::page(&mut conn, after, limit + 1)
+            .await
+            .map_err(NodeError::internal)?;
+        drop(conn);
+        let has_next = rows.len() as i64 > limit;
+        rows.truncate(limit as usize);
+        let cursors: Vec<String> = rows.iter().map(|r| encode_cursor(to_ms(r.created_at), &r.id)).collect();
+        let disclosed = disclose(state, caller, purpose, rows, &selected_categories(ctx)).await?;
+        let mut connection = Connection::new(false, has_next);
+        connection
+            .edges
+            .extend(cursors.into_iter().zip(disclosed).map(|(c, d)| Edge::new(c, Survivor::from(d))));
+        Ok(connection)
+    }
+
+    /// A referral, visible only to the two agencies it joins.
+    async fn referral(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Referral>> {
+        let (state, caller) = (state(ctx), caller(ctx)?);
+        caller.purpose()?;
+        let gid = state.local_id(&id)?;
+        let mut conn = state.db.pool().acquire().await?;
+        let record = referrals::get(&mut conn, gid.local()).await.map_err(NodeError::internal)?;
+        let visible = record.as_ref().is_some_and(|r| {
+            r.from_agency == caller.principal.agency || r.to_agency == caller.principal.agency
+        });
+        let Some(record) = record.filter(|_| visible) else {
+            drop(conn);
+            return Err(state
+                .deny(caller, NodeError::NotFound("referral"), None, Some(gid.to_string()))
+                .await
+                .into());
+        };
+        let history = referrals::history(&mut conn, &record.id).await.map_err(NodeError::internal)?;
+        Ok(Some(Referral::new(state.agency.as_str(), record, history)))
+    }
+
+    /// Referrals this node holds that the requesting agency sent or received,
+    /// newest first.
+    #[graphql(complexity = "first.unwrap_or(20) as usize * child_complexity")]
+    async fn referrals(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default_with = "ReferralDirection::All")] direction: ReferralDirection,
+        #[graphql(default)] status: Vec<ReferralStatus>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Connection<String, Referral>> {
+        let (state, caller) = (state(ctx), caller(ctx)?);
+        caller.purpose()?;
+        let limit = page_size(first)?;
+        let after = after.as_deref().map(decode_cursor).transpose()?;
+        if status.len() > ReferralStatus::ALL.len() {
+            return Err(NodeError::bad_input("too many statuses").into());
+        }
+        let direction = match direction {
+            ReferralDirection::Incoming => Direction::Incoming,
+            ReferralDirection::Outgoing => Direction::Outgoing,
+            ReferralDirection::All => Direction::Both,
+        };
+        let mut conn = state.db.pool().acquire().await?;
+        let mut rows = referrals::page(&mut conn, &caller.principal.agency, direction, &status, after, limit + 1)
+            .await
+            .map_err(NodeError::internal)?;
+        let has_next = rows.len() as i64 > limit;
+        rows.truncate(limit as usize);
+        let mut connection = Connection::new(false, has_next);
+        for record in rows {
+            let cursor = encode_cursor(to_ms(record.created_at), &record.id);
+            let history = referrals::history(&mut conn, &record.id).await.map_err(NodeError::internal)?;
+            connection
+                .edges
+                .push(Edge::new(cursor, Referral::new(state.agency.as_str(), record, history)));
+        }
+        Ok(connection)
+    }
+
+    /// Every consent grant of a survivor (owning agency only).
+    async fn consent_grants(&self, ctx: &Context<'_>, survivor_id: ID) -> Result<Vec<ConsentGrant>> {
+        let (state, caller) = (state(ctx), caller(ctx)?);
+        let purpose = caller.purpose()?;
+        let gid = state.local_id(&survivor_id)?;
+        if !state.is_own_staff(caller) {
+            return Err(state
+                .deny(caller, NodeError::Forbidden("only the owning agency lists consent grants".into()), Some(&gid), None)
+                .await
+                .into());
+        }
+        let mut conn = state.db.pool().acquire().await?;
+        if !survivors::exists(&mut conn, gid.local()).await.map_err(NodeError::internal)? {
+            drop(conn);
+            return Err(state.deny(caller, NodeError::NotFound("survivor"), Some(&gid), None).await.into());
+        }
+        let list = grants::for_survivor(&mut conn, gid.local()).await.map_err(NodeError::internal)?;
+        drop(conn);
+        let mut event = caller.event(AuditKind::Disclosure, Decision::Permit, "CONSENT_LIST");
+        event.purpose = Some(purpose);
+        event.survivor = Some(gid);
+        event.subject = Some("consent-grants".into());
+        state.audit.append(event).await?;
+        let now = OffsetDateTime::now_utc();
+        Ok(list
+            .into_iter()
+            .map(|g| ConsentGrant::new(state.agency.as_str(), g, now))
+            .collect())
+    }
+
+    /// This node's access log, newest first: for auditors, and for the
+    /// owning agency's supervisors and data-protection officers. Every read
+    /// is itself audited.
+    #[graphql(complexity = "first.unwrap_or(20) as usize * child_complexity")]
+    async fn audit_log(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default)] filter: AuditLogFilter,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Connection<String, AuditEntry>> {
+        let (state, caller) = (state(ctx), caller(ctx)?);
+        let purpose = caller.purpose()?;
+        let limit = page_size(first)?;
+        let before_seq = after
+            .as_deref()
+            .map(|c| decode_cursor(c).map(|(seq, _)| seq as u64))
+            .transpose()?;
+        let survivor = filter
+            .survivor_id
+            .as_deref()
+            .map(|s| state.local_id(s))
+            .transpose()?;
+        let actor_agency = filter.agency.as_deref().map(exchange_schema::AgencyId::parse).transpose()?;
+        let target = ActionTarget::owned_by(state.agency.clone());
+        state.authorize(caller, purpose, Action::ReadAuditLog, target, None).await?;
+        let query = AuditFilter {
+            actor_agency,
+            survivor: survivor.map(|s| s.to_string()),
+            purpose: filter.purpose,
+            decision: filter.decision,
+            break_glass: filter.break_glass,
+            since: filter.since,
+            until: filter.until,
+            before_seq,
+        };
+        let mut found = entries(&state.db, &query, limit + 1).await.map_err(NodeError::internal)?;
+        let has_next = found.len() as i64 > limit;
+        found.truncate(limit as usize);
+        let mut event = caller.event(AuditKind::AuditRead, Decision::Permit, "AUDIT_READ");
+        event.purpose = Some(purpose);
+        event.subject = Some(format!("{} entries", found.len()));
+        event.policy_set = Some(state.policies.set_hash().to_owned());
+        state.audit.append(event).await?;
+        let mut connection = Connection::new(false, has_next);
+        connection.edges.extend(
+            found
+                .into_iter()
+                .map(|e| Edge::new(encode_cursor(e.seq as i64, "a"), AuditEntry::from(e))),
+        );
+        Ok(connection)
+    }
+
+    /// Federation entity resolver for `Survivor`: the same decision as
+    /// `survivor(id)`.
+    #[graphql(entity)]
+    async fn find_survivor_by_id(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Survivor>> {
+        survivor_by_id(ctx, &id).await
+    }
+
+    /// Federation entity resolver for `Referral`: the same visibility as
+    /// `referral(id)`.
+    #[graphql(entity)]
+    async fn find_referral_by_id(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Referral>> {
+        self.referral(ctx, id).await
+    }
+}
+
+/// Reads one survivor through the disclosure path. A record that does not
+/// exist is NOT_FOUND (and the attempt is audited).
+pub async fn survivor_by_id(ctx: &Context<'_>, id: &str) -> Result<Option<Survivor>> {
+    let (state, caller) = (state(ctx), caller(ctx)?);
+    let purpose = caller.purpose()?;
+    let gid: GlobalId = state.local_id(id)?;
+    let mut conn = state.db.pool().acquire().await?;
+    let record = survivors::get(&mut conn, gid.local()).await.map_err(NodeError::internal)?;
+    drop(conn);
+    let Some(record) = record else {
+        return Err(state.deny(caller, NodeError::NotFound("survivor"), Some(&gid), None).await.into());
+    };
+    let selected: Vec<Category> = selected_categories(ctx);
+    let mut disclosed = disclose(state, caller, purpose, vec![record], &selected).await?;
+    Ok(disclosed.pop().map(Survivor::from))
+}

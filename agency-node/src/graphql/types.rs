@@ -1,0 +1,248 @@
+//! The subgraph's output types. `Survivor` is built only from a
+//! [`DisclosedSurvivor`], so a withheld category has no data to return.
+
+use async_graphql::{ComplexObject, Context, ID, Result, SimpleObject};
+use exchange_schema::audit::AuditEntry as StoredAuditEntry;
+use exchange_schema::{
+    AgencyKind, AuditKind, Category, ConsentMethod, Decision, Purpose, ReferralStatus, Role,
+    ServiceKind, Urgency, WithheldReason,
+};
+use time::OffsetDateTime;
+
+use crate::disclosure::DisclosedSurvivor;
+use crate::records::{CaseDetails, Contact, HealthNotes, Identity, LegalStatus};
+use crate::store::grants::ConsentGrantRecord;
+use crate::store::referrals::{ReferralEvent, ReferralRecord};
+
+/// A survivor's record, as far as the requester may see it. A category that
+/// is not disclosed is `null` and listed under `withheld` with the reason.
+#[derive(SimpleObject)]
+pub struct Survivor {
+    /// Global ID: `<owning agency>:<local id>`.
+    pub id: ID,
+    /// The agency whose node owns the record.
+    pub owner: String,
+    pub registered_at: OffsetDateTime,
+    pub identity: Option<Identity>,
+    pub contact: Option<Contact>,
+    pub case: Option<CaseDetails>,
+    pub health: Option<HealthNotes>,
+    pub legal: Option<LegalStatus>,
+    /// Categories not disclosed to this requester, and why.
+    pub withheld: Vec<WithheldCategory>,
+    /// True when this answer relied on a break-glass opening.
+    pub break_glass: bool,
+}
+
+/// A category withheld from the requester, and why.
+#[derive(SimpleObject)]
+pub struct WithheldCategory {
+    pub category: Category,
+    pub reason: WithheldReason,
+}
+
+impl From<DisclosedSurvivor> for Survivor {
+    fn from(d: DisclosedSurvivor) -> Self {
+        Self {
+            owner: d.id.agency().to_string(),
+            id: ID(d.id.to_string()),
+            registered_at: d.registered_at,
+            identity: d.identity,
+            contact: d.contact,
+            case: d.case,
+            health: d.health,
+            legal: d.legal,
+            withheld: d
+                .withheld
+                .into_iter()
+                .map(|(category, reason)| WithheldCategory { category, reason })
+                .collect(),
+            break_glass: d.break_glass,
+        }
+    }
+}
+
+/// A referral of a survivor from one agency to another, visible only to
+/// those two agencies.
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct Referral {
+    /// Global ID: `<referring agency>:<local id>`.
+    pub id: ID,
+    /// Global ID of the survivor referred.
+    pub survivor_id: ID,
+    pub from_agency: String,
+    pub to_agency: String,
+    pub service: ServiceKind,
+    pub urgency: Urgency,
+    pub status: ReferralStatus,
+    pub notes: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    /// Every status the referral went through, oldest first.
+    pub history: Vec<ReferralStatusChange>,
+}
+
+#[ComplexObject]
+impl Referral {
+    /// The survivor's record, through the same disclosure decision as
+    /// `survivor(id)`.
+    async fn survivor(&self, ctx: &Context<'_>) -> Result<Option<Survivor>> {
+        super::query::survivor_by_id(ctx, &self.survivor_id).await
+    }
+}
+
+impl Referral {
+    pub fn new(agency: &str, record: ReferralRecord, history: Vec<ReferralEvent>) -> Self {
+        Self {
+            id: ID(format!("{agency}:{}", record.id)),
+            survivor_id: ID(format!("{agency}:{}", record.survivor_id)),
+            from_agency: record.from_agency.to_string(),
+            to_agency: record.to_agency.to_string(),
+            service: record.service,
+            urgency: record.urgency,
+            status: record.status,
+            notes: record.notes,
+            created_at: record.created_at,
+            updated_at: record.updated_at,
+            history: history.into_iter().map(ReferralStatusChange::from).collect(),
+        }
+    }
+}
+
+/// One step in a referral's history.
+#[derive(SimpleObject)]
+pub struct ReferralStatusChange {
+    pub status: ReferralStatus,
+    pub at: OffsetDateTime,
+    pub by_agency: String,
+    pub by_user: String,
+    pub note: Option<String>,
+}
+
+impl From<ReferralEvent> for ReferralStatusChange {
+    fn from(e: ReferralEvent) -> Self {
+        Self {
+            status: e.status,
+            at: e.at,
+            by_agency: e.by_agency.to_string(),
+            by_user: e.by_user,
+            note: e.note,
+        }
+    }
+}
+
+/// A survivor's consent for one agency to see named categories for named
+/// purposes, for a time.
+#[derive(SimpleObject)]
+pub struct ConsentGrant {
+    /// Global ID: `<owning agency>:<local id>`.
+    pub id: ID,
+    pub survivor_id: ID,
+    /// The agency allowed to see the categories.
+    pub grantee: String,
+    pub categories: Vec<Category>,
+    pub purposes: Vec<Purpose>,
+    pub valid_from: OffsetDateTime,
+    pub valid_until: Option<OffsetDateTime>,
+    pub method: ConsentMethod,
+    pub recorded_by: String,
+    pub witness: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub revoked_at: Option<OffsetDateTime>,
+    pub revoked_by: Option<String>,
+    pub revocation_reason: Option<String>,
+    /// Whether the grant is in force now.
+    pub active: bool,
+}
+
+impl ConsentGrant {
+    pub fn new(agency: &str, g: ConsentGrantRecord, now: OffsetDateTime) -> Self {
+        Self {
+            active: g.is_active(now),
+            id: ID(format!("{agency}:{}", g.id)),
+            survivor_id: ID(format!("{agency}:{}", g.survivor_id)),
+            grantee: g.grantee.to_string(),
+            categories: g.categories,
+            purposes: g.purposes,
+            valid_from: g.valid_from,
+            valid_until: g.valid_until,
+            method: g.method,
+            recorded_by: g.recorded_by,
+            witness: g.witness,
+            created_at: g.created_at,
+            revoked_at: g.revoked_at,
+            revoked_by: g.revoked_by,
+            revocation_reason: g.revocation_reason,
+        }
+    }
+}
+
+/// One entry of a node's audit log: metadata only, never record contents.
+#[derive(SimpleObject)]
+pub struct AuditEntry {
+    pub seq: u64,
+    pub at: OffsetDateTime,
+    pub kind: AuditKind,
+    pub actor_agency: Option<String>,
+    pub actor_user: Option<String>,
+    pub actor_roles: Vec<Role>,
+    pub survivor_id: Option<ID>,
+    pub subject: Option<String>,
+    pub disclosed: Vec<Category>,
+    pub withheld: Vec<WithheldCategory>,
+    pub purpose: Option<Purpose>,
+    pub justification: Option<String>,
+    pub decision: Decision,
+    pub reason: String,
+    pub explanation: Option<String>,
+    pub policy_set: Option<String>,
+    pub break_glass: bool,
+    pub trace_id: Option<String>,
+    /// Hex SHA-256 chain hash of this entry.
+    pub hash: String,
+    pub prev_hash: String,
+}
+
+impl From<StoredAuditEntry> for AuditEntry {
+    fn from(e: StoredAuditEntry) -> Self {
+        let ev = e.event;
+        Self {
+            seq: e.seq,
+            at: ev.at,
+            kind: ev.kind,
+            actor_agency: ev.actor_agency.map(|a| a.to_string()),
+            actor_user: ev.actor_user,
+            actor_roles: ev.actor_roles,
+            survivor_id: ev.survivor.map(|s| ID(s.to_string())),
+            subject: ev.subject,
+            disclosed: ev.disclosed,
+            withheld: ev
+                .withheld
+                .into_iter()
+                .map(|w| WithheldCategory {
+                    category: w.category,
+                    reason: w.reason,
+                })
+                .collect(),
+            purpose: ev.purpose,
+            justification: ev.justification,
+            decision: ev.decision,
+            reason: ev.reason,
+            explanation: ev.explanation,
+            policy_set: ev.policy_set,
+            break_glass: ev.break_glass,
+            trace_id: ev.trace_id,
+            hash: e.hash,
+            prev_hash: e.prev_hash,
+        }
+    }
+}
+
+/// The agency this node belongs to.
+#[derive(SimpleObject)]
+pub struct NodeAgency {
+    pub id: String,
+    pub name: String,
+    pub kind: AgencyKind,
+}

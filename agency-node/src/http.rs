@@ -1,0 +1,202 @@
+//! The node's HTTP surface: `POST /graphql` (authenticated), GraphiQL on
+//! `GET /graphql`, `/healthz` and `/readyz`.
+//!
+//! The GraphQL handler owns everything that happens before a resolver runs:
+//! the body limit, the JSON content type (which also keeps browsers from
+//! sending cross-site requests without a preflight), bearer-token
+//! verification (a failure is audited as a denial), the declared purpose and
+//! justification, the trace ID, and giving every error a stable
+//! `extensions.code`.
+
+use std::sync::Arc;
+
+use async_graphql::http::GraphiQLSource;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use exchange_schema::{AuditEvent, AuditKind, Decision, ErrorCode, JUSTIFICATION_HEADER, PURPOSE_HEADER, Purpose};
+use serde_json::json;
+
+use crate::graphql::NodeSchema;
+use crate::records::check_text;
+use crate::state::{Caller, NodeState};
+
+/// What the HTTP handlers share.
+#[derive(Clone)]
+pub struct HttpState {
+    pub node: Arc<NodeState>,
+    pub schema: NodeSchema,
+    pub max_body_bytes: usize,
+    pub graphql_path: String,
+}
+
+pub fn router(state: HttpState) -> Router {
+    let path = state.graphql_path.clone();
+    Router::new()
+        .route(&path, get(graphiql).post(graphql))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+}
+
+async fn graphiql(State(state): State<HttpState>) -> Html<String> {
+    Html(
+        GraphiQLSource::build()
+            .endpoint(&state.graphql_path)
+            .title("Agency node")
+            .finish(),
+    )
+}
+
+async fn readyz(State(state): State<HttpState>) -> Response {
+    if state.node.db.ping().await {
+        (StatusCode::OK, "ready").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response()
+    }
+}
+
+/// A GraphQL-shaped error response with a stable code.
+pub fn error_response(status: StatusCode, code: ErrorCode, message: &str) -> Response {
+    let body = json!({ "errors": [{ "message": message, "extensions": { "code": code.as_str() } }] });
+    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
+async fn graphql(State(state): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
+    let trace_id = trace_id(&headers);
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")));
+    if !is_json {
+        return error_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::BadUserInput,
+            "send the operation as application/json",
+        );
+    }
+    let bytes: Bytes = match axum::body::to_bytes(body, state.max_body_bytes).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            return error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::PayloadTooLarge,
+                &format!("the request body is larger than {} bytes", state.max_body_bytes),
+            );
+        }
+    };
+
+    // Authenticate before even parsing the operation.
+    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let principal = match exchange_trust::parse_authorization_header(authorization)
+        .and_then(|token| state.node.verifier.verify(token))
+    {
+        Ok(principal) => principal,
+        Err(err) => {
+            let mut event = AuditEvent::new(AuditKind::Denial, Decision::Deny, err.reason_code());
+            event.actor_agency = err.claimed_agency().and_then(|a| exchange_schema::AgencyId::parse(a).ok());
+            event.actor_user = err.claimed_user().map(|u| format!("unverified:{u}"));
+            event.trace_id = Some(trace_id.clone());
+            event.subject = Some("authentication".into());
+            if let Err(audit_err) = state.node.audit.append(event).await {
+                tracing::error!(error = ?audit_err, "auditing an authentication failure failed");
+                return error_response(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, "internal error");
+            }
+            tracing::info!(reason = err.reason_code(), "authentication failed");
+            return error_response(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::Unauthenticated,
+                &format!("authentication failed: {}", err.reason_code()),
+            );
+        }
+    };
+
+    let purpose = match headers.get(PURPOSE_HEADER).map(|v| v.to_str()) {
+        None => None,
+        Some(Ok(raw)) => match raw.trim().parse::<Purpose>() {
+            Ok(p) => Some(p),
+            Err(err) => return error_response(StatusCode::BAD_REQUEST, ErrorCode::BadUserInput, &err.to_string()),
+        },
+        Some(Err(_)) => {
+            return error_response(StatusCode::BAD_REQUEST, ErrorCode::BadUserInput, "the purpose header is not text");
+        }
+    };
+    let justification = match headers.get(JUSTIFICATION_HEADER).map(|v| v.to_str()) {
+        None => None,
+        Some(Ok(raw)) => match check_text("justification", raw, 2000, false) {
+            Ok(()) => Some(raw.trim().to_owned()),
+            Err(err) => return error_response(StatusCode::BAD_REQUEST, ErrorCode::BadUserInput, &err.to_string()),
+        },
+        Some(Err(_)) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadUserInput,
+                "the justification header must be ASCII; percent-encode other text",
+            );
+        }
+    };
+
+    let request: async_graphql::Request = match serde_json::from_slice(&bytes) {
+        Ok(request) => request,
+        Err(_) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadUserInput,
+                "the body must be a JSON object with `query` and optional `variables` and `operationName`",
+            );
+        }
+    };
+    let caller = Caller {
+        principal,
+        purpose,
+        justification,
+        trace_id: trace_id.clone(),
+    };
+    let mut response = state.schema.execute(request.data(caller)).await;
+    for error in &mut response.errors {
+        let has_code = error
+            .extensions
+            .as_ref()
+            .is_some_and(|ext| ext.get("code").is_some());
+        if !has_code {
+            let code = if error.message.contains("nested too deep") || error.message.contains("too complex") {
+                ErrorCode::OperationTooComplex
+            } else {
+                ErrorCode::BadUserInput
+            };
+            error
+                .extensions
+                .get_or_insert_with(Default::default)
+                .set("code", code.as_str());
+        }
+    }
+    let body = match serde_json::to_vec(&response) {
+        Ok(body) => body,
+        Err(_) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, "internal error"),
+    };
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-store")],
+        body,
+    )
+        .into_response()
+}
+
+/// The W3C trace ID of the request's `traceparent`, or a new random one.
+pub fn trace_id(headers: &HeaderMap) -> String {
+    let from_header = headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let parts: Vec<&str> = v.split('-').collect();
+            (parts.len() == 4
+                && parts[1].len() == 32
+                && parts[1].bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+                && parts[1] != "00000000000000000000000000000000")
+                .then(|| parts[1].to_owned())
+        });
+    from_header.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
+}

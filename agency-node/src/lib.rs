@@ -1,0 +1,23 @@
+//! An agency node: the agency's records (survivors, referrals, consent
+//! grants), the one decision path that discloses them
+//! ([`disclosure`]), the GraphQL subgraph that serves them ([`graphql`]),
+//! and the tamper-evident audit log ([`audit`]).
+//!
+//! `main.rs` is a thin wrapper over [`cli`]; tests build an
+//! [`app::Application`] on port 0.
+
+pub mod app;
+pub mod audit;
+pub mod cli;
+pub mod config;
+pub mod disclosure;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod records;
+pub mod state;
+pub mod store;
+pub mod telemetry;
+
+pub use app::Application;
+pub use config::NodeConfig;

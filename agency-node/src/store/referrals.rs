@@ -1,0 +1,206 @@
+//! Referrals as stored, with their status history. A referral is owned by
+//! the referring agency's node; the receiving agency answers it through its
+//! own token, and the answer is recorded here.
+
+use exchange_schema::{AgencyId, ReferralStatus, ServiceKind, Urgency};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+use time::OffsetDateTime;
+
+use super::{from_ms, to_ms};
+
+/// A stored referral.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReferralRecord {
+    pub id: String,
+    pub survivor_id: String,
+    pub from_agency: AgencyId,
+    pub to_agency: AgencyId,
+    pub service: ServiceKind,
+    pub urgency: Urgency,
+    pub status: ReferralStatus,
+    pub notes: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    pub created_by: String,
+}
+
+/// One step in a referral's history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReferralEvent {
+    pub status: ReferralStatus,
+    pub at: OffsetDateTime,
+    pub by_agency: AgencyId,
+    pub by_user: String,
+    pub note: Option<String>,
+}
+
+/// Which referrals a listing wants, seen from the requesting agency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Sent to the requesting agency.
+    Incoming,
+    /// Sent by the requesting agency.
+    Outgoing,
+    /// Either.
+    Both,
+}
+
+const COLUMNS: &str = "id, survivor_id, from_agency, to_agency, service, urgency, status, notes, \
+     created_at, updated_at, created_by";
+
+fn from_row(row: &AnyRow) -> anyhow::Result<ReferralRecord> {
+    Ok(ReferralRecord {
+        id: row.try_get("id")?,
+        survivor_id: row.try_get("survivor_id")?,
+        from_agency: AgencyId::parse(&row.try_get::<String, _>("from_agency")?)?,
+        to_agency: AgencyId::parse(&row.try_get::<String, _>("to_agency")?)?,
+        service: row.try_get::<String, _>("service")?.parse()?,
+        urgency: row.try_get::<String, _>("urgency")?.parse()?,
+        status: row.try_get::<String, _>("status")?.parse()?,
+        notes: row.try_get("notes")?,
+        created_at: from_ms(row.try_get("created_at")?),
+        updated_at: from_ms(row.try_get("updated_at")?),
+        created_by: row.try_get("created_by")?,
+    })
+}
+
+pub async fn insert(conn: &mut AnyConnection, referral: &ReferralRecord, first: &ReferralEvent) -> anyhow::Result<()> {
+    sqlx::query(&format!(
+        "INSERT INTO referrals ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+    ))
+    .bind(&referral.id)
+    .bind(&referral.survivor_id)
+    .bind(referral.from_agency.as_str())
+    .bind(referral.to_agency.as_str())
+    .bind(referral.service.as_str())
+    .bind(referral.urgency.as_str())
+    .bind(referral.status.as_str())
+    .bind(&referral.notes)
+    .bind(to_ms(referral.created_at))
+    .bind(to_ms(referral.updated_at))
+    .bind(&referral.created_by)
+    .execute(&mut *conn)
+    .await?;
+    append_event(conn, &referral.id, first).await
+}
+
+async fn append_event(conn: &mut AnyConnection, referral_id: &str, event: &ReferralEvent) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO referral_events (referral_id, position, status, at, by_agency, by_user, note) \
+         SELECT $1, COALESCE(MAX(position), 0) + 1, $2, $3, $4, $5, $6 FROM referral_events WHERE referral_id = $1",
+    )
+    .bind(referral_id)
+    .bind(event.status.as_str())
+    .bind(to_ms(event.at))
+    .bind(event.by_agency.as_str())
+    .bind(&event.by_user)
+    .bind(&event.note)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Moves a referral from `from` to the event's status; false when it was no
+/// longer in `from` (a concurrent answer won).
+pub async fn transition(
+    conn: &mut AnyConnection,
+    id: &str,
+    from: ReferralStatus,
+    event: &ReferralEvent,
+) -> anyhow::Result<bool> {
+    let done = sqlx::query("UPDATE referrals SET status = $3, updated_at = $4 WHERE id = $1 AND status = $2")
+        .bind(id)
+        .bind(from.as_str())
+        .bind(event.status.as_str())
+        .bind(to_ms(event.at))
+        .execute(&mut *conn)
+        .await?;
+    if done.rows_affected() != 1 {
+        return Ok(false);
+    }
+    append_event(conn, id, event).await?;
+    Ok(true)
+}
+
+pub async fn get(conn: &mut AnyConnection, id: &str) -> anyhow::Result<Option<ReferralRecord>> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM referrals WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+pub async fn history(conn: &mut AnyConnection, id: &str) -> anyhow::Result<Vec<ReferralEvent>> {
+    let rows = sqlx::query(
+        "SELECT status, at, by_agency, by_user, note FROM referral_events WHERE referral_id = $1 ORDER BY position",
+    )
+    .bind(id)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(ReferralEvent {
+                status: row.try_get::<String, _>("status")?.parse()?,
+                at: from_ms(row.try_get("at")?),
+                by_agency: AgencyId::parse(&row.try_get::<String, _>("by_agency")?)?,
+                by_user: row.try_get("by_user")?,
+                note: row.try_get("note")?,
+            })
+        })
+        .collect()
+}
+
+/// A page of the referrals the requesting agency may see, newest first:
+/// those it sent or received (by `direction`), optionally by status, after a
+/// `(created_at, id)` cursor. Visibility is part of the query: a referral
+/// between two other agencies is never read.
+pub async fn page(
+    conn: &mut AnyConnection,
+    requester: &AgencyId,
+    direction: Direction,
+    statuses: &[ReferralStatus],
+    after: Option<(i64, String)>,
+    limit: i64,
+) -> anyhow::Result<Vec<ReferralRecord>> {
+    let mut sql = format!("SELECT {COLUMNS} FROM referrals WHERE ");
+    sql.push_str(match direction {
+        Direction::Incoming => "to_agency = $1",
+        Direction::Outgoing => "from_agency = $1",
+        Direction::Both => "(to_agency = $1 OR from_agency = $1)",
+    });
+    let mut next = 2;
+    if after.is_some() {
+        sql.push_str(&format!(
+            " AND (created_at < ${a} OR (created_at = ${a} AND id < ${b}))",
+            a = next,
+            b = next + 1
+        ));
+        next += 2;
+    }
+    if !statuses.is_empty() {
+        sql.push_str(&format!(" AND status IN ({})", super::placeholders(next, statuses.len())));
+        next += statuses.len();
+    }
+    sql.push_str(&format!(" ORDER BY created_at DESC, id DESC LIMIT ${next}"));
+    let mut query = sqlx::query(&sql).bind(requester.as_str());
+    if let Some((at, id)) = after {
+        query = query.bind(at).bind(id);
+    }
+    for status in statuses {
+        query = query.bind(status.as_str());
+    }
+    let rows = query.bind(limit).fetch_all(conn).await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// Referrals concerning one survivor (for the survivor's own view).
+pub async fn for_survivor(conn: &mut AnyConnection, survivor_id: &str) -> anyhow::Result<Vec<ReferralRecord>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM referrals WHERE survivor_id = $1 ORDER BY created_at DESC, id DESC"
+    ))
+    .bind(survivor_id)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(from_row).collect()
+}

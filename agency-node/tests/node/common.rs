@@ -1,0 +1,390 @@
+//! The test harness: a development federation of five agencies in a temp
+//! directory, one agency node (`shelter-north`) started on a loopback port
+//! on SQLite or on a fresh PostgreSQL database, and typed helpers to mint
+//! tokens and send GraphQL operations.
+//!
+//! The PostgreSQL suite needs `EXCHANGE_TEST_POSTGRES_URL` (an account that
+//! may create databases); `scripts/test.sh` starts the machine's server and
+//! sets it. Without it the PostgreSQL tests fail: they never skip.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use agency_node::state::NodeState;
+use agency_node::{Application, NodeConfig};
+use exchange_schema::{AgencyId, AgencyKind, Role, ServiceKind};
+use exchange_trust::{AgencySpec, DevFederation, MintRequest};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+pub const AUDIENCE: &str = "survivor-exchange-test";
+/// The node under test.
+pub const OWNER: &str = "shelter-north";
+/// Another shelter: may receive contact details under consent.
+pub const SHELTER: &str = "shelter-south";
+pub const LEGAL: &str = "legal-aid-city";
+pub const CLINIC: &str = "clinic-east";
+pub const POLICE: &str = "police-central";
+pub const OVERSIGHT: &str = "oversight-board";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs each named `async fn(Backend)` once on SQLite and once on PostgreSQL.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+pub(crate) use on_both_backends;
+
+fn spec(id: &str, name: &str, kind: AgencyKind, services: Vec<ServiceKind>) -> AgencySpec {
+    AgencySpec {
+        id: AgencyId::parse(id).unwrap(),
+        name: name.into(),
+        kind,
+        services,
+        languages: vec!["en".into()],
+        region: "Test".into(),
+        node_url: None,
+        tls_identity: None,
+    }
+}
+
+/// A running node with its federation.
+pub struct TestNode {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub federation: DevFederation,
+    pub state: Arc<NodeState>,
+    pub database_url: String,
+    pub data_dir: PathBuf,
+    pub backend: Backend,
+    _dir: tempfile::TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// A fresh, empty PostgreSQL database for one test.
+pub async fn fresh_postgres_database() -> String {
+    use sqlx::Connection as _;
+    let admin = std::env::var("EXCHANGE_TEST_POSTGRES_URL").expect(
+        "EXCHANGE_TEST_POSTGRES_URL must name a PostgreSQL account that may create databases \
+         (scripts/test.sh starts the machine's server and sets it); the PostgreSQL suite never skips",
+    );
+    let name = format!("exchange_test_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .expect("connecting to the PostgreSQL test server");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("creating a test database");
+    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+    format!("{base}/{name}")
+}
+
+impl TestNode {
+    pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    /// Starts a node after letting the test adjust its configuration.
+    pub async fn start_with(backend: Backend, adjust: impl FnOnce(&mut NodeConfig)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let federation = DevFederation::create(
+            dir.path(),
+            &[
+                spec(OWNER, "North Star Shelter", AgencyKind::Shelter, vec![ServiceKind::Shelter]),
+                spec(SHELTER, "South Harbour Shelter", AgencyKind::Shelter, vec![ServiceKind::Shelter]),
+                spec(LEGAL, "City Legal Aid", AgencyKind::LegalAid, vec![ServiceKind::LegalAid]),
+                spec(CLINIC, "East Clinic", AgencyKind::HealthClinic, vec![ServiceKind::Medical]),
+                spec(POLICE, "Central Police", AgencyKind::LawEnforcement, vec![]),
+                spec(OVERSIGHT, "Oversight Board", AgencyKind::Oversight, vec![]),
+            ],
+            AUDIENCE,
+        )
+        .unwrap();
+        let data_dir = dir.path().join("node");
+        let database_url = match backend {
+            Backend::Sqlite => agency_node::store::sqlite_url(&data_dir),
+            Backend::Postgres => fresh_postgres_database().await,
+        };
+        let mut config: NodeConfig = toml::from_str(&format!(
+            "agency = \"{OWNER}\"\nfederation = \"{}\"\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n",
+            federation.path.display(),
+            data_dir.display()
+        ))
+        .unwrap();
+        config.database_url = Some(database_url.clone());
+        adjust(&mut config);
+        let app = Application::build(config).await.expect("node starts");
+        let base = format!("http://{}", app.address());
+        let state = app.state();
+        let (tx, rx) = oneshot::channel();
+        let server = tokio::spawn(app.run(async {
+            let _ = rx.await;
+        }));
+        Self {
+            base,
+            client: reqwest::Client::new(),
+            federation,
+            state,
+            database_url,
+            data_dir,
+            backend,
+            _dir: dir,
+            shutdown: Some(tx),
+            server: Some(server),
+        }
+    }
+
+    /// Stops the node gracefully and waits for it.
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap().unwrap();
+        }
+    }
+
+    pub fn federation_path(&self) -> &Path {
+        &self.federation.path
+    }
+
+    /// A valid token for a user of `agency` with `roles`.
+    pub fn token(&self, agency: &str, roles: &[Role]) -> String {
+        let agency = AgencyId::parse(agency).unwrap();
+        let idp = self.federation.provider(&agency).expect("agency in the test federation");
+        idp.mint(&MintRequest::new(
+            agency.clone(),
+            format!("{agency}-user"),
+            roles.to_vec(),
+            AUDIENCE,
+        ))
+        .unwrap()
+    }
+
+    pub fn caseworker(&self, agency: &str) -> String {
+        self.token(agency, &[Role::Caseworker])
+    }
+
+    /// Sends an operation with a bearer token and a declared purpose.
+    pub async fn gql(&self, token: Option<&str>, purpose: Option<&str>, query: &str, variables: Value) -> Gql {
+        let mut request = self
+            .client
+            .post(format!("{}/graphql", self.base))
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(purpose) = purpose {
+            request = request.header("x-exchange-purpose", purpose);
+        }
+        Gql::from(request.send().await.unwrap()).await
+    }
+
+    /// Sends a raw body (for malformed-input tests).
+    pub async fn raw(&self, token: &str, content_type: &str, body: Vec<u8>) -> Gql {
+        let response = self
+            .client
+            .post(format!("{}/graphql", self.base))
+            .bearer_auth(token)
+            .header("content-type", content_type)
+            .header("x-exchange-purpose", "CASE_MANAGEMENT")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        Gql::from(response).await
+    }
+
+    /// Registers a survivor with every category filled; returns its global ID.
+    pub async fn register_full_survivor(&self, given_name: &str) -> String {
+        let owner = self.caseworker(OWNER);
+        let response = self
+            .gql(
+                Some(&owner),
+                Some("CASE_MANAGEMENT"),
+                "mutation($input: RegisterSurvivorInput!) { registerSurvivor(input: $input) { id } }",
+                json!({ "input": full_survivor_input(given_name) }),
+            )
+            .await;
+        response.data()["registerSurvivor"]["id"]
+            .as_str()
+            .expect("survivor registered")
+            .to_owned()
+    }
+
+    /// Records a witnessed consent; returns the grant's global ID.
+    pub async fn grant(&self, survivor: &str, grantee: &str, categories: &[&str], purposes: &[&str], extra: Value) -> String {
+        let owner = self.caseworker(OWNER);
+        let mut input = json!({
+            "survivorId": survivor,
+            "grantee": grantee,
+            "categories": categories,
+            "purposes": purposes,
+            "method": "WITNESSED_VERBAL",
+            "witness": "Second caseworker",
+        });
+        if let (Some(input), Some(extra)) = (input.as_object_mut(), extra.as_object()) {
+            input.extend(extra.clone());
+        }
+        let response = self
+            .gql(
+                Some(&owner),
+                Some("CASE_MANAGEMENT"),
+                "mutation($input: RecordConsentInput!) { recordConsent(input: $input) { id } }",
+                json!({ "input": input }),
+            )
+            .await;
+        response.data()["recordConsent"]["id"].as_str().expect("grant recorded").to_owned()
+    }
+
+    pub async fn revoke(&self, grant: &str) {
+        let owner = self.caseworker(OWNER);
+        let response = self
+            .gql(
+                Some(&owner),
+                Some("CASE_MANAGEMENT"),
+                "mutation($id: ID!) { revokeConsent(grantId: $id, reason: \"survivor asked\") { revokedAt } }",
+                json!({ "id": grant }),
+            )
+            .await;
+        assert!(response.data()["revokeConsent"]["revokedAt"].is_string(), "{response:?}");
+    }
+
+    /// Reads a survivor with every category selected.
+    pub async fn read_survivor(&self, token: &str, purpose: &str, id: &str) -> Gql {
+        self.gql(Some(token), Some(purpose), SURVIVOR_QUERY, json!({ "id": id })).await
+    }
+
+    /// The audit entries (as stored events), oldest first.
+    pub async fn audit_events(&self) -> Vec<exchange_schema::AuditEvent> {
+        use sqlx::Row as _;
+        let rows = sqlx::query("SELECT event FROM audit_log ORDER BY seq")
+            .fetch_all(self.state.db.pool())
+            .await
+            .unwrap();
+        rows.iter()
+            .map(|r| serde_json::from_str(&r.get::<String, _>("event")).unwrap())
+            .collect()
+    }
+
+    /// Counts rows of a table.
+    pub async fn count(&self, table: &str) -> i64 {
+        use sqlx::Row as _;
+        sqlx::query(&format!("SELECT COUNT(*) AS n FROM {table}"))
+            .fetch_one(self.state.db.pool())
+            .await
+            .unwrap()
+            .get::<i64, _>("n")
+    }
+
+    /// Runs `agency-node` with arguments; returns (exit success, stdout+stderr).
+    pub fn cli(&self, args: &[&str]) -> (bool, String) {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_agency-node"))
+            .args(args)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.success(), text)
+    }
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub const SURVIVOR_QUERY: &str = "query($id: ID!) { survivor(id: $id) { id owner \
+    identity { givenName familyName } contact { currentLocation phone } case { riskLevel } \
+    health { medicalNotes } legal { immigrationStatus } withheld { category reason } breakGlass } }";
+
+pub fn full_survivor_input(given_name: &str) -> Value {
+    json!({
+        "identity": { "givenName": given_name, "familyName": "Example", "dateOfBirth": "1999-04-02",
+                      "nationality": "Invented", "languages": ["en", "ro"] },
+        "contact": { "safeChannel": "through caseworker", "phone": "+00 000 0000", "currentLocation": "Safe house 7" },
+        "case": { "exploitationTypes": ["labour"], "riskLevel": "HIGH", "intakeDate": "2026-10-01", "needs": ["SHELTER", "LEGAL_AID"] },
+        "health": { "medicalNotes": "invented note", "psychosocialNotes": "invented note" },
+        "legal": { "immigrationStatus": "pending", "proceedings": ["invented case"] },
+    })
+}
+
+/// A GraphQL response with its HTTP status.
+#[derive(Debug)]
+pub struct Gql {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Gql {
+    async fn from(response: reqwest::Response) -> Self {
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
+        Self { status, body }
+    }
+
+    /// `data`, asserting there were no errors.
+    pub fn data(&self) -> &Value {
+        assert!(self.body.get("errors").is_none(), "unexpected errors: {}", self.body);
+        &self.body["data"]
+    }
+
+    /// The code of the first error.
+    pub fn code(&self) -> &str {
+        self.body["errors"][0]["extensions"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("expected an error with a code: {}", self.body))
+    }
+
+    /// Category names returned with data, and withheld ones with reasons.
+    pub fn survivor_view(&self, field: &str) -> (Vec<String>, Vec<(String, String)>) {
+        let s = &self.data()[field];
+        let shown = ["identity", "contact", "case", "health", "legal"]
+            .into_iter()
+            .filter(|c| !s[*c].is_null())
+            .map(|c| c.to_uppercase())
+            .collect();
+        let withheld = s["withheld"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| {
+                (
+                    w["category"].as_str().unwrap().to_owned(),
+                    w["reason"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        (shown, withheld)
+    }
+}

@@ -1,0 +1,307 @@
+//! The audit event, and the hash chain and checkpoints that make a log of
+//! them tamper-evident.
+//!
+//! Every node and the gateway append [`AuditEvent`]s. Entry `n` is hashed
+//! with entry `n-1`'s hash ([`chain_hash`]), so editing, deleting or
+//! reordering any entry breaks every later link. At intervals the head is
+//! signed with the log keeper's Ed25519 key ([`Checkpoint`]), so the keeper
+//! cannot rewrite history and recompute the chain without a signature that
+//! differs from the ones auditors already collected.
+//!
+//! An event holds who, what, why and the decision, never record contents.
+
+use aws_lc_rs::digest;
+use aws_lc_rs::signature::{self, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::ids::{AgencyId, GlobalId};
+use crate::vocabulary::{Category, Purpose, Role, WithheldReason};
+
+/// What happened.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, async_graphql::Enum,
+)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[graphql(rename_items = "SCREAMING_SNAKE_CASE")]
+pub enum AuditKind {
+    /// A survivor's record was read; lists categories disclosed and withheld.
+    Disclosure,
+    /// A request was refused (authentication failures included).
+    Denial,
+    SurvivorRegistered,
+    SurvivorUpdated,
+    ConsentGranted,
+    ConsentRevoked,
+    ReferralCreated,
+    ReferralStatusChanged,
+    /// Someone read this log.
+    AuditRead,
+    /// A federated operation passed through the gateway.
+    FederatedOperation,
+    /// A survivor signed in to the consent portal, or failed to.
+    PortalSignIn,
+    /// A new consent code was issued for a survivor.
+    ConsentCodeIssued,
+}
+
+impl AuditKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Disclosure => "DISCLOSURE",
+            Self::Denial => "DENIAL",
+            Self::SurvivorRegistered => "SURVIVOR_REGISTERED",
+            Self::SurvivorUpdated => "SURVIVOR_UPDATED",
+            Self::ConsentGranted => "CONSENT_GRANTED",
+            Self::ConsentRevoked => "CONSENT_REVOKED",
+            Self::ReferralCreated => "REFERRAL_CREATED",
+            Self::ReferralStatusChanged => "REFERRAL_STATUS_CHANGED",
+            Self::AuditRead => "AUDIT_READ",
+            Self::FederatedOperation => "FEDERATED_OPERATION",
+            Self::PortalSignIn => "PORTAL_SIGN_IN",
+            Self::ConsentCodeIssued => "CONSENT_CODE_ISSUED",
+        }
+    }
+}
+
+/// The outcome recorded with an event.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, async_graphql::Enum,
+)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[graphql(rename_items = "SCREAMING_SNAKE_CASE")]
+pub enum Decision {
+    Permit,
+    Deny,
+}
+
+/// A category withheld from a disclosure, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Withheld {
+    pub category: Category,
+    pub reason: WithheldReason,
+}
+
+/// One audit event. Field order is part of the hash: never reorder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// When it happened (UTC).
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub kind: AuditKind,
+    /// The agency of the requester, if it could be established.
+    pub actor_agency: Option<AgencyId>,
+    /// The requester's user ID at their agency (`sub`), if established.
+    pub actor_user: Option<String>,
+    pub actor_roles: Vec<Role>,
+    /// The survivor whose record was concerned.
+    pub survivor: Option<GlobalId>,
+    /// Another record concerned (a referral or a consent grant).
+    pub subject: Option<String>,
+    pub disclosed: Vec<Category>,
+    pub withheld: Vec<Withheld>,
+    pub purpose: Option<Purpose>,
+    /// The written justification of a break-glass request.
+    pub justification: Option<String>,
+    pub decision: Decision,
+    /// A stable reason code (`OWNER`, `GRANT`, `NO_GRANT`, `TOKEN_EXPIRED`, ...).
+    pub reason: String,
+    /// The full explanation: which policies and grants decided it.
+    pub explanation: Option<String>,
+    /// The hash of the policy set that made the decision.
+    pub policy_set: Option<String>,
+    /// Marks a break-glass access for mandatory review.
+    pub break_glass: bool,
+    /// W3C trace ID of the request.
+    pub trace_id: Option<String>,
+}
+
+impl AuditEvent {
+    /// An event with the given kind, decision and reason and nothing else.
+    pub fn new(kind: AuditKind, decision: Decision, reason: impl Into<String>) -> Self {
+        Self {
+            at: now_millis(),
+            kind,
+            actor_agency: None,
+            actor_user: None,
+            actor_roles: Vec::new(),
+            survivor: None,
+            subject: None,
+            disclosed: Vec::new(),
+            withheld: Vec::new(),
+            purpose: None,
+            justification: None,
+            decision,
+            reason: reason.into(),
+            explanation: None,
+            policy_set: None,
+            break_glass: false,
+            trace_id: None,
+        }
+    }
+
+    /// The canonical bytes hashed into the chain.
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("an audit event always serializes")
+    }
+}
+
+/// The current time truncated to milliseconds, as stored.
+pub fn now_millis() -> OffsetDateTime {
+    let now = OffsetDateTime::now_utc();
+    now.replace_nanosecond(now.millisecond() as u32 * 1_000_000)
+        .unwrap_or(now)
+}
+
+/// A 32-byte SHA-256 chain hash.
+pub type ChainHash = [u8; 32];
+
+/// The hash before the first entry.
+pub const GENESIS: ChainHash = [0u8; 32];
+
+/// `SHA-256` of an event's canonical bytes. The chain hashes this digest,
+/// not the event itself, so an export can leave out entries an auditor did
+/// not ask for (keeping only their digests) and still be verified whole.
+pub fn event_digest(event: &AuditEvent) -> ChainHash {
+    sha256(&[&event.canonical_bytes()])
+}
+
+/// `SHA-256("exchange-audit-v1" || prev || seq (u64 BE) || event digest)`.
+pub fn chain_hash(prev: &ChainHash, seq: u64, digest: &ChainHash) -> ChainHash {
+    sha256(&[b"exchange-audit-v1", prev, &seq.to_be_bytes(), digest])
+}
+
+/// The chain hash of an event at `seq` after `prev`.
+pub fn chain_hash_event(prev: &ChainHash, seq: u64, event: &AuditEvent) -> ChainHash {
+    chain_hash(prev, seq, &event_digest(event))
+}
+
+fn sha256(parts: &[&[u8]]) -> ChainHash {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    for part in parts {
+        ctx.update(part);
+    }
+    let mut hash = [0u8; 32];
+    hash.copy_from_slice(ctx.finish().as_ref());
+    hash
+}
+
+/// A chained entry as stored and exported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// 1-based position in the log; consecutive.
+    pub seq: u64,
+    pub event: AuditEvent,
+    /// Hex of the previous entry's hash.
+    pub prev_hash: String,
+    /// Hex of this entry's hash.
+    pub hash: String,
+}
+
+/// A signed statement by a log keeper: "my log's entry `seq` has hash `head`".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The agency (or gateway) whose log this is.
+    pub log_id: String,
+    pub seq: u64,
+    /// Hex of the chain hash at `seq`.
+    pub head: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub signed_at: OffsetDateTime,
+    /// Hex of the signer's Ed25519 public key.
+    pub public_key: String,
+    /// Hex of the Ed25519 signature over [`Checkpoint::signed_bytes`].
+    pub signature: String,
+}
+
+/// Why a checkpoint did not verify.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("checkpoint at seq {0} is not hex-encoded correctly")]
+    Encoding(u64),
+    #[error("checkpoint at seq {0} has a bad signature")]
+    BadSignature(u64),
+    #[error("checkpoint at seq {0} was signed by a key other than the expected one")]
+    UnexpectedKey(u64),
+}
+
+impl Checkpoint {
+    fn message(log_id: &str, seq: u64, head: &str, signed_at: OffsetDateTime) -> Vec<u8> {
+        let at = signed_at
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        format!("exchange-checkpoint-v1\n{log_id}\n{seq}\n{head}\n{at}").into_bytes()
+    }
+
+    /// The bytes the signature covers.
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        Self::message(&self.log_id, self.seq, &self.head, self.signed_at)
+    }
+
+    /// Signs the head of a log.
+    pub fn sign(key: &Ed25519KeyPair, log_id: &str, seq: u64, head: &ChainHash) -> Self {
+        let head = hex::encode(head);
+        let signed_at = now_millis();
+        let sig = key.sign(&Self::message(log_id, seq, &head, signed_at));
+        Self {
+            log_id: log_id.to_owned(),
+            seq,
+            head,
+            signed_at,
+            public_key: hex::encode(key.public_key().as_ref()),
+            signature: hex::encode(sig.as_ref()),
+        }
+    }
+
+    /// Verifies the signature, and that it was made by `expected_key` (hex)
+    /// when one is given.
+    pub fn verify(&self, expected_key: Option<&str>) -> Result<(), CheckpointError> {
+        if let Some(expected) = expected_key
+            && !expected.eq_ignore_ascii_case(&self.public_key)
+        {
+            return Err(CheckpointError::UnexpectedKey(self.seq));
+        }
+        let key = hex::decode(&self.public_key).map_err(|_| CheckpointError::Encoding(self.seq))?;
+        let sig = hex::decode(&self.signature).map_err(|_| CheckpointError::Encoding(self.seq))?;
+        UnparsedPublicKey::new(&signature::ED25519, key)
+            .verify(&self.signed_bytes(), &sig)
+            .map_err(|_| CheckpointError::BadSignature(self.seq))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_lc_rs::rand::SystemRandom;
+
+    fn key() -> Ed25519KeyPair {
+        let doc = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
+        Ed25519KeyPair::from_pkcs8(doc.as_ref()).unwrap()
+    }
+
+    #[test]
+    fn any_field_change_changes_the_hash() {
+        let event = AuditEvent::new(AuditKind::Disclosure, Decision::Permit, "GRANT");
+        let base = chain_hash_event(&GENESIS, 1, &event);
+        let mut edited = event.clone();
+        edited.reason = "OWNER".into();
+        assert_ne!(base, chain_hash_event(&GENESIS, 1, &edited));
+        assert_ne!(base, chain_hash_event(&GENESIS, 2, &event));
+        assert_ne!(base, chain_hash_event(&[1; 32], 1, &event));
+    }
+
+    #[test]
+    fn checkpoint_signature_covers_every_field() {
+        let key = key();
+        let cp = Checkpoint::sign(&key, "shelter-north", 7, &[9; 32]);
+        cp.verify(Some(&cp.public_key)).unwrap();
+        let mut forged = cp.clone();
+        forged.seq = 8;
+        assert_eq!(forged.verify(None), Err(CheckpointError::BadSignature(8)));
+        let other = Checkpoint::sign(&key(), "shelter-north", 7, &[9; 32]);
+        assert_eq!(
+            other.verify(Some(&cp.public_key)),
+            Err(CheckpointError::UnexpectedKey(7))
+        );
+    }
+}

@@ -1,0 +1,34 @@
+//! The federation contract shared by every agency node and the gateway.
+//!
+//! * [`ids`]: agency IDs and the global IDs that name the owning agency.
+//! * [`vocabulary`]: the closed lists the federation agrees on (data
+//!   categories, purposes, roles, agency kinds, referral states).
+//! * [`audit`]: the audit event every node and the gateway append.
+//! * [`error`]: the stable `extensions.code` values clients can rely on.
+//! * [`SUBGRAPH_SDL`]: the checked-in SDL every node must serve.
+
+pub mod audit;
+pub mod error;
+pub mod ids;
+pub mod vocabulary;
+
+pub use audit::{AuditEvent, AuditKind, Decision};
+pub use error::ErrorCode;
+pub use ids::{AgencyId, GlobalId, IdError, RecordKind};
+pub use vocabulary::{
+    AgencyKind, Category, ConsentMethod, Purpose, ReferralStatus, Role, ServiceKind, Urgency,
+    VocabularyError, WithheldReason,
+};
+
+/// The subgraph SDL every agency node serves (Apollo Federation v2), as
+/// checked in. A node's test fails when what it serves drifts from this.
+pub const SUBGRAPH_SDL: &str = include_str!("../subgraph.graphql");
+
+/// Path of the checked-in SDL relative to the workspace root, for messages.
+pub const SUBGRAPH_SDL_PATH: &str = "schema/subgraph.graphql";
+
+/// HTTP header carrying the declared purpose of a request.
+pub const PURPOSE_HEADER: &str = "x-exchange-purpose";
+
+/// HTTP header carrying the written justification of a break-glass request.
+pub const JUSTIFICATION_HEADER: &str = "x-exchange-justification";

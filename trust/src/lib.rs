@@ -1,0 +1,26 @@
+//! The federation trust list and bearer-token verification, shared by every
+//! agency node and the gateway so both check tokens by the same rules.
+//!
+//! * [`federation`]: the federation file (agencies, issuers, keys) and its
+//!   validated form, [`Federation`].
+//! * [`verify`]: [`TokenVerifier`], which turns a bearer token into a
+//!   [`Principal`] or an [`AuthError`] with a stable reason code.
+//! * [`keys`]: the accepted algorithms (EdDSA, ES256, RS256) and key parsing.
+//! * [`dev`]: a development identity provider and a one-call development
+//!   federation, for the demo and tests.
+//! * [`error`]: [`TrustError`] and [`AuthError`].
+
+pub mod dev;
+pub mod error;
+pub mod federation;
+pub mod keys;
+pub mod verify;
+
+pub use dev::{AgencySpec, DevFederation, DevIdentityProvider, MintRequest, mint_with_key};
+pub use error::{AuthError, TrustError, UnverifiedClaims};
+pub use federation::{Agency, AgencyEntry, Federation, FederationFile, KeyEntry};
+pub use keys::{KeyError, SigningKey, TokenAlgorithm, VerificationKey};
+pub use verify::{
+    DEFAULT_CACHE_CAPACITY, MAX_LEEWAY, MAX_TOKEN_BYTES, Principal, TokenVerifier, VerifierConfig,
+    parse_authorization_header,
+};
