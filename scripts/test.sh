@@ -9,4 +9,4 @@ cd "$(dirname "$0")/.."
 source scripts/postgres.sh
 echo "PostgreSQL suite will use ${EXCHANGE_TEST_POSTGRES_URL%%:*}://…@${EXCHANGE_TEST_POSTGRES_URL##*@}"
 
-cargo test --workspace --all-targets --locked "$@"
+cargo test --workspace --locked "$@"

@@ -38,10 +38,12 @@ impl Application {
     pub async fn build(config: NodeConfig) -> anyhow::Result<Self> {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let agency = AgencyId::parse(&config.agency).context("config field `agency`")?;
-        let federation = Arc::new(
-            Federation::load(&config.federation)
-                .with_context(|| format!("loading the federation file {}", config.federation.display()))?,
-        );
+        let federation = Arc::new(Federation::load(&config.federation).with_context(|| {
+            format!(
+                "loading the federation file {}",
+                config.federation.display()
+            )
+        })?);
         let member = federation
             .agency(&agency)
             .with_context(|| format!("agency {agency} is not in the federation file"))?;
@@ -58,8 +60,9 @@ impl Application {
             None => PolicyEngine::baseline(options).context("loading the baseline policy set")?,
         });
 
-        std::fs::create_dir_all(&config.data_dir)
-            .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!("creating the data directory {}", config.data_dir.display())
+        })?;
         let key = Arc::new(load_or_generate_node_key(&config.data_dir)?);
         let db = Db::connect(&config.database_url()).await?;
         let audit = AuditLog::open(
@@ -120,7 +123,10 @@ impl Application {
 
     /// Serves until `shutdown` completes, then drains in-flight requests,
     /// signs a final audit checkpoint and closes the database.
-    pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         tracing::info!(agency = %self.state.agency, address = %self.address, "agency node listening");
         axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
@@ -174,7 +180,8 @@ pub fn load_or_generate_node_key(data_dir: &Path) -> anyhow::Result<Ed25519KeyPa
         .map_err(|_| anyhow::anyhow!("generating the node key failed"))?;
     write_private(&path, doc.as_ref())?;
     tracing::info!(path = %path.display(), "generated the node's audit signing key");
-    Ed25519KeyPair::from_pkcs8(doc.as_ref()).map_err(|_| anyhow::anyhow!("generated key did not load"))
+    Ed25519KeyPair::from_pkcs8(doc.as_ref())
+        .map_err(|_| anyhow::anyhow!("generated key did not load"))
 }
 
 /// Writes a secret file readable by the owner only.

@@ -155,8 +155,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", crate::graphql::subgraph_sdl());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Audit(AuditCommand::Verify(args)) => audit_verify(cli.config.as_deref(), args).await,
-        Command::Audit(AuditCommand::Export(args)) => audit_export(cli.config.as_deref(), args).await,
+        Command::Audit(AuditCommand::Verify(args)) => {
+            audit_verify(cli.config.as_deref(), args).await
+        }
+        Command::Audit(AuditCommand::Export(args)) => {
+            audit_export(cli.config.as_deref(), args).await
+        }
         Command::Dev(DevCommand::Token(args)) => {
             let config = NodeConfig::load(cli.config.as_deref())?;
             let agency = AgencyId::parse(args.agency.as_deref().unwrap_or(&config.agency))?;
@@ -166,10 +170,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 .map(|r| r.parse::<Role>())
                 .collect::<Result<Vec<_>, _>>()?;
             let federation = exchange_trust::Federation::load(&config.federation)?;
-            let idp = exchange_trust::DevIdentityProvider::load_or_generate(&config.data_dir.join("dev-idp"), &agency)?;
+            let idp = exchange_trust::DevIdentityProvider::load_or_generate(
+                &config.data_dir.join("dev-idp"),
+                &agency,
+            )?;
             let mut request =
                 exchange_trust::MintRequest::new(agency, args.user, roles, federation.audience());
-            request.ttl = std::time::Duration::from_secs(args.ttl_minutes.clamp(1, 24 * 60) as u64 * 60);
+            request.ttl =
+                std::time::Duration::from_secs(args.ttl_minutes.clamp(1, 24 * 60) as u64 * 60);
             let token = idp.mint(&request)?;
             println!("{token}");
             Ok(ExitCode::SUCCESS)
@@ -188,10 +196,14 @@ async fn open_source(config: Option<&std::path::Path>, source: &Source) -> anyho
     Db::connect(&url).await
 }
 
-async fn audit_verify(config: Option<&std::path::Path>, args: VerifyArgs) -> anyhow::Result<ExitCode> {
+async fn audit_verify(
+    config: Option<&std::path::Path>,
+    args: VerifyArgs,
+) -> anyhow::Result<ExitCode> {
     let collected = match &args.checkpoints {
         Some(path) => {
-            let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+            let file =
+                std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
             verify::load_checkpoints(std::io::BufReader::new(file))?
         }
         None => Vec::new(),
@@ -203,7 +215,8 @@ async fn audit_verify(config: Option<&std::path::Path>, args: VerifyArgs) -> any
     };
     let outcome = match &args.source.export {
         Some(path) => {
-            let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+            let file =
+                std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
             verify::verify_export(std::io::BufReader::new(file), &options)
         }
         None => {
@@ -223,12 +236,20 @@ async fn audit_verify(config: Option<&std::path::Path>, args: VerifyArgs) -> any
     }
 }
 
-async fn audit_export(config: Option<&std::path::Path>, args: ExportArgs) -> anyhow::Result<ExitCode> {
+async fn audit_export(
+    config: Option<&std::path::Path>,
+    args: ExportArgs,
+) -> anyhow::Result<ExitCode> {
     let db = open_source(config, &args.source).await?;
-    let log_id = match NodeConfig::load(config) {
-        Ok(config) => config.agency,
-        Err(_) => String::from("unknown"),
-    };
+    let log_id =
+        match crate::audit::export::stored_log_id(&db).await? {
+            Some(id) => id,
+            None => NodeConfig::load(config)
+                .context(
+                    "the log has no checkpoint naming it yet, and no node configuration was given",
+                )?
+                .agency,
+        };
     let filter = AuditFilter {
         actor_agency: args.agency.as_deref().map(AgencyId::parse).transpose()?,
         survivor: args.survivor.clone(),
@@ -241,10 +262,16 @@ async fn audit_export(config: Option<&std::path::Path>, args: ExportArgs) -> any
         )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout())),
     };
-    match args.format {
-        ExportFormat::Jsonl => verify::export_jsonl(&db, &log_id, &filter, &mut out).await?,
-        ExportFormat::Csv => verify::export_csv(&db, &filter, &mut out).await?,
-    }
+    let summary = match args.format {
+        ExportFormat::Jsonl => {
+            crate::audit::export::export_jsonl(&db, &log_id, &filter, &mut out).await?
+        }
+        ExportFormat::Csv => crate::audit::export::export_csv(&db, &filter, &mut out).await?,
+    };
     out.flush()?;
+    eprintln!(
+        "exported {} entries ({} elided, through seq {}) and {} checkpoints",
+        summary.entries, summary.elided, summary.last_seq, summary.checkpoints
+    );
     Ok(ExitCode::SUCCESS)
 }

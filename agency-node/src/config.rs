@@ -156,10 +156,14 @@ impl NodeConfig {
         exchange_schema::AgencyId::parse(&self.agency)
             .map_err(|e| ConfigError::Invalid(format!("agency: {e}")))?;
         if !self.graphql_path.starts_with('/') {
-            return Err(ConfigError::Invalid("graphql_path must start with /".into()));
+            return Err(ConfigError::Invalid(
+                "graphql_path must start with /".into(),
+            ));
         }
         if !(1024..=16 * 1024 * 1024).contains(&self.max_body_bytes) {
-            return Err(ConfigError::Invalid("max_body_bytes must be between 1 KiB and 16 MiB".into()));
+            return Err(ConfigError::Invalid(
+                "max_body_bytes must be between 1 KiB and 16 MiB".into(),
+            ));
         }
         if self.break_glass.window_minutes == 0 || self.break_glass.window_minutes > 24 * 60 {
             return Err(ConfigError::Invalid(
@@ -167,7 +171,9 @@ impl NodeConfig {
             ));
         }
         if !matches!(self.log_format.as_str(), "json" | "pretty") {
-            return Err(ConfigError::Invalid("log_format must be json or pretty".into()));
+            return Err(ConfigError::Invalid(
+                "log_format must be json or pretty".into(),
+            ));
         }
         Ok(())
     }
@@ -190,7 +196,10 @@ impl fmt::Debug for NodeConfig {
             .field("agency", &self.agency)
             .field("listen", &self.listen)
             .field("data_dir", &self.data_dir)
-            .field("database_url", &self.database_url.as_ref().map(|u| redact_url(u)))
+            .field(
+                "database_url",
+                &self.database_url.as_ref().map(|u| redact_url(u)),
+            )
             .field("federation", &self.federation)
             .field("policies", &self.policies)
             .field("graphql_path", &self.graphql_path)
@@ -233,7 +242,9 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_rejected() {
-        let err = toml::from_str::<NodeConfig>("agency = \"a1\"\nfederation = \"f\"\nlisten_port = 1").unwrap_err();
+        let err =
+            toml::from_str::<NodeConfig>("agency = \"a1\"\nfederation = \"f\"\nlisten_port = 1")
+                .unwrap_err();
         assert!(err.to_string().contains("listen_port"));
     }
 }

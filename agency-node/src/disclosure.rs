@@ -13,7 +13,9 @@
 use std::collections::HashMap;
 
 use exchange_schema::audit::Withheld;
-use exchange_schema::{AuditEvent, AuditKind, Category, Decision, GlobalId, Purpose, WithheldReason};
+use exchange_schema::{
+    AuditEvent, AuditKind, Category, Decision, GlobalId, Purpose, WithheldReason,
+};
 use time::OffsetDateTime;
 
 use crate::error::NodeResult;
@@ -64,10 +66,14 @@ pub async fn disclose(
     let mut openings = HashMap::new();
     if purpose == Purpose::Emergency {
         for id in &ids {
-            if let Some(opening) =
-                break_glass::latest(&mut conn, id, &caller.principal.agency, &caller.principal.user)
-                    .await
-                    .map_err(crate::error::NodeError::internal)?
+            if let Some(opening) = break_glass::latest(
+                &mut conn,
+                id,
+                &caller.principal.agency,
+                &caller.principal.user,
+            )
+            .await
+            .map_err(crate::error::NodeError::internal)?
             {
                 openings.insert(id.clone(), opening.facts());
             }
@@ -134,7 +140,12 @@ pub async fn disclose(
 }
 
 /// The audit event for a record change made by the caller.
-pub fn change_event(caller: &Caller, kind: AuditKind, survivor: Option<GlobalId>, subject: Option<String>) -> AuditEvent {
+pub fn change_event(
+    caller: &Caller,
+    kind: AuditKind,
+    survivor: Option<GlobalId>,
+    subject: Option<String>,
+) -> AuditEvent {
     let mut event = caller.event(kind, Decision::Permit, kind.as_str());
     event.survivor = survivor;
     event.subject = subject;

@@ -7,29 +7,46 @@
 use exchange_schema::ErrorCode;
 
 /// An error a request can end with.
-#[derive(Debug, thiserror::Error)]
+///
+/// Deliberately not `Display` (and so not `std::error::Error`): async-graphql
+/// converts any `Display` type into a GraphQL error *without* an
+/// `extensions.code`, so a `?` could silently drop the code. The only
+/// conversion is the one below, which always sets it.
+#[derive(Debug)]
 pub enum NodeError {
-    #[error("authentication required: {0}")]
     Unauthenticated(String),
-    #[error("{0}")]
     Forbidden(String),
-    #[error("{0}")]
     ConsentRequired(String),
-    #[error("this request can disclose data: declare a purpose in the `x-exchange-purpose` header ({0})")]
     PurposeRequired(String),
-    #[error("a break-glass request needs a written justification in the `x-exchange-justification` header")]
     JustificationRequired,
-    #[error("{0} not found")]
+    /// What was not found ("survivor", "referral", ...).
     NotFound(&'static str),
-    #[error("{0}")]
     BadInput(String),
-    #[error("{0}")]
     Conflict(String),
-    #[error("internal error")]
-    Internal(#[source] anyhow::Error),
+    /// Logged with its detail; the client sees only "internal error".
+    Internal(anyhow::Error),
 }
 
 impl NodeError {
+    /// The message the client sees.
+    pub fn message(&self) -> String {
+        match self {
+            Self::Unauthenticated(why) => format!("authentication required: {why}"),
+            Self::Forbidden(why)
+            | Self::ConsentRequired(why)
+            | Self::BadInput(why)
+            | Self::Conflict(why) => why.clone(),
+            Self::PurposeRequired(why) => format!(
+                "this request can disclose data: declare a purpose in the `x-exchange-purpose` header ({why})"
+            ),
+            Self::JustificationRequired => "a break-glass request needs a written justification \
+                (at least a sentence) in the `x-exchange-justification` header or argument"
+                .into(),
+            Self::NotFound(what) => format!("{what} not found"),
+            Self::Internal(_) => "internal error".into(),
+        }
+    }
+
     pub fn code(&self) -> ErrorCode {
         match self {
             Self::Unauthenticated(_) => ErrorCode::Unauthenticated,
@@ -59,6 +76,12 @@ impl From<sqlx::Error> for NodeError {
     }
 }
 
+impl From<anyhow::Error> for NodeError {
+    fn from(err: anyhow::Error) -> Self {
+        Self::Internal(err)
+    }
+}
+
 impl From<exchange_schema::IdError> for NodeError {
     fn from(err: exchange_schema::IdError) -> Self {
         Self::BadInput(err.to_string())
@@ -71,7 +94,8 @@ impl From<NodeError> for async_graphql::Error {
         if let NodeError::Internal(source) = &err {
             tracing::error!(error = ?source, "request failed");
         }
-        async_graphql::Error::new(err.to_string()).extend_with(|_, ext| ext.set("code", err.code().as_str()))
+        async_graphql::Error::new(err.message())
+            .extend_with(|_, ext| ext.set("code", err.code().as_str()))
     }
 }
 

@@ -17,7 +17,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use exchange_schema::{AuditEvent, AuditKind, Decision, ErrorCode, JUSTIFICATION_HEADER, PURPOSE_HEADER, Purpose};
+use exchange_schema::{
+    AuditEvent, AuditKind, Decision, ErrorCode, JUSTIFICATION_HEADER, PURPOSE_HEADER, Purpose,
+};
 use serde_json::json;
 
 use crate::graphql::NodeSchema;
@@ -61,8 +63,14 @@ async fn readyz(State(state): State<HttpState>) -> Response {
 
 /// A GraphQL-shaped error response with a stable code.
 pub fn error_response(status: StatusCode, code: ErrorCode, message: &str) -> Response {
-    let body = json!({ "errors": [{ "message": message, "extensions": { "code": code.as_str() } }] });
-    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+    let body =
+        json!({ "errors": [{ "message": message, "extensions": { "code": code.as_str() } }] });
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 async fn graphql(State(state): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
@@ -70,7 +78,11 @@ async fn graphql(State(state): State<HttpState>, headers: HeaderMap, body: Body)
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")));
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+        });
     if !is_json {
         return error_response(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -84,26 +96,37 @@ async fn graphql(State(state): State<HttpState>, headers: HeaderMap, body: Body)
             return error_response(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 ErrorCode::PayloadTooLarge,
-                &format!("the request body is larger than {} bytes", state.max_body_bytes),
+                &format!(
+                    "the request body is larger than {} bytes",
+                    state.max_body_bytes
+                ),
             );
         }
     };
 
     // Authenticate before even parsing the operation.
-    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
     let principal = match exchange_trust::parse_authorization_header(authorization)
         .and_then(|token| state.node.verifier.verify(token))
     {
         Ok(principal) => principal,
         Err(err) => {
             let mut event = AuditEvent::new(AuditKind::Denial, Decision::Deny, err.reason_code());
-            event.actor_agency = err.claimed_agency().and_then(|a| exchange_schema::AgencyId::parse(a).ok());
+            event.actor_agency = err
+                .claimed_agency()
+                .and_then(|a| exchange_schema::AgencyId::parse(a).ok());
             event.actor_user = err.claimed_user().map(|u| format!("unverified:{u}"));
             event.trace_id = Some(trace_id.clone());
             event.subject = Some("authentication".into());
             if let Err(audit_err) = state.node.audit.append(event).await {
                 tracing::error!(error = ?audit_err, "auditing an authentication failure failed");
-                return error_response(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, "internal error");
+                return error_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    ErrorCode::Internal,
+                    "internal error",
+                );
             }
             tracing::info!(reason = err.reason_code(), "authentication failed");
             return error_response(
@@ -118,17 +141,33 @@ async fn graphql(State(state): State<HttpState>, headers: HeaderMap, body: Body)
         None => None,
         Some(Ok(raw)) => match raw.trim().parse::<Purpose>() {
             Ok(p) => Some(p),
-            Err(err) => return error_response(StatusCode::BAD_REQUEST, ErrorCode::BadUserInput, &err.to_string()),
+            Err(err) => {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::BadUserInput,
+                    &err.to_string(),
+                );
+            }
         },
         Some(Err(_)) => {
-            return error_response(StatusCode::BAD_REQUEST, ErrorCode::BadUserInput, "the purpose header is not text");
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadUserInput,
+                "the purpose header is not text",
+            );
         }
     };
     let justification = match headers.get(JUSTIFICATION_HEADER).map(|v| v.to_str()) {
         None => None,
         Some(Ok(raw)) => match check_text("justification", raw, 2000, false) {
             Ok(()) => Some(raw.trim().to_owned()),
-            Err(err) => return error_response(StatusCode::BAD_REQUEST, ErrorCode::BadUserInput, &err.to_string()),
+            Err(err) => {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::BadUserInput,
+                    &err.message(),
+                );
+            }
         },
         Some(Err(_)) => {
             return error_response(
@@ -162,7 +201,9 @@ async fn graphql(State(state): State<HttpState>, headers: HeaderMap, body: Body)
             .as_ref()
             .is_some_and(|ext| ext.get("code").is_some());
         if !has_code {
-            let code = if error.message.contains("nested too deep") || error.message.contains("too complex") {
+            let code = if error.message.contains("nested too deep")
+                || error.message.contains("too complex")
+            {
                 ErrorCode::OperationTooComplex
             } else {
                 ErrorCode::BadUserInput
@@ -175,11 +216,20 @@ async fn graphql(State(state): State<HttpState>, headers: HeaderMap, body: Body)
     }
     let body = match serde_json::to_vec(&response) {
         Ok(body) => body,
-        Err(_) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, "internal error"),
+        Err(_) => {
+            return error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::Internal,
+                "internal error",
+            );
+        }
     };
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-store")],
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
         body,
     )
         .into_response()
@@ -194,7 +244,9 @@ pub fn trace_id(headers: &HeaderMap) -> String {
             let parts: Vec<&str> = v.split('-').collect();
             (parts.len() == 4
                 && parts[1].len() == 32
-                && parts[1].bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+                && parts[1]
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
                 && parts[1] != "00000000000000000000000000000000")
                 .then(|| parts[1].to_owned())
         });

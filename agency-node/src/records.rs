@@ -28,9 +28,16 @@ pub trait Validate {
 /// Rejects text that is too long or holds characters that are never
 /// legitimate in a record: NUL and other C0/C1 controls (newline and tab
 /// allowed in notes), and bidirectional overrides that can disguise text.
-pub fn check_text(field: &str, value: &str, max_chars: usize, multiline: bool) -> Result<(), NodeError> {
+pub fn check_text(
+    field: &str,
+    value: &str,
+    max_chars: usize,
+    multiline: bool,
+) -> Result<(), NodeError> {
     if value.chars().count() > max_chars {
-        return Err(NodeError::bad_input(format!("{field} is longer than {max_chars} characters")));
+        return Err(NodeError::bad_input(format!(
+            "{field} is longer than {max_chars} characters"
+        )));
     }
     let bad = value.chars().any(|c| {
         let allowed_ws = multiline && (c == '\n' || c == '\t');
@@ -45,7 +52,12 @@ pub fn check_text(field: &str, value: &str, max_chars: usize, multiline: bool) -
     Ok(())
 }
 
-fn check_opt(field: &str, value: &Option<String>, max: usize, multiline: bool) -> Result<(), NodeError> {
+fn check_opt(
+    field: &str,
+    value: &Option<String>,
+    max: usize,
+    multiline: bool,
+) -> Result<(), NodeError> {
     match value {
         Some(v) => check_text(field, v, max, multiline),
         None => Ok(()),
@@ -54,9 +66,13 @@ fn check_opt(field: &str, value: &Option<String>, max: usize, multiline: bool) -
 
 fn check_list(field: &str, values: &[String]) -> Result<(), NodeError> {
     if values.len() > LIST_ITEMS {
-        return Err(NodeError::bad_input(format!("{field} has more than {LIST_ITEMS} items")));
+        return Err(NodeError::bad_input(format!(
+            "{field} has more than {LIST_ITEMS} items"
+        )));
     }
-    values.iter().try_for_each(|v| check_text(field, v, SHORT_TEXT, false))
+    values
+        .iter()
+        .try_for_each(|v| check_text(field, v, SHORT_TEXT, false))
 }
 
 /// Checks an ISO 8601 calendar date (`YYYY-MM-DD`).
@@ -93,7 +109,12 @@ impl Validate for Identity {
         }
         check_text("identity.givenName", &self.given_name, SHORT_TEXT, false)?;
         check_opt("identity.familyName", &self.family_name, SHORT_TEXT, false)?;
-        check_opt("identity.preferredName", &self.preferred_name, SHORT_TEXT, false)?;
+        check_opt(
+            "identity.preferredName",
+            &self.preferred_name,
+            SHORT_TEXT,
+            false,
+        )?;
         check_date("identity.dateOfBirth", &self.date_of_birth)?;
         check_opt("identity.nationality", &self.nationality, SHORT_TEXT, false)?;
         check_opt("identity.gender", &self.gender, SHORT_TEXT, false)?;
@@ -119,7 +140,12 @@ impl Validate for Contact {
     fn validate(&self) -> Result<(), NodeError> {
         check_opt("contact.safeChannel", &self.safe_channel, SHORT_TEXT, false)?;
         check_opt("contact.phone", &self.phone, 40, false)?;
-        check_opt("contact.currentLocation", &self.current_location, SHORT_TEXT, false)?;
+        check_opt(
+            "contact.currentLocation",
+            &self.current_location,
+            SHORT_TEXT,
+            false,
+        )?;
         check_opt("contact.safetyNotes", &self.safety_notes, LONG_TEXT, true)
     }
 }
@@ -174,7 +200,12 @@ pub struct HealthNotes {
 impl Validate for HealthNotes {
     fn validate(&self) -> Result<(), NodeError> {
         check_opt("health.medicalNotes", &self.medical_notes, LONG_TEXT, true)?;
-        check_opt("health.psychosocialNotes", &self.psychosocial_notes, LONG_TEXT, true)?;
+        check_opt(
+            "health.psychosocialNotes",
+            &self.psychosocial_notes,
+            LONG_TEXT,
+            true,
+        )?;
         check_list("health.allergies", &self.allergies)
     }
 }
@@ -194,7 +225,12 @@ pub struct LegalStatus {
 
 impl Validate for LegalStatus {
     fn validate(&self) -> Result<(), NodeError> {
-        check_opt("legal.immigrationStatus", &self.immigration_status, SHORT_TEXT, false)?;
+        check_opt(
+            "legal.immigrationStatus",
+            &self.immigration_status,
+            SHORT_TEXT,
+            false,
+        )?;
         check_list("legal.proceedings", &self.proceedings)?;
         check_list("legal.protectionOrders", &self.protection_orders)?;
         check_opt("legal.notes", &self.notes, LONG_TEXT, true)

@@ -42,7 +42,12 @@ impl Caller {
     }
 
     /// An audit event pre-filled with who is asking, why, and the trace.
-    pub fn event(&self, kind: AuditKind, decision: Decision, reason: impl Into<String>) -> AuditEvent {
+    pub fn event(
+        &self,
+        kind: AuditKind,
+        decision: Decision,
+        reason: impl Into<String>,
+    ) -> AuditEvent {
         let mut event = AuditEvent::new(kind, decision, reason);
         event.actor_agency = Some(self.principal.agency.clone());
         event.actor_user = Some(self.principal.user.clone());
@@ -84,7 +89,10 @@ impl NodeState {
         survivor: Option<&GlobalId>,
     ) -> NodeResult<ActionDecision> {
         let now = OffsetDateTime::now_utc();
-        let decision = self.policies.scope(caller.facts(purpose, now)).authorize(action, target);
+        let decision = self
+            .policies
+            .scope(caller.facts(purpose, now))
+            .authorize(action, target);
         if decision.permitted {
             return Ok(decision);
         }

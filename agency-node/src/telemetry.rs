@@ -9,6 +9,10 @@ pub fn init(format: &str) {
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let _ = match format {
         "pretty" => builder.try_init(),
-        _ => builder.json().flatten_event(true).with_current_span(false).try_init(),
+        _ => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
     };
 }

@@ -19,9 +19,7 @@ use crate::ids::{AgencyId, GlobalId};
 use crate::vocabulary::{Category, Purpose, Role, WithheldReason};
 
 /// What happened.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, async_graphql::Enum,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, async_graphql::Enum)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 #[graphql(rename_items = "SCREAMING_SNAKE_CASE")]
 pub enum AuditKind {
@@ -65,9 +63,7 @@ impl AuditKind {
 }
 
 /// The outcome recorded with an event.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, async_graphql::Enum,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, async_graphql::Enum)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 #[graphql(rename_items = "SCREAMING_SNAKE_CASE")]
 pub enum Decision {

@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 /// Why an ID was rejected. Never echoes more than a bounded prefix of input.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {
-    #[error("agency ID must be 2 to 40 characters of a-z, 0-9 and '-', not starting or ending with '-'")]
+    #[error(
+        "agency ID must be 2 to 40 characters of a-z, 0-9 and '-', not starting or ending with '-'"
+    )]
     InvalidAgency,
     #[error("global ID must have the form <agency>:<local id>")]
     MissingSeparator,

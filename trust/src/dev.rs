@@ -105,8 +105,8 @@ impl DevIdentityProvider {
         let key = match std::fs::symlink_metadata(&private_key_path) {
             Ok(meta) => {
                 check_private_key_file(&private_key_path, &meta)?;
-                let pem = std::fs::read_to_string(&private_key_path)
-                    .map_err(io(&private_key_path))?;
+                let pem =
+                    std::fs::read_to_string(&private_key_path).map_err(io(&private_key_path))?;
                 let key = SigningKey::from_pkcs8_pem(&pem).map_err(|e| TrustError::DevKey {
                     path: private_key_path.clone(),
                     message: e.to_string(),
@@ -239,7 +239,11 @@ impl DevFederation {
                 id: spec.id.to_string(),
                 name: spec.name.clone(),
                 kind: spec.kind.as_str().to_owned(),
-                services: spec.services.iter().map(|s| s.as_str().to_owned()).collect(),
+                services: spec
+                    .services
+                    .iter()
+                    .map(|s| s.as_str().to_owned())
+                    .collect(),
                 languages: spec.languages.clone(),
                 region: spec.region.clone(),
                 node_url: spec.node_url.clone(),

@@ -8,6 +8,8 @@
 
 use std::path::PathBuf;
 
+use exchange_schema::ErrorCode;
+
 use crate::keys::KeyError;
 
 /// Why the federation file, a key, or the development identity provider
@@ -23,7 +25,10 @@ pub enum TrustError {
     #[error("{path} is not a valid federation file: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("federation file, field `{field}`: {message}")]
-    Federation { field: &'static str, message: String },
+    Federation {
+        field: &'static str,
+        message: String,
+    },
     #[error("agency `{agency}`, field `{field}`: {message}")]
     Agency {
         /// The agency ID as written, or `agency[<index>]` when the ID itself
@@ -143,6 +148,11 @@ impl AuthError {
             Self::AgencyMismatch { .. } => "AGENCY_MISMATCH",
             Self::BadClaims { .. } => "BAD_CLAIMS",
         }
+    }
+
+    /// The `extensions.code` a client is given for any rejected token.
+    pub const fn error_code(&self) -> ErrorCode {
+        ErrorCode::Unauthenticated
     }
 
     /// UNVERIFIED: the `agency` claim of the rejected token, if it could be

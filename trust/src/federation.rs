@@ -248,7 +248,9 @@ fn read_bounded(path: &Path) -> Result<String, TrustError> {
 fn check_audience(audience: &str) -> Result<(), TrustError> {
     if audience.is_empty()
         || audience.len() > 256
-        || audience.chars().any(|c| c.is_whitespace() || c.is_control())
+        || audience
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
     {
         return Err(TrustError::Federation {
             field: "audience",
@@ -281,9 +283,9 @@ fn validate_agency(index: usize, entry: AgencyEntry, base: &Path) -> Result<Agen
         .map_err(|e: exchange_schema::VocabularyError| err("kind", e.to_string()))?;
     let mut services = Vec::with_capacity(entry.services.len());
     for (i, s) in entry.services.iter().enumerate() {
-        let service: ServiceKind = s
-            .parse()
-            .map_err(|e: exchange_schema::VocabularyError| err(&format!("services[{i}]"), e.to_string()))?;
+        let service: ServiceKind = s.parse().map_err(|e: exchange_schema::VocabularyError| {
+            err(&format!("services[{i}]"), e.to_string())
+        })?;
         if !services.contains(&service) {
             services.push(service);
         }
@@ -313,7 +315,10 @@ fn validate_agency(index: usize, entry: AgencyEntry, base: &Path) -> Result<Agen
     }
     if entry.issuer.is_empty()
         || entry.issuer.len() > 512
-        || entry.issuer.chars().any(|c| c.is_whitespace() || c.is_control())
+        || entry
+            .issuer
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
     {
         return Err(err(
             "issuer",

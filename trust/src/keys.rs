@@ -83,7 +83,9 @@ impl fmt::Display for TokenAlgorithm {
 /// Why a key could not be used. Never contains key material.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {
-    #[error("not a single PEM block (expected -----BEGIN PUBLIC KEY----- ... -----END PUBLIC KEY-----)")]
+    #[error(
+        "not a single PEM block (expected -----BEGIN PUBLIC KEY----- ... -----END PUBLIC KEY-----)"
+    )]
     NotPem,
     #[error(
         "this is a private key; the federation file must only hold public keys (and the private key should now be considered exposed)"
@@ -209,7 +211,8 @@ impl VerificationKey {
             if let Some(kid) = &kid {
                 check_kid(kid)?;
             }
-            let kty = field("kty").ok_or_else(|| KeyError::Jwks(format!("{}: missing kty", at())))?;
+            let kty =
+                field("kty").ok_or_else(|| KeyError::Jwks(format!("{}: missing kty", at())))?;
             let b64 = |name: &str| -> Result<Vec<u8>, KeyError> {
                 let v = field(name)
                     .ok_or_else(|| KeyError::Jwks(format!("{}: missing `{name}`", at())))?;
@@ -392,7 +395,9 @@ impl SigningKey {
     pub fn from_pkcs8_pem(pem: &str) -> Result<Self, KeyError> {
         let (label, der) = parse_single_pem(pem)?;
         if label != "PRIVATE KEY" {
-            return Err(KeyError::UnsupportedPemLabel(label.chars().take(40).collect()));
+            return Err(KeyError::UnsupportedPemLabel(
+                label.chars().take(40).collect(),
+            ));
         }
         TokenAlgorithm::ALL
             .iter()
@@ -406,22 +411,24 @@ impl SigningKey {
         let (encoding, public_spki, public_jwk) = match algorithm {
             TokenAlgorithm::EdDsa => {
                 let pair = Ed25519KeyPair::from_pkcs8(pkcs8).map_err(invalid)?;
-                let spki = pair.public_key().as_der().map_err(|_| KeyError::Invalid(algorithm))?;
+                let spki = pair
+                    .public_key()
+                    .as_der()
+                    .map_err(|_| KeyError::Invalid(algorithm))?;
                 let jwk = json!({
                     "kty": "OKP",
                     "crv": "Ed25519",
                     "x": URL_SAFE_NO_PAD.encode(pair.public_key().as_ref()),
                 });
-                (
-                    EncodingKey::from_ed_der(pkcs8),
-                    spki.as_ref().to_vec(),
-                    jwk,
-                )
+                (EncodingKey::from_ed_der(pkcs8), spki.as_ref().to_vec(), jwk)
             }
             TokenAlgorithm::Es256 => {
                 let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8)
                     .map_err(invalid)?;
-                let spki = pair.public_key().as_der().map_err(|_| KeyError::Invalid(algorithm))?;
+                let spki = pair
+                    .public_key()
+                    .as_der()
+                    .map_err(|_| KeyError::Invalid(algorithm))?;
                 let point = pair.public_key().as_ref();
                 if point.len() != 65 {
                     return Err(KeyError::Invalid(algorithm));
@@ -432,11 +439,7 @@ impl SigningKey {
                     "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
                     "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
                 });
-                (
-                    EncodingKey::from_ec_der(pkcs8),
-                    spki.as_ref().to_vec(),
-                    jwk,
-                )
+                (EncodingKey::from_ec_der(pkcs8), spki.as_ref().to_vec(), jwk)
             }
             TokenAlgorithm::Rs256 => {
                 let pair = RsaKeyPair::from_pkcs8(pkcs8).map_err(invalid)?;

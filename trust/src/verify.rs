@@ -211,9 +211,7 @@ impl TokenVerifier {
         }
         if cache.entries.len() >= cache.capacity {
             let leeway = self.leeway;
-            cache
-                .entries
-                .retain(|_, e| !e.times.expired(now, leeway));
+            cache.entries.retain(|_, e| !e.times.expired(now, leeway));
             if cache.entries.len() >= cache.capacity {
                 let soonest = cache
                     .entries
@@ -266,11 +264,13 @@ impl TokenVerifier {
         let payload = URL_SAFE_NO_PAD
             .decode(payload_b64)
             .map_err(|_| AuthError::Malformed)?;
-        let claims: RawClaims = serde_json::from_slice(&payload).map_err(|e| match e.classify()
-        {
-            serde_json::error::Category::Data => AuthError::bad_claims("a claim has the wrong type"),
-            _ => AuthError::Malformed,
-        })?;
+        let claims: RawClaims =
+            serde_json::from_slice(&payload).map_err(|e| match e.classify() {
+                serde_json::error::Category::Data => {
+                    AuthError::bad_claims("a claim has the wrong type")
+                }
+                _ => AuthError::Malformed,
+            })?;
         let issuer = claims
             .iss
             .as_deref()
@@ -292,7 +292,10 @@ impl TokenVerifier {
         if by_kid.is_empty() {
             return Err(AuthError::unknown_key());
         }
-        let candidates: Vec<_> = by_kid.into_iter().filter(|k| k.algorithm() == alg).collect();
+        let candidates: Vec<_> = by_kid
+            .into_iter()
+            .filter(|k| k.algorithm() == alg)
+            .collect();
         if candidates.is_empty() {
             return Err(AuthError::algorithm_not_allowed());
         }
@@ -310,18 +313,20 @@ impl TokenVerifier {
         // 5. The claims, now that the issuer vouches for them.
         let audience_ok = match &claims.aud {
             Some(Audience::One(aud)) => aud == self.federation.audience(),
-            Some(Audience::Many(list)) => {
-                list.len() == 1 && list[0] == self.federation.audience()
-            }
+            Some(Audience::Many(list)) => list.len() == 1 && list[0] == self.federation.audience(),
             None => false,
         };
         if !audience_ok {
             return Err(AuthError::wrong_audience());
         }
         let times = Times {
-            exp: claims.exp.ok_or_else(|| AuthError::bad_claims("missing exp"))?,
+            exp: claims
+                .exp
+                .ok_or_else(|| AuthError::bad_claims("missing exp"))?,
             nbf: claims.nbf,
-            iat: claims.iat.ok_or_else(|| AuthError::bad_claims("missing iat"))?,
+            iat: claims
+                .iat
+                .ok_or_else(|| AuthError::bad_claims("missing iat"))?,
         };
         times.check(now, self.leeway)?;
         let expires_at = OffsetDateTime::from_unix_timestamp(times.exp)
@@ -528,7 +533,10 @@ mod tests {
             iat: 400,
         };
         assert!(t.check(1060, 60).is_ok());
-        assert_eq!(t.check(1061, 60).unwrap_err().reason_code(), "TOKEN_EXPIRED");
+        assert_eq!(
+            t.check(1061, 60).unwrap_err().reason_code(),
+            "TOKEN_EXPIRED"
+        );
         assert!(t.check(440, 60).is_ok());
         assert_eq!(
             t.check(439, 60).unwrap_err().reason_code(),

@@ -14,6 +14,7 @@
 //!   one transaction, so there is no change without its entry and no entry
 //!   for a change that failed.
 
+pub mod export;
 pub mod verify;
 
 use std::sync::Arc;
@@ -85,7 +86,11 @@ pub type Change<'c, T> = BoxFuture<'c, Result<(T, AuditEvent), NodeError>>;
 impl AuditLog {
     /// Opens the log: reads the head and starts the group-commit writer and
     /// the checkpoint timer. Both stop when every clone is dropped.
-    pub async fn open(db: Db, key: Arc<Ed25519KeyPair>, options: AuditOptions) -> anyhow::Result<Self> {
+    pub async fn open(
+        db: Db,
+        key: Arc<Ed25519KeyPair>,
+        options: AuditOptions,
+    ) -> anyhow::Result<Self> {
         let mut conn = db.pool().acquire().await?;
         let last = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
             .fetch_optional(&mut *conn)
@@ -98,10 +103,11 @@ impl AuditLog {
             }
             None => (0, GENESIS),
         };
-        let checkpointed: Option<i64> = sqlx::query("SELECT MAX(seq) AS seq FROM audit_checkpoints")
-            .fetch_one(&mut *conn)
-            .await?
-            .try_get("seq")?;
+        let checkpointed: Option<i64> =
+            sqlx::query("SELECT MAX(seq) AS seq FROM audit_checkpoints")
+                .fetch_one(&mut *conn)
+                .await?
+                .try_get("seq")?;
         drop(conn);
         let inner = Arc::new(Inner {
             db,
@@ -346,7 +352,11 @@ pub mod read {
     }
 
     /// Entries matching `filter`, newest first, at most `limit`.
-    pub async fn entries(db: &Db, filter: &AuditFilter, limit: i64) -> anyhow::Result<Vec<AuditEntry>> {
+    pub async fn entries(
+        db: &Db,
+        filter: &AuditFilter,
+        limit: i64,
+    ) -> anyhow::Result<Vec<AuditEntry>> {
         let mut sql = String::from("SELECT seq, event, prev_hash, hash FROM audit_log WHERE 1 = 1");
         let mut binds: Vec<Bind> = Vec::new();
         let mut push = |sql: &mut String, clause: &str, bind: Bind| {
@@ -360,10 +370,18 @@ pub mod read {
             push(&mut sql, "survivor =", Bind::Text(survivor.clone()));
         }
         if let Some(purpose) = filter.purpose {
-            push(&mut sql, "purpose =", Bind::Text(purpose.as_str().to_owned()));
+            push(
+                &mut sql,
+                "purpose =",
+                Bind::Text(purpose.as_str().to_owned()),
+            );
         }
         if let Some(decision) = filter.decision {
-            push(&mut sql, "decision =", Bind::Text(decision_str(decision).to_owned()));
+            push(
+                &mut sql,
+                "decision =",
+                Bind::Text(decision_str(decision).to_owned()),
+            );
         }
         if let Some(flag) = filter.break_glass {
             push(&mut sql, "break_glass =", Bind::Int(i64::from(flag)));

@@ -36,7 +36,9 @@ impl Default for OperationLimits {
 
 /// The schema builder with the federation directives and limits; used for
 /// serving and for printing the SDL.
-pub fn schema_builder(limits: OperationLimits) -> SchemaBuilder<query::Query, mutation::Mutation, EmptySubscription> {
+pub fn schema_builder(
+    limits: OperationLimits,
+) -> SchemaBuilder<query::Query, mutation::Mutation, EmptySubscription> {
     let mut builder = Schema::build(query::Query, mutation::Mutation, EmptySubscription)
         .enable_federation()
         .limit_depth(limits.max_depth)
@@ -71,7 +73,9 @@ pub const MAX_PAGE: i32 = 100;
 pub(crate) fn page_size(first: Option<i32>) -> Result<i64, NodeError> {
     match first.unwrap_or(20) {
         n @ 1..=MAX_PAGE => Ok(i64::from(n)),
-        _ => Err(NodeError::bad_input(format!("first must be between 1 and {MAX_PAGE}"))),
+        _ => Err(NodeError::bad_input(format!(
+            "first must be between 1 and {MAX_PAGE}"
+        ))),
     }
 }
 
@@ -89,7 +93,11 @@ pub fn decode_cursor(cursor: &str) -> Result<(i64, String), NodeError> {
     let text = String::from_utf8(raw).map_err(|_| invalid())?;
     let (key, id) = text.split_once(':').ok_or_else(invalid)?;
     let key = key.parse::<i64>().map_err(|_| invalid())?;
-    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+    if id.is_empty()
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
         return Err(invalid());
     }
     Ok((key, id.to_owned()))
@@ -120,8 +128,17 @@ mod tests {
     #[test]
     fn cursors_round_trip_and_reject_garbage() {
         let c = encode_cursor(1_700_000_000_000, "abc_1");
-        assert_eq!(decode_cursor(&c).unwrap(), (1_700_000_000_000, "abc_1".into()));
-        for bad in ["", "!!!", "bm9jb2xvbg", &URL_SAFE_NO_PAD.encode("x:y"), &URL_SAFE_NO_PAD.encode("1:a'--")] {
+        assert_eq!(
+            decode_cursor(&c).unwrap(),
+            (1_700_000_000_000, "abc_1".into())
+        );
+        for bad in [
+            "",
+            "!!!",
+            "bm9jb2xvbg",
+            &URL_SAFE_NO_PAD.encode("x:y"),
+            &URL_SAFE_NO_PAD.encode("1:a'--"),
+        ] {
             assert!(decode_cursor(bad).is_err(), "{bad}");
         }
     }

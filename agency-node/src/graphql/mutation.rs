@@ -5,14 +5,18 @@
 
 use async_graphql::{Context, ID, InputObject, Object, Result};
 use exchange_policies::{Action, ActionTarget};
-use exchange_schema::{AuditKind, Category, ConsentMethod, GlobalId, Purpose, ReferralStatus, ServiceKind, Urgency};
+use exchange_schema::{
+    AuditKind, Category, ConsentMethod, GlobalId, Purpose, ReferralStatus, ServiceKind, Urgency,
+};
 use time::OffsetDateTime;
 
 use super::types::{ConsentGrant, Referral, Survivor};
 use super::{caller, selected_categories, state};
 use crate::disclosure::{change_event, disclose};
 use crate::error::NodeError;
-use crate::records::{CaseDetails, Contact, HealthNotes, Identity, LegalStatus, SHORT_TEXT, Validate, check_text};
+use crate::records::{
+    CaseDetails, Contact, HealthNotes, Identity, LegalStatus, SHORT_TEXT, Validate, check_text,
+};
 use crate::state::{Caller, NodeState};
 use crate::store::break_glass::BreakGlassOpening;
 use crate::store::grants::ConsentGrantRecord;
@@ -74,12 +78,22 @@ pub struct RecordConsentInput {
 #[Object]
 impl Mutation {
     /// Registers a survivor at this node (the node's own staff only).
-    async fn register_survivor(&self, ctx: &Context<'_>, input: RegisterSurvivorInput) -> Result<Survivor> {
+    async fn register_survivor(
+        &self,
+        ctx: &Context<'_>,
+        input: RegisterSurvivorInput,
+    ) -> Result<Survivor> {
         let (state, caller) = (state(ctx), caller(ctx)?);
         let purpose = caller.purpose()?;
         own_staff(state, caller, None).await?;
         state
-            .authorize(caller, purpose, Action::RegisterSurvivor, ActionTarget::owned_by(state.agency.clone()), None)
+            .authorize(
+                caller,
+                purpose,
+                Action::RegisterSurvivor,
+                ActionTarget::owned_by(state.agency.clone()),
+                None,
+            )
             .await?;
         input.identity.validate()?;
         input.contact.validate()?;
@@ -105,7 +119,9 @@ impl Mutation {
             .audit
             .record(move |conn| {
                 Box::pin(async move {
-                    survivors::insert(conn, &stored).await.map_err(NodeError::internal)?;
+                    survivors::insert(conn, &stored)
+                        .await
+                        .map_err(NodeError::internal)?;
                     Ok(((), event))
                 })
             })
@@ -114,13 +130,24 @@ impl Mutation {
     }
 
     /// Replaces the given categories of a survivor's record (own staff only).
-    async fn update_survivor(&self, ctx: &Context<'_>, id: ID, input: UpdateSurvivorInput) -> Result<Survivor> {
+    async fn update_survivor(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateSurvivorInput,
+    ) -> Result<Survivor> {
         let (state, caller) = (state(ctx), caller(ctx)?);
         let purpose = caller.purpose()?;
         let gid = state.local_id(&id)?;
         own_staff(state, caller, Some(&gid)).await?;
         state
-            .authorize(caller, purpose, Action::UpdateSurvivor, ActionTarget::owned_by(state.agency.clone()), Some(&gid))
+            .authorize(
+                caller,
+                purpose,
+                Action::UpdateSurvivor,
+                ActionTarget::owned_by(state.agency.clone()),
+                Some(&gid),
+            )
             .await?;
         input.identity.validate()?;
         input.contact.validate()?;
@@ -153,7 +180,9 @@ impl Mutation {
                         record.legal = Some(v);
                     }
                     record.updated_at = exchange_schema::audit::now_millis();
-                    survivors::update(conn, &record).await.map_err(NodeError::internal)?;
+                    survivors::update(conn, &record)
+                        .await
+                        .map_err(NodeError::internal)?;
                     Ok((record, event))
                 })
             })
@@ -161,7 +190,10 @@ impl Mutation {
         let record = match updated {
             Ok(record) => record,
             Err(NodeError::NotFound(what)) => {
-                return Err(state.deny(caller, NodeError::NotFound(what), Some(&gid), None).await.into());
+                return Err(state
+                    .deny(caller, NodeError::NotFound(what), Some(&gid), None)
+                    .await
+                    .into());
             }
             Err(other) => return Err(other.into()),
         };
@@ -170,7 +202,11 @@ impl Mutation {
 
     /// Refers a survivor of this node to another agency. Needs the survivor's
     /// active consent for the REFERRAL purpose naming the receiving agency.
-    async fn create_referral(&self, ctx: &Context<'_>, input: CreateReferralInput) -> Result<Referral> {
+    async fn create_referral(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateReferralInput,
+    ) -> Result<Referral> {
         let (state, caller) = (state(ctx), caller(ctx)?);
         let purpose = caller.purpose()?;
         let gid = state.local_id(&input.survivor_id)?;
@@ -184,24 +220,42 @@ impl Mutation {
         }
         let now = exchange_schema::audit::now_millis();
         let mut conn = state.db.pool().acquire().await?;
-        if !survivors::exists(&mut conn, gid.local()).await.map_err(NodeError::internal)? {
-            drop(conn);
-            return Err(state.deny(caller, NodeError::NotFound("survivor"), Some(&gid), None).await.into());
-        }
-        let consented = grants::for_survivor(&mut conn, gid.local())
+        if !survivors::exists(&mut conn, gid.local())
             .await
             .map_err(NodeError::internal)?
-            .iter()
-            .any(|g| g.grantee == to_agency && g.purposes.contains(&Purpose::Referral) && g.is_active(now));
+        {
+            drop(conn);
+            return Err(state
+                .deny(caller, NodeError::NotFound("survivor"), Some(&gid), None)
+                .await
+                .into());
+        }
+        let grants_to_receiver: Vec<exchange_policies::GrantFacts> =
+            grants::for_survivor(&mut conn, gid.local())
+                .await
+                .map_err(NodeError::internal)?
+                .iter()
+                .filter(|g| g.grantee == to_agency)
+                .map(ConsentGrantRecord::facts)
+                .collect();
         drop(conn);
-        let target = ActionTarget::referral_to(state.agency.clone(), to_agency.clone(), consented);
-        state.authorize(caller, purpose, Action::MakeReferral, target, Some(&gid)).await?;
+        let consented = grants_to_receiver.iter().any(|g| {
+            g.purposes.contains(&Purpose::Referral)
+                && g.revoked_at.is_none()
+                && g.valid_from <= now
+                && g.valid_until.is_none_or(|u| now < u)
+        });
         if !consented {
             let err = NodeError::ConsentRequired(format!(
                 "the survivor has no active consent for REFERRAL naming {to_agency}"
             ));
             return Err(state.deny(caller, err, Some(&gid), None).await.into());
         }
+        let target =
+            ActionTarget::referral(state.agency.clone(), to_agency.clone(), grants_to_receiver);
+        state
+            .authorize(caller, purpose, Action::MakeReferral, target, Some(&gid))
+            .await?;
         let record = ReferralRecord {
             id: new_local_id(),
             survivor_id: gid.local().to_owned(),
@@ -234,7 +288,9 @@ impl Mutation {
             .audit
             .record(move |conn| {
                 Box::pin(async move {
-                    referrals::insert(conn, &stored, &first).await.map_err(NodeError::internal)?;
+                    referrals::insert(conn, &stored, &first)
+                        .await
+                        .map_err(NodeError::internal)?;
                     Ok(((), event))
                 })
             })
@@ -243,40 +299,75 @@ impl Mutation {
     }
 
     /// The receiving agency accepts a pending referral.
-    async fn accept_referral(&self, ctx: &Context<'_>, id: ID, note: Option<String>) -> Result<Referral> {
+    async fn accept_referral(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        note: Option<String>,
+    ) -> Result<Referral> {
         answer_referral(ctx, &id, ReferralStatus::Accepted, note).await
     }
 
     /// The receiving agency declines a pending referral.
-    async fn decline_referral(&self, ctx: &Context<'_>, id: ID, reason: Option<String>) -> Result<Referral> {
+    async fn decline_referral(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        reason: Option<String>,
+    ) -> Result<Referral> {
         answer_referral(ctx, &id, ReferralStatus::Declined, reason).await
     }
 
     /// The receiving agency completes an accepted referral.
-    async fn complete_referral(&self, ctx: &Context<'_>, id: ID, note: Option<String>) -> Result<Referral> {
+    async fn complete_referral(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        note: Option<String>,
+    ) -> Result<Referral> {
         answer_referral(ctx, &id, ReferralStatus::Completed, note).await
     }
 
     /// The referring agency withdraws a pending or accepted referral.
-    async fn withdraw_referral(&self, ctx: &Context<'_>, id: ID, reason: Option<String>) -> Result<Referral> {
+    async fn withdraw_referral(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        reason: Option<String>,
+    ) -> Result<Referral> {
         answer_referral(ctx, &id, ReferralStatus::Withdrawn, reason).await
     }
 
     /// Records a consent the survivor gave in person, witnessed by staff of
     /// the owning agency.
-    async fn record_consent(&self, ctx: &Context<'_>, input: RecordConsentInput) -> Result<ConsentGrant> {
+    async fn record_consent(
+        &self,
+        ctx: &Context<'_>,
+        input: RecordConsentInput,
+    ) -> Result<ConsentGrant> {
         let (state, caller) = (state(ctx), caller(ctx)?);
         let purpose = caller.purpose()?;
         let gid = state.local_id(&input.survivor_id)?;
         own_staff(state, caller, Some(&gid)).await?;
         state
-            .authorize(caller, purpose, Action::RecordConsent, ActionTarget::owned_by(state.agency.clone()), Some(&gid))
+            .authorize(
+                caller,
+                purpose,
+                Action::RecordConsent,
+                ActionTarget::owned_by(state.agency.clone()),
+                Some(&gid),
+            )
             .await?;
         let grantee = state.known_agency(&input.grantee)?;
         let now = exchange_schema::audit::now_millis();
         let grant = validate_grant(state, caller, &gid, grantee, input, now)?;
         let event = {
-            let mut e = change_event(caller, AuditKind::ConsentGranted, Some(gid.clone()), Some(format!("{}:{}", state.agency, grant.id)));
+            let mut e = change_event(
+                caller,
+                AuditKind::ConsentGranted,
+                Some(gid.clone()),
+                Some(format!("{}:{}", state.agency, grant.id)),
+            );
             e.disclosed = grant.categories.clone();
             e
         };
@@ -286,17 +377,26 @@ impl Mutation {
             .audit
             .record(move |conn| {
                 Box::pin(async move {
-                    if !survivors::exists(conn, &local).await.map_err(NodeError::internal)? {
+                    if !survivors::exists(conn, &local)
+                        .await
+                        .map_err(NodeError::internal)?
+                    {
                         return Err(NodeError::NotFound("survivor"));
                     }
-                    grants::insert(conn, &stored).await.map_err(NodeError::internal)?;
+                    grants::insert(conn, &stored)
+                        .await
+                        .map_err(NodeError::internal)?;
                     Ok(((), event))
                 })
             })
             .await;
         if let Err(err) = outcome {
             return Err(match err {
-                NodeError::NotFound(what) => state.deny(caller, NodeError::NotFound(what), Some(&gid), None).await,
+                NodeError::NotFound(what) => {
+                    state
+                        .deny(caller, NodeError::NotFound(what), Some(&gid), None)
+                        .await
+                }
                 other => other,
             }
             .into());
@@ -305,13 +405,24 @@ impl Mutation {
     }
 
     /// Revokes a consent grant; takes effect on the very next request.
-    async fn revoke_consent(&self, ctx: &Context<'_>, grant_id: ID, reason: Option<String>) -> Result<ConsentGrant> {
+    async fn revoke_consent(
+        &self,
+        ctx: &Context<'_>,
+        grant_id: ID,
+        reason: Option<String>,
+    ) -> Result<ConsentGrant> {
         let (state, caller) = (state(ctx), caller(ctx)?);
         let purpose = caller.purpose()?;
         let gid = state.local_id(&grant_id)?;
         own_staff(state, caller, None).await?;
         state
-            .authorize(caller, purpose, Action::RevokeConsent, ActionTarget::owned_by(state.agency.clone()), None)
+            .authorize(
+                caller,
+                purpose,
+                Action::RevokeConsent,
+                ActionTarget::owned_by(state.agency.clone()),
+                None,
+            )
             .await?;
         if let Some(reason) = &reason {
             check_text("reason", reason, SHORT_TEXT, false)?;
@@ -333,7 +444,9 @@ impl Mutation {
                         .await
                         .map_err(NodeError::internal)?
                     {
-                        return Err(NodeError::Conflict("the consent grant is already revoked".into()));
+                        return Err(NodeError::Conflict(
+                            "the consent grant is already revoked".into(),
+                        ));
                     }
                     let survivor = GlobalId::new(agency.clone(), grant.survivor_id.clone())?;
                     let mut event = change_event(
@@ -360,9 +473,10 @@ impl Mutation {
             .await;
         match outcome {
             Ok(grant) => Ok(ConsentGrant::new(state.agency.as_str(), grant, now)),
-            Err(err @ (NodeError::NotFound(_) | NodeError::Conflict(_))) => {
-                Err(state.deny(caller, err, None, Some(gid.to_string())).await.into())
-            }
+            Err(err @ (NodeError::NotFound(_) | NodeError::Conflict(_))) => Err(state
+                .deny(caller, err, None, Some(gid.to_string()))
+                .await
+                .into()),
             Err(other) => Err(other.into()),
         }
     }
@@ -371,14 +485,24 @@ impl Mutation {
     /// survivor is in danger and cannot be asked. Needs the EMERGENCY
     /// purpose, a permitted role and a written justification; every use is
     /// marked for mandatory review.
-    async fn open_break_glass(&self, ctx: &Context<'_>, survivor_id: ID, justification: String) -> Result<BreakGlassWindow> {
+    async fn open_break_glass(
+        &self,
+        ctx: &Context<'_>,
+        survivor_id: ID,
+        justification: String,
+    ) -> Result<BreakGlassWindow> {
         let (state, caller) = (state(ctx), caller(ctx)?);
         let purpose = caller.purpose()?;
         let gid = state.local_id(&survivor_id)?;
         if purpose != Purpose::Emergency {
             return Err(NodeError::bad_input("break-glass needs the EMERGENCY purpose").into());
         }
-        check_text("justification", &justification, crate::records::LONG_TEXT, true)?;
+        check_text(
+            "justification",
+            &justification,
+            crate::records::LONG_TEXT,
+            true,
+        )?;
         if justification.trim().chars().count() < exchange_policies::MIN_JUSTIFICATION_CHARS {
             return Err(NodeError::JustificationRequired.into());
         }
@@ -386,7 +510,13 @@ impl Mutation {
         with_justification.justification = Some(justification.clone());
         let caller = &with_justification;
         let decision = state
-            .authorize(caller, purpose, Action::OpenBreakGlass, ActionTarget::owned_by(state.agency.clone()), Some(&gid))
+            .authorize(
+                caller,
+                purpose,
+                Action::OpenBreakGlass,
+                ActionTarget::owned_by(state.agency.clone()),
+                Some(&gid),
+            )
             .await?;
         let now = exchange_schema::audit::now_millis();
         let opening = BreakGlassOpening {
@@ -396,9 +526,14 @@ impl Mutation {
             user: caller.principal.user.clone(),
             justification,
             opened_at: now,
-            expires_at: now + state.policies.break_glass_window(),
+            expires_at: state.policies.break_glass_expiry(now),
         };
-        let mut event = change_event(caller, AuditKind::Disclosure, Some(gid.clone()), Some(format!("break-glass:{}", opening.id)));
+        let mut event = change_event(
+            caller,
+            AuditKind::Disclosure,
+            Some(gid.clone()),
+            Some(format!("break-glass:{}", opening.id)),
+        );
         event.reason = "BREAK_GLASS_OPENED".into();
         event.break_glass = true;
         event.explanation = Some(decision.explanation);
@@ -409,10 +544,15 @@ impl Mutation {
             .audit
             .record(move |conn| {
                 Box::pin(async move {
-                    if !survivors::exists(conn, &local).await.map_err(NodeError::internal)? {
+                    if !survivors::exists(conn, &local)
+                        .await
+                        .map_err(NodeError::internal)?
+                    {
                         return Err(NodeError::NotFound("survivor"));
                     }
-                    break_glass::insert(conn, &stored).await.map_err(NodeError::internal)?;
+                    break_glass::insert(conn, &stored)
+                        .await
+                        .map_err(NodeError::internal)?;
                     Ok(((), event))
                 })
             })
@@ -435,11 +575,18 @@ pub struct BreakGlassWindow {
     pub expires_at: OffsetDateTime,
 }
 
-async fn own_staff(state: &NodeState, caller: &Caller, survivor: Option<&GlobalId>) -> Result<(), NodeError> {
+async fn own_staff(
+    state: &NodeState,
+    caller: &Caller,
+    survivor: Option<&GlobalId>,
+) -> Result<(), NodeError> {
     if state.is_own_staff(caller) {
         return Ok(());
     }
-    let err = NodeError::Forbidden(format!("only staff of {} may change its records", state.agency));
+    let err = NodeError::Forbidden(format!(
+        "only staff of {} may change its records",
+        state.agency
+    ));
     Err(state.deny(caller, err, survivor, None).await)
 }
 
@@ -450,7 +597,14 @@ async fn disclosed_one(
     purpose: Purpose,
     record: SurvivorRecord,
 ) -> Result<Survivor> {
-    let mut out = disclose(state, caller, purpose, vec![record], &selected_categories(ctx)).await?;
+    let mut out = disclose(
+        state,
+        caller,
+        purpose,
+        vec![record],
+        &selected_categories(ctx),
+    )
+    .await?;
     out.pop()
         .map(Survivor::from)
         .ok_or_else(|| NodeError::internal(anyhow::anyhow!("disclosure returned nothing")).into())
@@ -465,16 +619,29 @@ fn validate_grant(
     now: OffsetDateTime,
 ) -> Result<ConsentGrantRecord, NodeError> {
     if grantee == state.agency {
-        return Err(NodeError::bad_input("the owning agency needs no consent to see its own records"));
+        return Err(NodeError::bad_input(
+            "the owning agency needs no consent to see its own records",
+        ));
     }
     if input.method == ConsentMethod::Portal {
-        return Err(NodeError::bad_input("PORTAL consents are given by the survivor in the consent portal"));
+        return Err(NodeError::bad_input(
+            "PORTAL consents are given by the survivor in the consent portal",
+        ));
     }
     if input.categories.is_empty() || input.purposes.is_empty() {
-        return Err(NodeError::bad_input("a consent names at least one category and one purpose"));
+        return Err(NodeError::bad_input(
+            "a consent names at least one category and one purpose",
+        ));
     }
-    if input.purposes.iter().any(|p| matches!(p, Purpose::Emergency | Purpose::Audit | Purpose::CaseManagement)) {
-        return Err(NodeError::bad_input("EMERGENCY, AUDIT and CASE_MANAGEMENT are not purposes a survivor grants"));
+    if input.purposes.iter().any(|p| {
+        matches!(
+            p,
+            Purpose::Emergency | Purpose::Audit | Purpose::CaseManagement
+        )
+    }) {
+        return Err(NodeError::bad_input(
+            "EMERGENCY, AUDIT and CASE_MANAGEMENT are not purposes a survivor grants",
+        ));
     }
     let mut categories = input.categories;
     categories.sort();
@@ -511,7 +678,12 @@ fn validate_grant(
 
 /// Accept, decline, complete (receiving agency) or withdraw (referring
 /// agency) a referral held by this node.
-async fn answer_referral(ctx: &Context<'_>, id: &str, to: ReferralStatus, note: Option<String>) -> Result<Referral> {
+async fn answer_referral(
+    ctx: &Context<'_>,
+    id: &str,
+    to: ReferralStatus,
+    note: Option<String>,
+) -> Result<Referral> {
     let (state, caller) = (state(ctx), caller(ctx)?);
     let purpose = caller.purpose()?;
     let gid = state.local_id(id)?;
@@ -519,11 +691,21 @@ async fn answer_referral(ctx: &Context<'_>, id: &str, to: ReferralStatus, note: 
         check_text("note", note, crate::records::LONG_TEXT, true)?;
     }
     let mut conn = state.db.pool().acquire().await?;
-    let record = referrals::get(&mut conn, gid.local()).await.map_err(NodeError::internal)?;
+    let record = referrals::get(&mut conn, gid.local())
+        .await
+        .map_err(NodeError::internal)?;
     drop(conn);
     let me = &caller.principal.agency;
     let Some(record) = record.filter(|r| &r.from_agency == me || &r.to_agency == me) else {
-        return Err(state.deny(caller, NodeError::NotFound("referral"), None, Some(gid.to_string())).await.into());
+        return Err(state
+            .deny(
+                caller,
+                NodeError::NotFound("referral"),
+                None,
+                Some(gid.to_string()),
+            )
+            .await
+            .into());
     };
     let (entitled, action) = match to {
         ReferralStatus::Withdrawn => (&record.from_agency == me, Action::WithdrawReferral),
@@ -532,21 +714,42 @@ async fn answer_referral(ctx: &Context<'_>, id: &str, to: ReferralStatus, note: 
     if !entitled {
         let err = NodeError::Forbidden(format!(
             "only the {} agency may set a referral to {to}",
-            if to == ReferralStatus::Withdrawn { "referring" } else { "receiving" }
+            if to == ReferralStatus::Withdrawn {
+                "referring"
+            } else {
+                "receiving"
+            }
         ));
-        return Err(state.deny(caller, err, None, Some(gid.to_string())).await.into());
+        return Err(state
+            .deny(caller, err, None, Some(gid.to_string()))
+            .await
+            .into());
     }
-    let target = ActionTarget::referral_answer(record.from_agency.clone(), record.to_agency.clone());
-    state.authorize(caller, purpose, action, target, None).await?;
+    let target = ActionTarget::referral(
+        record.from_agency.clone(),
+        record.to_agency.clone(),
+        Vec::new(),
+    );
+    state
+        .authorize(caller, purpose, action, target, None)
+        .await?;
     let from = record.status;
     let allowed = matches!(
         (from, to),
-        (ReferralStatus::Pending, ReferralStatus::Accepted | ReferralStatus::Declined | ReferralStatus::Withdrawn)
-            | (ReferralStatus::Accepted, ReferralStatus::Completed | ReferralStatus::Withdrawn)
+        (
+            ReferralStatus::Pending,
+            ReferralStatus::Accepted | ReferralStatus::Declined | ReferralStatus::Withdrawn
+        ) | (
+            ReferralStatus::Accepted,
+            ReferralStatus::Completed | ReferralStatus::Withdrawn
+        )
     );
     if !allowed {
         let err = NodeError::Conflict(format!("a {from} referral cannot become {to}"));
-        return Err(state.deny(caller, err, None, Some(gid.to_string())).await.into());
+        return Err(state
+            .deny(caller, err, None, Some(gid.to_string()))
+            .await
+            .into());
     }
     let step = ReferralEvent {
         status: to,
@@ -556,28 +759,43 @@ async fn answer_referral(ctx: &Context<'_>, id: &str, to: ReferralStatus, note: 
         note,
     };
     let survivor = GlobalId::new(state.agency.clone(), record.survivor_id.clone())?;
-    let mut event = change_event(caller, AuditKind::ReferralStatusChanged, Some(survivor), Some(gid.to_string()));
+    let mut event = change_event(
+        caller,
+        AuditKind::ReferralStatusChanged,
+        Some(survivor),
+        Some(gid.to_string()),
+    );
     event.reason = format!("{from}->{to}");
     let local = gid.local().to_owned();
     let outcome = state
         .audit
         .record(move |conn| {
             Box::pin(async move {
-                if !referrals::transition(conn, &local, from, &step).await.map_err(NodeError::internal)? {
-                    return Err(NodeError::Conflict("the referral changed meanwhile; reload it".into()));
+                if !referrals::transition(conn, &local, from, &step)
+                    .await
+                    .map_err(NodeError::internal)?
+                {
+                    return Err(NodeError::Conflict(
+                        "the referral changed meanwhile; reload it".into(),
+                    ));
                 }
                 let record = referrals::get(conn, &local)
                     .await
                     .map_err(NodeError::internal)?
                     .ok_or(NodeError::NotFound("referral"))?;
-                let history = referrals::history(conn, &local).await.map_err(NodeError::internal)?;
+                let history = referrals::history(conn, &local)
+                    .await
+                    .map_err(NodeError::internal)?;
                 Ok(((record, history), event))
             })
         })
         .await;
     match outcome {
         Ok((record, history)) => Ok(Referral::new(state.agency.as_str(), record, history)),
-        Err(err @ NodeError::Conflict(_)) => Err(state.deny(caller, err, None, Some(gid.to_string())).await.into()),
+        Err(err @ NodeError::Conflict(_)) => Err(state
+            .deny(caller, err, None, Some(gid.to_string()))
+            .await
+            .into()),
         Err(other) => Err(other.into()),
     }
 }

@@ -52,10 +52,9 @@ impl Query {
     /// The agency this node belongs to.
     async fn agency(&self, ctx: &Context<'_>) -> Result<NodeAgency> {
         let state = state(ctx);
-        let entry = state
-            .federation
-            .agency(&state.agency)
-            .ok_or_else(|| NodeError::internal(anyhow::anyhow!("node agency missing from trust list")))?;
+        let entry = state.federation.agency(&state.agency).ok_or_else(|| {
+            NodeError::internal(anyhow::anyhow!("node agency missing from trust list"))
+        })?;
         Ok(NodeAgency {
             id: state.agency.to_string(),
             name: entry.name.clone(),
@@ -82,7 +81,12 @@ impl Query {
         let after = after.as_deref().map(decode_cursor).transpose()?;
         if !state.is_own_staff(caller) {
             return Err(state
-                .deny(caller, NodeError::Forbidden("only the owning agency lists its survivors".into()), None, None)
+                .deny(
+                    caller,
+                    NodeError::Forbidden("only the owning agency lists its survivors".into()),
+                    None,
+                    None,
+                )
                 .await
                 .into());
         }
@@ -93,12 +97,18 @@ impl Query {
         drop(conn);
         let has_next = rows.len() as i64 > limit;
         rows.truncate(limit as usize);
-        let cursors: Vec<String> = rows.iter().map(|r| encode_cursor(to_ms(r.created_at), &r.id)).collect();
+        let cursors: Vec<String> = rows
+            .iter()
+            .map(|r| encode_cursor(to_ms(r.created_at), &r.id))
+            .collect();
         let disclosed = disclose(state, caller, purpose, rows, &selected_categories(ctx)).await?;
         let mut connection = Connection::new(false, has_next);
-        connection
-            .edges
-            .extend(cursors.into_iter().zip(disclosed).map(|(c, d)| Edge::new(c, Survivor::from(d))));
+        connection.edges.extend(
+            cursors
+                .into_iter()
+                .zip(disclosed)
+                .map(|(c, d)| Edge::new(c, Survivor::from(d))),
+        );
         Ok(connection)
     }
 
@@ -108,18 +118,27 @@ impl Query {
         caller.purpose()?;
         let gid = state.local_id(&id)?;
         let mut conn = state.db.pool().acquire().await?;
-        let record = referrals::get(&mut conn, gid.local()).await.map_err(NodeError::internal)?;
+        let record = referrals::get(&mut conn, gid.local())
+            .await
+            .map_err(NodeError::internal)?;
         let visible = record.as_ref().is_some_and(|r| {
             r.from_agency == caller.principal.agency || r.to_agency == caller.principal.agency
         });
         let Some(record) = record.filter(|_| visible) else {
             drop(conn);
             return Err(state
-                .deny(caller, NodeError::NotFound("referral"), None, Some(gid.to_string()))
+                .deny(
+                    caller,
+                    NodeError::NotFound("referral"),
+                    None,
+                    Some(gid.to_string()),
+                )
                 .await
                 .into());
         };
-        let history = referrals::history(&mut conn, &record.id).await.map_err(NodeError::internal)?;
+        let history = referrals::history(&mut conn, &record.id)
+            .await
+            .map_err(NodeError::internal)?;
         Ok(Some(Referral::new(state.agency.as_str(), record, history)))
     }
 
@@ -130,7 +149,7 @@ impl Query {
         &self,
         ctx: &Context<'_>,
         #[graphql(default_with = "ReferralDirection::All")] direction: ReferralDirection,
-        #[graphql(default)] status: Vec<ReferralStatus>,
+        status: Option<Vec<ReferralStatus>>,
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<Connection<String, Referral>> {
@@ -138,6 +157,7 @@ impl Query {
         caller.purpose()?;
         let limit = page_size(first)?;
         let after = after.as_deref().map(decode_cursor).transpose()?;
+        let status = status.unwrap_or_default();
         if status.len() > ReferralStatus::ALL.len() {
             return Err(NodeError::bad_input("too many statuses").into());
         }
@@ -147,39 +167,66 @@ impl Query {
             ReferralDirection::All => Direction::Both,
         };
         let mut conn = state.db.pool().acquire().await?;
-        let mut rows = referrals::page(&mut conn, &caller.principal.agency, direction, &status, after, limit + 1)
-            .await
-            .map_err(NodeError::internal)?;
+        let mut rows = referrals::page(
+            &mut conn,
+            &caller.principal.agency,
+            direction,
+            &status,
+            after,
+            limit + 1,
+        )
+        .await
+        .map_err(NodeError::internal)?;
         let has_next = rows.len() as i64 > limit;
         rows.truncate(limit as usize);
         let mut connection = Connection::new(false, has_next);
         for record in rows {
             let cursor = encode_cursor(to_ms(record.created_at), &record.id);
-            let history = referrals::history(&mut conn, &record.id).await.map_err(NodeError::internal)?;
-            connection
-                .edges
-                .push(Edge::new(cursor, Referral::new(state.agency.as_str(), record, history)));
+            let history = referrals::history(&mut conn, &record.id)
+                .await
+                .map_err(NodeError::internal)?;
+            connection.edges.push(Edge::new(
+                cursor,
+                Referral::new(state.agency.as_str(), record, history),
+            ));
         }
         Ok(connection)
     }
 
     /// Every consent grant of a survivor (owning agency only).
-    async fn consent_grants(&self, ctx: &Context<'_>, survivor_id: ID) -> Result<Vec<ConsentGrant>> {
+    async fn consent_grants(
+        &self,
+        ctx: &Context<'_>,
+        survivor_id: ID,
+    ) -> Result<Vec<ConsentGrant>> {
         let (state, caller) = (state(ctx), caller(ctx)?);
         let purpose = caller.purpose()?;
         let gid = state.local_id(&survivor_id)?;
         if !state.is_own_staff(caller) {
             return Err(state
-                .deny(caller, NodeError::Forbidden("only the owning agency lists consent grants".into()), Some(&gid), None)
+                .deny(
+                    caller,
+                    NodeError::Forbidden("only the owning agency lists consent grants".into()),
+                    Some(&gid),
+                    None,
+                )
                 .await
                 .into());
         }
         let mut conn = state.db.pool().acquire().await?;
-        if !survivors::exists(&mut conn, gid.local()).await.map_err(NodeError::internal)? {
+        if !survivors::exists(&mut conn, gid.local())
+            .await
+            .map_err(NodeError::internal)?
+        {
             drop(conn);
-            return Err(state.deny(caller, NodeError::NotFound("survivor"), Some(&gid), None).await.into());
+            return Err(state
+                .deny(caller, NodeError::NotFound("survivor"), Some(&gid), None)
+                .await
+                .into());
         }
-        let list = grants::for_survivor(&mut conn, gid.local()).await.map_err(NodeError::internal)?;
+        let list = grants::for_survivor(&mut conn, gid.local())
+            .await
+            .map_err(NodeError::internal)?;
         drop(conn);
         let mut event = caller.event(AuditKind::Disclosure, Decision::Permit, "CONSENT_LIST");
         event.purpose = Some(purpose);
@@ -200,12 +247,13 @@ impl Query {
     async fn audit_log(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default)] filter: AuditLogFilter,
+        filter: Option<AuditLogFilter>,
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<Connection<String, AuditEntry>> {
         let (state, caller) = (state(ctx), caller(ctx)?);
         let purpose = caller.purpose()?;
+        let filter = filter.unwrap_or_default();
         let limit = page_size(first)?;
         let before_seq = after
             .as_deref()
@@ -216,9 +264,15 @@ impl Query {
             .as_deref()
             .map(|s| state.local_id(s))
             .transpose()?;
-        let actor_agency = filter.agency.as_deref().map(exchange_schema::AgencyId::parse).transpose()?;
+        let actor_agency = filter
+            .agency
+            .as_deref()
+            .map(exchange_schema::AgencyId::parse)
+            .transpose()?;
         let target = ActionTarget::owned_by(state.agency.clone());
-        state.authorize(caller, purpose, Action::ReadAuditLog, target, None).await?;
+        state
+            .authorize(caller, purpose, Action::ReadAuditLog, target, None)
+            .await?;
         let query = AuditFilter {
             actor_agency,
             survivor: survivor.map(|s| s.to_string()),
@@ -229,7 +283,9 @@ impl Query {
             until: filter.until,
             before_seq,
         };
-        let mut found = entries(&state.db, &query, limit + 1).await.map_err(NodeError::internal)?;
+        let mut found = entries(&state.db, &query, limit + 1)
+            .await
+            .map_err(NodeError::internal)?;
         let has_next = found.len() as i64 > limit;
         found.truncate(limit as usize);
         let mut event = caller.event(AuditKind::AuditRead, Decision::Permit, "AUDIT_READ");
@@ -268,10 +324,15 @@ pub async fn survivor_by_id(ctx: &Context<'_>, id: &str) -> Result<Option<Surviv
     let purpose = caller.purpose()?;
     let gid: GlobalId = state.local_id(id)?;
     let mut conn = state.db.pool().acquire().await?;
-    let record = survivors::get(&mut conn, gid.local()).await.map_err(NodeError::internal)?;
+    let record = survivors::get(&mut conn, gid.local())
+        .await
+        .map_err(NodeError::internal)?;
     drop(conn);
     let Some(record) = record else {
-        return Err(state.deny(caller, NodeError::NotFound("survivor"), Some(&gid), None).await.into());
+        return Err(state
+            .deny(caller, NodeError::NotFound("survivor"), Some(&gid), None)
+            .await
+            .into());
     };
     let selected: Vec<Category> = selected_categories(ctx);
     let mut disclosed = disclose(state, caller, purpose, vec![record], &selected).await?;

@@ -105,7 +105,10 @@ impl Referral {
             notes: record.notes,
             created_at: record.created_at,
             updated_at: record.updated_at,
-            history: history.into_iter().map(ReferralStatusChange::from).collect(),
+            history: history
+                .into_iter()
+                .map(ReferralStatusChange::from)
+                .collect(),
         }
     }
 }

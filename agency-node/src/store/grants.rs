@@ -103,10 +103,12 @@ pub async fn insert(conn: &mut AnyConnection, grant: &ConsentGrantRecord) -> any
 }
 
 pub async fn get(conn: &mut AnyConnection, id: &str) -> anyhow::Result<Option<ConsentGrantRecord>> {
-    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM consent_grants WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(conn)
-        .await?;
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM consent_grants WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
     row.as_ref().map(from_row).transpose()
 }
 
@@ -132,7 +134,10 @@ pub async fn revoke(
 }
 
 /// Every grant of one survivor, oldest first.
-pub async fn for_survivor(conn: &mut AnyConnection, survivor_id: &str) -> anyhow::Result<Vec<ConsentGrantRecord>> {
+pub async fn for_survivor(
+    conn: &mut AnyConnection,
+    survivor_id: &str,
+) -> anyhow::Result<Vec<ConsentGrantRecord>> {
     let rows = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM consent_grants WHERE survivor_id = $1 ORDER BY created_at, id"
     ))
@@ -164,7 +169,9 @@ pub async fn for_survivors(
     }
     for row in query.fetch_all(conn).await? {
         let grant = from_row(&row)?;
-        out.entry(grant.survivor_id.clone()).or_default().push(grant);
+        out.entry(grant.survivor_id.clone())
+            .or_default()
+            .push(grant);
     }
     Ok(out)
 }

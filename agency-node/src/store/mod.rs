@@ -82,7 +82,10 @@ impl Db {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
-        migrator.run(&self.pool).await.context("applying database migrations")
+        migrator
+            .run(&self.pool)
+            .await
+            .context("applying database migrations")
     }
 
     pub fn pool(&self) -> &AnyPool {
@@ -129,7 +132,11 @@ pub fn placeholders(first: usize, count: usize) -> String {
 
 /// Joins closed-list values into a stored text column.
 pub fn join_wire<T: std::fmt::Display>(values: &[T]) -> String {
-    values.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
+    values
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Parses a stored closed-list column; a value that no longer parses is a
@@ -143,7 +150,10 @@ where
     }
     column
         .split(',')
-        .map(|v| v.parse::<T>().with_context(|| format!("stored value {v:?}")))
+        .map(|v| {
+            v.parse::<T>()
+                .with_context(|| format!("stored value {v:?}"))
+        })
         .collect()
 }
 

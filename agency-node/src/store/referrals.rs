@@ -65,7 +65,11 @@ fn from_row(row: &AnyRow) -> anyhow::Result<ReferralRecord> {
     })
 }
 
-pub async fn insert(conn: &mut AnyConnection, referral: &ReferralRecord, first: &ReferralEvent) -> anyhow::Result<()> {
+pub async fn insert(
+    conn: &mut AnyConnection,
+    referral: &ReferralRecord,
+    first: &ReferralEvent,
+) -> anyhow::Result<()> {
     sqlx::query(&format!(
         "INSERT INTO referrals ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
     ))
@@ -85,7 +89,11 @@ pub async fn insert(conn: &mut AnyConnection, referral: &ReferralRecord, first: 
     append_event(conn, &referral.id, first).await
 }
 
-async fn append_event(conn: &mut AnyConnection, referral_id: &str, event: &ReferralEvent) -> anyhow::Result<()> {
+async fn append_event(
+    conn: &mut AnyConnection,
+    referral_id: &str,
+    event: &ReferralEvent,
+) -> anyhow::Result<()> {
     sqlx::query(
         "INSERT INTO referral_events (referral_id, position, status, at, by_agency, by_user, note) \
          SELECT $1, COALESCE(MAX(position), 0) + 1, $2, $3, $4, $5, $6 FROM referral_events WHERE referral_id = $1",
@@ -109,13 +117,15 @@ pub async fn transition(
     from: ReferralStatus,
     event: &ReferralEvent,
 ) -> anyhow::Result<bool> {
-    let done = sqlx::query("UPDATE referrals SET status = $3, updated_at = $4 WHERE id = $1 AND status = $2")
-        .bind(id)
-        .bind(from.as_str())
-        .bind(event.status.as_str())
-        .bind(to_ms(event.at))
-        .execute(&mut *conn)
-        .await?;
+    let done = sqlx::query(
+        "UPDATE referrals SET status = $3, updated_at = $4 WHERE id = $1 AND status = $2",
+    )
+    .bind(id)
+    .bind(from.as_str())
+    .bind(event.status.as_str())
+    .bind(to_ms(event.at))
+    .execute(&mut *conn)
+    .await?;
     if done.rows_affected() != 1 {
         return Ok(false);
     }
@@ -179,7 +189,10 @@ pub async fn page(
         next += 2;
     }
     if !statuses.is_empty() {
-        sql.push_str(&format!(" AND status IN ({})", super::placeholders(next, statuses.len())));
+        sql.push_str(&format!(
+            " AND status IN ({})",
+            super::placeholders(next, statuses.len())
+        ));
         next += statuses.len();
     }
     sql.push_str(&format!(" ORDER BY created_at DESC, id DESC LIMIT ${next}"));
@@ -195,7 +208,10 @@ pub async fn page(
 }
 
 /// Referrals concerning one survivor (for the survivor's own view).
-pub async fn for_survivor(conn: &mut AnyConnection, survivor_id: &str) -> anyhow::Result<Vec<ReferralRecord>> {
+pub async fn for_survivor(
+    conn: &mut AnyConnection,
+    survivor_id: &str,
+) -> anyhow::Result<Vec<ReferralRecord>> {
     let rows = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM referrals WHERE survivor_id = $1 ORDER BY created_at DESC, id DESC"
     ))

@@ -110,7 +110,10 @@ pub async fn exists(conn: &mut AnyConnection, id: &str) -> anyhow::Result<bool> 
 }
 
 /// Survivors by local ID, in the order of `ids`; missing ones are skipped.
-pub async fn get_many(conn: &mut AnyConnection, ids: &[String]) -> anyhow::Result<Vec<SurvivorRecord>> {
+pub async fn get_many(
+    conn: &mut AnyConnection,
+    ids: &[String],
+) -> anyhow::Result<Vec<SurvivorRecord>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -123,7 +126,8 @@ pub async fn get_many(conn: &mut AnyConnection, ids: &[String]) -> anyhow::Resul
         query = query.bind(id);
     }
     let rows = query.fetch_all(conn).await?;
-    let mut found: Vec<SurvivorRecord> = rows.iter().map(from_row).collect::<anyhow::Result<_>>()?;
+    let mut found: Vec<SurvivorRecord> =
+        rows.iter().map(from_row).collect::<anyhow::Result<_>>()?;
     found.sort_by_key(|r| ids.iter().position(|id| id == &r.id));
     Ok(found)
 }

@@ -113,10 +113,30 @@ impl TestNode {
         let federation = DevFederation::create(
             dir.path(),
             &[
-                spec(OWNER, "North Star Shelter", AgencyKind::Shelter, vec![ServiceKind::Shelter]),
-                spec(SHELTER, "South Harbour Shelter", AgencyKind::Shelter, vec![ServiceKind::Shelter]),
-                spec(LEGAL, "City Legal Aid", AgencyKind::LegalAid, vec![ServiceKind::LegalAid]),
-                spec(CLINIC, "East Clinic", AgencyKind::HealthClinic, vec![ServiceKind::Medical]),
+                spec(
+                    OWNER,
+                    "North Star Shelter",
+                    AgencyKind::Shelter,
+                    vec![ServiceKind::Shelter],
+                ),
+                spec(
+                    SHELTER,
+                    "South Harbour Shelter",
+                    AgencyKind::Shelter,
+                    vec![ServiceKind::Shelter],
+                ),
+                spec(
+                    LEGAL,
+                    "City Legal Aid",
+                    AgencyKind::LegalAid,
+                    vec![ServiceKind::LegalAid],
+                ),
+                spec(
+                    CLINIC,
+                    "East Clinic",
+                    AgencyKind::HealthClinic,
+                    vec![ServiceKind::Medical],
+                ),
                 spec(POLICE, "Central Police", AgencyKind::LawEnforcement, vec![]),
                 spec(OVERSIGHT, "Oversight Board", AgencyKind::Oversight, vec![]),
             ],
@@ -174,7 +194,10 @@ impl TestNode {
     /// A valid token for a user of `agency` with `roles`.
     pub fn token(&self, agency: &str, roles: &[Role]) -> String {
         let agency = AgencyId::parse(agency).unwrap();
-        let idp = self.federation.provider(&agency).expect("agency in the test federation");
+        let idp = self
+            .federation
+            .provider(&agency)
+            .expect("agency in the test federation");
         idp.mint(&MintRequest::new(
             agency.clone(),
             format!("{agency}-user"),
@@ -189,7 +212,13 @@ impl TestNode {
     }
 
     /// Sends an operation with a bearer token and a declared purpose.
-    pub async fn gql(&self, token: Option<&str>, purpose: Option<&str>, query: &str, variables: Value) -> Gql {
+    pub async fn gql(
+        &self,
+        token: Option<&str>,
+        purpose: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> Gql {
         let mut request = self
             .client
             .post(format!("{}/graphql", self.base))
@@ -236,7 +265,14 @@ impl TestNode {
     }
 
     /// Records a witnessed consent; returns the grant's global ID.
-    pub async fn grant(&self, survivor: &str, grantee: &str, categories: &[&str], purposes: &[&str], extra: Value) -> String {
+    pub async fn grant(
+        &self,
+        survivor: &str,
+        grantee: &str,
+        categories: &[&str],
+        purposes: &[&str],
+        extra: Value,
+    ) -> String {
         let owner = self.caseworker(OWNER);
         let mut input = json!({
             "survivorId": survivor,
@@ -257,7 +293,10 @@ impl TestNode {
                 json!({ "input": input }),
             )
             .await;
-        response.data()["recordConsent"]["id"].as_str().expect("grant recorded").to_owned()
+        response.data()["recordConsent"]["id"]
+            .as_str()
+            .expect("grant recorded")
+            .to_owned()
     }
 
     pub async fn revoke(&self, grant: &str) {
@@ -270,12 +309,21 @@ impl TestNode {
                 json!({ "id": grant }),
             )
             .await;
-        assert!(response.data()["revokeConsent"]["revokedAt"].is_string(), "{response:?}");
+        assert!(
+            response.data()["revokeConsent"]["revokedAt"].is_string(),
+            "{response:?}"
+        );
     }
 
     /// Reads a survivor with every category selected.
     pub async fn read_survivor(&self, token: &str, purpose: &str, id: &str) -> Gql {
-        self.gql(Some(token), Some(purpose), SURVIVOR_QUERY, json!({ "id": id })).await
+        self.gql(
+            Some(token),
+            Some(purpose),
+            SURVIVOR_QUERY,
+            json!({ "id": id }),
+        )
+        .await
     }
 
     /// The audit entries (as stored events), oldest first.
@@ -349,13 +397,18 @@ impl Gql {
     async fn from(response: reqwest::Response) -> Self {
         let status = response.status().as_u16();
         let text = response.text().await.unwrap();
-        let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
+        let body =
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
         Self { status, body }
     }
 
     /// `data`, asserting there were no errors.
     pub fn data(&self) -> &Value {
-        assert!(self.body.get("errors").is_none(), "unexpected errors: {}", self.body);
+        assert!(
+            self.body.get("errors").is_none(),
+            "unexpected errors: {}",
+            self.body
+        );
         &self.body["data"]
     }
 

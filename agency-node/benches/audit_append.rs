@@ -1,0 +1,112 @@
+//! Durable audit appends per second, on SQLite and (when
+//! `EXCHANGE_TEST_POSTGRES_URL` is set, as `scripts/postgres.sh` does) on
+//! PostgreSQL: many concurrent requests appending through the group-commit
+//! writer, against a baseline of one entry per transaction measured in the
+//! same run. Also the full disclosure path per record for a page of 100
+//! survivors with mixed grants.
+//!
+//! Run: `source scripts/postgres.sh; cargo bench -p agency-node --bench audit_append`
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use agency_node::audit::{AuditLog, AuditOptions};
+use agency_node::store::Db;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::Ed25519KeyPair;
+use exchange_schema::{AgencyId, AuditEvent, AuditKind, Category, Decision, GlobalId, Purpose};
+
+fn event(i: usize) -> AuditEvent {
+    let mut e = AuditEvent::new(AuditKind::Disclosure, Decision::Permit, "GRANT");
+    e.actor_agency = Some(AgencyId::parse("legal-aid-city").unwrap());
+    e.actor_user = Some(format!("caseworker-{}", i % 17));
+    e.survivor =
+        Some(GlobalId::new(AgencyId::parse("shelter-north").unwrap(), format!("s{i}")).unwrap());
+    e.disclosed = vec![Category::Identity, Category::Legal];
+    e.purpose = Some(Purpose::LegalAssistance);
+    e.policy_set = Some("0".repeat(64));
+    e.trace_id = Some("4bf92f3577b34da6a3ce929d0e0e4736".into());
+    e
+}
+
+fn key() -> Arc<Ed25519KeyPair> {
+    let doc = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
+    Arc::new(Ed25519KeyPair::from_pkcs8(doc.as_ref()).unwrap())
+}
+
+/// Appends `total` entries from `concurrency` tasks; entries per second.
+async fn grouped(db: &Db, total: usize, concurrency: usize) -> f64 {
+    let log = AuditLog::open(db.clone(), key(), AuditOptions::new("bench"))
+        .await
+        .unwrap();
+    let start = Instant::now();
+    let per_task = total / concurrency;
+    let mut tasks = Vec::new();
+    for t in 0..concurrency {
+        let log = log.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..per_task {
+                log.append(event(t * per_task + i)).await.unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    (per_task * concurrency) as f64 / start.elapsed().as_secs_f64()
+}
+
+/// One entry per transaction: each `record` commits on its own.
+async fn one_per_transaction(db: &Db, total: usize) -> f64 {
+    let log = AuditLog::open(db.clone(), key(), AuditOptions::new("bench"))
+        .await
+        .unwrap();
+    let start = Instant::now();
+    for i in 0..total {
+        let e = event(i);
+        log.record(move |_conn| Box::pin(async move { Ok(((), e)) }))
+            .await
+            .unwrap();
+    }
+    total as f64 / start.elapsed().as_secs_f64()
+}
+
+async fn run(name: &str, url: &str) {
+    let db = Db::connect(url).await.unwrap();
+    let baseline = one_per_transaction(&db, 500).await;
+    let grouped_rate = grouped(&db, 20_000, 200).await;
+    println!(
+        "{name:<10} one entry per transaction: {baseline:>9.0}/s   group commit (200 concurrent requests): {grouped_rate:>9.0}/s   ratio {:.1}x",
+        grouped_rate / baseline
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    // `cargo bench` passes --bench; nothing else is accepted.
+    let dir = tempfile::tempdir().unwrap();
+    println!("durable audit appends (synchronous=FULL on SQLite; fsync on PostgreSQL)");
+    run("SQLite", &agency_node::store::sqlite_url(dir.path())).await;
+    match std::env::var("EXCHANGE_TEST_POSTGRES_URL") {
+        Ok(admin) => {
+            use sqlx::Connection as _;
+            let name = format!("exchange_bench_{}", uuid::Uuid::new_v4().simple());
+            let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+            run("PostgreSQL", &format!("{base}/{name}")).await;
+            let _ = tokio::time::timeout(Duration::from_secs(5), async {
+                sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await
+            })
+            .await;
+        }
+        Err(_) => println!(
+            "PostgreSQL  not measured: set EXCHANGE_TEST_POSTGRES_URL (source scripts/postgres.sh)"
+        ),
+    }
+}

@@ -1,0 +1,243 @@
+//! Synthetic demo data: invented survivors (never real people), consent
+//! grants to partner agencies and referrals, written through the same
+//! audited transactions as real changes. Seeding happens only into an empty
+//! node, so a second start of the demo reuses its data.
+
+use exchange_schema::{
+    AgencyId, AuditKind, Category, ConsentMethod, GlobalId, Purpose, ReferralStatus, ServiceKind,
+    Urgency,
+};
+use time::Duration;
+
+use crate::disclosure::change_event;
+use crate::error::NodeError;
+use crate::records::{CaseDetails, Contact, HealthNotes, Identity, LegalStatus, RiskLevel};
+use crate::state::{Caller, NodeState};
+use crate::store::grants::ConsentGrantRecord;
+use crate::store::referrals::{ReferralEvent, ReferralRecord};
+use crate::store::survivors::SurvivorRecord;
+use crate::store::{grants, new_local_id, referrals, survivors};
+
+/// Invented given names: obviously synthetic records.
+const GIVEN: [&str; 12] = [
+    "Ana", "Bilal", "Chen", "Dara", "Esi", "Farah", "Goran", "Hana", "Iulia", "Jomo", "Kateryna",
+    "Lina",
+];
+const FAMILY: [&str; 6] = [
+    "Demo",
+    "Sample",
+    "Example",
+    "Testperson",
+    "Fictional",
+    "Placeholder",
+];
+const EXPLOITATION: [&str; 4] = [
+    "labour",
+    "sexual",
+    "domestic servitude",
+    "forced criminality",
+];
+
+/// What was seeded, for the demo's printout.
+#[derive(Debug, Clone, Default)]
+pub struct SeedSummary {
+    pub survivors: Vec<GlobalId>,
+    pub grants: Vec<(GlobalId, AgencyId)>,
+    pub referrals: Vec<(GlobalId, AgencyId)>,
+    /// False when the node already had data and nothing was added.
+    pub seeded: bool,
+}
+
+/// Seeds `count` synthetic survivors into an empty node. The first partner
+/// gets grants for every second survivor and a referral for every third; the
+/// caller acts as the node's own intake caseworker.
+pub async fn seed_demo(
+    state: &NodeState,
+    caller: &Caller,
+    partners: &[AgencyId],
+    count: usize,
+) -> Result<SeedSummary, NodeError> {
+    let mut summary = SeedSummary::default();
+    let mut conn = state.db.pool().acquire().await?;
+    let existing = survivors::page(&mut conn, None, 1)
+        .await
+        .map_err(NodeError::internal)?;
+    drop(conn);
+    if !existing.is_empty() {
+        return Ok(summary);
+    }
+    summary.seeded = true;
+    let offset = state.agency.as_str().len();
+    for i in 0..count {
+        let now = exchange_schema::audit::now_millis();
+        let n = i + offset;
+        let record = SurvivorRecord {
+            id: new_local_id(),
+            created_at: now,
+            updated_at: now,
+            created_by: caller.principal.user.clone(),
+            identity: Some(Identity {
+                given_name: GIVEN[n % GIVEN.len()].into(),
+                family_name: Some(FAMILY[n % FAMILY.len()].into()),
+                preferred_name: None,
+                date_of_birth: Some(format!("{}-0{}-1{}", 1985 + n % 20, 1 + n % 9, n % 10)),
+                nationality: Some("Invented".into()),
+                gender: None,
+                languages: vec!["en".into()],
+            }),
+            contact: Some(Contact {
+                safe_channel: Some("through the caseworker only".into()),
+                phone: None,
+                current_location: Some(format!("Safe house {} (synthetic)", 1 + n % 5)),
+                safety_notes: None,
+            }),
+            case: Some(CaseDetails {
+                exploitation_types: vec![EXPLOITATION[n % EXPLOITATION.len()].into()],
+                risk_level: [RiskLevel::Low, RiskLevel::Medium, RiskLevel::High][n % 3],
+                intake_date: Some("2026-10-01".into()),
+                needs: vec![ServiceKind::Shelter, ServiceKind::LegalAid],
+                summary: Some("Synthetic demo record.".into()),
+            }),
+            health: Some(HealthNotes {
+                medical_notes: Some("Synthetic note: follow-up visit planned.".into()),
+                psychosocial_notes: Some("Synthetic note.".into()),
+                allergies: vec![],
+            }),
+            legal: Some(LegalStatus {
+                immigration_status: Some("application pending (synthetic)".into()),
+                proceedings: vec![],
+                protection_orders: vec![],
+                notes: None,
+            }),
+        };
+        let gid = GlobalId::new(state.agency.clone(), record.id.clone())?;
+        let event = change_event(
+            caller,
+            AuditKind::SurvivorRegistered,
+            Some(gid.clone()),
+            None,
+        );
+        let stored = record.clone();
+        state
+            .audit
+            .record(move |conn| {
+                Box::pin(async move {
+                    survivors::insert(conn, &stored)
+                        .await
+                        .map_err(NodeError::internal)?;
+                    Ok(((), event))
+                })
+            })
+            .await?;
+        summary.survivors.push(gid.clone());
+
+        for (p, partner) in partners.iter().enumerate() {
+            if (i + p) % 2 != 0 {
+                continue;
+            }
+            let grant = ConsentGrantRecord {
+                id: new_local_id(),
+                survivor_id: record.id.clone(),
+                grantee: partner.clone(),
+                categories: vec![
+                    Category::Identity,
+                    Category::Case,
+                    Category::Legal,
+                    Category::Health,
+                ],
+                purposes: vec![
+                    Purpose::Referral,
+                    Purpose::ServiceCoordination,
+                    Purpose::LegalAssistance,
+                    Purpose::HealthCare,
+                ],
+                valid_from: now,
+                valid_until: Some(now + Duration::days(180)),
+                method: ConsentMethod::WitnessedWritten,
+                recorded_by: format!("{}/{}", caller.principal.agency, caller.principal.user),
+                witness: Some("Intake supervisor (synthetic)".into()),
+                created_at: now,
+                revoked_at: None,
+                revoked_by: None,
+                revocation_reason: None,
+            };
+            let mut event = change_event(
+                caller,
+                AuditKind::ConsentGranted,
+                Some(gid.clone()),
+                Some(format!("{}:{}", state.agency, grant.id)),
+            );
+            event.disclosed = grant.categories.clone();
+            let stored = grant.clone();
+            state
+                .audit
+                .record(move |conn| {
+                    Box::pin(async move {
+                        grants::insert(conn, &stored)
+                            .await
+                            .map_err(NodeError::internal)?;
+                        Ok(((), event))
+                    })
+                })
+                .await?;
+            summary.grants.push((
+                GlobalId::new(state.agency.clone(), grant.id)?,
+                partner.clone(),
+            ));
+
+            if i % 3 == 0 {
+                let referral = ReferralRecord {
+                    id: new_local_id(),
+                    survivor_id: record.id.clone(),
+                    from_agency: state.agency.clone(),
+                    to_agency: partner.clone(),
+                    service: [
+                        ServiceKind::LegalAid,
+                        ServiceKind::Medical,
+                        ServiceKind::Shelter,
+                    ][(i + p) % 3],
+                    urgency: if i % 2 == 0 {
+                        Urgency::Urgent
+                    } else {
+                        Urgency::Routine
+                    },
+                    status: ReferralStatus::Pending,
+                    notes: Some("Synthetic referral for the demo.".into()),
+                    created_at: now,
+                    updated_at: now,
+                    created_by: caller.principal.user.clone(),
+                };
+                let first = ReferralEvent {
+                    status: ReferralStatus::Pending,
+                    at: now,
+                    by_agency: state.agency.clone(),
+                    by_user: caller.principal.user.clone(),
+                    note: None,
+                };
+                let event = change_event(
+                    caller,
+                    AuditKind::ReferralCreated,
+                    Some(gid.clone()),
+                    Some(format!("{}:{}", state.agency, referral.id)),
+                );
+                let stored = referral.clone();
+                state
+                    .audit
+                    .record(move |conn| {
+                        Box::pin(async move {
+                            referrals::insert(conn, &stored, &first)
+                                .await
+                                .map_err(NodeError::internal)?;
+                            Ok(((), event))
+                        })
+                    })
+                    .await?;
+                summary.referrals.push((
+                    GlobalId::new(state.agency.clone(), referral.id)?,
+                    partner.clone(),
+                ));
+            }
+        }
+    }
+    Ok(summary)
+}

@@ -1,0 +1,373 @@
+//! `exchange-demo`: one command that starts a local federation on this
+//! machine: a gateway and three agency nodes (a shelter, a legal-aid service
+//! and a health clinic; the federation file also lists an oversight body,
+//! without a node, for the auditor). Each node keeps its own SQLite file
+//! under `./data/demo/<agency>/` and is seeded with synthetic survivors,
+//! consent grants and referrals on first start. Gateway and nodes talk over
+//! mutual TLS with certificates from a local CA generated on first start.
+//! A second start reuses the data, keys and certificates. Ctrl-C stops
+//! everything cleanly.
+//!
+//! Development only: the identity providers are local keys
+//! (`https://dev-idp.<agency>.example`) and the CA is on the same disk.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser;
+use exchange_gateway::config::ClientTlsConfig;
+use exchange_gateway::tls::DevPki;
+use exchange_gateway::{Application as Gateway, GatewayConfig};
+use exchange_schema::{AgencyId, AgencyKind, Purpose, Role, ServiceKind};
+use exchange_trust::{AgencySpec, DevFederation, MintRequest};
+use tokio::sync::watch;
+
+/// Starts a local demo federation: a gateway and three agency nodes with
+/// synthetic data, mutual TLS between them, and prints ready-to-paste
+/// tokens and example operations.
+#[derive(Parser, Debug)]
+#[command(name = "exchange-demo", version)]
+struct Cli {
+    /// Where the nodes' databases, keys and certificates live.
+    #[arg(long, default_value = "data/demo")]
+    data_dir: PathBuf,
+    /// The gateway's port on 127.0.0.1; the nodes use the next three.
+    #[arg(long, default_value_t = 7000)]
+    port: u16,
+    /// Synthetic survivors seeded per node on first start.
+    #[arg(long, default_value_t = 6)]
+    survivors: usize,
+}
+
+/// The token audience of the demo federation.
+const AUDIENCE: &str = "survivor-exchange-demo";
+
+struct DemoAgency {
+    id: &'static str,
+    name: &'static str,
+    kind: AgencyKind,
+    services: &'static [ServiceKind],
+    languages: &'static [&'static str],
+    region: &'static str,
+    has_node: bool,
+}
+
+const AGENCIES: [DemoAgency; 4] = [
+    DemoAgency {
+        id: "shelter-north",
+        name: "North Star Shelter",
+        kind: AgencyKind::Shelter,
+        services: &[ServiceKind::Shelter, ServiceKind::Psychosocial],
+        languages: &["en", "es", "ro"],
+        region: "North",
+        has_node: true,
+    },
+    DemoAgency {
+        id: "legal-aid-city",
+        name: "City Legal Aid",
+        kind: AgencyKind::LegalAid,
+        services: &[ServiceKind::LegalAid, ServiceKind::Interpretation],
+        languages: &["en", "pt-BR", "uk"],
+        region: "City",
+        has_node: true,
+    },
+    DemoAgency {
+        id: "clinic-east",
+        name: "East Health Clinic",
+        kind: AgencyKind::HealthClinic,
+        services: &[ServiceKind::Medical, ServiceKind::Psychosocial],
+        languages: &["en", "fr"],
+        region: "East",
+        has_node: true,
+    },
+    DemoAgency {
+        id: "oversight-board",
+        name: "Data Protection Oversight Board",
+        kind: AgencyKind::Oversight,
+        services: &[],
+        languages: &["en"],
+        region: "National",
+        has_node: false,
+    },
+];
+
+fn tls_identity(agency: &str) -> String {
+    format!("node.{agency}.demo")
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    agency_node::telemetry::init("pretty");
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    match run(Cli::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let dir = &cli.data_dir;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let pki = DevPki::load_or_create(&dir.join("pki")).context("the local CA")?;
+    let node_ports: Vec<u16> = (1..=3).map(|i| cli.port + i).collect();
+    let specs: Vec<AgencySpec> = AGENCIES
+        .iter()
+        .enumerate()
+        .map(|(i, a)| AgencySpec {
+            id: AgencyId::parse(a.id).expect("demo agency IDs are valid"),
+            name: a.name.into(),
+            kind: a.kind,
+            services: a.services.to_vec(),
+            languages: a.languages.iter().map(|l| (*l).to_owned()).collect(),
+            region: a.region.into(),
+            node_url: a
+                .has_node
+                .then(|| format!("https://127.0.0.1:{}", node_ports[i])),
+            tls_identity: a.has_node.then(|| tls_identity(a.id)),
+        })
+        .collect();
+    let federation =
+        DevFederation::create(dir, &specs, AUDIENCE).context("the demo federation file")?;
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    let mut seeded = Vec::new();
+    for (i, agency) in AGENCIES.iter().enumerate().filter(|(_, a)| a.has_node) {
+        let identity = pki.identity(
+            &format!("node-{}", agency.id),
+            &[tls_identity(agency.id)],
+            true,
+            false,
+        )?;
+        let config = node_config(
+            &federation.path,
+            dir,
+            agency.id,
+            node_ports[i],
+            &identity,
+            &pki.ca_file(),
+        )?;
+        let app = agency_node::Application::build(config)
+            .await
+            .with_context(|| format!("starting the node of {}", agency.id))?;
+        let state = app.state();
+        let partners: Vec<AgencyId> = AGENCIES
+            .iter()
+            .filter(|p| p.has_node && p.id != agency.id)
+            .map(|p| AgencyId::parse(p.id).expect("valid"))
+            .collect();
+        let intake = caller(&federation, &state, agency.id)?;
+        let summary = agency_node::seed::seed_demo(&state, &intake, &partners, cli.survivors)
+            .await
+            .map_err(|e| anyhow::anyhow!("seeding {}: {e}", agency.id))?;
+        seeded.push((agency.id, summary));
+        let mut rx = stop_rx.clone();
+        tasks.push(tokio::spawn(app.run(async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        })));
+    }
+
+    let client = pki.identity("gateway", &["gateway.demo".into()], false, true)?;
+    let mut config = GatewayConfig::new(&federation.path, dir.join("gateway"));
+    config.listen = format!("127.0.0.1:{}", cli.port).parse()?;
+    config.log_format = "pretty".into();
+    config.tls = Some(ClientTlsConfig {
+        cert_file: client.cert_file,
+        key_file: client.key_file,
+        ca_file: pki.ca_file(),
+    });
+    let gateway = Gateway::build(config)
+        .await
+        .context("starting the gateway")?;
+    let address = gateway.address();
+    let mut rx = stop_rx.clone();
+    tasks.push(tokio::spawn(gateway.run(async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    })));
+
+    print_welcome(&federation, address, &seeded)?;
+    agency_node::app::shutdown_signal().await;
+    println!("\nStopping the gateway and the nodes...");
+    let _ = stop_tx.send(true);
+    for task in tasks {
+        match tokio::time::timeout(Duration::from_secs(40), task).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(err))) => eprintln!("a server stopped with an error: {err:#}"),
+            Ok(Err(err)) => eprintln!("a server task failed: {err}"),
+            Err(_) => eprintln!("a server did not stop in time"),
+        }
+    }
+    println!(
+        "Stopped. Data kept in {}; start again to reuse it.",
+        dir.display()
+    );
+    Ok(())
+}
+
+fn node_config(
+    federation: &Path,
+    dir: &Path,
+    agency: &str,
+    port: u16,
+    identity: &exchange_gateway::tls::Identity,
+    ca: &Path,
+) -> anyhow::Result<agency_node::NodeConfig> {
+    let mut tls = toml::Table::new();
+    tls.insert(
+        "cert_file".into(),
+        identity.cert_file.display().to_string().into(),
+    );
+    tls.insert(
+        "key_file".into(),
+        identity.key_file.display().to_string().into(),
+    );
+    tls.insert("client_ca_file".into(), ca.display().to_string().into());
+    let mut table = toml::Table::new();
+    table.insert("agency".into(), agency.into());
+    table.insert("federation".into(), federation.display().to_string().into());
+    table.insert("listen".into(), format!("127.0.0.1:{port}").into());
+    table.insert(
+        "data_dir".into(),
+        dir.join(agency).display().to_string().into(),
+    );
+    table.insert("log_format".into(), "pretty".into());
+    table.insert("tls".into(), tls.into());
+    let config: agency_node::NodeConfig = table.try_into().context("the node configuration")?;
+    config.check()?;
+    Ok(config)
+}
+
+/// The node's own intake caseworker, who registers the demo data.
+fn caller(
+    federation: &DevFederation,
+    state: &agency_node::state::NodeState,
+    agency: &str,
+) -> anyhow::Result<agency_node::state::Caller> {
+    let token = mint(
+        federation,
+        agency,
+        "intake-caseworker",
+        Role::Caseworker,
+        Duration::from_secs(300),
+    )?;
+    let principal = state
+        .verifier
+        .verify(&token)
+        .map_err(|e| anyhow::anyhow!("the demo token did not verify: {e}"))?;
+    Ok(agency_node::state::Caller {
+        principal,
+        purpose: Some(Purpose::CaseManagement),
+        justification: None,
+        trace_id: uuid_like(),
+    })
+}
+
+fn uuid_like() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{nanos:032x}")
+}
+
+fn mint(
+    federation: &DevFederation,
+    agency: &str,
+    user: &str,
+    role: Role,
+    ttl: Duration,
+) -> anyhow::Result<String> {
+    let agency = AgencyId::parse(agency)?;
+    let idp = federation
+        .provider(&agency)
+        .with_context(|| format!("no identity provider for {agency}"))?;
+    let mut request = MintRequest::new(agency.clone(), user, vec![role], AUDIENCE);
+    request.ttl = ttl;
+    Ok(idp.mint(&request)?)
+}
+
+fn print_welcome(
+    federation: &DevFederation,
+    address: std::net::SocketAddr,
+    seeded: &[(&str, agency_node::seed::SeedSummary)],
+) -> anyhow::Result<()> {
+    let ttl = Duration::from_secs(8 * 3600);
+    println!();
+    println!("Survivor data exchange: local demo federation (synthetic data, development keys)");
+    println!("=================================================================================");
+    println!("GraphiQL (gateway): http://{address}/graphql");
+    for (i, agency) in AGENCIES.iter().enumerate().filter(|(_, a)| a.has_node) {
+        println!(
+            "  node {:<16} https://127.0.0.1:{} (mutual TLS; the gateway holds the client certificate)",
+            agency.id,
+            address.port() + i as u16 + 1
+        );
+    }
+    println!();
+    println!("Paste into GraphiQL's Headers pane, one of (tokens valid 8 hours):");
+    for agency in AGENCIES.iter().filter(|a| a.has_node) {
+        let token = mint(
+            federation,
+            agency.id,
+            &format!("{}-caseworker", agency.id),
+            Role::Caseworker,
+            ttl,
+        )?;
+        println!("\n  caseworker at {} ({}):", agency.id, agency.name);
+        println!(
+            "  {{ \"Authorization\": \"Bearer {token}\", \"x-exchange-purpose\": \"REFERRAL\" }}"
+        );
+    }
+    let auditor = mint(
+        federation,
+        "oversight-board",
+        "oversight-auditor",
+        Role::Auditor,
+        ttl,
+    )?;
+    println!("\n  auditor at oversight-board:");
+    println!("  {{ \"Authorization\": \"Bearer {auditor}\", \"x-exchange-purpose\": \"AUDIT\" }}");
+    println!();
+    println!("Try (as the clinic's caseworker, purpose REFERRAL):");
+    println!(
+        "  query {{ referrals(direction: INCOMING, first: 5) {{ edges {{ cursor node {{ id fromAgency service urgency status createdAt survivor {{ identity {{ givenName }} withheld {{ category reason }} }} }} }} pageInfo {{ hasNextPage endCursor }} }} }}"
+    );
+    println!(
+        "  query {{ agencies(service: LEGAL_AID) {{ id name languages region }} nodeHealth {{ agency status latencyMs circuit }} }}"
+    );
+    if let Some((agency, summary)) = seeded.iter().find(|(_, s)| !s.survivors.is_empty()) {
+        println!(
+            "As a partner of {agency} (purpose SERVICE_COORDINATION), read a survivor it registered:"
+        );
+        println!(
+            "  query {{ survivor(id: \"{}\") {{ identity {{ givenName }} contact {{ currentLocation }} health {{ medicalNotes }} withheld {{ category reason }} }} }}",
+            summary.survivors[0]
+        );
+        if let Some((grant, grantee)) = summary.grants.first() {
+            println!(
+                "As {agency}'s caseworker (purpose CASE_MANAGEMENT), revoke its grant to {grantee}, then ask again:"
+            );
+            println!(
+                "  mutation {{ revokeConsent(grantId: \"{grant}\", reason: \"survivor asked\") {{ revokedAt }} }}"
+            );
+        }
+    } else {
+        println!(
+            "(Data from an earlier start is reused; list yours with `query {{ survivors {{ edges {{ node {{ id }} }} }} }}`.)"
+        );
+    }
+    println!("As the auditor (purpose AUDIT):");
+    println!(
+        "  query {{ auditLog(first: 10) {{ edges {{ node {{ at kind actorAgency purpose decision reason traceId }} }} }} }}"
+    );
+    println!();
+    println!("Every operation is also in the gateway's own audit log; check it offline with");
+    println!("  cargo run -p agency-node -- audit verify --data-dir data/demo/gateway");
+    println!("Ctrl-C stops everything; a second start reuses the data, keys and certificates.");
+    Ok(())
+}

@@ -1,0 +1,153 @@
+//! Building and running the gateway: [`Application::build`] loads the
+//! federation schema and trust list, opens the gateway's own audit log,
+//! sets up the node clients (mutual TLS when configured) and binds the
+//! listener (port 0 in tests), exposing the bound address;
+//! [`Application::run`] serves until the shutdown signal, then drains
+//! requests and signs a final audit checkpoint.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use exchange_trust::{Federation, TokenVerifier};
+use tokio::net::TcpListener;
+
+use agency_node::audit::{AuditLog, AuditOptions};
+use agency_node::store::Db;
+
+use crate::config::GatewayConfig;
+use crate::gateway::Gateway;
+use crate::http::{HttpState, router};
+use crate::nodes::Nodes;
+use crate::routing::FederationSchema;
+
+/// The log identity written in the gateway's audit checkpoints.
+pub const AUDIT_LOG_ID: &str = "gateway";
+
+/// A gateway, built and bound, ready to serve.
+pub struct Application {
+    listener: TcpListener,
+    address: SocketAddr,
+    router: axum::Router,
+    gateway: Arc<Gateway>,
+    db: Db,
+}
+
+impl Application {
+    /// Loads everything and binds the listener. Fails, naming the cause, on
+    /// an unreadable federation file, a routing rule that does not fit the
+    /// schema, unusable TLS material or an unwritable data directory.
+    pub async fn build(config: GatewayConfig) -> anyhow::Result<Self> {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        config.check()?;
+        let schema = FederationSchema::load().context("loading the federation schema")?;
+        let federation = Arc::new(Federation::load(&config.federation).with_context(|| {
+            format!(
+                "loading the federation file {}",
+                config.federation.display()
+            )
+        })?);
+        let tls = match &config.tls {
+            Some(tls) => Some(
+                crate::tls::client_config(&tls.cert_file, &tls.key_file, &tls.ca_file)
+                    .context("loading the gateway's TLS client material")?,
+            ),
+            None => None,
+        };
+        let nodes = Arc::new(Nodes::new(&federation, &config.nodes, tls)?);
+
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!("creating the data directory {}", config.data_dir.display())
+        })?;
+        let key = Arc::new(agency_node::app::load_or_generate_node_key(
+            &config.data_dir,
+        )?);
+        let db = Db::connect(&agency_node::store::sqlite_url(&config.data_dir)).await?;
+        let audit = AuditLog::open(
+            db.clone(),
+            key,
+            AuditOptions {
+                checkpoint_every: config.audit.checkpoint_every.max(1),
+                checkpoint_interval: config.checkpoint_interval(),
+                ..AuditOptions::new(AUDIT_LOG_ID)
+            },
+        )
+        .await?;
+        let verifier = Arc::new(TokenVerifier::new(federation.clone()));
+        let directory = crate::directory::schema(federation.clone(), nodes.clone());
+        let gateway = Arc::new(Gateway {
+            schema,
+            limits: config.limits.clone(),
+            federation,
+            verifier,
+            nodes,
+            directory,
+            audit,
+        });
+        let mut router = router(HttpState {
+            gateway: gateway.clone(),
+            max_body_bytes: config.max_body_bytes,
+            graphql_path: config.graphql_path.clone(),
+        });
+        if !config.cors_allowed_origins.is_empty() {
+            let origins: Vec<http::HeaderValue> = config
+                .cors_allowed_origins
+                .iter()
+                .map(|o| o.parse())
+                .collect::<Result<_, _>>()
+                .context("cors_allowed_origins")?;
+            router = router.layer(
+                tower_http::cors::CorsLayer::new()
+                    .allow_origin(origins)
+                    .allow_methods([http::Method::POST])
+                    .allow_headers([
+                        http::header::AUTHORIZATION,
+                        http::header::CONTENT_TYPE,
+                        http::HeaderName::from_static(exchange_schema::PURPOSE_HEADER),
+                        http::HeaderName::from_static(exchange_schema::JUSTIFICATION_HEADER),
+                        http::HeaderName::from_static("traceparent"),
+                    ]),
+            );
+        }
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        let address = listener.local_addr()?;
+        Ok(Self {
+            listener,
+            address,
+            router,
+            gateway,
+            db,
+        })
+    }
+
+    /// The address the gateway listens on.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// The gateway's shared state (tests read its audit log through it).
+    pub fn gateway(&self) -> Arc<Gateway> {
+        self.gateway.clone()
+    }
+
+    /// Serves until `shutdown` completes, then drains in-flight requests,
+    /// signs a final audit checkpoint and closes the database.
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        tracing::info!(address = %self.address, "federation gateway listening");
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("serving")?;
+        if let Err(err) = self.gateway.audit.checkpoint_now().await {
+            tracing::error!(error = ?err, "final audit checkpoint failed");
+        }
+        self.db.close().await;
+        tracing::info!("federation gateway stopped");
+        Ok(())
+    }
+}

@@ -1,0 +1,423 @@
+//! `gateway-bench`: measures the gateway on loopback and prints figures (no
+//! assertion, no pass/fail: these machines are shared and noisy, so compare
+//! ratios measured in one run).
+//!
+//! ```sh
+//! cargo run --release -p exchange-gateway --bin gateway-bench
+//! ```
+//!
+//! It starts eight agency nodes in this process (plain HTTP on loopback, to
+//! measure the gateway rather than TLS) and each gateway in a child process
+//! of its own (this binary, `serve-gateway`), so the gateway's resident
+//! memory is its own. It prints:
+//!
+//! 1. the same query (`{ agency { id name kind } }`) straight to a node and
+//!    through the gateway: latency p50/p99 one request at a time, and
+//!    throughput with 16 concurrent clients; the added latency and the
+//!    throughput ratio (goals: at most 0.3 ms added at p50, at least 0.7 of
+//!    direct throughput);
+//! 2. a scattered query (`referrals`) over 1, 2, 4 and 8 nodes: p50 and its
+//!    ratio to one node (goal: at most 1.3x at 8);
+//! 3. the gateway's VmRSS (and peak VmHWM) under 50 concurrent clients
+//!    (goal: at most 40 MB).
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use exchange_gateway::{Application, GatewayConfig};
+use exchange_schema::{AgencyId, AgencyKind, Role, ServiceKind};
+use exchange_trust::{AgencySpec, DevFederation, MintRequest};
+use serde_json::json;
+
+const AUDIENCE: &str = "survivor-exchange-bench";
+const NODES: usize = 8;
+const LATENCY_REQUESTS: usize = 2_000;
+const THROUGHPUT_REQUESTS: usize = 4_000;
+const THROUGHPUT_CLIENTS: usize = 16;
+const MEMORY_CLIENTS: usize = 50;
+const MEMORY_REQUESTS_PER_CLIENT: usize = 60;
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    if args.get(1).map(String::as_str) == Some("serve-gateway") {
+        let config = args.get(2).context("serve-gateway <config.toml>")?;
+        return runtime.block_on(serve_gateway(Path::new(config)));
+    }
+    runtime.block_on(bench())
+}
+
+/// Child mode: runs one gateway until standard input closes.
+async fn serve_gateway(config: &Path) -> anyhow::Result<()> {
+    let _telemetry = exchange_gateway::telemetry::init("json", "exchange-gateway-bench")?;
+    let app = Application::build(GatewayConfig::load(Some(config))?).await?;
+    println!("LISTENING {}", app.address());
+    std::io::stdout().flush()?;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        let mut sink = String::new();
+        while std::io::stdin()
+            .read_line(&mut sink)
+            .map(|n| n > 0)
+            .unwrap_or(false)
+        {
+            sink.clear();
+        }
+        let _ = tx.send(());
+    });
+    app.run(async {
+        let _ = rx.await;
+    })
+    .await
+}
+
+fn agency_name(i: usize) -> String {
+    format!("agency-{i:02}")
+}
+
+fn specs(urls: &[Option<String>]) -> Vec<AgencySpec> {
+    urls.iter()
+        .enumerate()
+        .map(|(i, url)| AgencySpec {
+            id: AgencyId::parse(&agency_name(i)).expect("valid"),
+            name: format!("Bench agency {i}"),
+            kind: if i % 2 == 0 {
+                AgencyKind::Shelter
+            } else {
+                AgencyKind::LegalAid
+            },
+            services: vec![ServiceKind::Shelter],
+            languages: vec!["en".into()],
+            region: "Bench".into(),
+            node_url: url.clone(),
+            tls_identity: None,
+        })
+        .collect()
+}
+
+/// A gateway child process over the first `k` nodes.
+struct GatewayProcess {
+    child: Child,
+    base: String,
+}
+
+impl GatewayProcess {
+    fn start(root: &Path, keys: &Path, node_urls: &[String], k: usize) -> anyhow::Result<Self> {
+        let dir = root.join(format!("gateway-{k}"));
+        std::fs::create_dir_all(dir.join("keys"))?;
+        for entry in std::fs::read_dir(keys)? {
+            let entry = entry?;
+            let target = dir.join("keys").join(entry.file_name());
+            if !target.exists() {
+                std::fs::copy(entry.path(), &target)?;
+            }
+        }
+        let urls: Vec<Option<String>> = (0..NODES)
+            .map(|i| (i < k).then(|| node_urls[i].clone()))
+            .collect();
+        let federation = DevFederation::create(&dir, &specs(&urls), AUDIENCE)?;
+        let config = dir.join("gateway.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nfederation = \"{}\"\nlog_format = \"json\"\n",
+                dir.join("data").display(),
+                federation.path.display()
+            ),
+        )?;
+        let mut child = Command::new(std::env::current_exe()?)
+            .arg("serve-gateway")
+            .arg(&config)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("starting a gateway process")?;
+        let stdout = child.stdout.take().context("child stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        let address = line
+            .trim()
+            .strip_prefix("LISTENING ")
+            .with_context(|| format!("unexpected gateway output: {line:?}"))?;
+        Ok(Self {
+            base: format!("http://{address}"),
+            child,
+        })
+    }
+
+    fn rss_kib(&self) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+struct Target {
+    client: reqwest::Client,
+    url: String,
+    token: String,
+    purpose: &'static str,
+    body: Vec<u8>,
+}
+
+impl Target {
+    async fn once(&self) -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        let response = self
+            .client
+            .post(&self.url)
+            .bearer_auth(&self.token)
+            .header("x-exchange-purpose", self.purpose)
+            .header("content-type", "application/json")
+            .body(self.body.clone())
+            .send()
+            .await?;
+        let status = response.status();
+        let bytes = response.bytes().await?;
+        let elapsed = started.elapsed();
+        if !status.is_success() || bytes.windows(8).any(|w| w == b"\"errors\"") {
+            anyhow::bail!(
+                "request failed ({status}): {}",
+                String::from_utf8_lossy(&bytes)
+            );
+        }
+        Ok(elapsed)
+    }
+
+    /// Sequential latencies (after a warm-up), sorted.
+    async fn latencies(&self, n: usize) -> anyhow::Result<Vec<Duration>> {
+        for _ in 0..n / 10 {
+            self.once().await?;
+        }
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            out.push(self.once().await?);
+        }
+        out.sort_unstable();
+        Ok(out)
+    }
+
+    /// Requests per second with `clients` concurrent clients.
+    async fn throughput(self: &Arc<Self>, clients: usize, total: usize) -> anyhow::Result<f64> {
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..clients {
+            let target = self.clone();
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..total / clients {
+                    target.once().await?;
+                }
+                anyhow::Ok(())
+            }));
+        }
+        for task in tasks {
+            task.await??;
+        }
+        Ok((total / clients * clients) as f64 / started.elapsed().as_secs_f64())
+    }
+}
+
+fn pct(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+async fn bench() -> anyhow::Result<()> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let root = tempfile::tempdir()?;
+    let none: Vec<Option<String>> = vec![None; NODES];
+    let dev = DevFederation::create(root.path(), &specs(&none), AUDIENCE)?;
+    let mut node_urls = Vec::new();
+    let mut shutdowns = Vec::new();
+    for i in 0..NODES {
+        let agency = agency_name(i);
+        let config: agency_node::NodeConfig = toml::from_str(&format!(
+            "agency = \"{agency}\"\nfederation = \"{}\"\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nlog_format = \"json\"\n",
+            dev.path.display(),
+            root.path().join(&agency).display()
+        ))?;
+        let app = agency_node::Application::build(config).await?;
+        node_urls.push(format!("http://{}", app.address()));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        shutdowns.push(tx);
+        tokio::spawn(app.run(async {
+            let _ = rx.await;
+        }));
+    }
+    let token = |i: usize, role: Role| {
+        let agency = AgencyId::parse(&agency_name(i)).expect("valid");
+        let mut request = MintRequest::new(agency.clone(), "bench-user", vec![role], AUDIENCE);
+        request.ttl = Duration::from_secs(3600);
+        dev.provider(&agency).expect("provider").mint(&request)
+    };
+    let client = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(64)
+        .build()?;
+    let body = |query: &str| serde_json::to_vec(&json!({ "query": query })).expect("JSON");
+    let caseworker = token(0, Role::Caseworker)?;
+
+    println!(
+        "gateway-bench: loopback, {} cores, release build expected",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
+    println!();
+
+    // 1. Direct versus through the gateway.
+    let gateway = GatewayProcess::start(root.path(), &root.path().join("keys"), &node_urls, NODES)?;
+    let routed = "{ agency { id name kind } }";
+    let direct = Arc::new(Target {
+        client: client.clone(),
+        url: format!("{}/graphql", node_urls[0]),
+        token: caseworker.clone(),
+        purpose: "CASE_MANAGEMENT",
+        body: body(routed),
+    });
+    let via = Arc::new(Target {
+        url: format!("{}/graphql", gateway.base),
+        client: client.clone(),
+        token: caseworker.clone(),
+        purpose: "CASE_MANAGEMENT",
+        body: body(routed),
+    });
+    let d = direct.latencies(LATENCY_REQUESTS).await?;
+    let g = via.latencies(LATENCY_REQUESTS).await?;
+    let d_rps = direct
+        .throughput(THROUGHPUT_CLIENTS, THROUGHPUT_REQUESTS)
+        .await?;
+    let g_rps = via
+        .throughput(THROUGHPUT_CLIENTS, THROUGHPUT_REQUESTS)
+        .await?;
+    println!(
+        "1. routed query `{routed}` ({LATENCY_REQUESTS} sequential requests; {THROUGHPUT_CLIENTS} clients for throughput)"
+    );
+    println!(
+        "   direct to node : p50 {:.3} ms  p99 {:.3} ms  {:.0} req/s",
+        pct(&d, 0.5),
+        pct(&d, 0.99),
+        d_rps
+    );
+    println!(
+        "   via gateway    : p50 {:.3} ms  p99 {:.3} ms  {:.0} req/s",
+        pct(&g, 0.5),
+        pct(&g, 0.99),
+        g_rps
+    );
+    println!(
+        "   added latency  : p50 {:.3} ms  p99 {:.3} ms   throughput ratio {:.2}   (goals: <= 0.3 ms at p50, >= 0.7)",
+        pct(&g, 0.5) - pct(&d, 0.5),
+        pct(&g, 0.99) - pct(&d, 0.99),
+        g_rps / d_rps
+    );
+    println!();
+
+    // 2. Scatter-gather over 1, 2, 4, 8 nodes.
+    let scatter = "{ referrals(direction: ALL, first: 10) { edges { cursor node { id createdAt } } pageInfo { hasNextPage } } }";
+    println!(
+        "2. scattered query `referrals(first: 10)` over k nodes ({LATENCY_REQUESTS} sequential requests each)"
+    );
+    let mut base_p50 = None;
+    for k in [1usize, 2, 4, 8] {
+        let gw = GatewayProcess::start(root.path(), &root.path().join("keys"), &node_urls, k)?;
+        let target = Target {
+            client: client.clone(),
+            url: format!("{}/graphql", gw.base),
+            token: caseworker.clone(),
+            purpose: "REFERRAL",
+            body: body(scatter),
+        };
+        let lat = target.latencies(LATENCY_REQUESTS).await?;
+        let p50 = pct(&lat, 0.5);
+        let base = *base_p50.get_or_insert(p50);
+        println!(
+            "   k = {k}: p50 {:.3} ms  p99 {:.3} ms  ratio to one node {:.2}x{}",
+            p50,
+            pct(&lat, 0.99),
+            p50 / base,
+            if k == 8 {
+                "   (goal: <= 1.3x at 8)"
+            } else {
+                ""
+            }
+        );
+    }
+    println!();
+
+    // 3. Resident memory under 50 concurrent clients.
+    let (idle_rss, _) = gateway.rss_kib();
+    let load = Arc::new(Target {
+        client: reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .pool_max_idle_per_host(MEMORY_CLIENTS)
+            .build()?,
+        url: format!("{}/graphql", gateway.base),
+        token: caseworker.clone(),
+        purpose: "REFERRAL",
+        body: body(scatter),
+    });
+    let sampler_pid = gateway.child.id();
+    let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let flag = sampling.clone();
+    let sampler = tokio::spawn(async move {
+        let mut max = 0u64;
+        while flag.load(std::sync::atomic::Ordering::Relaxed) {
+            let status =
+                std::fs::read_to_string(format!("/proc/{sampler_pid}/status")).unwrap_or_default();
+            if let Some(v) = status
+                .lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+            {
+                max = max.max(v);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        max
+    });
+    let rps = load
+        .throughput(MEMORY_CLIENTS, MEMORY_CLIENTS * MEMORY_REQUESTS_PER_CLIENT)
+        .await?;
+    sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+    let max_rss = sampler.await?;
+    let (_, hwm) = gateway.rss_kib();
+    println!(
+        "3. gateway memory under {MEMORY_CLIENTS} concurrent clients (scattered query over {NODES} nodes, {rps:.0} req/s)"
+    );
+    println!(
+        "   VmRSS idle {:.1} MB, max sampled under load {:.1} MB, peak VmHWM {:.1} MB   (goal: <= 40 MB)",
+        idle_rss as f64 / 1024.0,
+        max_rss as f64 / 1024.0,
+        hwm as f64 / 1024.0
+    );
+    drop(gateway);
+    for tx in shutdowns {
+        let _ = tx.send(());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    Ok(())
+}

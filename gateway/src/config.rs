@@ -1,0 +1,305 @@
+//! The gateway's configuration: a TOML file (reference copy with every field
+//! documented in `deploy/gateway.toml`) and then `EXCHANGE_GATEWAY__<FIELD>`
+//! environment variables (nested with `__`, e.g.
+//! `EXCHANGE_GATEWAY__NODES__TIMEOUT_MS=1500`). Unknown fields are errors.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Everything the gateway needs to start.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Address to listen on for clients. Port 0 picks a free port (tests).
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Holds the gateway's audit database (`node.db`, so that
+    /// `agency-node audit verify --data-dir` reads it) and its checkpoint
+    /// signing key (`node-signing-key.pk8`, generated on first start).
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// The federation trust list, the same file every node reads.
+    pub federation: PathBuf,
+    /// Path of the client-facing GraphQL endpoint (GraphiQL on GET).
+    #[serde(default = "default_graphql_path")]
+    pub graphql_path: String,
+    /// Largest accepted request body, in bytes (1 KiB to 16 MiB).
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// `json` (default) or `pretty` log lines.
+    #[serde(default = "default_log_format")]
+    pub log_format: String,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    #[serde(default)]
+    pub nodes: NodesConfig,
+    /// Mutual TLS towards the nodes. Without it, node URLs must be `http://`.
+    #[serde(default)]
+    pub tls: Option<ClientTlsConfig>,
+    #[serde(default)]
+    pub audit: AuditConfig,
+    /// Browser origins allowed to call the API cross-site (CORS). Empty (the
+    /// default): no CORS headers are sent, so browsers refuse cross-site calls.
+    #[serde(default)]
+    pub cors_allowed_origins: Vec<String>,
+}
+
+/// Limits every client operation is held to before anything is forwarded.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Deepest selection nesting accepted (fragments expanded).
+    pub max_depth: usize,
+    /// Highest estimated cost: each field costs 1, and a paginated field
+    /// multiplies its children's cost by its page size (`first`, default 20).
+    pub max_cost: usize,
+    /// Most aliases in one operation.
+    pub max_aliases: usize,
+    /// Most root fields in one operation.
+    pub max_root_fields: usize,
+    /// Most lexical tokens the parser reads before giving up.
+    pub max_tokens: usize,
+    /// Whether schema introspection (`__schema`, `__type`) is answered.
+    pub introspection: bool,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_depth: 12,
+            max_cost: 10_000,
+            max_aliases: 30,
+            max_root_fields: 20,
+            max_tokens: 15_000,
+            introspection: true,
+        }
+    }
+}
+
+/// How the gateway talks to the agency nodes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodesConfig {
+    /// Whole-call timeout per node request, in milliseconds. A node that
+    /// does not answer in time costs only its part of the answer.
+    pub timeout_ms: u64,
+    /// Timeout for opening a connection to a node, in milliseconds.
+    pub connect_timeout_ms: u64,
+    /// Consecutive failures (timeouts, refused connections, 5xx) after which
+    /// a node's circuit opens and it is not called for `cool_down_ms`.
+    pub failure_threshold: u32,
+    /// How long an open circuit stays open before one probe request is let
+    /// through (half-open), in milliseconds.
+    pub cool_down_ms: u64,
+    /// Idle keep-alive connections kept per node.
+    pub pool_max_idle_per_node: usize,
+    /// Largest node answer read, in bytes.
+    pub max_response_bytes: usize,
+}
+
+impl Default for NodesConfig {
+    fn default() -> Self {
+        Self {
+            timeout_ms: 3_000,
+            connect_timeout_ms: 1_000,
+            failure_threshold: 3,
+            cool_down_ms: 10_000,
+            pool_max_idle_per_node: 32,
+            max_response_bytes: 8 * 1024 * 1024,
+        }
+    }
+}
+
+impl NodesConfig {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+    pub fn cool_down(&self) -> Duration {
+        Duration::from_millis(self.cool_down_ms)
+    }
+}
+
+/// The gateway's client certificate for mutual TLS with the nodes, and the
+/// CA that issued the nodes' server certificates. A node's certificate must
+/// name the node's `tls_identity` from the federation file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientTlsConfig {
+    /// PEM certificate chain presented to the nodes.
+    pub cert_file: PathBuf,
+    /// PEM private key (PKCS#8) of that certificate.
+    pub key_file: PathBuf,
+    /// PEM CA certificate(s) the nodes' server certificates must chain to.
+    pub ca_file: PathBuf,
+}
+
+/// How often the gateway's audit head is signed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Sign after this many entries.
+    pub checkpoint_every: u64,
+    /// Sign at least this often (seconds) while the log grows.
+    pub checkpoint_interval_secs: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            checkpoint_every: 1000,
+            checkpoint_interval_secs: 60,
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 7000))
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("data/gateway")
+}
+fn default_graphql_path() -> String {
+    "/graphql".into()
+}
+fn default_max_body() -> usize {
+    64 * 1024
+}
+fn default_log_format() -> String {
+    "json".into()
+}
+
+/// Why the configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl GatewayConfig {
+    /// A configuration with every default, for `federation` and `data_dir`
+    /// (tests and the demo).
+    pub fn new(federation: impl Into<PathBuf>, data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            listen: default_listen(),
+            data_dir: data_dir.into(),
+            federation: federation.into(),
+            graphql_path: default_graphql_path(),
+            max_body_bytes: default_max_body(),
+            log_format: default_log_format(),
+            limits: LimitsConfig::default(),
+            nodes: NodesConfig::default(),
+            tls: None,
+            audit: AuditConfig::default(),
+            cors_allowed_origins: Vec::new(),
+        }
+    }
+
+    /// Reads `file` (if given) and then `EXCHANGE_GATEWAY__*` variables.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut builder = config::Config::builder();
+        if let Some(file) = file {
+            builder = builder.add_source(config::File::from(file).required(true));
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix("EXCHANGE_GATEWAY")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true),
+        );
+        let config: Self = builder.build()?.try_deserialize()?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let invalid = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
+        if !self.graphql_path.starts_with('/') || self.graphql_path.len() < 2 {
+            return invalid("graphql_path must start with / and not be / alone");
+        }
+        if !(1024..=16 * 1024 * 1024).contains(&self.max_body_bytes) {
+            return invalid("max_body_bytes must be between 1 KiB and 16 MiB");
+        }
+        if !matches!(self.log_format.as_str(), "json" | "pretty") {
+            return invalid("log_format must be json or pretty");
+        }
+        let l = &self.limits;
+        if l.max_depth == 0 || l.max_cost == 0 || l.max_root_fields == 0 || l.max_tokens < 100 {
+            return invalid(
+                "limits: max_depth, max_cost and max_root_fields must be positive, max_tokens at least 100",
+            );
+        }
+        let n = &self.nodes;
+        if !(50..=120_000).contains(&n.timeout_ms) {
+            return invalid("nodes.timeout_ms must be between 50 and 120000");
+        }
+        if n.connect_timeout_ms == 0 || n.connect_timeout_ms > n.timeout_ms {
+            return invalid(
+                "nodes.connect_timeout_ms must be positive and at most nodes.timeout_ms",
+            );
+        }
+        if n.failure_threshold == 0 || n.cool_down_ms == 0 {
+            return invalid("nodes.failure_threshold and nodes.cool_down_ms must be positive");
+        }
+        if n.max_response_bytes < 1024 {
+            return invalid("nodes.max_response_bytes must be at least 1 KiB");
+        }
+        for origin in &self.cors_allowed_origins {
+            let ok = (origin.starts_with("https://") || origin.starts_with("http://"))
+                && !origin.contains('*')
+                && !origin.ends_with('/');
+            if !ok {
+                return invalid(
+                    "cors_allowed_origins must list exact origins such as https://portal.example (no wildcard, no path)",
+                );
+            }
+        }
+        Ok(())
+    }
+
+    pub fn checkpoint_interval(&self) -> Duration {
+        Duration::from_secs(self.audit.checkpoint_interval_secs.max(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        let err = toml::from_str::<GatewayConfig>("federation = \"f.toml\"\nlisten_port = 1")
+            .unwrap_err();
+        assert!(err.to_string().contains("listen_port"), "{err}");
+        let err = toml::from_str::<GatewayConfig>("federation = \"f.toml\"\n[nodes]\ntimeout = 1")
+            .unwrap_err();
+        assert!(err.to_string().contains("timeout"), "{err}");
+    }
+
+    #[test]
+    fn the_reference_configuration_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/gateway.toml");
+        let config = GatewayConfig::load(Some(&path)).expect("deploy/gateway.toml is valid");
+        assert_eq!(config.graphql_path, "/graphql");
+        assert!(config.cors_allowed_origins.is_empty());
+    }
+
+    #[test]
+    fn bad_values_are_rejected() {
+        let mut config = GatewayConfig::new("f.toml", "d");
+        config.nodes.timeout_ms = 1;
+        assert!(config.check().is_err());
+        let mut config = GatewayConfig::new("f.toml", "d");
+        config.cors_allowed_origins = vec!["*".into()];
+        assert!(config.check().is_err());
+        assert!(GatewayConfig::new("f.toml", "d").check().is_ok());
+    }
+}

@@ -1,0 +1,39 @@
+//! The federation gateway: one GraphQL endpoint over every agency node.
+//!
+//! It routes, it does not re-model. Each client operation is validated
+//! against the federation schema (`schema/federation.graphql`), split by root
+//! field, and each field is either sent to the node that owns the record its
+//! global ID names, sent to the caller's own node, scattered to every node
+//! and merged by the rule declared next to it, or answered by the gateway
+//! (the agency directory and node health). Nodes get exactly the client's
+//! selection and the client's token, unchanged, and decide every disclosure
+//! themselves; the gateway never widens an answer or adds to a record.
+//!
+//! * [`app`]: [`Application`], built on a port (0 in tests) and run.
+//! * [`config`]: the configuration file and its environment overrides.
+//! * [`routing`]: the federation schema and its routing rules.
+//! * [`plan`]: checking an operation and building each node's part.
+//! * [`merge`]: merging scattered connections; the composite cursor.
+//! * [`nodes`]: calling nodes: timeouts, circuit breakers, readiness.
+//! * [`gateway`]: executing an operation and auditing it.
+//! * [`directory`]: the gateway's own fields.
+//! * [`http`]: the HTTP surface.
+//! * [`telemetry`]: logs, spans and W3C trace context.
+//! * [`tls`]: mutual TLS material and configurations.
+//! * [`error`]: errors and their stable codes.
+
+pub mod app;
+pub mod config;
+pub mod directory;
+pub mod error;
+pub mod gateway;
+pub mod http;
+pub mod merge;
+pub mod nodes;
+pub mod plan;
+pub mod routing;
+pub mod telemetry;
+pub mod tls;
+
+pub use app::Application;
+pub use config::GatewayConfig;

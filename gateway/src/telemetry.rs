@@ -1,0 +1,225 @@
+//! Logs and traces.
+//!
+//! Every operation gets a `graphql.operation` span and every node call a
+//! `node.call` span under it, through `tracing` and `tracing-opentelemetry`.
+//! An incoming W3C `traceparent` becomes the operation span's parent, and
+//! each node call passes its own `traceparent` on, so one trace spans the
+//! gateway and the nodes (each node writes the trace ID into its audit
+//! entries). Spans are exported over OTLP/HTTP only when
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` is set (the exporter reads the standard
+//! `OTEL_EXPORTER_OTLP_*` variables); otherwise they are created, give their
+//! IDs to the audit log and the nodes, and go nowhere.
+//!
+//! Without any OpenTelemetry layer installed (a library user's own
+//! subscriber), trace IDs still flow: they come from the incoming
+//! `traceparent` or are generated per operation.
+
+use opentelemetry::trace::{
+    SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState, TracerProvider as _,
+};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing::Span;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+
+/// The environment variable that switches OTLP export on.
+pub const OTLP_ENDPOINT_ENV: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+
+/// Keeps the tracer provider alive; flushes and shuts it down when dropped.
+pub struct TelemetryGuard {
+    provider: SdkTracerProvider,
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Err(err) = self.provider.shutdown() {
+            eprintln!("shutting down the trace exporter: {err}");
+        }
+    }
+}
+
+/// Why telemetry could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    #[error("building the OTLP exporter: {0}")]
+    Exporter(String),
+}
+
+/// A tracer provider for `service`: exporting over OTLP/HTTP when
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` is set, exporting nothing otherwise.
+pub fn provider(service: &str) -> Result<SdkTracerProvider, TelemetryError> {
+    let resource = Resource::builder()
+        .with_service_name(service.to_owned())
+        .build();
+    let builder = SdkTracerProvider::builder().with_resource(resource);
+    let endpoint_set = std::env::var(OTLP_ENDPOINT_ENV).is_ok_and(|v| !v.trim().is_empty());
+    let builder = if endpoint_set {
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .build()
+            .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
+        builder.with_batch_exporter(exporter)
+    } else {
+        builder
+    };
+    Ok(builder.build())
+}
+
+/// Installs the global subscriber: log lines (`json` or `pretty`, filtered by
+/// `RUST_LOG`, default `info`) and the OpenTelemetry layer. Call once, from
+/// `main`.
+pub fn init(log_format: &str, service: &str) -> Result<TelemetryGuard, TelemetryError> {
+    let provider = provider(service)?;
+    let tracer = provider.tracer("exchange-gateway");
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let otel = tracing_opentelemetry::layer().with_tracer(tracer);
+    let registry = tracing_subscriber::registry().with(filter).with(otel);
+    let _ = match log_format {
+        "pretty" => registry.with(tracing_subscriber::fmt::layer()).try_init(),
+        _ => registry
+            .with(tracing_subscriber::fmt::layer().json().flatten_event(true))
+            .try_init(),
+    };
+    Ok(TelemetryGuard { provider })
+}
+
+/// A W3C trace context: trace ID, the parent span ID to send, and flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceParent {
+    pub trace_id: TraceId,
+    pub span_id: SpanId,
+    pub sampled: bool,
+}
+
+impl TraceParent {
+    /// Parses a `traceparent` header (version 00 layout; unknown future
+    /// versions are read the same way, as the spec asks).
+    pub fn parse(header: &str) -> Option<Self> {
+        let parts: Vec<&str> = header.trim().split('-').collect();
+        if parts.len() < 4 || parts[0].len() != 2 || parts[0] == "ff" {
+            return None;
+        }
+        let lower_hex = |s: &str, len: usize| {
+            s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        };
+        if !lower_hex(parts[1], 32) || !lower_hex(parts[2], 16) || !lower_hex(parts[3], 2) {
+            return None;
+        }
+        let trace_id = TraceId::from_hex(parts[1]).ok()?;
+        let span_id = SpanId::from_hex(parts[2]).ok()?;
+        if trace_id == TraceId::INVALID || span_id == SpanId::INVALID {
+            return None;
+        }
+        let flags = u8::from_str_radix(parts[3], 16).ok()?;
+        Some(Self {
+            trace_id,
+            span_id,
+            sampled: flags & 1 == 1,
+        })
+    }
+
+    /// A fresh trace (used when neither the client nor a tracer gave one).
+    pub fn generate() -> Self {
+        let bytes = *uuid::Uuid::new_v4().as_bytes();
+        let span = *uuid::Uuid::new_v4().as_bytes();
+        let mut span_bytes = [0u8; 8];
+        span_bytes.copy_from_slice(&span[..8]);
+        Self {
+            trace_id: TraceId::from_bytes(bytes),
+            span_id: SpanId::from_bytes(span_bytes),
+            sampled: false,
+        }
+    }
+
+    /// The header value.
+    pub fn header(&self) -> String {
+        format!(
+            "00-{}-{}-{:02x}",
+            self.trace_id,
+            self.span_id,
+            u8::from(self.sampled)
+        )
+    }
+
+    /// The trace ID as 32 lowercase hex digits (as written in audit logs).
+    pub fn trace_id_hex(&self) -> String {
+        self.trace_id.to_string()
+    }
+
+    fn context(&self) -> opentelemetry::Context {
+        let flags = if self.sampled {
+            TraceFlags::SAMPLED
+        } else {
+            TraceFlags::default()
+        };
+        let remote = SpanContext::new(
+            self.trace_id,
+            self.span_id,
+            flags,
+            true,
+            TraceState::default(),
+        );
+        opentelemetry::Context::new().with_remote_span_context(remote)
+    }
+}
+
+/// Makes `incoming` the parent of `span` (when an OpenTelemetry layer is
+/// installed).
+pub fn adopt(span: &Span, incoming: Option<TraceParent>) {
+    if let Some(parent) = incoming {
+        let _ = span.set_parent(parent.context());
+    }
+}
+
+/// The trace context to hand on from `span`: the span's own IDs when an
+/// OpenTelemetry layer tracks it, else `fallback` with a fresh span ID.
+pub fn outgoing(span: &Span, fallback: &TraceParent) -> TraceParent {
+    let cx = span.context();
+    let sc = cx.span().span_context().clone();
+    if sc.is_valid() {
+        TraceParent {
+            trace_id: sc.trace_id(),
+            span_id: sc.span_id(),
+            sampled: sc.is_sampled(),
+        }
+    } else {
+        TraceParent {
+            span_id: TraceParent::generate().span_id,
+            ..*fallback
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traceparent_round_trips_and_rejects_garbage() {
+        let h = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        let tp = TraceParent::parse(h).unwrap();
+        assert_eq!(tp.header(), h);
+        assert_eq!(tp.trace_id_hex(), "0af7651916cd43dd8448eb211c80319c");
+        for bad in [
+            "",
+            "00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01",
+            "00-00000000000000000000000000000000-b7ad6b7169203331-01",
+            "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01",
+            "00-xyz",
+        ] {
+            assert!(TraceParent::parse(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn without_a_tracer_the_fallback_trace_is_kept() {
+        let fallback = TraceParent::generate();
+        let out = outgoing(&Span::none(), &fallback);
+        assert_eq!(out.trace_id, fallback.trace_id);
+        assert_ne!(out.span_id, fallback.span_id);
+    }
+}

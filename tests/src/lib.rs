@@ -1,0 +1,623 @@
+//! Harness for the end-to-end tests: a development federation of five
+//! agencies (a shelter, a legal-aid service and a health clinic with nodes;
+//! an outreach service whose "node" accepts connections and never answers,
+//! when a test asks for one; an oversight body without a node), three real
+//! agency nodes and a gateway, all in-process on loopback ports, and typed
+//! helpers to mint tokens and send GraphQL to the gateway or straight to a
+//! node.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use agency_node::state::NodeState;
+use agency_node::store::Db;
+use exchange_gateway::gateway::Gateway;
+use exchange_gateway::{Application as GatewayApp, GatewayConfig};
+use exchange_schema::{AgencyId, AgencyKind, AuditEvent, Role, ServiceKind};
+use exchange_trust::{AgencySpec, DevFederation, MintRequest};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+pub const AUDIENCE: &str = "survivor-exchange-e2e";
+pub const SHELTER: &str = "shelter-north";
+pub const LEGAL: &str = "legal-aid-city";
+pub const CLINIC: &str = "clinic-east";
+/// Has a "node" that accepts connections and never answers (when asked for).
+pub const SILENT: &str = "outreach-west";
+/// Has no node: the auditors' agency.
+pub const OVERSIGHT: &str = "oversight-board";
+/// The agencies with a real node, in federation order.
+pub const NODE_AGENCIES: [&str; 3] = [SHELTER, LEGAL, CLINIC];
+
+/// How to start the federation.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The gateway's per-node timeout.
+    pub node_timeout_ms: u64,
+    /// Consecutive failures that open a node's circuit.
+    pub failure_threshold: u32,
+    /// How long an open circuit stays open.
+    pub cool_down_ms: u64,
+    /// Add the outreach agency whose node never answers.
+    pub silent_node: bool,
+    /// Serve the nodes over mutual TLS (a generated local CA) and have the
+    /// gateway call them with its client certificate.
+    pub tls: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            node_timeout_ms: 5_000,
+            failure_threshold: 3,
+            cool_down_ms: 60_000,
+            silent_node: false,
+            tls: false,
+        }
+    }
+}
+
+/// The DNS name in an agency node's TLS certificate.
+pub fn tls_identity(agency: &str) -> String {
+    format!("node.{agency}.test")
+}
+
+fn spec(
+    id: &str,
+    name: &str,
+    kind: AgencyKind,
+    services: Vec<ServiceKind>,
+    node_url: Option<String>,
+) -> AgencySpec {
+    let tls_identity = node_url
+        .as_deref()
+        .filter(|u| u.starts_with("https://"))
+        .map(|_| tls_identity(id));
+    AgencySpec {
+        id: AgencyId::parse(id).expect("valid agency ID"),
+        name: name.into(),
+        kind,
+        services,
+        languages: vec!["en".into(), "pt-BR".into()],
+        region: "Test".into(),
+        node_url,
+        tls_identity,
+    }
+}
+
+/// The federation's agencies, with the node URLs known so far.
+pub fn specs(urls: &dyn Fn(&str) -> Option<String>, silent: bool) -> Vec<AgencySpec> {
+    let mut specs = vec![
+        spec(
+            SHELTER,
+            "North Star Shelter",
+            AgencyKind::Shelter,
+            vec![ServiceKind::Shelter, ServiceKind::Psychosocial],
+            urls(SHELTER),
+        ),
+        spec(
+            LEGAL,
+            "City Legal Aid",
+            AgencyKind::LegalAid,
+            vec![ServiceKind::LegalAid],
+            urls(LEGAL),
+        ),
+        spec(
+            CLINIC,
+            "East Clinic",
+            AgencyKind::HealthClinic,
+            vec![ServiceKind::Medical, ServiceKind::Psychosocial],
+            urls(CLINIC),
+        ),
+    ];
+    if silent {
+        specs.push(spec(
+            SILENT,
+            "West Outreach",
+            AgencyKind::Outreach,
+            vec![ServiceKind::Interpretation],
+            urls(SILENT),
+        ));
+    }
+    specs.push(spec(
+        OVERSIGHT,
+        "Oversight Board",
+        AgencyKind::Oversight,
+        vec![],
+        None,
+    ));
+    specs
+}
+
+/// A running agency node.
+pub struct TestNode {
+    pub agency: AgencyId,
+    pub base: String,
+    pub state: Arc<NodeState>,
+    pub data_dir: PathBuf,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestNode {
+    /// Stops the node gracefully and waits until it has stopped.
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server
+                .await
+                .expect("node task")
+                .expect("node stops cleanly");
+        }
+    }
+
+    /// The node's audit events, oldest first.
+    pub async fn audit_events(&self) -> Vec<AuditEvent> {
+        events(&self.state.db).await
+    }
+}
+
+/// Reads every audit event of a log, oldest first.
+pub async fn events(db: &Db) -> Vec<AuditEvent> {
+    use sqlx::Row as _;
+    sqlx::query("SELECT event FROM audit_log ORDER BY seq")
+        .fetch_all(db.pool())
+        .await
+        .expect("reading the audit log")
+        .iter()
+        .map(|r| serde_json::from_str(&r.get::<String, _>("event")).expect("stored event parses"))
+        .collect()
+}
+
+/// A gateway and three nodes.
+pub struct TestFederation {
+    pub dir: tempfile::TempDir,
+    pub dev: DevFederation,
+    pub nodes: Vec<TestNode>,
+    pub gateway_base: String,
+    pub gateway: Arc<Gateway>,
+    pub gateway_data_dir: PathBuf,
+    pub client: reqwest::Client,
+    /// The local CA and identities, when started with TLS.
+    pub pki: Option<exchange_gateway::tls::DevPki>,
+    gateway_shutdown: Option<oneshot::Sender<()>>,
+    gateway_server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _silent: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Starts an agency node for `agency` with data in `dir/<agency>`.
+pub async fn start_node(
+    federation: &Path,
+    dir: &Path,
+    agency: &str,
+    adjust: impl FnOnce(&mut toml::Table),
+) -> TestNode {
+    let data_dir = dir.join(agency);
+    let mut table = toml::Table::new();
+    table.insert("agency".into(), agency.into());
+    table.insert("federation".into(), federation.display().to_string().into());
+    table.insert("listen".into(), "127.0.0.1:0".into());
+    table.insert("data_dir".into(), data_dir.display().to_string().into());
+    table.insert("log_format".into(), "pretty".into());
+    adjust(&mut table);
+    let scheme = if table.contains_key("tls") {
+        "https"
+    } else {
+        "http"
+    };
+    let config: agency_node::NodeConfig = table.try_into().expect("node configuration");
+    let app = agency_node::Application::build(config)
+        .await
+        .expect("node starts");
+    let base = format!("{scheme}://{}", app.address());
+    let state = app.state();
+    let (tx, rx) = oneshot::channel();
+    let server = tokio::spawn(app.run(async {
+        let _ = rx.await;
+    }));
+    TestNode {
+        agency: AgencyId::parse(agency).expect("agency ID"),
+        base,
+        state,
+        data_dir,
+        shutdown: Some(tx),
+        server: Some(server),
+    }
+}
+
+/// A listener that accepts connections and never answers: a hung node.
+async fn silent_listener() -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    (url, task)
+}
+
+impl TestFederation {
+    pub async fn start() -> Self {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(options: Options) -> Self {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        crate::tracing_setup::install();
+        let dir = tempfile::tempdir().expect("temp dir");
+        // The nodes need the trust list before their ports are known...
+        let dev =
+            DevFederation::create(dir.path(), &specs(&|_| None, options.silent_node), AUDIENCE)
+                .expect("development federation");
+        let pki = options.tls.then(|| {
+            exchange_gateway::tls::DevPki::load_or_create(&dir.path().join("pki"))
+                .expect("local CA")
+        });
+        let mut nodes = Vec::new();
+        for agency in NODE_AGENCIES {
+            let tls = pki.as_ref().map(|pki| {
+                let id = pki
+                    .identity(
+                        &format!("node-{agency}"),
+                        &[tls_identity(agency)],
+                        true,
+                        false,
+                    )
+                    .expect("node certificate");
+                (id, pki.ca_file())
+            });
+            nodes.push(
+                start_node(&dev.path, dir.path(), agency, |table| {
+                    if let Some((id, ca)) = tls {
+                        let mut section = toml::Table::new();
+                        section.insert(
+                            "cert_file".into(),
+                            id.cert_file.display().to_string().into(),
+                        );
+                        section.insert("key_file".into(), id.key_file.display().to_string().into());
+                        section.insert("client_ca_file".into(), ca.display().to_string().into());
+                        table.insert("tls".into(), section.into());
+                    }
+                })
+                .await,
+            );
+        }
+        let (silent_url, silent_task) = if options.silent_node {
+            let (url, task) = silent_listener().await;
+            (Some(url), Some(task))
+        } else {
+            (None, None)
+        };
+        // ...and the gateway needs their URLs: rewrite the file with them
+        // (the keys are reused, so the nodes' trust is unchanged).
+        let urls = |agency: &str| {
+            nodes
+                .iter()
+                .find(|n| n.agency.as_str() == agency)
+                .map(|n| n.base.clone())
+                .or_else(|| (agency == SILENT).then(|| silent_url.clone()).flatten())
+        };
+        let dev = DevFederation::create(dir.path(), &specs(&urls, options.silent_node), AUDIENCE)
+            .expect("development federation with node URLs");
+        let gateway_data_dir = dir.path().join("gateway");
+        let mut config = GatewayConfig::new(&dev.path, &gateway_data_dir);
+        config.listen = "127.0.0.1:0".parse().expect("address");
+        config.log_format = "pretty".into();
+        config.nodes.timeout_ms = options.node_timeout_ms;
+        config.nodes.connect_timeout_ms = options.node_timeout_ms.min(1_000);
+        config.nodes.failure_threshold = options.failure_threshold;
+        config.nodes.cool_down_ms = options.cool_down_ms;
+        if let Some(pki) = &pki {
+            let id = pki
+                .identity("gateway", &["gateway.test".into()], false, true)
+                .expect("gateway client certificate");
+            config.tls = Some(exchange_gateway::config::ClientTlsConfig {
+                cert_file: id.cert_file,
+                key_file: id.key_file,
+                ca_file: pki.ca_file(),
+            });
+        }
+        let app = GatewayApp::build(config).await.expect("gateway starts");
+        let gateway_base = format!("http://{}", app.address());
+        let gateway = app.gateway();
+        let (tx, rx) = oneshot::channel();
+        let gateway_server = tokio::spawn(app.run(async {
+            let _ = rx.await;
+        }));
+        Self {
+            dir,
+            dev,
+            nodes,
+            gateway_base,
+            gateway,
+            gateway_data_dir,
+            client: reqwest::Client::new(),
+            pki,
+            gateway_shutdown: Some(tx),
+            gateway_server: Some(gateway_server),
+            _silent: silent_task,
+        }
+    }
+
+    pub fn node(&self, agency: &str) -> &TestNode {
+        self.nodes
+            .iter()
+            .find(|n| n.agency.as_str() == agency)
+            .expect("a node of that agency")
+    }
+
+    pub fn node_mut(&mut self, agency: &str) -> &mut TestNode {
+        self.nodes
+            .iter_mut()
+            .find(|n| n.agency.as_str() == agency)
+            .expect("a node of that agency")
+    }
+
+    /// Stops the gateway gracefully (it signs a final checkpoint).
+    pub async fn stop_gateway(&mut self) {
+        if let Some(tx) = self.gateway_shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.gateway_server.take() {
+            server
+                .await
+                .expect("gateway task")
+                .expect("gateway stops cleanly");
+        }
+    }
+
+    /// A valid token of a user of `agency` with `roles`.
+    pub fn token(&self, agency: &str, roles: &[Role]) -> String {
+        let agency = AgencyId::parse(agency).expect("agency ID");
+        let idp = self
+            .dev
+            .provider(&agency)
+            .expect("agency in the federation");
+        idp.mint(&MintRequest::new(
+            agency.clone(),
+            format!("{agency}-user"),
+            roles.to_vec(),
+            AUDIENCE,
+        ))
+        .expect("token")
+    }
+
+    pub fn caseworker(&self, agency: &str) -> String {
+        self.token(agency, &[Role::Caseworker])
+    }
+
+    /// Sends an operation to `base`'s `/graphql`.
+    pub async fn post(
+        &self,
+        base: &str,
+        token: Option<&str>,
+        purpose: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> Gql {
+        let mut request = self
+            .client
+            .post(format!("{base}/graphql"))
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(purpose) = purpose {
+            request = request.header("x-exchange-purpose", purpose);
+        }
+        Gql::read(request.send().await.expect("request sent")).await
+    }
+
+    /// Sends an operation through the gateway.
+    pub async fn gateway_gql(
+        &self,
+        token: &str,
+        purpose: &str,
+        query: &str,
+        variables: Value,
+    ) -> Gql {
+        self.post(
+            &self.gateway_base,
+            Some(token),
+            Some(purpose),
+            query,
+            variables,
+        )
+        .await
+    }
+
+    /// Sends an operation straight to a node.
+    pub async fn node_gql(
+        &self,
+        agency: &str,
+        token: &str,
+        purpose: &str,
+        query: &str,
+        variables: Value,
+    ) -> Gql {
+        let base = self.node(agency).base.clone();
+        self.post(&base, Some(token), Some(purpose), query, variables)
+            .await
+    }
+
+    /// Registers a survivor at `agency` through the gateway; its global ID.
+    pub async fn register_survivor(&self, agency: &str, given_name: &str) -> String {
+        let response = self
+            .gateway_gql(
+                &self.caseworker(agency),
+                "CASE_MANAGEMENT",
+                "mutation($input: RegisterSurvivorInput!) { registerSurvivor(input: $input) { id } }",
+                json!({ "input": survivor_input(given_name) }),
+            )
+            .await;
+        response.data()["registerSurvivor"]["id"]
+            .as_str()
+            .expect("survivor registered")
+            .to_owned()
+    }
+
+    /// Records a witnessed consent through the gateway; the grant's ID.
+    pub async fn grant(
+        &self,
+        survivor: &str,
+        grantee: &str,
+        categories: &[&str],
+        purposes: &[&str],
+    ) -> String {
+        let owner = survivor.split(':').next().expect("global ID");
+        let response = self
+            .gateway_gql(
+                &self.caseworker(owner),
+                "CASE_MANAGEMENT",
+                "mutation($input: RecordConsentInput!) { recordConsent(input: $input) { id } }",
+                json!({ "input": {
+                    "survivorId": survivor, "grantee": grantee, "categories": categories,
+                    "purposes": purposes, "method": "WITNESSED_VERBAL", "witness": "Second caseworker",
+                } }),
+            )
+            .await;
+        response.data()["recordConsent"]["id"]
+            .as_str()
+            .expect("grant recorded")
+            .to_owned()
+    }
+
+    /// Refers a survivor to `to` through the gateway (consent recorded
+    /// first); the referral's ID.
+    pub async fn refer(&self, survivor: &str, to: &str) -> String {
+        self.grant(survivor, to, &["IDENTITY", "CASE"], &["REFERRAL"])
+            .await;
+        let owner = survivor.split(':').next().expect("global ID");
+        let response = self
+            .gateway_gql(
+                &self.caseworker(owner),
+                "REFERRAL",
+                "mutation($input: CreateReferralInput!) { createReferral(input: $input) { id } }",
+                json!({ "input": { "survivorId": survivor, "toAgency": to, "service": "MEDICAL", "urgency": "URGENT" } }),
+            )
+            .await;
+        response.data()["createReferral"]["id"]
+            .as_str()
+            .expect("referral created")
+            .to_owned()
+    }
+
+    /// The gateway's audit events, oldest first (read through a second
+    /// connection to its database).
+    pub async fn gateway_events(&self) -> Vec<AuditEvent> {
+        let db = Db::connect(&agency_node::store::sqlite_url(&self.gateway_data_dir))
+            .await
+            .expect("gateway audit database");
+        let out = events(&db).await;
+        db.close().await;
+        out
+    }
+}
+
+impl Drop for TestFederation {
+    fn drop(&mut self) {
+        if let Some(tx) = self.gateway_shutdown.take() {
+            let _ = tx.send(());
+        }
+        for node in &mut self.nodes {
+            if let Some(tx) = node.shutdown.take() {
+                let _ = tx.send(());
+            }
+        }
+    }
+}
+
+/// A survivor record with every category filled (synthetic).
+pub fn survivor_input(given_name: &str) -> Value {
+    json!({
+        "identity": { "givenName": given_name, "familyName": "Example", "nationality": "Invented", "languages": ["en"] },
+        "contact": { "safeChannel": "through caseworker", "currentLocation": "Safe house 7" },
+        "case": { "exploitationTypes": ["labour"], "riskLevel": "HIGH", "needs": ["SHELTER"] },
+        "health": { "medicalNotes": "invented note" },
+        "legal": { "immigrationStatus": "pending" },
+    })
+}
+
+/// A GraphQL answer with its HTTP status.
+#[derive(Debug)]
+pub struct Gql {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Gql {
+    pub async fn read(response: reqwest::Response) -> Self {
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        let body =
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
+        Self { status, body }
+    }
+
+    /// `data`, asserting there were no errors.
+    pub fn data(&self) -> &Value {
+        assert!(
+            self.body.get("errors").is_none(),
+            "unexpected errors: {}",
+            self.body
+        );
+        &self.body["data"]
+    }
+
+    /// The errors (empty when none).
+    pub fn errors(&self) -> Vec<Value> {
+        self.body["errors"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The code of the first error.
+    pub fn code(&self) -> &str {
+        self.body["errors"][0]["extensions"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("expected an error with a code: {}", self.body))
+    }
+}
+
+/// The process-wide tracing set-up of the test binary: an OpenTelemetry
+/// layer over an in-memory exporter, so tests can read the gateway's spans.
+pub mod tracing_setup {
+    use std::sync::OnceLock;
+
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+
+    static EXPORTER: OnceLock<InMemorySpanExporter> = OnceLock::new();
+
+    /// Installs the subscriber once for the whole test binary.
+    pub fn install() {
+        EXPORTER.get_or_init(|| {
+            let exporter = InMemorySpanExporter::default();
+            let provider = SdkTracerProvider::builder()
+                .with_simple_exporter(exporter.clone())
+                .build();
+            let tracer = provider.tracer("e2e");
+            let _ = tracing_subscriber::registry()
+                .with(tracing_subscriber::EnvFilter::new("info"))
+                .with(tracing_opentelemetry::layer().with_tracer(tracer))
+                .try_init();
+            // Kept for the life of the process.
+            std::mem::forget(provider);
+            exporter
+        });
+    }
+
+    /// The spans finished so far.
+    pub fn finished_spans() -> Vec<opentelemetry_sdk::trace::SpanData> {
+        EXPORTER
+            .get()
+            .map(|e| e.get_finished_spans().unwrap_or_default())
+            .unwrap_or_default()
+    }
+}

@@ -1,0 +1,194 @@
+//! A node that is down or hung costs only its part of the answer; a
+//! circuit breaker stops calling a dead node; a mutation whose owner is down
+//! fails clearly and writes nothing anywhere.
+
+use exchange_e2e::{CLINIC, LEGAL, Options, SHELTER, SILENT, TestFederation};
+use serde_json::{Value, json};
+
+const INCOMING: &str =
+    "{ referrals(direction: INCOMING, first: 20) { edges { node { id fromAgency } } } }";
+
+fn node_errors<'a>(errors: &'a [Value], agency: &str) -> Vec<&'a Value> {
+    errors
+        .iter()
+        .filter(|e| {
+            e["extensions"]["code"] == "NODE_UNAVAILABLE" && e["extensions"]["agency"] == agency
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_node_costs_only_its_part_of_the_answer() {
+    let mut fed = TestFederation::start().await;
+    let from_shelter = fed.register_survivor(SHELTER, "Bilal").await;
+    let shelter_referral = fed.refer(&from_shelter, CLINIC).await;
+    let from_legal = fed.register_survivor(LEGAL, "Chen").await;
+    fed.refer(&from_legal, CLINIC).await;
+    let clinic = fed.caseworker(CLINIC);
+
+    let both = fed
+        .gateway_gql(&clinic, "REFERRAL", INCOMING, json!({}))
+        .await;
+    assert_eq!(
+        both.data()["referrals"]["edges"]
+            .as_array()
+            .expect("edges")
+            .len(),
+        2
+    );
+
+    fed.node_mut(LEGAL).stop().await;
+
+    let partial = fed
+        .gateway_gql(&clinic, "REFERRAL", INCOMING, json!({}))
+        .await;
+    assert_eq!(partial.status, 200);
+    let edges = partial.body["data"]["referrals"]["edges"]
+        .as_array()
+        .expect("the other nodes' data");
+    assert_eq!(edges.len(), 1, "{}", partial.body);
+    assert_eq!(edges[0]["node"]["id"], shelter_referral.as_str());
+    let errors = partial.errors();
+    let named = node_errors(&errors, LEGAL);
+    assert_eq!(named.len(), 1, "{}", partial.body);
+    assert_eq!(named[0]["extensions"]["reason"], "UNREACHABLE");
+    assert_eq!(named[0]["path"], json!(["referrals"]));
+
+    // A routed read of the stopped node's record: null and named, while
+    // another field of the same operation is answered.
+    let mixed = fed
+        .gateway_gql(
+            &clinic,
+            "REFERRAL",
+            "query($id: ID!) { survivor(id: $id) { id } agencies(kind: LEGAL_AID) { id name } }",
+            json!({ "id": from_legal }),
+        )
+        .await;
+    assert!(mixed.body["data"]["survivor"].is_null());
+    assert_eq!(mixed.body["data"]["agencies"][0]["id"], LEGAL);
+    assert_eq!(
+        node_errors(&mixed.errors(), LEGAL).len(),
+        1,
+        "{}",
+        mixed.body
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_node_times_out_and_then_its_circuit_opens() {
+    let fed = TestFederation::start_with(Options {
+        node_timeout_ms: 300,
+        failure_threshold: 1,
+        cool_down_ms: 600_000,
+        silent_node: true,
+    })
+    .await;
+    let survivor = fed.register_survivor(SHELTER, "Dara").await;
+    let referral = fed.refer(&survivor, CLINIC).await;
+    let clinic = fed.caseworker(CLINIC);
+
+    let first = fed
+        .gateway_gql(&clinic, "REFERRAL", INCOMING, json!({}))
+        .await;
+    let edges = first.body["data"]["referrals"]["edges"]
+        .as_array()
+        .expect("data of the answering nodes");
+    assert_eq!(edges[0]["node"]["id"], referral.as_str());
+    let errors = first.errors();
+    let named = node_errors(&errors, SILENT);
+    assert_eq!(named.len(), 1, "{}", first.body);
+    assert_eq!(
+        named[0]["extensions"]["reason"], "TIMEOUT",
+        "cut off at the per-node timeout"
+    );
+
+    // The circuit is open now: the hung node is not even called.
+    let second = fed
+        .gateway_gql(&clinic, "REFERRAL", INCOMING, json!({}))
+        .await;
+    let errors = second.errors();
+    assert_eq!(
+        node_errors(&errors, SILENT)[0]["extensions"]["reason"],
+        "CIRCUIT_OPEN"
+    );
+    assert_eq!(
+        second.body["data"]["referrals"]["edges"]
+            .as_array()
+            .expect("edges")
+            .len(),
+        1
+    );
+
+    let health = fed
+        .gateway_gql(
+            &clinic,
+            "REFERRAL",
+            "{ nodeHealth { agency status circuit latencyMs } }",
+            json!({}),
+        )
+        .await;
+    let list = health.data()["nodeHealth"]
+        .as_array()
+        .expect("list")
+        .clone();
+    let silent = list
+        .iter()
+        .find(|h| h["agency"] == SILENT)
+        .expect("silent node listed");
+    assert_eq!(silent["status"], "UNREACHABLE");
+    assert_eq!(silent["circuit"], "OPEN");
+    let shelter = list
+        .iter()
+        .find(|h| h["agency"] == SHELTER)
+        .expect("shelter listed");
+    assert_eq!(shelter["status"], "READY");
+    assert_eq!(shelter["circuit"], "CLOSED");
+    assert!(shelter["latencyMs"].is_number());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mutation_whose_owner_is_down_fails_clearly_and_writes_nothing() {
+    let mut fed = TestFederation::start().await;
+    let survivor = fed.register_survivor(LEGAL, "Esi").await;
+    let referral = fed.refer(&survivor, SHELTER).await;
+    fed.node_mut(LEGAL).stop().await;
+    let before_shelter = fed.node(SHELTER).audit_events().await.len();
+    let before_clinic = fed.node(CLINIC).audit_events().await.len();
+
+    let shelter = fed.caseworker(SHELTER);
+    let answer = fed
+        .gateway_gql(
+            &shelter,
+            "REFERRAL",
+            "mutation($id: ID!) { acceptReferral(id: $id) { id status } }",
+            json!({ "id": referral }),
+        )
+        .await;
+    assert!(answer.body["data"].is_null(), "{}", answer.body);
+    let errors = answer.errors();
+    let named = node_errors(&errors, LEGAL);
+    assert_eq!(named.len(), 1, "{}", answer.body);
+    assert_eq!(named[0]["extensions"]["outcome"], "NOT_SENT");
+
+    // A mutation over two owners is refused before anything is sent.
+    let split = fed
+        .gateway_gql(
+            &shelter,
+            "REFERRAL",
+            "mutation { a: acceptReferral(id: \"legal-aid-city:x1\") { id } b: acceptReferral(id: \"clinic-east:x2\") { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(split.code(), "BAD_USER_INPUT");
+
+    assert_eq!(
+        fed.node(SHELTER).audit_events().await.len(),
+        before_shelter,
+        "nothing written at the shelter"
+    );
+    assert_eq!(
+        fed.node(CLINIC).audit_events().await.len(),
+        before_clinic,
+        "nothing written at the clinic"
+    );
+}
