@@ -29,6 +29,7 @@ pub struct Application {
     address: SocketAddr,
     router: axum::Router,
     state: Arc<NodeState>,
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Application {
@@ -99,6 +100,12 @@ impl Application {
         })
         .layer(tower_http::trace::TraceLayer::new_for_http());
 
+        let tls = config
+            .tls
+            .as_ref()
+            .map(|t| t.server_config())
+            .transpose()
+            .context("loading the node's TLS material")?;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
@@ -108,6 +115,7 @@ impl Application {
             address,
             router,
             state,
+            tls,
         })
     }
 
@@ -128,10 +136,15 @@ impl Application {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         tracing::info!(agency = %self.state.agency, address = %self.address, "agency node listening");
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("serving")?;
+        match self.tls {
+            Some(tls) => crate::tls::serve(self.listener, self.router, tls, shutdown)
+                .await
+                .context("serving over TLS")?,
+            None => axum::serve(self.listener, self.router)
+                .with_graceful_shutdown(shutdown)
+                .await
+                .context("serving")?,
+        }
         if let Err(err) = self.state.audit.checkpoint_now().await {
             tracing::error!(error = ?err, "final audit checkpoint failed");
         }

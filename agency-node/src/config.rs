@@ -47,6 +47,10 @@ pub struct NodeConfig {
     /// `json` (default, for log collectors) or `pretty` (for a terminal).
     #[serde(default = "default_log_format")]
     pub log_format: String,
+    /// Serve HTTPS with mutual TLS ([`crate::tls::TlsConfig`]); plain HTTP
+    /// when left out.
+    #[serde(default)]
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 /// Limits on each GraphQL operation.
@@ -207,6 +211,7 @@ impl fmt::Debug for NodeConfig {
             .field("limits", &self.limits)
             .field("audit", &self.audit)
             .field("break_glass", &self.break_glass)
+            .field("tls", &self.tls)
             .finish()
     }
 }

@@ -19,6 +19,7 @@ pub mod seed;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 
 pub use app::Application;
 pub use config::NodeConfig;

@@ -80,12 +80,18 @@ impl TlsConfig {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let mut roots = rustls::RootCertStore::empty();
         for ca in certs(&self.client_ca_file)? {
-            roots.add(ca).map_err(|e| material(&self.client_ca_file, e))?;
+            roots
+                .add(ca)
+                .map_err(|e| material(&self.client_ca_file, e))?;
         }
-        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .build()
-            .map_err(|e| TlsError::Config(e.to_string()))?;
-        let key = PrivateKeyDer::from_pem_file(&self.key_file).map_err(|e| material(&self.key_file, e))?;
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        )
+        .build()
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+        let key = PrivateKeyDer::from_pem_file(&self.key_file)
+            .map_err(|e| material(&self.key_file, e))?;
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| TlsError::Config(e.to_string()))?
@@ -150,7 +156,10 @@ pub async fn serve(
         }
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("open connections did not finish in time and were closed");
     }
     Ok(())

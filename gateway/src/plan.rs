@@ -65,28 +65,26 @@ pub fn check(
     let mut parser = Parser::new()
         .token_limit(limits.max_tokens)
         .recursion_limit(limits.max_depth.saturating_mul(4).max(32));
-    let document = parser
-        .parse_executable(schema.schema(), query, "operation.graphql")
-        .and_then(|doc| doc.validate(schema.schema()))
-        .map_err(|with_errors| {
-            let messages: Vec<String> = with_errors
-                .errors
-                .iter()
-                .take(5)
-                .map(|d| d.error.to_string())
-                .collect();
-            if parser.tokens_reached() >= limits.max_tokens {
-                RequestError::TooComplex(format!(
-                    "the operation is longer than {} tokens",
-                    limits.max_tokens
-                ))
-            } else {
-                RequestError::InvalidOperation(format!(
-                    "invalid operation: {}",
-                    messages.join("; ")
-                ))
-            }
-        })?;
+    let parsed = parser.parse_executable(schema.schema(), query, "operation.graphql");
+    let tokens_exceeded = parser.tokens_reached() >= limits.max_tokens;
+    let refuse = |errors: &apollo_compiler::validation::DiagnosticList| {
+        if tokens_exceeded {
+            return RequestError::TooComplex(format!(
+                "the operation is longer than {} tokens",
+                limits.max_tokens
+            ));
+        }
+        let messages: Vec<String> = errors.iter().take(5).map(|d| d.error.to_string()).collect();
+        RequestError::InvalidOperation(format!("invalid operation: {}", messages.join("; ")))
+    };
+    let document = match parsed {
+        Ok(doc) => doc,
+        Err(with_errors) => return Err(refuse(&with_errors.errors)),
+    };
+    let document = match document.validate(schema.schema()) {
+        Ok(doc) => doc,
+        Err(with_errors) => return Err(refuse(&with_errors.errors)),
+    };
     let operation = document
         .operations
         .get(operation_name)

@@ -270,7 +270,7 @@ mod tests {
     use super::*;
     use aws_lc_rs::rand::SystemRandom;
 
-    fn key() -> Ed25519KeyPair {
+    fn new_key() -> Ed25519KeyPair {
         let doc = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
         Ed25519KeyPair::from_pkcs8(doc.as_ref()).unwrap()
     }
@@ -288,13 +288,13 @@ mod tests {
 
     #[test]
     fn checkpoint_signature_covers_every_field() {
-        let key = key();
+        let key = new_key();
         let cp = Checkpoint::sign(&key, "shelter-north", 7, &[9; 32]);
         cp.verify(Some(&cp.public_key)).unwrap();
         let mut forged = cp.clone();
         forged.seq = 8;
         assert_eq!(forged.verify(None), Err(CheckpointError::BadSignature(8)));
-        let other = Checkpoint::sign(&key(), "shelter-north", 7, &[9; 32]);
+        let other = Checkpoint::sign(&new_key(), "shelter-north", 7, &[9; 32]);
         assert_eq!(
             other.verify(Some(&cp.public_key)),
             Err(CheckpointError::UnexpectedKey(7))

@@ -164,7 +164,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         let intake = caller(&federation, &state, agency.id)?;
         let summary = agency_node::seed::seed_demo(&state, &intake, &partners, cli.survivors)
             .await
-            .map_err(|e| anyhow::anyhow!("seeding {}: {e}", agency.id))?;
+            .map_err(|e| anyhow::anyhow!("seeding {}: {e:?}", agency.id))?;
         seeded.push((agency.id, summary));
         let mut rx = stop_rx.clone();
         tasks.push(tokio::spawn(app.run(async move {

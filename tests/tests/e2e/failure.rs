@@ -81,6 +81,7 @@ async fn a_hung_node_times_out_and_then_its_circuit_opens() {
         failure_threshold: 1,
         cool_down_ms: 600_000,
         silent_node: true,
+        tls: false,
     })
     .await;
     let survivor = fed.register_survivor(SHELTER, "Dara").await;

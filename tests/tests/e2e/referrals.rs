@@ -87,7 +87,6 @@ async fn incoming_referrals_are_gathered_from_every_node_in_order_and_paged_with
             direct.push((created_at(edge), edge["node"].clone()));
         }
     }
-    direct.sort_by(|a, b| b.0.cmp(&a.0));
     let merged_nodes: Vec<Value> = edges.iter().map(|e| e["node"].clone()).collect();
     let mut direct_ids: Vec<&str> = direct
         .iter()
