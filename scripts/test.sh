@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# shellcheck source=scripts/browser.sh
+source scripts/browser.sh
 # shellcheck source=scripts/postgres.sh
 source scripts/postgres.sh
 echo "PostgreSQL suite will use ${EXCHANGE_TEST_POSTGRES_URL%%:*}://…@${EXCHANGE_TEST_POSTGRES_URL##*@}"

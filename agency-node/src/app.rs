@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::Ed25519KeyPair;
+use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
 use exchange_policies::{BreakGlassOptions, EngineOptions, PolicyEngine};
 use exchange_schema::AgencyId;
 use exchange_trust::{Federation, TokenVerifier};
@@ -29,6 +29,15 @@ pub struct Application {
     address: SocketAddr,
     router: axum::Router,
     state: Arc<NodeState>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    portal: Option<PortalListener>,
+}
+
+/// The survivor portal's own listener.
+struct PortalListener {
+    listener: TcpListener,
+    address: SocketAddr,
+    router: axum::Router,
     tls: Option<Arc<rustls::ServerConfig>>,
 }
 
@@ -68,7 +77,7 @@ impl Application {
         let db = Db::connect(&config.database_url()).await?;
         let audit = AuditLog::open(
             db.clone(),
-            key,
+            key.clone(),
             AuditOptions {
                 checkpoint_every: config.audit.checkpoint_every.max(1),
                 checkpoint_interval: config.checkpoint_interval(),
@@ -85,6 +94,7 @@ impl Application {
             policies,
             federation,
             verifier,
+            node_key: key,
         });
         let limits = OperationLimits {
             max_depth: config.limits.max_depth,
@@ -110,18 +120,45 @@ impl Application {
             .await
             .with_context(|| format!("binding {}", config.listen))?;
         let address = listener.local_addr()?;
+        let portal = match &config.portal {
+            Some(portal) => {
+                let tls = portal
+                    .tls
+                    .as_ref()
+                    .map(|t| t.server_config())
+                    .transpose()
+                    .context("loading the portal's TLS material")?;
+                let listener = TcpListener::bind(portal.listen)
+                    .await
+                    .with_context(|| format!("binding the portal to {}", portal.listen))?;
+                Some(PortalListener {
+                    address: listener.local_addr()?,
+                    listener,
+                    router: crate::portal::router(state.clone(), portal.clone())
+                        .layer(tower_http::trace::TraceLayer::new_for_http()),
+                    tls,
+                })
+            }
+            None => None,
+        };
         Ok(Self {
             listener,
             address,
             router,
             state,
             tls,
+            portal,
         })
     }
 
     /// The address the node listens on.
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// The survivor portal's address, when the portal is on.
+    pub fn portal_address(&self) -> Option<SocketAddr> {
+        self.portal.as_ref().map(|p| p.address)
     }
 
     /// The node's shared state (tests and the demo seed through it).
@@ -135,22 +172,49 @@ impl Application {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        use futures::FutureExt as _;
         tracing::info!(agency = %self.state.agency, address = %self.address, "agency node listening");
-        match self.tls {
-            Some(tls) => crate::tls::serve(self.listener, self.router, tls, shutdown)
-                .await
-                .context("serving over TLS")?,
-            None => axum::serve(self.listener, self.router)
-                .with_graceful_shutdown(shutdown)
-                .await
-                .context("serving")?,
-        }
+        let shutdown = shutdown.shared();
+        let portal = async {
+            match self.portal {
+                Some(portal) => {
+                    tracing::info!(address = %portal.address, "survivor portal listening");
+                    serve(portal.listener, portal.router, portal.tls, shutdown.clone())
+                        .await
+                        .context("serving the survivor portal")
+                }
+                None => Ok(()),
+            }
+        };
+        let federation = serve(self.listener, self.router, self.tls, shutdown.clone());
+        let (federation, portal) = tokio::join!(federation, portal);
+        federation?;
+        portal?;
         if let Err(err) = self.state.audit.checkpoint_now().await {
             tracing::error!(error = ?err, "final audit checkpoint failed");
         }
         self.state.db.close().await;
         tracing::info!(agency = %self.state.agency, "agency node stopped");
         Ok(())
+    }
+}
+
+/// Serves `router` on `listener`, over TLS when configured, until
+/// `shutdown` completes.
+async fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    match tls {
+        Some(tls) => crate::tls::serve(listener, router, tls, shutdown)
+            .await
+            .context("serving over TLS"),
+        None => axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("serving"),
     }
 }
 
@@ -195,6 +259,16 @@ pub fn load_or_generate_node_key(data_dir: &Path) -> anyhow::Result<Ed25519KeyPa
     tracing::info!(path = %path.display(), "generated the node's audit signing key");
     Ed25519KeyPair::from_pkcs8(doc.as_ref())
         .map_err(|_| anyhow::anyhow!("generated key did not load"))
+}
+
+/// Hex of the public key of the node whose data directory is `data_dir`
+/// (never creates a key).
+pub fn node_public_key_hex(data_dir: &Path) -> anyhow::Result<String> {
+    let path = data_dir.join(NODE_KEY_FILE);
+    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let key = Ed25519KeyPair::from_pkcs8(&bytes)
+        .map_err(|_| anyhow::anyhow!("{} is not an Ed25519 PKCS#8 key", path.display()))?;
+    Ok(hex::encode(key.public_key().as_ref()))
 }
 
 /// Writes a secret file readable by the owner only.

@@ -10,7 +10,6 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use exchange_schema::{AgencyId, Role};
 
 use crate::app::{Application, shutdown_signal};
-use crate::audit::read::AuditFilter;
 use crate::audit::verify;
 use crate::config::NodeConfig;
 use crate::store::Db;
@@ -41,13 +40,39 @@ pub enum Command {
     /// Development helpers: a local identity provider for trying a node.
     #[command(subcommand)]
     Dev(DevCommand),
+    /// Check a consent receipt a survivor downloaded from the portal.
+    #[command(subcommand)]
+    Receipt(ReceiptCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ReceiptCommand {
+    /// Verify a receipt's signature offline. Exits 0 when it verifies, 1
+    /// when it does not (saying why), 2 when it cannot be read.
+    Verify(ReceiptVerifyArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ReceiptVerifyArgs {
+    /// The receipt (JSON) as downloaded.
+    pub file: std::path::PathBuf,
+    /// The issuing node's public key (hex) the receipt must be signed with.
+    /// Without it (or --data-dir) only the embedded key is checked, which
+    /// proves integrity but not who signed.
+    #[arg(long, conflicts_with = "data_dir")]
+    pub public_key: Option<String>,
+    /// The issuing node's data directory: its signing key is the one
+    /// expected.
+    #[arg(long)]
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum AuditCommand {
     /// Check a log offline: every hash link and every signed checkpoint.
     /// Names the first entry that was edited, deleted or reordered and exits
-    /// non-zero.
+    /// non-zero. An export file may hold several logs (the gateway's
+    /// federated export); each is checked.
     Verify(VerifyArgs),
     /// Export the log (or a filtered part) with the checkpoints that verify it.
     Export(ExportArgs),
@@ -61,7 +86,8 @@ pub struct Source {
     /// A node data directory (its SQLite database is used).
     #[arg(long, conflicts_with = "export")]
     pub data_dir: Option<PathBuf>,
-    /// A JSON Lines export made by `audit export`.
+    /// A JSON Lines export made by `audit export`, a node's
+    /// `/audit/export` or the gateway's (several logs in one file).
     #[arg(long)]
     pub export: Option<PathBuf>,
 }
@@ -71,9 +97,11 @@ pub struct VerifyArgs {
     #[command(flatten)]
     pub source: Source,
     /// The log keeper's Ed25519 public key (hex) that must have signed every
-    /// checkpoint. Without it the first checkpoint's key is trusted.
-    #[arg(long)]
-    pub public_key: Option<String>,
+    /// checkpoint, or `LOG_ID=HEX` to pin the key of one log of a file of
+    /// several (repeatable). Without it the first checkpoint's key of each
+    /// log is trusted.
+    #[arg(long, value_name = "[LOG_ID=]HEX")]
+    pub public_key: Vec<String>,
     /// Checkpoints collected earlier (JSON Lines): a log that disagrees with
     /// any of them was rewritten (a fork).
     #[arg(long)]
@@ -106,6 +134,18 @@ pub struct ExportArgs {
     /// Only break-glass entries.
     #[arg(long)]
     pub break_glass: bool,
+    /// Only entries for this purpose (REFERRAL, AUDIT, ...).
+    #[arg(long)]
+    pub purpose: Option<String>,
+    /// Only PERMIT or only DENY entries.
+    #[arg(long)]
+    pub decision: Option<String>,
+    /// Only entries from this time on (RFC 3339).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only entries before this time (RFC 3339).
+    #[arg(long)]
+    pub until: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -161,6 +201,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(AuditCommand::Export(args)) => {
             audit_export(cli.config.as_deref(), args).await
         }
+        Command::Receipt(ReceiptCommand::Verify(args)) => receipt_verify(args),
         Command::Dev(DevCommand::Token(args)) => {
             let config = NodeConfig::load(cli.config.as_deref())?;
             let agency = AgencyId::parse(args.agency.as_deref().unwrap_or(&config.agency))?;
@@ -181,6 +222,51 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let token = idp.mint(&request)?;
             println!("{token}");
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn receipt_verify(args: ReceiptVerifyArgs) -> anyhow::Result<ExitCode> {
+    use crate::receipt::SignedReceipt;
+    let json = std::fs::read_to_string(&args.file)
+        .with_context(|| format!("reading {}", args.file.display()))?;
+    let expected = match (&args.public_key, &args.data_dir) {
+        (Some(key), _) => Some(key.clone()),
+        (None, Some(dir)) => Some(crate::app::node_public_key_hex(dir)?),
+        (None, None) => None,
+    };
+    let outcome = SignedReceipt::parse(&json).and_then(|r| {
+        r.verify(expected.as_deref())?;
+        Ok(r)
+    });
+    match outcome {
+        Ok(signed) => {
+            let r = &signed.receipt;
+            println!(
+                "receipt {} verifies: consent {} {} at {} for {} ({}) to see {} for {}; signed by {}",
+                r.receipt_id,
+                r.consent_record_id,
+                r.event.as_str(),
+                r.event_time
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default(),
+                r.recipient.name,
+                r.recipient.id,
+                crate::store::join_wire(&r.pii_categories),
+                crate::store::join_wire(&r.purposes),
+                signed.signature.public_key,
+            );
+            if expected.is_none() {
+                println!(
+                    "note: no key was pinned (--public-key or --data-dir), so this proves the \
+                     receipt is intact, not which node signed it"
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(err) => {
+            println!("receipt does not verify: {err}");
+            Ok(ExitCode::from(1))
         }
     }
 }
@@ -208,25 +294,44 @@ async fn audit_verify(
         }
         None => Vec::new(),
     };
-    let options = verify::VerifyOptions {
-        expected_key: args.public_key.clone(),
+    let mut options = verify::VerifyOptions {
         collected_checkpoints: collected,
-        log_id: None,
+        ..verify::VerifyOptions::default()
     };
+    for key in &args.public_key {
+        match key.split_once('=') {
+            Some((log_id, hex)) => {
+                options
+                    .keys
+                    .insert(log_id.trim().to_owned(), hex.to_owned());
+            }
+            None if options.expected_key.is_none() => options.expected_key = Some(key.clone()),
+            None => anyhow::bail!("give one bare --public-key; pin the others as LOG_ID=HEX"),
+        }
+    }
     let outcome = match &args.source.export {
         Some(path) => {
             let file =
                 std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-            verify::verify_export(std::io::BufReader::new(file), &options)
+            verify::verify_file(std::io::BufReader::new(file), &options)
+                .map_err(|failure| failure.to_string())
         }
         None => {
             let db = open_source(config, &args.source).await?;
-            verify::verify_database(&db, &options).await
+            verify::verify_database(&db, &options)
+                .await
+                .map(|report| vec![report])
+                .map_err(|failure| failure.to_string())
         }
     };
     match outcome {
-        Ok(report) => {
-            println!("{report}");
+        Ok(reports) => {
+            for report in &reports {
+                println!("{report}");
+            }
+            if reports.is_empty() {
+                println!("the file holds no log");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(failure) => {
@@ -250,12 +355,22 @@ async fn audit_export(
                 )?
                 .agency,
         };
-    let filter = AuditFilter {
-        actor_agency: args.agency.as_deref().map(AgencyId::parse).transpose()?,
-        survivor: args.survivor.clone(),
-        break_glass: args.break_glass.then_some(true),
-        ..AuditFilter::default()
-    };
+    // The filters of a node's `/audit/export`, checked the same way.
+    let pairs = [
+        ("agency", args.agency.as_deref()),
+        ("survivor", args.survivor.as_deref()),
+        ("break_glass", args.break_glass.then_some("true")),
+        ("purpose", args.purpose.as_deref()),
+        ("decision", args.decision.as_deref()),
+        ("since", args.since.as_deref()),
+        ("until", args.until.as_deref()),
+    ];
+    let filter = crate::audit::query::ExportQuery::parse(
+        pairs
+            .into_iter()
+            .filter_map(|(name, value)| value.map(|v| (name, v))),
+    )?
+    .filter;
     let mut out: Box<dyn std::io::Write> = match &args.out {
         Some(path) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
@@ -266,7 +381,9 @@ async fn audit_export(
         ExportFormat::Jsonl => {
             crate::audit::export::export_jsonl(&db, &log_id, &filter, &mut out).await?
         }
-        ExportFormat::Csv => crate::audit::export::export_csv(&db, &filter, &mut out).await?,
+        ExportFormat::Csv => {
+            crate::audit::export::export_csv(&db, &log_id, &filter, &mut out).await?
+        }
     };
     out.flush()?;
     eprintln!(

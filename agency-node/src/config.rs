@@ -51,6 +51,61 @@ pub struct NodeConfig {
     /// when left out.
     #[serde(default)]
     pub tls: Option<crate::tls::TlsConfig>,
+    /// The survivor consent portal, on its own listener; off when left out.
+    #[serde(default)]
+    pub portal: Option<PortalConfig>,
+}
+
+/// The survivor consent portal ([`crate::portal`]). It listens apart from
+/// the federation endpoint: survivors' browsers have no client certificate,
+/// and the federation endpoint requires one when TLS is on.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortalConfig {
+    /// Address of the portal. Port 0 picks a free port (tests).
+    pub listen: SocketAddr,
+    /// HTTPS for the portal; plain HTTP when left out, which browsers only
+    /// accept for the `Secure` session cookie on `localhost`. Production
+    /// sets this or puts the portal behind the agency's HTTPS proxy.
+    #[serde(default)]
+    pub tls: Option<crate::tls::PortalTlsConfig>,
+    /// Failed sign-ins in a row that lock a consent code.
+    #[serde(default = "default_max_failed_sign_ins")]
+    pub max_failed_sign_ins: u32,
+    /// How long a locked code stays locked, in minutes.
+    #[serde(default = "default_lockout_minutes")]
+    pub lockout_minutes: u64,
+    /// A session ends after this many idle minutes.
+    #[serde(default = "default_session_idle_minutes")]
+    pub session_idle_minutes: u64,
+    /// Where the quick-exit button leaves to: a neutral site.
+    #[serde(default = "default_quick_exit_url")]
+    pub quick_exit_url: String,
+    /// The expiry a new grant is offered with, in days.
+    #[serde(default = "default_grant_days")]
+    pub default_grant_days: u32,
+    /// The longest a survivor can grant for, in days.
+    #[serde(default = "default_max_grant_days")]
+    pub max_grant_days: u32,
+}
+
+fn default_max_failed_sign_ins() -> u32 {
+    5
+}
+fn default_lockout_minutes() -> u64 {
+    15
+}
+fn default_session_idle_minutes() -> u64 {
+    15
+}
+fn default_quick_exit_url() -> String {
+    "https://www.wikipedia.org/".into()
+}
+fn default_grant_days() -> u32 {
+    90
+}
+fn default_max_grant_days() -> u32 {
+    366
 }
 
 /// Limits on each GraphQL operation.
@@ -174,6 +229,31 @@ impl NodeConfig {
                 "break_glass.window_minutes must be between 1 and 1440 (hours, not days)".into(),
             ));
         }
+        if let Some(portal) = &self.portal {
+            if !(1..=100).contains(&portal.max_failed_sign_ins) {
+                return Err(ConfigError::Invalid(
+                    "portal.max_failed_sign_ins must be between 1 and 100".into(),
+                ));
+            }
+            if !(1..=24 * 60).contains(&portal.lockout_minutes)
+                || !(1..=24 * 60).contains(&portal.session_idle_minutes)
+            {
+                return Err(ConfigError::Invalid(
+                    "portal.lockout_minutes and portal.session_idle_minutes must be between 1 and 1440"
+                        .into(),
+                ));
+            }
+            if !portal.quick_exit_url.starts_with("https://") {
+                return Err(ConfigError::Invalid(
+                    "portal.quick_exit_url must be an https:// address".into(),
+                ));
+            }
+            if portal.default_grant_days == 0 || portal.default_grant_days > portal.max_grant_days {
+                return Err(ConfigError::Invalid(
+                    "portal.default_grant_days must be between 1 and portal.max_grant_days".into(),
+                ));
+            }
+        }
         if !matches!(self.log_format.as_str(), "json" | "pretty") {
             return Err(ConfigError::Invalid(
                 "log_format must be json or pretty".into(),
@@ -212,6 +292,7 @@ impl fmt::Debug for NodeConfig {
             .field("audit", &self.audit)
             .field("break_glass", &self.break_glass)
             .field("tls", &self.tls)
+            .field("portal", &self.portal)
             .finish()
     }
 }
@@ -251,5 +332,27 @@ mod tests {
             toml::from_str::<NodeConfig>("agency = \"a1\"\nfederation = \"f\"\nlisten_port = 1")
                 .unwrap_err();
         assert!(err.to_string().contains("listen_port"));
+    }
+
+    #[test]
+    fn the_reference_configuration_is_valid() {
+        let text = include_str!("../../deploy/agency-node.toml");
+        let config: NodeConfig = toml::from_str(text).expect("deploy/agency-node.toml parses");
+        config.check().expect("deploy/agency-node.toml is valid");
+        let portal = config.portal.expect("the reference turns the portal on");
+        assert_eq!(portal.max_failed_sign_ins, 5);
+    }
+
+    #[test]
+    fn a_portal_quick_exit_must_be_https() {
+        let mut config: NodeConfig = toml::from_str(
+            "agency = \"shelter-north\"\nfederation = \"f\"\n[portal]\nlisten = \"127.0.0.1:0\"\nquick_exit_url = \"http://x\"",
+        )
+        .unwrap();
+        assert!(config.check().is_err());
+        if let Some(p) = config.portal.as_mut() {
+            p.quick_exit_url = "https://example.org/".into();
+        }
+        assert!(config.check().is_ok());
     }
 }

@@ -1,5 +1,6 @@
 //! The node's HTTP surface: `POST /graphql` (authenticated), GraphiQL on
-//! `GET /graphql`, `/healthz` and `/readyz`.
+//! `GET /graphql`, `/healthz` and `/readyz`, and the audit endpoints
+//! (`/audit/export`, `/audit/checkpoints`: [`crate::audit::endpoints`]).
 //!
 //! The GraphQL handler owns everything that happens before a resolver runs:
 //! the body limit, the JSON content type (which also keeps browsers from
@@ -41,6 +42,11 @@ pub fn router(state: HttpState) -> Router {
         .route(&path, get(graphiql).post(graphql))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/audit/export", get(crate::audit::endpoints::export))
+        .route(
+            "/audit/checkpoints",
+            get(crate::audit::endpoints::checkpoints),
+        )
         .with_state(state)
 }
 
@@ -105,77 +111,9 @@ async fn graphql(State(state): State<HttpState>, headers: HeaderMap, body: Body)
     };
 
     // Authenticate before even parsing the operation.
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let principal = match exchange_trust::parse_authorization_header(authorization)
-        .and_then(|token| state.node.verifier.verify(token))
-    {
-        Ok(principal) => principal,
-        Err(err) => {
-            let mut event = AuditEvent::new(AuditKind::Denial, Decision::Deny, err.reason_code());
-            event.actor_agency = err
-                .claimed_agency()
-                .and_then(|a| exchange_schema::AgencyId::parse(a).ok());
-            event.actor_user = err.claimed_user().map(|u| format!("unverified:{u}"));
-            event.trace_id = Some(trace_id.clone());
-            event.subject = Some("authentication".into());
-            if let Err(audit_err) = state.node.audit.append(event).await {
-                tracing::error!(error = ?audit_err, "auditing an authentication failure failed");
-                return error_response(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    ErrorCode::Internal,
-                    "internal error",
-                );
-            }
-            tracing::info!(reason = err.reason_code(), "authentication failed");
-            return error_response(
-                StatusCode::UNAUTHORIZED,
-                ErrorCode::Unauthenticated,
-                &format!("authentication failed: {}", err.reason_code()),
-            );
-        }
-    };
-
-    let purpose = match headers.get(PURPOSE_HEADER).map(|v| v.to_str()) {
-        None => None,
-        Some(Ok(raw)) => match raw.trim().parse::<Purpose>() {
-            Ok(p) => Some(p),
-            Err(err) => {
-                return error_response(
-                    StatusCode::BAD_REQUEST,
-                    ErrorCode::BadUserInput,
-                    &err.to_string(),
-                );
-            }
-        },
-        Some(Err(_)) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                ErrorCode::BadUserInput,
-                "the purpose header is not text",
-            );
-        }
-    };
-    let justification = match headers.get(JUSTIFICATION_HEADER).map(|v| v.to_str()) {
-        None => None,
-        Some(Ok(raw)) => match check_text("justification", raw, 2000, false) {
-            Ok(()) => Some(raw.trim().to_owned()),
-            Err(err) => {
-                return error_response(
-                    StatusCode::BAD_REQUEST,
-                    ErrorCode::BadUserInput,
-                    &err.message(),
-                );
-            }
-        },
-        Some(Err(_)) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                ErrorCode::BadUserInput,
-                "the justification header must be ASCII; percent-encode other text",
-            );
-        }
+    let caller = match authenticate(&state.node, &headers, &trace_id).await {
+        Ok(caller) => caller,
+        Err(response) => return response,
     };
 
     let request: async_graphql::Request = match serde_json::from_slice(&bytes) {
@@ -187,12 +125,6 @@ async fn graphql(State(state): State<HttpState>, headers: HeaderMap, body: Body)
                 "the body must be a JSON object with `query` and optional `variables` and `operationName`",
             );
         }
-    };
-    let caller = Caller {
-        principal,
-        purpose,
-        justification,
-        trace_id: trace_id.clone(),
     };
     let mut response = state.schema.execute(request.data(caller)).await;
     for error in &mut response.errors {
@@ -233,6 +165,95 @@ async fn graphql(State(state): State<HttpState>, headers: HeaderMap, body: Body)
         body,
     )
         .into_response()
+}
+
+/// Authenticates a request as every authenticated endpoint does: the bearer
+/// token (a failure is audited as a denial), then the declared purpose and
+/// justification headers. The error is the response to send.
+pub async fn authenticate(
+    node: &NodeState,
+    headers: &HeaderMap,
+    trace_id: &str,
+) -> Result<Caller, Response> {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let principal = match exchange_trust::parse_authorization_header(authorization)
+        .and_then(|token| node.verifier.verify(token))
+    {
+        Ok(principal) => principal,
+        Err(err) => {
+            let mut event = AuditEvent::new(AuditKind::Denial, Decision::Deny, err.reason_code());
+            event.actor_agency = err
+                .claimed_agency()
+                .and_then(|a| exchange_schema::AgencyId::parse(a).ok());
+            event.actor_user = err.claimed_user().map(|u| format!("unverified:{u}"));
+            event.trace_id = Some(trace_id.to_owned());
+            event.subject = Some("authentication".into());
+            if let Err(audit_err) = node.audit.append(event).await {
+                tracing::error!(error = ?audit_err, "auditing an authentication failure failed");
+                return Err(error_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    ErrorCode::Internal,
+                    "internal error",
+                ));
+            }
+            tracing::info!(reason = err.reason_code(), "authentication failed");
+            return Err(error_response(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::Unauthenticated,
+                &format!("authentication failed: {}", err.reason_code()),
+            ));
+        }
+    };
+
+    let purpose = match headers.get(PURPOSE_HEADER).map(|v| v.to_str()) {
+        None => None,
+        Some(Ok(raw)) => match raw.trim().parse::<Purpose>() {
+            Ok(p) => Some(p),
+            Err(err) => {
+                return Err(error_response(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::BadUserInput,
+                    &err.to_string(),
+                ));
+            }
+        },
+        Some(Err(_)) => {
+            return Err(error_response(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadUserInput,
+                "the purpose header is not text",
+            ));
+        }
+    };
+    let justification = match headers.get(JUSTIFICATION_HEADER).map(|v| v.to_str()) {
+        None => None,
+        Some(Ok(raw)) => match check_text("justification", raw, 2000, false) {
+            Ok(()) => Some(raw.trim().to_owned()),
+            Err(err) => {
+                return Err(error_response(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::BadUserInput,
+                    &err.message(),
+                ));
+            }
+        },
+        Some(Err(_)) => {
+            return Err(error_response(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadUserInput,
+                "the justification header must be ASCII; percent-encode other text",
+            ));
+        }
+    };
+
+    Ok(Caller {
+        principal,
+        purpose,
+        justification,
+        trace_id: trace_id.to_owned(),
+    })
 }
 
 /// The W3C trace ID of the request's `traceparent`, or a new random one.

@@ -14,6 +14,8 @@ pub mod disclosure;
 pub mod error;
 pub mod graphql;
 pub mod http;
+pub mod portal;
+pub mod receipt;
 pub mod records;
 pub mod seed;
 pub mod state;

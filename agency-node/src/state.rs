@@ -22,6 +22,9 @@ pub struct NodeState {
     pub policies: Arc<PolicyEngine>,
     pub federation: Arc<Federation>,
     pub verifier: Arc<TokenVerifier>,
+    /// The node's Ed25519 key: it signs audit checkpoints and consent
+    /// receipts.
+    pub node_key: Arc<aws_lc_rs::signature::Ed25519KeyPair>,
 }
 
 /// An authenticated request: who, for what purpose, in which trace.

@@ -103,6 +103,34 @@ impl TlsConfig {
     }
 }
 
+/// HTTPS for the survivor portal: a certificate browsers trust, and no
+/// client certificates (survivors have none).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortalTlsConfig {
+    /// PEM certificate chain the portal presents.
+    pub cert_file: PathBuf,
+    /// PEM private key of that certificate.
+    pub key_file: PathBuf,
+}
+
+impl PortalTlsConfig {
+    /// The rustls server configuration: this certificate, no client auth.
+    pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let key = PrivateKeyDer::from_pem_file(&self.key_file)
+            .map_err(|e| material(&self.key_file, e))?;
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsError::Config(e.to_string()))?
+            .with_no_client_auth()
+            .with_single_cert(certs(&self.cert_file)?, key)
+            .map_err(|e| TlsError::Config(e.to_string()))?;
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    }
+}
+
 /// Serves `router` over TLS on `listener` until `shutdown` completes, then
 /// drains open connections (at most [`DRAIN_TIMEOUT`]).
 pub async fn serve(

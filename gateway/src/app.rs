@@ -1,9 +1,11 @@
 //! Building and running the gateway: [`Application::build`] loads the
 //! federation schema and trust list, opens the gateway's own audit log,
 //! sets up the node clients (mutual TLS when configured) and binds the
-//! listener (port 0 in tests), exposing the bound address;
-//! [`Application::run`] serves until the shutdown signal, then drains
-//! requests and signs a final audit checkpoint.
+//! listener (port 0 in tests), exposing the bound address, and opens the
+//! checkpoints collected from the nodes;
+//! [`Application::run`] collects the nodes' checkpoints at intervals and
+//! serves until the shutdown signal, then drains requests and signs a final
+//! audit checkpoint.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,6 +33,8 @@ pub struct Application {
     router: axum::Router,
     gateway: Arc<Gateway>,
     db: Db,
+    checkpoints: Arc<crate::audit::CheckpointStore>,
+    auditors: crate::config::AuditorsConfig,
 }
 
 impl Application {
@@ -84,10 +88,17 @@ impl Application {
             directory,
             audit,
         });
+        let checkpoints = Arc::new(
+            crate::audit::CheckpointStore::open(&config.data_dir, &config.auditors)
+                .context("opening the collected audit checkpoints")?,
+        );
         let mut router = router(HttpState {
             gateway: gateway.clone(),
             max_body_bytes: config.max_body_bytes,
             graphql_path: config.graphql_path.clone(),
+            checkpoints: checkpoints.clone(),
+            auditors: config.auditors.clone(),
+            audit_db: db.clone(),
         });
         if !config.cors_allowed_origins.is_empty() {
             let origins: Vec<http::HeaderValue> = config
@@ -119,6 +130,8 @@ impl Application {
             router,
             gateway,
             db,
+            checkpoints,
+            auditors: config.auditors.clone(),
         })
     }
 
@@ -139,10 +152,17 @@ impl Application {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         tracing::info!(address = %self.address, "federation gateway listening");
-        axum::serve(self.listener, self.router)
+        let collector = tokio::spawn(crate::audit::collect_periodically(
+            self.checkpoints.clone(),
+            self.gateway.nodes.clone(),
+            self.auditors.clone(),
+        ));
+        let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await
-            .context("serving")?;
+            .context("serving");
+        collector.abort();
+        served?;
         if let Err(err) = self.gateway.audit.checkpoint_now().await {
             tracing::error!(error = ?err, "final audit checkpoint failed");
         }

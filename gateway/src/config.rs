@@ -41,6 +41,10 @@ pub struct GatewayConfig {
     pub tls: Option<ClientTlsConfig>,
     #[serde(default)]
     pub audit: AuditConfig,
+    /// Federated audit exports and the collection of every node's signed
+    /// audit checkpoints.
+    #[serde(default)]
+    pub auditors: AuditorsConfig,
     /// Browser origins allowed to call the API cross-site (CORS). Empty (the
     /// default): no CORS headers are sent, so browsers refuse cross-site calls.
     #[serde(default)]
@@ -158,6 +162,44 @@ impl Default for AuditConfig {
     }
 }
 
+/// What the gateway does for auditors: gathering every node's export into
+/// one file, and collecting every node's signed checkpoints into
+/// `collected-checkpoints.jsonl` in `data_dir` so that a node cannot rewrite
+/// its history and sign it again unnoticed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditorsConfig {
+    /// Collect every node's new checkpoints this often (seconds); 0 collects
+    /// only on demand (`POST /audit/checkpoints/collect`).
+    pub collect_interval_secs: u64,
+    /// Whole-call timeout for one node's export or checkpoints (ms).
+    pub export_timeout_ms: u64,
+    /// Largest export read from one node (bytes).
+    pub max_export_bytes: usize,
+    /// Checkpoint-signing keys pinned per agency (hex of the node's Ed25519
+    /// public key, as `agency-node audit verify` reports it). An agency not
+    /// listed is pinned on first collection: the key of the first checkpoint
+    /// collected from it is kept and every later one must match.
+    pub pinned_keys: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for AuditorsConfig {
+    fn default() -> Self {
+        Self {
+            collect_interval_secs: 300,
+            export_timeout_ms: 60_000,
+            max_export_bytes: 256 * 1024 * 1024,
+            pinned_keys: Default::default(),
+        }
+    }
+}
+
+impl AuditorsConfig {
+    pub fn export_timeout(&self) -> Duration {
+        Duration::from_millis(self.export_timeout_ms)
+    }
+}
+
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 7000))
 }
@@ -198,6 +240,7 @@ impl GatewayConfig {
             nodes: NodesConfig::default(),
             tls: None,
             audit: AuditConfig::default(),
+            auditors: AuditorsConfig::default(),
             cors_allowed_origins: Vec::new(),
         }
     }
@@ -252,6 +295,23 @@ impl GatewayConfig {
         if n.max_response_bytes < 1024 {
             return invalid("nodes.max_response_bytes must be at least 1 KiB");
         }
+        let a = &self.auditors;
+        if !(100..=3_600_000).contains(&a.export_timeout_ms) {
+            return invalid("auditors.export_timeout_ms must be between 100 and 3600000");
+        }
+        if a.max_export_bytes < 1024 {
+            return invalid("auditors.max_export_bytes must be at least 1 KiB");
+        }
+        for (agency, key) in &a.pinned_keys {
+            if exchange_schema::AgencyId::parse(agency).is_err() {
+                return invalid("auditors.pinned_keys: each key must be an agency ID");
+            }
+            if !matches!(hex::decode(key.trim()), Ok(bytes) if bytes.len() == 32) {
+                return invalid(
+                    "auditors.pinned_keys: each value must be the hex of a 32-byte Ed25519 public key",
+                );
+            }
+        }
         for origin in &self.cors_allowed_origins {
             let ok = (origin.starts_with("https://") || origin.starts_with("http://"))
                 && !origin.contains('*')
@@ -282,6 +342,11 @@ mod tests {
         let err = toml::from_str::<GatewayConfig>("federation = \"f.toml\"\n[nodes]\ntimeout = 1")
             .unwrap_err();
         assert!(err.to_string().contains("timeout"), "{err}");
+        let err = toml::from_str::<GatewayConfig>(
+            "federation = \"f.toml\"\n[auditors]\ncollect_every = 1",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("collect_every"), "{err}");
     }
 
     #[test]
@@ -299,6 +364,12 @@ mod tests {
         assert!(config.check().is_err());
         let mut config = GatewayConfig::new("f.toml", "d");
         config.cors_allowed_origins = vec!["*".into()];
+        assert!(config.check().is_err());
+        let mut config = GatewayConfig::new("f.toml", "d");
+        config
+            .auditors
+            .pinned_keys
+            .insert("shelter-north".into(), "abcd".into());
         assert!(config.check().is_err());
         assert!(GatewayConfig::new("f.toml", "d").check().is_ok());
     }

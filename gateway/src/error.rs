@@ -84,6 +84,8 @@ pub enum NodeFailure {
     BadAnswer,
     #[error("has no node URL in the federation file")]
     NoNode,
+    #[error("answered with more than {0} bytes")]
+    TooLarge(usize),
 }
 
 impl NodeFailure {
@@ -92,7 +94,7 @@ impl NodeFailure {
     pub fn maybe_delivered(&self) -> bool {
         matches!(
             self,
-            Self::Timeout(_) | Self::BadStatus(_) | Self::BadAnswer
+            Self::Timeout(_) | Self::BadStatus(_) | Self::BadAnswer | Self::TooLarge(_)
         )
     }
 
@@ -100,7 +102,11 @@ impl NodeFailure {
     pub fn trips_breaker(&self) -> bool {
         matches!(
             self,
-            Self::Timeout(_) | Self::Unreachable | Self::BadStatus(_) | Self::BadAnswer
+            Self::Timeout(_)
+                | Self::Unreachable
+                | Self::BadStatus(_)
+                | Self::BadAnswer
+                | Self::TooLarge(_)
         )
     }
 
@@ -113,6 +119,7 @@ impl NodeFailure {
             Self::BadStatus(_) => "BAD_STATUS",
             Self::BadAnswer => "BAD_ANSWER",
             Self::NoNode => "NO_NODE",
+            Self::TooLarge(_) => "TOO_LARGE",
         }
     }
 }

@@ -1,5 +1,7 @@
 //! The gateway's HTTP surface: `POST /graphql` (authenticated), GraphiQL on
-//! `GET /graphql`, `/healthz` and `/readyz`.
+//! `GET /graphql`, `/healthz` and `/readyz`, and the auditors' endpoints
+//! (`/audit/export`, `/audit/checkpoints`, `/audit/checkpoints/collect`:
+//! [`crate::audit`]).
 //!
 //! Before an operation is planned the handler checks the JSON content type
 //! (which also stops browsers from sending cross-site requests without a
@@ -36,6 +38,11 @@ pub struct HttpState {
     pub gateway: Arc<Gateway>,
     pub max_body_bytes: usize,
     pub graphql_path: String,
+    /// The checkpoints collected from every node.
+    pub checkpoints: Arc<crate::audit::CheckpointStore>,
+    pub auditors: crate::config::AuditorsConfig,
+    /// The gateway's own audit database, for exports.
+    pub audit_db: agency_node::store::Db,
 }
 
 pub fn router(state: HttpState) -> Router {
@@ -44,6 +51,15 @@ pub fn router(state: HttpState) -> Router {
         .route(&path, get(graphiql).post(graphql))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/audit/export", get(crate::audit::export))
+        .route(
+            "/audit/checkpoints",
+            get(crate::audit::download_checkpoints),
+        )
+        .route(
+            "/audit/checkpoints/collect",
+            axum::routing::post(crate::audit::collect_now),
+        )
         .with_state(state)
 }
 

@@ -16,6 +16,7 @@
 //! * [`merge`]: merging scattered connections; the composite cursor.
 //! * [`nodes`]: calling nodes: timeouts, circuit breakers, readiness.
 //! * [`gateway`]: executing an operation and auditing it.
+//! * [`audit`]: federated audit exports and checkpoint collection.
 //! * [`directory`]: the gateway's own fields.
 //! * [`http`]: the HTTP surface.
 //! * [`telemetry`]: logs, spans and W3C trace context.
@@ -23,6 +24,7 @@
 //! * [`error`]: errors and their stable codes.
 
 pub mod app;
+pub mod audit;
 pub mod config;
 pub mod directory;
 pub mod error;

@@ -29,6 +29,8 @@ pub struct NodeEndpoint {
     pub graphql: Url,
     /// The readiness probe.
     pub readyz: Url,
+    /// The node's root, for its other endpoints (`/audit/...`).
+    pub base: Url,
 }
 
 /// A circuit's state, as shown by `nodeHealth`.
@@ -254,10 +256,12 @@ impl Nodes {
                 agency.id.clone(),
                 Circuit::new(config.failure_threshold, config.cool_down()),
             );
+            let root = base.join("/").map_err(|e| bad(e.to_string()))?;
             endpoints.push(NodeEndpoint {
                 agency: agency.id.clone(),
                 graphql,
                 readyz,
+                base: root,
             });
         }
         if let Some(tls) = tls {
@@ -371,6 +375,60 @@ impl Nodes {
             _ if status >= 500 => Err(NodeFailure::BadStatus(status)),
             _ => Err(NodeFailure::BadAnswer),
         }
+    }
+
+    /// `GET`s `path_and_query` (starting with `/`) from a node, with the
+    /// client's headers when given, within `timeout`, reading at most
+    /// `max_bytes`: the audit endpoints, whose answers are files rather than
+    /// GraphQL. Circuit breakers are left alone: these calls are rare and
+    /// may legitimately be slow. Returns the status and the body.
+    pub async fn get_raw(
+        &self,
+        agency: &AgencyId,
+        path_and_query: &str,
+        forwarded: Option<(&Forwarded, &str)>,
+        timeout: Duration,
+        max_bytes: usize,
+    ) -> Result<(u16, Vec<u8>), NodeFailure> {
+        let endpoint = self.endpoint(agency).ok_or(NodeFailure::NoNode)?;
+        let url = endpoint
+            .base
+            .join(path_and_query)
+            .map_err(|_| NodeFailure::NoNode)?;
+        let mut request = self.client.get(url);
+        if let Some((forwarded, traceparent)) = forwarded {
+            request = request
+                .header(http::header::AUTHORIZATION, &forwarded.authorization)
+                .header("traceparent", traceparent);
+            if let Some(purpose) = &forwarded.purpose {
+                request = request.header(PURPOSE_HEADER, purpose);
+            }
+            if let Some(justification) = &forwarded.justification {
+                request = request.header(JUSTIFICATION_HEADER, justification);
+            }
+        }
+        let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        let call = async {
+            let mut response = request.send().await.map_err(|e| {
+                if e.is_connect() {
+                    NodeFailure::Unreachable
+                } else {
+                    NodeFailure::BadAnswer
+                }
+            })?;
+            let status = response.status().as_u16();
+            let mut bytes = Vec::new();
+            while let Some(chunk) = response.chunk().await.map_err(|_| NodeFailure::BadAnswer)? {
+                if bytes.len() + chunk.len() > max_bytes {
+                    return Err(NodeFailure::TooLarge(max_bytes));
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            Ok((status, bytes))
+        };
+        tokio::time::timeout(timeout, call)
+            .await
+            .unwrap_or(Err(NodeFailure::Timeout(timeout_ms)))
     }
 
     /// Probes every node's `/readyz` concurrently, each within the timeout.

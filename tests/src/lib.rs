@@ -135,6 +135,9 @@ pub struct TestNode {
     pub base: String,
     pub state: Arc<NodeState>,
     pub data_dir: PathBuf,
+    /// The survivor portal's base URL (`http://localhost:<port>`: browsers
+    /// accept the portal's `Secure` cookie over plain HTTP on localhost).
+    pub portal: String,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -201,6 +204,9 @@ pub async fn start_node(
     table.insert("listen".into(), "127.0.0.1:0".into());
     table.insert("data_dir".into(), data_dir.display().to_string().into());
     table.insert("log_format".into(), "pretty".into());
+    let mut portal = toml::Table::new();
+    portal.insert("listen".into(), "127.0.0.1:0".into());
+    table.insert("portal".into(), portal.into());
     adjust(&mut table);
     let scheme = if table.contains_key("tls") {
         "https"
@@ -212,6 +218,10 @@ pub async fn start_node(
         .await
         .expect("node starts");
     let base = format!("{scheme}://{}", app.address());
+    let portal = format!(
+        "http://localhost:{}",
+        app.portal_address().expect("the portal is on").port()
+    );
     let state = app.state();
     let (tx, rx) = oneshot::channel();
     let server = tokio::spawn(app.run(async {
@@ -222,6 +232,7 @@ pub async fn start_node(
         base,
         state,
         data_dir,
+        portal,
         shutdown: Some(tx),
         server: Some(server),
     }

@@ -26,6 +26,15 @@
 //!    current head in memory; a checkpoint whose entry is missing from the
 //!    log comes at the end.
 //!
+//! # Several logs in one file `exchange-audit-bundle-v1`
+//!
+//! A federated export (the gateway's `GET /audit/export`) is a bundle line
+//! `{"type":"bundle","format":"exchange-audit-bundle-v1","exported_at":"<RFC 3339>","logs":["shelter-north",...]}`
+//! ([`bundle_line`]) followed by one export as above per announced log, in
+//! that order, each starting with its own header line (which names its
+//! log). [`super::verify::verify_file`] checks every log and that none was
+//! removed, added or repeated.
+//!
 //! Verify it with [`super::verify::verify_export`]. The export carries no
 //! index columns (they are derived from the events); verify the database
 //! itself to check those.
@@ -33,7 +42,7 @@
 //! # CSV
 //!
 //! One row per matching, readable entry, RFC 4180 quoting, CRLF line ends,
-//! columns `seq, at, kind, actor_agency, actor_user, roles, survivor,
+//! columns `log_id, seq, at, kind, actor_agency, actor_user, roles, survivor,
 //! subject, purpose, decision, reason, break_glass, disclosed, withheld,
 //! policy_set, trace_id, hash`; lists are joined with `;`, withheld
 //! categories written `CATEGORY:REASON`. A cell starting with `=`, `+`, `-`,
@@ -55,6 +64,21 @@ use crate::store::{Db, to_ms};
 
 /// The `format` of a JSON Lines export.
 pub const EXPORT_FORMAT: &str = "exchange-audit-export-v1";
+
+/// The `format` of a bundle line: several logs in one file.
+pub const BUNDLE_FORMAT: &str = "exchange-audit-bundle-v1";
+
+/// The first line of a file holding the exports of `logs`, in that order
+/// (without its line end).
+pub fn bundle_line(logs: &[String]) -> String {
+    serde_json::json!({
+        "type": "bundle",
+        "format": BUNDLE_FORMAT,
+        "exported_at": time::OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default(),
+        "logs": logs,
+    })
+    .to_string()
+}
 
 /// What an export wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -308,9 +332,19 @@ fn write_entry<W: Write>(
 /// [`super::verify::load_checkpoints`] to catch a rewritten, re-signed log.
 /// Returns how many were written.
 pub async fn export_checkpoints<W: Write>(db: &Db, out: W) -> Result<u64, ExportError> {
+    export_checkpoints_after(db, 0, out).await
+}
+
+/// Writes the checkpoints with `seq > after`, as [`export_checkpoints`]
+/// does: what a collector that already holds the earlier ones asks for.
+pub async fn export_checkpoints_after<W: Write>(
+    db: &Db,
+    after: u64,
+    out: W,
+) -> Result<u64, ExportError> {
     let mut out = std::io::BufWriter::new(out);
     let high = max_seq(db, "audit_checkpoints").await?;
-    let mut cursor = 0i64;
+    let mut cursor = i64::try_from(after).unwrap_or(i64::MAX);
     let mut written = 0u64;
     loop {
         let page = checkpoint_page(db, cursor, high).await?;
@@ -327,7 +361,8 @@ pub async fn export_checkpoints<W: Write>(db: &Db, out: W) -> Result<u64, Export
 }
 
 /// The CSV columns, in order.
-pub const CSV_COLUMNS: [&str; 17] = [
+pub const CSV_COLUMNS: [&str; 18] = [
+    "log_id",
     "seq",
     "at",
     "kind",
@@ -352,6 +387,7 @@ pub const CSV_COLUMNS: [&str; 17] = [
 /// elided; JSON Lines is the form that can be verified.
 pub async fn export_csv<W: Write>(
     db: &Db,
+    log_id: &str,
     filter: &AuditFilter,
     out: W,
 ) -> Result<ExportSummary, ExportError> {
@@ -373,7 +409,7 @@ pub async fn export_csv<W: Write>(
             let hash: String = row.try_get("hash").unwrap_or_default();
             match canonical_event(&text) {
                 Some(event) if matches(filter, seq, &event) => {
-                    write_csv_row(&mut out, csv_cells(seq, &event, hash).into_iter())?;
+                    write_csv_row(&mut out, csv_cells(log_id, seq, &event, hash).into_iter())?;
                     summary.entries += 1;
                 }
                 Some(_) => {}
@@ -385,7 +421,7 @@ pub async fn export_csv<W: Write>(
     Ok(summary)
 }
 
-fn csv_cells(seq: u64, event: &AuditEvent, hash: String) -> Vec<Cow<'static, str>> {
+fn csv_cells(log_id: &str, seq: u64, event: &AuditEvent, hash: String) -> Vec<Cow<'static, str>> {
     fn join<T: std::fmt::Display>(values: &[T]) -> String {
         values
             .iter()
@@ -395,6 +431,7 @@ fn csv_cells(seq: u64, event: &AuditEvent, hash: String) -> Vec<Cow<'static, str
     }
     let owned = |value: Option<String>| Cow::Owned(value.unwrap_or_default());
     vec![
+        Cow::Owned(log_id.to_owned()),
         Cow::Owned(seq.to_string()),
         Cow::Owned(event.at.format(&Rfc3339).unwrap_or_default()),
         Cow::Borrowed(event.kind.as_str()),
@@ -491,7 +528,7 @@ mod tests {
         f.log.append(hostile).await.unwrap();
 
         let mut out = Vec::new();
-        let summary = export_csv(&f.db, &AuditFilter::default(), &mut out)
+        let summary = export_csv(&f.db, LOG, &AuditFilter::default(), &mut out)
             .await
             .unwrap();
         let text = String::from_utf8(out).unwrap();
@@ -503,15 +540,16 @@ mod tests {
 
         let first: Vec<&str> = rows[1].split(',').collect();
         assert_eq!(first.len(), CSV_COLUMNS.len());
-        assert_eq!(first[0], "1");
-        assert_eq!(first[2], "DISCLOSURE");
-        assert_eq!(first[5], "CASEWORKER");
-        assert_eq!(first[6], "shelter-north:survivor-1");
-        assert_eq!(first[11], "false");
-        assert_eq!(first[12], "IDENTITY");
-        assert_eq!(first[16].len(), 64);
+        assert_eq!(first[0], LOG);
+        assert_eq!(first[1], "1");
+        assert_eq!(first[3], "DISCLOSURE");
+        assert_eq!(first[6], "CASEWORKER");
+        assert_eq!(first[7], "shelter-north:survivor-1");
+        assert_eq!(first[12], "false");
+        assert_eq!(first[13], "IDENTITY");
+        assert_eq!(first[17].len(), 64);
 
-        assert!(rows[7].starts_with("7,"));
+        assert!(rows[7].starts_with("shelter-north,7,"));
         assert!(rows[7].contains(",'=cmd|' /C calc'!A0,"), "{}", rows[7]);
         assert!(
             rows[7].contains(",\"NO_GRANT, \"\"really\"\"\","),
@@ -526,12 +564,12 @@ mod tests {
             ..AuditFilter::default()
         };
         let mut out = Vec::new();
-        let summary = export_csv(&f.db, &filter, &mut out).await.unwrap();
+        let summary = export_csv(&f.db, LOG, &filter, &mut out).await.unwrap();
         let text = String::from_utf8(out).unwrap();
         let seqs: Vec<&str> = text
             .split_terminator("\r\n")
             .skip(1)
-            .map(|row| row.split(',').next().unwrap())
+            .map(|row| row.split(',').nth(1).unwrap())
             .collect();
         assert_eq!(seqs, ["1", "5"]);
         assert_eq!(summary.entries, 2);

@@ -13,8 +13,17 @@
 //! * [`AuditLog::record`] for changes: the change and its entry are written in
 //!   one transaction, so there is no change without its entry and no entry
 //!   for a change that failed.
+//!
+//! The head is kept in memory, but this process need not be the log's only
+//! writer: another process on the same data directory or database (a second
+//! gateway or node, or a restarted one while the old one still drains)
+//! appends to the same chain. An append never trusts the cached head blindly:
+//! a group whose numbers are already taken is written again after the stored
+//! head, and a change reads the stored head inside its own transaction.
 
+pub mod endpoints;
 pub mod export;
+pub mod query;
 pub mod verify;
 
 use std::sync::Arc;
@@ -92,17 +101,7 @@ impl AuditLog {
         options: AuditOptions,
     ) -> anyhow::Result<Self> {
         let mut conn = db.pool().acquire().await?;
-        let last = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&mut *conn)
-            .await?;
-        let (seq, head) = match last {
-            Some(row) => {
-                let seq: i64 = row.try_get("seq")?;
-                let hash: String = row.try_get("hash")?;
-                (seq as u64, parse_hash(&hash)?)
-            }
-            None => (0, GENESIS),
-        };
+        let (seq, head) = stored_head(&mut conn).await?;
         let checkpointed: Option<i64> =
             sqlx::query("SELECT MAX(seq) AS seq FROM audit_checkpoints")
                 .fetch_one(&mut *conn)
@@ -171,6 +170,9 @@ impl AuditLog {
         let mut conn = self.inner.db.pool().acquire().await?;
         let mut tx = conn.begin().await?;
         let (value, event) = change(&mut tx).await?;
+        // Another process may have appended since this one last wrote: chain
+        // the entry to the stored head, read in this transaction.
+        adopt_stored_head(&mut tx, &mut chain).await?;
         let seq = chain.seq + 1;
         let hash = insert_entry(&mut tx, seq, &chain.head, &event).await?;
         tx.commit().await?;
@@ -273,6 +275,42 @@ fn parse_hash(hex_hash: &str) -> anyhow::Result<ChainHash> {
         .map_err(|_| anyhow::anyhow!("stored audit hash is not 32 bytes"))
 }
 
+/// The sequence number and hash of the newest stored entry (0 and the
+/// genesis hash for an empty log).
+async fn stored_head(conn: &mut AnyConnection) -> anyhow::Result<(u64, ChainHash)> {
+    let last = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(&mut *conn)
+        .await?;
+    match last {
+        Some(row) => {
+            let seq: i64 = row.try_get("seq")?;
+            let hash: String = row.try_get("hash")?;
+            Ok((seq as u64, parse_hash(&hash)?))
+        }
+        None => Ok((0, GENESIS)),
+    }
+}
+
+/// Moves the cached head to the stored one if another writer has appended
+/// since; returns whether it moved.
+async fn adopt_stored_head(
+    conn: &mut AnyConnection,
+    chain: &mut ChainState,
+) -> anyhow::Result<bool> {
+    let (seq, head) = stored_head(conn).await?;
+    if seq == chain.seq && head == chain.head {
+        return Ok(false);
+    }
+    tracing::warn!(
+        cached = chain.seq,
+        stored = seq,
+        "another process appended to this audit log; continuing from its head"
+    );
+    chain.seq = seq;
+    chain.head = head;
+    Ok(true)
+}
+
 /// The group-commit writer: takes whatever is queued (up to `max_batch`),
 /// writes it in one transaction, then answers every waiter.
 async fn group_commit(inner: Arc<Inner>, mut rx: mpsc::Receiver<Pending>) {
@@ -297,9 +335,46 @@ async fn group_commit(inner: Arc<Inner>, mut rx: mpsc::Receiver<Pending>) {
     inner.maybe_checkpoint(&mut chain, true).await;
 }
 
+/// How often a group is written again after another writer took its numbers.
+const MAX_GROUP_ATTEMPTS: usize = 8;
+
 async fn write_batch(inner: &Inner, batch: &[Pending]) -> anyhow::Result<u64> {
     let mut chain = inner.chain.lock().await;
     let mut conn = inner.db.pool().acquire().await?;
+    let mut attempt = 1;
+    let first = loop {
+        match insert_batch(&mut conn, &chain, batch).await {
+            Ok(head) => {
+                let first = chain.seq + 1;
+                chain.seq = first + batch.len() as u64 - 1;
+                chain.head = head;
+                break first;
+            }
+            // The cheap path assumes the cached head is the stored one. When
+            // another process has appended, the numbers are taken (the
+            // insert breaks the key on `seq`): write the group again after
+            // the stored head. Any other failure leaves the head where it is.
+            Err(err) => {
+                if attempt < MAX_GROUP_ATTEMPTS && adopt_stored_head(&mut conn, &mut chain).await? {
+                    attempt += 1;
+                    continue;
+                }
+                return Err(err);
+            }
+        }
+    };
+    drop(conn);
+    inner.maybe_checkpoint(&mut chain, false).await;
+    Ok(first)
+}
+
+/// Writes a group after the cached head in one transaction; returns the new
+/// head. Nothing is written if it fails.
+async fn insert_batch(
+    conn: &mut AnyConnection,
+    chain: &ChainState,
+    batch: &[Pending],
+) -> anyhow::Result<ChainHash> {
     let mut tx = conn.begin().await?;
     let first = chain.seq + 1;
     let mut head = chain.head;
@@ -309,11 +384,7 @@ async fn write_batch(inner: &Inner, batch: &[Pending]) -> anyhow::Result<u64> {
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     }
     tx.commit().await?;
-    chain.seq = first + batch.len() as u64 - 1;
-    chain.head = head;
-    drop(conn);
-    inner.maybe_checkpoint(&mut chain, false).await;
-    Ok(first)
+    Ok(head)
 }
 
 async fn checkpoint_timer(inner: std::sync::Weak<Inner>) {

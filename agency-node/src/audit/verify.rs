@@ -55,7 +55,7 @@ use sqlx::any::AnyRow;
 
 use crate::store::{Db, to_ms};
 
-use super::export::EXPORT_FORMAT;
+use super::export::{BUNDLE_FORMAT, EXPORT_FORMAT};
 
 /// Rows read from the database at a time.
 pub const PAGE_ROWS: i64 = 5_000;
@@ -79,6 +79,9 @@ pub struct VerifyOptions {
     /// The log's identity. When `None`, it is taken from the export header,
     /// or from the first checkpoint stored in the database.
     pub log_id: Option<String>,
+    /// Keys pinned per log ID (hex), for a file holding several logs: the
+    /// key named for a log takes precedence over `expected_key`.
+    pub keys: BTreeMap<String, String>,
 }
 
 /// What a successful verification established.
@@ -269,6 +272,15 @@ pub enum VerifyFailure {
     CollectedInvalid { seq: u64, reason: String },
     #[error("this export is of log {found:?}, not {expected:?}")]
     WrongLog { expected: String, found: String },
+    /// A file of several logs lacks one its bundle line announces.
+    #[error(
+        "the file was truncated or a log was removed: its bundle line announces log {log_id:?}, which is missing"
+    )]
+    MissingLog { log_id: String },
+    #[error("log {log_id:?} appears twice in the file")]
+    DuplicateLog { log_id: String },
+    #[error("log {log_id:?} was added to the file: its bundle line does not announce it")]
+    UnexpectedLog { log_id: String },
     #[error("the log has {entries} entries but no checkpoint signed by the expected key")]
     Unsigned { entries: u64 },
     #[error(
@@ -306,6 +318,9 @@ impl VerifyFailure {
             Self::Inserted { .. }
             | Self::ExportCheckpointCount { .. }
             | Self::WrongLog { .. }
+            | Self::MissingLog { .. }
+            | Self::DuplicateLog { .. }
+            | Self::UnexpectedLog { .. }
             | Self::Unsigned { .. }
             | Self::UnknownLogId
             | Self::InvalidKey
@@ -426,7 +441,12 @@ struct Chain {
 
 impl Chain {
     fn new(opts: &VerifyOptions, log_id: Option<String>) -> Result<Self, VerifyFailure> {
-        let key = match &opts.expected_key {
+        let log_id = opts.log_id.clone().or(log_id);
+        let pinned = log_id
+            .as_ref()
+            .and_then(|id| opts.keys.get(id))
+            .or(opts.expected_key.as_ref());
+        let key = match pinned {
             Some(key) => {
                 let key = key.trim().to_ascii_lowercase();
                 match hex::decode(&key) {
@@ -436,7 +456,6 @@ impl Chain {
             }
             None => None,
         };
-        let log_id = opts.log_id.clone().or(log_id);
         let mut collected: BTreeMap<u64, Vec<Checkpoint>> = BTreeMap::new();
         if !opts.collected_checkpoints.is_empty() {
             let id = log_id.as_deref().ok_or(VerifyFailure::UnknownLogId)?;
@@ -1022,29 +1041,171 @@ impl<R: BufRead> Lines<R> {
 }
 
 /// Verifies an export written by [`super::export::export_jsonl`]: the whole
-/// chain is recomputed from genesis, elided entries by their digest.
+/// chain is recomputed from genesis, elided entries by their digest. The
+/// file must hold exactly one log; see [`verify_file`] for several.
 pub fn verify_export(
     reader: impl BufRead,
     opts: &VerifyOptions,
 ) -> Result<VerifyReport, VerifyFailure> {
     let mut lines = Lines::new(reader);
-    let header = loop {
-        let Some((_, text)) = lines.next_line()? else {
-            return Err(VerifyFailure::Malformed {
-                line: 1,
-                reason: "the export is empty".to_owned(),
-            });
-        };
+    let Some(value) = first_value(&mut lines)? else {
+        return Err(VerifyFailure::Malformed {
+            line: 1,
+            reason: "the export is empty".to_owned(),
+        });
+    };
+    if line_type(&value) != Some("header") {
+        return Err(lines.malformed("an export starts with its header line"));
+    }
+    let header = lines.parse::<HeaderLine>(value)?;
+    verify_section(&mut lines, header, opts, false).map(|(report, _)| report)
+}
+
+/// A failure in a file of one or more logs: the log it was found in (when
+/// known) and the failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileFailure {
+    pub log_id: Option<String>,
+    pub failure: VerifyFailure,
+}
+
+impl fmt::Display for FileFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.log_id {
+            Some(id) => write!(f, "log {id}: {}", self.failure),
+            None => write!(f, "{}", self.failure),
+        }
+    }
+}
+
+impl std::error::Error for FileFailure {}
+
+#[derive(Deserialize)]
+struct BundleLine {
+    format: String,
+    logs: Vec<String>,
+}
+
+/// Verifies a file of one or more logs, each an export section as
+/// [`super::export::export_jsonl`] writes it (its header line, then its
+/// entries and checkpoints), in order, optionally after a bundle line
+/// ([`super::export::bundle_line`]) announcing every log the file holds, so
+/// a log removed or added, or a file cut short between logs, is named.
+/// Each log is checked against the key `opts` pins for its ID (or
+/// `expected_key`) and against the collected checkpoints naming it. Stops at
+/// the first failure and names the log it is in.
+pub fn verify_file(
+    reader: impl BufRead,
+    opts: &VerifyOptions,
+) -> Result<Vec<VerifyReport>, FileFailure> {
+    let bare = |failure| FileFailure {
+        log_id: None,
+        failure,
+    };
+    let opts = VerifyOptions {
+        log_id: None,
+        ..opts.clone()
+    };
+    let mut lines = Lines::new(reader);
+    let Some(mut value) = first_value(&mut lines).map_err(bare)? else {
+        return Err(bare(VerifyFailure::Malformed {
+            line: 1,
+            reason: "the file is empty".to_owned(),
+        }));
+    };
+    let announced = if line_type(&value) == Some("bundle") {
+        let bundle: BundleLine = lines.parse(value).map_err(bare)?;
+        if bundle.format != BUNDLE_FORMAT {
+            return Err(bare(lines.malformed(format!(
+                "its format is {:?}, not {BUNDLE_FORMAT:?}",
+                bundle.format
+            ))));
+        }
+        match first_value(&mut lines).map_err(bare)? {
+            Some(next) => value = next,
+            None => {
+                return match bundle.logs.first() {
+                    Some(log_id) => Err(bare(VerifyFailure::MissingLog {
+                        log_id: log_id.clone(),
+                    })),
+                    None => Ok(Vec::new()),
+                };
+            }
+        }
+        Some(bundle.logs)
+    } else {
+        None
+    };
+    let mut reports: Vec<VerifyReport> = Vec::new();
+    loop {
+        if line_type(&value) != Some("header") {
+            return Err(bare(
+                lines.malformed("each log in the file starts with its header line"),
+            ));
+        }
+        let header: HeaderLine = lines.parse(value).map_err(bare)?;
+        let log_id = header.log_id.clone();
+        let seen = |id: &str| reports.iter().any(|r| r.log_id.as_deref() == Some(id));
+        if seen(&log_id) {
+            return Err(bare(VerifyFailure::DuplicateLog { log_id }));
+        }
+        if let Some(logs) = &announced {
+            match logs.get(reports.len()) {
+                Some(expected) if *expected == log_id => {}
+                Some(expected) if logs.contains(&log_id) => {
+                    return Err(bare(VerifyFailure::MissingLog {
+                        log_id: expected.clone(),
+                    }));
+                }
+                _ => return Err(bare(VerifyFailure::UnexpectedLog { log_id })),
+            }
+        }
+        let (report, next) =
+            verify_section(&mut lines, header, &opts, true).map_err(|failure| FileFailure {
+                log_id: Some(log_id.clone()),
+                failure,
+            })?;
+        reports.push(report);
+        match next {
+            Some(next) => value = next,
+            None => break,
+        }
+    }
+    if let Some(missing) = announced.as_ref().and_then(|logs| logs.get(reports.len())) {
+        return Err(bare(VerifyFailure::MissingLog {
+            log_id: missing.clone(),
+        }));
+    }
+    Ok(reports)
+}
+
+/// The first non-blank line, parsed.
+fn first_value<R: BufRead>(
+    lines: &mut Lines<R>,
+) -> Result<Option<serde_json::Value>, VerifyFailure> {
+    while let Some((_, text)) = lines.next_line()? {
         if text.trim().is_empty() {
             continue;
         }
-        let value: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| lines.malformed(e.to_string()))?;
-        if value.get("type").and_then(|t| t.as_str()) != Some("header") {
-            return Err(lines.malformed("an export starts with its header line"));
-        }
-        break lines.parse::<HeaderLine>(value)?;
-    };
+        return serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| lines.malformed(e.to_string()));
+    }
+    Ok(None)
+}
+
+fn line_type(value: &serde_json::Value) -> Option<&str> {
+    value.get("type").and_then(|t| t.as_str())
+}
+
+/// Verifies one log, from the line after its header to the end of the file
+/// or, when `several` logs may follow, to the next header line (returned).
+fn verify_section<R: BufRead>(
+    lines: &mut Lines<R>,
+    header: HeaderLine,
+    opts: &VerifyOptions,
+    several: bool,
+) -> Result<(VerifyReport, Option<serde_json::Value>), VerifyFailure> {
     if header.format != EXPORT_FORMAT {
         return Err(lines.malformed(format!(
             "its format is {:?}, not {EXPORT_FORMAT:?}",
@@ -1062,6 +1223,7 @@ pub fn verify_export(
     let mut chain = Chain::new(opts, Some(header.log_id.clone()))?;
     chain.search_upper = header.last_seq;
     let mut checkpoints = 0u64;
+    let mut next_header = None;
 
     while let Some((number, text)) = lines.next_line()? {
         if text.trim().is_empty() {
@@ -1069,10 +1231,7 @@ pub fn verify_export(
         }
         let value: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| lines.malformed(e.to_string()))?;
-        let kind = value
-            .get("type")
-            .and_then(|t| t.as_str())
-            .map(str::to_owned);
+        let kind = line_type(&value).map(str::to_owned);
         let (seq, result) = match kind.as_deref() {
             Some("entry") => {
                 let line: EntryLine = lines.parse(value)?;
@@ -1104,14 +1263,21 @@ pub fn verify_export(
                 chain.add_checkpoint(cp)?;
                 continue;
             }
+            Some("header") if several => {
+                next_header = Some(value);
+                break;
+            }
             Some("header") => return Err(lines.malformed("an export has one header line")),
+            Some("bundle") => {
+                return Err(lines.malformed("a bundle line comes first in the file, once"));
+            }
             Some(other) => return Err(lines.malformed(format!("unknown line type {other:?}"))),
             None => return Err(lines.malformed("it has no \"type\"")),
         };
         match result {
             Ok(()) => chain.pass(seq)?,
             Err(VerifyFailure::Deleted { seq, next }) => {
-                return Err(find_misplaced(&mut lines, seq, next));
+                return Err(find_misplaced(lines, seq, next));
             }
             Err(failure) => return Err(failure),
         }
@@ -1129,7 +1295,7 @@ pub fn verify_export(
             found: checkpoints,
         });
     }
-    chain.report()
+    Ok((chain.report()?, next_header))
 }
 
 fn entry_line(
@@ -1175,10 +1341,12 @@ fn find_misplaced<R: BufRead>(lines: &mut Lines<R>, seq: u64, next: u64) -> Veri
         let Ok(value) = serde_json::from_str::<serde_json::Value>(&text) else {
             continue;
         };
-        let is_entry = matches!(
-            value.get("type").and_then(|t| t.as_str()),
-            Some("entry" | "elided")
-        );
+        let kind = line_type(&value);
+        if kind == Some("header") {
+            // The next log of the file begins: the entries are not moved.
+            break;
+        }
+        let is_entry = matches!(kind, Some("entry" | "elided"));
         if let (true, Some(found)) = (is_entry, value.get("seq").and_then(|s| s.as_u64()))
             && (seq..next).contains(&found)
         {
@@ -2165,6 +2333,181 @@ pub(crate) mod tests {
         assert_eq!(
             verify_lines(&lines, &f.pinned()).unwrap_err(),
             VerifyFailure::Deleted { seq: 4, next: 5 }
+        );
+    }
+
+    // -- Files of several logs ---------------------------------------------
+
+    const THEIRS: &str = "legal-aid-east";
+
+    async fn export_of(db: &Db, log_id: &str) -> Vec<String> {
+        let mut buf = Vec::new();
+        export_jsonl(db, log_id, &AuditFilter::default(), &mut buf)
+            .await
+            .unwrap();
+        String::from_utf8(buf)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn bundle(sections: &[(&str, &[String])]) -> Vec<String> {
+        let logs: Vec<String> = sections.iter().map(|(id, _)| (*id).to_owned()).collect();
+        let mut lines = vec![crate::audit::export::bundle_line(&logs)];
+        for (_, section) in sections {
+            lines.extend(section.iter().cloned());
+        }
+        lines
+    }
+
+    fn verify_file_lines(
+        lines: &[String],
+        opts: &VerifyOptions,
+    ) -> Result<Vec<VerifyReport>, FileFailure> {
+        let text = lines.iter().map(|l| format!("{l}\n")).collect::<String>();
+        verify_file(text.as_bytes(), opts)
+    }
+
+    #[tokio::test]
+    async fn a_file_of_several_logs_is_verified_log_by_log() {
+        let ours = fixture(LOG, ENTRIES).await;
+        let theirs = fixture(THEIRS, ENTRIES).await;
+        let a = export_of(&ours.db, LOG).await;
+        let b = export_of(&theirs.db, THEIRS).await;
+        let opts = VerifyOptions {
+            keys: [
+                (LOG.to_owned(), ours.key_hex()),
+                (THEIRS.to_owned(), theirs.key_hex()),
+            ]
+            .into_iter()
+            .collect(),
+            ..VerifyOptions::default()
+        };
+        let clean = bundle(&[(LOG, &a), (THEIRS, &b)]);
+        let reports = verify_file_lines(&clean, &opts).unwrap();
+        assert_eq!(reports.len(), 2);
+        assert_eq!(reports[1].log_id.as_deref(), Some(THEIRS));
+        assert!(
+            reports
+                .iter()
+                .all(|r| r.key_pinned && r.last_seq == ENTRIES)
+        );
+        // Without a bundle line, sections one after the other verify too.
+        let plain: Vec<String> = a.iter().chain(&b).cloned().collect();
+        assert_eq!(verify_file_lines(&plain, &opts).unwrap().len(), 2);
+        // A single export is a file of one log.
+        assert_eq!(verify_file_lines(&a, &opts).unwrap().len(), 1);
+
+        // The failure names its log.
+        let mut edited = b.clone();
+        let at = line_of(&edited, "entry", 7);
+        edit_line(&mut edited, at, |v| v["event"]["reason"] = "OWNER".into());
+        let failure =
+            verify_file_lines(&bundle(&[(LOG, &a), (THEIRS, &edited)]), &opts).unwrap_err();
+        assert_eq!(failure.log_id.as_deref(), Some(THEIRS));
+        assert_eq!(
+            failure.failure,
+            VerifyFailure::Edited {
+                seq: 7,
+                detail: EditDetail::ContentMismatch
+            }
+        );
+        assert!(
+            failure
+                .to_string()
+                .starts_with("log legal-aid-east: entry 7 was edited")
+        );
+
+        // A log dropped, cut off, repeated or slipped in.
+        let mut dropped = clean.clone();
+        dropped.truncate(1 + a.len());
+        assert_eq!(
+            verify_file_lines(&dropped, &opts).unwrap_err().failure,
+            VerifyFailure::MissingLog {
+                log_id: THEIRS.into()
+            }
+        );
+        let missing_first: Vec<String> = bundle(&[(LOG, &a), (THEIRS, &b)])
+            .into_iter()
+            .take(1)
+            .chain(b.iter().cloned())
+            .collect();
+        assert_eq!(
+            verify_file_lines(&missing_first, &opts)
+                .unwrap_err()
+                .failure,
+            VerifyFailure::MissingLog { log_id: LOG.into() }
+        );
+        let twice: Vec<String> = a.iter().chain(&a).cloned().collect();
+        assert_eq!(
+            verify_file_lines(&twice, &opts).unwrap_err().failure,
+            VerifyFailure::DuplicateLog { log_id: LOG.into() }
+        );
+        let mut added = bundle(&[(LOG, &a)]);
+        added.extend(b.iter().cloned());
+        assert_eq!(
+            verify_file_lines(&added, &opts).unwrap_err().failure,
+            VerifyFailure::UnexpectedLog {
+                log_id: THEIRS.into()
+            }
+        );
+
+        // An entry deleted from the first log is not "found" in the second.
+        let mut deleted = a.clone();
+        deleted.remove(line_of(&deleted, "entry", 19));
+        let failure =
+            verify_file_lines(&bundle(&[(LOG, &deleted), (THEIRS, &b)]), &opts).unwrap_err();
+        assert_eq!(
+            (failure.log_id.as_deref(), failure.failure),
+            (Some(LOG), VerifyFailure::Deleted { seq: 19, next: 20 })
+        );
+
+        // Their entries moved into our log.
+        let mut spliced = a.clone();
+        let at = line_of(&spliced, "entry", 9);
+        spliced[at] = b[line_of(&b, "entry", 9)].clone();
+        let failure =
+            verify_file_lines(&bundle(&[(LOG, &spliced), (THEIRS, &b)]), &opts).unwrap_err();
+        assert_eq!(
+            (failure.log_id.as_deref(), failure.failure),
+            (Some(LOG), VerifyFailure::BrokenLink { seq: 9 })
+        );
+    }
+
+    #[tokio::test]
+    async fn a_re_signed_fork_in_a_file_of_several_logs_is_caught() {
+        let ours = fixture(LOG, ENTRIES).await;
+        let theirs = fixture(THEIRS, ENTRIES).await;
+        let mut earlier = collected(&ours.db).await;
+        earlier.extend(collected(&theirs.db).await);
+        drop_triggers(&theirs.db).await;
+        let heads = rewrite_from(&theirs.db, 12, |event| event.reason = "OWNER".into()).await;
+        for seq in [15, 20] {
+            replace_checkpoint(
+                &theirs.db,
+                &Checkpoint::sign(&theirs.key, THEIRS, seq, &heads[&seq]),
+            )
+            .await;
+        }
+        let a = export_of(&ours.db, LOG).await;
+        let b = export_of(&theirs.db, THEIRS).await;
+        let file = bundle(&[(LOG, &a), (THEIRS, &b)]);
+        assert_eq!(
+            verify_file_lines(&file, &VerifyOptions::default())
+                .unwrap()
+                .len(),
+            2
+        );
+        let opts = VerifyOptions {
+            collected_checkpoints: earlier,
+            ..VerifyOptions::default()
+        };
+        let failure = verify_file_lines(&file, &opts).unwrap_err();
+        assert_eq!(failure.log_id.as_deref(), Some(THEIRS));
+        assert!(
+            matches!(failure.failure, VerifyFailure::Fork { seq: 15, .. }),
+            "{failure}"
         );
     }
 }

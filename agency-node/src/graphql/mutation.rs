@@ -26,6 +26,15 @@ use crate::store::{break_glass, grants, new_local_id, referrals, survivors};
 
 pub struct Mutation;
 
+/// A consent code just issued: shown once, never stored in clear.
+#[derive(async_graphql::SimpleObject)]
+pub struct IssuedConsentCode {
+    pub survivor_id: ID,
+    /// Hand this to the survivor; it cannot be shown again.
+    pub code: String,
+    pub issued_at: OffsetDateTime,
+}
+
 /// A new survivor's record. Only `identity` is required.
 #[derive(InputObject)]
 pub struct RegisterSurvivorInput {
@@ -372,6 +381,8 @@ impl Mutation {
             e
         };
         let stored = grant.clone();
+        let receipt =
+            crate::receipt::for_grant(state, &grant, crate::receipt::ConsentEvent::Given, now);
         let local = gid.local().to_owned();
         let outcome = state
             .audit
@@ -384,6 +395,9 @@ impl Mutation {
                         return Err(NodeError::NotFound("survivor"));
                     }
                     grants::insert(conn, &stored)
+                        .await
+                        .map_err(NodeError::internal)?;
+                    crate::store::portal::insert_receipt(conn, &receipt)
                         .await
                         .map_err(NodeError::internal)?;
                     Ok(((), event))
@@ -432,6 +446,7 @@ impl Mutation {
         let local = gid.local().to_owned();
         let agency = state.agency.clone();
         let caller_for_event = caller.clone();
+        let node = ctx.data_unchecked::<std::sync::Arc<NodeState>>().clone();
         let outcome = state
             .audit
             .record(move |conn| {
@@ -467,6 +482,15 @@ impl Mutation {
                         .await
                         .map_err(NodeError::internal)?
                         .ok_or(NodeError::NotFound("consent grant"))?;
+                    let receipt = crate::receipt::for_grant(
+                        &node,
+                        &revoked,
+                        crate::receipt::ConsentEvent::Withdrawn,
+                        now,
+                    );
+                    crate::store::portal::insert_receipt(conn, &receipt)
+                        .await
+                        .map_err(NodeError::internal)?;
                     Ok((revoked, event))
                 })
             })
@@ -477,6 +501,49 @@ impl Mutation {
                 .deny(caller, err, None, Some(gid.to_string()))
                 .await
                 .into()),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// Issues a consent code for the survivor portal, replacing any earlier
+    /// code (its PIN, its lock and its sessions end). Own caseworkers and
+    /// supervisors only. The code is shown here once and is stored only as
+    /// an argon2 hash: hand it to the survivor, who chooses a PIN at first
+    /// sign-in.
+    async fn issue_consent_code(
+        &self,
+        ctx: &Context<'_>,
+        survivor_id: ID,
+    ) -> Result<IssuedConsentCode> {
+        let (state, caller) = (state(ctx), caller(ctx)?);
+        let purpose = caller.purpose()?;
+        let gid = state.local_id(&survivor_id)?;
+        own_staff(state, caller, Some(&gid)).await?;
+        state
+            .authorize(
+                caller,
+                purpose,
+                Action::RecordConsent,
+                ActionTarget::owned_by(state.agency.clone()),
+                Some(&gid),
+            )
+            .await?;
+        let event = change_event(
+            caller,
+            AuditKind::ConsentCodeIssued,
+            Some(gid.clone()),
+            None,
+        );
+        let issued_by = format!("{}/{}", caller.principal.agency, caller.principal.user);
+        match crate::portal::credentials::issue(state, &gid, issued_by, event).await {
+            Ok((code, issued_at)) => Ok(IssuedConsentCode {
+                survivor_id: gid.to_string().into(),
+                code: code.expose().to_owned(),
+                issued_at,
+            }),
+            Err(err @ NodeError::NotFound(_)) => {
+                Err(state.deny(caller, err, Some(&gid), None).await.into())
+            }
             Err(other) => Err(other.into()),
         }
     }

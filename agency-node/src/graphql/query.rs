@@ -259,10 +259,12 @@ impl Query {
             .as_deref()
             .map(|c| decode_cursor(c).map(|(seq, _)| seq as u64))
             .transpose()?;
+        // Any agency's survivor: the filter is scattered to every node and
+        // each answers with what its own log says.
         let survivor = filter
             .survivor_id
             .as_deref()
-            .map(|s| state.local_id(s))
+            .map(|s| GlobalId::parse(s))
             .transpose()?;
         let actor_agency = filter
             .agency

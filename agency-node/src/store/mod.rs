@@ -11,6 +11,7 @@
 
 pub mod break_glass;
 pub mod grants;
+pub mod portal;
 pub mod referrals;
 pub mod survivors;
 

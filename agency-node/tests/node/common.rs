@@ -78,6 +78,8 @@ pub struct TestNode {
     pub database_url: String,
     pub data_dir: PathBuf,
     pub backend: Backend,
+    /// The survivor portal's base URL, when the test turned it on.
+    pub portal: Option<String>,
     _dir: tempfile::TempDir,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -158,6 +160,7 @@ impl TestNode {
         adjust(&mut config);
         let app = Application::build(config).await.expect("node starts");
         let base = format!("http://{}", app.address());
+        let portal = app.portal_address().map(|a| format!("http://{a}"));
         let state = app.state();
         let (tx, rx) = oneshot::channel();
         let server = tokio::spawn(app.run(async {
@@ -171,6 +174,7 @@ impl TestNode {
             database_url,
             data_dir,
             backend,
+            portal,
             _dir: dir,
             shutdown: Some(tx),
             server: Some(server),

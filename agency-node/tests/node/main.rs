@@ -3,10 +3,13 @@
 
 mod common;
 
+mod audit_export;
 mod audit_trail;
 mod auth;
 mod bad_input;
 mod consent;
 mod contract;
 mod lifecycle;
+mod portal;
 mod referrals;
+mod shared_log;

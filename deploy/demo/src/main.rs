@@ -33,7 +33,8 @@ struct Cli {
     /// Where the nodes' databases, keys and certificates live.
     #[arg(long, default_value = "data/demo")]
     data_dir: PathBuf,
-    /// The gateway's port on 127.0.0.1; the nodes use the next three.
+    /// The gateway's port on 127.0.0.1; the nodes use the next three, and
+    /// their survivor portals those ten above (7011-7013 by default).
     #[arg(long, default_value_t = 7000)]
     port: u16,
     /// Synthetic survivors seeded per node on first start.
@@ -137,6 +138,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
     let mut seeded = Vec::new();
+    let mut portals = Vec::new();
     for (i, agency) in AGENCIES.iter().enumerate().filter(|(_, a)| a.has_node) {
         let identity = pki.identity(
             &format!("node-{}", agency.id),
@@ -165,7 +167,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         let summary = agency_node::seed::seed_demo(&state, &intake, &partners, cli.survivors)
             .await
             .map_err(|e| anyhow::anyhow!("seeding {}: {e:?}", agency.id))?;
+        let portal = demo_consent_code(&state, &intake).await?;
         seeded.push((agency.id, summary));
+        portals.push((agency.id, app.portal_address(), portal));
         let mut rx = stop_rx.clone();
         tasks.push(tokio::spawn(app.run(async move {
             let _ = rx.wait_for(|stop| *stop).await;
@@ -190,7 +194,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         let _ = rx.wait_for(|stop| *stop).await;
     })));
 
-    print_welcome(&federation, address, &seeded)?;
+    print_welcome(&federation, address, &seeded, &portals)?;
     agency_node::app::shutdown_signal().await;
     println!("\nStopping the gateway and the nodes...");
     let _ = stop_tx.send(true);
@@ -237,9 +241,51 @@ fn node_config(
     );
     table.insert("log_format".into(), "pretty".into());
     table.insert("tls".into(), tls.into());
+    // The survivor portal: plain HTTP on loopback for the demo (browsers
+    // accept its Secure cookie on localhost); production gives it HTTPS.
+    let mut portal = toml::Table::new();
+    portal.insert("listen".into(), format!("127.0.0.1:{}", port + 10).into());
+    table.insert("portal".into(), portal.into());
     let config: agency_node::NodeConfig = table.try_into().context("the node configuration")?;
     config.check()?;
     Ok(config)
+}
+
+/// A node's survivor portal: agency, address, and (survivor, fresh code).
+type DemoPortal = (
+    &'static str,
+    Option<std::net::SocketAddr>,
+    Option<(String, String)>,
+);
+
+/// A fresh consent code for the node's first survivor (codes are stored
+/// only as hashes, so each start issues a new one): (survivor, code).
+async fn demo_consent_code(
+    state: &agency_node::state::NodeState,
+    intake: &agency_node::state::Caller,
+) -> anyhow::Result<Option<(String, String)>> {
+    let mut conn = state.db.pool().acquire().await?;
+    let first = agency_node::store::survivors::page(&mut conn, None, 1).await?;
+    drop(conn);
+    let Some(survivor) = first.first() else {
+        return Ok(None);
+    };
+    let gid = exchange_schema::GlobalId::new(state.agency.clone(), survivor.id.clone())?;
+    let event = agency_node::disclosure::change_event(
+        intake,
+        exchange_schema::AuditKind::ConsentCodeIssued,
+        Some(gid.clone()),
+        None,
+    );
+    let (code, _) = agency_node::portal::credentials::issue(
+        state,
+        &gid,
+        format!("{}/{}", intake.principal.agency, intake.principal.user),
+        event,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("issuing the demo consent code: {e:?}"))?;
+    Ok(Some((gid.to_string(), code.expose().to_owned())))
 }
 
 /// The node's own intake caseworker, who registers the demo data.
@@ -295,6 +341,7 @@ fn print_welcome(
     federation: &DevFederation,
     address: std::net::SocketAddr,
     seeded: &[(&str, agency_node::seed::SeedSummary)],
+    portals: &[DemoPortal],
 ) -> anyhow::Result<()> {
     let ttl = Duration::from_secs(8 * 3600);
     println!();
@@ -361,6 +408,21 @@ fn print_welcome(
             "(Data from an earlier start is reused; list yours with `query {{ survivors {{ edges {{ node {{ id }} }} }} }}`.)"
         );
     }
+    println!();
+    println!("Survivor consent portals (open in a browser; sign in with the code, leave the PIN");
+    println!("empty the first time and choose one; a new code is issued at every start):");
+    for (agency, address, code) in portals {
+        let url = address.map_or_else(String::new, |a| format!("http://localhost:{}/", a.port()));
+        match code {
+            Some((survivor, code)) => {
+                println!("  {agency:<16} {url}  code {code}  (survivor {survivor})")
+            }
+            None => println!("  {agency:<16} {url}"),
+        }
+    }
+    println!("Then query that survivor through the gateway as another agency's caseworker,");
+    println!("give or withdraw consent in the portal, and ask again.");
+    println!();
     println!("As the auditor (purpose AUDIT):");
     println!(
         "  query {{ auditLog(first: 10) {{ edges {{ node {{ at kind actorAgency purpose decision reason traceId }} }} }} }}"

@@ -140,8 +140,16 @@ impl GatewayProcess {
             .spawn()
             .context("starting a gateway process")?;
         let stdout = child.stdout.take().context("child stdout")?;
+        let mut reader = BufReader::new(stdout);
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
+        reader.read_line(&mut line)?;
+        // The gateway logs (warnings and errors) to its standard output:
+        // pass them on to ours, on standard error, rather than lose them.
+        std::thread::spawn(move || {
+            for log in reader.lines().map_while(Result::ok) {
+                eprintln!("gateway-{k}: {log}");
+            }
+        });
         let address = line
             .trim()
             .strip_prefix("LISTENING ")

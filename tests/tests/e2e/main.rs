@@ -3,8 +3,10 @@
 
 mod access;
 mod audit;
+mod auditors;
 mod consent;
 mod failure;
 mod mtls;
+mod portal_browser;
 mod referrals;
 mod trace;

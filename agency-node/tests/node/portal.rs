@@ -1,0 +1,654 @@
+//! The survivor consent portal over real HTTP: sign-in with a consent code
+//! and a chosen PIN, lockout, CSRF, security headers, languages, giving and
+//! withdrawing consent with signed receipts, and the access history.
+
+use agency_node::NodeConfig;
+use agency_node::receipt::SignedReceipt;
+use exchange_schema::Role;
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::common::{Backend, LEGAL, OWNER, TestNode, on_both_backends};
+
+on_both_backends!(
+    a_survivor_grants_and_withdraws_consent_and_sees_who_looked,
+    a_wrong_pin_is_refused_and_repeated_failures_lock_the_code,
+    a_form_without_its_csrf_token_is_refused,
+    codes_and_pins_are_stored_only_as_argon2_hashes,
+    a_new_code_ends_the_sessions_of_the_old_one,
+    only_the_owning_agency_issues_consent_codes,
+    a_survivor_cannot_withdraw_another_survivors_grant,
+);
+
+/// How many failures lock a code in these tests.
+const MAX_FAILURES: u32 = 3;
+
+async fn start(backend: Backend) -> TestNode {
+    TestNode::start_with(backend, |config: &mut NodeConfig| {
+        config.portal = Some(
+            toml::from_str(&format!(
+                "listen = \"127.0.0.1:0\"\nmax_failed_sign_ins = {MAX_FAILURES}\n\
+                 quick_exit_url = \"https://neutral.example/\"\n"
+            ))
+            .unwrap(),
+        );
+    })
+    .await
+}
+
+/// A browser stand-in: keeps the session cookie, follows no redirects.
+struct Browser {
+    base: String,
+    client: reqwest::Client,
+    cookie: Option<String>,
+    language: Option<&'static str>,
+}
+
+/// A portal response.
+struct Page {
+    status: StatusCode,
+    headers: reqwest::header::HeaderMap,
+    body: String,
+}
+
+impl Page {
+    fn location(&self) -> &str {
+        self.headers
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+
+    fn error_code(&self) -> &str {
+        self.headers
+            .get("x-exchange-error-code")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+
+    fn csrf(&self) -> String {
+        attribute_after(&self.body, "name=\"csrf\" value=\"")
+            .unwrap_or_else(|| panic!("no CSRF token in the page: {}", self.body))
+    }
+
+    /// Receipt IDs linked from the page.
+    fn receipt_ids(&self) -> Vec<String> {
+        self.body
+            .split("href=\"/receipts/")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next().map(str::to_owned))
+            .collect()
+    }
+}
+
+fn attribute_after(html: &str, marker: &str) -> Option<String> {
+    let start = html.find(marker)? + marker.len();
+    Some(html[start..].split('"').next()?.to_owned())
+}
+
+impl Browser {
+    fn new(node: &TestNode) -> Self {
+        Self {
+            base: node.portal.clone().expect("the portal is on"),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookie: None,
+            language: None,
+        }
+    }
+
+    fn keep_cookie(&mut self, response: &reqwest::Response) {
+        for value in response.headers().get_all("set-cookie") {
+            let value = value.to_str().unwrap();
+            let pair = value.split(';').next().unwrap();
+            if let Some(token) = pair.strip_prefix("portal_session=") {
+                self.cookie = (!token.is_empty()).then(|| token.to_owned());
+            }
+        }
+    }
+
+    async fn finish(&mut self, request: reqwest::RequestBuilder) -> Page {
+        let mut request = request;
+        if let Some(cookie) = &self.cookie {
+            request = request.header("cookie", format!("portal_session={cookie}"));
+        }
+        if let Some(language) = self.language {
+            request = request.header("accept-language", language);
+        }
+        let response = request.send().await.unwrap();
+        self.keep_cookie(&response);
+        Page {
+            status: response.status(),
+            headers: response.headers().clone(),
+            body: response.text().await.unwrap(),
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        let request = self.client.get(format!("{}{path}", self.base));
+        self.finish(request).await
+    }
+
+    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let request = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .form(fields);
+        self.finish(request).await
+    }
+
+    /// Signs in through the form; the page the sign-in answered with.
+    async fn sign_in(&mut self, code: &str, pin: &str) -> Page {
+        let csrf = self.get("/").await.csrf();
+        self.post("/sign-in", &[("csrf", &csrf), ("code", code), ("pin", pin)])
+            .await
+    }
+
+    /// First sign-in with a new code, choosing `pin`; ends on /home.
+    async fn first_sign_in(&mut self, code: &str, pin: &str) {
+        let page = self.sign_in(code, "").await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+        assert_eq!(page.location(), "/pin");
+        let csrf = self.get("/pin").await.csrf();
+        let page = self
+            .post("/pin", &[("csrf", &csrf), ("pin", pin), ("pin_again", pin)])
+            .await;
+        assert_eq!(page.location(), "/home", "{}", page.body);
+    }
+}
+
+async fn issue_code(node: &TestNode, survivor: &str) -> String {
+    let owner = node.caseworker(OWNER);
+    let response = node
+        .gql(
+            Some(&owner),
+            Some("CASE_MANAGEMENT"),
+            "mutation($id: ID!) { issueConsentCode(survivorId: $id) { code survivorId } }",
+            json!({ "id": survivor }),
+        )
+        .await;
+    response.data()["issueConsentCode"]["code"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn legal_reads_legal_status(node: &TestNode, survivor: &str) -> serde_json::Value {
+    let legal = node.caseworker(LEGAL);
+    let response = node
+        .read_survivor(&legal, "LEGAL_ASSISTANCE", survivor)
+        .await;
+    response.data()["survivor"].clone()
+}
+
+async fn a_survivor_grants_and_withdraws_consent_and_sees_who_looked(backend: Backend) {
+    let node = start(backend).await;
+    let survivor = node.register_full_survivor("Ana").await;
+    let code = issue_code(&node, &survivor).await;
+    let mut browser = Browser::new(&node);
+    browser.first_sign_in(&code, "246810").await;
+
+    // Nothing granted yet: the legal-aid agency sees no legal status.
+    let before = legal_reads_legal_status(&node, &survivor).await;
+    assert!(before["legal"].is_null(), "{before}");
+
+    // Grant, with the confirmation step in between.
+    let form = browser.get("/grant").await;
+    assert_eq!(form.status, StatusCode::OK);
+    assert!(
+        form.body.contains(&format!("value=\"{LEGAL}\"")),
+        "the directory lists {LEGAL}"
+    );
+    assert!(
+        !form.body.contains(&format!("value=\"{OWNER}\"")),
+        "not the owner itself"
+    );
+    let until = (time::OffsetDateTime::now_utc().date() + time::Duration::days(30)).to_string();
+    let fields = [
+        ("csrf", form.csrf()),
+        ("agency", LEGAL.to_owned()),
+        ("category", "LEGAL".to_owned()),
+        ("purpose", "LEGAL_ASSISTANCE".to_owned()),
+        ("until", until.clone()),
+    ];
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let review = browser.post("/grant", &fields).await;
+    assert_eq!(review.status, StatusCode::OK, "{}", review.body);
+    assert!(review.body.contains("action=\"/grant/confirm\""));
+    assert!(
+        legal_reads_legal_status(&node, &survivor).await["legal"].is_null(),
+        "nothing is granted before the survivor confirms"
+    );
+    let done = browser.post("/grant/confirm", &fields).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    let given_receipt = done.receipt_ids().pop().expect("a receipt link");
+
+    // The grant works at once, and the read shows in the access history.
+    let after = legal_reads_legal_status(&node, &survivor).await;
+    assert_eq!(after["legal"]["immigrationStatus"], "pending", "{after}");
+    let home = browser.get("/home").await;
+    assert!(
+        home.body.contains("data-status=\"ACTIVE\""),
+        "{}",
+        home.body
+    );
+    assert!(
+        home.body.contains(&format!("data-agency=\"{LEGAL}\"")),
+        "the legal-aid read is in the history: {}",
+        home.body
+    );
+
+    // Withdraw, again with a confirmation step.
+    let grant_id = attribute_after(&home.body, "name=\"grant\" value=\"").expect("a withdraw form");
+    let csrf = home.csrf();
+    let review = browser
+        .post("/revoke", &[("csrf", &csrf), ("grant", &grant_id)])
+        .await;
+    assert_eq!(review.status, StatusCode::OK, "{}", review.body);
+    assert_eq!(
+        legal_reads_legal_status(&node, &survivor).await["legal"]["immigrationStatus"],
+        "pending",
+        "nothing is withdrawn before the survivor confirms"
+    );
+    let done = browser
+        .post("/revoke/confirm", &[("csrf", &csrf), ("grant", &grant_id)])
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    let withdrawn_receipt = done.receipt_ids().pop().expect("a receipt link");
+    let revoked = legal_reads_legal_status(&node, &survivor).await;
+    assert!(
+        revoked["legal"].is_null(),
+        "withdrawal takes effect at once: {revoked}"
+    );
+    assert!(
+        revoked["withheld"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["category"] == "LEGAL" && w["reason"] == "GRANT_REVOKED"),
+        "{revoked}"
+    );
+
+    // Both receipts download, verify against the node's key, and say what
+    // happened; an altered receipt fails `receipt verify`.
+    let key = agency_node::app::node_public_key_hex(&node.data_dir).unwrap();
+    for (id, event) in [(&given_receipt, "GIVEN"), (&withdrawn_receipt, "WITHDRAWN")] {
+        let page = browser.get(&format!("/receipts/{id}")).await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(
+            page.headers["content-disposition"]
+                .to_str()
+                .unwrap()
+                .starts_with("attachment"),
+        );
+        let receipt = SignedReceipt::parse(&page.body).expect("a receipt");
+        receipt.verify(Some(&key)).expect("signed by the node");
+        assert_eq!(receipt.receipt.event.as_str(), event);
+        assert_eq!(receipt.receipt.recipient.id, LEGAL);
+        assert_eq!(receipt.receipt.pii_principal_id, survivor);
+
+        let file = node.data_dir.join(format!("receipt-{event}.json"));
+        std::fs::write(&file, &page.body).unwrap();
+        let data_dir = node.data_dir.display().to_string();
+        let (ok, out) = node.cli(&[
+            "receipt",
+            "verify",
+            file.to_str().unwrap(),
+            "--data-dir",
+            &data_dir,
+        ]);
+        assert!(ok, "{out}");
+        assert!(out.contains("verifies"), "{out}");
+        std::fs::write(
+            &file,
+            page.body.replace("LEGAL_ASSISTANCE", "INVESTIGATION"),
+        )
+        .unwrap();
+        let (ok, out) = node.cli(&[
+            "receipt",
+            "verify",
+            file.to_str().unwrap(),
+            "--data-dir",
+            &data_dir,
+        ]);
+        assert!(!ok, "an altered receipt must fail: {out}");
+        assert!(out.contains("RECEIPT_BAD_SIGNATURE"), "{out}");
+    }
+
+    // Every step is in the audit log, with the survivor as the actor.
+    let events = node.audit_events().await;
+    let kinds: Vec<&str> = events
+        .iter()
+        .filter(|e| e.actor_user.as_deref() == Some("survivor"))
+        .map(|e| e.kind.as_str())
+        .collect();
+    for kind in ["PORTAL_SIGN_IN", "CONSENT_GRANTED", "CONSENT_REVOKED"] {
+        assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
+    }
+    assert!(
+        events
+            .iter()
+            .any(|e| e.kind.as_str() == "CONSENT_CODE_ISSUED")
+    );
+}
+
+async fn a_wrong_pin_is_refused_and_repeated_failures_lock_the_code(backend: Backend) {
+    let node = start(backend).await;
+    let survivor = node.register_full_survivor("Bea").await;
+    let code = issue_code(&node, &survivor).await;
+    let mut browser = Browser::new(&node);
+    browser.first_sign_in(&code, "135790").await;
+
+    let mut stranger = Browser::new(&node);
+    for attempt in 1..MAX_FAILURES {
+        let page = stranger.sign_in(&code, "000000").await;
+        assert_eq!(page.status, StatusCode::UNAUTHORIZED, "attempt {attempt}");
+        assert_eq!(page.error_code(), "SIGN_IN_REFUSED");
+        assert!(page.body.contains("role=\"alert\""));
+    }
+    let page = stranger.sign_in(&code, "000000").await;
+    assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(page.error_code(), "CODE_LOCKED");
+
+    // Locked: even the right PIN is refused now.
+    let page = stranger.sign_in(&code, "135790").await;
+    assert_eq!(page.error_code(), "CODE_LOCKED");
+    assert_ne!(page.location(), "/home");
+
+    // An unknown code is refused the same way as a wrong PIN.
+    let page = stranger.sign_in("ABCD-EFGH-JKMN-PQRS", "135790").await;
+    assert_eq!(page.error_code(), "SIGN_IN_REFUSED");
+
+    let reasons: Vec<String> = node
+        .audit_events()
+        .await
+        .into_iter()
+        .filter(|e| {
+            e.kind.as_str() == "PORTAL_SIGN_IN" && e.decision == exchange_schema::Decision::Deny
+        })
+        .map(|e| e.reason)
+        .collect();
+    for reason in ["BAD_CREDENTIALS", "LOCKED_OUT", "LOCKED", "UNKNOWN_CODE"] {
+        assert!(
+            reasons.iter().any(|r| r == reason),
+            "{reason} not audited: {reasons:?}"
+        );
+    }
+
+    // A new code from the caseworker unlocks the survivor.
+    let code = issue_code(&node, &survivor).await;
+    let mut again = Browser::new(&node);
+    again.first_sign_in(&code, "112233").await;
+}
+
+async fn a_form_without_its_csrf_token_is_refused(backend: Backend) {
+    let node = start(backend).await;
+    let survivor = node.register_full_survivor("Cai").await;
+    let code = issue_code(&node, &survivor).await;
+    let mut browser = Browser::new(&node);
+    let csrf = browser.get("/").await.csrf();
+    let before = node.audit_events().await.len();
+
+    let page = browser
+        .post("/sign-in", &[("code", code.as_str()), ("pin", "")])
+        .await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert_eq!(page.error_code(), "CSRF_TOKEN_INVALID");
+
+    let page = browser
+        .post(
+            "/sign-in",
+            &[("csrf", "forged"), ("code", code.as_str()), ("pin", "")],
+        )
+        .await;
+    assert_eq!(page.error_code(), "CSRF_TOKEN_INVALID");
+
+    // The right token from a cross-site page is refused too.
+    let request = browser
+        .client
+        .post(format!("{}/sign-in", browser.base))
+        .header("origin", "https://evil.example")
+        .header(
+            "cookie",
+            format!("portal_session={}", browser.cookie.clone().unwrap()),
+        )
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("code", code.as_str()),
+            ("pin", ""),
+        ]);
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+
+    // A token without its session cookie is refused.
+    let mut other = Browser::new(&node);
+    let page = other
+        .post(
+            "/sign-in",
+            &[
+                ("csrf", csrf.as_str()),
+                ("code", code.as_str()),
+                ("pin", ""),
+            ],
+        )
+        .await;
+    assert_eq!(page.error_code(), "CSRF_TOKEN_INVALID");
+
+    assert_eq!(
+        node.audit_events().await.len(),
+        before,
+        "a refused form never reaches the sign-in"
+    );
+    let page = browser
+        .post(
+            "/sign-in",
+            &[
+                ("csrf", csrf.as_str()),
+                ("code", code.as_str()),
+                ("pin", ""),
+            ],
+        )
+        .await;
+    assert_eq!(
+        page.location(),
+        "/pin",
+        "with its token the same form works"
+    );
+}
+
+async fn codes_and_pins_are_stored_only_as_argon2_hashes(backend: Backend) {
+    use sqlx::Row as _;
+    let node = start(backend).await;
+    let survivor = node.register_full_survivor("Dara").await;
+    let code = issue_code(&node, &survivor).await;
+    let mut browser = Browser::new(&node);
+    browser.first_sign_in(&code, "975310").await;
+    let row = sqlx::query("SELECT locator, code_hash, pin_hash FROM portal_credentials")
+        .fetch_one(node.state.db.pool())
+        .await
+        .unwrap();
+    let code_hash: String = row.get("code_hash");
+    let pin_hash: String = row.get("pin_hash");
+    assert!(code_hash.starts_with("$argon2id$"), "{code_hash}");
+    assert!(pin_hash.starts_with("$argon2id$"), "{pin_hash}");
+    let secret_part = &code[5..];
+    for stored in [&code_hash, &pin_hash, &row.get::<String, _>("locator")] {
+        assert!(!stored.contains(secret_part) && !stored.contains("975310"));
+    }
+    // Nor does the audit log hold the code or the PIN.
+    let log: Vec<String> = node
+        .audit_events()
+        .await
+        .iter()
+        .map(|e| serde_json::to_string(e).unwrap())
+        .collect();
+    assert!(
+        log.iter()
+            .all(|e| !e.contains(secret_part) && !e.contains("975310"))
+    );
+}
+
+async fn a_new_code_ends_the_sessions_of_the_old_one(backend: Backend) {
+    let node = start(backend).await;
+    let survivor = node.register_full_survivor("Eli").await;
+    let code = issue_code(&node, &survivor).await;
+    let mut browser = Browser::new(&node);
+    browser.first_sign_in(&code, "864200").await;
+    assert_eq!(browser.get("/home").await.status, StatusCode::OK);
+    let _new_code = issue_code(&node, &survivor).await;
+    let page = browser.get("/home").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(page.location(), "/");
+    let page = Browser::new(&node).sign_in(&code, "864200").await;
+    assert_eq!(
+        page.error_code(),
+        "SIGN_IN_REFUSED",
+        "the old code no longer works"
+    );
+}
+
+async fn only_the_owning_agency_issues_consent_codes(backend: Backend) {
+    let node = start(backend).await;
+    let survivor = node.register_full_survivor("Fen").await;
+    let legal = node.caseworker(LEGAL);
+    let response = node
+        .gql(
+            Some(&legal),
+            Some("CASE_MANAGEMENT"),
+            "mutation($id: ID!) { issueConsentCode(survivorId: $id) { code } }",
+            json!({ "id": survivor }),
+        )
+        .await;
+    assert_eq!(response.code(), "FORBIDDEN");
+    let auditor = node.token(OWNER, &[Role::Auditor]);
+    let response = node
+        .gql(
+            Some(&auditor),
+            Some("AUDIT"),
+            "mutation($id: ID!) { issueConsentCode(survivorId: $id) { code } }",
+            json!({ "id": survivor }),
+        )
+        .await;
+    assert_eq!(response.code(), "FORBIDDEN");
+    assert_eq!(node.count("portal_credentials").await, 0);
+}
+
+async fn a_survivor_cannot_withdraw_another_survivors_grant(backend: Backend) {
+    let node = start(backend).await;
+    let mine = node.register_full_survivor("Gil").await;
+    let theirs = node.register_full_survivor("Hana").await;
+    let their_grant = node
+        .grant(&theirs, LEGAL, &["LEGAL"], &["LEGAL_ASSISTANCE"], json!({}))
+        .await;
+    let code = issue_code(&node, &mine).await;
+    let mut browser = Browser::new(&node);
+    browser.first_sign_in(&code, "101010").await;
+    let csrf = browser.get("/home").await.csrf();
+    let local = their_grant.split_once(':').unwrap().1;
+    for path in ["/revoke", "/revoke/confirm"] {
+        let page = browser
+            .post(path, &[("csrf", &csrf), ("grant", local)])
+            .await;
+        assert_eq!(page.status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(page.error_code(), "NOT_FOUND");
+    }
+    let still = legal_reads_legal_status(&node, &theirs).await;
+    assert_eq!(still["legal"]["immigrationStatus"], "pending");
+}
+
+#[tokio::test]
+async fn the_portal_serves_its_security_headers_and_no_outside_resources() {
+    let node = start(Backend::Sqlite).await;
+    let mut browser = Browser::new(&node);
+    let page = browser.get("/").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let header = |name: &str| {
+        page.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(
+        header("content-security-policy"),
+        agency_node::portal::CONTENT_SECURITY_POLICY
+    );
+    assert!(header("content-security-policy").contains("default-src 'none'"));
+    assert!(!header("content-security-policy").contains("unsafe"));
+    assert_eq!(header("x-content-type-options"), "nosniff");
+    assert_eq!(header("x-frame-options"), "DENY");
+    assert_eq!(header("referrer-policy"), "same-origin");
+    assert_eq!(header("cache-control"), "no-store");
+    let cookie = header("set-cookie");
+    for attribute in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.contains(attribute), "{attribute} missing: {cookie}");
+    }
+    // No third-party resources, no script, nothing secret in a URL.
+    assert!(!page.body.contains("http://") && !page.body.contains("https://"));
+    assert!(!page.body.contains("<script"));
+    assert!(page.body.contains("method=\"post\" action=\"/sign-in\""));
+    // Accessible structure: landmarks, labels, a skip link.
+    for needle in [
+        "<main",
+        "<header",
+        "<footer",
+        "<label for=\"code\"",
+        "<label for=\"pin\"",
+        "skip-link",
+    ] {
+        assert!(page.body.contains(needle), "{needle} missing");
+    }
+    // The stylesheet is the portal's own.
+    let css = browser.get("/static/portal.css").await;
+    assert_eq!(css.status, StatusCode::OK);
+    assert_eq!(css.headers["content-type"], "text/css; charset=utf-8");
+
+    // The quick exit ends the session and leaves for the neutral site.
+    let exit = browser.get("/exit").await;
+    assert_eq!(exit.status, StatusCode::SEE_OTHER);
+    assert_eq!(exit.location(), "https://neutral.example/");
+    assert!(
+        exit.headers["clear-site-data"]
+            .to_str()
+            .unwrap()
+            .contains("cookies")
+    );
+    assert!(browser.cookie.is_none(), "the session cookie is cleared");
+
+    // Errors have their code and the same headers.
+    let missing = browser.get("/no-such-page").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(missing.error_code(), "NOT_FOUND");
+    assert!(missing.headers.contains_key("content-security-policy"));
+    let huge = "x".repeat(64 * 1024);
+    let page = browser.post("/sign-in", &[("code", huge.as_str())]).await;
+    assert_eq!(page.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(page.error_code(), "PAYLOAD_TOO_LARGE");
+}
+
+#[tokio::test]
+async fn the_portal_speaks_the_browsers_language_and_the_picked_one() {
+    let node = start(Backend::Sqlite).await;
+    let mut browser = Browser::new(&node);
+    browser.language = Some("ar;q=0.9, en;q=0.5");
+    let page = browser.get("/").await;
+    assert!(
+        page.body.contains("<html lang=\"ar\" dir=\"rtl\">"),
+        "{}",
+        &page.body[..200]
+    );
+    assert!(page.body.contains("تسجيل الدخول"));
+    let page = browser.get("/?lang=es").await;
+    assert!(page.body.contains("<html lang=\"es\" dir=\"ltr\">"));
+    // The choice sticks for the session, whatever the browser says.
+    let page = browser.get("/").await;
+    assert!(page.body.contains("<html lang=\"es\""));
+    let mut french = Browser::new(&node);
+    french.language = Some("fr-CA,fr;q=0.9");
+    assert!(french.get("/").await.body.contains("<html lang=\"fr\""));
+    let mut unknown = Browser::new(&node);
+    unknown.language = Some("de");
+    assert!(unknown.get("/").await.body.contains("<html lang=\"en\""));
+}

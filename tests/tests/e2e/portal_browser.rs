@@ -1,0 +1,321 @@
+//! The survivor portal in a real browser: headless Chromium (Debian's
+//! `chromium` and `chromium-driver`, installed by `.ci/run`) driven over
+//! WebDriver. A survivor signs in, grants consent, a caseworker's federated
+//! query shows the category, the survivor withdraws it, the same query
+//! withholds it, and the access history lists those reads. Screenshots of
+//! the portal in every language are written to `target/portal-screenshots`
+//! (or `$PORTAL_SCREENSHOT_DIR`).
+//!
+//! Without Chromium and ChromeDriver this test fails, saying how to install
+//! them: it never skips.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use exchange_e2e::{LEGAL, SHELTER, TestFederation};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// A ChromeDriver process, killed on drop.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_driver() -> Driver {
+    assert!(
+        std::path::Path::new(CHROMEDRIVER).exists() && std::path::Path::new(CHROMIUM).exists(),
+        "the browser tests need Debian's chromium and chromium-driver \
+         (`apt-get install chromium chromium-driver`; .ci/run installs them)"
+    );
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+        probe.local_addr().expect("address").port()
+    };
+    let child = Command::new(CHROMEDRIVER)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting chromedriver");
+    let driver = Driver {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    let client = reqwest::Client::new();
+    for _ in 0..100 {
+        if let Ok(response) = client.get(format!("{}/status", driver.url)).send().await
+            && response.status().is_success()
+        {
+            return driver;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("chromedriver did not start on {}", driver.url);
+}
+
+async fn start_browser(driver: &Driver, profile: &std::path::Path) -> Client {
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": CHROMIUM,
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--window-size=1200,1400",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        }),
+    );
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    ClientBuilder::new(connector)
+        .capabilities(capabilities)
+        .connect(&driver.url)
+        .await
+        .expect("a Chromium session")
+}
+
+fn screenshot_dir() -> PathBuf {
+    std::env::var_os("PORTAL_SCREENSHOT_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/portal-screenshots")
+        })
+}
+
+async fn fill(browser: &Client, css: &str, text: &str) {
+    browser
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .send_keys(text)
+        .await
+        .expect("typing");
+}
+
+async fn click(browser: &Client, css: &str) {
+    browser
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .click()
+        .await
+        .expect("clicking");
+}
+
+/// Waits (at most 10 s) until the browser shows `expected`.
+async fn arrive(browser: &Client, expected: &str) {
+    for _ in 0..100 {
+        if browser.current_url().await.expect("url").path() == expected {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "the browser did not reach {expected}: {}",
+        browser.source().await.unwrap_or_default()
+    );
+}
+
+/// Waits for an element of the next page.
+async fn wait_for(browser: &Client, css: &str) -> fantoccini::elements::Element {
+    browser
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css} did not appear: {e}"))
+}
+
+const LEGAL_QUERY: &str = "query($id: ID!) { survivor(id: $id) { id legal { immigrationStatus } \
+    withheld { category reason } } }";
+
+async fn caseworker_reads(federation: &TestFederation, survivor: &str) -> Value {
+    federation
+        .gateway_gql(
+            &federation.caseworker(LEGAL),
+            "LEGAL_ASSISTANCE",
+            LEGAL_QUERY,
+            json!({ "id": survivor }),
+        )
+        .await
+        .data()["survivor"]
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_survivor_grants_and_withdraws_consent_in_a_real_browser() {
+    let federation = TestFederation::start().await;
+    let survivor = federation.register_survivor(SHELTER, "Ioana").await;
+    let issued = federation
+        .gateway_gql(
+            &federation.caseworker(SHELTER),
+            "CASE_MANAGEMENT",
+            "mutation($id: ID!) { issueConsentCode(survivorId: $id) { code } }",
+            json!({ "id": survivor }),
+        )
+        .await;
+    let code = issued.data()["issueConsentCode"]["code"]
+        .as_str()
+        .expect("a code")
+        .to_owned();
+    let portal = federation.node(SHELTER).portal.clone();
+
+    let driver = start_driver().await;
+    let profile = tempfile::tempdir().expect("profile dir");
+    let browser = start_browser(&driver, profile.path()).await;
+
+    // Sign in with the code; choose a PIN.
+    browser
+        .goto(&format!("{portal}/?lang=en"))
+        .await
+        .expect("portal");
+    fill(&browser, "#code", &code).await;
+    click(
+        &browser,
+        "form[method=post][action='/sign-in'] button[type=submit]",
+    )
+    .await;
+    arrive(&browser, "/pin").await;
+    wait_for(&browser, "form[method=post][action='/pin'] #pin_again").await;
+    fill(&browser, "form[method=post][action='/pin'] #pin", "482916").await;
+    fill(&browser, "#pin_again", "482916").await;
+    click(
+        &browser,
+        "form[method=post][action='/pin'] button[type=submit]",
+    )
+    .await;
+    arrive(&browser, "/home").await;
+    wait_for(&browser, "#no-grants").await;
+
+    // Before any grant the legal-aid caseworker sees no legal status.
+    assert!(caseworker_reads(&federation, &survivor).await["legal"].is_null());
+
+    // Grant: agency, category, purpose; the date is pre-filled.
+    click(&browser, "#give-permission").await;
+    wait_for(&browser, "#agency").await;
+    arrive(&browser, "/grant").await;
+    browser
+        .find(Locator::Id("agency"))
+        .await
+        .expect("agency select")
+        .select_by_value(LEGAL)
+        .await
+        .expect("choosing the agency");
+    click(&browser, "#category-LEGAL").await;
+    click(&browser, "#purpose-LEGAL_ASSISTANCE").await;
+    click(
+        &browser,
+        "form[method=post][action='/grant'] button[type=submit]",
+    )
+    .await;
+    let summary = browser.source().await.expect("page");
+    assert!(
+        summary.contains("action=\"/grant/confirm\""),
+        "a confirmation step"
+    );
+    click(&browser, "#confirm").await;
+    let done = browser.find(Locator::Id("done")).await.expect("done");
+    assert!(!done.text().await.expect("text").is_empty());
+
+    // The caseworker's federated query now shows the category.
+    let shown = caseworker_reads(&federation, &survivor).await;
+    assert_eq!(shown["legal"]["immigrationStatus"], "pending", "{shown}");
+
+    // Withdraw it.
+    click(&browser, "#home").await;
+    click(
+        &browser,
+        "#grants form[method=post][action='/revoke'] button[type=submit]",
+    )
+    .await;
+    click(&browser, "#confirm").await;
+    assert!(browser.find(Locator::Id("done")).await.is_ok());
+
+    // The same query now withholds it.
+    let withheld = caseworker_reads(&federation, &survivor).await;
+    assert!(withheld["legal"].is_null(), "{withheld}");
+    assert!(
+        withheld["withheld"]
+            .as_array()
+            .expect("withheld list")
+            .iter()
+            .any(|w| w["category"] == "LEGAL" && w["reason"] == "GRANT_REVOKED"),
+        "{withheld}"
+    );
+
+    // The access history lists those reads by the legal-aid agency.
+    click(&browser, "#home").await;
+    wait_for(&browser, "#history").await;
+    let rows = browser
+        .find_all(Locator::Css(&format!(
+            "#history tr.access[data-agency='{LEGAL}']"
+        )))
+        .await
+        .expect("history rows");
+    assert!(
+        rows.len() >= 3,
+        "three reads by {LEGAL} (before, during and after the grant), found {}",
+        rows.len()
+    );
+    let grant_rows = browser
+        .find_all(Locator::Css("#grants tr[data-status='REVOKED']"))
+        .await
+        .expect("grant rows");
+    assert_eq!(
+        grant_rows.len(),
+        1,
+        "the withdrawn grant is listed as withdrawn"
+    );
+
+    // Screenshots of the signed-in overview in every language.
+    let dir = screenshot_dir();
+    std::fs::create_dir_all(&dir).expect("screenshot dir");
+    for (lang, dir_attr) in [("en", "ltr"), ("es", "ltr"), ("fr", "ltr"), ("ar", "rtl")] {
+        browser
+            .goto(&format!("{portal}/home?lang={lang}"))
+            .await
+            .expect("overview");
+        let html = browser.find(Locator::Css("html")).await.expect("html");
+        assert_eq!(
+            html.attr("lang").await.expect("lang").as_deref(),
+            Some(lang)
+        );
+        assert_eq!(
+            html.attr("dir").await.expect("dir").as_deref(),
+            Some(dir_attr)
+        );
+        let png = browser.screenshot().await.expect("screenshot");
+        assert!(png.starts_with(b"\x89PNG"), "a PNG for {lang}");
+        std::fs::write(dir.join(format!("portal-home-{lang}.png")), png).expect("writing");
+    }
+
+    // The quick exit ends the session: back in the portal, sign-in again.
+    click(&browser, ".quick-exit").await;
+    browser
+        .goto(&format!("{portal}/home"))
+        .await
+        .expect("portal");
+    arrive(&browser, "/").await;
+    for lang in ["en", "es", "fr", "ar"] {
+        browser
+            .goto(&format!("{portal}/?lang={lang}"))
+            .await
+            .expect("sign-in page");
+        let png = browser.screenshot().await.expect("screenshot");
+        std::fs::write(dir.join(format!("portal-sign-in-{lang}.png")), png).expect("writing");
+    }
+    browser.close().await.expect("closing the browser");
+}
