@@ -735,7 +735,7 @@ async fn overview(portal: &Portal, visit: &Visit, who: &SignedIn) -> Result<Home
     grants.reverse();
     grants.sort_by_key(|g| !g.revocable);
 
-    let history = entries
+    let history: Vec<AccessRow> = entries
         .iter()
         .filter(|e| e.event.kind == AuditKind::Disclosure)
         .map(|e| {
@@ -799,6 +799,7 @@ async fn overview(portal: &Portal, visit: &Visit, who: &SignedIn) -> Result<Home
         receipts_intro: chrome.t1("receipts-intro", "agency", &agency_name),
         chrome,
         grants,
+        has_break_glass: history.iter().any(|a| a.break_glass),
         history,
         referrals,
         receipts,

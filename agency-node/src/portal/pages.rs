@@ -98,6 +98,8 @@ pub struct HomePage {
     pub heading: String,
     pub grants: Vec<GrantRow>,
     pub history: Vec<AccessRow>,
+    /// Whether any access was an emergency (break-glass) one.
+    pub has_break_glass: bool,
     pub referrals: Vec<ReferralRow>,
     pub receipts_intro: String,
     pub receipts: Vec<ReceiptRow>,
