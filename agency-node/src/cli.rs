@@ -202,28 +202,117 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             audit_export(cli.config.as_deref(), args).await
         }
         Command::Receipt(ReceiptCommand::Verify(args)) => receipt_verify(args),
-        Command::Dev(DevCommand::Token(args)) => {
-            let config = NodeConfig::load(cli.config.as_deref())?;
-            let agency = AgencyId::parse(args.agency.as_deref().unwrap_or(&config.agency))?;
-            let roles = args
-                .roles
-                .iter()
-                .map(|r| r.parse::<Role>())
-                .collect::<Result<Vec<_>, _>>()?;
-            let federation = exchange_trust::Federation::load(&config.federation)?;
-            let idp = exchange_trust::DevIdentityProvider::load_or_generate(
-                &config.data_dir.join("dev-idp"),
-                &agency,
-            )?;
-            let mut request =
-                exchange_trust::MintRequest::new(agency, args.user, roles, federation.audience());
-            request.ttl =
-                std::time::Duration::from_secs(args.ttl_minutes.clamp(1, 24 * 60) as u64 * 60);
-            let token = idp.mint(&request)?;
-            println!("{token}");
-            Ok(ExitCode::SUCCESS)
+        Command::Dev(DevCommand::Token(args)) => dev_token(cli.config.as_deref(), args),
+    }
+}
+
+/// `dev token`: mints a token with the development key the node's trust
+/// list already trusts, so the token works against the node as it is
+/// configured. The key is looked for beside the public key files the
+/// federation file lists for the agency (the layout of a development
+/// federation: `keys/<agency>-idp.key.pem` next to `<agency>-idp.pub.pem`),
+/// then in `<data_dir>/dev-idp/` (generated there on first use). A token
+/// the trust list would refuse is never printed: the error says how to
+/// trust the key instead.
+fn dev_token(config: Option<&std::path::Path>, args: TokenArgs) -> anyhow::Result<ExitCode> {
+    use exchange_trust::{DevIdentityProvider, Federation, FederationFile, TokenVerifier};
+    let config = NodeConfig::load(config)?;
+    let agency = AgencyId::parse(args.agency.as_deref().unwrap_or(&config.agency))?;
+    let roles = args
+        .roles
+        .iter()
+        .map(|r| r.parse::<Role>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let private_key_name = format!("{agency}-idp.key.pem");
+
+    // Development keys the federation file points at for this agency.
+    let federation_dir = config
+        .federation
+        .parent()
+        .unwrap_or_else(|| std::path::Path::new("."));
+    let text = std::fs::read_to_string(&config.federation).with_context(|| {
+        format!(
+            "reading the federation file {}",
+            config.federation.display()
+        )
+    })?;
+    let file: FederationFile = toml::from_str(&text).with_context(|| {
+        format!(
+            "parsing the federation file {}",
+            config.federation.display()
+        )
+    })?;
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for key in file
+        .agencies
+        .iter()
+        .filter(|a| a.id == agency.as_str())
+        .flat_map(|a| &a.keys)
+    {
+        if let Some(dir) = key
+            .pem_file
+            .as_deref()
+            .and_then(|pem| federation_dir.join(pem).parent().map(|d| d.to_path_buf()))
+        {
+            if dir.join(&private_key_name).is_file() && !dirs.contains(&dir) {
+                dirs.push(dir);
+            }
         }
     }
+    let own = config.data_dir.join("dev-idp");
+    if !dirs.contains(&own) && (dirs.is_empty() || own.join(&private_key_name).is_file()) {
+        dirs.push(own.clone());
+    }
+
+    // Loaded (or generated) before the trust list is read: a development
+    // federation file may name the public key a first run generates.
+    let providers = dirs
+        .iter()
+        .map(|dir| DevIdentityProvider::load_or_generate(dir, &agency))
+        .collect::<Result<Vec<_>, _>>()?;
+    let federation = Federation::load(&config.federation).with_context(|| {
+        format!(
+            "loading the federation file {}",
+            config.federation.display()
+        )
+    })?;
+    let verifier = TokenVerifier::new(federation.clone());
+    let mut request =
+        exchange_trust::MintRequest::new(agency.clone(), args.user, roles, federation.audience());
+    request.ttl = std::time::Duration::from_secs(args.ttl_minutes.clamp(1, 24 * 60) as u64 * 60);
+    let mut refused = Vec::new();
+    for idp in providers {
+        let token = idp.mint(&request)?;
+        match verifier.verify(&token) {
+            Ok(_) => {
+                println!("{token}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            Err(err) => refused.push((idp, err.reason_code())),
+        }
+    }
+    let mut message = format!(
+        "the federation file {} does not trust a development key of {agency}, so a token \
+         would be refused by the node",
+        config.federation.display()
+    );
+    for (idp, reason) in &refused {
+        message.push_str(&format!(
+            "\n  {} ({reason})",
+            idp.public_key_path().display()
+        ));
+    }
+    if let Some((idp, _)) = refused.last() {
+        let public = std::path::absolute(idp.public_key_path())
+            .unwrap_or_else(|_| idp.public_key_path().to_path_buf());
+        message.push_str(&format!(
+            "\nto trust it in development, set in the [[agency]] entry of {agency}:\n  \
+             issuer = \"{}\"\n  [[agency.keys]]\n  pem_file = \"{}\"",
+            idp.issuer(),
+            public.display()
+        ));
+    }
+    anyhow::bail!(message)
 }
 
 fn receipt_verify(args: ReceiptVerifyArgs) -> anyhow::Result<ExitCode> {

@@ -139,6 +139,20 @@ pub async fn disclose(
     Ok(disclosed)
 }
 
+/// The audit entry's `withheld` list for a revoked grant: its categories,
+/// withheld from now on because the grant was revoked.
+pub fn revoked_categories(
+    categories: &[exchange_schema::Category],
+) -> Vec<exchange_schema::audit::Withheld> {
+    categories
+        .iter()
+        .map(|c| exchange_schema::audit::Withheld {
+            category: *c,
+            reason: exchange_schema::WithheldReason::GrantRevoked,
+        })
+        .collect()
+}
+
 /// The audit event for a record change made by the caller.
 pub fn change_event(
     caller: &Caller,

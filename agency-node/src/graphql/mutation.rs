@@ -470,14 +470,7 @@ impl Mutation {
                         Some(survivor),
                         Some(format!("{agency}:{local}")),
                     );
-                    event.withheld = grant
-                        .categories
-                        .iter()
-                        .map(|c| exchange_schema::audit::Withheld {
-                            category: *c,
-                            reason: exchange_schema::WithheldReason::GrantRevoked,
-                        })
-                        .collect();
+                    event.withheld = crate::disclosure::revoked_categories(&grant.categories);
                     let revoked = grants::get(conn, &local)
                         .await
                         .map_err(NodeError::internal)?

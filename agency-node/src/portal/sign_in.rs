@@ -1,0 +1,209 @@
+//! Signing in and out: the sign-in form, choosing a PIN for a new code,
+//! signing out, and the quick exit.
+
+use super::*;
+
+pub(super) async fn start(
+    State(portal): State<Arc<Portal>>,
+    Query(q): Query<LangQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let visit = portal.visit(&headers, q.lang.as_deref());
+    if let Some(who) = &visit.session.signed_in {
+        return redirect(if who.pin_chosen { "/home" } else { "/pin" }, None);
+    }
+    let chrome = portal.chrome(&visit, "/");
+    html(
+        &visit,
+        StatusCode::OK,
+        SignInPage {
+            chrome,
+            problem: None,
+        },
+    )
+}
+
+pub(super) async fn sign_in(
+    State(portal): State<Arc<Portal>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let visit = portal.visit(&headers, None);
+    let form = match checked_form(&visit, &headers, &body) {
+        Ok(form) => form,
+        Err(err) => return error_page(&portal, &visit, err),
+    };
+    let code = form.get("code").unwrap_or_default();
+    let pin = form.get("pin").unwrap_or_default();
+    let lockout = time::Duration::minutes(portal.config.lockout_minutes as i64);
+    let outcome = credentials::sign_in(
+        &portal.node,
+        code,
+        pin,
+        portal.config.max_failed_sign_ins,
+        lockout,
+    )
+    .await;
+    let chrome = portal.chrome(&visit, "/");
+    match outcome {
+        Ok(SignInOutcome::SignedIn {
+            survivor_id,
+            code_issued_at,
+            pin_chosen,
+        }) => {
+            // A fresh session for the signed-in survivor: no fixation.
+            portal.sessions.remove(&visit.token);
+            let (token, _) = portal.sessions.create(
+                visit.session.lang,
+                Some(SignedIn {
+                    survivor_id,
+                    code_issued_at,
+                    pin_chosen,
+                }),
+            );
+            redirect(
+                if pin_chosen { "/home" } else { "/pin" },
+                Some(session_cookie(&token)),
+            )
+        }
+        Ok(SignInOutcome::Refused) => {
+            let problem = Some(chrome.t("sign-in-refused"));
+            with_code(
+                html(
+                    &visit,
+                    StatusCode::UNAUTHORIZED,
+                    SignInPage { chrome, problem },
+                ),
+                "SIGN_IN_REFUSED",
+            )
+        }
+        Ok(SignInOutcome::Locked(until)) => {
+            let problem = Some(chrome.t1("sign-in-locked", "time", &time_text(until)));
+            with_code(
+                html(
+                    &visit,
+                    StatusCode::TOO_MANY_REQUESTS,
+                    SignInPage { chrome, problem },
+                ),
+                "CODE_LOCKED",
+            )
+        }
+        Err(err) => error_page(&portal, &visit, err.into()),
+    }
+}
+
+pub(super) async fn choose_pin_page(
+    State(portal): State<Arc<Portal>>,
+    Query(q): Query<LangQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let visit = portal.visit(&headers, q.lang.as_deref());
+    match &visit.session.signed_in {
+        Some(who) if !who.pin_chosen => {
+            let chrome = portal.chrome(&visit, "/pin");
+            html(
+                &visit,
+                StatusCode::OK,
+                ChoosePinPage {
+                    chrome,
+                    problem: None,
+                },
+            )
+        }
+        _ => redirect("/", None),
+    }
+}
+
+pub(super) async fn choose_pin(
+    State(portal): State<Arc<Portal>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let visit = portal.visit(&headers, None);
+    let form = match checked_form(&visit, &headers, &body) {
+        Ok(form) => form,
+        Err(err) => return error_page(&portal, &visit, err),
+    };
+    let Some(who) = visit.session.signed_in.clone().filter(|w| !w.pin_chosen) else {
+        return redirect("/", None);
+    };
+    let pin = form.get("pin").unwrap_or_default();
+    let again = form.get("pin_again").unwrap_or_default();
+    let chrome = portal.chrome(&visit, "/pin");
+    let problem = if !valid_pin(pin) {
+        Some(chrome.t("pin-invalid"))
+    } else if pin != again {
+        Some(chrome.t("pin-mismatch"))
+    } else {
+        None
+    };
+    if let Some(problem) = problem {
+        return with_code(
+            html(
+                &visit,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ChoosePinPage {
+                    chrome,
+                    problem: Some(problem),
+                },
+            ),
+            "BAD_USER_INPUT",
+        );
+    }
+    match credentials::choose_pin(&portal.node, &who.survivor_id, who.code_issued_at, pin).await {
+        Ok(true) => {
+            portal.sessions.update(&visit.token, |s| {
+                if let Some(w) = s.signed_in.as_mut() {
+                    w.pin_chosen = true;
+                }
+            });
+            redirect("/home", None)
+        }
+        // The code was replaced, or a PIN chosen elsewhere: sign in again.
+        Ok(false) => {
+            portal.sessions.remove(&visit.token);
+            redirect("/", Some(expired_cookie()))
+        }
+        Err(err) => error_page(&portal, &visit, err.into()),
+    }
+}
+
+pub(super) async fn sign_out(
+    State(portal): State<Arc<Portal>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let visit = portal.visit(&headers, None);
+    if let Err(err) = checked_form(&visit, &headers, &body) {
+        return error_page(&portal, &visit, err);
+    }
+    portal.sessions.remove(&visit.token);
+    redirect("/", Some(expired_cookie()))
+}
+
+/// The quick exit: ends the session, asks the browser to forget this site's
+/// cookies and cache, and leaves for the neutral site.
+pub(super) async fn quick_exit(State(portal): State<Arc<Portal>>, headers: HeaderMap) -> Response {
+    if let Some(token) = cookie_token(&headers) {
+        portal.sessions.remove(&token);
+    }
+    let mut response = redirect(&portal.config.quick_exit_url, Some(expired_cookie()));
+    response.headers_mut().insert(
+        "clear-site-data",
+        HeaderValue::from_static("\"cache\", \"cookies\", \"storage\""),
+    );
+    response
+}
+
+pub(super) async fn stylesheet() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("../../static/portal.css"),
+    )
+        .into_response()
+}
+
+pub(super) async fn not_found(State(portal): State<Arc<Portal>>, headers: HeaderMap) -> Response {
+    let visit = portal.visit(&headers, None);
+    error_page(&portal, &visit, PortalError::NotFound)
+}
