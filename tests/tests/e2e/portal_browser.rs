@@ -182,6 +182,22 @@ async fn a_survivor_grants_and_withdraws_consent_in_a_real_browser() {
         .goto(&format!("{portal}/?lang=en"))
         .await
         .expect("portal");
+
+    // Keyboard first: Tab reaches the skip link, then the quick exit.
+    let tab = fantoccini::key::Key::Tab.to_string();
+    let body = browser.find(Locator::Css("body")).await.expect("body");
+    body.send_keys(&tab).await.expect("tab");
+    let focused = browser.active_element().await.expect("focus");
+    assert_eq!(
+        focused.attr("class").await.expect("class").as_deref(),
+        Some("skip-link")
+    );
+    focused.send_keys(&tab).await.expect("tab");
+    let focused = browser.active_element().await.expect("focus");
+    assert_eq!(
+        focused.attr("class").await.expect("class").as_deref(),
+        Some("quick-exit")
+    );
     fill(&browser, "#code", &code).await;
     click(
         &browser,
