@@ -150,8 +150,11 @@ pub struct ExportArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum DevCommand {
-    /// Mint a bearer token from the development identity provider's key (in
-    /// the node's data directory, generated on first use).
+    /// Mint a bearer token from a development identity provider's key that
+    /// the federation file trusts: the private key beside the public key file
+    /// it lists for the agency, else `<data_dir>/dev-idp/` (generated on
+    /// first use). Refuses, saying what to add to the federation file, when
+    /// the node would not accept the token.
     Token(TokenArgs),
 }
 
@@ -253,10 +256,10 @@ fn dev_token(config: Option<&std::path::Path>, args: TokenArgs) -> anyhow::Resul
             .pem_file
             .as_deref()
             .and_then(|pem| federation_dir.join(pem).parent().map(|d| d.to_path_buf()))
+            && dir.join(&private_key_name).is_file()
+            && !dirs.contains(&dir)
         {
-            if dir.join(&private_key_name).is_file() && !dirs.contains(&dir) {
-                dirs.push(dir);
-            }
+            dirs.push(dir);
         }
     }
     let own = config.data_dir.join("dev-idp");
@@ -307,8 +310,9 @@ fn dev_token(config: Option<&std::path::Path>, args: TokenArgs) -> anyhow::Resul
             .unwrap_or_else(|_| idp.public_key_path().to_path_buf());
         message.push_str(&format!(
             "\nto trust it in development, set in the [[agency]] entry of {agency}:\n  \
-             issuer = \"{}\"\n  [[agency.keys]]\n  pem_file = \"{}\"",
+             issuer = \"{}\"\n  [[agency.keys]]\n  kid = \"{}\"\n  pem_file = \"{}\"",
             idp.issuer(),
+            idp.kid(),
             public.display()
         ));
     }

@@ -54,6 +54,23 @@ pub async fn disclose(
         return Ok(Vec::new());
     }
     let now = OffsetDateTime::now_utc();
+    // EMERGENCY is the break-glass purpose: it always needs the written
+    // justification (header `x-exchange-justification`), and saying so is
+    // clearer than answering with every category withheld.
+    if purpose == Purpose::Emergency && !caller.facts(purpose, now).is_justified() {
+        let survivor = match records.as_slice() {
+            [one] => Some(GlobalId::new(state.agency.clone(), one.id.clone())?),
+            _ => None,
+        };
+        return Err(state
+            .deny(
+                caller,
+                crate::error::NodeError::JustificationRequired,
+                survivor.as_ref(),
+                None,
+            )
+            .await);
+    }
     let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
     let mut conn = state.db.pool().acquire().await?;
     let grants_by_survivor = if caller.principal.agency == state.agency {

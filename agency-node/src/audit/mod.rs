@@ -379,9 +379,15 @@ async fn insert_batch(
     let first = chain.seq + 1;
     let mut head = chain.head;
     for (i, pending) in batch.iter().enumerate() {
+        // Keep the source error as it is: formatting it here (with `{:?}`)
+        // would resolve its backtrace on a path that usually recovers, and
+        // symbolising costs the process some hundred megabytes of debug info.
         head = insert_entry(&mut tx, first + i as u64, &head, &pending.event)
             .await
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            .map_err(|e| match e {
+                NodeError::Internal(source) => source,
+                other => anyhow::anyhow!(other.message()),
+            })?;
     }
     tx.commit().await?;
     Ok(head)
