@@ -237,13 +237,10 @@ async fn a_survivor_grants_and_withdraws_consent_in_a_real_browser() {
         "form[method=post][action='/grant'] button[type=submit]",
     )
     .await;
-    let summary = browser.source().await.expect("page");
-    assert!(
-        summary.contains("action=\"/grant/confirm\""),
-        "a confirmation step"
-    );
+    // A confirmation step before anything is written.
+    wait_for(&browser, "form[method=post][action='/grant/confirm']").await;
     click(&browser, "#confirm").await;
-    let done = browser.find(Locator::Id("done")).await.expect("done");
+    let done = wait_for(&browser, "#done").await;
     assert!(!done.text().await.expect("text").is_empty());
 
     // The caseworker's federated query now shows the category.
@@ -252,13 +249,12 @@ async fn a_survivor_grants_and_withdraws_consent_in_a_real_browser() {
 
     // Withdraw it.
     click(&browser, "#home").await;
-    click(
-        &browser,
-        "#grants form[method=post][action='/revoke'] button[type=submit]",
-    )
-    .await;
+    let withdraw = "#grants form[method=post][action='/revoke'] button[type=submit]";
+    wait_for(&browser, withdraw).await;
+    click(&browser, withdraw).await;
+    wait_for(&browser, "form[method=post][action='/revoke/confirm']").await;
     click(&browser, "#confirm").await;
-    assert!(browser.find(Locator::Id("done")).await.is_ok());
+    wait_for(&browser, "#done").await;
 
     // The same query now withholds it.
     let withheld = caseworker_reads(&federation, &survivor).await;
