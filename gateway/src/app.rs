@@ -23,6 +23,9 @@ use crate::http::{HttpState, router};
 use crate::nodes::Nodes;
 use crate::routing::FederationSchema;
 
+/// How many parsed and validated operations the gateway keeps.
+const DOCUMENT_CACHE_ENTRIES: usize = 1024;
+
 /// The log identity written in the gateway's audit checkpoints.
 pub const AUDIT_LOG_ID: &str = "gateway";
 
@@ -87,6 +90,7 @@ impl Application {
             nodes,
             directory,
             audit,
+            documents: crate::plan::DocumentCache::new(DOCUMENT_CACHE_ENTRIES),
         });
         let checkpoints = Arc::new(
             crate::audit::CheckpointStore::open(&config.data_dir, &config.auditors)

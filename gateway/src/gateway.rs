@@ -37,6 +37,8 @@ pub struct Gateway {
     pub nodes: Arc<Nodes>,
     pub directory: DirectorySchema,
     pub audit: AuditLog,
+    /// Parsed and validated operations, by text.
+    pub documents: plan::DocumentCache,
 }
 
 /// Who is asking, as verified at the gateway, and what travels on.
@@ -98,6 +100,7 @@ impl Gateway {
         let checked = plan::check(
             &self.schema,
             &self.limits,
+            &self.documents,
             &request.query,
             request.operation_name.as_deref(),
             &raw_variables,

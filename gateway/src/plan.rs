@@ -19,6 +19,7 @@
 //! therefore not use aliases or variables starting with `_gw`.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use apollo_compiler::ast::{OperationType, Value};
 use apollo_compiler::executable::{
@@ -37,10 +38,60 @@ use crate::routing::{DEFAULT_PAGE_SIZE, FederationSchema, RootRule, ScatterRule}
 /// Prefix of the aliases and variables the gateway adds.
 pub const RESERVED_PREFIX: &str = "_gw";
 
+/// Operations already parsed and validated, by their text: a client sends
+/// the same few operations again and again, and parsing and validating one
+/// costs more than the rest of the gateway's planning. Only valid documents
+/// are kept; variables, limits and routing are still checked per request.
+#[derive(Debug)]
+pub struct DocumentCache {
+    documents: Mutex<HashMap<String, Arc<Valid<ExecutableDocument>>>>,
+    capacity: usize,
+}
+
+impl DocumentCache {
+    /// A cache of at most `capacity` documents (0 turns it off).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            documents: Mutex::new(HashMap::new()),
+            capacity,
+        }
+    }
+
+    fn get(&self, query: &str) -> Option<Arc<Valid<ExecutableDocument>>> {
+        let documents = self.documents.lock().unwrap_or_else(|p| p.into_inner());
+        documents.get(query).cloned()
+    }
+
+    fn insert(&self, query: &str, document: Arc<Valid<ExecutableDocument>>) {
+        if self.capacity == 0 {
+            return;
+        }
+        let mut documents = self.documents.lock().unwrap_or_else(|p| p.into_inner());
+        // Full: start again rather than track recency; the hot operations
+        // come back at once.
+        if documents.len() >= self.capacity {
+            documents.clear();
+        }
+        documents.insert(query.to_owned(), document);
+    }
+
+    /// How many documents are held.
+    pub fn len(&self) -> usize {
+        self.documents
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// A checked operation, ready to plan.
 #[derive(Debug)]
 pub struct Checked {
-    pub document: Valid<ExecutableDocument>,
+    pub document: Arc<Valid<ExecutableDocument>>,
     pub operation: Node<Operation>,
     /// The variables as coerced against the schema (defaults applied).
     pub variables: JsonMap,
@@ -58,10 +109,29 @@ impl Checked {
 pub fn check(
     schema: &FederationSchema,
     limits: &LimitsConfig,
+    cache: &DocumentCache,
     query: &str,
     operation_name: Option<&str>,
     variables: &JsonMap,
 ) -> Result<Checked, RequestError> {
+    let document = match cache.get(query) {
+        Some(document) => document,
+        None => {
+            let document = Arc::new(parse_and_validate(schema, limits, query)?);
+            cache.insert(query, document.clone());
+            document
+        }
+    };
+    check_document(schema, limits, document, operation_name, variables)
+}
+
+/// Parses and validates an operation's text against the federation schema,
+/// within the token and recursion limits.
+fn parse_and_validate(
+    schema: &FederationSchema,
+    limits: &LimitsConfig,
+    query: &str,
+) -> Result<Valid<ExecutableDocument>, RequestError> {
     let mut parser = Parser::new()
         .token_limit(limits.max_tokens)
         .recursion_limit(limits.max_depth.saturating_mul(4).max(32));
@@ -81,10 +151,21 @@ pub fn check(
         Ok(doc) => doc,
         Err(with_errors) => return Err(refuse(&with_errors.errors)),
     };
-    let document = match document.validate(schema.schema()) {
-        Ok(doc) => doc,
-        Err(with_errors) => return Err(refuse(&with_errors.errors)),
-    };
+    match document.validate(schema.schema()) {
+        Ok(doc) => Ok(doc),
+        Err(with_errors) => Err(refuse(&with_errors.errors)),
+    }
+}
+
+/// The per-request checks of a valid document: the operation, its
+/// variables, and the depth, cost, alias and root-field limits.
+fn check_document(
+    schema: &FederationSchema,
+    limits: &LimitsConfig,
+    document: Arc<Valid<ExecutableDocument>>,
+    operation_name: Option<&str>,
+    variables: &JsonMap,
+) -> Result<Checked, RequestError> {
     let operation = document
         .operations
         .get(operation_name)
@@ -668,12 +749,28 @@ mod tests {
 
     fn check_ok(query: &str, variables: JsonMap) -> Checked {
         let schema = FederationSchema::load().unwrap();
-        check(&schema, &LimitsConfig::default(), query, None, &variables).unwrap()
+        check(
+            &schema,
+            &LimitsConfig::default(),
+            &DocumentCache::new(0),
+            query,
+            None,
+            &variables,
+        )
+        .unwrap()
     }
 
     fn check_err(query: &str, limits: &LimitsConfig) -> RequestError {
         let schema = FederationSchema::load().unwrap();
-        check(&schema, limits, query, None, &JsonMap::new()).unwrap_err()
+        check(
+            &schema,
+            limits,
+            &DocumentCache::new(0),
+            query,
+            None,
+            &JsonMap::new(),
+        )
+        .unwrap_err()
     }
 
     #[test]
@@ -736,6 +833,7 @@ mod tests {
         let _ = check(
             &schema,
             &LimitsConfig::default(),
+            &DocumentCache::new(0),
             &query,
             None,
             &JsonMap::new(),
@@ -805,5 +903,29 @@ mod tests {
             &targets[1],
             Target::Refused(FieldRefusal::NoNode(_))
         ));
+    }
+
+    #[test]
+    fn a_valid_operation_is_parsed_once_and_an_invalid_one_never_kept() {
+        let schema = FederationSchema::load().unwrap();
+        let limits = LimitsConfig::default();
+        let cache = DocumentCache::new(2);
+        let query = "query($id: ID!) { survivor(id: $id) { id } }";
+        let variables: JsonMap = serde_json_bytes::json!({ "id": "shelter-north:1" })
+            .as_object()
+            .unwrap()
+            .clone();
+        let first = check(&schema, &limits, &cache, query, None, &variables).unwrap();
+        let second = check(&schema, &limits, &cache, query, None, &variables).unwrap();
+        assert!(Arc::ptr_eq(&first.document, &second.document));
+        assert_eq!(cache.len(), 1);
+        // Per-request checks still run on a cached document.
+        assert!(check(&schema, &limits, &cache, query, None, &JsonMap::new()).is_err());
+        assert!(check(&schema, &limits, &cache, "{ nope }", None, &JsonMap::new()).is_err());
+        assert_eq!(cache.len(), 1, "invalid operations are not kept");
+        for other in ["{ agency { id } }", "{ nodeHealth { agency } }"] {
+            check(&schema, &limits, &cache, other, None, &JsonMap::new()).unwrap();
+        }
+        assert!(cache.len() <= 2, "the cache stays within its capacity");
     }
 }
