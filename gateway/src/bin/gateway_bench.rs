@@ -108,8 +108,16 @@ struct GatewayProcess {
 }
 
 impl GatewayProcess {
-    fn start(root: &Path, keys: &Path, node_urls: &[String], k: usize) -> anyhow::Result<Self> {
-        let dir = root.join(format!("gateway-{k}"));
+    /// Starts a gateway named `name` (its own data directory: two
+    /// processes never share an audit log) over the first `k` nodes.
+    fn start(
+        root: &Path,
+        name: &str,
+        keys: &Path,
+        node_urls: &[String],
+        k: usize,
+    ) -> anyhow::Result<Self> {
+        let dir = root.join(name);
         std::fs::create_dir_all(dir.join("keys"))?;
         for entry in std::fs::read_dir(keys)? {
             let entry = entry?;
@@ -145,9 +153,10 @@ impl GatewayProcess {
         reader.read_line(&mut line)?;
         // The gateway logs (warnings and errors) to its standard output:
         // pass them on to ours, on standard error, rather than lose them.
+        let label = name.to_owned();
         std::thread::spawn(move || {
             for log in reader.lines().map_while(Result::ok) {
-                eprintln!("gateway-{k}: {log}");
+                eprintln!("{label}: {log}");
             }
         });
         let address = line
@@ -296,7 +305,13 @@ async fn bench() -> anyhow::Result<()> {
     println!();
 
     // 1. Direct versus through the gateway.
-    let gateway = GatewayProcess::start(root.path(), &root.path().join("keys"), &node_urls, NODES)?;
+    let gateway = GatewayProcess::start(
+        root.path(),
+        "gateway-routed",
+        &root.path().join("keys"),
+        &node_urls,
+        NODES,
+    )?;
     let routed = "{ agency { id name kind } }";
     let direct = Arc::new(Target {
         client: client.clone(),
@@ -350,7 +365,13 @@ async fn bench() -> anyhow::Result<()> {
     );
     let mut base_p50 = None;
     for k in [1usize, 2, 4, 8] {
-        let gw = GatewayProcess::start(root.path(), &root.path().join("keys"), &node_urls, k)?;
+        let gw = GatewayProcess::start(
+            root.path(),
+            &format!("gateway-scatter-{k}"),
+            &root.path().join("keys"),
+            &node_urls,
+            k,
+        )?;
         let target = Target {
             client: client.clone(),
             url: format!("{}/graphql", gw.base),
