@@ -111,8 +111,17 @@ fn argon2() -> Argon2<'static> {
     )
 }
 
+/// At most this many argon2 computations run at once: a flood of sign-in
+/// attempts queues here instead of taking every core from the federation
+/// endpoint.
+static ARGON2_PERMITS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
 /// An argon2id hash (PHC string) of `secret` with a random salt.
 pub async fn hash_secret(secret: String) -> Result<String, NodeError> {
+    let _permit = ARGON2_PERMITS
+        .acquire()
+        .await
+        .map_err(NodeError::internal)?;
     tokio::task::spawn_blocking(move || {
         let mut salt = [0u8; 16];
         aws_lc_rs::rand::fill(&mut salt).map_err(|_| anyhow::anyhow!("no randomness"))?;
@@ -128,6 +137,9 @@ pub async fn hash_secret(secret: String) -> Result<String, NodeError> {
 
 /// Whether `secret` matches an argon2 hash (false for a malformed hash).
 pub async fn verify_secret(secret: String, hash: String) -> bool {
+    let Ok(_permit) = ARGON2_PERMITS.acquire().await else {
+        return false;
+    };
     tokio::task::spawn_blocking(move || {
         argon2()
             .verify_password(secret.as_bytes(), hash.as_str())
