@@ -59,6 +59,10 @@ impl Db {
                 Backend::Postgres => 16,
             })
             .acquire_timeout(Duration::from_secs(10))
+            // A SQLite file cannot drop a connection, so checking each one
+            // before use only costs a round trip to its worker thread on
+            // every acquire. PostgreSQL connections can break; keep the check.
+            .test_before_acquire(backend == Backend::Postgres)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
