@@ -173,13 +173,16 @@ fn default_listen() -> SocketAddr {
 fn default_data_dir() -> PathBuf {
     PathBuf::from("data")
 }
-fn default_graphql_path() -> String {
+/// The GraphQL endpoint's default path (node and gateway).
+pub fn default_graphql_path() -> String {
     "/graphql".into()
 }
-fn default_max_body() -> usize {
+/// The default largest request body (node and gateway): 64 KiB.
+pub fn default_max_body() -> usize {
     64 * 1024
 }
-fn default_log_format() -> String {
+/// The default log format (node and gateway).
+pub fn default_log_format() -> String {
     "json".into()
 }
 
@@ -192,20 +195,55 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// Reads `file` (if given), then environment variables named
+/// `{env_prefix}__SECTION__FIELD`, which override the file. Shared by the
+/// node and the gateway so both layer their configuration the same way.
+pub fn load_layered<T: serde::de::DeserializeOwned>(
+    file: Option<&Path>,
+    env_prefix: &str,
+) -> Result<T, ConfigError> {
+    let mut builder = config::Config::builder();
+    if let Some(file) = file {
+        builder = builder.add_source(config::File::from(file).required(true));
+    }
+    builder = builder.add_source(
+        config::Environment::with_prefix(env_prefix)
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true),
+    );
+    Ok(builder.build()?.try_deserialize()?)
+}
+
+/// The checks the node and the gateway share for their HTTP front: the
+/// GraphQL path, the body limit and the log format.
+pub fn check_http_front(
+    graphql_path: &str,
+    max_body_bytes: usize,
+    log_format: &str,
+) -> Result<(), ConfigError> {
+    if !graphql_path.starts_with('/') || graphql_path.len() < 2 {
+        return Err(ConfigError::Invalid(
+            "graphql_path must start with / and not be / alone".into(),
+        ));
+    }
+    if !(1024..=16 * 1024 * 1024).contains(&max_body_bytes) {
+        return Err(ConfigError::Invalid(
+            "max_body_bytes must be between 1 KiB and 16 MiB".into(),
+        ));
+    }
+    if !matches!(log_format, "json" | "pretty") {
+        return Err(ConfigError::Invalid(
+            "log_format must be json or pretty".into(),
+        ));
+    }
+    Ok(())
+}
+
 impl NodeConfig {
     /// Reads `file` (if given) and then `AGENCY_NODE__*` environment variables.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        let mut builder = config::Config::builder();
-        if let Some(file) = file {
-            builder = builder.add_source(config::File::from(file).required(true));
-        }
-        builder = builder.add_source(
-            config::Environment::with_prefix("AGENCY_NODE")
-                .prefix_separator("__")
-                .separator("__")
-                .try_parsing(true),
-        );
-        let config: Self = builder.build()?.try_deserialize()?;
+        let config: Self = load_layered(file, "AGENCY_NODE")?;
         config.check()?;
         Ok(config)
     }
@@ -214,16 +252,7 @@ impl NodeConfig {
     pub fn check(&self) -> Result<(), ConfigError> {
         exchange_schema::AgencyId::parse(&self.agency)
             .map_err(|e| ConfigError::Invalid(format!("agency: {e}")))?;
-        if !self.graphql_path.starts_with('/') {
-            return Err(ConfigError::Invalid(
-                "graphql_path must start with /".into(),
-            ));
-        }
-        if !(1024..=16 * 1024 * 1024).contains(&self.max_body_bytes) {
-            return Err(ConfigError::Invalid(
-                "max_body_bytes must be between 1 KiB and 16 MiB".into(),
-            ));
-        }
+        check_http_front(&self.graphql_path, self.max_body_bytes, &self.log_format)?;
         if self.break_glass.window_minutes == 0 || self.break_glass.window_minutes > 24 * 60 {
             return Err(ConfigError::Invalid(
                 "break_glass.window_minutes must be between 1 and 1440 (hours, not days)".into(),
@@ -253,11 +282,6 @@ impl NodeConfig {
                     "portal.default_grant_days must be between 1 and portal.max_grant_days".into(),
                 ));
             }
-        }
-        if !matches!(self.log_format.as_str(), "json" | "pretty") {
-            return Err(ConfigError::Invalid(
-                "log_format must be json or pretty".into(),
-            ));
         }
         Ok(())
     }

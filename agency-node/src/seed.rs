@@ -4,19 +4,17 @@
 //! node, so a second start of the demo reuses its data.
 
 use exchange_schema::{
-    AgencyId, AuditKind, Category, ConsentMethod, GlobalId, Purpose, ReferralStatus, ServiceKind,
-    Urgency,
+    AgencyId, Category, ConsentMethod, GlobalId, Purpose, ReferralStatus, ServiceKind, Urgency,
 };
 use time::Duration;
 
-use crate::disclosure::change_event;
 use crate::error::NodeError;
 use crate::records::{CaseDetails, Contact, HealthNotes, Identity, LegalStatus, RiskLevel};
 use crate::state::{Caller, NodeState};
 use crate::store::grants::ConsentGrantRecord;
-use crate::store::referrals::{ReferralEvent, ReferralRecord};
+use crate::store::referrals::ReferralRecord;
 use crate::store::survivors::SurvivorRecord;
-use crate::store::{grants, new_local_id, referrals, survivors};
+use crate::store::{new_local_id, survivors};
 
 /// Invented given names: obviously synthetic records.
 const GIVEN: [&str; 12] = [
@@ -110,25 +108,7 @@ pub async fn seed_demo(
                 notes: None,
             }),
         };
-        let gid = GlobalId::new(state.agency.clone(), record.id.clone())?;
-        let event = change_event(
-            caller,
-            AuditKind::SurvivorRegistered,
-            Some(gid.clone()),
-            None,
-        );
-        let stored = record.clone();
-        state
-            .audit
-            .record(move |conn| {
-                Box::pin(async move {
-                    survivors::insert(conn, &stored)
-                        .await
-                        .map_err(NodeError::internal)?;
-                    Ok(((), event))
-                })
-            })
-            .await?;
+        let gid = crate::changes::register_survivor(state, caller, &record).await?;
         summary.survivors.push(gid.clone());
 
         for (p, partner) in partners.iter().enumerate() {
@@ -161,25 +141,7 @@ pub async fn seed_demo(
                 revoked_by: None,
                 revocation_reason: None,
             };
-            let mut event = change_event(
-                caller,
-                AuditKind::ConsentGranted,
-                Some(gid.clone()),
-                Some(format!("{}:{}", state.agency, grant.id)),
-            );
-            event.disclosed = grant.categories.clone();
-            let stored = grant.clone();
-            state
-                .audit
-                .record(move |conn| {
-                    Box::pin(async move {
-                        grants::insert(conn, &stored)
-                            .await
-                            .map_err(NodeError::internal)?;
-                        Ok(((), event))
-                    })
-                })
-                .await?;
+            crate::changes::record_consent(state, caller, &gid, &grant, now).await?;
             summary.grants.push((
                 GlobalId::new(state.agency.clone(), grant.id)?,
                 partner.clone(),
@@ -207,31 +169,7 @@ pub async fn seed_demo(
                     updated_at: now,
                     created_by: caller.principal.user.clone(),
                 };
-                let first = ReferralEvent {
-                    status: ReferralStatus::Pending,
-                    at: now,
-                    by_agency: state.agency.clone(),
-                    by_user: caller.principal.user.clone(),
-                    note: None,
-                };
-                let event = change_event(
-                    caller,
-                    AuditKind::ReferralCreated,
-                    Some(gid.clone()),
-                    Some(format!("{}:{}", state.agency, referral.id)),
-                );
-                let stored = referral.clone();
-                state
-                    .audit
-                    .record(move |conn| {
-                        Box::pin(async move {
-                            referrals::insert(conn, &stored, &first)
-                                .await
-                                .map_err(NodeError::internal)?;
-                            Ok(((), event))
-                        })
-                    })
-                    .await?;
+                crate::changes::create_referral(state, caller, &gid, &referral).await?;
                 summary.referrals.push((
                     GlobalId::new(state.agency.clone(), referral.id)?,
                     partner.clone(),

@@ -7,6 +7,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use agency_node::config::ConfigError;
+use agency_node::config::{
+    check_http_front, default_graphql_path, default_log_format, default_max_body, load_layered,
+};
 use serde::Deserialize;
 
 /// Everything the gateway needs to start.
@@ -206,24 +210,6 @@ fn default_listen() -> SocketAddr {
 fn default_data_dir() -> PathBuf {
     PathBuf::from("data/gateway")
 }
-fn default_graphql_path() -> String {
-    "/graphql".into()
-}
-fn default_max_body() -> usize {
-    64 * 1024
-}
-fn default_log_format() -> String {
-    "json".into()
-}
-
-/// Why the configuration could not be used.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("reading configuration: {0}")]
-    Load(#[from] config::ConfigError),
-    #[error("invalid configuration: {0}")]
-    Invalid(String),
-}
 
 impl GatewayConfig {
     /// A configuration with every default, for `federation` and `data_dir`
@@ -247,17 +233,7 @@ impl GatewayConfig {
 
     /// Reads `file` (if given) and then `EXCHANGE_GATEWAY__*` variables.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        let mut builder = config::Config::builder();
-        if let Some(file) = file {
-            builder = builder.add_source(config::File::from(file).required(true));
-        }
-        builder = builder.add_source(
-            config::Environment::with_prefix("EXCHANGE_GATEWAY")
-                .prefix_separator("__")
-                .separator("__")
-                .try_parsing(true),
-        );
-        let config: Self = builder.build()?.try_deserialize()?;
+        let config: Self = load_layered(file, "EXCHANGE_GATEWAY")?;
         config.check()?;
         Ok(config)
     }
@@ -265,15 +241,7 @@ impl GatewayConfig {
     /// Checks what serde cannot.
     pub fn check(&self) -> Result<(), ConfigError> {
         let invalid = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
-        if !self.graphql_path.starts_with('/') || self.graphql_path.len() < 2 {
-            return invalid("graphql_path must start with / and not be / alone");
-        }
-        if !(1024..=16 * 1024 * 1024).contains(&self.max_body_bytes) {
-            return invalid("max_body_bytes must be between 1 KiB and 16 MiB");
-        }
-        if !matches!(self.log_format.as_str(), "json" | "pretty") {
-            return invalid("log_format must be json or pretty");
-        }
+        check_http_front(&self.graphql_path, self.max_body_bytes, &self.log_format)?;
         let l = &self.limits;
         if l.max_depth == 0 || l.max_cost == 0 || l.max_root_fields == 0 || l.max_tokens < 100 {
             return invalid(

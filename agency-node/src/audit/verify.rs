@@ -1541,6 +1541,14 @@ pub(crate) mod tests {
         load_checkpoints(&buf[..]).unwrap()
     }
 
+    /// Runs `sql` against the log as an attacker would (triggers dropped
+    /// first) and returns how verification with the pinned key fails.
+    async fn tampered(f: &Fixture, sql: &str) -> VerifyFailure {
+        drop_triggers(&f.db).await;
+        exec(&f.db, sql).await;
+        fails(&f.db, &f.pinned()).await
+    }
+
     async fn fails(db: &Db, opts: &VerifyOptions) -> VerifyFailure {
         verify_database(db, opts)
             .await
@@ -1612,13 +1620,7 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn an_unparseable_event_is_an_edit() {
         let f = fixture(LOG, ENTRIES).await;
-        drop_triggers(&f.db).await;
-        exec(
-            &f.db,
-            "UPDATE audit_log SET event = 'not json' WHERE seq = 3",
-        )
-        .await;
-        let failure = fails(&f.db, &f.pinned()).await;
+        let failure = tampered(&f, "UPDATE audit_log SET event = 'not json' WHERE seq = 3").await;
         assert!(
             matches!(failure, VerifyFailure::Edited { seq: 3, .. }),
             "{failure}"
@@ -1628,13 +1630,11 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn an_edited_index_column_is_named() {
         let f = fixture(LOG, ENTRIES).await;
-        drop_triggers(&f.db).await;
-        exec(
-            &f.db,
+        let failure = tampered(
+            &f,
             "UPDATE audit_log SET survivor = 'shelter-north:nobody' WHERE seq = 9",
         )
         .await;
-        let failure = fails(&f.db, &f.pinned()).await;
         assert!(
             matches!(
                 &failure,
@@ -1655,9 +1655,7 @@ pub(crate) mod tests {
         );
 
         let f = fixture(LOG, ENTRIES).await;
-        drop_triggers(&f.db).await;
-        exec(&f.db, "UPDATE audit_log SET break_glass = 1 WHERE seq = 4").await;
-        let failure = fails(&f.db, &f.pinned()).await;
+        let failure = tampered(&f, "UPDATE audit_log SET break_glass = 1 WHERE seq = 4").await;
         assert!(
             matches!(
                 &failure,
@@ -1676,9 +1674,7 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn a_deleted_entry_is_named() {
         let f = fixture(LOG, ENTRIES).await;
-        drop_triggers(&f.db).await;
-        exec(&f.db, "DELETE FROM audit_log WHERE seq = 12").await;
-        let failure = fails(&f.db, &f.pinned()).await;
+        let failure = tampered(&f, "DELETE FROM audit_log WHERE seq = 12").await;
         assert_eq!(failure, VerifyFailure::Deleted { seq: 12, next: 13 });
         assert_eq!(
             failure.to_string(),
@@ -1697,9 +1693,7 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn a_truncated_log_is_caught_by_its_checkpoint() {
         let f = fixture(LOG, ENTRIES).await;
-        drop_triggers(&f.db).await;
-        exec(&f.db, "DELETE FROM audit_log WHERE seq > 17").await;
-        let failure = fails(&f.db, &f.pinned()).await;
+        let failure = tampered(&f, "DELETE FROM audit_log WHERE seq > 17").await;
         assert_eq!(
             failure,
             VerifyFailure::Truncated {

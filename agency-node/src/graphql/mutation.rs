@@ -55,6 +55,44 @@ pub struct UpdateSurvivorInput {
     pub legal: Option<LegalStatus>,
 }
 
+impl Validate for RegisterSurvivorInput {
+    fn validate(&self) -> Result<(), NodeError> {
+        validate_categories(
+            Some(&self.identity),
+            &self.contact,
+            &self.case,
+            &self.health,
+            &self.legal,
+        )
+    }
+}
+
+impl Validate for UpdateSurvivorInput {
+    fn validate(&self) -> Result<(), NodeError> {
+        validate_categories(
+            self.identity.as_ref(),
+            &self.contact,
+            &self.case,
+            &self.health,
+            &self.legal,
+        )
+    }
+}
+
+fn validate_categories(
+    identity: Option<&Identity>,
+    contact: &Option<Contact>,
+    case: &Option<CaseDetails>,
+    health: &Option<HealthNotes>,
+    legal: &Option<LegalStatus>,
+) -> Result<(), NodeError> {
+    identity.map_or(Ok(()), Validate::validate)?;
+    contact.validate()?;
+    case.validate()?;
+    health.validate()?;
+    legal.validate()
+}
+
 /// A referral to another agency.
 #[derive(InputObject)]
 pub struct CreateReferralInput {
@@ -94,21 +132,8 @@ impl Mutation {
     ) -> Result<Survivor> {
         let (state, caller) = (state(ctx), caller(ctx)?);
         let purpose = caller.purpose()?;
-        own_staff(state, caller, None).await?;
-        state
-            .authorize(
-                caller,
-                purpose,
-                Action::RegisterSurvivor,
-                ActionTarget::owned_by(state.agency.clone()),
-                None,
-            )
-            .await?;
-        input.identity.validate()?;
-        input.contact.validate()?;
-        input.case.validate()?;
-        input.health.validate()?;
-        input.legal.validate()?;
+        own_change(state, caller, purpose, Action::RegisterSurvivor, None).await?;
+        input.validate()?;
         let now = exchange_schema::audit::now_millis();
         let record = SurvivorRecord {
             id: new_local_id(),
@@ -121,20 +146,7 @@ impl Mutation {
             health: input.health,
             legal: input.legal,
         };
-        let gid = GlobalId::new(state.agency.clone(), record.id.clone())?;
-        let event = change_event(caller, AuditKind::SurvivorRegistered, Some(gid), None);
-        let stored = record.clone();
-        state
-            .audit
-            .record(move |conn| {
-                Box::pin(async move {
-                    survivors::insert(conn, &stored)
-                        .await
-                        .map_err(NodeError::internal)?;
-                    Ok(((), event))
-                })
-            })
-            .await?;
+        crate::changes::register_survivor(state, caller, &record).await?;
         disclosed_one(ctx, state, caller, purpose, record).await
     }
 
@@ -148,21 +160,8 @@ impl Mutation {
         let (state, caller) = (state(ctx), caller(ctx)?);
         let purpose = caller.purpose()?;
         let gid = state.local_id(&id)?;
-        own_staff(state, caller, Some(&gid)).await?;
-        state
-            .authorize(
-                caller,
-                purpose,
-                Action::UpdateSurvivor,
-                ActionTarget::owned_by(state.agency.clone()),
-                Some(&gid),
-            )
-            .await?;
-        input.identity.validate()?;
-        input.contact.validate()?;
-        input.case.validate()?;
-        input.health.validate()?;
-        input.legal.validate()?;
+        own_change(state, caller, purpose, Action::UpdateSurvivor, Some(&gid)).await?;
+        input.validate()?;
         let event = change_event(caller, AuditKind::SurvivorUpdated, Some(gid.clone()), None);
         let local = gid.local().to_owned();
         let updated = state
@@ -196,16 +195,7 @@ impl Mutation {
                 })
             })
             .await;
-        let record = match updated {
-            Ok(record) => record,
-            Err(NodeError::NotFound(what)) => {
-                return Err(state
-                    .deny(caller, NodeError::NotFound(what), Some(&gid), None)
-                    .await
-                    .into());
-            }
-            Err(other) => return Err(other.into()),
-        };
+        let record = refused_in_write(state, caller, updated, Some(&gid), None).await?;
         disclosed_one(ctx, state, caller, purpose, record).await
     }
 
@@ -278,32 +268,7 @@ impl Mutation {
             updated_at: now,
             created_by: caller.principal.user.clone(),
         };
-        let first = ReferralEvent {
-            status: ReferralStatus::Pending,
-            at: now,
-            by_agency: state.agency.clone(),
-            by_user: caller.principal.user.clone(),
-            note: None,
-        };
-        let event = change_event(
-            caller,
-            AuditKind::ReferralCreated,
-            Some(gid),
-            Some(format!("{}:{}", state.agency, record.id)),
-        );
-        let stored = record.clone();
-        let history = vec![first.clone()];
-        state
-            .audit
-            .record(move |conn| {
-                Box::pin(async move {
-                    referrals::insert(conn, &stored, &first)
-                        .await
-                        .map_err(NodeError::internal)?;
-                    Ok(((), event))
-                })
-            })
-            .await?;
+        let history = crate::changes::create_referral(state, caller, &gid, &record).await?;
         Ok(Referral::new(state.agency.as_str(), record, history))
     }
 
@@ -357,64 +322,12 @@ impl Mutation {
         let (state, caller) = (state(ctx), caller(ctx)?);
         let purpose = caller.purpose()?;
         let gid = state.local_id(&input.survivor_id)?;
-        own_staff(state, caller, Some(&gid)).await?;
-        state
-            .authorize(
-                caller,
-                purpose,
-                Action::RecordConsent,
-                ActionTarget::owned_by(state.agency.clone()),
-                Some(&gid),
-            )
-            .await?;
+        own_change(state, caller, purpose, Action::RecordConsent, Some(&gid)).await?;
         let grantee = state.known_agency(&input.grantee)?;
         let now = exchange_schema::audit::now_millis();
         let grant = validate_grant(state, caller, &gid, grantee, input, now)?;
-        let event = {
-            let mut e = change_event(
-                caller,
-                AuditKind::ConsentGranted,
-                Some(gid.clone()),
-                Some(format!("{}:{}", state.agency, grant.id)),
-            );
-            e.disclosed = grant.categories.clone();
-            e
-        };
-        let stored = grant.clone();
-        let receipt =
-            crate::receipt::for_grant(state, &grant, crate::receipt::ConsentEvent::Given, now);
-        let local = gid.local().to_owned();
-        let outcome = state
-            .audit
-            .record(move |conn| {
-                Box::pin(async move {
-                    if !survivors::exists(conn, &local)
-                        .await
-                        .map_err(NodeError::internal)?
-                    {
-                        return Err(NodeError::NotFound("survivor"));
-                    }
-                    grants::insert(conn, &stored)
-                        .await
-                        .map_err(NodeError::internal)?;
-                    crate::store::portal::insert_receipt(conn, &receipt)
-                        .await
-                        .map_err(NodeError::internal)?;
-                    Ok(((), event))
-                })
-            })
-            .await;
-        if let Err(err) = outcome {
-            return Err(match err {
-                NodeError::NotFound(what) => {
-                    state
-                        .deny(caller, NodeError::NotFound(what), Some(&gid), None)
-                        .await
-                }
-                other => other,
-            }
-            .into());
-        }
+        let outcome = crate::changes::record_consent(state, caller, &gid, &grant, now).await;
+        refused_in_write(state, caller, outcome, Some(&gid), None).await?;
         Ok(ConsentGrant::new(state.agency.as_str(), grant, now))
     }
 
@@ -428,16 +341,7 @@ impl Mutation {
         let (state, caller) = (state(ctx), caller(ctx)?);
         let purpose = caller.purpose()?;
         let gid = state.local_id(&grant_id)?;
-        own_staff(state, caller, None).await?;
-        state
-            .authorize(
-                caller,
-                purpose,
-                Action::RevokeConsent,
-                ActionTarget::owned_by(state.agency.clone()),
-                None,
-            )
-            .await?;
+        own_change(state, caller, purpose, Action::RevokeConsent, None).await?;
         if let Some(reason) = &reason {
             check_text("reason", reason, SHORT_TEXT, false)?;
         }
@@ -488,14 +392,8 @@ impl Mutation {
                 })
             })
             .await;
-        match outcome {
-            Ok(grant) => Ok(ConsentGrant::new(state.agency.as_str(), grant, now)),
-            Err(err @ (NodeError::NotFound(_) | NodeError::Conflict(_))) => Err(state
-                .deny(caller, err, None, Some(gid.to_string()))
-                .await
-                .into()),
-            Err(other) => Err(other.into()),
-        }
+        let grant = refused_in_write(state, caller, outcome, None, Some(gid.to_string())).await?;
+        Ok(ConsentGrant::new(state.agency.as_str(), grant, now))
     }
 
     /// Issues a consent code for the survivor portal, replacing any earlier
@@ -511,16 +409,7 @@ impl Mutation {
         let (state, caller) = (state(ctx), caller(ctx)?);
         let purpose = caller.purpose()?;
         let gid = state.local_id(&survivor_id)?;
-        own_staff(state, caller, Some(&gid)).await?;
-        state
-            .authorize(
-                caller,
-                purpose,
-                Action::RecordConsent,
-                ActionTarget::owned_by(state.agency.clone()),
-                Some(&gid),
-            )
-            .await?;
+        own_change(state, caller, purpose, Action::RecordConsent, Some(&gid)).await?;
         let event = change_event(
             caller,
             AuditKind::ConsentCodeIssued,
@@ -528,17 +417,13 @@ impl Mutation {
             None,
         );
         let issued_by = format!("{}/{}", caller.principal.agency, caller.principal.user);
-        match crate::portal::credentials::issue(state, &gid, issued_by, event).await {
-            Ok((code, issued_at)) => Ok(IssuedConsentCode {
-                survivor_id: gid.to_string().into(),
-                code: code.expose().to_owned(),
-                issued_at,
-            }),
-            Err(err @ NodeError::NotFound(_)) => {
-                Err(state.deny(caller, err, Some(&gid), None).await.into())
-            }
-            Err(other) => Err(other.into()),
-        }
+        let issued = crate::portal::credentials::issue(state, &gid, issued_by, event).await;
+        let (code, issued_at) = refused_in_write(state, caller, issued, Some(&gid), None).await?;
+        Ok(IssuedConsentCode {
+            survivor_id: gid.to_string().into(),
+            code: code.expose().to_owned(),
+            issued_at,
+        })
     }
 
     /// Opens a break-glass window for one survivor: an emergency in which the
@@ -600,7 +485,7 @@ impl Mutation {
         event.policy_set = Some(state.policies.set_hash().to_owned());
         let stored = opening.clone();
         let local = gid.local().to_owned();
-        state
+        let outcome = state
             .audit
             .record(move |conn| {
                 Box::pin(async move {
@@ -616,7 +501,8 @@ impl Mutation {
                     Ok(((), event))
                 })
             })
-            .await?;
+            .await;
+        refused_in_write(state, caller, outcome, Some(&gid), None).await?;
         Ok(BreakGlassWindow {
             id: ID(format!("{}:{}", state.agency, opening.id)),
             survivor_id: ID(gid.to_string()),
@@ -633,6 +519,46 @@ pub struct BreakGlassWindow {
     pub survivor_id: ID,
     pub opened_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
+}
+
+/// The check every change to this node's own records starts with: the
+/// caller is on the node's own staff, and the policy permits `action`.
+async fn own_change(
+    state: &NodeState,
+    caller: &Caller,
+    purpose: Purpose,
+    action: Action,
+    survivor: Option<&GlobalId>,
+) -> Result<(), NodeError> {
+    own_staff(state, caller, survivor).await?;
+    state
+        .authorize(
+            caller,
+            purpose,
+            action,
+            ActionTarget::owned_by(state.agency.clone()),
+            survivor,
+        )
+        .await?;
+    Ok(())
+}
+
+/// A change refused inside its transaction (the record is gone, or changed
+/// meanwhile) is audited as a denial, like a refusal before the write;
+/// other errors pass through unchanged.
+async fn refused_in_write<T>(
+    state: &NodeState,
+    caller: &Caller,
+    outcome: Result<T, NodeError>,
+    survivor: Option<&GlobalId>,
+    subject: Option<String>,
+) -> Result<T, NodeError> {
+    match outcome {
+        Err(err @ (NodeError::NotFound(_) | NodeError::Conflict(_))) => {
+            Err(state.deny(caller, err, survivor, subject).await)
+        }
+        other => other,
+    }
 }
 
 async fn own_staff(
@@ -850,12 +776,7 @@ async fn answer_referral(
             })
         })
         .await;
-    match outcome {
-        Ok((record, history)) => Ok(Referral::new(state.agency.as_str(), record, history)),
-        Err(err @ NodeError::Conflict(_)) => Err(state
-            .deny(caller, err, None, Some(gid.to_string()))
-            .await
-            .into()),
-        Err(other) => Err(other.into()),
-    }
+    let (record, history) =
+        refused_in_write(state, caller, outcome, None, Some(gid.to_string())).await?;
+    Ok(Referral::new(state.agency.as_str(), record, history))
 }

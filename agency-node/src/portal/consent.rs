@@ -162,33 +162,45 @@ pub(super) async fn grant_form(
     headers: HeaderMap,
 ) -> Response {
     let visit = portal.visit(&headers, q.lang.as_deref());
-    match portal.survivor(&visit).await {
-        Ok(Some(_)) => {
-            let chrome = portal.chrome(&visit, "/grant");
-            html(
-                &visit,
-                StatusCode::OK,
-                grant_page(&portal, chrome, None, Vec::new()),
-            )
-        }
-        Ok(None) => redirect("/", None),
-        Err(err) => error_page(&portal, &visit, err.into()),
+    if let Err(response) = portal.signed_in(&visit).await {
+        return response;
     }
+    let chrome = portal.chrome(&visit, "/grant");
+    html(
+        &visit,
+        StatusCode::OK,
+        grant_page(&portal, chrome, None, Vec::new()),
+    )
 }
 
-/// A signed-in survivor's checked form post.
+/// A signed-in survivor's checked form post, or the response for a post
+/// that is not one.
 pub(super) async fn signed_in_form(
     portal: &Portal,
     visit: &Visit,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<Option<(SignedIn, FormFields)>, Response> {
+) -> Result<(SignedIn, FormFields), Response> {
     let form = checked_form(visit, headers, body).map_err(|e| error_page(portal, visit, e))?;
-    match portal.survivor(visit).await {
-        Ok(Some(who)) => Ok(Some((who, form))),
-        Ok(None) => Ok(None),
-        Err(err) => Err(error_page(portal, visit, err.into())),
-    }
+    Ok((portal.signed_in(visit).await?, form))
+}
+
+/// The grant form again, with what was wrong in the survivor's answers.
+fn grant_problems(
+    portal: &Portal,
+    visit: &Visit,
+    chrome: Chrome,
+    form: &FormFields,
+    problems: Vec<String>,
+) -> Response {
+    with_code(
+        html(
+            visit,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            grant_page(portal, chrome, Some(form), problems),
+        ),
+        "BAD_USER_INPUT",
+    )
 }
 
 pub(super) async fn grant_review(
@@ -198,8 +210,7 @@ pub(super) async fn grant_review(
 ) -> Response {
     let visit = portal.visit(&headers, None);
     let (_, form) = match signed_in_form(&portal, &visit, &headers, &body).await {
-        Ok(Some(found)) => found,
-        Ok(None) => return redirect("/", None),
+        Ok(found) => found,
         Err(response) => return response,
     };
     let chrome = portal.chrome(&visit, "/grant");
@@ -241,14 +252,7 @@ pub(super) async fn grant_review(
             };
             html(&visit, StatusCode::OK, page)
         }
-        Err(problems) => with_code(
-            html(
-                &visit,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                grant_page(&portal, chrome, Some(&form), problems),
-            ),
-            "BAD_USER_INPUT",
-        ),
+        Err(problems) => grant_problems(&portal, &visit, chrome, &form, problems),
     }
 }
 
@@ -259,23 +263,13 @@ pub(super) async fn grant_confirm(
 ) -> Response {
     let visit = portal.visit(&headers, None);
     let (who, form) = match signed_in_form(&portal, &visit, &headers, &body).await {
-        Ok(Some(found)) => found,
-        Ok(None) => return redirect("/", None),
+        Ok(found) => found,
         Err(response) => return response,
     };
     let chrome = portal.chrome(&visit, "/home");
     let request = match read_grant(&portal, &chrome, &form) {
         Ok(request) => request,
-        Err(problems) => {
-            return with_code(
-                html(
-                    &visit,
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    grant_page(&portal, chrome, Some(&form), problems),
-                ),
-                "BAD_USER_INPUT",
-            );
-        }
+        Err(problems) => return grant_problems(&portal, &visit, chrome, &form, problems),
     };
     finished(
         &portal,
@@ -387,8 +381,7 @@ pub(super) async fn revoke_review(
 ) -> Response {
     let visit = portal.visit(&headers, None);
     let (who, form) = match signed_in_form(&portal, &visit, &headers, &body).await {
-        Ok(Some(found)) => found,
-        Ok(None) => return redirect("/", None),
+        Ok(found) => found,
         Err(response) => return response,
     };
     let grant = match own_revocable_grant(&portal.node, &who.survivor_id, form.get("grant")).await {
@@ -426,8 +419,7 @@ pub(super) async fn revoke_confirm(
 ) -> Response {
     let visit = portal.visit(&headers, None);
     let (who, form) = match signed_in_form(&portal, &visit, &headers, &body).await {
-        Ok(Some(found)) => found,
-        Ok(None) => return redirect("/", None),
+        Ok(found) => found,
         Err(response) => return response,
     };
     let chrome = portal.chrome(&visit, "/home");

@@ -235,6 +235,16 @@ impl Portal {
         }
         Ok(who.pin_chosen.then_some(who))
     }
+
+    /// The signed-in survivor, or the response for a visitor who is not
+    /// one: back to the sign-in page (or the error page).
+    async fn signed_in(&self, visit: &Visit) -> Result<SignedIn, Response> {
+        match self.survivor(visit).await {
+            Ok(Some(who)) => Ok(who),
+            Ok(None) => Err(redirect("/", None)),
+            Err(err) => Err(error_page(self, visit, err.into())),
+        }
+    }
 }
 
 fn session_cookie(token: &str) -> String {

@@ -25,12 +25,12 @@ pub(super) async fn home(
     headers: HeaderMap,
 ) -> Response {
     let visit = portal.visit(&headers, q.lang.as_deref());
-    match portal.survivor(&visit).await {
-        Ok(Some(who)) => match overview(&portal, &visit, &who).await {
-            Ok(page) => html(&visit, StatusCode::OK, page),
-            Err(err) => error_page(&portal, &visit, err.into()),
-        },
-        Ok(None) => redirect("/", None),
+    let who = match portal.signed_in(&visit).await {
+        Ok(who) => who,
+        Err(response) => return response,
+    };
+    match overview(&portal, &visit, &who).await {
+        Ok(page) => html(&visit, StatusCode::OK, page),
         Err(err) => error_page(&portal, &visit, err.into()),
     }
 }
@@ -171,10 +171,9 @@ pub(super) async fn download_receipt(
     headers: HeaderMap,
 ) -> Response {
     let visit = portal.visit(&headers, None);
-    let who = match portal.survivor(&visit).await {
-        Ok(Some(who)) => who,
-        Ok(None) => return redirect("/", None),
-        Err(err) => return error_page(&portal, &visit, err.into()),
+    let who = match portal.signed_in(&visit).await {
+        Ok(who) => who,
+        Err(response) => return response,
     };
     let receipts = match portal.node.db.pool().acquire().await {
         Ok(mut conn) => store::portal::receipts_for(&mut conn, &who.survivor_id).await,

@@ -15,4 +15,5 @@ mod lifecycle;
 mod policy_startup;
 mod portal;
 mod referrals;
+mod seed;
 mod shared_log;

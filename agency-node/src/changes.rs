@@ -1,0 +1,125 @@
+//! The writes that create a node's records: a survivor registered, a consent
+//! recorded, a referral made. Each writes the record and its audit entry in
+//! one transaction ([`crate::audit::AuditLog::record`]). The GraphQL
+//! mutations call them once they have checked who may make the change, and
+//! the demo seed calls the same functions, so demo data is written exactly
+//! as real data is (same audit entries, same consent receipts).
+
+use exchange_schema::{AuditKind, GlobalId};
+use time::OffsetDateTime;
+
+use crate::disclosure::change_event;
+use crate::error::NodeError;
+use crate::receipt::{self, ConsentEvent};
+use crate::state::{Caller, NodeState};
+use crate::store::grants::ConsentGrantRecord;
+use crate::store::referrals::{ReferralEvent, ReferralRecord};
+use crate::store::survivors::SurvivorRecord;
+use crate::store::{grants, portal, referrals, survivors};
+
+/// Stores a new survivor's record; returns its global ID.
+pub async fn register_survivor(
+    state: &NodeState,
+    caller: &Caller,
+    record: &SurvivorRecord,
+) -> Result<GlobalId, NodeError> {
+    let gid = GlobalId::new(state.agency.clone(), record.id.clone())?;
+    let event = change_event(
+        caller,
+        AuditKind::SurvivorRegistered,
+        Some(gid.clone()),
+        None,
+    );
+    let stored = record.clone();
+    state
+        .audit
+        .record(move |conn| {
+            Box::pin(async move {
+                survivors::insert(conn, &stored)
+                    .await
+                    .map_err(NodeError::internal)?;
+                Ok(((), event))
+            })
+        })
+        .await?;
+    Ok(gid)
+}
+
+/// Stores a consent grant the survivor gave outside the portal, with the
+/// signed receipt the survivor sees in the portal. Fails with
+/// [`NodeError::NotFound`] (and writes nothing) when the survivor is gone.
+pub async fn record_consent(
+    state: &NodeState,
+    caller: &Caller,
+    survivor: &GlobalId,
+    grant: &ConsentGrantRecord,
+    now: OffsetDateTime,
+) -> Result<(), NodeError> {
+    let mut event = change_event(
+        caller,
+        AuditKind::ConsentGranted,
+        Some(survivor.clone()),
+        Some(format!("{}:{}", state.agency, grant.id)),
+    );
+    event.disclosed = grant.categories.clone();
+    let stored = grant.clone();
+    let receipt = receipt::for_grant(state, grant, ConsentEvent::Given, now);
+    let local = survivor.local().to_owned();
+    state
+        .audit
+        .record(move |conn| {
+            Box::pin(async move {
+                if !survivors::exists(conn, &local)
+                    .await
+                    .map_err(NodeError::internal)?
+                {
+                    return Err(NodeError::NotFound("survivor"));
+                }
+                grants::insert(conn, &stored)
+                    .await
+                    .map_err(NodeError::internal)?;
+                portal::insert_receipt(conn, &receipt)
+                    .await
+                    .map_err(NodeError::internal)?;
+                Ok(((), event))
+            })
+        })
+        .await
+}
+
+/// Stores a new referral in the PENDING state; returns its history (the one
+/// PENDING step).
+pub async fn create_referral(
+    state: &NodeState,
+    caller: &Caller,
+    survivor: &GlobalId,
+    record: &ReferralRecord,
+) -> Result<Vec<ReferralEvent>, NodeError> {
+    let first = ReferralEvent {
+        status: record.status,
+        at: record.created_at,
+        by_agency: state.agency.clone(),
+        by_user: caller.principal.user.clone(),
+        note: None,
+    };
+    let event = change_event(
+        caller,
+        AuditKind::ReferralCreated,
+        Some(survivor.clone()),
+        Some(format!("{}:{}", state.agency, record.id)),
+    );
+    let stored = record.clone();
+    let history = vec![first.clone()];
+    state
+        .audit
+        .record(move |conn| {
+            Box::pin(async move {
+                referrals::insert(conn, &stored, &first)
+                    .await
+                    .map_err(NodeError::internal)?;
+                Ok(((), event))
+            })
+        })
+        .await?;
+    Ok(history)
+}
