@@ -1,6 +1,6 @@
 //! Executing one client operation across the federation: check it, plan it,
 //! send each node its part concurrently, answer the gateway's own fields,
-//! merge, and write the gateway's audit entry before answering.
+//! merge, and answer only once the gateway's audit entry is durable.
 //!
 //! A node that fails costs only the root fields it was asked for: they are
 //! `null` (or, for a scattered field, lack that node's items) and the answer
@@ -72,12 +72,10 @@ pub struct NodeOutcome {
     pub elapsed: Option<Duration>,
 }
 
-/// The answer to a client and what the audit entry records of it.
+/// The answer to a client and what each node asked did.
 #[derive(Debug)]
 pub struct Executed {
     pub response: JsonValue,
-    pub operation_type: OperationType,
-    pub fields: Vec<String>,
     pub outcomes: Vec<NodeOutcome>,
 }
 
@@ -191,7 +189,30 @@ impl Gateway {
             )
         });
         let local = self.local_fields(&checked, &roots, &targets, &raw_variables);
-        let (answers, local) = futures::future::join(futures::future::join_all(calls), local).await;
+        // The gateway's audit entry names the operation, its fields and the
+        // nodes asked, all known now: it is written while the nodes work, and
+        // nothing is answered until it is durable (each node also records
+        // its own disclosure before it answers).
+        let subject = operation_subject(
+            checked.operation_type(),
+            &roots,
+            jobs.iter().map(|j| &j.agency),
+        );
+        let mut forwarded = operation_event(
+            Some(&caller.principal),
+            Some(caller),
+            trace,
+            AuditKind::FederatedOperation,
+            Decision::Permit,
+            "FORWARDED",
+        );
+        forwarded.subject = Some(subject.clone());
+        let (written, (answers, local)) = futures::future::join(
+            self.append_audit(forwarded),
+            futures::future::join(futures::future::join_all(calls), local),
+        )
+        .await;
+        written?;
 
         // Assemble the answer in the client's field order.
         let mut errors: Vec<JsonValue> = Vec::new();
@@ -293,10 +314,23 @@ impl Gateway {
                 JsonValue::Object(data)
             },
         );
+        if outcomes.iter().any(|o| o.failure.is_some()) {
+            // Which nodes failed is part of what auditors need to know about
+            // the operation: a second entry, written only on this path.
+            let mut partial = operation_event(
+                Some(&caller.principal),
+                Some(caller),
+                trace,
+                AuditKind::FederatedOperation,
+                Decision::Permit,
+                "PARTIAL",
+            );
+            partial.subject = Some(subject);
+            partial.explanation = Some(outcome_explanation(&outcomes));
+            self.append_audit(partial).await?;
+        }
         Ok(Executed {
             response: JsonValue::Object(response),
-            operation_type: checked.operation_type(),
-            fields: roots.iter().map(|r| r.field.name.to_string()).collect(),
             outcomes,
         })
     }
@@ -445,92 +479,109 @@ impl Gateway {
         Ok((data, errors))
     }
 
-    /// Writes the gateway's audit entry for an operation (or a refusal) and
-    /// waits until it is durable.
-    pub async fn audit_operation(
+    /// Writes the gateway's audit entry for an operation it refused (nothing
+    /// was sent to any node) and waits until it is durable.
+    pub async fn audit_refusal(
         &self,
         principal: Option<&Principal>,
         caller: Option<&Caller>,
         trace: &TraceParent,
-        outcome: Result<&Executed, &RequestError>,
+        refusal: &RequestError,
     ) -> Result<(), RequestError> {
-        let (kind, decision, reason) = match (&outcome, principal) {
-            (Err(RequestError::Unauthenticated(code)), _) => {
-                (AuditKind::Denial, Decision::Deny, (*code).to_owned())
-            }
-            (Err(e), _) => (
+        let mut event = match refusal {
+            RequestError::Unauthenticated(code) => operation_event(
+                principal,
+                caller,
+                trace,
+                AuditKind::Denial,
+                Decision::Deny,
+                code,
+            ),
+            other => operation_event(
+                principal,
+                caller,
+                trace,
                 AuditKind::FederatedOperation,
                 Decision::Deny,
-                e.audit_reason(),
+                &other.audit_reason(),
             ),
-            (Ok(executed), _) => {
-                let partial = executed.outcomes.iter().any(|o| o.failure.is_some());
-                (
-                    AuditKind::FederatedOperation,
-                    Decision::Permit,
-                    if partial { "PARTIAL" } else { "COMPLETE" }.to_owned(),
-                )
-            }
         };
-        let mut event = AuditEvent::new(kind, decision, reason);
-        if let Some(p) = principal {
-            event.actor_agency = Some(p.agency.clone());
-            event.actor_user = Some(p.user.clone());
-            event.actor_roles = p.roles.clone();
-        }
-        if let Some(c) = caller {
-            event.purpose = c.purpose;
-            event.justification = c.justification.clone();
-        }
-        event.trace_id = Some(trace.trace_id_hex());
-        match outcome {
-            Ok(executed) => {
-                let op = match executed.operation_type {
-                    OperationType::Query => "query",
-                    OperationType::Mutation => "mutation",
-                    OperationType::Subscription => "subscription",
-                };
-                let nodes: Vec<&str> = executed
-                    .outcomes
-                    .iter()
-                    .map(|o| o.agency.as_str())
-                    .collect();
-                event.subject = Some(format!(
-                    "{op} {} -> [{}]",
-                    executed.fields.join(","),
-                    nodes.join(",")
-                ));
-                let explanation: Vec<String> = executed
-                    .outcomes
-                    .iter()
-                    .map(|o| match (&o.failure, o.elapsed) {
-                        (Some(f), _) => format!(
-                            "{}: {} ({})",
-                            o.agency,
-                            ErrorCode::NodeUnavailable,
-                            f.reason()
-                        ),
-                        (None, Some(d)) => {
-                            format!("{}: answered in {} us", o.agency, d.as_micros())
-                        }
-                        (None, None) => format!("{}: answered", o.agency),
-                    })
-                    .collect();
-                if !explanation.is_empty() {
-                    event.explanation = Some(explanation.join("; "));
-                }
-            }
-            Err(e) => {
-                event.subject = Some("operation refused at the gateway".into());
-                event.explanation =
-                    Some(format!("{}: {}", e.code(), truncate(&e.to_string(), 300)));
-            }
-        }
+        event.subject = Some("operation refused at the gateway".into());
+        event.explanation = Some(format!(
+            "{}: {}",
+            refusal.code(),
+            truncate(&refusal.to_string(), 300)
+        ));
+        self.append_audit(event).await
+    }
+
+    /// Appends one entry to the gateway's log and waits until it is durable.
+    async fn append_audit(&self, event: AuditEvent) -> Result<(), RequestError> {
         self.audit.append(event).await.map(|_| ()).map_err(|err| {
             tracing::error!(error = ?err, "writing the gateway audit entry failed");
             RequestError::Internal
         })
     }
+}
+
+/// An entry of the gateway's log: who asked (as far as known), for which
+/// purpose, in which trace.
+fn operation_event(
+    principal: Option<&Principal>,
+    caller: Option<&Caller>,
+    trace: &TraceParent,
+    kind: AuditKind,
+    decision: Decision,
+    reason: &str,
+) -> AuditEvent {
+    let mut event = AuditEvent::new(kind, decision, reason.to_owned());
+    if let Some(p) = principal {
+        event.actor_agency = Some(p.agency.clone());
+        event.actor_user = Some(p.user.clone());
+        event.actor_roles = p.roles.clone();
+    }
+    if let Some(c) = caller {
+        event.purpose = c.purpose;
+        event.justification = c.justification.clone();
+    }
+    event.trace_id = Some(trace.trace_id_hex());
+    event
+}
+
+/// `query survivor,agencies -> [shelter-north]`: the operation type, its
+/// root fields and the nodes asked.
+fn operation_subject<'a>(
+    operation_type: OperationType,
+    roots: &[RootField],
+    nodes: impl Iterator<Item = &'a AgencyId>,
+) -> String {
+    let op = match operation_type {
+        OperationType::Query => "query",
+        OperationType::Mutation => "mutation",
+        OperationType::Subscription => "subscription",
+    };
+    let fields: Vec<&str> = roots.iter().map(|r| r.field.name.as_str()).collect();
+    let nodes: Vec<&str> = nodes.map(AgencyId::as_str).collect();
+    format!("{op} {} -> [{}]", fields.join(","), nodes.join(","))
+}
+
+/// What each node asked did: `legal-aid-city: NODE_UNAVAILABLE (UNREACHABLE);
+/// shelter-north: answered in 812 us`.
+fn outcome_explanation(outcomes: &[NodeOutcome]) -> String {
+    outcomes
+        .iter()
+        .map(|o| match (&o.failure, o.elapsed) {
+            (Some(f), _) => format!(
+                "{}: {} ({})",
+                o.agency,
+                ErrorCode::NodeUnavailable,
+                f.reason()
+            ),
+            (None, Some(d)) => format!("{}: answered in {} us", o.agency, d.as_micros()),
+            (None, None) => format!("{}: answered", o.agency),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn truncate(s: &str, max: usize) -> &str {

@@ -138,7 +138,7 @@ async fn handle(state: HttpState, headers: HeaderMap, body: Body, trace: TracePa
         Err(err) => {
             let refusal = RequestError::Unauthenticated(err.reason_code());
             if gateway
-                .audit_operation(None, None, &trace, Err(&refusal))
+                .audit_refusal(None, None, &trace, &refusal)
                 .await
                 .is_err()
             {
@@ -175,13 +175,6 @@ async fn handle(state: HttpState, headers: HeaderMap, body: Body, trace: TracePa
         Ok(executed) => {
             let partial = executed.outcomes.iter().any(|o| o.failure.is_some());
             span.record("outcome", if partial { "partial" } else { "complete" });
-            if gateway
-                .audit_operation(Some(&principal), Some(&caller), &trace, Ok(&executed))
-                .await
-                .is_err()
-            {
-                return error_response(&RequestError::Internal);
-            }
             json_response(&executed.response)
         }
         Err(refusal) => refuse(gateway, &principal, Some(&caller), &trace, refusal).await,
@@ -197,7 +190,7 @@ async fn refuse(
 ) -> Response {
     tracing::Span::current().record("outcome", refusal.code().as_str());
     if gateway
-        .audit_operation(Some(principal), caller, trace, Err(&refusal))
+        .audit_refusal(Some(principal), caller, trace, &refusal)
         .await
         .is_err()
     {

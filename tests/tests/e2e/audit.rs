@@ -1,6 +1,7 @@
 //! The gateway's own audit log: one entry per federated operation (who,
-//! purpose, which nodes were asked, outcome), chained and signed, verified
-//! by the same code as `agency-node audit verify --data-dir`.
+//! purpose, which nodes were asked; a second one naming the nodes that
+//! failed, if any did), chained and signed, verified by the same code as
+//! `agency-node audit verify --data-dir`.
 
 use agency_node::audit::verify::{VerifyOptions, verify_database};
 use agency_node::store::Db;
@@ -46,7 +47,11 @@ async fn every_federated_operation_is_audited_and_the_log_verifies() {
     );
     assert_eq!(scatter.purpose, Some(Purpose::Referral));
     assert_eq!(scatter.decision, Decision::Permit);
-    assert_eq!(scatter.reason, "COMPLETE");
+    assert_eq!(scatter.reason, "FORWARDED");
+    assert!(
+        federated.iter().all(|e| e.reason != "PARTIAL"),
+        "every node answered: no PARTIAL entry"
+    );
     let subject = scatter.subject.as_deref().unwrap_or_default();
     for agency in ["shelter-north", "legal-aid-city", "clinic-east"] {
         assert!(subject.contains(agency), "nodes asked are named: {subject}");
@@ -82,4 +87,54 @@ async fn every_federated_operation_is_audited_and_the_log_verifies() {
         report.signed_through, report.last_seq,
         "a final checkpoint covers the whole log"
     );
+}
+
+/// No answer leaves the gateway unless its audit entry is durable: with its
+/// log failing, a read the node would answer gets `INTERNAL_SERVER_ERROR`
+/// and no data, and the gateway recovers once the log can be written again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_answer_leaves_the_gateway_without_its_audit_entry() {
+    let fed = TestFederation::start().await;
+    let survivor = fed.register_survivor(SHELTER, "Kateryna").await;
+    let shelter = fed.caseworker(SHELTER);
+    let read = "query($id: ID!) { survivor(id: $id) { identity { givenName } } }";
+    let variables = json!({ "id": survivor });
+
+    let db = Db::connect(&agency_node::store::sqlite_url(&fed.gateway_data_dir))
+        .await
+        .expect("gateway database");
+    sqlx::query(
+        "CREATE TRIGGER audit_log_unwritable BEFORE INSERT ON audit_log \
+         BEGIN SELECT RAISE(ABORT, 'disk full'); END",
+    )
+    .execute(db.pool())
+    .await
+    .expect("trigger created");
+
+    let refused = fed
+        .gateway_gql(&shelter, "CASE_MANAGEMENT", read, variables.clone())
+        .await;
+    assert_eq!(refused.status, 500, "{}", refused.body);
+    assert_eq!(refused.code(), "INTERNAL_SERVER_ERROR");
+    assert!(refused.body.get("data").is_none(), "{}", refused.body);
+    assert!(
+        !refused.body.to_string().contains("Kateryna"),
+        "{}",
+        refused.body
+    );
+
+    sqlx::query("DROP TRIGGER audit_log_unwritable")
+        .execute(db.pool())
+        .await
+        .expect("trigger dropped");
+    db.close().await;
+    let answered = fed
+        .gateway_gql(&shelter, "CASE_MANAGEMENT", read, variables)
+        .await;
+    assert_eq!(
+        answered.data()["survivor"]["identity"]["givenName"],
+        "Kateryna"
+    );
+    let last = fed.gateway_events().await.pop().expect("entries");
+    assert_eq!(last.reason, "FORWARDED");
 }

@@ -53,6 +53,34 @@ async fn a_stopped_node_costs_only_its_part_of_the_answer() {
     assert_eq!(named.len(), 1, "{}", partial.body);
     assert_eq!(named[0]["extensions"]["reason"], "UNREACHABLE");
     assert_eq!(named[0]["path"], json!(["referrals"]));
+    // The gateway's log names the operation when it is sent and, in a
+    // second entry of the same trace, the node that failed.
+    let events = fed.gateway_events().await;
+    let partial_entry = events
+        .iter()
+        .rev()
+        .find(|e| e.reason == "PARTIAL")
+        .expect("a PARTIAL entry for the operation a node failed");
+    let explanation = partial_entry.explanation.as_deref().unwrap_or_default();
+    assert!(
+        explanation.contains(&format!("{LEGAL}: NODE_UNAVAILABLE (UNREACHABLE)")),
+        "{explanation}"
+    );
+    assert!(
+        explanation.contains(&format!("{SHELTER}: answered")),
+        "{explanation}"
+    );
+    let forwarded_entry = events
+        .iter()
+        .rev()
+        .find(|e| e.reason == "FORWARDED" && e.trace_id == partial_entry.trace_id)
+        .expect("the FORWARDED entry of the same operation");
+    assert_eq!(forwarded_entry.subject, partial_entry.subject);
+    assert_eq!(
+        events.iter().filter(|e| e.reason == "PARTIAL").count(),
+        1,
+        "only the operation a node failed has a PARTIAL entry"
+    );
 
     // A routed read of the stopped node's record: null and named, while
     // another field of the same operation is answered.
