@@ -72,9 +72,17 @@ async fn graphiql(State(state): State<HttpState>) -> Html<String> {
     )
 }
 
-/// Ready when the audit log accepts entries (the gateway answers nothing it
-/// cannot audit). Node health is reported by the `nodeHealth` field.
+/// Ready when the gateway's audit database answers (the gateway answers
+/// nothing it cannot audit). Node health is reported by the `nodeHealth`
+/// field.
 async fn readyz(State(state): State<HttpState>) -> Response {
+    if !state.audit_db.ping().await {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "audit database unreachable",
+        )
+            .into_response();
+    }
     let (seq, _) = state.gateway.audit.head().await;
     (StatusCode::OK, format!("ready (audit head {seq})")).into_response()
 }

@@ -221,3 +221,18 @@ async fn a_mutation_whose_owner_is_down_fails_clearly_and_writes_nothing() {
         "nothing written at the clinic"
     );
 }
+
+/// The gateway's probes: `/healthz` answers while the process runs;
+/// `/readyz` is ready while its audit database answers, and names the head
+/// of its log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_probes_report_liveness_and_readiness() {
+    let fed = TestFederation::start().await;
+    let get = |path: &str| fed.client.get(format!("{}{path}", fed.gateway_base)).send();
+    let live = get("/healthz").await.expect("healthz");
+    assert_eq!(live.status(), 200);
+    let ready = get("/readyz").await.expect("readyz");
+    assert_eq!(ready.status(), 200);
+    let text = ready.text().await.expect("body");
+    assert!(text.starts_with("ready (audit head "), "{text}");
+}
