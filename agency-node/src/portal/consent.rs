@@ -203,6 +203,53 @@ fn grant_problems(
     )
 }
 
+/// What the survivor is asked to confirm.
+#[derive(Clone, Copy)]
+enum Confirming {
+    Grant,
+    Revoke,
+}
+
+/// The page that shows a consent to be given or withdrawn, in the
+/// survivor's words, before anything is written.
+fn confirm_page(
+    chrome: Chrome,
+    confirming: Confirming,
+    agency_name: &str,
+    (categories, purposes): (&[Category], &[Purpose]),
+    until: Option<OffsetDateTime>,
+    hidden: Vec<(&'static str, String)>,
+) -> ConfirmPage {
+    let (heading, summary, button, action) = match confirming {
+        Confirming::Grant => (
+            "grant-confirm-heading",
+            "grant-confirm-summary",
+            "grant-confirm-button",
+            "/grant/confirm",
+        ),
+        Confirming::Revoke => (
+            "revoke-confirm-heading",
+            "revoke-confirm-summary",
+            "revoke-confirm-button",
+            "/revoke/confirm",
+        ),
+    };
+    ConfirmPage {
+        heading: chrome.t(heading),
+        summary: chrome.t1(summary, "agency", agency_name),
+        parts: categories
+            .iter()
+            .map(|c| category_text(&chrome, *c))
+            .collect(),
+        purposes: purposes.iter().map(|p| purpose_text(&chrome, *p)).collect(),
+        until: until_text(&chrome, until),
+        action,
+        hidden,
+        button: chrome.t(button),
+        chrome,
+    }
+}
+
 pub(super) async fn grant_review(
     State(portal): State<Arc<Portal>>,
     headers: HeaderMap,
@@ -231,25 +278,14 @@ pub(super) async fn grant_review(
                     .map(|p| ("purpose", p.as_str().to_owned())),
             );
             hidden.push(("until", date_text(request.last_day.midnight().assume_utc())));
-            let page = ConfirmPage {
-                heading: chrome.t("grant-confirm-heading"),
-                summary: chrome.t1("grant-confirm-summary", "agency", &name),
-                parts: request
-                    .categories
-                    .iter()
-                    .map(|c| category_text(&chrome, *c))
-                    .collect(),
-                purposes: request
-                    .purposes
-                    .iter()
-                    .map(|p| purpose_text(&chrome, *p))
-                    .collect(),
-                until: until_text(&chrome, Some(request.valid_until())),
-                action: "/grant/confirm",
-                hidden,
-                button: chrome.t("grant-confirm-button"),
+            let page = confirm_page(
                 chrome,
-            };
+                Confirming::Grant,
+                &name,
+                (&request.categories, &request.purposes),
+                Some(request.valid_until()),
+                hidden,
+            );
             html(&visit, StatusCode::OK, page)
         }
         Err(problems) => grant_problems(&portal, &visit, chrome, &form, problems),
@@ -390,25 +426,14 @@ pub(super) async fn revoke_review(
     };
     let chrome = portal.chrome(&visit, "/home");
     let name = agency_label(&portal, &chrome, &grant.grantee);
-    let page = ConfirmPage {
-        heading: chrome.t("revoke-confirm-heading"),
-        summary: chrome.t1("revoke-confirm-summary", "agency", &name),
-        parts: grant
-            .categories
-            .iter()
-            .map(|c| category_text(&chrome, *c))
-            .collect(),
-        purposes: grant
-            .purposes
-            .iter()
-            .map(|p| purpose_text(&chrome, *p))
-            .collect(),
-        until: until_text(&chrome, grant.valid_until),
-        action: "/revoke/confirm",
-        hidden: vec![("grant", grant.id.clone())],
-        button: chrome.t("revoke-confirm-button"),
+    let page = confirm_page(
         chrome,
-    };
+        Confirming::Revoke,
+        &name,
+        (&grant.categories, &grant.purposes),
+        grant.valid_until,
+        vec![("grant", grant.id.clone())],
+    );
     html(&visit, StatusCode::OK, page)
 }
 

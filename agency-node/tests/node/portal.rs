@@ -218,6 +218,11 @@ async fn a_survivor_grants_and_withdraws_consent_and_sees_who_looked(backend: Ba
     assert_eq!(review.status, StatusCode::OK, "{}", review.body);
     assert!(review.body.contains("action=\"/grant/confirm\""));
     assert!(
+        review.body.contains("Please check before you agree"),
+        "the confirmation speaks the survivor's language: {}",
+        review.body
+    );
+    assert!(
         legal_reads_legal_status(&node, &survivor).await["legal"].is_null(),
         "nothing is granted before the survivor confirms"
     );
@@ -247,6 +252,12 @@ async fn a_survivor_grants_and_withdraws_consent_and_sees_who_looked(backend: Ba
         .post("/revoke", &[("csrf", &csrf), ("grant", &grant_id)])
         .await;
     assert_eq!(review.status, StatusCode::OK, "{}", review.body);
+    assert!(review.body.contains("action=\"/revoke/confirm\""));
+    assert!(
+        review.body.contains("Withdraw permission?"),
+        "{}",
+        review.body
+    );
     assert_eq!(
         legal_reads_legal_status(&node, &survivor).await["legal"]["immigrationStatus"],
         "pending",
