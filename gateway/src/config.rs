@@ -104,6 +104,13 @@ pub struct NodesConfig {
     pub cool_down_ms: u64,
     /// Idle keep-alive connections kept per node.
     pub pool_max_idle_per_node: usize,
+    /// Requests in flight to one node at most. A request beyond it waits
+    /// for a free slot within the node's timeout; if none frees in time it
+    /// fails with `NODE_UNAVAILABLE` (reason `SATURATED`) without being sent,
+    /// so a mutation is certainly not applied, and the circuit is left
+    /// alone. Bounds the gateway's connections and memory under load and
+    /// shields a slow node from a pile-up.
+    pub max_in_flight_per_node: usize,
     /// Largest node answer read, in bytes.
     pub max_response_bytes: usize,
 }
@@ -116,6 +123,7 @@ impl Default for NodesConfig {
             failure_threshold: 3,
             cool_down_ms: 10_000,
             pool_max_idle_per_node: 32,
+            max_in_flight_per_node: 16,
             max_response_bytes: 8 * 1024 * 1024,
         }
     }
@@ -260,6 +268,9 @@ impl GatewayConfig {
         if n.failure_threshold == 0 || n.cool_down_ms == 0 {
             return invalid("nodes.failure_threshold and nodes.cool_down_ms must be positive");
         }
+        if !(1..=4096).contains(&n.max_in_flight_per_node) {
+            return invalid("nodes.max_in_flight_per_node must be between 1 and 4096");
+        }
         if n.max_response_bytes < 1024 {
             return invalid("nodes.max_response_bytes must be at least 1 KiB");
         }
@@ -339,6 +350,15 @@ mod tests {
             .pinned_keys
             .insert("shelter-north".into(), "abcd".into());
         assert!(config.check().is_err());
+        for in_flight in [0, 4097] {
+            let mut config = GatewayConfig::new("f.toml", "d");
+            config.nodes.max_in_flight_per_node = in_flight;
+            let err = config.check().unwrap_err();
+            assert!(err.to_string().contains("max_in_flight_per_node"), "{err}");
+        }
+        let mut config = GatewayConfig::new("f.toml", "d");
+        config.graphql_path = "/".into();
+        assert!(config.check().is_err(), "the endpoint is not / alone");
         assert!(GatewayConfig::new("f.toml", "d").check().is_ok());
     }
 }

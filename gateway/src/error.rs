@@ -86,6 +86,8 @@ pub enum NodeFailure {
     NoNode,
     #[error("answered with more than {0} bytes")]
     TooLarge(usize),
+    #[error("already had {0} requests in flight and none finished in time; this one was not sent")]
+    Saturated(usize),
 }
 
 impl NodeFailure {
@@ -120,6 +122,7 @@ impl NodeFailure {
             Self::BadAnswer => "BAD_ANSWER",
             Self::NoNode => "NO_NODE",
             Self::TooLarge(_) => "TOO_LARGE",
+            Self::Saturated(_) => "SATURATED",
         }
     }
 }
@@ -184,4 +187,19 @@ pub fn tag_with_agency(mut error: Value, agency: &AgencyId) -> Value {
         }
     }
     error
+}
+
+#[cfg(test)]
+mod tests {
+    use super::NodeFailure;
+
+    /// A request refused for want of a slot was never sent: a mutation is
+    /// certainly not applied, and the node is not blamed for it.
+    #[test]
+    fn a_saturated_request_was_not_delivered_and_does_not_trip_the_breaker() {
+        let saturated = NodeFailure::Saturated(16);
+        assert!(!saturated.maybe_delivered());
+        assert!(!saturated.trips_breaker());
+        assert_eq!(saturated.reason(), "SATURATED");
+    }
 }

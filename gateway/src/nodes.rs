@@ -1,6 +1,10 @@
 //! Calling the agency nodes: one keep-alive HTTP client (mutual TLS when
-//! configured), a whole-call timeout per request, and a circuit breaker per
-//! node.
+//! configured), a whole-call timeout per request, a bound on the requests
+//! in flight to each node, and a circuit breaker per node.
+//!
+//! A request beyond `max_in_flight_per_node` waits for a slot (first come,
+//! first served) within its timeout; if none frees in time it fails as
+//! `SATURATED` without being sent.
 //!
 //! The breaker opens after `failure_threshold` consecutive failures
 //! (timeouts, refused connections, 5xx answers); while open the node is not
@@ -175,6 +179,8 @@ pub struct Nodes {
     client: reqwest::Client,
     endpoints: Vec<NodeEndpoint>,
     circuits: HashMap<AgencyId, Circuit>,
+    /// The free slots for requests in flight, per node.
+    slots: HashMap<AgencyId, tokio::sync::Semaphore>,
     config: NodesConfig,
 }
 
@@ -212,6 +218,7 @@ impl Nodes {
             .no_proxy();
         let mut endpoints = Vec::new();
         let mut circuits = HashMap::new();
+        let mut slots = HashMap::new();
         for agency in federation.agencies() {
             let Some(raw) = &agency.node_url else {
                 continue;
@@ -256,6 +263,10 @@ impl Nodes {
                 agency.id.clone(),
                 Circuit::new(config.failure_threshold, config.cool_down()),
             );
+            slots.insert(
+                agency.id.clone(),
+                tokio::sync::Semaphore::new(config.max_in_flight_per_node),
+            );
             let root = base.join("/").map_err(|e| bad(e.to_string()))?;
             endpoints.push(NodeEndpoint {
                 agency: agency.id.clone(),
@@ -274,6 +285,7 @@ impl Nodes {
             client,
             endpoints,
             circuits,
+            slots,
             config: config.clone(),
         })
     }
@@ -310,13 +322,21 @@ impl Nodes {
     ) -> Result<NodeAnswer, NodeFailure> {
         let endpoint = self.endpoint(agency).ok_or(NodeFailure::NoNode)?;
         let circuit = self.circuits.get(agency).ok_or(NodeFailure::NoNode)?;
+        let slots = self.slots.get(agency).ok_or(NodeFailure::NoNode)?;
         let admission = circuit.admit().ok_or(NodeFailure::CircuitOpen)?;
         let started = Instant::now();
-        let result = tokio::time::timeout(
-            self.config.timeout(),
-            self.send(endpoint, body, forwarded, traceparent),
-        )
-        .await;
+        let deadline = tokio::time::Instant::from_std(started + self.config.timeout());
+        // Not sent, so neither a success nor a failure of the node: a probe
+        // admission dropped unsettled lets the next request probe instead.
+        let _slot = match tokio::time::timeout_at(deadline, slots.acquire()).await {
+            Ok(Ok(slot)) => slot,
+            Ok(Err(_)) | Err(_) => {
+                return Err(NodeFailure::Saturated(self.config.max_in_flight_per_node));
+            }
+        };
+        let result =
+            tokio::time::timeout_at(deadline, self.send(endpoint, body, forwarded, traceparent))
+                .await;
         let result = match result {
             Ok(r) => r,
             Err(_) => Err(NodeFailure::Timeout(self.config.timeout_ms)),

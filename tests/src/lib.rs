@@ -43,6 +43,8 @@ pub struct Options {
     /// Serve the nodes over mutual TLS (a generated local CA) and have the
     /// gateway call them with its client certificate.
     pub tls: bool,
+    /// The gateway's bound on requests in flight to one node.
+    pub max_in_flight_per_node: usize,
 }
 
 impl Default for Options {
@@ -53,6 +55,7 @@ impl Default for Options {
             cool_down_ms: 60_000,
             silent_node: false,
             tls: false,
+            max_in_flight_per_node: 16,
         }
     }
 }
@@ -187,7 +190,8 @@ pub struct TestFederation {
     pub pki: Option<exchange_gateway::tls::DevPki>,
     gateway_shutdown: Option<oneshot::Sender<()>>,
     gateway_server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
-    _silent: Option<tokio::task::JoinHandle<()>>,
+    /// The hung node, when started with one.
+    pub silent: Option<SilentNode>,
 }
 
 /// Starts an agency node for `agency` with data in `dir/<agency>`.
@@ -238,19 +242,56 @@ pub async fn start_node(
     }
 }
 
-/// A listener that accepts connections and never answers: a hung node.
-async fn silent_listener() -> (String, tokio::task::JoinHandle<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("address"));
-    let task = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, _)) = listener.accept().await {
-            held.push(socket);
-        }
-    });
-    (url, task)
+/// A hung node: it accepts connections, reads what it is sent and never
+/// answers. It counts the GraphQL requests (POSTs) it was sent; other
+/// calls (the gateway's checkpoint collection, readiness probes) are not
+/// counted.
+pub struct SilentNode {
+    pub url: String,
+    posts: Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SilentNode {
+    async fn start() -> Self {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::AsyncReadExt as _;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        let posts = Arc::new(AtomicUsize::new(0));
+        let counting = posts.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let counting = counting.clone();
+                tokio::spawn(async move {
+                    // Hold the connection until the caller gives up on it.
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n) = socket.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                        if buf[..n].starts_with(b"POST ") {
+                            counting.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                });
+            }
+        });
+        Self { url, posts, task }
+    }
+
+    /// The GraphQL requests sent to it so far.
+    pub fn posts(&self) -> usize {
+        self.posts.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for SilentNode {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 impl TestFederation {
@@ -299,12 +340,12 @@ impl TestFederation {
                 .await,
             );
         }
-        let (silent_url, silent_task) = if options.silent_node {
-            let (url, task) = silent_listener().await;
-            (Some(url), Some(task))
+        let silent = if options.silent_node {
+            Some(SilentNode::start().await)
         } else {
-            (None, None)
+            None
         };
+        let silent_url = silent.as_ref().map(|s| s.url.clone());
         // ...and the gateway needs their URLs: rewrite the file with them
         // (the keys are reused, so the nodes' trust is unchanged).
         let urls = |agency: &str| {
@@ -324,6 +365,7 @@ impl TestFederation {
         config.nodes.connect_timeout_ms = options.node_timeout_ms.min(1_000);
         config.nodes.failure_threshold = options.failure_threshold;
         config.nodes.cool_down_ms = options.cool_down_ms;
+        config.nodes.max_in_flight_per_node = options.max_in_flight_per_node;
         if let Some(pki) = &pki {
             let id = pki
                 .identity("gateway", &["gateway.test".into()], false, true)
@@ -352,7 +394,7 @@ impl TestFederation {
             pki,
             gateway_shutdown: Some(tx),
             gateway_server: Some(gateway_server),
-            _silent: silent_task,
+            silent,
         }
     }
 

@@ -109,7 +109,7 @@ async fn a_hung_node_times_out_and_then_its_circuit_opens() {
         failure_threshold: 1,
         cool_down_ms: 600_000,
         silent_node: true,
-        tls: false,
+        ..Options::default()
     })
     .await;
     let survivor = fed.register_survivor(SHELTER, "Dara").await;
@@ -235,4 +235,62 @@ async fn the_gateway_probes_report_liveness_and_readiness() {
     assert_eq!(ready.status(), 200);
     let text = ready.text().await.expect("body");
     assert!(text.starts_with("ready (audit head "), "{text}");
+}
+
+/// With `max_in_flight_per_node = 1`, three operations at once send one
+/// request to a hung node while the first is in flight: the others wait for
+/// its slot and, when their time is up, fail as unavailable while the other
+/// nodes still answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_in_flight_to_one_node_are_bounded() {
+    let fed = TestFederation::start_with(Options {
+        node_timeout_ms: 600,
+        failure_threshold: 1_000,
+        silent_node: true,
+        max_in_flight_per_node: 1,
+        ..Options::default()
+    })
+    .await;
+    let survivor = fed.register_survivor(SHELTER, "Goran").await;
+    fed.refer(&survivor, CLINIC).await;
+    let clinic = fed.caseworker(CLINIC);
+    let silent = fed.silent.as_ref().expect("the hung node");
+
+    let ask = || fed.gateway_gql(&clinic, "REFERRAL", INCOMING, json!({}));
+    // The first request reaches the hung node at least 600 ms before its
+    // time is up: 200 ms after it arrived, no other may have been sent.
+    let watch = async {
+        while silent.posts() == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        silent.posts()
+    };
+    let (a, b, c, sent_while_first_in_flight) = tokio::join!(ask(), ask(), ask(), watch);
+    assert_eq!(
+        sent_while_first_in_flight, 1,
+        "one request at a time to the hung node"
+    );
+    for answer in [&a, &b, &c] {
+        assert_eq!(
+            answer.body["data"]["referrals"]["edges"]
+                .as_array()
+                .expect("the answering nodes' data")
+                .len(),
+            1,
+            "{}",
+            answer.body
+        );
+        let errors = answer.errors();
+        let named = node_errors(&errors, SILENT);
+        assert_eq!(named.len(), 1, "{}", answer.body);
+        let reason = named[0]["extensions"]["reason"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            reason == "TIMEOUT" || reason == "SATURATED",
+            "{}",
+            answer.body
+        );
+    }
 }
