@@ -80,6 +80,86 @@ async fn trace_context_reaches_the_entry(backend: Backend) {
 
 /// A change that fails inside its transaction writes neither the change nor
 /// its entry; the refusal itself is audited as a denial.
+/// With the audit log refusing entries (a full disk, a broken database), a
+/// read that would disclose answers `INTERNAL_SERVER_ERROR` and nothing of
+/// the record, and a change is not written; once the log accepts entries
+/// again, both work.
+async fn nothing_is_disclosed_or_changed_without_its_audit_entry(backend: Backend) {
+    use sqlx::Row as _;
+    let node = TestNode::start(backend).await;
+    let survivor = node.register_full_survivor("Unlogged").await;
+    node.grant(
+        &survivor,
+        SHELTER,
+        &["IDENTITY"],
+        &["SERVICE_COORDINATION"],
+        json!({}),
+    )
+    .await;
+    let pool = node.state.db.pool();
+    let (block, unblock): (&[&str], &[&str]) = match backend {
+        Backend::Sqlite => (
+            &[
+                "CREATE TRIGGER audit_log_unwritable BEFORE INSERT ON audit_log \
+               BEGIN SELECT RAISE(ABORT, 'disk full'); END",
+            ],
+            &["DROP TRIGGER audit_log_unwritable"],
+        ),
+        Backend::Postgres => (
+            &[
+                "CREATE FUNCTION audit_log_unwritable() RETURNS trigger AS $$ \
+                 BEGIN RAISE EXCEPTION 'disk full'; END $$ LANGUAGE plpgsql",
+                "CREATE TRIGGER audit_log_unwritable BEFORE INSERT ON audit_log \
+                 FOR EACH ROW EXECUTE FUNCTION audit_log_unwritable()",
+            ],
+            &[
+                "DROP TRIGGER audit_log_unwritable ON audit_log",
+                "DROP FUNCTION audit_log_unwritable()",
+            ],
+        ),
+    };
+    for sql in block {
+        sqlx::query(sql).execute(pool).await.unwrap();
+    }
+    let grants = || async {
+        sqlx::query("SELECT COUNT(*) AS n FROM consent_grants")
+            .fetch_one(pool)
+            .await
+            .unwrap()
+            .get::<i64, _>("n")
+    };
+    let grants_before = grants().await;
+    let entries_before = node.audit_events().await.len();
+
+    let requester = node.caseworker(SHELTER);
+    let read = node
+        .read_survivor(&requester, "SERVICE_COORDINATION", &survivor)
+        .await;
+    assert_eq!(read.code(), "INTERNAL_SERVER_ERROR", "{}", read.body);
+    assert!(!read.body.to_string().contains("Unlogged"), "{}", read.body);
+    let owner = node.caseworker(OWNER);
+    let change = node
+        .gql(
+            Some(&owner),
+            Some("CASE_MANAGEMENT"),
+            "mutation($input: RecordConsentInput!) { recordConsent(input: $input) { id } }",
+            json!({ "input": { "survivorId": survivor, "grantee": LEGAL, "categories": ["LEGAL"],
+                               "purposes": ["LEGAL_ASSISTANCE"], "method": "WITNESSED_WRITTEN" } }),
+        )
+        .await;
+    assert_eq!(change.code(), "INTERNAL_SERVER_ERROR", "{}", change.body);
+    assert_eq!(grants().await, grants_before, "the consent was not written");
+    assert_eq!(node.audit_events().await.len(), entries_before);
+
+    for sql in unblock {
+        sqlx::query(sql).execute(pool).await.unwrap();
+    }
+    let read = node
+        .read_survivor(&requester, "SERVICE_COORDINATION", &survivor)
+        .await;
+    assert!(read.body.to_string().contains("Unlogged"), "{}", read.body);
+}
+
 async fn failed_change_leaves_no_data_and_no_entry(backend: Backend) {
     let node = TestNode::start(backend).await;
     let survivor = node.register_full_survivor("Atomic").await;
@@ -312,6 +392,7 @@ on_both_backends!(
     each_request_leaves_its_entry,
     trace_context_reaches_the_entry,
     failed_change_leaves_no_data_and_no_entry,
+    nothing_is_disclosed_or_changed_without_its_audit_entry,
     audit_rows_cannot_be_updated_or_deleted,
     verify_accepts_an_untouched_log,
     verify_names_an_edited_entry,
