@@ -485,6 +485,27 @@ impl TestFederation {
         .await
     }
 
+    /// Sends a break-glass (`EMERGENCY`) operation through the gateway, with
+    /// the justification header when given.
+    pub async fn gateway_emergency(
+        &self,
+        token: &str,
+        justification: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> Gql {
+        let mut request = self
+            .client
+            .post(format!("{}/graphql", self.gateway_base))
+            .bearer_auth(token)
+            .header("x-exchange-purpose", "EMERGENCY")
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(justification) = justification {
+            request = request.header(exchange_schema::JUSTIFICATION_HEADER, justification);
+        }
+        Gql::read(request.send().await.expect("request sent")).await
+    }
+
     /// Sends an operation straight to a node.
     pub async fn node_gql(
         &self,

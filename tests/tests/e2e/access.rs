@@ -179,3 +179,52 @@ async fn the_directory_lists_agencies_to_refer_to() {
             .any(|a| a["id"] == "oversight-board" && a["hasNode"] == false)
     );
 }
+
+/// Break-glass through the gateway: the justification header travels to
+/// the owner node, which discloses under the open window and marks its
+/// entry for review with that justification; without the header the node
+/// refuses with `JUSTIFICATION_REQUIRED`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_carries_the_break_glass_justification_to_the_owner() {
+    let fed = TestFederation::start().await;
+    let survivor = fed.register_survivor(SHELTER, "Hana").await;
+    let supervisor = fed.token(CLINIC, &[Role::Supervisor]);
+    let why = "The survivor was admitted unconscious and cannot be asked.";
+    fed.gateway_emergency(
+        &supervisor,
+        None,
+        "mutation($id: ID!, $why: String!) { openBreakGlass(survivorId: $id, justification: $why) { expiresAt } }",
+        json!({ "id": survivor, "why": why }),
+    )
+    .await
+    .data();
+    let read = "query($id: ID!) { survivor(id: $id) { identity { givenName } } }";
+
+    let refused = fed
+        .gateway_emergency(&supervisor, None, read, json!({ "id": survivor }))
+        .await;
+    assert_eq!(refused.code(), "JUSTIFICATION_REQUIRED", "{}", refused.body);
+    assert!(!refused.body.to_string().contains("Hana"));
+
+    let answered = fed
+        .gateway_emergency(&supervisor, Some(why), read, json!({ "id": survivor }))
+        .await;
+    assert_eq!(
+        answered.data()["survivor"]["identity"]["givenName"],
+        "Hana",
+        "{}",
+        answered.body
+    );
+    let owner_log = exchange_e2e::events(&fed.node(SHELTER).state.db).await;
+    let marked = owner_log
+        .iter()
+        .rev()
+        .find(|e| e.kind == AuditKind::Disclosure)
+        .expect("the disclosure entry");
+    assert!(marked.break_glass, "{marked:?}");
+    assert_eq!(marked.justification.as_deref(), Some(why));
+    assert_eq!(
+        marked.actor_agency.as_ref().map(AgencyId::as_str),
+        Some(CLINIC)
+    );
+}
