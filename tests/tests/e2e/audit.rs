@@ -138,3 +138,64 @@ async fn no_answer_leaves_the_gateway_without_its_audit_entry() {
     let last = fed.gateway_events().await.pop().expect("entries");
     assert_eq!(last.reason, "FORWARDED");
 }
+
+/// An operation refused at the gateway (a bad token, an operation the
+/// schema rejects, one over the complexity limits) is recorded there as a
+/// refusal and sends nothing to any node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_operation_reaches_no_node() {
+    let fed = TestFederation::start().await;
+    let survivor = fed.register_survivor(SHELTER, "Jomo").await;
+    let node_entries = || async {
+        let mut counts = Vec::new();
+        for node in &fed.nodes {
+            counts.push(exchange_e2e::events(&node.state.db).await.len());
+        }
+        counts
+    };
+    let before = node_entries().await;
+    let gateway_before = fed.gateway_events().await.len();
+    let clinic = fed.caseworker(CLINIC);
+
+    let bad_token = fed
+        .gateway_gql(
+            "not-a-token",
+            "REFERRAL",
+            "query($id: ID!) { survivor(id: $id) { id } }",
+            json!({ "id": survivor }),
+        )
+        .await;
+    assert_eq!(bad_token.code(), "UNAUTHENTICATED");
+    let invalid = fed
+        .gateway_gql(
+            &clinic,
+            "REFERRAL",
+            "query($id: ID!) { survivor(id: $id) { id noSuchField } }",
+            json!({ "id": survivor }),
+        )
+        .await;
+    assert_eq!(invalid.code(), "BAD_USER_INPUT");
+    let aliases: Vec<String> = (0..40)
+        .map(|i| format!("a{i}: survivor(id: $id) {{ id }}"))
+        .collect();
+    let too_complex = fed
+        .gateway_gql(
+            &clinic,
+            "REFERRAL",
+            &format!("query($id: ID!) {{ {} }}", aliases.join(" ")),
+            json!({ "id": survivor }),
+        )
+        .await;
+    assert_eq!(too_complex.code(), "OPERATION_TOO_COMPLEX");
+
+    assert_eq!(node_entries().await, before, "no node was asked anything");
+    let refusals: Vec<_> = fed.gateway_events().await[gateway_before..]
+        .iter()
+        .map(|e| (e.decision, e.reason.clone()))
+        .collect();
+    assert_eq!(refusals.len(), 3, "{refusals:?}");
+    assert!(
+        refusals.iter().all(|(d, _)| *d == Decision::Deny),
+        "{refusals:?}"
+    );
+}
