@@ -67,6 +67,42 @@ fn verify(node: &TestNode, file: &Path, extra: &[&str]) -> (bool, String) {
     node.cli(&args)
 }
 
+/// The head is signed just before an export: with entries written since
+/// the last checkpoint, the export still carries a checkpoint at its last
+/// entry, so every exported entry is covered by a signature.
+async fn an_export_is_signed_through_its_last_entry(backend: Backend) {
+    let (node, _) = busy_node(backend).await;
+    // New entries after busy_node's checkpoint, and no checkpoint for them.
+    let survivor = node.register_full_survivor("Unsigned yet").await;
+    node.read_survivor(&node.caseworker(SHELTER), "SERVICE_COORDINATION", &survivor)
+        .await;
+    let auditor = node.token(OVERSIGHT, &[Role::Auditor]);
+    let (status, body) = get(&node, "/audit/export?format=jsonl", Some(&auditor)).await;
+    assert_eq!(status, 200, "{body}");
+    let lines: Vec<Value> = body
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .collect();
+    let last_seq = lines[0]["last_seq"]
+        .as_u64()
+        .expect("the header's last_seq");
+    let signed_through = lines
+        .iter()
+        .filter(|l| l["type"] == "checkpoint")
+        .filter_map(|l| l["seq"].as_u64())
+        .max()
+        .expect("checkpoints in the export");
+    assert_eq!(
+        signed_through, last_seq,
+        "the last exported entry is signed"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "export.jsonl", &body);
+    let key = node.state.audit.public_key_hex();
+    let (ok, out) = verify(&node, &file, &["--public-key", &key]);
+    assert!(ok, "{out}");
+}
+
 /// Auditors export a filtered log that verifies offline; the export is
 /// audited; bad filters and unauthorised callers get stable codes.
 async fn auditors_export_a_verifiable_log(backend: Backend) {
@@ -403,6 +439,7 @@ async fn a_re_signed_fork_is_caught_by_collected_checkpoints(backend: Backend) {
 
 on_both_backends!(
     auditors_export_a_verifiable_log,
+    an_export_is_signed_through_its_last_entry,
     checkpoints_are_served_to_collectors,
     verify_names_every_kind_of_tampering,
     a_re_signed_fork_is_caught_by_collected_checkpoints,

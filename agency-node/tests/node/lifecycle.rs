@@ -26,10 +26,66 @@ fn help_documents_every_subcommand() {
     assert!(run(&["dev", "token", "--help"]).contains("--role"));
 }
 
-/// A node started as a process stops on SIGTERM with exit status 0, and its
-/// log verifies afterwards with its own key pinned.
+/// Starts `agency-node serve` with `config` and waits until `port` is ready.
+async fn serve(config: &std::path::Path, port: u16) -> std::process::Child {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_agency-node"))
+        .args(["--config", config.to_str().unwrap(), "serve"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    for _ in 0..100 {
+        if let Ok(r) = client
+            .get(format!("http://127.0.0.1:{port}/readyz"))
+            .send()
+            .await
+            && r.status().is_success()
+        {
+            return child;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = child.kill();
+    panic!("node did not become ready");
+}
+
+/// One unauthenticated request: one audit entry.
+async fn knock(port: u16) {
+    let denied = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/graphql"))
+        .header("content-type", "application/json")
+        .body("{\"query\":\"{ agency { id } }\"}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), 401);
+}
+
+/// Sends SIGTERM and waits (at most 10 s) for a clean exit.
+async fn terminate(mut child: std::process::Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for _ in 0..100 {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "exit status {status:?}");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = child.kill();
+    panic!("node did not stop within 10 s of SIGTERM")
+}
+
+/// A node started as a process stops on SIGTERM with exit status 0 after
+/// signing a final checkpoint; a second start on the same configuration
+/// reuses its database and its signing key, so the log of both runs
+/// verifies as one with the first run's key pinned.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_stops_the_node_cleanly() {
+async fn sigterm_stops_the_node_cleanly_and_a_second_start_reuses_its_data_and_key() {
     // Borrow a test federation and data directory from the harness.
     let mut harness = TestNode::start(Backend::Sqlite).await;
     harness.stop().await;
@@ -49,77 +105,58 @@ async fn sigterm_stops_the_node_cleanly() {
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_agency-node"))
-        .args(["--config", config.to_str().unwrap(), "serve"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let client = reqwest::Client::new();
-    let mut ready = false;
-    for _ in 0..100 {
-        if let Ok(r) = client
-            .get(format!("http://127.0.0.1:{port}/readyz"))
-            .send()
-            .await
-        {
-            ready = r.status().is_success();
-            if ready {
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(ready, "node became ready");
-    // One unauthenticated request leaves one audit entry to checkpoint.
-    let denied = client
-        .post(format!("http://127.0.0.1:{port}/graphql"))
-        .header("content-type", "application/json")
-        .body("{\"query\":\"{ agency { id } }\"}")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(denied.status(), 401);
+    let key_file = data_dir.join(agency_node::app::NODE_KEY_FILE);
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let mut exited = None;
-    for _ in 0..100 {
-        if let Some(status) = child.try_wait().unwrap() {
-            exited = Some(status);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let exited = exited.unwrap_or_else(|| {
-        let _ = child.kill();
-        panic!("node did not stop within 10 s of SIGTERM")
-    });
-    assert!(exited.success(), "exit status {exited:?}");
-
-    let key = aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8(
-        &std::fs::read(data_dir.join(agency_node::app::NODE_KEY_FILE)).unwrap(),
-    )
-    .unwrap();
+    let first = serve(&config, port).await;
+    knock(port).await;
+    terminate(first).await;
+    let key_bytes = std::fs::read(&key_file).unwrap();
+    let key = aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8(&key_bytes).unwrap();
     let public = hex::encode(aws_lc_rs::signature::KeyPair::public_key(&key).as_ref());
-    let out = Command::new(env!("CARGO_BIN_EXE_agency-node"))
-        .args([
-            "audit",
-            "verify",
-            "--data-dir",
-            data_dir.to_str().unwrap(),
-            "--public-key",
-            &public,
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let verify = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_agency-node"))
+            .args([
+                "audit",
+                "verify",
+                "--data-dir",
+                data_dir.to_str().unwrap(),
+                "--public-key",
+                &public,
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{text}");
+        text
+    };
+    let text = verify();
     assert!(
         text.contains("checkpoint"),
         "a final checkpoint was signed on shutdown: {text}"
     );
+
+    let second = serve(&config, port).await;
+    knock(port).await;
+    terminate(second).await;
+    assert_eq!(
+        std::fs::read(&key_file).unwrap(),
+        key_bytes,
+        "the second start kept the signing key"
+    );
+    verify();
+    let db = agency_node::store::Db::connect(&agency_node::store::sqlite_url(&data_dir))
+        .await
+        .unwrap();
+    let entries = audit_entry_count(&db).await;
+    db.close().await;
+    assert_eq!(entries, 2, "one log across both runs");
+}
+
+async fn audit_entry_count(db: &agency_node::store::Db) -> i64 {
+    use sqlx::Row as _;
+    sqlx::query("SELECT COUNT(*) AS n FROM audit_log")
+        .fetch_one(db.pool())
+        .await
+        .unwrap()
+        .get::<i64, _>("n")
 }
