@@ -339,7 +339,46 @@ mod tests {
         assert!(!handshake(server.clone(), foreign, "node.a.example").await);
 
         // The client checks the node's name too.
-        assert!(!handshake(server, good, "node.b.example").await);
+        assert!(!handshake(server, good.clone(), "node.b.example").await);
+
+        // And trusts only its own CA: a node certificate with the right name
+        // from another CA is refused.
+        let impostor = other
+            .identity("node-a", &["node.a.example".into()], true, false)
+            .unwrap();
+        let impostor_server =
+            server_config(&impostor.cert_file, &impostor.key_file, &pki.ca_file()).unwrap();
+        assert!(!handshake(impostor_server, good, "node.a.example").await);
+    }
+
+    /// Private keys (the CA's and each identity's) are readable by their
+    /// owner only.
+    #[cfg(unix)]
+    #[test]
+    fn private_keys_are_written_owner_only() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let pki = DevPki::load_or_create(dir.path()).unwrap();
+        let node = pki
+            .identity("node-a", &["a.example".into()], true, false)
+            .unwrap();
+        let mut keys = vec![node.key_file.clone()];
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            if path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().ends_with(".key.pem"))
+            {
+                keys.push(path);
+            }
+        }
+        keys.sort();
+        keys.dedup();
+        assert!(keys.len() >= 2, "the CA's key and the node's: {keys:?}");
+        for key in keys {
+            let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", key.display());
+        }
     }
 
     #[test]
