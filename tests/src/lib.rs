@@ -45,6 +45,8 @@ pub struct Options {
     pub tls: bool,
     /// The gateway's bound on requests in flight to one node.
     pub max_in_flight_per_node: usize,
+    /// How often the gateway collects the nodes' checkpoints by itself.
+    pub collect_interval_secs: u64,
 }
 
 impl Default for Options {
@@ -56,6 +58,7 @@ impl Default for Options {
             silent_node: false,
             tls: false,
             max_in_flight_per_node: 16,
+            collect_interval_secs: 300,
         }
     }
 }
@@ -366,6 +369,7 @@ impl TestFederation {
         config.nodes.failure_threshold = options.failure_threshold;
         config.nodes.cool_down_ms = options.cool_down_ms;
         config.nodes.max_in_flight_per_node = options.max_in_flight_per_node;
+        config.auditors.collect_interval_secs = options.collect_interval_secs;
         if let Some(pki) = &pki {
             let id = pki
                 .identity("gateway", &["gateway.test".into()], false, true)

@@ -686,6 +686,67 @@ async fn collected_checkpoints_reveal_a_rewritten_and_re_signed_history() {
     )
     .unwrap();
     assert_eq!(load_checkpoints(evidence.as_bytes()).unwrap().len(), 1);
+
+    // A later round asks that node nothing and adds no evidence.
+    let (_, later) = collect(token.clone()).await;
+    let clinic_later = later["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["agency"] == CLINIC)
+        .cloned()
+        .unwrap();
+    assert_eq!(clinic_later["outcome"], "FORK", "{later}");
+    assert!(
+        clinic_later["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("nothing more is collected"),
+        "{later}"
+    );
+    let evidence = std::fs::read_to_string(
+        fed.gateway_data_dir
+            .join(exchange_gateway::audit::FORKS_FILE),
+    )
+    .unwrap();
+    assert_eq!(load_checkpoints(evidence.as_bytes()).unwrap().len(), 1);
+}
+
+/// Without anyone asking, the gateway collects every node's checkpoints
+/// each `collect_interval_secs`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoints_are_collected_on_the_interval() {
+    let fed = TestFederation::start_with(Options {
+        collect_interval_secs: 1,
+        ..Options::default()
+    })
+    .await;
+    for agency in [SHELTER, LEGAL, CLINIC] {
+        fed.register_survivor(agency, "Collected").await;
+    }
+    for node in &fed.nodes {
+        node.state.audit.checkpoint_now().await.unwrap();
+    }
+    let file = fed
+        .gateway_data_dir
+        .join(exchange_gateway::audit::COLLECTED_FILE);
+    let mut logs = Vec::new();
+    for _ in 0..100 {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        logs = load_checkpoints(text.as_bytes())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|cp| cp.log_id)
+            .collect();
+        if [SHELTER, LEGAL, CLINIC]
+            .iter()
+            .all(|a| logs.iter().any(|l| l == a))
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("not every node's checkpoints were collected within 10 s: {logs:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
