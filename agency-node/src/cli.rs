@@ -195,7 +195,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Schema => {
-            print!("{}", crate::graphql::subgraph_sdl());
+            write_stdout(&crate::graphql::subgraph_sdl());
             Ok(ExitCode::SUCCESS)
         }
         Command::Audit(AuditCommand::Verify(args)) => {
@@ -288,7 +288,7 @@ fn dev_token(config: Option<&std::path::Path>, args: TokenArgs) -> anyhow::Resul
         let token = idp.mint(&request)?;
         match verifier.verify(&token) {
             Ok(_) => {
-                println!("{token}");
+                say(&token);
                 return Ok(ExitCode::SUCCESS);
             }
             Err(err) => refused.push((idp, err.reason_code())),
@@ -335,7 +335,7 @@ fn receipt_verify(args: ReceiptVerifyArgs) -> anyhow::Result<ExitCode> {
     match outcome {
         Ok(signed) => {
             let r = &signed.receipt;
-            println!(
+            say(format!(
                 "receipt {} verifies: consent {} {} at {} for {} ({}) to see {} for {}; signed by {}",
                 r.receipt_id,
                 r.consent_record_id,
@@ -348,17 +348,17 @@ fn receipt_verify(args: ReceiptVerifyArgs) -> anyhow::Result<ExitCode> {
                 crate::store::join_wire(&r.pii_categories),
                 crate::store::join_wire(&r.purposes),
                 signed.signature.public_key,
-            );
+            ));
             if expected.is_none() {
-                println!(
+                say(
                     "note: no key was pinned (--public-key or --data-dir), so this proves the \
-                     receipt is intact, not which node signed it"
+                     receipt is intact, not which node signed it",
                 );
             }
             Ok(ExitCode::SUCCESS)
         }
         Err(err) => {
-            println!("receipt does not verify: {err}");
+            say(format!("receipt does not verify: {err}"));
             Ok(ExitCode::from(1))
         }
     }
@@ -420,15 +420,15 @@ async fn audit_verify(
     match outcome {
         Ok(reports) => {
             for report in &reports {
-                println!("{report}");
+                say(report);
             }
             if reports.is_empty() {
-                println!("the file holds no log");
+                say("the file holds no log");
             }
             Ok(ExitCode::SUCCESS)
         }
         Err(failure) => {
-            println!("FAILED: {failure}");
+            say(format!("FAILED: {failure}"));
             Ok(ExitCode::FAILURE)
         }
     }
@@ -484,4 +484,22 @@ async fn audit_export(
         summary.entries, summary.elided, summary.last_seq, summary.checkpoints
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `text` to standard output. A reader that went away (`... | head`)
+/// ends the output quietly instead of a panic; the exit status still tells
+/// the outcome.
+fn write_stdout(text: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    if let Err(err) = out.write_all(text.as_bytes()).and_then(|()| out.flush())
+        && err.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("writing to standard output: {err}");
+    }
+}
+
+/// Writes one line to standard output (see [`write_stdout`]).
+fn say(line: impl std::fmt::Display) {
+    write_stdout(&format!("{line}\n"));
 }

@@ -26,6 +26,30 @@ fn help_documents_every_subcommand() {
     assert!(run(&["dev", "token", "--help"]).contains("--role"));
 }
 
+/// `agency-node schema | head`: a reader that stops early ends the output
+/// quietly; the command does not panic on the closed pipe.
+#[test]
+fn a_reader_that_stops_early_is_not_a_crash() {
+    use std::io::Read as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_agency-node"))
+        .arg("schema")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "{status:?}: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
 /// Starts `agency-node serve` with `config` and waits until `port` is ready.
 async fn serve(config: &std::path::Path, port: u16) -> std::process::Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_agency-node"))
@@ -47,6 +71,7 @@ async fn serve(config: &std::path::Path, port: u16) -> std::process::Child {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let _ = child.kill();
+    let _ = child.wait();
     panic!("node did not become ready");
 }
 
@@ -77,6 +102,7 @@ async fn terminate(mut child: std::process::Child) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let _ = child.kill();
+    let _ = child.wait();
     panic!("node did not stop within 10 s of SIGTERM")
 }
 

@@ -18,17 +18,26 @@ on_both_backends!(
     a_new_code_ends_the_sessions_of_the_old_one,
     only_the_owning_agency_issues_consent_codes,
     a_survivor_cannot_withdraw_another_survivors_grant,
+    signing_in_issues_a_fresh_session,
+    a_cross_site_form_post_is_refused_by_sec_fetch_site,
+    only_failures_in_a_row_lock_the_code,
+    the_lock_ends_after_lockout_minutes,
 );
 
 /// How many failures lock a code in these tests.
 const MAX_FAILURES: u32 = 3;
 
 async fn start(backend: Backend) -> TestNode {
+    start_with_portal(backend, "").await
+}
+
+/// A node whose `[portal]` section has `extra` lines on top of the usual.
+async fn start_with_portal(backend: Backend, extra: &str) -> TestNode {
     TestNode::start_with(backend, |config: &mut NodeConfig| {
         config.portal = Some(
             toml::from_str(&format!(
                 "listen = \"127.0.0.1:0\"\nmax_failed_sign_ins = {MAX_FAILURES}\n\
-                 quick_exit_url = \"https://neutral.example/\"\n"
+                 quick_exit_url = \"https://neutral.example/\"\n{extra}"
             ))
             .unwrap(),
         );
@@ -132,10 +141,23 @@ impl Browser {
     }
 
     async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
-        let request = self
+        self.post_with_headers(path, fields, &[]).await
+    }
+
+    /// A form post with extra request headers (Fetch Metadata, Origin).
+    async fn post_with_headers(
+        &mut self,
+        path: &str,
+        fields: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> Page {
+        let mut request = self
             .client
             .post(format!("{}{path}", self.base))
             .form(fields);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
         self.finish(request).await
     }
 
@@ -567,6 +589,236 @@ async fn a_survivor_cannot_withdraw_another_survivors_grant(backend: Backend) {
     }
     let still = legal_reads_legal_status(&node, &theirs).await;
     assert_eq!(still["legal"]["immigrationStatus"], "pending");
+}
+
+/// Now, as the portal stores times: Unix milliseconds.
+fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// The stored `locked_until` (Unix ms) of the credential with this locator.
+async fn stored_lock(node: &TestNode, locator: &str) -> Option<i64> {
+    use sqlx::Row as _;
+    sqlx::query("SELECT locked_until FROM portal_credentials WHERE locator = $1")
+        .bind(locator)
+        .fetch_one(node.state.db.pool())
+        .await
+        .unwrap()
+        .get::<Option<i64>, _>("locked_until")
+}
+
+/// Sets the stored `locked_until` directly, as time passing would.
+async fn set_stored_lock(node: &TestNode, locator: &str, until_ms: i64) {
+    let done = sqlx::query("UPDATE portal_credentials SET locked_until = $1 WHERE locator = $2")
+        .bind(until_ms)
+        .bind(locator)
+        .execute(node.state.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(done.rows_affected(), 1);
+}
+
+/// Guards "signing in replaces the session with a fresh one (no fixation)"
+/// (`portal/session.rs`, `sign_in::sign_in`): the cookie changes at every
+/// sign-in, and the token held before it, planted or seen, is ended: it
+/// neither reaches /home nor keeps its CSRF token.
+async fn signing_in_issues_a_fresh_session(backend: Backend) {
+    let node = start(backend).await;
+    let survivor = node.register_full_survivor("Ivo").await;
+    let code = issue_code(&node, &survivor).await;
+    let mut browser = Browser::new(&node);
+    let anonymous_csrf = browser.get("/").await.csrf();
+    let anonymous = browser
+        .cookie
+        .clone()
+        .expect("every visitor gets a session");
+
+    let page = browser
+        .post(
+            "/sign-in",
+            &[("csrf", &anonymous_csrf), ("code", &code), ("pin", "")],
+        )
+        .await;
+    assert_eq!(page.location(), "/pin", "{}", page.body);
+    let signed_in = browser.cookie.clone().expect("a session cookie");
+    assert_ne!(
+        signed_in, anonymous,
+        "signing in issues a new session token"
+    );
+
+    // Choosing the PIN keeps the signed-in session, never the old one.
+    let csrf = browser.get("/pin").await.csrf();
+    let page = browser
+        .post(
+            "/pin",
+            &[("csrf", &csrf), ("pin", "314159"), ("pin_again", "314159")],
+        )
+        .await;
+    assert_eq!(page.location(), "/home", "{}", page.body);
+    assert_ne!(browser.cookie.as_deref(), Some(anonymous.as_str()));
+    assert_eq!(browser.get("/home").await.status, StatusCode::OK);
+
+    // Whoever holds the pre-sign-in token is signed out, and that session is
+    // gone: its CSRF token is refused with it.
+    let mut fixer = Browser::new(&node);
+    fixer.cookie = Some(anonymous.clone());
+    let page = fixer.get("/home").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(page.location(), "/");
+    fixer.cookie = Some(anonymous.clone());
+    let page = fixer
+        .post(
+            "/sign-in",
+            &[
+                ("csrf", &anonymous_csrf),
+                ("code", &code),
+                ("pin", "314159"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert_eq!(page.error_code(), "CSRF_TOKEN_INVALID");
+
+    // Signing in with a chosen PIN issues a fresh session too.
+    let mut again = Browser::new(&node);
+    let csrf = again.get("/").await.csrf();
+    let before = again.cookie.clone().expect("a session cookie");
+    let page = again
+        .post(
+            "/sign-in",
+            &[("csrf", &csrf), ("code", &code), ("pin", "314159")],
+        )
+        .await;
+    assert_eq!(page.location(), "/home", "{}", page.body);
+    assert_ne!(again.cookie.as_deref(), Some(before.as_str()));
+    let mut fixer = Browser::new(&node);
+    fixer.cookie = Some(before);
+    assert_eq!(fixer.get("/home").await.location(), "/");
+}
+
+/// Guards the Fetch Metadata check on form posts (README, "Safety";
+/// `checked_form` in `portal/mod.rs`): `Sec-Fetch-Site: cross-site` is
+/// refused even with the right cookie and CSRF token and no `Origin`, and
+/// never reaches the sign-in; `same-origin` and `none` pass.
+async fn a_cross_site_form_post_is_refused_by_sec_fetch_site(backend: Backend) {
+    let node = start(backend).await;
+    let survivor = node.register_full_survivor("Jun").await;
+    let code = issue_code(&node, &survivor).await;
+    let mut browser = Browser::new(&node);
+    let csrf = browser.get("/").await.csrf();
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("code", code.as_str()),
+        ("pin", ""),
+    ];
+    let before = node.audit_events().await.len();
+
+    let page = browser
+        .post_with_headers("/sign-in", &fields, &[("sec-fetch-site", "cross-site")])
+        .await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.body);
+    assert_eq!(page.error_code(), "CSRF_TOKEN_INVALID");
+    assert_eq!(
+        node.audit_events().await.len(),
+        before,
+        "a cross-site post never reaches the sign-in"
+    );
+
+    // The same cookie and token from the portal's own page work.
+    let page = browser
+        .post_with_headers("/sign-in", &fields, &[("sec-fetch-site", "same-origin")])
+        .await;
+    assert_eq!(page.location(), "/pin", "{}", page.body);
+
+    // `none` (the user's own action) passes too.
+    let mut typed = Browser::new(&node);
+    let csrf = typed.get("/").await.csrf();
+    let page = typed
+        .post_with_headers(
+            "/sign-in",
+            &[
+                ("csrf", csrf.as_str()),
+                ("code", code.as_str()),
+                ("pin", ""),
+            ],
+            &[("sec-fetch-site", "none")],
+        )
+        .await;
+    assert_eq!(page.location(), "/pin", "{}", page.body);
+}
+
+/// Guards "after `max_failed_sign_ins` failures in a row" (README, "Signing
+/// in"; `credentials::sign_in` clears the count on success): failures on
+/// both sides of a successful sign-in do not add up to a lock.
+async fn only_failures_in_a_row_lock_the_code(backend: Backend) {
+    let node = start(backend).await;
+    let survivor = node.register_full_survivor("Kim").await;
+    let code = issue_code(&node, &survivor).await;
+    Browser::new(&node).first_sign_in(&code, "271828").await;
+
+    let mut stranger = Browser::new(&node);
+    for round in ["before", "after"] {
+        for attempt in 1..MAX_FAILURES {
+            let page = stranger.sign_in(&code, "000000").await;
+            assert_eq!(page.status, StatusCode::UNAUTHORIZED, "{round} {attempt}");
+            assert_eq!(page.error_code(), "SIGN_IN_REFUSED", "{round} {attempt}");
+        }
+        // The right PIN still works, and the count starts afresh.
+        let page = Browser::new(&node).sign_in(&code, "271828").await;
+        assert_eq!(page.location(), "/home", "{round}: {}", page.body);
+    }
+    assert_eq!(stored_lock(&node, &code[..4]).await, None);
+    assert!(
+        !node
+            .audit_events()
+            .await
+            .iter()
+            .any(|e| e.reason == "LOCKED_OUT"),
+        "no lock from failures that were not in a row"
+    );
+}
+
+/// Guards "locked for `lockout_minutes`" (README, "Signing in";
+/// `credentials::sign_in`): the stored lock ends that long after the last
+/// failure, and once it has passed the right code and PIN sign in again.
+async fn the_lock_ends_after_lockout_minutes(backend: Backend) {
+    const LOCKOUT_MINUTES: i64 = 7;
+    let node = start_with_portal(backend, &format!("lockout_minutes = {LOCKOUT_MINUTES}\n")).await;
+    let survivor = node.register_full_survivor("Lea").await;
+    let code = issue_code(&node, &survivor).await;
+    let locator = &code[..4];
+    Browser::new(&node).first_sign_in(&code, "161803").await;
+
+    let mut stranger = Browser::new(&node);
+    for _ in 1..MAX_FAILURES {
+        let page = stranger.sign_in(&code, "000000").await;
+        assert_eq!(page.error_code(), "SIGN_IN_REFUSED");
+    }
+    let started = now_ms();
+    let page = stranger.sign_in(&code, "000000").await;
+    let finished = now_ms();
+    assert_eq!(page.error_code(), "CODE_LOCKED");
+    let until = stored_lock(&node, locator)
+        .await
+        .expect("the code is locked");
+    let lockout = LOCKOUT_MINUTES * 60_000;
+    assert!(
+        (started + lockout..=finished + lockout).contains(&until),
+        "locked until {until}, expected {LOCKOUT_MINUTES} minutes after {started}..={finished}"
+    );
+    let page = Browser::new(&node).sign_in(&code, "161803").await;
+    assert_eq!(page.error_code(), "CODE_LOCKED", "the right PIN waits too");
+
+    // Time passes: the lock is now a second in the past.
+    set_stored_lock(&node, locator, now_ms() - 1_000).await;
+    let page = Browser::new(&node).sign_in(&code, "161803").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    assert_eq!(page.location(), "/home");
+    assert_eq!(
+        stored_lock(&node, locator).await,
+        None,
+        "signing in clears the ended lock"
+    );
 }
 
 #[tokio::test]

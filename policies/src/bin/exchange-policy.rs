@@ -87,11 +87,11 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Validate { dir } => match load(dir.as_ref(), EngineOptions::default()) {
             Ok(engine) => {
-                println!(
+                say(format!(
                     "OK: {} policies valid; policy set {}",
                     engine.policies().len(),
                     engine.set_hash()
-                );
+                ));
                 ExitCode::SUCCESS
             }
             Err(err) => {
@@ -133,8 +133,21 @@ fn main() -> ExitCode {
                 },
                 justification,
             };
-            println!("{}", scenario.explain(&engine, category));
+            say(scenario.explain(&engine, category));
             ExitCode::SUCCESS
         }
+    }
+}
+
+/// Writes one line to standard output. A reader that went away
+/// (`... | head`) ends the output quietly instead of a panic; the exit
+/// status still tells the outcome.
+fn say(line: impl std::fmt::Display) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    if let Err(err) = writeln!(out, "{line}").and_then(|()| out.flush())
+        && err.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("writing to standard output: {err}");
     }
 }
