@@ -5,7 +5,7 @@
 //! They are a small async-graphql schema of their own; the planner sends it
 //! exactly the client's selection of these fields, like it does to a node.
 //! Its SDL must match the gateway's part of `schema/federation.graphql`
-//! (checked by `gateway/tests/schema_contract.rs`).
+//! (checked by `gateway/tests/gateway/schema_contract.rs`).
 
 use std::sync::Arc;
 

@@ -26,6 +26,36 @@ fn help_documents_every_subcommand() {
     assert!(run(&["dev", "token", "--help"]).contains("--role"));
 }
 
+/// `AGENCY_NODE__*` environment variables override the configuration file
+/// (nested sections with `__`): each one below makes the valid reference
+/// file invalid, and the node refuses to start naming the field.
+#[test]
+fn environment_variables_override_the_file() {
+    let reference =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/agency-node.toml");
+    for (name, value, field) in [
+        ("AGENCY_NODE__MAX_BODY_BYTES", "1", "max_body_bytes"),
+        (
+            "AGENCY_NODE__BREAK_GLASS__WINDOW_MINUTES",
+            "100000",
+            "break_glass.window_minutes",
+        ),
+        ("AGENCY_NODE__AGENCY", "Not An Agency", "agency"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_agency-node"))
+            .args(["--config", reference.to_str().unwrap(), "serve"])
+            .env(name, value)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{name}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("invalid configuration") && err.contains(field),
+            "{name}: {err}"
+        );
+    }
+}
+
 /// `agency-node schema | head`: a reader that stops early ends the output
 /// quietly; the command does not panic on the closed pipe.
 #[test]
