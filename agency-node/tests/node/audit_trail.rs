@@ -48,7 +48,12 @@ async fn each_request_leaves_its_entry(backend: Backend) {
         read.purpose,
         Some(exchange_schema::Purpose::ServiceCoordination)
     );
-    assert!(read.policy_set.is_some() && read.explanation.is_some() && read.trace_id.is_some());
+    assert_eq!(
+        read.policy_set.as_deref(),
+        Some(node.state.policies.set_hash()),
+        "the entry names the policy set the node loaded"
+    );
+    assert!(read.explanation.is_some() && read.trace_id.is_some());
     let stored = serde_json::to_string(&events).unwrap();
     for secret in ["Safe house 7", "invented note", "Trail", "+00 000 0000"] {
         assert!(

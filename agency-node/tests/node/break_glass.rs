@@ -524,7 +524,11 @@ async fn every_break_glass_access_is_audited_and_listed_for_auditors(backend: Ba
             Some(exchange_schema::Purpose::Emergency),
             "{e:?}"
         );
-        assert!(e.policy_set.is_some(), "{e:?}");
+        assert_eq!(
+            e.policy_set.as_deref(),
+            Some(node.state.policies.set_hash()),
+            "{e:?}"
+        );
     }
     for e in &reads {
         let explanation = e.explanation.as_deref().unwrap_or_default();
