@@ -186,6 +186,25 @@ mod tests {
         assert!(store.get(&token).is_none());
     }
 
+    /// However active, a signed-in session ends four hours after sign-in;
+    /// an anonymous one lives as long as it is used.
+    #[test]
+    fn a_signed_in_session_ends_after_its_absolute_lifetime() {
+        let store = SessionStore::new(Duration::from_secs(24 * 3600));
+        let who = SignedIn {
+            survivor_id: "a".into(),
+            code_issued_at: OffsetDateTime::UNIX_EPOCH,
+            pin_chosen: true,
+        };
+        let (_, signed_in) = store.create(None, Some(who));
+        let (_, anonymous) = store.create(None, None);
+        let just_before = signed_in.created + ABSOLUTE_LIFETIME - Duration::from_secs(1);
+        let just_after = signed_in.created + ABSOLUTE_LIFETIME + Duration::from_secs(1);
+        assert!(store.alive(&signed_in, just_before));
+        assert!(!store.alive(&signed_in, just_after));
+        assert!(store.alive(&anonymous, just_after));
+    }
+
     #[test]
     fn signing_a_survivor_out_ends_their_sessions_only() {
         let store = SessionStore::new(Duration::from_secs(60));
