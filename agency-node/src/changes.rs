@@ -17,6 +17,22 @@ use crate::store::referrals::{ReferralEvent, ReferralRecord};
 use crate::store::survivors::SurvivorRecord;
 use crate::store::{grants, portal, referrals, survivors};
 
+/// Inside a change's transaction: the survivor must (still) exist, or the
+/// change fails with [`NodeError::NotFound`] and nothing is written.
+pub async fn require_survivor(
+    conn: &mut sqlx::AnyConnection,
+    survivor_id: &str,
+) -> Result<(), NodeError> {
+    if survivors::exists(conn, survivor_id)
+        .await
+        .map_err(NodeError::internal)?
+    {
+        Ok(())
+    } else {
+        Err(NodeError::NotFound("survivor"))
+    }
+}
+
 /// Stores a new survivor's record; returns its global ID.
 pub async fn register_survivor(
     state: &NodeState,
@@ -69,12 +85,7 @@ pub async fn record_consent(
         .audit
         .record(move |conn| {
             Box::pin(async move {
-                if !survivors::exists(conn, &local)
-                    .await
-                    .map_err(NodeError::internal)?
-                {
-                    return Err(NodeError::NotFound("survivor"));
-                }
+                require_survivor(conn, &local).await?;
                 grants::insert(conn, &stored)
                     .await
                     .map_err(NodeError::internal)?;

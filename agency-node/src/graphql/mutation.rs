@@ -489,12 +489,7 @@ impl Mutation {
             .audit
             .record(move |conn| {
                 Box::pin(async move {
-                    if !survivors::exists(conn, &local)
-                        .await
-                        .map_err(NodeError::internal)?
-                    {
-                        return Err(NodeError::NotFound("survivor"));
-                    }
+                    crate::changes::require_survivor(conn, &local).await?;
                     break_glass::insert(conn, &stored)
                         .await
                         .map_err(NodeError::internal)?;

@@ -198,12 +198,7 @@ pub async fn issue(
         .audit
         .record(move |conn| {
             Box::pin(async move {
-                if !crate::store::survivors::exists(conn, &credential.survivor_id)
-                    .await
-                    .map_err(NodeError::internal)?
-                {
-                    return Err(NodeError::NotFound("survivor"));
-                }
+                crate::changes::require_survivor(conn, &credential.survivor_id).await?;
                 store::replace_credential(conn, &credential)
                     .await
                     .map_err(|e| {
