@@ -1,13 +1,11 @@
 //! Token verification: every accepted and every rejected case, each rejection
 //! checked by its stable reason code.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::*;
 use aws_lc_rs::hmac;
-use common::*;
 use exchange_schema::{AgencyKind, Role};
 use exchange_trust::{
     AuthError, Federation, MintRequest, SigningKey, TokenAlgorithm, TokenVerifier, VerifierConfig,

@@ -1,13 +1,11 @@
 //! The federation file and the development identity provider: what loads,
 //! what is refused, and that every refusal names the agency and the field.
 
-mod common;
-
+use crate::common::*;
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use base64::Engine;
-use common::*;
 use exchange_schema::{AgencyKind, Role, ServiceKind};
 use exchange_trust::{
     DevFederation, DevIdentityProvider, Federation, MintRequest, SigningKey, TokenAlgorithm,

@@ -1,8 +1,6 @@
 //! Shared fixtures: a development federation of four agencies in a temporary
 //! directory, plus helpers to build claims and hand-made tokens.
 
-#![allow(dead_code)]
-
 use std::path::Path;
 
 use base64::Engine;
