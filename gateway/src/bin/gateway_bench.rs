@@ -169,6 +169,11 @@ impl GatewayProcess {
         })
     }
 
+    /// CPU time the gateway process has used so far (user + system).
+    fn cpu(&self) -> Duration {
+        process_cpu(&format!("/proc/{}/stat", self.child.id()))
+    }
+
     fn rss_kib(&self) -> (u64, u64) {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .unwrap_or_default();
@@ -327,8 +332,14 @@ async fn bench() -> anyhow::Result<()> {
         purpose: "CASE_MANAGEMENT",
         body: body(routed),
     });
+    let here_before = process_cpu("/proc/self/stat");
     let d = direct.latencies(LATENCY_REQUESTS).await?;
+    let direct_cpu = process_cpu("/proc/self/stat").saturating_sub(here_before);
+    let (gateway_before, here_before) = (gateway.cpu(), process_cpu("/proc/self/stat"));
     let g = via.latencies(LATENCY_REQUESTS).await?;
+    let via_gateway_cpu = gateway.cpu().saturating_sub(gateway_before);
+    let via_here_cpu = process_cpu("/proc/self/stat").saturating_sub(here_before);
+    let per_request = |d: Duration| d.as_secs_f64() * 1e6 / LATENCY_REQUESTS as f64;
     let d_rps = direct
         .throughput(THROUGHPUT_CLIENTS, THROUGHPUT_REQUESTS)
         .await?;
@@ -356,6 +367,12 @@ async fn bench() -> anyhow::Result<()> {
         pct(&g, 0.99) - pct(&d, 0.99),
         g_rps / d_rps
     );
+    println!(
+        "   CPU per sequential request: direct: node and client {:.0} us; via gateway: gateway {:.0} us, node and client {:.0} us",
+        per_request(direct_cpu),
+        per_request(via_gateway_cpu),
+        per_request(via_here_cpu)
+    );
     println!();
 
     // 2. Scatter-gather over 1, 2, 4, 8 nodes.
@@ -379,7 +396,10 @@ async fn bench() -> anyhow::Result<()> {
             purpose: "REFERRAL",
             body: body(scatter),
         };
+        let (gateway_before, here_before) = (gw.cpu(), process_cpu("/proc/self/stat"));
         let lat = target.latencies(LATENCY_REQUESTS).await?;
+        let gateway_cpu = per_request(gw.cpu().saturating_sub(gateway_before));
+        let nodes_cpu = per_request(process_cpu("/proc/self/stat").saturating_sub(here_before));
         let p50 = pct(&lat, 0.5);
         let base = *base_p50.get_or_insert(p50);
         println!(
@@ -392,6 +412,9 @@ async fn bench() -> anyhow::Result<()> {
             } else {
                 ""
             }
+        );
+        println!(
+            "          CPU per request: gateway {gateway_cpu:.0} us, nodes and client {nodes_cpu:.0} us"
         );
     }
     println!();
@@ -449,4 +472,23 @@ async fn bench() -> anyhow::Result<()> {
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     Ok(())
+}
+
+/// User plus system CPU time of the process whose `stat` file is `path`
+/// (`/proc/<pid>/stat`), in clock ticks of 10 ms; zero if unreadable.
+fn process_cpu(path: &str) -> Duration {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
+    // Fields after the command name (which is in parentheses and may hold
+    // spaces): utime and stime are the 12th and 13th of them.
+    let ticks: u64 = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| {
+            rest.split_whitespace()
+                .skip(11)
+                .take(2)
+                .filter_map(|v| v.parse::<u64>().ok())
+                .sum()
+        })
+        .unwrap_or(0);
+    Duration::from_millis(ticks * 10)
 }
