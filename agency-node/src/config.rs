@@ -379,4 +379,25 @@ mod tests {
         }
         assert!(config.check().is_ok());
     }
+
+    /// The HTTP front's checks, shared with the gateway: the endpoint is a
+    /// path other than `/`, the body limit is between 1 KiB and 16 MiB and
+    /// the log format is known; each refusal names its field.
+    #[test]
+    fn the_http_front_is_checked() {
+        assert!(check_http_front("/graphql", 65_536, "json").is_ok());
+        for (path, body, format, field) in [
+            ("/", 65_536, "json", "graphql_path"),
+            ("graphql", 65_536, "json", "graphql_path"),
+            ("/graphql", 10, "json", "max_body_bytes"),
+            ("/graphql", 64 * 1024 * 1024, "json", "max_body_bytes"),
+            ("/graphql", 65_536, "xml", "log_format"),
+        ] {
+            let err = check_http_front(path, body, format).unwrap_err();
+            assert!(
+                err.to_string().contains(field),
+                "{path} {body} {format}: {err}"
+            );
+        }
+    }
 }

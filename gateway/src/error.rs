@@ -1,7 +1,9 @@
 //! The gateway's errors and their stable `extensions.code`.
 //!
-//! [`RequestError`] ends a whole request before anything is forwarded (bad
-//! body, failed token, invalid or too complex operation). [`FieldError`] is
+//! [`RequestError`] ends a whole request: before anything is forwarded (bad
+//! body, failed token, invalid or too complex operation), or when the
+//! gateway's own audit log cannot record the operation (then nothing is
+//! answered). [`FieldError`] is
 //! the error of one root field (its node is unavailable, its global ID is
 //! malformed); the other fields are still answered. Messages never contain
 //! record contents or token contents.
@@ -33,6 +35,10 @@ pub enum RequestError {
     IntrospectionDisabled,
     #[error("internal error")]
     Internal,
+    #[error(
+        "internal error: the operation could not be recorded in the audit log, so nothing is answered"
+    )]
+    AuditUnavailable,
 }
 
 impl RequestError {
@@ -46,7 +52,7 @@ impl RequestError {
             Self::Unauthenticated(_) => ErrorCode::Unauthenticated,
             Self::TooComplex(_) => ErrorCode::OperationTooComplex,
             Self::IntrospectionDisabled => ErrorCode::Forbidden,
-            Self::Internal => ErrorCode::Internal,
+            Self::Internal | Self::AuditUnavailable => ErrorCode::Internal,
         }
     }
 
@@ -55,7 +61,7 @@ impl RequestError {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Internal | Self::AuditUnavailable => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         }
     }

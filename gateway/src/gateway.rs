@@ -68,8 +68,14 @@ pub struct ClientRequest {
 #[derive(Debug, Clone)]
 pub struct NodeOutcome {
     pub agency: AgencyId,
-    pub failure: Option<NodeFailure>,
-    pub elapsed: Option<Duration>,
+    /// How long the node took to answer, or why it did not.
+    pub answer: Result<Duration, NodeFailure>,
+}
+
+impl NodeOutcome {
+    pub fn failed(&self) -> bool {
+        self.answer.is_err()
+    }
 }
 
 /// The answer to a client and what each node asked did.
@@ -223,8 +229,7 @@ impl Gateway {
         for (job, answer) in jobs.iter().zip(&answers) {
             outcomes.push(NodeOutcome {
                 agency: job.agency.clone(),
-                failure: answer.as_ref().err().cloned(),
-                elapsed: answer.as_ref().ok().map(|a| a.elapsed),
+                answer: answer.as_ref().map(|a| a.elapsed).map_err(Clone::clone),
             });
             match answer {
                 Ok(a) => {
@@ -314,7 +319,7 @@ impl Gateway {
                 JsonValue::Object(data)
             },
         );
-        if outcomes.iter().any(|o| o.failure.is_some()) {
+        if outcomes.iter().any(NodeOutcome::failed) {
             // Which nodes failed is part of what auditors need to know about
             // the operation: a second entry, written only on this path.
             let mut partial = operation_event(
@@ -519,7 +524,7 @@ impl Gateway {
     async fn append_audit(&self, event: AuditEvent) -> Result<(), RequestError> {
         self.audit.append(event).await.map(|_| ()).map_err(|err| {
             tracing::error!(error = ?err, "writing the gateway audit entry failed");
-            RequestError::Internal
+            RequestError::AuditUnavailable
         })
     }
 }
@@ -555,14 +560,14 @@ fn operation_subject<'a>(
     roots: &[RootField],
     nodes: impl Iterator<Item = &'a AgencyId>,
 ) -> String {
-    let op = match operation_type {
-        OperationType::Query => "query",
-        OperationType::Mutation => "mutation",
-        OperationType::Subscription => "subscription",
-    };
     let fields: Vec<&str> = roots.iter().map(|r| r.field.name.as_str()).collect();
     let nodes: Vec<&str> = nodes.map(AgencyId::as_str).collect();
-    format!("{op} {} -> [{}]", fields.join(","), nodes.join(","))
+    format!(
+        "{} {} -> [{}]",
+        operation_type.name(),
+        fields.join(","),
+        nodes.join(",")
+    )
 }
 
 /// What each node asked did: `legal-aid-city: NODE_UNAVAILABLE (UNREACHABLE);
@@ -570,15 +575,14 @@ fn operation_subject<'a>(
 fn outcome_explanation(outcomes: &[NodeOutcome]) -> String {
     outcomes
         .iter()
-        .map(|o| match (&o.failure, o.elapsed) {
-            (Some(f), _) => format!(
+        .map(|o| match &o.answer {
+            Err(f) => format!(
                 "{}: {} ({})",
                 o.agency,
                 ErrorCode::NodeUnavailable,
                 f.reason()
             ),
-            (None, Some(d)) => format!("{}: answered in {} us", o.agency, d.as_micros()),
-            (None, None) => format!("{}: answered", o.agency),
+            Ok(d) => format!("{}: answered in {} us", o.agency, d.as_micros()),
         })
         .collect::<Vec<_>>()
         .join("; ")

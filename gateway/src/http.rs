@@ -181,9 +181,15 @@ async fn handle(state: HttpState, headers: HeaderMap, body: Body, trace: TracePa
     };
     match gateway.execute(&caller, request, &trace).await {
         Ok(executed) => {
-            let partial = executed.outcomes.iter().any(|o| o.failure.is_some());
+            let partial = executed.outcomes.iter().any(|o| o.failed());
             span.record("outcome", if partial { "partial" } else { "complete" });
             json_response(&executed.response)
+        }
+        // The log itself failed: there is nothing to record a refusal in,
+        // and the operation was not refused at the gateway.
+        Err(err @ RequestError::AuditUnavailable) => {
+            span.record("outcome", err.code().as_str());
+            error_response(&err)
         }
         Err(refusal) => refuse(gateway, &principal, Some(&caller), &trace, refusal).await,
     }

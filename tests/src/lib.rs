@@ -458,6 +458,20 @@ impl TestFederation {
         query: &str,
         variables: Value,
     ) -> Gql {
+        self.post_justified(base, token, purpose, None, query, variables)
+            .await
+    }
+
+    /// [`Self::post`] with the break-glass justification header when given.
+    pub async fn post_justified(
+        &self,
+        base: &str,
+        token: Option<&str>,
+        purpose: Option<&str>,
+        justification: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> Gql {
         let mut request = self
             .client
             .post(format!("{base}/graphql"))
@@ -467,6 +481,9 @@ impl TestFederation {
         }
         if let Some(purpose) = purpose {
             request = request.header("x-exchange-purpose", purpose);
+        }
+        if let Some(justification) = justification {
+            request = request.header(exchange_schema::JUSTIFICATION_HEADER, justification);
         }
         Gql::read(request.send().await.expect("request sent")).await
     }
@@ -498,16 +515,15 @@ impl TestFederation {
         query: &str,
         variables: Value,
     ) -> Gql {
-        let mut request = self
-            .client
-            .post(format!("{}/graphql", self.gateway_base))
-            .bearer_auth(token)
-            .header("x-exchange-purpose", "EMERGENCY")
-            .json(&json!({ "query": query, "variables": variables }));
-        if let Some(justification) = justification {
-            request = request.header(exchange_schema::JUSTIFICATION_HEADER, justification);
-        }
-        Gql::read(request.send().await.expect("request sent")).await
+        self.post_justified(
+            &self.gateway_base,
+            Some(token),
+            Some("EMERGENCY"),
+            justification,
+            query,
+            variables,
+        )
+        .await
     }
 
     /// Sends an operation straight to a node.

@@ -241,8 +241,9 @@ async fn insert_entry(
     event: &AuditEvent,
 ) -> Result<ChainHash, NodeError> {
     let row = EntryRow::new(seq, prev, event)?;
+    let hash = row.hash;
     row.bind(sqlx::query(INSERT_ENTRY)).execute(conn).await?;
-    Ok(row.hash)
+    Ok(hash)
 }
 
 const INSERT_ENTRY: &str = "INSERT INTO audit_log (seq, at, kind, actor_agency, survivor, purpose, \
@@ -281,19 +282,19 @@ impl EntryRow {
     }
 
     fn bind<'q>(
-        &self,
+        self,
         query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
     ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
         query
             .bind(self.seq)
             .bind(self.at)
             .bind(self.kind)
-            .bind(self.actor_agency.clone())
-            .bind(self.survivor.clone())
+            .bind(self.actor_agency)
+            .bind(self.survivor)
             .bind(self.purpose)
             .bind(self.decision)
             .bind(self.break_glass)
-            .bind(self.event.clone())
+            .bind(self.event)
             .bind(hex::encode(self.prev))
             .bind(hex::encode(self.hash))
     }
@@ -430,16 +431,19 @@ async fn insert_batch(
         head = row.hash;
         rows.push(row);
     }
-    if let [row] = rows.as_slice() {
-        row.bind(sqlx::query(INSERT_ENTRY)).execute(conn).await?;
-    } else {
-        let mut tx = conn.begin().await?;
-        for row in &rows {
-            row.bind(sqlx::query(INSERT_ENTRY))
-                .execute(&mut *tx)
-                .await?;
+    match <[EntryRow; 1]>::try_from(rows) {
+        Ok([row]) => {
+            row.bind(sqlx::query(INSERT_ENTRY)).execute(conn).await?;
         }
-        tx.commit().await?;
+        Err(rows) => {
+            let mut tx = conn.begin().await?;
+            for row in rows {
+                row.bind(sqlx::query(INSERT_ENTRY))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+        }
     }
     Ok(head)
 }

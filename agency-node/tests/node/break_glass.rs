@@ -33,7 +33,31 @@ on_both_backends!(
     a_deployment_that_switches_break_glass_off_refuses_it,
     every_break_glass_access_is_audited_and_listed_for_auditors,
     the_survivor_sees_emergency_access_in_their_history,
+    break_glass_for_an_unknown_survivor_is_refused_and_audited,
 );
+
+/// A break-glass request for a survivor the node does not hold is refused
+/// with `NOT_FOUND`, opens no window, and leaves a denial in the log like
+/// every other refused attempt.
+async fn break_glass_for_an_unknown_survivor_is_refused_and_audited(backend: Backend) {
+    let node = TestNode::start(backend).await;
+    let shelter = supervisor(&node, SHELTER);
+    let ghost = format!("{OWNER}:doesnotexist");
+    let before = node.audit_events().await.len();
+    let response = open(&node, &shelter, &ghost, JUSTIFICATION).await;
+    assert_eq!(response.code(), "NOT_FOUND", "{:?}", response.body);
+    assert_eq!(node.count("break_glass_openings").await, 0);
+    let added = node.audit_events().await.split_off(before);
+    assert_eq!(added.len(), 1, "{added:?}");
+    assert_eq!(
+        (added[0].kind, added[0].reason.as_str()),
+        (exchange_schema::AuditKind::Denial, "NOT_FOUND")
+    );
+    assert_eq!(
+        added[0].survivor.as_ref().map(ToString::to_string),
+        Some(ghost)
+    );
+}
 
 const JUSTIFICATION: &str = "Survivor missing after a threat; we must locate her today.";
 const OPEN: &str = "mutation($id: ID!, $why: String!) { openBreakGlass(survivorId: $id, justification: $why) \

@@ -116,6 +116,13 @@ async fn no_answer_leaves_the_gateway_without_its_audit_entry() {
         .await;
     assert_eq!(refused.status, 500, "{}", refused.body);
     assert_eq!(refused.code(), "INTERNAL_SERVER_ERROR");
+    assert!(
+        refused.body["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("audit log")),
+        "the client learns why: {}",
+        refused.body
+    );
     assert!(refused.body.get("data").is_none(), "{}", refused.body);
     assert!(
         !refused.body.to_string().contains("Kateryna"),
