@@ -142,14 +142,13 @@ async fn nothing_is_disclosed_or_changed_without_its_audit_entry(backend: Backen
         .await;
     assert_eq!(read.code(), "INTERNAL_SERVER_ERROR", "{}", read.body);
     assert!(!read.body.to_string().contains("Unlogged"), "{}", read.body);
-    let owner = node.caseworker(OWNER);
     let change = node
-        .gql(
-            Some(&owner),
-            Some("CASE_MANAGEMENT"),
-            "mutation($input: RecordConsentInput!) { recordConsent(input: $input) { id } }",
-            json!({ "input": { "survivorId": survivor, "grantee": LEGAL, "categories": ["LEGAL"],
-                               "purposes": ["LEGAL_ASSISTANCE"], "method": "WITNESSED_WRITTEN" } }),
+        .record_consent(
+            &survivor,
+            LEGAL,
+            &["LEGAL"],
+            &["LEGAL_ASSISTANCE"],
+            json!({}),
         )
         .await;
     assert_eq!(change.code(), "INTERNAL_SERVER_ERROR", "{}", change.body);
@@ -188,13 +187,7 @@ async fn failed_change_leaves_no_data_and_no_entry(backend: Backend) {
     // Consent for a survivor that does not exist fails inside the transaction too.
     let ghost = format!("{OWNER}:doesnotexist");
     let missing = node
-        .gql(
-            Some(&owner),
-            Some("CASE_MANAGEMENT"),
-            "mutation($input: RecordConsentInput!) { recordConsent(input: $input) { id } }",
-            json!({ "input": { "survivorId": ghost, "grantee": SHELTER, "categories": ["CASE"],
-                               "purposes": ["REFERRAL"], "method": "WITNESSED_WRITTEN" } }),
-        )
+        .record_consent(&ghost, SHELTER, &["CASE"], &["REFERRAL"], json!({}))
         .await;
     assert_eq!(missing.code(), "NOT_FOUND");
 

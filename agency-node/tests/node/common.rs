@@ -277,6 +277,25 @@ impl TestNode {
         purposes: &[&str],
         extra: Value,
     ) -> String {
+        let response = self
+            .record_consent(survivor, grantee, categories, purposes, extra)
+            .await;
+        response.data()["recordConsent"]["id"]
+            .as_str()
+            .expect("grant recorded")
+            .to_owned()
+    }
+
+    /// Sends `recordConsent` as the owner's caseworker (a witnessed verbal
+    /// consent, `extra` fields merged into the input); the raw answer.
+    pub async fn record_consent(
+        &self,
+        survivor: &str,
+        grantee: &str,
+        categories: &[&str],
+        purposes: &[&str],
+        extra: Value,
+    ) -> Gql {
         let owner = self.caseworker(OWNER);
         let mut input = json!({
             "survivorId": survivor,
@@ -289,18 +308,13 @@ impl TestNode {
         if let (Some(input), Some(extra)) = (input.as_object_mut(), extra.as_object()) {
             input.extend(extra.clone());
         }
-        let response = self
-            .gql(
-                Some(&owner),
-                Some("CASE_MANAGEMENT"),
-                "mutation($input: RecordConsentInput!) { recordConsent(input: $input) { id } }",
-                json!({ "input": input }),
-            )
-            .await;
-        response.data()["recordConsent"]["id"]
-            .as_str()
-            .expect("grant recorded")
-            .to_owned()
+        self.gql(
+            Some(&owner),
+            Some("CASE_MANAGEMENT"),
+            "mutation($input: RecordConsentInput!) { recordConsent(input: $input) { id } }",
+            json!({ "input": input }),
+        )
+        .await
     }
 
     pub async fn revoke(&self, grant: &str) {
