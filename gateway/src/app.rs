@@ -102,7 +102,6 @@ impl Application {
             graphql_path: config.graphql_path.clone(),
             checkpoints: checkpoints.clone(),
             auditors: config.auditors.clone(),
-            audit_db: db.clone(),
         });
         if !config.cors_allowed_origins.is_empty() {
             let origins: Vec<http::HeaderValue> = config

@@ -742,10 +742,10 @@ pub async fn export(
         let mut own = Vec::new();
             let written = match query.format {
                 ExportFormat::Jsonl => {
-                    export_jsonl(&state.audit_db, AUDIT_LOG_ID, &query.filter, &mut own).await
+                    export_jsonl(state.gateway.audit.db(), AUDIT_LOG_ID, &query.filter, &mut own).await
                 }
                 ExportFormat::Csv => {
-                    export_csv(&state.audit_db, AUDIT_LOG_ID, &query.filter, &mut own).await
+                    export_csv(state.gateway.audit.db(), AUDIT_LOG_ID, &query.filter, &mut own).await
                 }
             };
             if let Err(err) = written {

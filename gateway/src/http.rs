@@ -13,6 +13,7 @@
 
 use std::sync::Arc;
 
+use agency_node::http::{BodyError, read_body};
 use apollo_compiler::response::JsonValue;
 use async_graphql::http::GraphiQLSource;
 use axum::Router;
@@ -41,8 +42,6 @@ pub struct HttpState {
     /// The checkpoints collected from every node.
     pub checkpoints: Arc<crate::audit::CheckpointStore>,
     pub auditors: crate::config::AuditorsConfig,
-    /// The gateway's own audit database, for exports.
-    pub audit_db: agency_node::store::Db,
 }
 
 pub fn router(state: HttpState) -> Router {
@@ -76,7 +75,7 @@ async fn graphiql(State(state): State<HttpState>) -> Html<String> {
 /// nothing it cannot audit). Node health is reported by the `nodeHealth`
 /// field.
 async fn readyz(State(state): State<HttpState>) -> Response {
-    if !state.audit_db.ping().await {
+    if !state.gateway.audit.db().ping().await {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             "audit database unreachable",
@@ -132,9 +131,16 @@ async fn handle(state: HttpState, headers: HeaderMap, body: Body, trace: TracePa
     if !is_json {
         return error_response(&RequestError::UnsupportedMediaType);
     }
-    let bytes: Bytes = match axum::body::to_bytes(body, state.max_body_bytes).await {
+    let bytes: Bytes = match read_body(body, state.max_body_bytes).await {
         Ok(bytes) => bytes,
-        Err(_) => return error_response(&RequestError::PayloadTooLarge(state.max_body_bytes)),
+        Err(BodyError::TooLarge) => {
+            return error_response(&RequestError::PayloadTooLarge(state.max_body_bytes));
+        }
+        Err(BodyError::Unreadable) => {
+            return error_response(&RequestError::BadUserInput(
+                "the request body could not be read".into(),
+            ));
+        }
     };
 
     // Authenticate before reading the operation, with the nodes' own rules.

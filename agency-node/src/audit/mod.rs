@@ -195,6 +195,11 @@ impl AuditLog {
         (chain.seq, chain.head)
     }
 
+    /// The database the log is written to.
+    pub fn db(&self) -> &Db {
+        &self.inner.db
+    }
+
     /// The log's identity in checkpoints.
     pub fn log_id(&self) -> &str {
         &self.inner.options.log_id
@@ -242,12 +247,17 @@ async fn insert_entry(
 ) -> Result<ChainHash, NodeError> {
     let row = EntryRow::new(seq, prev, event)?;
     let hash = row.hash;
-    row.bind(sqlx::query(INSERT_ENTRY)).execute(conn).await?;
+    row.bind(sqlx::query(insert_entries_sql(1)))
+        .execute(conn)
+        .await?;
     Ok(hash)
 }
 
-const INSERT_ENTRY: &str = "INSERT INTO audit_log (seq, at, kind, actor_agency, survivor, purpose, \
-     decision, break_glass, event, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+const INSERT_ENTRY_INTO: &str = "INSERT INTO audit_log (seq, at, kind, actor_agency, survivor, \
+     purpose, decision, break_glass, event, prev_hash, hash)";
+/// The columns of [`INSERT_ENTRY_INTO`], in the order [`EntryRow::bind`]
+/// binds them.
+const ENTRY_COLUMNS: usize = 11;
 
 /// One entry, chained and ready to bind.
 struct EntryRow {
@@ -354,8 +364,9 @@ async fn adopt_stored_head(
 /// writes it in one transaction, then answers every waiter.
 async fn group_commit(inner: Arc<Inner>, mut rx: mpsc::Receiver<Pending>) {
     let mut batch: Vec<Pending> = Vec::with_capacity(inner.options.max_batch);
+    let mut writer = Writer::default();
     while rx.recv_many(&mut batch, inner.options.max_batch).await > 0 {
-        let result = write_batch(&inner, &batch).await;
+        let result = write_batch(&inner, &mut writer, &batch).await;
         match result {
             Ok(first_seq) => {
                 for (i, pending) in batch.drain(..).enumerate() {
@@ -377,12 +388,70 @@ async fn group_commit(inner: Arc<Inner>, mut rx: mpsc::Receiver<Pending>) {
 /// How often a group is written again after another writer took its numbers.
 const MAX_GROUP_ATTEMPTS: usize = 8;
 
-async fn write_batch(inner: &Inner, batch: &[Pending]) -> anyhow::Result<u64> {
+/// The group-commit writer's connection. On SQLite it keeps one of its own,
+/// taken out of the pool: a pooled connection costs a round trip to its
+/// worker thread each time it goes back (sqlx checks it on release), and
+/// under load that check was a measurable share of the gateway's CPU. A
+/// SQLite file cannot drop a connection, so the only reason to replace it is
+/// a failed group, after which it is closed and the next group opens
+/// another. PostgreSQL connections can break while idle, so there each
+/// group takes a connection from the pool, which checks it first.
+#[derive(Default)]
+struct Writer {
+    own: Option<AnyConnection>,
+}
+
+impl Writer {
+    async fn connection<'a>(
+        &'a mut self,
+        db: &Db,
+        pooled: &'a mut Option<sqlx::pool::PoolConnection<sqlx::Any>>,
+    ) -> anyhow::Result<&'a mut AnyConnection> {
+        if db.backend() != crate::store::Backend::Sqlite {
+            return Ok(&mut **pooled.insert(db.pool().acquire().await?));
+        }
+        if db.pool().is_closed() {
+            // The database was closed (shutting down): nothing more is
+            // written, as through the pool.
+            if let Some(conn) = self.own.take() {
+                let _ = conn.close().await;
+            }
+            anyhow::bail!("the database is closed");
+        }
+        match &mut self.own {
+            Some(conn) => Ok(conn),
+            own => Ok(own.insert(db.pool().acquire().await?.detach())),
+        }
+    }
+}
+
+async fn write_batch(inner: &Inner, writer: &mut Writer, batch: &[Pending]) -> anyhow::Result<u64> {
     let mut chain = inner.chain.lock().await;
-    let mut conn = inner.db.pool().acquire().await?;
+    let mut pooled = None;
+    let result = write_batch_on(inner, writer, &mut pooled, &mut chain, batch).await;
+    drop(pooled);
+    if result.is_err()
+        && let Some(conn) = writer.own.take()
+    {
+        // Whatever state the failure left it in, it is not reused.
+        let _ = conn.close().await;
+    }
+    let first = result?;
+    inner.maybe_checkpoint(&mut chain, false).await;
+    Ok(first)
+}
+
+async fn write_batch_on(
+    inner: &Inner,
+    writer: &mut Writer,
+    pooled: &mut Option<sqlx::pool::PoolConnection<sqlx::Any>>,
+    chain: &mut ChainState,
+    batch: &[Pending],
+) -> anyhow::Result<u64> {
+    let conn = writer.connection(&inner.db, pooled).await?;
     let mut attempt = 1;
     let first = loop {
-        match insert_batch(&mut conn, &chain, batch).await {
+        match insert_batch(conn, chain, batch).await {
             Ok(head) => {
                 let first = chain.seq + 1;
                 chain.seq = first + batch.len() as u64 - 1;
@@ -394,7 +463,7 @@ async fn write_batch(inner: &Inner, batch: &[Pending]) -> anyhow::Result<u64> {
             // insert breaks the key on `seq`): write the group again after
             // the stored head. Any other failure leaves the head where it is.
             Err(err) => {
-                if attempt < MAX_GROUP_ATTEMPTS && adopt_stored_head(&mut conn, &mut chain).await? {
+                if attempt < MAX_GROUP_ATTEMPTS && adopt_stored_head(conn, chain).await? {
                     attempt += 1;
                     continue;
                 }
@@ -402,16 +471,39 @@ async fn write_batch(inner: &Inner, batch: &[Pending]) -> anyhow::Result<u64> {
             }
         }
     };
-    drop(conn);
-    inner.maybe_checkpoint(&mut chain, false).await;
     Ok(first)
 }
 
+/// Rows per `INSERT` statement of a group. Every statement size from 1 to
+/// this is prepared once per connection and cached, so a group costs no
+/// statement preparation; a group of up to this many rows is one statement,
+/// atomic on its own, and so one round trip to the database (on SQLite, to
+/// its worker thread) rather than `BEGIN`, an `INSERT` per row and `COMMIT`.
+/// A larger group is one transaction of statements of at most this size.
+const ROWS_PER_INSERT: usize = 16;
+
+/// The `INSERT` of `rows` entries (1 to [`ROWS_PER_INSERT`]).
+fn insert_entries_sql(rows: usize) -> &'static str {
+    static STATEMENTS: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+        (1..=ROWS_PER_INSERT)
+            .map(|rows| {
+                let values: Vec<String> = (0..rows)
+                    .map(|row| {
+                        let params: Vec<String> = (1..=ENTRY_COLUMNS)
+                            .map(|column| format!("${}", row * ENTRY_COLUMNS + column))
+                            .collect();
+                        format!("({})", params.join(", "))
+                    })
+                    .collect();
+                format!("{INSERT_ENTRY_INTO} VALUES {}", values.join(", "))
+            })
+            .collect()
+    });
+    &STATEMENTS[rows - 1]
+}
+
 /// Writes a group after the cached head; returns the new head. Nothing is
-/// written if it fails. A group of one (the common case on a quiet log) is a
-/// single `INSERT`, atomic on its own: one round trip to the database rather
-/// than `BEGIN`, `INSERT` and `COMMIT`. A larger group is one transaction
-/// (measured faster than one multi-row statement, which cannot be cached).
+/// written if it fails. See [`ROWS_PER_INSERT`] for how it is written.
 async fn insert_batch(
     conn: &mut AnyConnection,
     chain: &ChainState,
@@ -431,21 +523,27 @@ async fn insert_batch(
         head = row.hash;
         rows.push(row);
     }
-    match <[EntryRow; 1]>::try_from(rows) {
-        Ok([row]) => {
-            row.bind(sqlx::query(INSERT_ENTRY)).execute(conn).await?;
+    if rows.len() <= ROWS_PER_INSERT {
+        insert_rows(conn, rows).await?;
+    } else {
+        let mut tx = conn.begin().await?;
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            insert_rows(&mut tx, rows.by_ref().take(ROWS_PER_INSERT).collect()).await?;
         }
-        Err(rows) => {
-            let mut tx = conn.begin().await?;
-            for row in rows {
-                row.bind(sqlx::query(INSERT_ENTRY))
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await?;
-        }
+        tx.commit().await?;
     }
     Ok(head)
+}
+
+/// One `INSERT` of 1 to [`ROWS_PER_INSERT`] rows.
+async fn insert_rows(conn: &mut AnyConnection, rows: Vec<EntryRow>) -> anyhow::Result<()> {
+    let mut query = sqlx::query(insert_entries_sql(rows.len()));
+    for row in rows {
+        query = row.bind(query);
+    }
+    query.execute(conn).await?;
+    Ok(())
 }
 
 async fn checkpoint_timer(inner: std::sync::Weak<Inner>) {
@@ -553,5 +651,33 @@ pub mod read {
     enum Bind {
         Text(String),
         Int(i64),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each statement size numbers its parameters row after row, one per
+    /// column, so that rows bound in order land in their own columns.
+    #[test]
+    fn a_group_statement_numbers_its_parameters_row_after_row() {
+        assert_eq!(
+            insert_entries_sql(1),
+            format!("{INSERT_ENTRY_INTO} VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")
+        );
+        let two = insert_entries_sql(2);
+        assert!(
+            two.ends_with(
+                "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11), \
+                 ($12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)"
+            ),
+            "{two}"
+        );
+        let full = insert_entries_sql(ROWS_PER_INSERT);
+        assert_eq!(full.matches('(').count(), ROWS_PER_INSERT + 1);
+        let last = ROWS_PER_INSERT * ENTRY_COLUMNS;
+        assert!(full.ends_with(&format!("${last})")), "{full}");
+        assert!(!full.contains(&format!("${}", last + 1)));
     }
 }

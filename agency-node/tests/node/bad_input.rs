@@ -218,7 +218,95 @@ async fn transport_errors_are_graphql_shaped(backend: Backend) {
     assert_eq!(batch.code(), "BAD_USER_INPUT");
 }
 
+/// A body far over the limit gets its 413 and code every time, although the
+/// node refuses it before the client has finished sending: the node reads
+/// and discards the rest rather than reset a connection that is still
+/// receiving, which clients see as a broken connection instead of the error.
+async fn an_oversized_body_is_refused_with_its_code_not_a_reset(backend: Backend) {
+    let node = TestNode::start(backend).await;
+    let owner = node.caseworker(OWNER);
+    let huge = format!(
+        "{{\"query\": \"{{ agency {{ id }} }}\", \"x\": \"{}\"}}",
+        "a".repeat(2 * 1024 * 1024)
+    )
+    .into_bytes();
+    for _ in 0..5 {
+        let refused = node.raw(&owner, "application/json", huge.clone()).await;
+        assert_eq!(refused.status, 413);
+        assert_eq!(refused.code(), "PAYLOAD_TOO_LARGE");
+    }
+}
+
+/// A body without a declared length (chunked) is refused as soon as it
+/// passes the limit, with the same 413 and code, and the connection then
+/// serves the next request.
+async fn a_chunked_body_over_the_limit_is_refused(backend: Backend) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let node = TestNode::start(backend).await;
+    let owner = node.caseworker(OWNER);
+    let address = node.base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connects");
+    let head = format!(
+        "POST /graphql HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {owner}\r\n\
+         x-exchange-purpose: CASE_MANAGEMENT\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: chunked\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.expect("head");
+    let chunk = vec![b' '; 16 * 1024];
+    for _ in 0..8 {
+        stream
+            .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+            .await
+            .expect("chunk size");
+        stream.write_all(&chunk).await.expect("chunk");
+        stream.write_all(b"\r\n").await.expect("chunk end");
+    }
+    stream.write_all(b"0\r\n\r\n").await.expect("last chunk");
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Read up to the end of the JSON error body.
+    while !answer.ends_with(b"}]}") {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut buf))
+            .await
+            .expect("answered in time")
+            .expect("reads");
+        assert!(
+            n > 0,
+            "closed before answering: {}",
+            String::from_utf8_lossy(&answer)
+        );
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert!(text.contains("\"PAYLOAD_TOO_LARGE\""), "{text}");
+
+    let next = format!(
+        "POST /graphql HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {owner}\r\n\
+         x-exchange-purpose: CASE_MANAGEMENT\r\nContent-Type: application/json\r\n\
+         Content-Length: 29\r\n\r\n{{\"query\":\"{{ agency {{ id }} }}\"}}"
+    );
+    stream
+        .write_all(next.as_bytes())
+        .await
+        .expect("next request");
+    let mut answer = Vec::new();
+    while !String::from_utf8_lossy(&answer).contains("\"agency\"") {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut buf))
+            .await
+            .expect("answered in time")
+            .expect("reads");
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&answer));
+        answer.extend_from_slice(&buf[..n]);
+    }
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
+}
+
 on_both_backends!(
     malformed_requests_get_stable_codes,
-    transport_errors_are_graphql_shaped
+    transport_errors_are_graphql_shaped,
+    an_oversized_body_is_refused_with_its_code_not_a_reset,
+    a_chunked_body_over_the_limit_is_refused
 );

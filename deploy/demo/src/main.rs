@@ -98,6 +98,13 @@ fn tls_identity(agency: &str) -> String {
     format!("node.{agency}.demo")
 }
 
+/// mimalloc rather than the C library's allocator: under concurrent
+/// requests the system allocator took about an eighth of the gateway's CPU
+/// (README: Benchmarks, Gateway). Built without transparent huge pages,
+/// which would otherwise grow resident memory in 2 MB steps.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     agency_node::telemetry::init("pretty");

@@ -15,7 +15,10 @@
 //!    through the gateway: latency p50/p99 one request at a time, and
 //!    throughput with 16 concurrent clients; the added latency and the
 //!    throughput ratio (goals: at most 0.3 ms added at p50, at least 0.7 of
-//!    direct throughput);
+//!    direct throughput). Measured twice: (a) with the gateway, the nodes and
+//!    the client sharing every core, and (b) with the gateway pinned to a
+//!    core of its own and the nodes and the client to the others, as when
+//!    the gateway runs on its own machine (b needs two cores or more);
 //! 2. a scattered query (`referrals`) over 1, 2, 4 and 8 nodes: p50 and its
 //!    ratio to one node (goal: at most 1.3x at 8);
 //! 3. the gateway's VmRSS (and peak VmHWM) under 50 concurrent clients
@@ -31,7 +34,13 @@ use anyhow::Context as _;
 use exchange_gateway::{Application, GatewayConfig};
 use exchange_schema::{AgencyId, AgencyKind, Role, ServiceKind};
 use exchange_trust::{AgencySpec, DevFederation, MintRequest};
+use nix::sched::{CpuSet, sched_getaffinity, sched_setaffinity};
+use nix::unistd::Pid;
 use serde_json::json;
+
+/// The allocator the shipped binaries use (see `src/main.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const AUDIENCE: &str = "survivor-exchange-bench";
 const NODES: usize = 8;
@@ -43,13 +52,27 @@ const MEMORY_REQUESTS_PER_CLIENT: usize = 60;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("serve-gateway") {
+        let config = args
+            .get(2)
+            .context("serve-gateway <config.toml> [CPU,...]")?;
+        // Pinned before the runtime starts, so that it sizes its worker
+        // pool to the CPUs it has, as on a machine of that size.
+        if let Some(cpus) = args.get(3) {
+            let cpus = cpus
+                .split(',')
+                .map(str::parse)
+                .collect::<Result<Vec<usize>, _>>()?;
+            pin_this_process(&cpus)?;
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        return runtime.block_on(serve_gateway(Path::new(config)));
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    if args.get(1).map(String::as_str) == Some("serve-gateway") {
-        let config = args.get(2).context("serve-gateway <config.toml>")?;
-        return runtime.block_on(serve_gateway(Path::new(config)));
-    }
     runtime.block_on(bench())
 }
 
@@ -109,13 +132,15 @@ struct GatewayProcess {
 
 impl GatewayProcess {
     /// Starts a gateway named `name` (its own data directory: two
-    /// processes never share an audit log) over the first `k` nodes.
+    /// processes never share an audit log) over the first `k` nodes, on
+    /// `cpus` only when given.
     fn start(
         root: &Path,
         name: &str,
         keys: &Path,
         node_urls: &[String],
         k: usize,
+        cpus: Option<&[usize]>,
     ) -> anyhow::Result<Self> {
         let dir = root.join(name);
         std::fs::create_dir_all(dir.join("keys"))?;
@@ -139,9 +164,17 @@ impl GatewayProcess {
                 federation.path.display()
             ),
         )?;
-        let mut child = Command::new(std::env::current_exe()?)
-            .arg("serve-gateway")
-            .arg(&config)
+        let mut command = Command::new(std::env::current_exe()?);
+        command.arg("serve-gateway").arg(&config);
+        if let Some(cpus) = cpus {
+            command.arg(
+                cpus.iter()
+                    .map(usize::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
+        }
+        let mut child = command
             .env("RUST_LOG", "warn")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -300,6 +333,7 @@ async fn bench() -> anyhow::Result<()> {
         .build()?;
     let body = |query: &str| serde_json::to_vec(&json!({ "query": query })).expect("JSON");
     let caseworker = token(0, Role::Caseworker)?;
+    let all_cpus = allowed_cpus()?;
 
     println!(
         "gateway-bench: loopback, {} cores, release build expected",
@@ -316,6 +350,7 @@ async fn bench() -> anyhow::Result<()> {
         &root.path().join("keys"),
         &node_urls,
         NODES,
+        None,
     )?;
     let routed = "{ agency { id name kind } }";
     let direct = Arc::new(Target {
@@ -332,47 +367,48 @@ async fn bench() -> anyhow::Result<()> {
         purpose: "CASE_MANAGEMENT",
         body: body(routed),
     });
-    let here_before = process_cpu("/proc/self/stat");
-    let d = direct.latencies(LATENCY_REQUESTS).await?;
-    let direct_cpu = process_cpu("/proc/self/stat").saturating_sub(here_before);
-    let (gateway_before, here_before) = (gateway.cpu(), process_cpu("/proc/self/stat"));
-    let g = via.latencies(LATENCY_REQUESTS).await?;
-    let via_gateway_cpu = gateway.cpu().saturating_sub(gateway_before);
-    let via_here_cpu = process_cpu("/proc/self/stat").saturating_sub(here_before);
-    let per_request = |d: Duration| d.as_secs_f64() * 1e6 / LATENCY_REQUESTS as f64;
-    let d_rps = direct
-        .throughput(THROUGHPUT_CLIENTS, THROUGHPUT_REQUESTS)
-        .await?;
-    let g_rps = via
-        .throughput(THROUGHPUT_CLIENTS, THROUGHPUT_REQUESTS)
-        .await?;
     println!(
         "1. routed query `{routed}` ({LATENCY_REQUESTS} sequential requests; {THROUGHPUT_CLIENTS} clients for throughput)"
     );
     println!(
-        "   direct to node : p50 {:.3} ms  p99 {:.3} ms  {:.0} req/s",
-        pct(&d, 0.5),
-        pct(&d, 0.99),
-        d_rps
+        "   a. shared cores: gateway, nodes and client on all {cpus} cores",
+        cpus = all_cpus.len()
     );
-    println!(
-        "   via gateway    : p50 {:.3} ms  p99 {:.3} ms  {:.0} req/s",
-        pct(&g, 0.5),
-        pct(&g, 0.99),
-        g_rps
-    );
-    println!(
-        "   added latency  : p50 {:.3} ms  p99 {:.3} ms   throughput ratio {:.2}   (goals: <= 0.3 ms at p50, >= 0.7)",
-        pct(&g, 0.5) - pct(&d, 0.5),
-        pct(&g, 0.99) - pct(&d, 0.99),
-        g_rps / d_rps
-    );
-    println!(
-        "   CPU per sequential request: direct: node and client {:.0} us; via gateway: gateway {:.0} us, node and client {:.0} us",
-        per_request(direct_cpu),
-        per_request(via_gateway_cpu),
-        per_request(via_here_cpu)
-    );
+    routed_figures(&direct, &via, &gateway).await?;
+    // The same with a gateway on a core of its own, as when it runs on its
+    // own machine: the nodes and the client share the other cores, for the
+    // direct and the gateway runs alike.
+    if let Some((gateway_cpu, rest)) = all_cpus.split_last()
+        && !rest.is_empty()
+    {
+        let own = GatewayProcess::start(
+            root.path(),
+            "gateway-routed-own-core",
+            &root.path().join("keys"),
+            &node_urls,
+            NODES,
+            Some(&[*gateway_cpu]),
+        )?;
+        let via_own = Arc::new(Target {
+            url: format!("{}/graphql", own.base),
+            client: client.clone(),
+            token: caseworker.clone(),
+            purpose: "CASE_MANAGEMENT",
+            body: body(routed),
+        });
+        pin_this_process(rest)?;
+        println!(
+            "   b. separate cores: gateway on CPU {gateway_cpu}; nodes and client on CPU {}",
+            rest.iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        routed_figures(&direct, &via_own, &own).await?;
+        pin_this_process(&all_cpus)?;
+    } else {
+        println!("   b. separate cores: skipped, one CPU only");
+    }
     println!();
 
     // 2. Scatter-gather over 1, 2, 4, 8 nodes.
@@ -388,6 +424,7 @@ async fn bench() -> anyhow::Result<()> {
             &root.path().join("keys"),
             &node_urls,
             k,
+            None,
         )?;
         let target = Target {
             client: client.clone(),
@@ -472,6 +509,91 @@ async fn bench() -> anyhow::Result<()> {
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     Ok(())
+}
+
+/// Measures the routed query straight to a node and through the gateway,
+/// and prints latency, throughput and CPU time per request.
+async fn routed_figures(
+    direct: &Arc<Target>,
+    via: &Arc<Target>,
+    gateway: &GatewayProcess,
+) -> anyhow::Result<()> {
+    let here_before = process_cpu("/proc/self/stat");
+    let d = direct.latencies(LATENCY_REQUESTS).await?;
+    let direct_cpu = process_cpu("/proc/self/stat").saturating_sub(here_before);
+    let (gateway_before, here_before) = (gateway.cpu(), process_cpu("/proc/self/stat"));
+    let g = via.latencies(LATENCY_REQUESTS).await?;
+    let via_gateway_cpu = gateway.cpu().saturating_sub(gateway_before);
+    let via_here_cpu = process_cpu("/proc/self/stat").saturating_sub(here_before);
+    let d_rps = direct
+        .throughput(THROUGHPUT_CLIENTS, THROUGHPUT_REQUESTS)
+        .await?;
+    let g_rps = via
+        .throughput(THROUGHPUT_CLIENTS, THROUGHPUT_REQUESTS)
+        .await?;
+    println!(
+        "      direct to node : p50 {:.3} ms  p99 {:.3} ms  {:.0} req/s",
+        pct(&d, 0.5),
+        pct(&d, 0.99),
+        d_rps
+    );
+    println!(
+        "      via gateway    : p50 {:.3} ms  p99 {:.3} ms  {:.0} req/s",
+        pct(&g, 0.5),
+        pct(&g, 0.99),
+        g_rps
+    );
+    println!(
+        "      added latency  : p50 {:.3} ms  p99 {:.3} ms   throughput ratio {:.2}   (goals: <= 0.3 ms at p50, >= 0.7)",
+        pct(&g, 0.5) - pct(&d, 0.5),
+        pct(&g, 0.99) - pct(&d, 0.99),
+        g_rps / d_rps
+    );
+    println!(
+        "      CPU per sequential request: direct: node and client {:.0} us; via gateway: gateway {:.0} us, node and client {:.0} us",
+        per_request(direct_cpu),
+        per_request(via_gateway_cpu),
+        per_request(via_here_cpu)
+    );
+    Ok(())
+}
+
+/// CPU time per request, in microseconds, over `LATENCY_REQUESTS` requests.
+fn per_request(cpu: Duration) -> f64 {
+    cpu.as_secs_f64() * 1e6 / LATENCY_REQUESTS as f64
+}
+
+/// The CPUs this process may run on.
+fn allowed_cpus() -> anyhow::Result<Vec<usize>> {
+    let set = sched_getaffinity(Pid::from_raw(0))?;
+    Ok((0..CpuSet::count())
+        .filter(|&cpu| set.is_set(cpu).unwrap_or(false))
+        .collect())
+}
+
+/// Pins every thread of this process to `cpus`; threads they start later
+/// inherit the mask. Passes over the threads until a pass finds none it has
+/// not pinned, so a thread started meanwhile is not missed.
+fn pin_this_process(cpus: &[usize]) -> anyhow::Result<()> {
+    let mut set = CpuSet::new();
+    for &cpu in cpus {
+        set.set(cpu)?;
+    }
+    let mut pinned = std::collections::BTreeSet::new();
+    loop {
+        let mut new = 0;
+        for entry in std::fs::read_dir("/proc/self/task")? {
+            let tid: i32 = entry?.file_name().to_string_lossy().parse()?;
+            if pinned.insert(tid) {
+                new += 1;
+                // A thread may end between the listing and here.
+                let _ = sched_setaffinity(Pid::from_raw(tid), &set);
+            }
+        }
+        if new == 0 {
+            return Ok(());
+        }
+    }
 }
 
 /// User plus system CPU time of the process whose `stat` file is `path`

@@ -223,8 +223,9 @@ async fn a_mutation_whose_owner_is_down_fails_clearly_and_writes_nothing() {
 }
 
 /// The gateway's probes: `/healthz` answers while the process runs;
-/// `/readyz` is ready while its audit database answers, and names the head
-/// of its log.
+/// `/readyz` is ready while its audit database answers, naming the head of
+/// its log, and answers 503 once the database no longer does (the gateway
+/// could not record an operation, so it must leave the load balancer).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateway_probes_report_liveness_and_readiness() {
     let fed = TestFederation::start().await;
@@ -235,6 +236,16 @@ async fn the_gateway_probes_report_liveness_and_readiness() {
     assert_eq!(ready.status(), 200);
     let text = ready.text().await.expect("body");
     assert!(text.starts_with("ready (audit head "), "{text}");
+
+    fed.gateway.audit.db().close().await;
+    let unready = get("/readyz").await.expect("readyz");
+    assert_eq!(unready.status(), 503);
+    assert_eq!(
+        unready.text().await.expect("body"),
+        "audit database unreachable"
+    );
+    let live = get("/healthz").await.expect("healthz");
+    assert_eq!(live.status(), 200, "the process itself still lives");
 }
 
 /// With `max_in_flight_per_node = 1`, three operations at once send one
