@@ -353,20 +353,18 @@ async fn bench() -> anyhow::Result<()> {
         None,
     )?;
     let routed = "{ agency { id name kind } }";
-    let direct = Arc::new(Target {
-        client: client.clone(),
-        url: format!("{}/graphql", node_urls[0]),
-        token: caseworker.clone(),
-        purpose: "CASE_MANAGEMENT",
-        body: body(routed),
-    });
-    let via = Arc::new(Target {
-        url: format!("{}/graphql", gateway.base),
-        client: client.clone(),
-        token: caseworker.clone(),
-        purpose: "CASE_MANAGEMENT",
-        body: body(routed),
-    });
+    // The routed query sent to the server at `base`.
+    let routed_at = |base: &str| {
+        Arc::new(Target {
+            client: client.clone(),
+            url: format!("{base}/graphql"),
+            token: caseworker.clone(),
+            purpose: "CASE_MANAGEMENT",
+            body: body(routed),
+        })
+    };
+    let direct = routed_at(&node_urls[0]);
+    let via = routed_at(&gateway.base);
     println!(
         "1. routed query `{routed}` ({LATENCY_REQUESTS} sequential requests; {THROUGHPUT_CLIENTS} clients for throughput)"
     );
@@ -389,13 +387,7 @@ async fn bench() -> anyhow::Result<()> {
             NODES,
             Some(&[*gateway_cpu]),
         )?;
-        let via_own = Arc::new(Target {
-            url: format!("{}/graphql", own.base),
-            client: client.clone(),
-            token: caseworker.clone(),
-            purpose: "CASE_MANAGEMENT",
-            body: body(routed),
-        });
+        let via_own = routed_at(&own.base);
         pin_this_process(rest)?;
         println!(
             "   b. separate cores: gateway on CPU {gateway_cpu}; nodes and client on CPU {}",
