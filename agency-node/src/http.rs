@@ -127,7 +127,7 @@ pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, BodyError> {
             }
         }
     };
-    let _ = (DRAIN_MAX_TIME, drain);
+    let _ = tokio::time::timeout(DRAIN_MAX_TIME, drain).await;
     Err(BodyError::TooLarge)
 }
 

@@ -385,9 +385,6 @@ async fn group_commit(inner: Arc<Inner>, mut rx: mpsc::Receiver<Pending>) {
     inner.maybe_checkpoint(&mut chain, true).await;
 }
 
-/// How often a group is written again after another writer took its numbers.
-const MAX_GROUP_ATTEMPTS: usize = 8;
-
 /// The group-commit writer's connection. On SQLite it keeps one of its own,
 /// taken out of the pool: a pooled connection costs a round trip to its
 /// worker thread each time it goes back (sqlx checks it on release), and
@@ -449,28 +446,22 @@ async fn write_batch_on(
     batch: &[Pending],
 ) -> anyhow::Result<u64> {
     let conn = writer.connection(&inner.db, pooled).await?;
-    let mut attempt = 1;
-    let first = loop {
-        match insert_batch(conn, chain, batch).await {
-            Ok(head) => {
-                let first = chain.seq + 1;
-                chain.seq = first + batch.len() as u64 - 1;
-                chain.head = head;
-                break first;
-            }
-            // The cheap path assumes the cached head is the stored one. When
-            // another process has appended, the numbers are taken (the
-            // insert breaks the key on `seq`): write the group again after
-            // the stored head. Any other failure leaves the head where it is.
-            Err(err) => {
-                if attempt < MAX_GROUP_ATTEMPTS && adopt_stored_head(conn, chain).await? {
-                    attempt += 1;
-                    continue;
-                }
-                return Err(err);
-            }
-        }
+    let head = match insert_batch(conn, chain, batch).await {
+        Ok(head) => head,
+        // The cheap path assumes the cached head is the stored one. When
+        // another process has appended, the numbers are taken (the insert
+        // breaks the key on `seq`): write the group again after the stored
+        // head, read while holding the database's write lock, so that no
+        // other writer can move it in between and the second attempt cannot
+        // collide. Any other failure leaves the head where it is.
+        Err(err) => match insert_batch_locked(conn, inner.db.backend(), chain, batch).await? {
+            Some(head) => head,
+            None => return Err(err),
+        },
     };
+    let first = chain.seq + 1;
+    chain.seq = first + batch.len() as u64 - 1;
+    chain.head = head;
     Ok(first)
 }
 
@@ -509,6 +500,46 @@ async fn insert_batch(
     chain: &ChainState,
     batch: &[Pending],
 ) -> anyhow::Result<ChainHash> {
+    let (rows, head) = chain_rows(chain, batch)?;
+    if rows.len() <= ROWS_PER_INSERT {
+        insert_rows(conn, rows).await?;
+    } else {
+        let mut tx = conn.begin().await?;
+        insert_all(&mut tx, rows).await?;
+        tx.commit().await?;
+    }
+    Ok(head)
+}
+
+/// Writes a group after the stored head, in one transaction that first
+/// takes the database's write lock (SQLite has no `LOCK TABLE`: a statement
+/// that deletes nothing takes it, and the log's no-delete trigger fires per
+/// row, so not at all). Returns the new head, or `None`, writing nothing,
+/// when the stored head is the cached one: then the first attempt failed for
+/// another reason than a second writer.
+async fn insert_batch_locked(
+    conn: &mut AnyConnection,
+    backend: crate::store::Backend,
+    chain: &mut ChainState,
+    batch: &[Pending],
+) -> anyhow::Result<Option<ChainHash>> {
+    let mut tx = conn.begin().await?;
+    let lock = match backend {
+        crate::store::Backend::Sqlite => "DELETE FROM audit_log WHERE 0 = 1",
+        crate::store::Backend::Postgres => "LOCK TABLE audit_log IN SHARE ROW EXCLUSIVE MODE",
+    };
+    sqlx::query(lock).execute(&mut *tx).await?;
+    if !adopt_stored_head(&mut tx, chain).await? {
+        return Ok(None);
+    }
+    let (rows, head) = chain_rows(chain, batch)?;
+    insert_all(&mut tx, rows).await?;
+    tx.commit().await?;
+    Ok(Some(head))
+}
+
+/// The group's rows, chained after `chain`'s head, and the new head.
+fn chain_rows(chain: &ChainState, batch: &[Pending]) -> anyhow::Result<(Vec<EntryRow>, ChainHash)> {
     let first = chain.seq + 1;
     let mut head = chain.head;
     let mut rows = Vec::with_capacity(batch.len());
@@ -523,17 +554,16 @@ async fn insert_batch(
         head = row.hash;
         rows.push(row);
     }
-    if rows.len() <= ROWS_PER_INSERT {
-        insert_rows(conn, rows).await?;
-    } else {
-        let mut tx = conn.begin().await?;
-        let mut rows = rows.into_iter().peekable();
-        while rows.peek().is_some() {
-            insert_rows(&mut tx, rows.by_ref().take(ROWS_PER_INSERT).collect()).await?;
-        }
-        tx.commit().await?;
+    Ok((rows, head))
+}
+
+/// Inserts `rows` in statements of at most [`ROWS_PER_INSERT`] rows.
+async fn insert_all(conn: &mut AnyConnection, rows: Vec<EntryRow>) -> anyhow::Result<()> {
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        insert_rows(conn, rows.by_ref().take(ROWS_PER_INSERT).collect()).await?;
     }
-    Ok(head)
+    Ok(())
 }
 
 /// One `INSERT` of 1 to [`ROWS_PER_INSERT`] rows.
