@@ -11,18 +11,27 @@
 //! of its own (this binary, `serve-gateway`), so the gateway's resident
 //! memory is its own. It prints:
 //!
-//! 1. the same query (`{ agency { id name kind } }`) straight to a node and
-//!    through the gateway: latency p50/p99 one request at a time, and
-//!    throughput with 16 concurrent clients; the added latency and the
-//!    throughput ratio (goals: at most 0.3 ms added at p50, at least 0.7 of
-//!    direct throughput). Measured twice: (a) with the gateway, the nodes and
-//!    the client sharing every core, and (b) with the gateway pinned to a
-//!    core of its own and the nodes and the client to the others, as when
+//! 1. the same routed read straight to a node and through the gateway:
+//!    latency p50/p99 one request at a time, and throughput with 16
+//!    concurrent clients; the added latency and the throughput ratio (goals:
+//!    at most 0.3 ms added at p50, at least 0.7 of direct throughput). Two
+//!    reads: (1) `{ agency { id name kind } }`, which the node answers from
+//!    memory without an audit entry, so the gateway's own durable audit
+//!    write is all extra; (1') one survivor record, which the node
+//!    discloses and audits durably before answering, as every read of
+//!    survivor data. Each measured twice: (a) with the gateway, the nodes
+//!    and the client sharing every core, and (b) with the gateway pinned to
+//!    a core of its own and the nodes and the client to the others, as when
 //!    the gateway runs on its own machine (b needs two cores or more);
 //! 2. a scattered query (`referrals`) over 1, 2, 4 and 8 nodes: p50 and its
 //!    ratio to one node (goal: at most 1.3x at 8);
 //! 3. the gateway's VmRSS (and peak VmHWM) under 50 concurrent clients
 //!    (goal: at most 40 MB).
+//!
+//! Whatever is compared takes turns: direct and gateway requests alternate
+//! one by one (and throughput rounds alternate), and the four scatter
+//! gateways run at once and alternate likewise, so that a change in the
+//! machine's load during the run affects both sides of each ratio alike.
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::Path;
@@ -44,11 +53,21 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const AUDIENCE: &str = "survivor-exchange-bench";
 const NODES: usize = 8;
+/// How many nodes the scattered query is sent to, in turn.
+const SCATTER_WIDTHS: [usize; 4] = [1, 2, 4, 8];
 const LATENCY_REQUESTS: usize = 2_000;
 const THROUGHPUT_REQUESTS: usize = 4_000;
 const THROUGHPUT_CLIENTS: usize = 16;
+/// Alternating rounds over which throughput is measured.
+const THROUGHPUT_ROUNDS: usize = 4;
+/// Sequential requests over which CPU time per request is measured.
+const CPU_REQUESTS: usize = 500;
 const MEMORY_CLIENTS: usize = 50;
 const MEMORY_REQUESTS_PER_CLIENT: usize = 60;
+/// A routed read the node answers without touching its database.
+const ROUTED_DIRECTORY_READ: &str = "{ agency { id name kind } }";
+/// A routed read of one survivor record, disclosed and audited at the node.
+const ROUTED_RECORD_READ: &str = "query($id: ID!) { survivor(id: $id) { id owner identity { givenName } case { riskLevel needs } } }";
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -261,21 +280,13 @@ impl Target {
         Ok(elapsed)
     }
 
-    /// Sequential latencies (after a warm-up), sorted.
-    async fn latencies(&self, n: usize) -> anyhow::Result<Vec<Duration>> {
-        for _ in 0..n / 10 {
-            self.once().await?;
-        }
-        let mut out = Vec::with_capacity(n);
-        for _ in 0..n {
-            out.push(self.once().await?);
-        }
-        out.sort_unstable();
-        Ok(out)
-    }
-
-    /// Requests per second with `clients` concurrent clients.
-    async fn throughput(self: &Arc<Self>, clients: usize, total: usize) -> anyhow::Result<f64> {
+    /// Runs `total` requests with `clients` concurrent clients; how many
+    /// were sent and how long they took.
+    async fn burst(
+        self: &Arc<Self>,
+        clients: usize,
+        total: usize,
+    ) -> anyhow::Result<(usize, Duration)> {
         let started = Instant::now();
         let mut tasks = Vec::new();
         for _ in 0..clients {
@@ -290,8 +301,85 @@ impl Target {
         for task in tasks {
             task.await??;
         }
-        Ok((total / clients * clients) as f64 / started.elapsed().as_secs_f64())
+        Ok((total / clients * clients, started.elapsed()))
     }
+
+    /// Requests per second with `clients` concurrent clients.
+    async fn throughput(self: &Arc<Self>, clients: usize, total: usize) -> anyhow::Result<f64> {
+        let (sent, took) = self.burst(clients, total).await?;
+        Ok(sent as f64 / took.as_secs_f64())
+    }
+}
+
+/// Sequential latencies of several targets, one request to each in turn
+/// (after a warm-up), each list sorted. Taking turns gives every target the
+/// same moments of a shared, noisy machine, so their ratios compare like
+/// with like; the order rotates so that no target always follows the same
+/// one.
+async fn interleaved_latencies(
+    targets: &[&Target],
+    n: usize,
+) -> anyhow::Result<Vec<Vec<Duration>>> {
+    for _ in 0..n / 10 {
+        for target in targets {
+            target.once().await?;
+        }
+    }
+    let mut out = vec![Vec::with_capacity(n); targets.len()];
+    for i in 0..n {
+        for j in 0..targets.len() {
+            let k = (i + j) % targets.len();
+            out[k].push(targets[k].once().await?);
+        }
+    }
+    for latencies in &mut out {
+        latencies.sort_unstable();
+    }
+    Ok(out)
+}
+
+/// Requests per second of several targets with `clients` concurrent
+/// clients, measured in `THROUGHPUT_ROUNDS` alternating rounds (each target
+/// in turn) for the same reason as [`interleaved_latencies`].
+async fn interleaved_throughput(
+    targets: &[&Arc<Target>],
+    clients: usize,
+    total: usize,
+) -> anyhow::Result<Vec<f64>> {
+    let mut sent = vec![0usize; targets.len()];
+    let mut took = vec![Duration::ZERO; targets.len()];
+    for _ in 0..THROUGHPUT_ROUNDS {
+        for (k, target) in targets.iter().enumerate() {
+            let (n, t) = target.burst(clients, total / THROUGHPUT_ROUNDS).await?;
+            sent[k] += n;
+            took[k] += t;
+        }
+    }
+    Ok(sent
+        .iter()
+        .zip(&took)
+        .map(|(n, t)| *n as f64 / t.as_secs_f64())
+        .collect())
+}
+
+/// CPU time per request, in microseconds, of `CPU_REQUESTS` sequential
+/// requests to `target`: the gateway's (when given) and this process's
+/// (the nodes' and the client's).
+async fn cpu_per_request(
+    target: &Target,
+    gateway: Option<&GatewayProcess>,
+) -> anyhow::Result<(f64, f64)> {
+    let per_request = |cpu: Duration| cpu.as_secs_f64() * 1e6 / CPU_REQUESTS as f64;
+    let gateway_before = gateway.map(GatewayProcess::cpu).unwrap_or_default();
+    let here_before = process_cpu("/proc/self/stat");
+    for _ in 0..CPU_REQUESTS {
+        target.once().await?;
+    }
+    let gateway_cpu = gateway
+        .map(|g| g.cpu().saturating_sub(gateway_before))
+        .unwrap_or_default();
+    let here_cpu = process_cpu("/proc/self/stat").saturating_sub(here_before);
+    Ok((per_request(gateway_cpu), per_request(here_cpu)))
 }
 
 fn pct(sorted: &[Duration], p: f64) -> f64 {
@@ -343,7 +431,10 @@ async fn bench() -> anyhow::Result<()> {
     );
     println!();
 
-    // 1. Direct versus through the gateway.
+    // 1. Direct versus through the gateway, for two routed reads: one the
+    // node answers from memory without an audit entry, and one survivor
+    // record, which the node discloses and audits durably before it
+    // answers, as every read of survivor data.
     let gateway = GatewayProcess::start(
         root.path(),
         "gateway-routed",
@@ -352,64 +443,88 @@ async fn bench() -> anyhow::Result<()> {
         NODES,
         None,
     )?;
-    let routed = "{ agency { id name kind } }";
-    // The routed query sent to the server at `base`.
-    let routed_at = |base: &str| {
-        Arc::new(Target {
-            client: client.clone(),
-            url: format!("{base}/graphql"),
-            token: caseworker.clone(),
-            purpose: "CASE_MANAGEMENT",
-            body: body(routed),
-        })
+    // The gateway on a core of its own, as when it runs on its own machine:
+    // the nodes and the client share the other cores, for the direct and
+    // the gateway runs alike.
+    let own_core = match all_cpus.split_last() {
+        Some((gateway_cpu, rest)) if !rest.is_empty() => Some((
+            GatewayProcess::start(
+                root.path(),
+                "gateway-routed-own-core",
+                &root.path().join("keys"),
+                &node_urls,
+                NODES,
+                Some(&[*gateway_cpu]),
+            )?,
+            *gateway_cpu,
+            rest.to_vec(),
+        )),
+        _ => None,
     };
-    let direct = routed_at(&node_urls[0]);
-    let via = routed_at(&gateway.base);
-    println!(
-        "1. routed query `{routed}` ({LATENCY_REQUESTS} sequential requests; {THROUGHPUT_CLIENTS} clients for throughput)"
-    );
-    println!(
-        "   a. shared cores: gateway, nodes and client on all {cpus} cores",
-        cpus = all_cpus.len()
-    );
-    routed_figures(&direct, &via, &gateway).await?;
-    // The same with a gateway on a core of its own, as when it runs on its
-    // own machine: the nodes and the client share the other cores, for the
-    // direct and the gateway runs alike.
-    if let Some((gateway_cpu, rest)) = all_cpus.split_last()
-        && !rest.is_empty()
-    {
-        let own = GatewayProcess::start(
-            root.path(),
-            "gateway-routed-own-core",
-            &root.path().join("keys"),
-            &node_urls,
-            NODES,
-            Some(&[*gateway_cpu]),
-        )?;
-        let via_own = routed_at(&own.base);
-        pin_this_process(rest)?;
+    let survivor = register_survivor(&client, &node_urls[0], &caseworker).await?;
+    let reads = [
+        (
+            "1",
+            "the node's own agency, `{ agency { id name kind } }`: answered from memory, no audit entry at the node",
+            body(ROUTED_DIRECTORY_READ),
+        ),
+        (
+            "1'",
+            "one survivor record, `survivor(id) { id owner identity { givenName } case { riskLevel needs } }`: the node discloses it and writes its audit entry durably before answering",
+            serde_json::to_vec(&json!({
+                "query": ROUTED_RECORD_READ,
+                "variables": { "id": survivor },
+            }))?,
+        ),
+    ];
+    for (number, what, request) in reads {
+        // The routed read sent to the server at `base`.
+        let routed_at = |base: &str| {
+            Arc::new(Target {
+                client: client.clone(),
+                url: format!("{base}/graphql"),
+                token: caseworker.clone(),
+                purpose: "CASE_MANAGEMENT",
+                body: request.clone(),
+            })
+        };
+        let direct = routed_at(&node_urls[0]);
         println!(
-            "   b. separate cores: gateway on CPU {gateway_cpu}; nodes and client on CPU {}",
-            rest.iter()
-                .map(usize::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
+            "{number}. routed read of {what} ({LATENCY_REQUESTS} sequential requests each, direct and via the gateway taking turns; {THROUGHPUT_CLIENTS} clients for throughput, {THROUGHPUT_ROUNDS} alternating rounds)"
         );
-        routed_figures(&direct, &via_own, &own).await?;
-        pin_this_process(&all_cpus)?;
-    } else {
-        println!("   b. separate cores: skipped, one CPU only");
+        println!(
+            "   a. shared cores: gateway, nodes and client on all {cpus} cores",
+            cpus = all_cpus.len()
+        );
+        routed_figures(&direct, &routed_at(&gateway.base), &gateway).await?;
+        match &own_core {
+            Some((own, gateway_cpu, rest)) => {
+                pin_this_process(rest)?;
+                println!(
+                    "   b. separate cores: gateway on CPU {gateway_cpu}; nodes and client on CPU {}",
+                    rest.iter()
+                        .map(usize::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                routed_figures(&direct, &routed_at(&own.base), own).await?;
+                pin_this_process(&all_cpus)?;
+            }
+            None => println!("   b. separate cores: skipped, one CPU only"),
+        }
+        println!();
     }
-    println!();
+    drop(own_core);
 
     // 2. Scatter-gather over 1, 2, 4, 8 nodes.
     let scatter = "{ referrals(direction: ALL, first: 10) { edges { cursor node { id createdAt } } pageInfo { hasNextPage } } }";
     println!(
-        "2. scattered query `referrals(first: 10)` over k nodes ({LATENCY_REQUESTS} sequential requests each)"
+        "2. scattered query `referrals(first: 10)` over k nodes ({LATENCY_REQUESTS} sequential requests each, the four gateways taking turns)"
     );
-    let mut base_p50 = None;
-    for k in [1usize, 2, 4, 8] {
+    // One gateway per k, all running at once so that their requests can
+    // take turns.
+    let mut scatter_gateways = Vec::new();
+    for k in SCATTER_WIDTHS {
         let gw = GatewayProcess::start(
             root.path(),
             &format!("gateway-scatter-{k}"),
@@ -425,27 +540,30 @@ async fn bench() -> anyhow::Result<()> {
             purpose: "REFERRAL",
             body: body(scatter),
         };
-        let (gateway_before, here_before) = (gw.cpu(), process_cpu("/proc/self/stat"));
-        let lat = target.latencies(LATENCY_REQUESTS).await?;
-        let gateway_cpu = per_request(gw.cpu().saturating_sub(gateway_before));
-        let nodes_cpu = per_request(process_cpu("/proc/self/stat").saturating_sub(here_before));
-        let p50 = pct(&lat, 0.5);
-        let base = *base_p50.get_or_insert(p50);
+        scatter_gateways.push((k, gw, target));
+    }
+    let targets: Vec<&Target> = scatter_gateways.iter().map(|(_, _, t)| t).collect();
+    let latencies = interleaved_latencies(&targets, LATENCY_REQUESTS).await?;
+    let base = pct(&latencies[0], 0.5);
+    for ((k, gw, target), lat) in scatter_gateways.iter().zip(&latencies) {
+        let p50 = pct(lat, 0.5);
         println!(
             "   k = {k}: p50 {:.3} ms  p99 {:.3} ms  ratio to one node {:.2}x{}",
             p50,
-            pct(&lat, 0.99),
+            pct(lat, 0.99),
             p50 / base,
-            if k == 8 {
+            if *k == 8 {
                 "   (goal: <= 1.3x at 8)"
             } else {
                 ""
             }
         );
+        let (gateway_cpu, nodes_cpu) = cpu_per_request(target, Some(gw)).await?;
         println!(
             "          CPU per request: gateway {gateway_cpu:.0} us, nodes and client {nodes_cpu:.0} us"
         );
     }
+    drop(scatter_gateways);
     println!();
 
     // 3. Resident memory under 50 concurrent clients.
@@ -503,56 +621,70 @@ async fn bench() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Measures the routed query straight to a node and through the gateway,
+/// Registers an invented survivor at the node at `base` (the caseworker's
+/// own agency); its global ID.
+async fn register_survivor(
+    client: &reqwest::Client,
+    base: &str,
+    caseworker: &str,
+) -> anyhow::Result<String> {
+    let answer: serde_json::Value = client
+        .post(format!("{base}/graphql"))
+        .bearer_auth(caseworker)
+        .header("x-exchange-purpose", "CASE_MANAGEMENT")
+        .json(&json!({
+            "query": "mutation($input: RegisterSurvivorInput!) { registerSurvivor(input: $input) { id } }",
+            "variables": { "input": {
+                "identity": { "givenName": "Bench", "familyName": "Invented", "languages": ["en"] },
+                "case": { "exploitationTypes": ["labour"], "riskLevel": "HIGH", "needs": ["SHELTER"] },
+            } },
+        }))
+        .send()
+        .await?
+        .json()
+        .await?;
+    answer["data"]["registerSurvivor"]["id"]
+        .as_str()
+        .map(str::to_owned)
+        .with_context(|| format!("registering the bench survivor: {answer}"))
+}
+
+/// Measures a routed read straight to a node and through the gateway,
 /// and prints latency, throughput and CPU time per request.
 async fn routed_figures(
     direct: &Arc<Target>,
     via: &Arc<Target>,
     gateway: &GatewayProcess,
 ) -> anyhow::Result<()> {
-    let here_before = process_cpu("/proc/self/stat");
-    let d = direct.latencies(LATENCY_REQUESTS).await?;
-    let direct_cpu = process_cpu("/proc/self/stat").saturating_sub(here_before);
-    let (gateway_before, here_before) = (gateway.cpu(), process_cpu("/proc/self/stat"));
-    let g = via.latencies(LATENCY_REQUESTS).await?;
-    let via_gateway_cpu = gateway.cpu().saturating_sub(gateway_before);
-    let via_here_cpu = process_cpu("/proc/self/stat").saturating_sub(here_before);
-    let d_rps = direct
-        .throughput(THROUGHPUT_CLIENTS, THROUGHPUT_REQUESTS)
-        .await?;
-    let g_rps = via
-        .throughput(THROUGHPUT_CLIENTS, THROUGHPUT_REQUESTS)
-        .await?;
+    let latencies = interleaved_latencies(&[direct, via], LATENCY_REQUESTS).await?;
+    let (d, g) = (&latencies[0], &latencies[1]);
+    let rps =
+        interleaved_throughput(&[direct, via], THROUGHPUT_CLIENTS, THROUGHPUT_REQUESTS).await?;
+    let (d_rps, g_rps) = (rps[0], rps[1]);
+    let (_, direct_cpu) = cpu_per_request(direct, None).await?;
+    let (via_gateway_cpu, via_here_cpu) = cpu_per_request(via, Some(gateway)).await?;
     println!(
         "      direct to node : p50 {:.3} ms  p99 {:.3} ms  {:.0} req/s",
-        pct(&d, 0.5),
-        pct(&d, 0.99),
+        pct(d, 0.5),
+        pct(d, 0.99),
         d_rps
     );
     println!(
         "      via gateway    : p50 {:.3} ms  p99 {:.3} ms  {:.0} req/s",
-        pct(&g, 0.5),
-        pct(&g, 0.99),
+        pct(g, 0.5),
+        pct(g, 0.99),
         g_rps
     );
     println!(
         "      added latency  : p50 {:.3} ms  p99 {:.3} ms   throughput ratio {:.2}   (goals: <= 0.3 ms at p50, >= 0.7)",
-        pct(&g, 0.5) - pct(&d, 0.5),
-        pct(&g, 0.99) - pct(&d, 0.99),
+        pct(g, 0.5) - pct(d, 0.5),
+        pct(g, 0.99) - pct(d, 0.99),
         g_rps / d_rps
     );
     println!(
-        "      CPU per sequential request: direct: node and client {:.0} us; via gateway: gateway {:.0} us, node and client {:.0} us",
-        per_request(direct_cpu),
-        per_request(via_gateway_cpu),
-        per_request(via_here_cpu)
+        "      CPU per sequential request: direct: node and client {direct_cpu:.0} us; via gateway: gateway {via_gateway_cpu:.0} us, node and client {via_here_cpu:.0} us"
     );
     Ok(())
-}
-
-/// CPU time per request, in microseconds, over `LATENCY_REQUESTS` requests.
-fn per_request(cpu: Duration) -> f64 {
-    cpu.as_secs_f64() * 1e6 / LATENCY_REQUESTS as f64
 }
 
 /// The CPUs this process may run on.
