@@ -344,3 +344,107 @@ pub fn trace_id(headers: &HeaderMap) -> String {
         });
     from_header.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use futures::StreamExt as _;
+
+    use super::*;
+
+    type Frame = Result<Bytes, std::io::Error>;
+
+    /// A body sent as frames of these sizes, with no declared length.
+    fn frames(sizes: &[usize]) -> Body {
+        let frames: Vec<Frame> = sizes
+            .iter()
+            .map(|n| Ok(Bytes::from(vec![b'x'; *n])))
+            .collect();
+        Body::from_stream(futures::stream::iter(frames))
+    }
+
+    #[tokio::test]
+    async fn a_body_within_the_limit_is_read_whole_across_frames() {
+        let read = read_body(frames(&[3, 4, 5]), 12).await;
+        assert_eq!(read, Ok(Bytes::from(vec![b'x'; 12])));
+    }
+
+    #[tokio::test]
+    async fn a_body_one_byte_over_the_limit_is_too_large() {
+        assert_eq!(
+            read_body(frames(&[3, 4, 6]), 12).await,
+            Err(BodyError::TooLarge)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_declared_length_over_the_limit_is_too_large() {
+        assert_eq!(
+            read_body(Body::from(vec![0u8; 13]), 12).await,
+            Err(BodyError::TooLarge)
+        );
+    }
+
+    /// A body that breaks off (a client reset, a malformed chunk) is the
+    /// client's bad input, not an oversized body.
+    #[tokio::test]
+    async fn a_body_whose_frames_fail_is_unreadable() {
+        let frames: Vec<Frame> = vec![
+            Ok(Bytes::from_static(b"{\"query\"")),
+            Err(std::io::Error::other("connection reset")),
+        ];
+        assert_eq!(
+            read_body(Body::from_stream(futures::stream::iter(frames)), 1024).await,
+            Err(BodyError::Unreadable)
+        );
+    }
+
+    const CHUNK: usize = 64 * 1024;
+    static ZEROS: [u8; CHUNK] = [0; CHUNK];
+
+    /// An oversized body that a client keeps sending, as fast as it is read
+    /// (up to 64 MiB, then it stalls), and how much of it was read.
+    fn endless(pulled: Arc<AtomicUsize>) -> Body {
+        Body::from_stream(futures::stream::unfold((), move |()| {
+            let pulled = pulled.clone();
+            async move {
+                if pulled.fetch_add(CHUNK, Ordering::SeqCst) >= 64 * 1024 * 1024 {
+                    futures::future::pending::<()>().await;
+                }
+                Some((Frame::Ok(Bytes::from_static(&ZEROS)), ()))
+            }
+        }))
+    }
+
+    /// The drain reads at most its byte bound of what is still arriving,
+    /// however fast the client sends.
+    #[tokio::test(start_paused = true)]
+    async fn draining_an_oversized_body_stops_at_its_byte_bound() {
+        let pulled = Arc::new(AtomicUsize::new(0));
+        let limit = 1024;
+        let read = read_body(endless(pulled.clone()), limit).await;
+        assert_eq!(read, Err(BodyError::TooLarge));
+        let pulled = pulled.load(Ordering::SeqCst);
+        assert!(
+            pulled <= limit + DRAIN_MAX_BYTES + 2 * CHUNK,
+            "read {pulled} bytes of an oversized body"
+        );
+    }
+
+    /// A client that stalls in the middle of an oversized body is answered
+    /// once the drain's time bound passes: nothing hangs.
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_oversized_body_is_answered_after_the_time_bound() {
+        let frames = futures::stream::iter(vec![Frame::Ok(Bytes::from(vec![0u8; 2048]))])
+            .chain(futures::stream::pending());
+        let read = tokio::time::timeout(
+            Duration::from_secs(60),
+            read_body(Body::from_stream(frames), 1024),
+        )
+        .await;
+        assert_eq!(read, Ok(Err(BodyError::TooLarge)), "answered, not hung");
+    }
+}

@@ -225,10 +225,13 @@ async fn a_mutation_whose_owner_is_down_fails_clearly_and_writes_nothing() {
 /// The gateway's probes: `/healthz` answers while the process runs;
 /// `/readyz` is ready while its audit database answers, naming the head of
 /// its log, and answers 503 once the database no longer does (the gateway
-/// could not record an operation, so it must leave the load balancer).
+/// could not record an operation, so it must leave the load balancer), and
+/// from then on no operation is answered with data: the closed log is not
+/// written behind the database's back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateway_probes_report_liveness_and_readiness() {
     let fed = TestFederation::start().await;
+    let survivor = fed.register_survivor(SHELTER, "Oksana").await;
     let get = |path: &str| fed.client.get(format!("{}{path}", fed.gateway_base)).send();
     let live = get("/healthz").await.expect("healthz");
     assert_eq!(live.status(), 200);
@@ -246,6 +249,22 @@ async fn the_gateway_probes_report_liveness_and_readiness() {
     );
     let live = get("/healthz").await.expect("healthz");
     assert_eq!(live.status(), 200, "the process itself still lives");
+
+    let refused = fed
+        .gateway_gql(
+            &fed.caseworker(SHELTER),
+            "CASE_MANAGEMENT",
+            "query($id: ID!) { survivor(id: $id) { identity { givenName } } }",
+            json!({ "id": survivor }),
+        )
+        .await;
+    assert_eq!(refused.status, 500, "{}", refused.body);
+    assert_eq!(refused.code(), "INTERNAL_SERVER_ERROR");
+    assert!(
+        !refused.body.to_string().contains("Oksana"),
+        "{}",
+        refused.body
+    );
 }
 
 /// With `max_in_flight_per_node = 1`, three operations at once send one
