@@ -511,24 +511,38 @@ async fn insert_batch(
     Ok(head)
 }
 
-/// Writes a group after the stored head, in one transaction that first
-/// takes the database's write lock (SQLite has no `LOCK TABLE`: a statement
-/// that deletes nothing takes it, and the log's no-delete trigger fires per
-/// row, so not at all). Returns the new head, or `None`, writing nothing,
-/// when the stored head is the cached one: then the first attempt failed for
-/// another reason than a second writer.
-async fn insert_batch_locked(
+/// Begins a transaction that holds the audit log's write lock until it
+/// ends: meanwhile no other writer, in this process or another, can append,
+/// so a head read inside it stays the stored head. On PostgreSQL that is
+/// `LOCK TABLE ... IN SHARE ROW EXCLUSIVE MODE`, which conflicts with every
+/// `INSERT` and with itself; SQLite has no `LOCK TABLE`, and a statement
+/// that deletes nothing takes the database's write lock (the log's
+/// no-delete trigger fires per row, so not at all).
+pub async fn begin_exclusive(
     conn: &mut AnyConnection,
     backend: crate::store::Backend,
-    chain: &mut ChainState,
-    batch: &[Pending],
-) -> anyhow::Result<Option<ChainHash>> {
+) -> anyhow::Result<sqlx::Transaction<'_, sqlx::Any>> {
     let mut tx = conn.begin().await?;
     let lock = match backend {
         crate::store::Backend::Sqlite => "DELETE FROM audit_log WHERE 0 = 1",
         crate::store::Backend::Postgres => "LOCK TABLE audit_log IN SHARE ROW EXCLUSIVE MODE",
     };
     sqlx::query(lock).execute(&mut *tx).await?;
+    Ok(tx)
+}
+
+/// Writes a group after the stored head, read inside
+/// [`begin_exclusive`]'s transaction so that no other writer can move it
+/// before the group is written. Returns the new head, or `None`, writing
+/// nothing, when the stored head is the cached one: then the first attempt
+/// failed for another reason than a second writer.
+async fn insert_batch_locked(
+    conn: &mut AnyConnection,
+    backend: crate::store::Backend,
+    chain: &mut ChainState,
+    batch: &[Pending],
+) -> anyhow::Result<Option<ChainHash>> {
+    let mut tx = begin_exclusive(conn, backend).await?;
     if !adopt_stored_head(&mut tx, chain).await? {
         return Ok(None);
     }

@@ -93,4 +93,65 @@ async fn requests_succeed_while_another_process_appends(backend: Backend) {
     assert!(ok, "{out}");
 }
 
-on_both_backends!(requests_succeed_while_another_process_appends);
+/// A raw append of one (unchained) entry at `seq`, as any other writer's
+/// `INSERT` would be.
+async fn raw_append(conn: &mut sqlx::AnyConnection, seq: i64) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO audit_log (seq, at, kind, decision, break_glass, event, prev_hash, hash) \
+         VALUES ($1, 0, 'DENIAL', 'DENY', 0, '{}', 'prev', 'hash')",
+    )
+    .bind(seq)
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
+
+/// The lock the append retry writes under: while a writer holds it, from
+/// reading the stored head to writing after it, no other writer can append,
+/// so the head it read is still the head when it writes and its second
+/// attempt cannot collide. Without the lock, the other writer's entry lands
+/// in between (what the stress run of the test above once showed as
+/// `UNIQUE constraint failed: audit_log.seq`).
+async fn no_other_writer_appends_while_the_retry_holds_the_log_lock(backend: Backend) {
+    use sqlx::{Connection as _, Row as _};
+    let node = TestNode::start(backend).await;
+    let db = Db::connect(&node.database_url).await.unwrap();
+    let mut holder = db.pool().acquire().await.unwrap().detach();
+    let mut other = db.pool().acquire().await.unwrap().detach();
+    // The other writer gives up on a held lock after a moment instead of
+    // waiting for it as long as the node's connections would.
+    let give_up = match backend {
+        Backend::Sqlite => "PRAGMA busy_timeout = 200",
+        Backend::Postgres => "SET lock_timeout = '200ms'",
+    };
+    sqlx::query(give_up).execute(&mut other).await.unwrap();
+
+    let mut tx = agency_node::audit::begin_exclusive(&mut holder, db.backend())
+        .await
+        .unwrap();
+    let head: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) AS head FROM audit_log")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap()
+        .try_get("head")
+        .unwrap();
+    let refused = raw_append(&mut other, head + 1)
+        .await
+        .expect_err("another writer appended while the retry held the log's lock");
+    assert!(
+        refused.to_string().contains("lock"),
+        "refused for another reason than the lock: {refused}"
+    );
+    tx.rollback().await.unwrap();
+
+    // Released, the same append goes through (rolled back, so that the
+    // node's chain stays whole): it was the lock that kept it out.
+    let mut after = other.begin().await.unwrap();
+    raw_append(&mut after, head + 1).await.unwrap();
+    after.rollback().await.unwrap();
+}
+
+on_both_backends!(
+    requests_succeed_while_another_process_appends,
+    no_other_writer_appends_while_the_retry_holds_the_log_lock,
+);
