@@ -69,7 +69,7 @@ impl Application {
         let key = Arc::new(agency_node::app::load_or_generate_node_key(
             &config.data_dir,
         )?);
-        let db = Db::connect(&agency_node::store::sqlite_url(&config.data_dir)).await?;
+        let db = Db::connect(&config.database_url()).await?;
         let audit = AuditLog::open(
             db.clone(),
             key,

@@ -21,10 +21,17 @@ pub struct GatewayConfig {
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
     /// Holds the gateway's audit database (`node.db`, so that
-    /// `agency-node audit verify --data-dir` reads it) and its checkpoint
+    /// `agency-node audit verify --data-dir` reads it; unless
+    /// `database_url` names another) and its checkpoint
     /// signing key (`node-signing-key.pk8`, generated on first start).
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
+    /// `postgres://...` to keep the gateway's audit log in PostgreSQL (the
+    /// production backend, as for the nodes); SQLite in `data_dir` when
+    /// unset. The signing key stays in `data_dir` either way. Printed with
+    /// its password replaced by `***`.
+    #[serde(default)]
+    pub database_url: Option<DatabaseUrl>,
     /// The federation trust list, the same file every node reads.
     pub federation: PathBuf,
     /// Path of the client-facing GraphQL endpoint (GraphiQL on GET).
@@ -53,6 +60,18 @@ pub struct GatewayConfig {
     /// default): no CORS headers are sent, so browsers refuse cross-site calls.
     #[serde(default)]
     pub cors_allowed_origins: Vec<String>,
+}
+
+/// A database URL, which may hold a password: it is never printed whole
+/// (`Debug` shows it with the password replaced by `***`).
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct DatabaseUrl(pub String);
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&agency_node::config::redact_url(&self.0))
+    }
 }
 
 /// Limits every client operation is held to before anything is forwarded.
@@ -226,6 +245,7 @@ impl GatewayConfig {
         Self {
             listen: default_listen(),
             data_dir: data_dir.into(),
+            database_url: None,
             federation: federation.into(),
             graphql_path: default_graphql_path(),
             max_body_bytes: default_max_body(),
@@ -246,10 +266,26 @@ impl GatewayConfig {
         Ok(config)
     }
 
+    /// The audit database in use: the configured one or SQLite in
+    /// `data_dir`.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(DatabaseUrl(url)) => url.clone(),
+            None => agency_node::store::sqlite_url(&self.data_dir),
+        }
+    }
+
     /// Checks what serde cannot.
     pub fn check(&self) -> Result<(), ConfigError> {
         let invalid = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
         check_http_front(&self.graphql_path, self.max_body_bytes, &self.log_format)?;
+        if let Some(DatabaseUrl(url)) = &self.database_url
+            && !["sqlite:", "postgres://", "postgresql://"]
+                .iter()
+                .any(|scheme| url.starts_with(scheme))
+        {
+            return invalid("database_url must start with sqlite: or postgres://");
+        }
         let l = &self.limits;
         if l.max_depth == 0 || l.max_cost == 0 || l.max_root_fields == 0 || l.max_tokens < 100 {
             return invalid(
@@ -326,6 +362,38 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("collect_every"), "{err}");
+    }
+
+    #[test]
+    fn the_audit_database_is_sqlite_in_the_data_directory_unless_a_url_is_given() {
+        let config = GatewayConfig::new("f.toml", "data/gw");
+        assert_eq!(
+            config.database_url(),
+            agency_node::store::sqlite_url(Path::new("data/gw"))
+        );
+        let config: GatewayConfig = toml::from_str(
+            "federation = \"f.toml\"\ndatabase_url = \"postgres://gw:s3cret@db.example/audit\"",
+        )
+        .unwrap();
+        config.check().unwrap();
+        assert_eq!(
+            config.database_url(),
+            "postgres://gw:s3cret@db.example/audit"
+        );
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("s3cret"), "{printed}");
+        assert!(
+            printed.contains("postgres://gw:***@db.example/audit"),
+            "{printed}"
+        );
+    }
+
+    #[test]
+    fn an_audit_database_url_of_another_kind_is_refused() {
+        let mut config = GatewayConfig::new("f.toml", "d");
+        config.database_url = Some(DatabaseUrl("mysql://gw@db/audit".into()));
+        let err = config.check().unwrap_err();
+        assert!(err.to_string().contains("database_url"), "{err}");
     }
 
     #[test]

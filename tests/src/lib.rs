@@ -47,6 +47,9 @@ pub struct Options {
     pub max_in_flight_per_node: usize,
     /// How often the gateway collects the nodes' checkpoints by itself.
     pub collect_interval_secs: u64,
+    /// Where the gateway keeps its audit log: SQLite in its data directory
+    /// when unset.
+    pub gateway_database_url: Option<String>,
 }
 
 impl Default for Options {
@@ -59,6 +62,7 @@ impl Default for Options {
             tls: false,
             max_in_flight_per_node: 16,
             collect_interval_secs: 300,
+            gateway_database_url: None,
         }
     }
 }
@@ -188,6 +192,9 @@ pub struct TestFederation {
     pub gateway_base: String,
     pub gateway: Arc<Gateway>,
     pub gateway_data_dir: PathBuf,
+    /// The gateway's audit database (SQLite in `gateway_data_dir` unless
+    /// the test chose another).
+    pub gateway_database_url: String,
     pub client: reqwest::Client,
     /// The local CA and identities, when started with TLS.
     pub pki: Option<exchange_gateway::tls::DevPki>,
@@ -370,6 +377,10 @@ impl TestFederation {
         config.nodes.cool_down_ms = options.cool_down_ms;
         config.nodes.max_in_flight_per_node = options.max_in_flight_per_node;
         config.auditors.collect_interval_secs = options.collect_interval_secs;
+        config.database_url = options
+            .gateway_database_url
+            .map(exchange_gateway::config::DatabaseUrl);
+        let gateway_database_url = config.database_url();
         if let Some(pki) = &pki {
             let id = pki
                 .identity("gateway", &["gateway.test".into()], false, true)
@@ -394,6 +405,7 @@ impl TestFederation {
             gateway_base,
             gateway,
             gateway_data_dir,
+            gateway_database_url,
             client: reqwest::Client::new(),
             pki,
             gateway_shutdown: Some(tx),
@@ -605,7 +617,7 @@ impl TestFederation {
     /// The gateway's audit events, oldest first (read through a second
     /// connection to its database).
     pub async fn gateway_events(&self) -> Vec<AuditEvent> {
-        let db = Db::connect(&agency_node::store::sqlite_url(&self.gateway_data_dir))
+        let db = Db::connect(&self.gateway_database_url)
             .await
             .expect("gateway audit database");
         let out = events(&db).await;
@@ -625,6 +637,30 @@ impl Drop for TestFederation {
             }
         }
     }
+}
+
+/// A fresh, empty PostgreSQL database for one test, on the server named by
+/// `EXCHANGE_TEST_POSTGRES_URL` (`scripts/test.sh` starts the machine's
+/// server and sets it). Without it the test fails: the PostgreSQL tests
+/// never skip.
+pub async fn fresh_postgres_database() -> String {
+    use sqlx::Connection as _;
+    let admin = std::env::var("EXCHANGE_TEST_POSTGRES_URL").expect(
+        "EXCHANGE_TEST_POSTGRES_URL must name a PostgreSQL account that may create databases",
+    );
+    let name = format!("exchange_e2e_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .expect("connecting to the PostgreSQL test server");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("creating a test database");
+    let _ = conn.close().await;
+    let server = admin
+        .rsplit_once('/')
+        .map_or(admin.as_str(), |(server, _)| server);
+    format!("{server}/{name}")
 }
 
 /// A survivor record with every category filled (synthetic).

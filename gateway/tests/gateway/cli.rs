@@ -41,6 +41,11 @@ fn environment_variables_override_the_file() {
             "nodes.max_in_flight_per_node",
         ),
         ("EXCHANGE_GATEWAY__LOG_FORMAT", "xml", "log_format"),
+        (
+            "EXCHANGE_GATEWAY__DATABASE_URL",
+            "mysql://gateway:s3cret@db/audit",
+            "database_url",
+        ),
     ] {
         let out = gateway(&config, &[(name, value)]);
         assert_eq!(out.status.code(), Some(2), "{name}");
@@ -49,6 +54,7 @@ fn environment_variables_override_the_file() {
             err.starts_with("error: invalid configuration: ") && err.contains(field),
             "{name}: {err}"
         );
+        assert!(!err.contains("s3cret"), "{name}: {err}");
     }
 }
 

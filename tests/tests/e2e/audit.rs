@@ -5,13 +5,37 @@
 
 use agency_node::audit::verify::{VerifyOptions, verify_database};
 use agency_node::store::Db;
-use exchange_e2e::{CLINIC, SHELTER, TestFederation};
+use exchange_e2e::{CLINIC, Options, SHELTER, TestFederation, fresh_postgres_database};
 use exchange_schema::{AuditKind, Decision, Purpose};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_federated_operation_is_audited_and_the_log_verifies() {
-    let mut fed = TestFederation::start().await;
+    every_federated_operation_is_audited_in(None).await;
+}
+
+/// The same with the gateway's log in PostgreSQL (`database_url`), the
+/// production backend: the entries land there, none in the data directory,
+/// and the log verifies from that database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_federated_operation_is_audited_in_postgresql_and_the_log_verifies() {
+    let url = fresh_postgres_database().await;
+    every_federated_operation_is_audited_in(Some(url.clone())).await;
+}
+
+async fn every_federated_operation_is_audited_in(database_url: Option<String>) {
+    let mut fed = TestFederation::start_with(Options {
+        gateway_database_url: database_url.clone(),
+        ..Options::default()
+    })
+    .await;
+    if let Some(url) = &database_url {
+        assert_eq!(&fed.gateway_database_url, url);
+        assert!(
+            !fed.gateway_data_dir.join("node.db").exists(),
+            "no SQLite log beside the PostgreSQL one"
+        );
+    }
     let survivor = fed.register_survivor(SHELTER, "Iulia").await;
     fed.refer(&survivor, CLINIC).await;
     let clinic = fed.caseworker(CLINIC);
@@ -70,7 +94,7 @@ async fn every_federated_operation_is_audited_and_the_log_verifies() {
 
     let key = fed.gateway.audit.public_key_hex();
     fed.stop_gateway().await;
-    let db = Db::connect(&agency_node::store::sqlite_url(&fed.gateway_data_dir))
+    let db = Db::connect(&fed.gateway_database_url)
         .await
         .expect("gateway database");
     let report = verify_database(
@@ -100,7 +124,7 @@ async fn no_answer_leaves_the_gateway_without_its_audit_entry() {
     let read = "query($id: ID!) { survivor(id: $id) { identity { givenName } } }";
     let variables = json!({ "id": survivor });
 
-    let db = Db::connect(&agency_node::store::sqlite_url(&fed.gateway_data_dir))
+    let db = Db::connect(&fed.gateway_database_url)
         .await
         .expect("gateway database");
     sqlx::query(
