@@ -105,6 +105,10 @@ impl Application {
         let router = router(HttpState {
             node: state.clone(),
             schema,
+            documents: Arc::new(crate::graphql::documents::NodeDocuments::new(
+                crate::graphql::documents::NODE_DOCUMENTS,
+                crate::graphql::documents::NODE_DOCUMENT_TEXT_BYTES,
+            )),
             max_body_bytes: config.max_body_bytes,
             graphql_path: config.graphql_path.clone(),
         })

@@ -32,6 +32,8 @@ use crate::state::{Caller, NodeState};
 pub struct HttpState {
     pub node: Arc<NodeState>,
     pub schema: NodeSchema,
+    /// Operations already parsed (see [`crate::graphql::documents`]).
+    pub documents: Arc<crate::graphql::documents::NodeDocuments>,
     pub max_body_bytes: usize,
     pub graphql_path: String,
 }
@@ -187,7 +189,7 @@ async fn graphql(State(state): State<HttpState>, headers: HeaderMap, body: Body)
         Err(response) => return response,
     };
 
-    let request: async_graphql::Request = match serde_json::from_slice(&bytes) {
+    let mut request: async_graphql::Request = match serde_json::from_slice(&bytes) {
         Ok(request) => request,
         Err(_) => {
             return error_response(
@@ -197,6 +199,7 @@ async fn graphql(State(state): State<HttpState>, headers: HeaderMap, body: Body)
             );
         }
     };
+    crate::graphql::documents::attach_parsed(&state.documents, &mut request);
     let mut response = state.schema.execute(request.data(caller)).await;
     for error in &mut response.errors {
         let has_code = error

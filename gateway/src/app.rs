@@ -25,6 +25,8 @@ use crate::routing::FederationSchema;
 
 /// How many parsed and validated operations the gateway keeps.
 const DOCUMENT_CACHE_ENTRIES: usize = 1024;
+/// The most operation text the gateway's cache holds, in bytes.
+const DOCUMENT_CACHE_TEXT_BYTES: usize = 1 << 20;
 
 /// The log identity written in the gateway's audit checkpoints.
 pub const AUDIT_LOG_ID: &str = "gateway";
@@ -90,7 +92,10 @@ impl Application {
             nodes,
             directory,
             audit,
-            documents: crate::plan::DocumentCache::new(DOCUMENT_CACHE_ENTRIES),
+            documents: crate::plan::DocumentCache::new(
+                DOCUMENT_CACHE_ENTRIES,
+                DOCUMENT_CACHE_TEXT_BYTES,
+            ),
         });
         let checkpoints = Arc::new(
             crate::audit::CheckpointStore::open(&config.data_dir, &config.auditors)

@@ -19,7 +19,7 @@
 //! therefore not use aliases or variables starting with `_gw`.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use apollo_compiler::ast::{OperationType, Value};
 use apollo_compiler::executable::{
@@ -38,55 +38,12 @@ use crate::routing::{DEFAULT_PAGE_SIZE, FederationSchema, RootRule, ScatterRule}
 /// Prefix of the aliases and variables the gateway adds.
 pub const RESERVED_PREFIX: &str = "_gw";
 
-/// Operations already parsed and validated, by their text: a client sends
-/// the same few operations again and again, and parsing and validating one
-/// costs more than the rest of the gateway's planning. Only valid documents
-/// are kept; variables, limits and routing are still checked per request.
-#[derive(Debug)]
-pub struct DocumentCache {
-    documents: Mutex<HashMap<String, Arc<Valid<ExecutableDocument>>>>,
-    capacity: usize,
-}
-
-impl DocumentCache {
-    /// A cache of at most `capacity` documents (0 turns it off).
-    pub fn new(capacity: usize) -> Self {
-        Self {
-            documents: Mutex::new(HashMap::new()),
-            capacity,
-        }
-    }
-
-    fn get(&self, query: &str) -> Option<Arc<Valid<ExecutableDocument>>> {
-        let documents = self.documents.lock().unwrap_or_else(|p| p.into_inner());
-        documents.get(query).cloned()
-    }
-
-    fn insert(&self, query: &str, document: Arc<Valid<ExecutableDocument>>) {
-        if self.capacity == 0 {
-            return;
-        }
-        let mut documents = self.documents.lock().unwrap_or_else(|p| p.into_inner());
-        // Full: start again rather than track recency; the hot operations
-        // come back at once.
-        if documents.len() >= self.capacity {
-            documents.clear();
-        }
-        documents.insert(query.to_owned(), document);
-    }
-
-    /// How many documents are held.
-    pub fn len(&self) -> usize {
-        self.documents
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
+/// Operations already parsed and validated against the federation schema,
+/// by their text: parsing and validating one costs more than the rest of
+/// the gateway's planning. Only valid documents are kept; variables, limits
+/// and routing are still checked per request. Bounded as described in
+/// [`agency_node::graphql::documents`].
+pub type DocumentCache = agency_node::graphql::documents::DocumentCache<Valid<ExecutableDocument>>;
 
 /// A checked operation, ready to plan.
 #[derive(Debug)]
@@ -752,7 +709,7 @@ mod tests {
         check(
             &schema,
             &LimitsConfig::default(),
-            &DocumentCache::new(0),
+            &DocumentCache::new(0, 0),
             query,
             None,
             &variables,
@@ -765,7 +722,7 @@ mod tests {
         check(
             &schema,
             limits,
-            &DocumentCache::new(0),
+            &DocumentCache::new(0, 0),
             query,
             None,
             &JsonMap::new(),
@@ -833,7 +790,7 @@ mod tests {
         let _ = check(
             &schema,
             &LimitsConfig::default(),
-            &DocumentCache::new(0),
+            &DocumentCache::new(0, 0),
             &query,
             None,
             &JsonMap::new(),
@@ -909,7 +866,7 @@ mod tests {
     fn a_valid_operation_is_parsed_once_and_an_invalid_one_never_kept() {
         let schema = FederationSchema::load().unwrap();
         let limits = LimitsConfig::default();
-        let cache = DocumentCache::new(2);
+        let cache = DocumentCache::new(2, 1 << 16);
         let query = "query($id: ID!) { survivor(id: $id) { id } }";
         let variables: JsonMap = serde_json_bytes::json!({ "id": "shelter-north:1" })
             .as_object()

@@ -2,6 +2,7 @@
 //! helpers resolvers share (who is asking, page sizes, opaque cursors, which
 //! categories an operation selected).
 
+pub mod documents;
 pub mod mutation;
 pub mod query;
 pub mod types;
