@@ -180,11 +180,12 @@ impl Query {
         let has_next = rows.len() as i64 > limit;
         rows.truncate(limit as usize);
         let mut connection = Connection::new(false, has_next);
-        for record in rows {
+        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        let histories = referrals::histories(&mut conn, &ids)
+            .await
+            .map_err(NodeError::internal)?;
+        for (record, history) in rows.into_iter().zip(histories) {
             let cursor = encode_cursor(to_ms(record.created_at), &record.id);
-            let history = referrals::history(&mut conn, &record.id)
-                .await
-                .map_err(NodeError::internal)?;
             connection.edges.push(Edge::new(
                 cursor,
                 Referral::new(state.agency.as_str(), record, history),

@@ -148,17 +148,51 @@ pub async fn history(conn: &mut AnyConnection, id: &str) -> anyhow::Result<Vec<R
     .bind(id)
     .fetch_all(conn)
     .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(ReferralEvent {
-                status: row.try_get::<String, _>("status")?.parse()?,
-                at: from_ms(row.try_get("at")?),
-                by_agency: AgencyId::parse(&row.try_get::<String, _>("by_agency")?)?,
-                by_user: row.try_get("by_user")?,
-                note: row.try_get("note")?,
-            })
-        })
-        .collect()
+    rows.iter().map(event_from_row).collect()
+}
+
+/// The histories of several referrals (a page of them) in one query rather
+/// than one query each: every referral in `ids` has an entry, in order of
+/// `ids`, each history oldest first.
+pub async fn histories(
+    conn: &mut AnyConnection,
+    ids: &[&str],
+) -> anyhow::Result<Vec<Vec<ReferralEvent>>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT referral_id, status, at, by_agency, by_user, note FROM referral_events \
+         WHERE referral_id IN ({}) ORDER BY referral_id, position",
+        super::placeholders(1, ids.len())
+    );
+    let mut query = sqlx::query(&sql);
+    for id in ids {
+        query = query.bind(*id);
+    }
+    let rows = query.fetch_all(conn).await?;
+    let mut by_id: std::collections::HashMap<String, Vec<ReferralEvent>> =
+        std::collections::HashMap::with_capacity(ids.len());
+    for row in &rows {
+        by_id
+            .entry(row.try_get("referral_id")?)
+            .or_default()
+            .push(event_from_row(row)?);
+    }
+    Ok(ids
+        .iter()
+        .map(|id| by_id.remove(*id).unwrap_or_default())
+        .collect())
+}
+
+fn event_from_row(row: &AnyRow) -> anyhow::Result<ReferralEvent> {
+    Ok(ReferralEvent {
+        status: row.try_get::<String, _>("status")?.parse()?,
+        at: from_ms(row.try_get("at")?),
+        by_agency: AgencyId::parse(&row.try_get::<String, _>("by_agency")?)?,
+        by_user: row.try_get("by_user")?,
+        note: row.try_get("note")?,
+    })
 }
 
 /// A page of the referrals the requesting agency may see, newest first:

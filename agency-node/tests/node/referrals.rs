@@ -153,6 +153,12 @@ async fn referral_listing_by_direction_and_status(backend: Backend) {
     answer(&node, LEGAL, "declineReferral", &made[1])
         .await
         .data();
+    answer(&node, LEGAL, "acceptReferral", &made[3])
+        .await
+        .data();
+    answer(&node, LEGAL, "completeReferral", &made[3])
+        .await
+        .data();
 
     let list = "query($after: String, $status: [ReferralStatus!]) { referrals(direction: INCOMING, status: $status, first: 2, after: $after) { \
         edges { node { id status } } pageInfo { hasNextPage endCursor } } }";
@@ -200,6 +206,38 @@ async fn referral_listing_by_direction_and_status(backend: Backend) {
             .len(),
         2
     );
+
+    // A page carries each referral's own history (read for the whole page
+    // at once), oldest step first.
+    let with_history = node
+        .gql(
+            Some(&legal),
+            Some("REFERRAL"),
+            "{ referrals(direction: INCOMING, first: 100) { edges { node { id history { status byAgency } } } } }",
+            json!({}),
+        )
+        .await;
+    for edge in with_history.data()["referrals"]["edges"]
+        .as_array()
+        .unwrap()
+    {
+        let id = edge["node"]["id"].as_str().unwrap();
+        let steps: Vec<&str> = edge["node"]["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|step| step["status"].as_str().unwrap())
+            .collect();
+        let expected: &[&str] = if id == made[1] {
+            &["PENDING", "DECLINED"]
+        } else if id == made[3] {
+            &["PENDING", "ACCEPTED", "COMPLETED"]
+        } else {
+            &["PENDING"]
+        };
+        assert_eq!(steps, expected, "history of {id}");
+        assert_eq!(edge["node"]["history"][0]["byAgency"], OWNER, "{id}");
+    }
 
     // The referring agency sees them as outgoing, a third agency sees none.
     let outgoing = node
