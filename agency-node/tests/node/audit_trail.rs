@@ -11,16 +11,7 @@ use crate::common::*;
 /// Each kind of request leaves exactly the entry that describes it.
 async fn each_request_leaves_its_entry(backend: Backend) {
     let node = TestNode::start(backend).await;
-    let survivor = node.register_full_survivor("Trail").await;
-    let grant = node
-        .grant(
-            &survivor,
-            SHELTER,
-            &["IDENTITY"],
-            &["SERVICE_COORDINATION"],
-            json!({}),
-        )
-        .await;
+    let (survivor, grant) = node.survivor_sharing_identity_with_shelter("Trail").await;
     let requester = node.caseworker(SHELTER);
     node.read_survivor(&requester, "SERVICE_COORDINATION", &survivor)
         .await
@@ -92,15 +83,9 @@ async fn trace_context_reaches_the_entry(backend: Backend) {
 async fn nothing_is_disclosed_or_changed_without_its_audit_entry(backend: Backend) {
     use sqlx::Row as _;
     let node = TestNode::start(backend).await;
-    let survivor = node.register_full_survivor("Unlogged").await;
-    node.grant(
-        &survivor,
-        SHELTER,
-        &["IDENTITY"],
-        &["SERVICE_COORDINATION"],
-        json!({}),
-    )
-    .await;
+    let (survivor, _) = node
+        .survivor_sharing_identity_with_shelter("Unlogged")
+        .await;
     let pool = node.state.db.pool();
     let (block, unblock): (&[&str], &[&str]) = match backend {
         Backend::Sqlite => (

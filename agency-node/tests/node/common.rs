@@ -252,6 +252,26 @@ impl TestNode {
     }
 
     /// Registers a survivor with every category filled; returns its global ID.
+    /// A survivor registered at the owner with every category filled, who
+    /// has shared IDENTITY (only) with the other shelter for
+    /// SERVICE_COORDINATION; the survivor's ID and the grant's.
+    pub async fn survivor_sharing_identity_with_shelter(
+        &self,
+        given_name: &str,
+    ) -> (String, String) {
+        let survivor = self.register_full_survivor(given_name).await;
+        let grant = self
+            .grant(
+                &survivor,
+                SHELTER,
+                &["IDENTITY"],
+                &["SERVICE_COORDINATION"],
+                json!({}),
+            )
+            .await;
+        (survivor, grant)
+    }
+
     pub async fn register_full_survivor(&self, given_name: &str) -> String {
         let owner = self.caseworker(OWNER);
         let response = self

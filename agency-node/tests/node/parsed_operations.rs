@@ -13,15 +13,7 @@ const READ: &str = "query($id: ID!, $full: Boolean!) { survivor(id: $id) { id \
 
 async fn a_kept_operation_is_answered_for_each_caller_and_its_own_variables(backend: Backend) {
     let node = TestNode::start(backend).await;
-    let survivor = node.register_full_survivor("Mirela").await;
-    node.grant(
-        &survivor,
-        SHELTER,
-        &["IDENTITY"],
-        &["SERVICE_COORDINATION"],
-        json!({}),
-    )
-    .await;
+    let (survivor, _) = node.survivor_sharing_identity_with_shelter("Mirela").await;
     let owner = node.caseworker(OWNER);
     let shelter = node.caseworker(SHELTER);
     let legal = node.caseworker(LEGAL);

@@ -13,7 +13,6 @@ use agency_node::app::load_or_generate_node_key;
 use agency_node::audit::{AuditLog, AuditOptions};
 use agency_node::store::Db;
 use exchange_schema::{AuditEvent, AuditKind, Decision};
-use serde_json::json;
 
 use crate::common::*;
 
@@ -34,15 +33,7 @@ fn foreign_events(count: usize) -> Vec<AuditEvent> {
 
 async fn requests_succeed_while_another_process_appends(backend: Backend) {
     let node = TestNode::start(backend).await;
-    let survivor = node.register_full_survivor("Shared").await;
-    node.grant(
-        &survivor,
-        SHELTER,
-        &["IDENTITY"],
-        &["SERVICE_COORDINATION"],
-        json!({}),
-    )
-    .await;
+    let (survivor, _) = node.survivor_sharing_identity_with_shelter("Shared").await;
     let requester = node.caseworker(SHELTER);
 
     // A second writer on the same database with the node's own key, as a

@@ -23,8 +23,9 @@
 //!    and the client sharing every core, and (b) with the gateway pinned to
 //!    a core of its own and the nodes and the client to the others, as when
 //!    the gateway runs on its own machine (b needs two cores or more);
-//! 2. a scattered query (`referrals`) over 1, 2, 4 and 8 nodes: p50 and its
-//!    ratio to one node (goal: at most 1.3x at 8);
+//! 2. a scattered query (`referrals`) over 1, 2, 4 and 8 nodes, each of
+//!    which holds four referrals concerning the caller's agency: p50 and
+//!    its ratio to one node (goal: at most 1.3x at 8);
 //! 3. the gateway's VmRSS (and peak VmHWM) under 50 concurrent clients
 //!    (goal: at most 40 MB).
 //!
@@ -516,10 +517,16 @@ async fn bench() -> anyhow::Result<()> {
     }
     drop(own_core);
 
-    // 2. Scatter-gather over 1, 2, 4, 8 nodes.
+    // 2. Scatter-gather over 1, 2, 4, 8 nodes. Every node holds referrals
+    // that concern agency 0 (received by it, or at its own node sent by
+    // it), so that each node's page carries data to merge.
+    for (i, base) in node_urls.iter().enumerate() {
+        let to = agency_name(if i == 0 { 1 } else { 0 });
+        seed_referrals(&client, base, &token(i, Role::Caseworker)?, &to).await?;
+    }
     let scatter = "{ referrals(direction: ALL, first: 10) { edges { cursor node { id createdAt } } pageInfo { hasNextPage } } }";
     println!(
-        "2. scattered query `referrals(first: 10)` over k nodes ({LATENCY_REQUESTS} sequential requests each, the four gateways taking turns)"
+        "2. scattered query `referrals(first: 10)` over k nodes, each holding {REFERRALS_PER_NODE} referrals concerning the caller ({LATENCY_REQUESTS} sequential requests each, the four gateways taking turns)"
     );
     // One gateway per k, all running at once so that their requests can
     // take turns.
@@ -647,6 +654,56 @@ async fn register_survivor(
         .as_str()
         .map(str::to_owned)
         .with_context(|| format!("registering the bench survivor: {answer}"))
+}
+
+/// Referrals each node holds for the scattered query.
+const REFERRALS_PER_NODE: usize = 4;
+
+/// Registers an invented survivor at the node at `base`, records their
+/// consent to be referred to `to`, and refers them there
+/// [`REFERRALS_PER_NODE`] times, with the node's own mutations.
+async fn seed_referrals(
+    client: &reqwest::Client,
+    base: &str,
+    caseworker: &str,
+    to: &str,
+) -> anyhow::Result<()> {
+    let survivor = register_survivor(client, base, caseworker).await?;
+    let send = |purpose: &'static str, query: &'static str, variables: serde_json::Value| {
+        let request = client
+            .post(format!("{base}/graphql"))
+            .bearer_auth(caseworker)
+            .header("x-exchange-purpose", purpose)
+            .json(&json!({ "query": query, "variables": variables }));
+        async move {
+            let answer: serde_json::Value = request.send().await?.json().await?;
+            anyhow::ensure!(
+                answer.get("errors").is_none(),
+                "seeding the bench's referrals: {answer}"
+            );
+            Ok(())
+        }
+    };
+    send(
+        "CASE_MANAGEMENT",
+        "mutation($input: RecordConsentInput!) { recordConsent(input: $input) { id } }",
+        json!({ "input": {
+            "survivorId": survivor, "grantee": to, "categories": ["IDENTITY", "CASE"],
+            "purposes": ["REFERRAL"], "method": "WITNESSED_VERBAL", "witness": "Bench witness",
+        } }),
+    )
+    .await?;
+    for _ in 0..REFERRALS_PER_NODE {
+        send(
+            "REFERRAL",
+            "mutation($input: CreateReferralInput!) { createReferral(input: $input) { id } }",
+            json!({ "input": {
+                "survivorId": survivor, "toAgency": to, "service": "SHELTER", "urgency": "ROUTINE",
+            } }),
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// Measures a routed read straight to a node and through the gateway,
