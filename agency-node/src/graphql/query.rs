@@ -180,10 +180,19 @@ impl Query {
         let has_next = rows.len() as i64 > limit;
         rows.truncate(limit as usize);
         let mut connection = Connection::new(false, has_next);
-        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-        let histories = referrals::histories(&mut conn, &ids)
-            .await
-            .map_err(NodeError::internal)?;
+        // Histories are read only when the selection asks for them, through
+        // `edges { node }` or `nodes` (fragments and aliases included).
+        let look = ctx.look_ahead();
+        let wants_history = look.field("edges").field("node").field("history").exists()
+            || look.field("nodes").field("history").exists();
+        let histories = if wants_history {
+            let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+            referrals::histories(&mut conn, &ids)
+                .await
+                .map_err(NodeError::internal)?
+        } else {
+            vec![Vec::new(); rows.len()]
+        };
         for (record, history) in rows.into_iter().zip(histories) {
             let cursor = encode_cursor(to_ms(record.created_at), &record.id);
             connection.edges.push(Edge::new(

@@ -238,6 +238,46 @@ async fn referral_listing_by_direction_and_status(backend: Backend) {
         assert_eq!(steps, expected, "history of {id}");
         assert_eq!(edge["node"]["history"][0]["byAgency"], OWNER, "{id}");
     }
+    // Histories are read only when selected: however the selection reaches
+    // them (`nodes`, a fragment, an alias), each still carries its own.
+    for query in [
+        "{ referrals(direction: INCOMING, first: 100) { nodes { id history { status } } } }",
+        "{ referrals(direction: INCOMING, first: 100) { edges { node { ...Steps } } } } \
+         fragment Steps on Referral { id history { status } }",
+        "{ referrals(direction: INCOMING, first: 100) { edges { node { id steps: history { status } } } } }",
+    ] {
+        let selection = query;
+        let page = node
+            .gql(Some(&legal), Some("REFERRAL"), query, json!({}))
+            .await;
+        let listing = &page.data()["referrals"];
+        let items: Vec<&Value> = match listing.get("nodes") {
+            Some(nodes) => nodes.as_array().unwrap().iter().collect(),
+            None => listing["edges"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| &e["node"])
+                .collect(),
+        };
+        assert_eq!(items.len(), 5, "{selection}: {}", page.body);
+        for item in items {
+            let steps = item.get("history").or(item.get("steps")).unwrap();
+            let expected = if item["id"] == made[3] {
+                3
+            } else if item["id"] == made[1] {
+                2
+            } else {
+                1
+            };
+            assert_eq!(
+                steps.as_array().unwrap().len(),
+                expected,
+                "{selection}: {}",
+                page.body
+            );
+        }
+    }
 
     // The referring agency sees them as outgoing, a third agency sees none.
     let outgoing = node
