@@ -41,6 +41,29 @@ async fn incoming_referrals_are_gathered_from_every_node_in_order_and_paged_with
     fed.refer(&other, LEGAL).await;
 
     let clinic = fed.caseworker(CLINIC);
+    // Through the gateway, which renames `edges` and `node` with its own
+    // `_gw` aliases when it scatters, each node still reads the histories
+    // it is asked for (it reads them only when the selection names them).
+    let with_history = fed
+        .gateway_gql(
+            &clinic,
+            "REFERRAL",
+            "{ referrals(direction: INCOMING, first: 50) { edges { node { id history { status byAgency } } } } }",
+            json!({}),
+        )
+        .await;
+    let listed = with_history.data()["referrals"]["edges"]
+        .as_array()
+        .expect("edges")
+        .clone();
+    assert_eq!(listed.len(), expected.len(), "{}", with_history.body);
+    for edge in &listed {
+        assert_eq!(
+            edge["node"]["history"][0]["status"], "PENDING",
+            "each referral carries its history: {}",
+            with_history.body
+        );
+    }
     // All at once: every incoming referral, newest first.
     let all = fed
         .gateway_gql(&clinic, "REFERRAL", PAGE, json!({ "first": 50 }))
