@@ -5,7 +5,9 @@
 #
 # Uses EXCHANGE_TEST_POSTGRES_URL as given when it is set. Otherwise starts
 # the machine's PostgreSQL cluster (installing Debian's package if it is
-# missing) and creates the `exchange` role on first use.
+# missing), creates the `exchange` role on first use, and removes scratch
+# databases that earlier runs left behind (a run that was killed cannot drop
+# its own; see agency_node::store::scratch).
 set -euo pipefail
 
 if [ -n "${EXCHANGE_TEST_POSTGRES_URL:-}" ]; then
@@ -28,10 +30,13 @@ if [ -z "$cluster" ]; then
 fi
 read -r version name port status _ <<<"$cluster"
 if [ "$status" != "online" ]; then
-  as_root pg_ctlcluster "$version" "$name" start
+  # A server that was not shut down cleanly syncs its whole data directory
+  # before it accepts connections; pg_ctl's default 60 s wait is not enough
+  # on a slow disk, so allow up to 15 minutes.
+  as_root pg_ctlcluster "$version" "$name" start -- -t 900
 fi
 
-for _ in $(seq 1 30); do
+for _ in $(seq 1 60); do
   if as_root su postgres -c "psql -p $port -qtAc 'SELECT 1'" >/dev/null 2>&1; then break; fi
   sleep 1
 done
@@ -41,5 +46,23 @@ as_root su postgres -c "psql -p $port -qtAc \"DO \\\$\\\$ BEGIN
     CREATE ROLE exchange LOGIN CREATEDB PASSWORD 'exchange-test';
   END IF;
 END \\\$\\\$;\"" >/dev/null
+
+# Scratch databases (exchange_{test,e2e,bench}_<32 hex>) over an hour old
+# belong to no running test: drop them. One still in use is left alone.
+stale=$(as_root su postgres -c "psql -p $port -qtA" <<'SQL'
+SELECT count(*) FROM pg_database
+WHERE datname ~ '^exchange_(test|e2e|bench)_[0-9a-f]{32}$'
+  AND (pg_stat_file('base/' || oid || '/PG_VERSION', true)).modification < now() - interval '1 hour';
+SQL
+) || stale=0
+if [ "${stale:-0}" -gt 0 ]; then
+  echo "scripts/postgres.sh: dropping $stale scratch databases left by earlier runs" >&2
+  as_root su postgres -c "psql -p $port -qtA" >/dev/null 2>&1 <<'SQL' || true
+SELECT format('DROP DATABASE IF EXISTS %I', datname) FROM pg_database
+WHERE datname ~ '^exchange_(test|e2e|bench)_[0-9a-f]{32}$'
+  AND (pg_stat_file('base/' || oid || '/PG_VERSION', true)).modification < now() - interval '1 hour'
+\gexec
+SQL
+fi
 
 export EXCHANGE_TEST_POSTGRES_URL="postgres://exchange:exchange-test@127.0.0.1:$port/postgres"

@@ -8,10 +8,11 @@
 //! Run: `source scripts/postgres.sh; cargo bench -p agency-node --bench audit_append`
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use agency_node::audit::{AuditLog, AuditOptions};
 use agency_node::store::Db;
+use agency_node::store::scratch::ScratchDatabase;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::Ed25519KeyPair;
 use exchange_schema::{AgencyId, AuditEvent, AuditKind, Category, Decision, GlobalId, Purpose};
@@ -111,21 +112,10 @@ async fn main() {
     run("SQLite", &agency_node::store::sqlite_url(dir.path())).await;
     match std::env::var("EXCHANGE_TEST_POSTGRES_URL") {
         Ok(admin) => {
-            use sqlx::Connection as _;
-            let name = format!("exchange_bench_{}", uuid::Uuid::new_v4().simple());
-            let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
-            sqlx::query(&format!("CREATE DATABASE {name}"))
-                .execute(&mut conn)
+            let database = ScratchDatabase::create(&admin, "exchange_bench")
                 .await
-                .unwrap();
-            let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
-            run("PostgreSQL", &format!("{base}/{name}")).await;
-            let _ = tokio::time::timeout(Duration::from_secs(5), async {
-                sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
-                    .execute(&mut conn)
-                    .await
-            })
-            .await;
+                .expect("creating a scratch PostgreSQL database");
+            run("PostgreSQL", database.url()).await;
         }
         Err(_) => println!(
             "PostgreSQL  not measured: set EXCHANGE_TEST_POSTGRES_URL (source scripts/postgres.sh)"

@@ -641,26 +641,15 @@ impl Drop for TestFederation {
 
 /// A fresh, empty PostgreSQL database for one test, on the server named by
 /// `EXCHANGE_TEST_POSTGRES_URL` (`scripts/test.sh` starts the machine's
-/// server and sets it). Without it the test fails: the PostgreSQL tests
-/// never skip.
-pub async fn fresh_postgres_database() -> String {
-    use sqlx::Connection as _;
+/// server and sets it), dropped when the value is. Without the variable the
+/// test fails: the PostgreSQL tests never skip.
+pub async fn fresh_postgres_database() -> agency_node::store::scratch::ScratchDatabase {
     let admin = std::env::var("EXCHANGE_TEST_POSTGRES_URL").expect(
         "EXCHANGE_TEST_POSTGRES_URL must name a PostgreSQL account that may create databases",
     );
-    let name = format!("exchange_e2e_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = sqlx::PgConnection::connect(&admin)
+    agency_node::store::scratch::ScratchDatabase::create(&admin, "exchange_e2e")
         .await
-        .expect("connecting to the PostgreSQL test server");
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .expect("creating a test database");
-    let _ = conn.close().await;
-    let server = admin
-        .rsplit_once('/')
-        .map_or(admin.as_str(), |(server, _)| server);
-    format!("{server}/{name}")
+        .expect("creating a test database")
 }
 
 /// A survivor record with every category filled (synthetic).

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use agency_node::state::NodeState;
+use agency_node::store::scratch::ScratchDatabase;
 use agency_node::{Application, NodeConfig};
 use exchange_schema::{AgencyId, AgencyKind, Role, ServiceKind};
 use exchange_trust::{AgencySpec, DevFederation, MintRequest};
@@ -83,25 +84,21 @@ pub struct TestNode {
     _dir: tempfile::TempDir,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// The PostgreSQL database, dropped with the node (declared last so it
+    /// goes after everything that uses it).
+    _scratch: Option<ScratchDatabase>,
 }
 
-/// A fresh, empty PostgreSQL database for one test.
-pub async fn fresh_postgres_database() -> String {
-    use sqlx::Connection as _;
+/// A fresh, empty PostgreSQL database for one test, dropped when the value
+/// is (see `agency_node::store::scratch`).
+pub async fn fresh_postgres_database() -> ScratchDatabase {
     let admin = std::env::var("EXCHANGE_TEST_POSTGRES_URL").expect(
         "EXCHANGE_TEST_POSTGRES_URL must name a PostgreSQL account that may create databases \
          (scripts/test.sh starts the machine's server and sets it); the PostgreSQL suite never skips",
     );
-    let name = format!("exchange_test_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = sqlx::PgConnection::connect(&admin)
+    ScratchDatabase::create(&admin, "exchange_test")
         .await
-        .expect("connecting to the PostgreSQL test server");
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .expect("creating a test database");
-    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
-    format!("{base}/{name}")
+        .expect("creating a test database")
 }
 
 impl TestNode {
@@ -146,10 +143,14 @@ impl TestNode {
         )
         .unwrap();
         let data_dir = dir.path().join("node");
-        let database_url = match backend {
-            Backend::Sqlite => agency_node::store::sqlite_url(&data_dir),
-            Backend::Postgres => fresh_postgres_database().await,
+        let scratch = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(fresh_postgres_database().await),
         };
+        let database_url = scratch.as_ref().map_or_else(
+            || agency_node::store::sqlite_url(&data_dir),
+            |db| db.url().to_owned(),
+        );
         let mut config: NodeConfig = toml::from_str(&format!(
             "agency = \"{OWNER}\"\nfederation = \"{}\"\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n",
             federation.path.display(),
@@ -178,6 +179,7 @@ impl TestNode {
             _dir: dir,
             shutdown: Some(tx),
             server: Some(server),
+            _scratch: scratch,
         }
     }
 

@@ -16,5 +16,6 @@ mod parsed_operations;
 mod policy_startup;
 mod portal;
 mod referrals;
+mod scratch_database;
 mod seed;
 mod shared_log;

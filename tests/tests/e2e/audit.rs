@@ -19,8 +19,8 @@ async fn every_federated_operation_is_audited_and_the_log_verifies() {
 /// and the log verifies from that database.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_federated_operation_is_audited_in_postgresql_and_the_log_verifies() {
-    let url = fresh_postgres_database().await;
-    every_federated_operation_is_audited_in(Some(url.clone())).await;
+    let database = fresh_postgres_database().await;
+    every_federated_operation_is_audited_in(Some(database.url().to_owned())).await;
 }
 
 async fn every_federated_operation_is_audited_in(database_url: Option<String>) {

@@ -1,0 +1,44 @@
+//! The PostgreSQL suite's scratch databases are dropped when the test that
+//! made them ends, passing or panicking, so test runs do not pile databases
+//! up on the server (`agency_node::store::scratch`).
+
+use agency_node::store::Db;
+use sqlx::Connection as _;
+
+use crate::common::fresh_postgres_database;
+
+async fn exists(name: &str) -> bool {
+    let admin = std::env::var("EXCHANGE_TEST_POSTGRES_URL").unwrap();
+    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname = $1")
+        .bind(name)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    count == 1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scratch_database_is_dropped_with_its_value_even_while_a_pool_uses_it() {
+    let scratch = fresh_postgres_database().await;
+    let name = scratch.name().to_owned();
+    assert!(name.starts_with("exchange_test_"), "{name}");
+    let db = Db::connect(scratch.url()).await.unwrap();
+    assert!(exists(&name).await, "the database was created");
+    drop(scratch);
+    assert!(!exists(&name).await, "{name} is still on the server");
+    drop(db);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scratch_database_is_dropped_when_the_test_holding_it_panics() {
+    let (name_tx, name_rx) = tokio::sync::oneshot::channel();
+    let failing_test = tokio::spawn(async move {
+        let scratch = fresh_postgres_database().await;
+        name_tx.send(scratch.name().to_owned()).unwrap();
+        panic!("a failing test");
+    });
+    assert!(failing_test.await.unwrap_err().is_panic());
+    let name = name_rx.await.unwrap();
+    assert!(!exists(&name).await, "{name} is still on the server");
+}
