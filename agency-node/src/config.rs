@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 /// Everything a node needs to start.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeConfig {
     /// This node's agency ID; it must be listed in the federation file.
@@ -26,7 +26,7 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// `postgres://...` to use PostgreSQL; SQLite in `data_dir` when unset.
     #[serde(default)]
-    pub database_url: Option<String>,
+    pub database_url: Option<DatabaseUrl>,
     /// The federation trust list (agencies, issuers, keys).
     pub federation: PathBuf,
     /// Directory of the Cedar policy set; the shipped baseline when unset.
@@ -253,6 +253,7 @@ impl NodeConfig {
         exchange_schema::AgencyId::parse(&self.agency)
             .map_err(|e| ConfigError::Invalid(format!("agency: {e}")))?;
         check_http_front(&self.graphql_path, self.max_body_bytes, &self.log_format)?;
+        DatabaseUrl::check(self.database_url.as_ref())?;
         if self.break_glass.window_minutes == 0 || self.break_glass.window_minutes > 24 * 60 {
             return Err(ConfigError::Invalid(
                 "break_glass.window_minutes must be between 1 and 1440 (hours, not days)".into(),
@@ -288,9 +289,7 @@ impl NodeConfig {
 
     /// The database URL in use: the configured one or SQLite in `data_dir`.
     pub fn database_url(&self) -> String {
-        self.database_url
-            .clone()
-            .unwrap_or_else(|| crate::store::sqlite_url(&self.data_dir))
+        DatabaseUrl::or_sqlite_in(self.database_url.as_ref(), &self.data_dir)
     }
 
     pub fn checkpoint_interval(&self) -> Duration {
@@ -298,26 +297,35 @@ impl NodeConfig {
     }
 }
 
-impl fmt::Debug for NodeConfig {
+/// A database URL, which may hold a password: it is never printed whole
+/// (`Debug` shows it with the password replaced by `***`). The node's and
+/// the gateway's configurations both hold one.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct DatabaseUrl(pub String);
+
+impl fmt::Debug for DatabaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NodeConfig")
-            .field("agency", &self.agency)
-            .field("listen", &self.listen)
-            .field("data_dir", &self.data_dir)
-            .field(
-                "database_url",
-                &self.database_url.as_ref().map(|u| redact_url(u)),
-            )
-            .field("federation", &self.federation)
-            .field("policies", &self.policies)
-            .field("graphql_path", &self.graphql_path)
-            .field("max_body_bytes", &self.max_body_bytes)
-            .field("limits", &self.limits)
-            .field("audit", &self.audit)
-            .field("break_glass", &self.break_glass)
-            .field("tls", &self.tls)
-            .field("portal", &self.portal)
-            .finish()
+        f.write_str(&redact_url(&self.0))
+    }
+}
+
+impl DatabaseUrl {
+    /// The database in use: `configured`, or SQLite in `data_dir` when
+    /// none is.
+    pub fn or_sqlite_in(configured: Option<&Self>, data_dir: &Path) -> String {
+        configured.map_or_else(|| crate::store::sqlite_url(data_dir), |url| url.0.clone())
+    }
+
+    /// Refuses, naming the `database_url` field, a URL of a kind no
+    /// backend serves ([`crate::store::Backend::for_url`]).
+    pub fn check(configured: Option<&Self>) -> Result<(), ConfigError> {
+        match configured {
+            Some(url) if crate::store::Backend::for_url(&url.0).is_none() => Err(
+                ConfigError::Invalid("database_url must start with sqlite: or postgres://".into()),
+            ),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -347,7 +355,30 @@ mod tests {
             "agency = \"shelter-north\"\nfederation = \"f.toml\"\ndatabase_url = \"postgres://u:s3cret@h/d\"",
         )
         .unwrap();
-        assert!(!format!("{config:?}").contains("s3cret"));
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("s3cret"), "{printed}");
+        assert!(printed.contains("postgres://u:***@h/d"), "{printed}");
+    }
+
+    #[test]
+    fn a_database_url_no_backend_serves_is_refused_at_start() {
+        let with = |url: &str| {
+            toml::from_str::<NodeConfig>(&format!(
+                "agency = \"shelter-north\"\nfederation = \"f.toml\"\ndatabase_url = \"{url}\""
+            ))
+            .unwrap()
+        };
+        for url in ["mysql://u@h/d", "h/d", ""] {
+            let err = with(url).check().unwrap_err();
+            assert!(err.to_string().contains("database_url"), "{url:?}: {err}");
+        }
+        for url in [
+            "sqlite:///var/lib/node.db",
+            "postgres://u@h/d",
+            "postgresql://u@h/d",
+        ] {
+            with(url).check().unwrap();
+        }
     }
 
     #[test]

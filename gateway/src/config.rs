@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use agency_node::config::ConfigError;
+pub use agency_node::config::{ConfigError, DatabaseUrl};
 use agency_node::config::{
     check_http_front, default_graphql_path, default_log_format, default_max_body, load_layered,
 };
@@ -60,18 +60,6 @@ pub struct GatewayConfig {
     /// default): no CORS headers are sent, so browsers refuse cross-site calls.
     #[serde(default)]
     pub cors_allowed_origins: Vec<String>,
-}
-
-/// A database URL, which may hold a password: it is never printed whole
-/// (`Debug` shows it with the password replaced by `***`).
-#[derive(Clone, Deserialize)]
-#[serde(transparent)]
-pub struct DatabaseUrl(pub String);
-
-impl std::fmt::Debug for DatabaseUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&agency_node::config::redact_url(&self.0))
-    }
 }
 
 /// Limits every client operation is held to before anything is forwarded.
@@ -269,23 +257,14 @@ impl GatewayConfig {
     /// The audit database in use: the configured one or SQLite in
     /// `data_dir`.
     pub fn database_url(&self) -> String {
-        match &self.database_url {
-            Some(DatabaseUrl(url)) => url.clone(),
-            None => agency_node::store::sqlite_url(&self.data_dir),
-        }
+        DatabaseUrl::or_sqlite_in(self.database_url.as_ref(), &self.data_dir)
     }
 
     /// Checks what serde cannot.
     pub fn check(&self) -> Result<(), ConfigError> {
         let invalid = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
         check_http_front(&self.graphql_path, self.max_body_bytes, &self.log_format)?;
-        if let Some(DatabaseUrl(url)) = &self.database_url
-            && !["sqlite:", "postgres://", "postgresql://"]
-                .iter()
-                .any(|scheme| url.starts_with(scheme))
-        {
-            return invalid("database_url must start with sqlite: or postgres://");
-        }
+        DatabaseUrl::check(self.database_url.as_ref())?;
         let l = &self.limits;
         if l.max_depth == 0 || l.max_cost == 0 || l.max_root_fields == 0 || l.max_tokens < 100 {
             return invalid(

@@ -11,79 +11,79 @@
 //!
 //! The cache is bounded twice: by a number of documents and by the total
 //! length of their texts, so that a caller sending many large distinct
-//! operations cannot make it hold more than that. When either bound would
-//! be passed it starts again, empty, rather than track recency: the hot
-//! operations come back at once.
+//! operations cannot make it hold more than that. It is a
+//! [`quick_cache`] cache weighted by text length, with every document
+//! weighing at least `max_text_bytes / capacity`: a total weight of
+//! `max_text_bytes` then holds both bounds at once. Which documents stay
+//! when it is full is quick_cache's choice (S3-FIFO: the operations asked
+//! for again and again stay, one-off texts go first).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Parsed documents by operation text.
 #[derive(Debug)]
 pub struct DocumentCache<D> {
-    held: Mutex<Held<D>>,
-    capacity: usize,
-    max_text_bytes: usize,
+    /// `None` when the cache is turned off (a capacity of 0).
+    held: Option<quick_cache::sync::Cache<String, Arc<D>, TextWeight>>,
 }
 
-#[derive(Debug)]
-struct Held<D> {
-    documents: HashMap<String, Arc<D>>,
-    text_bytes: usize,
+/// A document's weight: its text's length, but no less than its share of
+/// the byte budget, so that the budget also bounds the number held.
+#[derive(Debug, Clone)]
+struct TextWeight {
+    floor: u64,
+}
+
+impl<D> quick_cache::Weighter<String, Arc<D>> for TextWeight {
+    fn weight(&self, text: &String, _: &Arc<D>) -> u64 {
+        (text.len() as u64).max(self.floor)
+    }
 }
 
 impl<D> DocumentCache<D> {
     /// A cache of at most `capacity` documents whose texts add up to at
     /// most `max_text_bytes` (a capacity of 0 turns it off).
     pub fn new(capacity: usize, max_text_bytes: usize) -> Self {
-        Self {
-            held: Mutex::new(Held {
-                documents: HashMap::new(),
-                text_bytes: 0,
-            }),
-            capacity,
-            max_text_bytes,
+        if capacity == 0 || max_text_bytes == 0 {
+            return Self { held: None };
         }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Held<D>> {
-        // The map holds only finished documents; a panic elsewhere while
-        // the lock was held cannot have left one half-written.
-        self.held.lock().unwrap_or_else(|p| p.into_inner())
+        let floor = (max_text_bytes / capacity).max(1) as u64;
+        Self {
+            held: Some(quick_cache::sync::Cache::with_weighter(
+                capacity,
+                max_text_bytes as u64,
+                TextWeight { floor },
+            )),
+        }
     }
 
     /// The document parsed from `text`, if held.
     pub fn get(&self, text: &str) -> Option<Arc<D>> {
-        self.lock().documents.get(text).cloned()
+        self.held.as_ref()?.get(text)
     }
 
-    /// Keeps `document` as the parse of `text`. A text longer than the
-    /// whole byte budget is not kept.
+    /// Keeps `document` as the parse of `text`. A text heavier than the
+    /// cache can hold is not kept.
     pub fn insert(&self, text: &str, document: Arc<D>) {
-        if self.capacity == 0 || text.len() > self.max_text_bytes {
-            return;
-        }
-        let mut held = self.lock();
-        if held.documents.contains_key(text) {
-            return;
-        }
-        if held.documents.len() >= self.capacity
-            || held.text_bytes + text.len() > self.max_text_bytes
+        if let Some(held) = &self.held
+            && held.get(text).is_none()
         {
-            held.documents.clear();
-            held.text_bytes = 0;
+            held.insert(text.to_owned(), document);
         }
-        held.text_bytes += text.len();
-        held.documents.insert(text.to_owned(), document);
     }
 
     /// How many documents are held.
     pub fn len(&self) -> usize {
-        self.lock().documents.len()
+        self.held.as_ref().map_or(0, |held| held.len())
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The total weight held, which never passes `max_text_bytes`.
+    pub fn weight(&self) -> u64 {
+        self.held.as_ref().map_or(0, |held| held.weight())
     }
 }
 
@@ -130,29 +130,50 @@ mod tests {
     }
 
     #[test]
-    fn the_cache_starts_again_rather_than_pass_either_bound() {
-        let by_count = DocumentCache::new(2, 1024);
-        for text in ["{ a }", "{ b }", "{ c }"] {
-            by_count.insert(text, Arc::new(()));
+    fn the_cache_never_passes_either_bound() {
+        // By count: texts far below the byte budget, ten times more of
+        // them than the capacity.
+        let by_count = DocumentCache::new(64, 1 << 20);
+        for i in 0..640 {
+            by_count.insert(&format!("{{ a{i} }}"), Arc::new(()));
+            assert!(by_count.len() <= 64, "{} documents held", by_count.len());
         }
-        assert_eq!(by_count.len(), 1);
-        assert!(by_count.get("{ c }").is_some());
+        assert!(!by_count.is_empty());
 
-        let by_bytes = DocumentCache::new(100, 12);
-        by_bytes.insert("{ aaaa }", Arc::new(()));
-        by_bytes.insert("{ bbbb }", Arc::new(()));
-        assert_eq!(
-            by_bytes.len(),
-            1,
-            "8 + 8 bytes would pass the 12-byte budget"
-        );
-        assert!(by_bytes.get("{ bbbb }").is_some());
-        by_bytes.insert(&format!("{{ {} }}", "c".repeat(20)), Arc::new(()));
-        assert_eq!(
-            by_bytes.len(),
-            1,
+        // By bytes: texts of 1 KiB against a 16 KiB budget, with room for
+        // 1,000 documents by count.
+        let by_bytes = DocumentCache::new(1000, 16 * 1024);
+        for i in 0..200 {
+            let text = format!("{{ a{i:04} {} }}", "b".repeat(1000));
+            by_bytes.insert(&text, Arc::new(()));
+            assert!(
+                by_bytes.weight() <= 16 * 1024,
+                "{} bytes held",
+                by_bytes.weight()
+            );
+        }
+        assert!(by_bytes.len() <= 16, "{} documents held", by_bytes.len());
+        assert!(!by_bytes.is_empty());
+
+        let whole = format!("{{ {} }}", "c".repeat(20 * 1024));
+        by_bytes.insert(&whole, Arc::new(()));
+        assert!(
+            by_bytes.get(&whole).is_none(),
             "a text over the whole budget is not kept"
         );
+    }
+
+    #[test]
+    fn an_operation_asked_for_again_and_again_stays_while_one_off_texts_pass() {
+        let cache = DocumentCache::new(64, 1 << 20);
+        cache.insert("{ hot }", Arc::new(()));
+        for i in 0..2000 {
+            assert!(
+                cache.get("{ hot }").is_some(),
+                "evicted after {i} one-off texts"
+            );
+            cache.insert(&format!("{{ once{i} }}"), Arc::new(()));
+        }
     }
 
     #[test]

@@ -31,6 +31,20 @@ pub enum Backend {
     Postgres,
 }
 
+impl Backend {
+    /// The backend a database URL names: `sqlite:...`, or `postgres://...`
+    /// (also spelled `postgresql://`); `None` for any other kind.
+    pub fn for_url(url: &str) -> Option<Self> {
+        if url.starts_with("sqlite:") {
+            Some(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Self::Postgres)
+        } else {
+            None
+        }
+    }
+}
+
 /// The node's database.
 #[derive(Clone, Debug)]
 pub struct Db {
@@ -46,11 +60,7 @@ impl Db {
     /// migrations.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
         sqlx::any::install_default_drivers();
-        let backend = if url.starts_with("sqlite:") {
-            Backend::Sqlite
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Backend::Postgres
-        } else {
+        let Some(backend) = Backend::for_url(url) else {
             anyhow::bail!("database URL must start with sqlite: or postgres://");
         };
         let options = AnyConnectOptions::from_str(url).context("parsing the database URL")?;

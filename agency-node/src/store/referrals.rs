@@ -141,14 +141,9 @@ pub async fn get(conn: &mut AnyConnection, id: &str) -> anyhow::Result<Option<Re
     row.as_ref().map(from_row).transpose()
 }
 
+/// One referral's history, oldest first.
 pub async fn history(conn: &mut AnyConnection, id: &str) -> anyhow::Result<Vec<ReferralEvent>> {
-    let rows = sqlx::query(
-        "SELECT status, at, by_agency, by_user, note FROM referral_events WHERE referral_id = $1 ORDER BY position",
-    )
-    .bind(id)
-    .fetch_all(conn)
-    .await?;
-    rows.iter().map(event_from_row).collect()
+    Ok(histories(conn, &[id]).await?.pop().unwrap_or_default())
 }
 
 /// The histories of several referrals (a page of them) in one query rather

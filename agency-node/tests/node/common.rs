@@ -157,7 +157,7 @@ impl TestNode {
             data_dir.display()
         ))
         .unwrap();
-        config.database_url = Some(database_url.clone());
+        config.database_url = Some(agency_node::config::DatabaseUrl(database_url.clone()));
         adjust(&mut config);
         let app = Application::build(config).await.expect("node starts");
         let base = format!("http://{}", app.address());
