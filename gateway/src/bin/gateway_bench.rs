@@ -628,6 +628,31 @@ async fn bench() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Sends one mutation straight to the node at `base` as `caseworker`, for
+/// `purpose`, and returns its `data`, or an error carrying the answer.
+async fn node_mutation(
+    client: &reqwest::Client,
+    base: &str,
+    caseworker: &str,
+    purpose: &str,
+    query: &str,
+    variables: serde_json::Value,
+) -> anyhow::Result<serde_json::Value> {
+    let answer: serde_json::Value = client
+        .post(format!("{base}/graphql"))
+        .bearer_auth(caseworker)
+        .header("x-exchange-purpose", purpose)
+        .json(&json!({ "query": query, "variables": variables }))
+        .send()
+        .await?
+        .json()
+        .await?;
+    match (answer.get("errors"), answer.get("data")) {
+        (None, Some(data)) => Ok(data.clone()),
+        _ => anyhow::bail!("seeding the bench's data: {answer}"),
+    }
+}
+
 /// Registers an invented survivor at the node at `base` (the caseworker's
 /// own agency); its global ID.
 async fn register_survivor(
@@ -635,25 +660,22 @@ async fn register_survivor(
     base: &str,
     caseworker: &str,
 ) -> anyhow::Result<String> {
-    let answer: serde_json::Value = client
-        .post(format!("{base}/graphql"))
-        .bearer_auth(caseworker)
-        .header("x-exchange-purpose", "CASE_MANAGEMENT")
-        .json(&json!({
-            "query": "mutation($input: RegisterSurvivorInput!) { registerSurvivor(input: $input) { id } }",
-            "variables": { "input": {
-                "identity": { "givenName": "Bench", "familyName": "Invented", "languages": ["en"] },
-                "case": { "exploitationTypes": ["labour"], "riskLevel": "HIGH", "needs": ["SHELTER"] },
-            } },
-        }))
-        .send()
-        .await?
-        .json()
-        .await?;
-    answer["data"]["registerSurvivor"]["id"]
+    let data = node_mutation(
+        client,
+        base,
+        caseworker,
+        "CASE_MANAGEMENT",
+        "mutation($input: RegisterSurvivorInput!) { registerSurvivor(input: $input) { id } }",
+        json!({ "input": {
+            "identity": { "givenName": "Bench", "familyName": "Invented", "languages": ["en"] },
+            "case": { "exploitationTypes": ["labour"], "riskLevel": "HIGH", "needs": ["SHELTER"] },
+        } }),
+    )
+    .await?;
+    data["registerSurvivor"]["id"]
         .as_str()
         .map(str::to_owned)
-        .with_context(|| format!("registering the bench survivor: {answer}"))
+        .with_context(|| format!("registering the bench survivor: {data}"))
 }
 
 /// Referrals each node holds for the scattered query.
@@ -669,22 +691,10 @@ async fn seed_referrals(
     to: &str,
 ) -> anyhow::Result<()> {
     let survivor = register_survivor(client, base, caseworker).await?;
-    let send = |purpose: &'static str, query: &'static str, variables: serde_json::Value| {
-        let request = client
-            .post(format!("{base}/graphql"))
-            .bearer_auth(caseworker)
-            .header("x-exchange-purpose", purpose)
-            .json(&json!({ "query": query, "variables": variables }));
-        async move {
-            let answer: serde_json::Value = request.send().await?.json().await?;
-            anyhow::ensure!(
-                answer.get("errors").is_none(),
-                "seeding the bench's referrals: {answer}"
-            );
-            Ok(())
-        }
-    };
-    send(
+    node_mutation(
+        client,
+        base,
+        caseworker,
         "CASE_MANAGEMENT",
         "mutation($input: RecordConsentInput!) { recordConsent(input: $input) { id } }",
         json!({ "input": {
@@ -694,7 +704,10 @@ async fn seed_referrals(
     )
     .await?;
     for _ in 0..REFERRALS_PER_NODE {
-        send(
+        node_mutation(
+            client,
+            base,
+            caseworker,
             "REFERRAL",
             "mutation($input: CreateReferralInput!) { createReferral(input: $input) { id } }",
             json!({ "input": {
