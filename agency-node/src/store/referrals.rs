@@ -192,8 +192,8 @@ fn event_from_row(row: &AnyRow) -> anyhow::Result<ReferralEvent> {
 
 /// A page of the referrals the requesting agency may see, newest first:
 /// those it sent or received (by `direction`), optionally by status, after a
-/// `(created_at, id)` cursor. Visibility is part of the query: a referral
-/// between two other agencies is never read.
+/// `(created_at, id)` cursor; at most `limit` rows. Visibility is part of
+/// the query: a referral between two other agencies is never read.
 pub async fn page(
     conn: &mut AnyConnection,
     requester: &AgencyId,
@@ -202,29 +202,7 @@ pub async fn page(
     after: Option<(i64, String)>,
     limit: i64,
 ) -> anyhow::Result<Vec<ReferralRecord>> {
-    let mut sql = format!("SELECT {COLUMNS} FROM referrals WHERE ");
-    sql.push_str(match direction {
-        Direction::Incoming => "to_agency = $1",
-        Direction::Outgoing => "from_agency = $1",
-        Direction::Both => "(to_agency = $1 OR from_agency = $1)",
-    });
-    let mut next = 2;
-    if after.is_some() {
-        sql.push_str(&format!(
-            " AND (created_at < ${a} OR (created_at = ${a} AND id < ${b}))",
-            a = next,
-            b = next + 1
-        ));
-        next += 2;
-    }
-    if !statuses.is_empty() {
-        sql.push_str(&format!(
-            " AND status IN ({})",
-            super::placeholders(next, statuses.len())
-        ));
-        next += statuses.len();
-    }
-    sql.push_str(&format!(" ORDER BY created_at DESC, id DESC LIMIT ${next}"));
+    let sql = page_sql(direction, after.is_some(), statuses.len());
     let mut query = sqlx::query(&sql).bind(requester.as_str());
     if let Some((at, id)) = after {
         query = query.bind(at).bind(id);
@@ -234,6 +212,49 @@ pub async fn page(
     }
     let rows = query.bind(limit).fetch_all(conn).await?;
     rows.iter().map(from_row).collect()
+}
+
+/// The statement [`page`] runs. Its parameters: `$1` the requesting agency;
+/// then, with a cursor, its `created_at` and `id`; then each status; last,
+/// the limit.
+///
+/// Every branch reads one index (`referrals_by_to` or `referrals_by_from`)
+/// in its order from the cursor on and stops at the limit, so a page costs
+/// the same however many referrals the node holds. Both directions are the
+/// two branches, each limited, merged: a single `to_agency = $1 OR
+/// from_agency = $1` made both backends read every referral of the agency
+/// and sort them for each page. A referral the agency sent to itself is
+/// listed once (the second branch leaves it out).
+pub fn page_sql(direction: Direction, after: bool, statuses: usize) -> String {
+    let mut next = 2;
+    let mut filters = String::new();
+    if after {
+        filters.push_str(&format!(
+            " AND (created_at, id) < (${a}, ${b})",
+            a = next,
+            b = next + 1
+        ));
+        next += 2;
+    }
+    if statuses > 0 {
+        filters.push_str(&format!(
+            " AND status IN ({})",
+            super::placeholders(next, statuses)
+        ));
+        next += statuses;
+    }
+    let order = format!("ORDER BY created_at DESC, id DESC LIMIT ${next}");
+    let branch =
+        |agency: &str| format!("SELECT {COLUMNS} FROM referrals WHERE {agency}{filters} {order}");
+    match direction {
+        Direction::Incoming => branch("to_agency = $1"),
+        Direction::Outgoing => branch("from_agency = $1"),
+        Direction::Both => format!(
+            "SELECT * FROM ({}) AS incoming UNION ALL SELECT * FROM ({}) AS outgoing {order}",
+            branch("to_agency = $1"),
+            branch("from_agency = $1 AND to_agency <> $1"),
+        ),
+    }
 }
 
 /// Referrals concerning one survivor (for the survivor's own view).

@@ -15,6 +15,7 @@ mod lifecycle;
 mod parsed_operations;
 mod policy_startup;
 mod portal;
+mod referral_pages;
 mod referrals;
 mod scratch_database;
 mod seed;
