@@ -47,6 +47,12 @@ as_root su postgres -c "psql -p $port -qtAc \"DO \\\$\\\$ BEGIN
   END IF;
 END \\\$\\\$;\"" >/dev/null
 
+# A test's scratch database is dropped WITH (FORCE), which must end every
+# session on it: an autovacuum worker too, which belongs to no role, so only
+# a member of pg_signal_backend may end it. Without this, a drop that met
+# autovacuum failed and left the database behind (seen 2026-11-23).
+as_root su postgres -c "psql -p $port -qtAc 'SET client_min_messages = warning; GRANT pg_signal_backend TO exchange'" >/dev/null
+
 # Scratch databases (exchange_{test,e2e,bench}_<32 hex>) over an hour old
 # belong to no running test: drop them. One still in use is left alone.
 stale=$(as_root su postgres -c "psql -p $port -qtA" <<'SQL'

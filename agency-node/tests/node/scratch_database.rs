@@ -42,3 +42,23 @@ async fn a_scratch_database_is_dropped_when_the_test_holding_it_panics() {
     let name = name_rx.await.unwrap();
     assert!(!exists(&name).await, "{name} is still on the server");
 }
+
+/// The drop, `WITH (FORCE)`, must end every session on the database, an
+/// autovacuum worker's too; a worker belongs to no role, so only a member
+/// of `pg_signal_backend` may end it, and without that a drop that met
+/// autovacuum failed and left the database behind. `scripts/postgres.sh`
+/// grants the role; a server set up by hand needs the same grant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_test_account_may_end_autovacuum_on_its_scratch_databases() {
+    let admin = std::env::var("EXCHANGE_TEST_POSTGRES_URL").unwrap();
+    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+    let may_signal: bool =
+        sqlx::query_scalar("SELECT pg_has_role(current_user, 'pg_signal_backend', 'USAGE')")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert!(
+        may_signal,
+        "the test account needs `GRANT pg_signal_backend TO <account>` (scripts/postgres.sh does it)"
+    );
+}
