@@ -110,14 +110,12 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     println!("durable audit appends (synchronous=FULL on SQLite; fsync on PostgreSQL)");
     run("SQLite", &agency_node::store::sqlite_url(dir.path())).await;
-    match std::env::var("EXCHANGE_TEST_POSTGRES_URL") {
-        Ok(admin) => {
-            let database = ScratchDatabase::create(&admin, "exchange_bench")
-                .await
-                .expect("creating a scratch PostgreSQL database");
-            run("PostgreSQL", database.url()).await;
-        }
-        Err(_) => println!(
+    match ScratchDatabase::from_env("exchange_bench")
+        .await
+        .expect("creating a scratch PostgreSQL database")
+    {
+        Some(database) => run("PostgreSQL", database.url()).await,
+        None => println!(
             "PostgreSQL  not measured: set EXCHANGE_TEST_POSTGRES_URL (source scripts/postgres.sh)"
         ),
     }

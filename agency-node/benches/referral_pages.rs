@@ -163,14 +163,12 @@ async fn main() {
         "a page of {PAGE} referrals (p50 of {RUNS} reads), the requester sending or receiving half of them"
     );
     run("SQLite", &agency_node::store::sqlite_url(dir.path())).await;
-    match std::env::var("EXCHANGE_TEST_POSTGRES_URL") {
-        Ok(admin) => {
-            let database = ScratchDatabase::create(&admin, "exchange_bench")
-                .await
-                .expect("creating a scratch PostgreSQL database");
-            run("PostgreSQL", database.url()).await;
-        }
-        Err(_) => println!(
+    match ScratchDatabase::from_env("exchange_bench")
+        .await
+        .expect("creating a scratch PostgreSQL database")
+    {
+        Some(database) => run("PostgreSQL", database.url()).await,
+        None => println!(
             "PostgreSQL  not measured: set EXCHANGE_TEST_POSTGRES_URL (source scripts/postgres.sh)"
         ),
     }

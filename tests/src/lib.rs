@@ -644,12 +644,12 @@ impl Drop for TestFederation {
 /// server and sets it), dropped when the value is. Without the variable the
 /// test fails: the PostgreSQL tests never skip.
 pub async fn fresh_postgres_database() -> agency_node::store::scratch::ScratchDatabase {
-    let admin = std::env::var("EXCHANGE_TEST_POSTGRES_URL").expect(
-        "EXCHANGE_TEST_POSTGRES_URL must name a PostgreSQL account that may create databases",
-    );
-    agency_node::store::scratch::ScratchDatabase::create(&admin, "exchange_e2e")
+    agency_node::store::scratch::ScratchDatabase::from_env("exchange_e2e")
         .await
         .expect("creating a test database")
+        .expect(
+            "EXCHANGE_TEST_POSTGRES_URL must name a PostgreSQL account that may create databases",
+        )
 }
 
 /// A survivor record with every category filled (synthetic).

@@ -35,7 +35,21 @@ pub enum ScratchError {
     Server(#[from] sqlx::Error),
 }
 
+/// The variable naming the administrative PostgreSQL URL of the test suites
+/// and benchmarks (an account that may create databases);
+/// `scripts/postgres.sh` sets it.
+pub const ADMIN_URL_VAR: &str = "EXCHANGE_TEST_POSTGRES_URL";
+
 impl ScratchDatabase {
+    /// A scratch database on the server [`ADMIN_URL_VAR`] names, or `None`
+    /// when the variable is unset.
+    pub async fn from_env(prefix: &str) -> Result<Option<Self>, ScratchError> {
+        match std::env::var(ADMIN_URL_VAR) {
+            Ok(admin_url) => Self::create(&admin_url, prefix).await.map(Some),
+            Err(_) => Ok(None),
+        }
+    }
+
     /// Creates an empty database named `<prefix>_<random hex>` through
     /// `admin_url`, an account allowed to create databases, and returns it
     /// with a URL for the same account on the new database.

@@ -92,13 +92,13 @@ pub struct TestNode {
 /// A fresh, empty PostgreSQL database for one test, dropped when the value
 /// is (see `agency_node::store::scratch`).
 pub async fn fresh_postgres_database() -> ScratchDatabase {
-    let admin = std::env::var("EXCHANGE_TEST_POSTGRES_URL").expect(
-        "EXCHANGE_TEST_POSTGRES_URL must name a PostgreSQL account that may create databases \
-         (scripts/test.sh starts the machine's server and sets it); the PostgreSQL suite never skips",
-    );
-    ScratchDatabase::create(&admin, "exchange_test")
+    ScratchDatabase::from_env("exchange_test")
         .await
         .expect("creating a test database")
+        .expect(
+            "EXCHANGE_TEST_POSTGRES_URL must name a PostgreSQL account that may create databases \
+             (scripts/test.sh starts the machine's server and sets it); the PostgreSQL suite never skips",
+        )
 }
 
 impl TestNode {
