@@ -7,8 +7,17 @@ cd "$(dirname "$0")/.."
 
 # shellcheck source=scripts/browser.sh
 source scripts/browser.sh
+given_postgres_url=${EXCHANGE_TEST_POSTGRES_URL:-}
 # shellcheck source=scripts/postgres.sh
 source scripts/postgres.sh
 echo "PostgreSQL suite will use ${EXCHANGE_TEST_POSTGRES_URL%%:*}://…@${EXCHANGE_TEST_POSTGRES_URL##*@}"
+
+# postgres.sh's sweep of stale scratch databases works on the machine's own
+# cluster, which it manages unless a server was given (never in CI).
+if [ -z "$given_postgres_url" ]; then
+  bash scripts/test-postgres-sweep.sh
+else
+  echo "scripts/test-postgres-sweep.sh not run: EXCHANGE_TEST_POSTGRES_URL names a server postgres.sh does not manage"
+fi
 
 cargo test --workspace --locked "$@"
