@@ -217,30 +217,30 @@ struct PlanStep {
     detail: String,
 }
 
+/// The ids of the steps above `step`, nearest first, ending with 0 (the
+/// plan's root, which has no row of its own).
+fn ancestors(plan: &[PlanStep], step: &PlanStep) -> Vec<i64> {
+    let mut ids = vec![step.parent];
+    while let Some(up) = plan.iter().find(|s| Some(&s.id) == ids.last()) {
+        ids.push(up.parent);
+    }
+    ids
+}
+
 /// The nearest `CO-ROUTINE` step above `step`, or 0 (the whole plan).
 fn enclosing_coroutine(plan: &[PlanStep], step: &PlanStep) -> i64 {
-    let mut parent = step.parent;
-    while let Some(up) = plan.iter().find(|s| s.id == parent) {
-        if up.detail.starts_with("CO-ROUTINE") {
-            return up.id;
-        }
-        parent = up.parent;
-    }
-    0
+    ancestors(plan, step)
+        .into_iter()
+        .find(|id| {
+            plan.iter()
+                .any(|s| s.id == *id && s.detail.starts_with("CO-ROUTINE"))
+        })
+        .unwrap_or(0)
 }
 
 /// Whether `step` lies under the step `scope` (0: the whole plan).
 fn within(plan: &[PlanStep], step: &PlanStep, scope: i64) -> bool {
-    let mut parent = step.parent;
-    loop {
-        if parent == scope {
-            return true;
-        }
-        match plan.iter().find(|s| s.id == parent) {
-            Some(up) => parent = up.parent,
-            None => return false,
-        }
-    }
+    ancestors(plan, step).contains(&scope)
 }
 
 on_both_backends!(every_page_holds_the_requesters_referrals_in_order);
