@@ -26,6 +26,15 @@
 //! 2. a scattered query (`referrals`) over 1, 2, 4 and 8 nodes, each of
 //!    which holds four referrals concerning the caller's agency: p50 and
 //!    its ratio to one node (goal: at most 1.3x at 8);
+//!
+//!    2'. the floor of this machine for the same fan-out: a child process
+//!    (`serve-fan-out`) that sends each request's body to k servers at once
+//!    and returns their answers side by side, over servers in this process
+//!    that answer at once with the bytes node 0 gives the query. None of the
+//!    exchange's work (token, parse, plan, audit, merge) is done, so its
+//!    ratio at 8 is the best any HTTP fan-out reaches on this machine; and
+//!    one of those servers asked straight, for what a bare hop adds. These
+//!    targets take turns with the scatter gateways;
 //! 3. the gateway's VmRSS (and peak VmHWM) under 50 concurrent clients
 //!    (goal: at most 40 MB).
 //!
@@ -90,6 +99,12 @@ fn main() -> anyhow::Result<()> {
             .build()?;
         return runtime.block_on(serve_gateway(Path::new(config)));
     }
+    if args.get(1).map(String::as_str) == Some("serve-fan-out") {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        return runtime.block_on(serve_fan_out(args[2..].to_vec()));
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -102,6 +117,64 @@ async fn serve_gateway(config: &Path) -> anyhow::Result<()> {
     let app = Application::build(GatewayConfig::load(Some(config))?).await?;
     println!("LISTENING {}", app.address());
     std::io::stdout().flush()?;
+    app.run(stdin_closed()).await
+}
+
+/// Child mode: the floor of a fan-out over HTTP, with none of the
+/// exchange's work. Each `POST /graphql` sends its body to every URL given,
+/// at once, with an HTTP client set up as the gateway's node client, waits
+/// for every answer and returns them side by side in a JSON array: no
+/// token, no parse, no plan, no audit, no merge. Runs until standard input
+/// closes.
+async fn serve_fan_out(urls: Vec<String>) -> anyhow::Result<()> {
+    use axum::body::Bytes;
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let client = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(16)
+        .no_proxy()
+        .build()?;
+    let urls: Arc<[String]> = urls.into();
+    let fan_out = move |body: Bytes| {
+        let (client, urls) = (client.clone(), urls.clone());
+        async move {
+            let answers = futures::future::join_all(urls.iter().map(|url| {
+                let request = client
+                    .post(url)
+                    .header("content-type", "application/json")
+                    .body(body.clone());
+                async move { request.send().await?.error_for_status()?.bytes().await }
+            }))
+            .await;
+            let mut out = b"[".to_vec();
+            for (i, answer) in answers.into_iter().enumerate() {
+                match answer {
+                    Ok(bytes) => {
+                        if i > 0 {
+                            out.push(b',');
+                        }
+                        out.extend_from_slice(&bytes);
+                    }
+                    Err(_) => return Err(axum::http::StatusCode::BAD_GATEWAY),
+                }
+            }
+            out.push(b']');
+            Ok(out)
+        }
+    };
+    let router = axum::Router::new().route("/graphql", axum::routing::post(fan_out));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    println!("LISTENING {}", listener.local_addr()?);
+    std::io::stdout().flush()?;
+    axum::serve(listener, router)
+        .with_graceful_shutdown(stdin_closed())
+        .await?;
+    Ok(())
+}
+
+/// Resolves when standard input closes (the bench's signal to a child to
+/// stop).
+async fn stdin_closed() {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     std::thread::spawn(move || {
         let mut sink = String::new();
@@ -114,10 +187,25 @@ async fn serve_gateway(config: &Path) -> anyhow::Result<()> {
         }
         let _ = tx.send(());
     });
-    app.run(async {
-        let _ = rx.await;
-    })
-    .await
+    let _ = rx.await;
+}
+
+/// A server that answers every `POST /graphql` with `answer`, as it is:
+/// the nodes of the fan-out floor.
+async fn serve_fixed_answer(answer: Vec<u8>) -> anyhow::Result<String> {
+    use axum::body::Bytes;
+    let answer = Bytes::from(answer);
+    let router = axum::Router::new().route(
+        "/graphql",
+        axum::routing::post(move |_body: Bytes| {
+            let answer = answer.clone();
+            async move { ([("content-type", "application/json")], answer) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/graphql", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    Ok(url)
 }
 
 fn agency_name(i: usize) -> String {
@@ -144,13 +232,14 @@ fn specs(urls: &[Option<String>]) -> Vec<AgencySpec> {
         .collect()
 }
 
-/// A gateway child process over the first `k` nodes.
-struct GatewayProcess {
+/// A server in a child process of its own (this binary): a gateway, or the
+/// fan-out floor.
+struct ChildServer {
     child: Child,
     base: String,
 }
 
-impl GatewayProcess {
+impl ChildServer {
     /// Starts a gateway named `name` (its own data directory: two
     /// processes never share an audit log) over the first `k` nodes, on
     /// `cpus` only when given.
@@ -184,22 +273,34 @@ impl GatewayProcess {
                 federation.path.display()
             ),
         )?;
-        let mut command = Command::new(std::env::current_exe()?);
-        command.arg("serve-gateway").arg(&config);
+        let mut args = vec!["serve-gateway".to_owned(), config.display().to_string()];
         if let Some(cpus) = cpus {
-            command.arg(
+            args.push(
                 cpus.iter()
                     .map(usize::to_string)
                     .collect::<Vec<_>>()
                     .join(","),
             );
         }
-        let mut child = command
+        Self::spawn(name, &args)
+    }
+
+    /// Starts the fan-out floor (`serve-fan-out`) over `urls`.
+    fn start_fan_out(name: &str, urls: &[String]) -> anyhow::Result<Self> {
+        let mut args = vec!["serve-fan-out".to_owned()];
+        args.extend(urls.iter().cloned());
+        Self::spawn(name, &args)
+    }
+
+    /// Runs this binary with `args` and waits for the `LISTENING` line.
+    fn spawn(name: &str, args: &[String]) -> anyhow::Result<Self> {
+        let mut child = Command::new(std::env::current_exe()?)
+            .args(args)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
-            .context("starting a gateway process")?;
+            .with_context(|| format!("starting {name}"))?;
         let stdout = child.stdout.take().context("child stdout")?;
         let mut reader = BufReader::new(stdout);
         let mut line = String::new();
@@ -215,7 +316,7 @@ impl GatewayProcess {
         let address = line
             .trim()
             .strip_prefix("LISTENING ")
-            .with_context(|| format!("unexpected gateway output: {line:?}"))?;
+            .with_context(|| format!("unexpected output of {name}: {line:?}"))?;
         Ok(Self {
             base: format!("http://{address}"),
             child,
@@ -242,7 +343,7 @@ impl GatewayProcess {
     }
 }
 
-impl Drop for GatewayProcess {
+impl Drop for ChildServer {
     fn drop(&mut self) {
         drop(self.child.stdin.take());
         let _ = self.child.wait();
@@ -368,10 +469,10 @@ async fn interleaved_throughput(
 /// (the nodes' and the client's).
 async fn cpu_per_request(
     target: &Target,
-    gateway: Option<&GatewayProcess>,
+    gateway: Option<&ChildServer>,
 ) -> anyhow::Result<(f64, f64)> {
     let per_request = |cpu: Duration| cpu.as_secs_f64() * 1e6 / CPU_REQUESTS as f64;
-    let gateway_before = gateway.map(GatewayProcess::cpu).unwrap_or_default();
+    let gateway_before = gateway.map(ChildServer::cpu).unwrap_or_default();
     let here_before = process_cpu("/proc/self/stat");
     for _ in 0..CPU_REQUESTS {
         target.once().await?;
@@ -436,7 +537,7 @@ async fn bench() -> anyhow::Result<()> {
     // node answers from memory without an audit entry, and one survivor
     // record, which the node discloses and audits durably before it
     // answers, as every read of survivor data.
-    let gateway = GatewayProcess::start(
+    let gateway = ChildServer::start(
         root.path(),
         "gateway-routed",
         &root.path().join("keys"),
@@ -449,7 +550,7 @@ async fn bench() -> anyhow::Result<()> {
     // the gateway runs alike.
     let own_core = match all_cpus.split_last() {
         Some((gateway_cpu, rest)) if !rest.is_empty() => Some((
-            GatewayProcess::start(
+            ChildServer::start(
                 root.path(),
                 "gateway-routed-own-core",
                 &root.path().join("keys"),
@@ -532,7 +633,7 @@ async fn bench() -> anyhow::Result<()> {
     // take turns.
     let mut scatter_gateways = Vec::new();
     for k in SCATTER_WIDTHS {
-        let gw = GatewayProcess::start(
+        let gw = ChildServer::start(
             root.path(),
             &format!("gateway-scatter-{k}"),
             &root.path().join("keys"),
@@ -549,8 +650,56 @@ async fn bench() -> anyhow::Result<()> {
         };
         scatter_gateways.push((k, gw, target));
     }
-    let targets: Vec<&Target> = scatter_gateways.iter().map(|(_, _, t)| t).collect();
-    let latencies = interleaved_latencies(&targets, LATENCY_REQUESTS).await?;
+    // The floor: the same fan-out with none of the exchange's work, over
+    // servers that answer with the bytes node 0 gives the same query.
+    let node_answer = client
+        .post(format!("{}/graphql", node_urls[0]))
+        .bearer_auth(&caseworker)
+        .header("x-exchange-purpose", "REFERRAL")
+        .header("content-type", "application/json")
+        .body(body(scatter))
+        .send()
+        .await?
+        .bytes()
+        .await?
+        .to_vec();
+    let mut fixed_urls = Vec::new();
+    for _ in 0..NODES {
+        fixed_urls.push(serve_fixed_answer(node_answer.clone()).await?);
+    }
+    let mut floors = Vec::new();
+    for k in SCATTER_WIDTHS {
+        let floor = ChildServer::start_fan_out(&format!("fan-out-{k}"), &fixed_urls[..k])?;
+        let target = Target {
+            client: client.clone(),
+            url: format!("{}/graphql", floor.base),
+            token: caseworker.clone(),
+            purpose: "REFERRAL",
+            body: body(scatter),
+        };
+        floors.push((k, floor, target));
+    }
+    // And one of those servers asked straight, for what the bare hop adds.
+    let straight = Target {
+        client: client.clone(),
+        url: fixed_urls[0].clone(),
+        token: caseworker.clone(),
+        purpose: "REFERRAL",
+        body: body(scatter),
+    };
+    // Gateways, floors and the straight request all take turns, so every
+    // ratio comes from the same moments of the machine.
+    let targets: Vec<&Target> = scatter_gateways
+        .iter()
+        .chain(&floors)
+        .map(|(_, _, t)| t)
+        .chain([&straight])
+        .collect();
+    let mut latencies = interleaved_latencies(&targets, LATENCY_REQUESTS).await?;
+    let straight_latencies = latencies
+        .pop()
+        .context("the straight request's latencies")?;
+    let floor_latencies = latencies.split_off(SCATTER_WIDTHS.len());
     let base = pct(&latencies[0], 0.5);
     for ((k, gw, target), lat) in scatter_gateways.iter().zip(&latencies) {
         let p50 = pct(lat, 0.5);
@@ -571,6 +720,31 @@ async fn bench() -> anyhow::Result<()> {
         );
     }
     drop(scatter_gateways);
+    println!(
+        "2'. the floor of this machine: the same fan-out with none of the exchange's work (a child process that sends each request's body to k servers at once and returns their answers side by side, over servers in this process that answer at once with the {} bytes node 0 gives the query; no token, parse, plan, audit or merge), taking turns with the gateways above",
+        node_answer.len()
+    );
+    let floor_base = pct(&floor_latencies[0], 0.5);
+    println!(
+        "   one server asked straight: p50 {:.3} ms  p99 {:.3} ms; the bare hop adds {:.3} ms at p50",
+        pct(&straight_latencies, 0.5),
+        pct(&straight_latencies, 0.99),
+        floor_base - pct(&straight_latencies, 0.5),
+    );
+    for ((k, floor, target), lat) in floors.iter().zip(&floor_latencies) {
+        let p50 = pct(lat, 0.5);
+        println!(
+            "   k = {k}: p50 {:.3} ms  p99 {:.3} ms  ratio to one server {:.2}x",
+            p50,
+            pct(lat, 0.99),
+            p50 / floor_base,
+        );
+        let (fan_out_cpu, servers_cpu) = cpu_per_request(target, Some(floor)).await?;
+        println!(
+            "          CPU per request: fan-out {fan_out_cpu:.0} us, servers and client {servers_cpu:.0} us"
+        );
+    }
+    drop(floors);
     println!();
 
     // 3. Resident memory under 50 concurrent clients.
@@ -724,7 +898,7 @@ async fn seed_referrals(
 async fn routed_figures(
     direct: &Arc<Target>,
     via: &Arc<Target>,
-    gateway: &GatewayProcess,
+    gateway: &ChildServer,
 ) -> anyhow::Result<()> {
     let latencies = interleaved_latencies(&[direct, via], LATENCY_REQUESTS).await?;
     let (d, g) = (&latencies[0], &latencies[1]);
