@@ -629,6 +629,14 @@ async fn bench() -> anyhow::Result<()> {
     println!(
         "2. scattered query `referrals(first: 10)` over k nodes, each holding {REFERRALS_PER_NODE} referrals concerning the caller ({LATENCY_REQUESTS} sequential requests each, the four gateways taking turns)"
     );
+    // The scattered query sent to `url`.
+    let scatter_at = |url: String| Target {
+        client: client.clone(),
+        url,
+        token: caseworker.clone(),
+        purpose: "REFERRAL",
+        body: body(scatter),
+    };
     // One gateway per k, all running at once so that their requests can
     // take turns.
     let mut scatter_gateways = Vec::new();
@@ -641,13 +649,7 @@ async fn bench() -> anyhow::Result<()> {
             k,
             None,
         )?;
-        let target = Target {
-            client: client.clone(),
-            url: format!("{}/graphql", gw.base),
-            token: caseworker.clone(),
-            purpose: "REFERRAL",
-            body: body(scatter),
-        };
+        let target = scatter_at(format!("{}/graphql", gw.base));
         scatter_gateways.push((k, gw, target));
     }
     // The floor: the same fan-out with none of the exchange's work, over
@@ -670,23 +672,11 @@ async fn bench() -> anyhow::Result<()> {
     let mut floors = Vec::new();
     for k in SCATTER_WIDTHS {
         let floor = ChildServer::start_fan_out(&format!("fan-out-{k}"), &fixed_urls[..k])?;
-        let target = Target {
-            client: client.clone(),
-            url: format!("{}/graphql", floor.base),
-            token: caseworker.clone(),
-            purpose: "REFERRAL",
-            body: body(scatter),
-        };
+        let target = scatter_at(format!("{}/graphql", floor.base));
         floors.push((k, floor, target));
     }
     // And one of those servers asked straight, for what the bare hop adds.
-    let straight = Target {
-        client: client.clone(),
-        url: fixed_urls[0].clone(),
-        token: caseworker.clone(),
-        purpose: "REFERRAL",
-        body: body(scatter),
-    };
+    let straight = scatter_at(fixed_urls[0].clone());
     // Gateways, floors and the straight request all take turns, so every
     // ratio comes from the same moments of the machine.
     let targets: Vec<&Target> = scatter_gateways
