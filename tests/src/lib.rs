@@ -647,9 +647,12 @@ pub async fn fresh_postgres_database() -> agency_node::store::scratch::ScratchDa
     agency_node::store::scratch::ScratchDatabase::from_env("exchange_e2e")
         .await
         .expect("creating a test database")
-        .expect(
-            "EXCHANGE_TEST_POSTGRES_URL must name a PostgreSQL account that may create databases",
-        )
+        .unwrap_or_else(|| {
+            panic!(
+                "{} must name a PostgreSQL account that may create databases",
+                agency_node::store::scratch::ADMIN_URL_VAR
+            )
+        })
 }
 
 /// A survivor record with every category filled (synthetic).

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use agency_node::state::NodeState;
-use agency_node::store::scratch::ScratchDatabase;
+use agency_node::store::scratch::{ADMIN_URL_VAR, ScratchDatabase};
 use agency_node::{Application, NodeConfig};
 use exchange_schema::{AgencyId, AgencyKind, Role, ServiceKind};
 use exchange_trust::{AgencySpec, DevFederation, MintRequest};
@@ -95,10 +95,12 @@ pub async fn fresh_postgres_database() -> ScratchDatabase {
     ScratchDatabase::from_env("exchange_test")
         .await
         .expect("creating a test database")
-        .expect(
-            "EXCHANGE_TEST_POSTGRES_URL must name a PostgreSQL account that may create databases \
-             (scripts/test.sh starts the machine's server and sets it); the PostgreSQL suite never skips",
-        )
+        .unwrap_or_else(|| {
+            panic!(
+                "{ADMIN_URL_VAR} must name a PostgreSQL account that may create databases \
+                 (scripts/test.sh starts the machine's server and sets it); the PostgreSQL suite never skips"
+            )
+        })
 }
 
 impl TestNode {

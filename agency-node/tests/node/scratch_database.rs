@@ -3,13 +3,21 @@
 //! up on the server (`agency_node::store::scratch`).
 
 use agency_node::store::Db;
+use agency_node::store::scratch::ADMIN_URL_VAR;
 use sqlx::Connection as _;
 
 use crate::common::fresh_postgres_database;
 
+/// A connection as the test account, on the server the suite uses.
+async fn admin_connection() -> sqlx::PgConnection {
+    let admin = std::env::var(ADMIN_URL_VAR).unwrap_or_else(|_| {
+        panic!("{ADMIN_URL_VAR} must be set: the PostgreSQL suite never skips")
+    });
+    sqlx::PgConnection::connect(&admin).await.unwrap()
+}
+
 async fn exists(name: &str) -> bool {
-    let admin = std::env::var("EXCHANGE_TEST_POSTGRES_URL").unwrap();
-    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+    let mut conn = admin_connection().await;
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname = $1")
         .bind(name)
         .fetch_one(&mut conn)
@@ -50,8 +58,7 @@ async fn a_scratch_database_is_dropped_when_the_test_holding_it_panics() {
 /// grants the role; a server set up by hand needs the same grant.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_test_account_may_end_autovacuum_on_its_scratch_databases() {
-    let admin = std::env::var("EXCHANGE_TEST_POSTGRES_URL").unwrap();
-    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+    let mut conn = admin_connection().await;
     let may_signal: bool =
         sqlx::query_scalar("SELECT pg_has_role(current_user, 'pg_signal_backend', 'USAGE')")
             .fetch_one(&mut conn)

@@ -50,6 +50,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use exchange_gateway::config::NodesConfig;
 use exchange_gateway::{Application, GatewayConfig};
 use exchange_schema::{AgencyId, AgencyKind, Role, ServiceKind};
 use exchange_trust::{AgencySpec, DevFederation, MintRequest};
@@ -131,7 +132,8 @@ async fn serve_fan_out(urls: Vec<String>) -> anyhow::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let client = reqwest::Client::builder()
         .tcp_nodelay(true)
-        .pool_max_idle_per_host(16)
+        .pool_max_idle_per_host(NodesConfig::default().pool_max_idle_per_node)
+        .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .build()?;
     let urls: Arc<[String]> = urls.into();
@@ -192,9 +194,8 @@ async fn stdin_closed() {
 
 /// A server that answers every `POST /graphql` with `answer`, as it is:
 /// the nodes of the fan-out floor.
-async fn serve_fixed_answer(answer: Vec<u8>) -> anyhow::Result<String> {
+async fn serve_fixed_answer(answer: axum::body::Bytes) -> anyhow::Result<String> {
     use axum::body::Bytes;
-    let answer = Bytes::from(answer);
     let router = axum::Router::new().route(
         "/graphql",
         axum::routing::post(move |_body: Bytes| {
@@ -359,7 +360,14 @@ struct Target {
 }
 
 impl Target {
+    /// One request, timed.
     async fn once(&self) -> anyhow::Result<Duration> {
+        self.answer().await.map(|(elapsed, _)| elapsed)
+    }
+
+    /// One request: how long it took and the answer, or an error when the
+    /// status is not a success or the answer carries `errors`.
+    async fn answer(&self) -> anyhow::Result<(Duration, axum::body::Bytes)> {
         let started = Instant::now();
         let response = self
             .client
@@ -379,7 +387,7 @@ impl Target {
                 String::from_utf8_lossy(&bytes)
             );
         }
-        Ok(elapsed)
+        Ok((elapsed, bytes))
     }
 
     /// Runs `total` requests with `clients` concurrent clients; how many
@@ -654,17 +662,9 @@ async fn bench() -> anyhow::Result<()> {
     }
     // The floor: the same fan-out with none of the exchange's work, over
     // servers that answer with the bytes node 0 gives the same query.
-    let node_answer = client
-        .post(format!("{}/graphql", node_urls[0]))
-        .bearer_auth(&caseworker)
-        .header("x-exchange-purpose", "REFERRAL")
-        .header("content-type", "application/json")
-        .body(body(scatter))
-        .send()
-        .await?
-        .bytes()
-        .await?
-        .to_vec();
+    let (_, node_answer) = scatter_at(format!("{}/graphql", node_urls[0]))
+        .answer()
+        .await?;
     let mut fixed_urls = Vec::new();
     for _ in 0..NODES {
         fixed_urls.push(serve_fixed_answer(node_answer.clone()).await?);
@@ -690,50 +690,31 @@ async fn bench() -> anyhow::Result<()> {
         .pop()
         .context("the straight request's latencies")?;
     let floor_latencies = latencies.split_off(SCATTER_WIDTHS.len());
-    let base = pct(&latencies[0], 0.5);
-    for ((k, gw, target), lat) in scatter_gateways.iter().zip(&latencies) {
-        let p50 = pct(lat, 0.5);
-        println!(
-            "   k = {k}: p50 {:.3} ms  p99 {:.3} ms  ratio to one node {:.2}x{}",
-            p50,
-            pct(lat, 0.99),
-            p50 / base,
-            if *k == 8 {
-                "   (goal: <= 1.3x at 8)"
-            } else {
-                ""
-            }
-        );
-        let (gateway_cpu, nodes_cpu) = cpu_per_request(target, Some(gw)).await?;
-        println!(
-            "          CPU per request: gateway {gateway_cpu:.0} us, nodes and client {nodes_cpu:.0} us"
-        );
-    }
+    width_figures(
+        &scatter_gateways,
+        &latencies,
+        ("node", "   (goal: <= 1.3x at 8)"),
+        ("gateway", "nodes and client"),
+    )
+    .await?;
     drop(scatter_gateways);
     println!(
         "2'. the floor of this machine: the same fan-out with none of the exchange's work (a child process that sends each request's body to k servers at once and returns their answers side by side, over servers in this process that answer at once with the {} bytes node 0 gives the query; no token, parse, plan, audit or merge), taking turns with the gateways above",
         node_answer.len()
     );
-    let floor_base = pct(&floor_latencies[0], 0.5);
     println!(
         "   one server asked straight: p50 {:.3} ms  p99 {:.3} ms; the bare hop adds {:.3} ms at p50",
         pct(&straight_latencies, 0.5),
         pct(&straight_latencies, 0.99),
-        floor_base - pct(&straight_latencies, 0.5),
+        pct(&floor_latencies[0], 0.5) - pct(&straight_latencies, 0.5),
     );
-    for ((k, floor, target), lat) in floors.iter().zip(&floor_latencies) {
-        let p50 = pct(lat, 0.5);
-        println!(
-            "   k = {k}: p50 {:.3} ms  p99 {:.3} ms  ratio to one server {:.2}x",
-            p50,
-            pct(lat, 0.99),
-            p50 / floor_base,
-        );
-        let (fan_out_cpu, servers_cpu) = cpu_per_request(target, Some(floor)).await?;
-        println!(
-            "          CPU per request: fan-out {fan_out_cpu:.0} us, servers and client {servers_cpu:.0} us"
-        );
-    }
+    width_figures(
+        &floors,
+        &floor_latencies,
+        ("server", ""),
+        ("fan-out", "servers and client"),
+    )
+    .await?;
     drop(floors);
     println!();
 
@@ -879,6 +860,31 @@ async fn seed_referrals(
             } }),
         )
         .await?;
+    }
+    Ok(())
+}
+
+/// Prints, for each fan-out width k (the first being 1), the p50 and p99 of
+/// its `latencies`, the p50's ratio to the first, and the CPU per request
+/// of the child server and of this process. `ratio_to` names what k counts
+/// and the note printed after k = 8; the last pair names the two processes.
+async fn width_figures(
+    widths: &[(usize, ChildServer, Target)],
+    latencies: &[Vec<Duration>],
+    (ratio_to, note_at_8): (&str, &str),
+    (child, here): (&str, &str),
+) -> anyhow::Result<()> {
+    let base = pct(&latencies[0], 0.5);
+    for ((k, server, target), lat) in widths.iter().zip(latencies) {
+        let p50 = pct(lat, 0.5);
+        println!(
+            "   k = {k}: p50 {p50:.3} ms  p99 {:.3} ms  ratio to one {ratio_to} {:.2}x{}",
+            pct(lat, 0.99),
+            p50 / base,
+            if *k == 8 { note_at_8 } else { "" }
+        );
+        let (child_cpu, here_cpu) = cpu_per_request(target, Some(server)).await?;
+        println!("          CPU per request: {child} {child_cpu:.0} us, {here} {here_cpu:.0} us");
     }
     Ok(())
 }
