@@ -36,7 +36,7 @@ pub enum RequestError {
     #[error("internal error")]
     Internal,
     #[error(
-        "internal error: the operation could not be recorded in the audit log, so nothing is answered"
+        "the audit log cannot be written, so nothing is answered; retry later"
     )]
     AuditUnavailable,
 }
@@ -52,7 +52,8 @@ impl RequestError {
             Self::Unauthenticated(_) => ErrorCode::Unauthenticated,
             Self::TooComplex(_) => ErrorCode::OperationTooComplex,
             Self::IntrospectionDisabled => ErrorCode::Forbidden,
-            Self::Internal | Self::AuditUnavailable => ErrorCode::Internal,
+            Self::Internal => ErrorCode::Internal,
+            Self::AuditUnavailable => ErrorCode::AuditUnavailable,
         }
     }
 
@@ -61,7 +62,8 @@ impl RequestError {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-            Self::Internal | Self::AuditUnavailable => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,
         }
     }

@@ -214,7 +214,7 @@ async fn refuse(
         .await
         .is_err()
     {
-        return error_response(&RequestError::Internal);
+        return error_response(&RequestError::AuditUnavailable);
     }
     error_response(&refusal)
 }

@@ -28,6 +28,12 @@ pub enum ErrorCode {
     OperationTooComplex,
     /// An agency node did not answer in time (gateway only).
     NodeUnavailable,
+    /// The audit log cannot be written (storage full, failing or
+    /// unreachable), so nothing that would need an entry is answered or
+    /// changed. Retry later; the node or gateway reports not-ready meanwhile.
+    AuditUnavailable,
+    /// An `Idempotency-Key` was used again with a different request.
+    IdempotencyKeyReused,
     /// Something failed on the server; details are in its log only.
     Internal,
 }
@@ -46,6 +52,8 @@ impl ErrorCode {
             Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             Self::OperationTooComplex => "OPERATION_TOO_COMPLEX",
             Self::NodeUnavailable => "NODE_UNAVAILABLE",
+            Self::AuditUnavailable => "AUDIT_UNAVAILABLE",
+            Self::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
             Self::Internal => "INTERNAL_SERVER_ERROR",
         }
     }

@@ -114,7 +114,7 @@ async fn every_federated_operation_is_audited_in(database_url: Option<String>) {
 }
 
 /// No answer leaves the gateway unless its audit entry is durable: with its
-/// log failing, a read the node would answer gets `INTERNAL_SERVER_ERROR`
+/// log failing, a read the node would answer gets `AUDIT_UNAVAILABLE`
 /// and no data, and the gateway recovers once the log can be written again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_answer_leaves_the_gateway_without_its_audit_entry() {
@@ -138,8 +138,8 @@ async fn no_answer_leaves_the_gateway_without_its_audit_entry() {
     let refused = fed
         .gateway_gql(&shelter, "CASE_MANAGEMENT", read, variables.clone())
         .await;
-    assert_eq!(refused.status, 500, "{}", refused.body);
-    assert_eq!(refused.code(), "INTERNAL_SERVER_ERROR");
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert_eq!(refused.code(), "AUDIT_UNAVAILABLE");
     assert!(
         refused.body["errors"][0]["message"]
             .as_str()

@@ -258,8 +258,8 @@ async fn the_gateway_probes_report_liveness_and_readiness() {
             json!({ "id": survivor }),
         )
         .await;
-    assert_eq!(refused.status, 500, "{}", refused.body);
-    assert_eq!(refused.code(), "INTERNAL_SERVER_ERROR");
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert_eq!(refused.code(), "AUDIT_UNAVAILABLE");
     assert!(
         !refused.body.to_string().contains("Oksana"),
         "{}",
