@@ -74,13 +74,14 @@ impl Application {
             format!("creating the data directory {}", config.data_dir.display())
         })?;
         let key = Arc::new(load_or_generate_node_key(&config.data_dir)?);
-        let db = Db::connect(&config.database_url()).await?;
+        let db = Db::connect_with(&config.database_url(), config.audit.write_timeout()).await?;
         let audit = AuditLog::open(
             db.clone(),
             key.clone(),
             AuditOptions {
                 checkpoint_every: config.audit.checkpoint_every.max(1),
                 checkpoint_interval: config.checkpoint_interval(),
+                timeout: config.audit.write_timeout(),
                 ..AuditOptions::new(agency.as_str())
             },
         )

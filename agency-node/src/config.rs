@@ -129,14 +129,22 @@ impl Default for LimitsConfig {
     }
 }
 
-/// How often the audit head is signed.
+/// How the audit log keeps its history of checkpoints, and how long a
+/// request waits for its entry. (The log's head is signed in the
+/// transaction of every write, whatever these say.)
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuditConfig {
-    /// Sign after this many entries.
+    /// Add a checkpoint to the history after this many entries.
     pub checkpoint_every: u64,
-    /// Sign at least this often (seconds) while the log grows.
+    /// Add a checkpoint to the history at least this often (seconds) while
+    /// the log grows.
     pub checkpoint_interval_secs: u64,
+    /// Longest a request waits (milliseconds) for its audit entry, or its
+    /// change, to become durable; past it the request is refused with
+    /// `AUDIT_UNAVAILABLE` and nothing is disclosed. A storage fault that is
+    /// immediate (disk full, I/O error, read-only) is refused at once.
+    pub write_timeout_ms: u64,
 }
 
 impl Default for AuditConfig {
@@ -144,7 +152,15 @@ impl Default for AuditConfig {
         Self {
             checkpoint_every: 1000,
             checkpoint_interval_secs: 60,
+            write_timeout_ms: 5000,
         }
+    }
+}
+
+impl AuditConfig {
+    /// The write timeout (at least a millisecond).
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_millis(self.write_timeout_ms.max(1))
     }
 }
 

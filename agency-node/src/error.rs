@@ -23,6 +23,10 @@ pub enum NodeError {
     NotFound(&'static str),
     BadInput(String),
     Conflict(String),
+    /// The audit log (and so the storage it shares with the records) could
+    /// not be written or did not confirm in time: nothing was disclosed.
+    /// Logged with its detail.
+    AuditUnavailable(anyhow::Error),
     /// Logged with its detail; the client sees only "internal error".
     Internal(anyhow::Error),
 }
@@ -43,6 +47,9 @@ impl NodeError {
                 (at least a sentence) in the `x-exchange-justification` header or argument"
                 .into(),
             Self::NotFound(what) => format!("{what} not found"),
+            Self::AuditUnavailable(_) => "the audit log cannot be written right now, so nothing \
+                is disclosed or changed; retry later (a change with the same Idempotency-Key)"
+                .into(),
             Self::Internal(_) => "internal error".into(),
         }
     }
@@ -57,6 +64,7 @@ impl NodeError {
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::BadInput(_) => ErrorCode::BadUserInput,
             Self::Conflict(_) => ErrorCode::Conflict,
+            Self::AuditUnavailable(_) => ErrorCode::AuditUnavailable,
             Self::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -65,20 +73,77 @@ impl NodeError {
         Self::BadInput(message.into())
     }
 
+    /// An internal error, or [`NodeError::AuditUnavailable`] when it is a
+    /// storage fault (see [`is_storage_fault`]).
     pub fn internal(err: impl Into<anyhow::Error>) -> Self {
-        Self::Internal(err.into())
+        Self::from(err.into())
     }
 }
 
 impl From<sqlx::Error> for NodeError {
+    /// A storage fault (the database is full, failing, read-only, locked,
+    /// restarting or unreachable) is [`NodeError::AuditUnavailable`]: the
+    /// log shares that storage, so nothing can be disclosed or changed;
+    /// anything else is internal.
     fn from(err: sqlx::Error) -> Self {
-        Self::Internal(err.into())
+        if is_storage_fault(&err) {
+            Self::AuditUnavailable(err.into())
+        } else {
+            Self::Internal(err.into())
+        }
+    }
+}
+
+/// Whether a database error means the storage cannot take or serve writes
+/// right now, rather than a fault of the request or the code.
+pub fn is_storage_fault(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(db) => {
+            if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                // A SQLite (extended) result code, whose low byte is the
+                // primary code: BUSY 5, LOCKED 6, NOMEM 7, READONLY 8,
+                // IOERR 10, CORRUPT 11, FULL 13, CANTOPEN 14, PROTOCOL 15.
+                let primary = db
+                    .code()
+                    .and_then(|code| code.parse::<u32>().ok())
+                    .map(|code| code & 0xff);
+                return matches!(primary, Some(5 | 6 | 7 | 8 | 10 | 11 | 13 | 14 | 15));
+            }
+            // PostgreSQL SQLSTATE classes: 08 connection exception, 53
+            // insufficient resources (disk full, out of memory), 57
+            // operator intervention (shutdown, terminated backend), 58
+            // system error (I/O); 25006 read-only transaction.
+            let Some(code) = db.code() else { return false };
+            code.starts_with("08")
+                || code.starts_with("53")
+                || code.starts_with("57")
+                || code.starts_with("58")
+                || code == "25006"
+        }
+        _ => false,
     }
 }
 
 impl From<anyhow::Error> for NodeError {
+    /// As for [`sqlx::Error`]: a storage fault anywhere in the chain is
+    /// [`NodeError::AuditUnavailable`].
     fn from(err: anyhow::Error) -> Self {
-        Self::Internal(err)
+        let storage_fault = err.chain().any(|cause| {
+            cause
+                .downcast_ref::<sqlx::Error>()
+                .is_some_and(is_storage_fault)
+        });
+        if storage_fault {
+            Self::AuditUnavailable(err)
+        } else {
+            Self::Internal(err)
+        }
     }
 }
 
@@ -91,8 +156,12 @@ impl From<exchange_schema::IdError> for NodeError {
 impl From<NodeError> for async_graphql::Error {
     fn from(err: NodeError) -> Self {
         use async_graphql::ErrorExtensions;
-        if let NodeError::Internal(source) = &err {
-            tracing::error!(error = ?source, "request failed");
+        match &err {
+            NodeError::Internal(source) => tracing::error!(error = ?source, "request failed"),
+            NodeError::AuditUnavailable(source) => {
+                tracing::error!(error = ?source, "refused: the audit log cannot be written")
+            }
+            _ => {}
         }
         async_graphql::Error::new(err.message())
             .extend_with(|_, ext| ext.set("code", err.code().as_str()))

@@ -61,11 +61,18 @@ async fn graphiql(State(state): State<HttpState>) -> Html<String> {
     )
 }
 
+/// Ready only while a durable write to the audit log succeeds: a node whose
+/// storage is full, failing, read-only, locked or unreachable would refuse
+/// every request that discloses or changes anything.
 async fn readyz(State(state): State<HttpState>) -> Response {
-    if state.node.db.ping().await {
+    if state.node.audit.probe().await {
         (StatusCode::OK, "ready").into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the audit log cannot be written",
+        )
+            .into_response()
     }
 }
 

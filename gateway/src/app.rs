@@ -78,6 +78,7 @@ impl Application {
             AuditOptions {
                 checkpoint_every: config.audit.checkpoint_every.max(1),
                 checkpoint_interval: config.checkpoint_interval(),
+                timeout: std::time::Duration::from_millis(config.audit.write_timeout_ms.max(1)),
                 ..AuditOptions::new(AUDIT_LOG_ID)
             },
         )

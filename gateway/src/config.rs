@@ -162,14 +162,20 @@ pub struct ClientTlsConfig {
     pub ca_file: PathBuf,
 }
 
-/// How often the gateway's audit head is signed.
+/// How the gateway's audit log keeps its history of checkpoints, and how
+/// long a request waits for its entry. (The head is signed in the
+/// transaction of every write, whatever these say.)
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuditConfig {
-    /// Sign after this many entries.
+    /// Add a checkpoint to the history after this many entries.
     pub checkpoint_every: u64,
-    /// Sign at least this often (seconds) while the log grows.
+    /// Add a checkpoint to the history at least this often (seconds) while
+    /// the log grows.
     pub checkpoint_interval_secs: u64,
+    /// Longest a request waits (milliseconds) for its audit entry to become
+    /// durable; past it the request is refused with `AUDIT_UNAVAILABLE`.
+    pub write_timeout_ms: u64,
 }
 
 impl Default for AuditConfig {
@@ -177,6 +183,7 @@ impl Default for AuditConfig {
         Self {
             checkpoint_every: 1000,
             checkpoint_interval_secs: 60,
+            write_timeout_ms: 5000,
         }
     }
 }

@@ -71,14 +71,14 @@ async fn graphiql(State(state): State<HttpState>) -> Html<String> {
     )
 }
 
-/// Ready when the gateway's audit database answers (the gateway answers
-/// nothing it cannot audit). Node health is reported by the `nodeHealth`
-/// field.
+/// Ready while a durable write to the gateway's audit log succeeds (the
+/// gateway answers nothing it cannot audit). Node health is reported by the
+/// `nodeHealth` field.
 async fn readyz(State(state): State<HttpState>) -> Response {
-    if !state.gateway.audit.db().ping().await {
+    if !state.gateway.audit.probe().await {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
-            "audit database unreachable",
+            "the audit log cannot be written",
         )
             .into_response();
     }

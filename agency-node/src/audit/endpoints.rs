@@ -48,7 +48,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
 }
 
 fn node_error(error: NodeError) -> Response {
-    if let NodeError::Internal(detail) = &error {
+    if let NodeError::Internal(detail) | NodeError::AuditUnavailable(detail) = &error {
         tracing::error!(error = ?detail, "audit endpoint failed");
     }
     error_response(status_of(error.code()), error.code(), &error.message())

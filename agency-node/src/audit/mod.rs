@@ -1,9 +1,14 @@
 //! The node's append-only, tamper-evident audit log.
 //!
 //! Every entry is chained to its predecessor with
-//! [`exchange_schema::audit::chain_hash`]; the head is signed with the node's
-//! Ed25519 key every `checkpoint_every` entries and on a timer
-//! ([`exchange_schema::audit::Checkpoint`]).
+//! [`exchange_schema::audit::chain_hash`]. Two kinds of signature cover it:
+//! * the **signed head** (`audit_head`), rewritten in the very transaction
+//!   that writes a group of entries or a change, so every entry a client is
+//!   answered on is covered by a signature before the answer leaves; it only
+//!   moves forward;
+//! * **checkpoints** (`audit_checkpoints`), the log's signed history, every
+//!   `checkpoint_every` entries and on a timer
+//!   ([`exchange_schema::audit::Checkpoint`]).
 //!
 //! Two ways in, both serialised by one lock on the chain head so entries are
 //! numbered and chained in commit order:
@@ -14,12 +19,27 @@
 //!   one transaction, so there is no change without its entry and no entry
 //!   for a change that failed.
 //!
+//! **Storage faults.** A caller is answered only after the transaction
+//! holding its entry committed. When the storage fails (disk full, I/O
+//! error, read-only or locked database, PostgreSQL restarted or its backend
+//! terminated) or does not confirm within `timeout`, the caller gets
+//! [`NodeError::AuditUnavailable`] and discloses nothing. A connection is
+//! reused only after its transaction ended cleanly: after any failure it is
+//! closed, never handed back to the pool. (The cause of disclosures without
+//! entries under a full disk was exactly such a connection: a rollback that
+//! sqlx queues when a transaction is dropped can itself fail, leaving SQLite
+//! inside the transaction while sqlx counts it as ended; the pool then gave
+//! that connection to the group writer, whose entries went into a
+//! transaction that never committed.) Every write transaction is opened with
+//! an explicit `BEGIN` (`BEGIN IMMEDIATE` on SQLite), which fails rather than
+//! nests if a connection were still inside one. [`AuditLog::probe`] tells
+//! `/readyz` whether a durable write succeeds now.
+//!
 //! The head is kept in memory, but this process need not be the log's only
 //! writer: another process on the same data directory or database (a second
 //! gateway or node, or a restarted one while the old one still drains)
-//! appends to the same chain. An append never trusts the cached head blindly:
-//! a group whose numbers are already taken is written again after the stored
-//! head, and a change reads the stored head inside its own transaction.
+//! appends to the same chain. Each write transaction takes the log's write
+//! lock first and chains its entries to the stored head read inside it.
 
 pub mod endpoints;
 pub mod export;
@@ -27,29 +47,35 @@ pub mod query;
 pub mod verify;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use aws_lc_rs::signature::Ed25519KeyPair;
 use exchange_schema::audit::{AuditEntry, ChainHash, Checkpoint, GENESIS, chain_hash_event};
 use exchange_schema::{AuditEvent, Decision};
 use futures::future::BoxFuture;
-use sqlx::{AnyConnection, Connection, Row};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection, Connection, Row};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::error::NodeError;
-use crate::store::{Db, to_ms};
+use crate::store::{Backend, Db, to_ms};
 
-/// How the log groups and signs.
+/// How the log groups, signs and waits.
 #[derive(Debug, Clone)]
 pub struct AuditOptions {
     /// The log's identity in checkpoints: the agency ID (or `gateway`).
     pub log_id: String,
-    /// Sign the head after this many new entries.
+    /// Add a checkpoint to the history after this many new entries.
     pub checkpoint_every: u64,
-    /// Sign the head at least this often while it moves.
+    /// Add a checkpoint to the history at least this often while it moves.
     pub checkpoint_interval: Duration,
     /// Most entries written in one transaction.
     pub max_batch: usize,
+    /// Longest a request waits for its entry (or its change) to become
+    /// durable; past it the request is refused with `AUDIT_UNAVAILABLE` and
+    /// nothing is disclosed.
+    pub timeout: Duration,
 }
 
 impl AuditOptions {
@@ -59,6 +85,7 @@ impl AuditOptions {
             checkpoint_every: 1000,
             checkpoint_interval: Duration::from_secs(60),
             max_batch: 512,
+            timeout: Duration::from_secs(5),
         }
     }
 }
@@ -71,7 +98,7 @@ struct ChainState {
 
 struct Pending {
     event: AuditEvent,
-    done: oneshot::Sender<Result<u64, String>>,
+    done: oneshot::Sender<Result<u64, ()>>,
 }
 
 struct Inner {
@@ -79,6 +106,8 @@ struct Inner {
     key: Arc<Ed25519KeyPair>,
     options: AuditOptions,
     chain: Mutex<ChainState>,
+    /// Whether the last write (or probe) succeeded.
+    writable: AtomicBool,
 }
 
 /// The audit log of one node (or the gateway). Cheap to clone.
@@ -117,6 +146,7 @@ impl AuditLog {
                 head,
                 checkpointed_seq: checkpointed.unwrap_or(0) as u64,
             }),
+            writable: AtomicBool::new(true),
         });
         let (queue, rx) = mpsc::channel(inner.options.max_batch * 8);
         tokio::spawn(group_commit(inner.clone(), rx));
@@ -127,63 +157,141 @@ impl AuditLog {
     /// Appends an event on its own; returns its sequence number once durable.
     pub async fn append(&self, event: AuditEvent) -> Result<u64, NodeError> {
         let (done, wait) = oneshot::channel();
-        self.queue
-            .send(Pending { event, done })
-            .await
-            .map_err(|_| NodeError::internal(anyhow::anyhow!("audit writer stopped")))?;
-        match wait.await {
+        let queued = async {
+            self.queue
+                .send(Pending { event, done })
+                .await
+                .map_err(|_| ())?;
+            wait.await.map_err(|_| ())?
+        };
+        match tokio::time::timeout(self.inner.options.timeout, queued).await {
             Ok(Ok(seq)) => Ok(seq),
-            Ok(Err(message)) => Err(NodeError::internal(anyhow::anyhow!(message))),
-            Err(_) => Err(NodeError::internal(anyhow::anyhow!("audit writer stopped"))),
+            Ok(Err(())) => Err(self.inner.unavailable("the audit writer failed")),
+            Err(_) => Err(self
+                .inner
+                .unavailable("the audit writer did not confirm in time")),
         }
     }
 
     /// Appends many events and waits until all are durable.
     pub async fn append_all(&self, events: Vec<AuditEvent>) -> Result<(), NodeError> {
-        let mut waits = Vec::with_capacity(events.len());
-        for event in events {
-            let (done, wait) = oneshot::channel();
-            self.queue
-                .send(Pending { event, done })
-                .await
-                .map_err(|_| NodeError::internal(anyhow::anyhow!("audit writer stopped")))?;
-            waits.push(wait);
-        }
-        for wait in waits {
-            match wait.await {
-                Ok(Ok(_)) => {}
-                Ok(Err(message)) => return Err(NodeError::internal(anyhow::anyhow!(message))),
-                Err(_) => return Err(NodeError::internal(anyhow::anyhow!("audit writer stopped"))),
+        let queued = async {
+            let mut waits = Vec::with_capacity(events.len());
+            for event in events {
+                let (done, wait) = oneshot::channel();
+                self.queue
+                    .send(Pending { event, done })
+                    .await
+                    .map_err(|_| ())?;
+                waits.push(wait);
             }
+            for wait in waits {
+                wait.await.map_err(|_| ())??;
+            }
+            Ok::<(), ()>(())
+        };
+        match tokio::time::timeout(self.inner.options.timeout, queued).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(())) => Err(self.inner.unavailable("the audit writer failed")),
+            Err(_) => Err(self
+                .inner
+                .unavailable("the audit writer did not confirm in time")),
         }
-        Ok(())
     }
 
     /// Runs `change` and appends the event it returns in one transaction.
     /// If the change fails, nothing is written and the error is returned; a
     /// refused change should be audited by the caller with [`Self::append`].
+    /// A storage failure (or no confirmation within the timeout) is
+    /// [`NodeError::AuditUnavailable`]; the change may then still have been
+    /// committed if only its confirmation was lost, which is what
+    /// idempotency keys are for.
     pub async fn record<T, F>(&self, change: F) -> Result<T, NodeError>
     where
         F: for<'c> FnOnce(&'c mut AnyConnection) -> Change<'c, T>,
     {
-        let mut chain = self.inner.chain.lock().await;
-        let mut conn = self.inner.db.pool().acquire().await?;
-        let mut tx = conn.begin().await?;
-        let (value, event) = change(&mut tx).await?;
-        // Another process may have appended since this one last wrote: chain
-        // the entry to the stored head, read in this transaction.
-        adopt_stored_head(&mut tx, &mut chain).await?;
-        let seq = chain.seq + 1;
-        let hash = insert_entry(&mut tx, seq, &chain.head, &event).await?;
-        tx.commit().await?;
+        let inner = &self.inner;
+        let limit = inner.options.timeout;
+        let mut chain = tokio::time::timeout(limit, inner.chain.lock())
+            .await
+            .map_err(|_| inner.unavailable("the audit log stayed busy"))?;
+        let mut conn = match tokio::time::timeout(limit, WriteConnection::pooled(&inner.db)).await {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(err)) => return Err(inner.storage_failed(err)),
+            Err(_) => return Err(inner.unavailable("no database connection in time")),
+        };
+        let mut tx = match begin_append(conn.connection(), inner.db.backend()).await {
+            Ok(tx) => tx,
+            Err(err) => return Err(inner.storage_failed(err)),
+        };
+        // A failed change leaves `conn` to be closed on drop, whatever state
+        // the failure left it in.
+        let (value, event) = change(&mut tx).await.inspect_err(|err| {
+            if matches!(err, NodeError::AuditUnavailable(_)) {
+                inner.writable.store(false, Ordering::Relaxed);
+            }
+        })?;
+        let written = async {
+            // Another process may have appended since this one last wrote:
+            // chain the entry to the stored head, read under the write lock.
+            adopt_stored_head(&mut tx, &mut chain).await?;
+            let seq = chain.seq + 1;
+            let row = EntryRow::new(seq, &chain.head, &event).map_err(anyhow_of)?;
+            let head = row.hash;
+            insert_rows(&mut tx, vec![row]).await?;
+            write_signed_head(&mut tx, inner, seq, &head).await?;
+            tx.commit().await?;
+            Ok::<_, anyhow::Error>((seq, head))
+        }
+        .await;
+        let (seq, head) = written.map_err(|err| inner.storage_failed(err))?;
+        conn.release();
         chain.seq = seq;
-        chain.head = hash;
-        drop(conn);
-        self.inner.maybe_checkpoint(&mut chain, false).await;
+        chain.head = head;
+        inner.writable.store(true, Ordering::Relaxed);
+        inner.maybe_checkpoint(&mut chain, false).await;
         Ok(value)
     }
 
-    /// Signs the current head now (if it moved since the last checkpoint).
+    /// Whether a durable write to the log's database succeeds now (within
+    /// the timeout): one row rewritten in its own transaction. `/readyz`
+    /// asks this, so a node whose storage is full, failing, read-only or
+    /// locked says it is not ready, and says ready again once it recovers.
+    pub async fn probe(&self) -> bool {
+        let inner = &self.inner;
+        let write = async {
+            let mut conn = WriteConnection::pooled(&inner.db).await?;
+            let mut tx = begin_write(conn.connection(), inner.db.backend()).await?;
+            sqlx::query("UPDATE storage_probe SET at = $1 WHERE id = 1")
+                .bind(to_ms(time::OffsetDateTime::now_utc()))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            conn.release();
+            Ok::<_, anyhow::Error>(())
+        };
+        let ok = match tokio::time::timeout(inner.options.timeout, write).await {
+            Ok(Ok(())) => true,
+            Ok(Err(err)) => {
+                tracing::warn!(error = ?err, "the audit log's storage refuses writes");
+                false
+            }
+            Err(_) => {
+                tracing::warn!("the audit log's storage did not confirm a write in time");
+                false
+            }
+        };
+        inner.writable.store(ok, Ordering::Relaxed);
+        ok
+    }
+
+    /// Whether the last write to the log (or the last probe) succeeded.
+    pub fn writable(&self) -> bool {
+        self.inner.writable.load(Ordering::Relaxed)
+    }
+
+    /// Adds a checkpoint of the current head to the history now (if it
+    /// moved since the last one).
     pub async fn checkpoint_now(&self) -> anyhow::Result<()> {
         let mut chain = self.inner.chain.lock().await;
         self.inner.checkpoint(&mut chain).await
@@ -213,6 +321,18 @@ impl AuditLog {
 }
 
 impl Inner {
+    /// The refusal for a request whose entry could not be made durable.
+    fn unavailable(&self, why: &'static str) -> NodeError {
+        self.writable.store(false, Ordering::Relaxed);
+        NodeError::AuditUnavailable(anyhow::anyhow!(why))
+    }
+
+    /// The refusal for a write that failed in the database (logged).
+    fn storage_failed(&self, err: impl Into<anyhow::Error>) -> NodeError {
+        self.writable.store(false, Ordering::Relaxed);
+        NodeError::AuditUnavailable(err.into())
+    }
+
     async fn maybe_checkpoint(&self, chain: &mut ChainState, force: bool) {
         let due = chain.seq >= chain.checkpointed_seq + self.options.checkpoint_every;
         if (due || force)
@@ -228,29 +348,123 @@ impl Inner {
             return Ok(());
         }
         let checkpoint = Checkpoint::sign(&self.key, &self.options.log_id, chain.seq, &chain.head);
+        let mut conn = WriteConnection::pooled(&self.db).await?;
         sqlx::query("INSERT INTO audit_checkpoints (seq, checkpoint) VALUES ($1, $2)")
             .bind(chain.seq as i64)
             .bind(serde_json::to_string(&checkpoint)?)
-            .execute(self.db.pool())
+            .execute(conn.connection())
             .await?;
+        conn.release();
         chain.checkpointed_seq = chain.seq;
         Ok(())
     }
 }
 
-/// Writes one entry; returns its hash.
-async fn insert_entry(
+/// A connection used for one write. It goes back to the pool only through
+/// [`WriteConnection::release`], after its transaction ended cleanly; when
+/// dropped otherwise (a failed statement, commit or rollback, or a request
+/// abandoned halfway) it is closed, so no connection whose transaction state
+/// is unknown ever serves another request.
+struct WriteConnection {
+    conn: Option<PoolConnection<Any>>,
+}
+
+impl WriteConnection {
+    async fn pooled(db: &Db) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            conn: Some(db.pool().acquire().await?),
+        })
+    }
+
+    fn connection(&mut self) -> &mut AnyConnection {
+        self.conn
+            .as_deref_mut()
+            .expect("a write connection is used only before it is released")
+    }
+
+    /// Hands the connection back to the pool: its last transaction ended.
+    fn release(mut self) {
+        drop(self.conn.take());
+    }
+}
+
+impl Drop for WriteConnection {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            // Detached, the connection leaves the pool; dropping it closes
+            // it (SQLite rolls back whatever was open, PostgreSQL ends the
+            // session), and the pool opens a fresh one when needed.
+            drop(conn.detach());
+        }
+    }
+}
+
+/// Begins a write transaction that fails rather than nests: `BEGIN
+/// IMMEDIATE` on SQLite (which also takes the database's write lock at once,
+/// so no other writer can commit in between), `BEGIN` on PostgreSQL. sqlx
+/// refuses a custom `BEGIN` on a connection it counts as inside a
+/// transaction, and SQLite refuses one on a connection that is.
+async fn begin_write(
     conn: &mut AnyConnection,
+    backend: Backend,
+) -> Result<sqlx::Transaction<'_, Any>, sqlx::Error> {
+    conn.begin_with(match backend {
+        Backend::Sqlite => "BEGIN IMMEDIATE",
+        Backend::Postgres => "BEGIN",
+    })
+    .await
+}
+
+/// Begins a write transaction that holds the audit log's write lock until
+/// it ends ([`begin_write`], plus on PostgreSQL `LOCK TABLE ... IN SHARE
+/// ROW EXCLUSIVE MODE`, which conflicts with every `INSERT` and with
+/// itself): meanwhile no other writer, in this process or another, can
+/// append, so a head read inside it stays the stored head.
+pub async fn begin_append(
+    conn: &mut AnyConnection,
+    backend: Backend,
+) -> Result<sqlx::Transaction<'_, Any>, sqlx::Error> {
+    let mut tx = begin_write(conn, backend).await?;
+    if backend == Backend::Postgres {
+        sqlx::query("LOCK TABLE audit_log IN SHARE ROW EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(tx)
+}
+
+/// Signs the new head and stores it as the log's signed head, in the
+/// transaction that wrote the entries it covers.
+async fn write_signed_head(
+    conn: &mut AnyConnection,
+    inner: &Inner,
     seq: u64,
-    prev: &ChainHash,
-    event: &AuditEvent,
-) -> Result<ChainHash, NodeError> {
-    let row = EntryRow::new(seq, prev, event)?;
-    let hash = row.hash;
-    row.bind(sqlx::query(insert_entries_sql(1)))
-        .execute(conn)
+    head: &ChainHash,
+) -> anyhow::Result<()> {
+    let checkpoint = Checkpoint::sign(&inner.key, &inner.options.log_id, seq, head);
+    sqlx::query(
+        "INSERT INTO audit_head (id, seq, checkpoint) VALUES (1, $1, $2) \
+         ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, checkpoint = excluded.checkpoint",
+    )
+    .bind(seq as i64)
+    .bind(serde_json::to_string(&checkpoint)?)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The log's signed head, if it has one: the newest entry a writer of this
+/// version acknowledged is covered by it.
+pub async fn signed_head(conn: &mut AnyConnection) -> anyhow::Result<Option<Checkpoint>> {
+    let row = sqlx::query("SELECT checkpoint FROM audit_head WHERE id = 1")
+        .fetch_optional(conn)
         .await?;
-    Ok(hash)
+    match row {
+        Some(row) => Ok(Some(serde_json::from_str(
+            &row.try_get::<String, _>("checkpoint")?,
+        )?)),
+        None => Ok(None),
+    }
 }
 
 const INSERT_ENTRY_INTO: &str = "INSERT INTO audit_log (seq, at, kind, actor_agency, survivor, \
@@ -310,6 +524,17 @@ impl EntryRow {
     }
 }
 
+/// An entry that could not be built, as the writer's error. Keeps the
+/// source error as it is: formatting it here (with `{:?}`) would resolve its
+/// backtrace, and symbolising costs the process some hundred megabytes of
+/// debug info.
+fn anyhow_of(err: NodeError) -> anyhow::Error {
+    match err {
+        NodeError::Internal(source) | NodeError::AuditUnavailable(source) => source,
+        other => anyhow::anyhow!(other.message()),
+    }
+}
+
 pub fn decision_str(decision: Decision) -> &'static str {
     match decision {
         Decision::Permit => "PERMIT",
@@ -366,17 +591,23 @@ async fn group_commit(inner: Arc<Inner>, mut rx: mpsc::Receiver<Pending>) {
     let mut batch: Vec<Pending> = Vec::with_capacity(inner.options.max_batch);
     let mut writer = Writer::default();
     while rx.recv_many(&mut batch, inner.options.max_batch).await > 0 {
-        let result = write_batch(&inner, &mut writer, &batch).await;
-        match result {
+        // Waiters that gave up (timed out or went away) need no entry.
+        batch.retain(|pending| !pending.done.is_closed());
+        if batch.is_empty() {
+            continue;
+        }
+        match write_batch(&inner, &mut writer, &batch).await {
             Ok(first_seq) => {
+                inner.writable.store(true, Ordering::Relaxed);
                 for (i, pending) in batch.drain(..).enumerate() {
                     let _ = pending.done.send(Ok(first_seq + i as u64));
                 }
             }
             Err(err) => {
+                inner.writable.store(false, Ordering::Relaxed);
                 tracing::error!(error = ?err, "writing audit entries failed");
                 for pending in batch.drain(..) {
-                    let _ = pending.done.send(Err("audit log write failed".to_owned()));
+                    let _ = pending.done.send(Err(()));
                 }
             }
         }
@@ -388,89 +619,80 @@ async fn group_commit(inner: Arc<Inner>, mut rx: mpsc::Receiver<Pending>) {
 /// The group-commit writer's connection. On SQLite it keeps one of its own,
 /// taken out of the pool: a pooled connection costs a round trip to its
 /// worker thread each time it goes back (sqlx checks it on release), and
-/// under load that check was a measurable share of the gateway's CPU. A
-/// SQLite file cannot drop a connection, so the only reason to replace it is
-/// a failed group, after which it is closed and the next group opens
-/// another. PostgreSQL connections can break while idle, so there each
-/// group takes a connection from the pool, which checks it first.
+/// under load that check was a measurable share of the gateway's CPU. It is
+/// replaced only after a failed group: then it is closed, whatever state the
+/// failure left it in, and the next group opens another. PostgreSQL
+/// connections can break while idle, so there each group takes a connection
+/// from the pool, which checks it first, and closes it if the group fails.
 #[derive(Default)]
 struct Writer {
     own: Option<AnyConnection>,
 }
 
-impl Writer {
-    async fn connection<'a>(
-        &'a mut self,
-        db: &Db,
-        pooled: &'a mut Option<sqlx::pool::PoolConnection<sqlx::Any>>,
-    ) -> anyhow::Result<&'a mut AnyConnection> {
-        if db.backend() != crate::store::Backend::Sqlite {
-            return Ok(&mut **pooled.insert(db.pool().acquire().await?));
-        }
-        if db.pool().is_closed() {
+async fn write_batch(inner: &Inner, writer: &mut Writer, batch: &[Pending]) -> anyhow::Result<u64> {
+    let mut chain = inner.chain.lock().await;
+    let first = if inner.db.backend() == Backend::Sqlite {
+        if inner.db.pool().is_closed() {
             // The database was closed (shutting down): nothing more is
             // written, as through the pool.
-            if let Some(conn) = self.own.take() {
+            if let Some(conn) = writer.own.take() {
                 let _ = conn.close().await;
             }
             anyhow::bail!("the database is closed");
         }
-        match &mut self.own {
-            Some(conn) => Ok(conn),
-            own => Ok(own.insert(db.pool().acquire().await?.detach())),
+        let conn = match &mut writer.own {
+            Some(conn) => conn,
+            own => own.insert(inner.db.pool().acquire().await?.detach()),
+        };
+        let written = write_group(conn, inner, &mut chain, batch).await;
+        if written.is_err()
+            && let Some(conn) = writer.own.take()
+        {
+            let _ = conn.close().await;
         }
-    }
-}
-
-async fn write_batch(inner: &Inner, writer: &mut Writer, batch: &[Pending]) -> anyhow::Result<u64> {
-    let mut chain = inner.chain.lock().await;
-    let mut pooled = None;
-    let result = write_batch_on(inner, writer, &mut pooled, &mut chain, batch).await;
-    drop(pooled);
-    if result.is_err()
-        && let Some(conn) = writer.own.take()
-    {
-        // Whatever state the failure left it in, it is not reused.
-        let _ = conn.close().await;
-    }
-    let first = result?;
+        written?
+    } else {
+        let mut conn = WriteConnection::pooled(&inner.db).await?;
+        let first = write_group(conn.connection(), inner, &mut chain, batch).await?;
+        conn.release();
+        first
+    };
     inner.maybe_checkpoint(&mut chain, false).await;
     Ok(first)
 }
 
-async fn write_batch_on(
+/// Writes a group in one transaction under the log's write lock, chained
+/// after the stored head, with the signed head that covers it; returns the
+/// first entry's `seq`. The cached head moves only once the commit
+/// succeeded; nothing is written if anything fails.
+async fn write_group(
+    conn: &mut AnyConnection,
     inner: &Inner,
-    writer: &mut Writer,
-    pooled: &mut Option<sqlx::pool::PoolConnection<sqlx::Any>>,
     chain: &mut ChainState,
     batch: &[Pending],
 ) -> anyhow::Result<u64> {
-    let conn = writer.connection(&inner.db, pooled).await?;
-    let head = match insert_batch(conn, chain, batch).await {
-        Ok(head) => head,
-        // The cheap path assumes the cached head is the stored one. When
-        // another process has appended, the numbers are taken (the insert
-        // breaks the key on `seq`): write the group again after the stored
-        // head, read while holding the database's write lock, so that no
-        // other writer can move it in between and the second attempt cannot
-        // collide. Any other failure leaves the head where it is.
-        Err(err) => match insert_batch_locked(conn, inner.db.backend(), chain, batch).await? {
-            Some(head) => head,
-            None => return Err(err),
-        },
+    let mut tx = begin_append(conn, inner.db.backend()).await?;
+    let mut at = ChainState {
+        seq: chain.seq,
+        head: chain.head,
+        checkpointed_seq: chain.checkpointed_seq,
     };
-    let first = chain.seq + 1;
-    chain.seq = first + batch.len() as u64 - 1;
+    adopt_stored_head(&mut tx, &mut at).await?;
+    let (rows, head) = chain_rows(&at, batch)?;
+    let first = at.seq + 1;
+    let last = at.seq + batch.len() as u64;
+    insert_all(&mut tx, rows).await?;
+    write_signed_head(&mut tx, inner, last, &head).await?;
+    tx.commit().await?;
+    chain.seq = last;
     chain.head = head;
     Ok(first)
 }
 
 /// Rows per `INSERT` statement of a group. Every statement size from 1 to
 /// this is prepared once per connection and cached, so a group costs no
-/// statement preparation; a group of up to this many rows is one statement,
-/// atomic on its own, and so one round trip to the database (on SQLite, to
-/// its worker thread) rather than `BEGIN`, an `INSERT` per row and `COMMIT`.
-/// A larger group is one transaction of statements of at most this size.
+/// statement preparation, and a group of up to this many rows is one
+/// statement.
 const ROWS_PER_INSERT: usize = 16;
 
 /// The `INSERT` of `rows` entries (1 to [`ROWS_PER_INSERT`]).
@@ -493,78 +715,13 @@ fn insert_entries_sql(rows: usize) -> &'static str {
     &STATEMENTS[rows - 1]
 }
 
-/// Writes a group after the cached head; returns the new head. Nothing is
-/// written if it fails. See [`ROWS_PER_INSERT`] for how it is written.
-async fn insert_batch(
-    conn: &mut AnyConnection,
-    chain: &ChainState,
-    batch: &[Pending],
-) -> anyhow::Result<ChainHash> {
-    let (rows, head) = chain_rows(chain, batch)?;
-    if rows.len() <= ROWS_PER_INSERT {
-        insert_rows(conn, rows).await?;
-    } else {
-        let mut tx = conn.begin().await?;
-        insert_all(&mut tx, rows).await?;
-        tx.commit().await?;
-    }
-    Ok(head)
-}
-
-/// Begins a transaction that holds the audit log's write lock until it
-/// ends: meanwhile no other writer, in this process or another, can append,
-/// so a head read inside it stays the stored head. On PostgreSQL that is
-/// `LOCK TABLE ... IN SHARE ROW EXCLUSIVE MODE`, which conflicts with every
-/// `INSERT` and with itself; SQLite has no `LOCK TABLE`, and a statement
-/// that deletes nothing takes the database's write lock (the log's
-/// no-delete trigger fires per row, so not at all).
-pub async fn begin_exclusive(
-    conn: &mut AnyConnection,
-    backend: crate::store::Backend,
-) -> anyhow::Result<sqlx::Transaction<'_, sqlx::Any>> {
-    let mut tx = conn.begin().await?;
-    let lock = match backend {
-        crate::store::Backend::Sqlite => "DELETE FROM audit_log WHERE 0 = 1",
-        crate::store::Backend::Postgres => "LOCK TABLE audit_log IN SHARE ROW EXCLUSIVE MODE",
-    };
-    sqlx::query(lock).execute(&mut *tx).await?;
-    Ok(tx)
-}
-
-/// Writes a group after the stored head, read inside
-/// [`begin_exclusive`]'s transaction so that no other writer can move it
-/// before the group is written. Returns the new head, or `None`, writing
-/// nothing, when the stored head is the cached one: then the first attempt
-/// failed for another reason than a second writer.
-async fn insert_batch_locked(
-    conn: &mut AnyConnection,
-    backend: crate::store::Backend,
-    chain: &mut ChainState,
-    batch: &[Pending],
-) -> anyhow::Result<Option<ChainHash>> {
-    let mut tx = begin_exclusive(conn, backend).await?;
-    if !adopt_stored_head(&mut tx, chain).await? {
-        return Ok(None);
-    }
-    let (rows, head) = chain_rows(chain, batch)?;
-    insert_all(&mut tx, rows).await?;
-    tx.commit().await?;
-    Ok(Some(head))
-}
-
 /// The group's rows, chained after `chain`'s head, and the new head.
 fn chain_rows(chain: &ChainState, batch: &[Pending]) -> anyhow::Result<(Vec<EntryRow>, ChainHash)> {
     let first = chain.seq + 1;
     let mut head = chain.head;
     let mut rows = Vec::with_capacity(batch.len());
     for (i, pending) in batch.iter().enumerate() {
-        // Keep the source error as it is: formatting it here (with `{:?}`)
-        // would resolve its backtrace on a path that usually recovers, and
-        // symbolising costs the process some hundred megabytes of debug info.
-        let row = EntryRow::new(first + i as u64, &head, &pending.event).map_err(|e| match e {
-            NodeError::Internal(source) => source,
-            other => anyhow::anyhow!(other.message()),
-        })?;
+        let row = EntryRow::new(first + i as u64, &head, &pending.event).map_err(anyhow_of)?;
         head = row.hash;
         rows.push(row);
     }

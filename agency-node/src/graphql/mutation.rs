@@ -218,7 +218,7 @@ impl Mutation {
             check_text("notes", notes, crate::records::LONG_TEXT, true)?;
         }
         let now = exchange_schema::audit::now_millis();
-        let mut conn = state.db.pool().acquire().await?;
+        let mut conn = state.db.acquire().await?;
         if !survivors::exists(&mut conn, gid.local())
             .await
             .map_err(NodeError::internal)?
@@ -671,7 +671,7 @@ async fn answer_referral(
     if let Some(note) = &note {
         check_text("note", note, crate::records::LONG_TEXT, true)?;
     }
-    let mut conn = state.db.pool().acquire().await?;
+    let mut conn = state.db.acquire().await?;
     let record = referrals::get(&mut conn, gid.local())
         .await
         .map_err(NodeError::internal)?;

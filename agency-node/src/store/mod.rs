@@ -57,8 +57,15 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 
 impl Db {
     /// Connects to `url` (`sqlite://path` or `postgres://...`) and applies
-    /// migrations.
+    /// migrations; waits up to 10 s for a pooled connection.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        Self::connect_with(url, Duration::from_secs(10)).await
+    }
+
+    /// As [`Db::connect`], waiting at most `acquire_timeout` for a pooled
+    /// connection: while the database cannot be reached (restarting,
+    /// unreachable) a request fails after this long instead of hanging.
+    pub async fn connect_with(url: &str, acquire_timeout: Duration) -> anyhow::Result<Self> {
         sqlx::any::install_default_drivers();
         let Some(backend) = Backend::for_url(url) else {
             anyhow::bail!("database URL must start with sqlite: or postgres://");
@@ -69,7 +76,7 @@ impl Db {
                 Backend::Sqlite => 8,
                 Backend::Postgres => 16,
             })
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(acquire_timeout)
             // A SQLite file cannot drop a connection, so checking each one
             // before use only costs a round trip to its worker thread on
             // every acquire. PostgreSQL connections can break; keep the check.
@@ -106,6 +113,15 @@ impl Db {
 
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// A pooled connection, or the request's error: a storage fault (the
+    /// database unreachable or restarting, no connection in time) is
+    /// `AUDIT_UNAVAILABLE`, never a message from the driver.
+    pub async fn acquire(
+        &self,
+    ) -> Result<sqlx::pool::PoolConnection<sqlx::Any>, crate::error::NodeError> {
+        Ok(self.pool.acquire().await?)
     }
 
     pub fn backend(&self) -> Backend {

@@ -77,7 +77,7 @@ async fn trace_context_reaches_the_entry(backend: Backend) {
 /// A change that fails inside its transaction writes neither the change nor
 /// its entry; the refusal itself is audited as a denial.
 /// With the audit log refusing entries (a full disk, a broken database), a
-/// read that would disclose answers `INTERNAL_SERVER_ERROR` and nothing of
+/// read that would disclose answers `AUDIT_UNAVAILABLE` and nothing of
 /// the record, and a change is not written; once the log accepts entries
 /// again, both work.
 async fn nothing_is_disclosed_or_changed_without_its_audit_entry(backend: Backend) {
@@ -125,7 +125,7 @@ async fn nothing_is_disclosed_or_changed_without_its_audit_entry(backend: Backen
     let read = node
         .read_survivor(&requester, "SERVICE_COORDINATION", &survivor)
         .await;
-    assert_eq!(read.code(), "INTERNAL_SERVER_ERROR", "{}", read.body);
+    assert_eq!(read.code(), "AUDIT_UNAVAILABLE", "{}", read.body);
     assert!(!read.body.to_string().contains("Unlogged"), "{}", read.body);
     let change = node
         .record_consent(
@@ -136,7 +136,7 @@ async fn nothing_is_disclosed_or_changed_without_its_audit_entry(backend: Backen
             json!({}),
         )
         .await;
-    assert_eq!(change.code(), "INTERNAL_SERVER_ERROR", "{}", change.body);
+    assert_eq!(change.code(), "AUDIT_UNAVAILABLE", "{}", change.body);
     assert_eq!(grants().await, grants_before, "the consent was not written");
     assert_eq!(node.audit_events().await.len(), entries_before);
 

@@ -159,8 +159,10 @@ impl TestNode {
             data_dir.display()
         ))
         .unwrap();
-        config.database_url = Some(agency_node::config::DatabaseUrl(database_url.clone()));
+        config.database_url = Some(agency_node::config::DatabaseUrl(database_url));
         adjust(&mut config);
+        // The test may have moved the database (or the data directory).
+        let database_url = config.database_url();
         let app = Application::build(config).await.expect("node starts");
         let base = format!("http://{}", app.address());
         let portal = app.portal_address().map(|a| format!("http://{a}"));

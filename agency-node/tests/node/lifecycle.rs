@@ -81,7 +81,7 @@ fn a_reader_that_stops_early_is_not_a_crash() {
 }
 
 /// Starts `agency-node serve` with `config` and waits until `port` is ready.
-async fn serve(config: &std::path::Path, port: u16) -> std::process::Child {
+pub(crate) async fn serve(config: &std::path::Path, port: u16) -> std::process::Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_agency-node"))
         .args(["--config", config.to_str().unwrap(), "serve"])
         .stdout(Stdio::null())
@@ -118,7 +118,7 @@ async fn knock(port: u16) {
 }
 
 /// Sends SIGTERM and waits (at most 10 s) for a clean exit.
-async fn terminate(mut child: std::process::Child) {
+pub(crate) async fn terminate(mut child: std::process::Child) {
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

@@ -20,3 +20,4 @@ mod referrals;
 mod scratch_database;
 mod seed;
 mod shared_log;
+mod storage_faults;

@@ -117,7 +117,7 @@ async fn no_other_writer_appends_while_the_retry_holds_the_log_lock(backend: Bac
     };
     sqlx::query(give_up).execute(&mut other).await.unwrap();
 
-    let mut tx = agency_node::audit::begin_exclusive(&mut holder, db.backend())
+    let mut tx = agency_node::audit::begin_append(&mut holder, db.backend())
         .await
         .unwrap();
     let head: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) AS head FROM audit_log")

@@ -245,7 +245,7 @@ async fn the_gateway_probes_report_liveness_and_readiness() {
     assert_eq!(unready.status(), 503);
     assert_eq!(
         unready.text().await.expect("body"),
-        "audit database unreachable"
+        "the audit log cannot be written"
     );
     let live = get("/healthz").await.expect("healthz");
     assert_eq!(live.status(), 200, "the process itself still lives");

@@ -1,0 +1,30 @@
+-- The newest signed head of the audit log, rewritten in the transaction of
+-- every group of entries (and of every change), so that each entry a client
+-- was answered on is covered by a signature before the answer leaves. The
+-- periodic checkpoints in audit_checkpoints stay the log's history; this row
+-- only ever moves forward.
+CREATE TABLE audit_head (
+    id          INTEGER PRIMARY KEY NOT NULL CHECK (id = 1),
+    seq         BIGINT NOT NULL,
+    checkpoint  TEXT NOT NULL
+);
+CREATE FUNCTION audit_head_forward_only() RETURNS trigger AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        RAISE EXCEPTION 'the signed audit head is never deleted';
+    END IF;
+    IF NEW.seq < OLD.seq THEN
+        RAISE EXCEPTION 'the signed audit head only moves forward';
+    END IF;
+    RETURN NEW;
+END $$ LANGUAGE plpgsql;
+CREATE TRIGGER audit_head_forward_only BEFORE UPDATE OR DELETE ON audit_head
+FOR EACH ROW EXECUTE FUNCTION audit_head_forward_only();
+
+-- One row the node rewrites to learn whether its storage takes durable
+-- writes right now (/readyz).
+CREATE TABLE storage_probe (
+    id  INTEGER PRIMARY KEY NOT NULL CHECK (id = 1),
+    at  BIGINT NOT NULL
+);
+INSERT INTO storage_probe (id, at) VALUES (1, 0);
