@@ -21,3 +21,12 @@ CREATE TABLE storage_probe (
     at  INTEGER NOT NULL
 );
 INSERT INTO storage_probe (id, at) VALUES (1, 0);
+
+-- Every signature over the log: its history of checkpoints and, when it is
+-- newer, the signed head. Exports and checkpoint collection read this, so
+-- what an auditor collects always reaches the newest acknowledged entry.
+CREATE VIEW audit_signatures AS
+SELECT seq, checkpoint FROM audit_checkpoints
+UNION ALL
+SELECT seq, checkpoint FROM audit_head
+WHERE seq NOT IN (SELECT seq FROM audit_checkpoints);

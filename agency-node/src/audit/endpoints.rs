@@ -163,6 +163,11 @@ pub async fn checkpoints(State(state): State<HttpState>, RawQuery(raw): RawQuery
         }
     };
     let mut body = Vec::new();
+    // Sign the head into the history first, so that what a collector takes
+    // reaches the newest entry at the time it asks.
+    if let Err(err) = state.node.audit.checkpoint_now().await {
+        tracing::error!(error = ?err, "signing the audit head before serving checkpoints failed");
+    }
     if let Err(err) = export_checkpoints_after(&state.node.db, after, &mut body).await {
         tracing::error!(error = %err, "reading the audit checkpoints failed");
         return internal();

@@ -116,7 +116,7 @@ async fn max_seq(db: &Db, table: &str) -> Result<i64, ExportError> {
 /// what to pass to [`export_jsonl`] when the node's configuration is not at
 /// hand.
 pub async fn stored_log_id(db: &Db) -> Result<Option<String>, ExportError> {
-    let row = sqlx::query("SELECT seq, checkpoint FROM audit_checkpoints ORDER BY seq LIMIT 1")
+    let row = sqlx::query("SELECT seq, checkpoint FROM audit_signatures ORDER BY seq LIMIT 1")
         .fetch_optional(db.pool())
         .await?;
     let Some(row) = row else { return Ok(None) };
@@ -141,11 +141,36 @@ async fn entry_page(db: &Db, low: i64, high: i64) -> Result<Vec<AnyRow>, ExportE
     .await?)
 }
 
+/// Where signatures over the log are read from.
+#[derive(Debug, Clone, Copy)]
+enum Signatures {
+    /// The append-only history of checkpoints (what collectors compare).
+    History,
+    /// The history and, when newer, the signed head (what an export carries,
+    /// so that it is covered up to its newest entry).
+    WithHead,
+}
+
+impl Signatures {
+    fn table(self) -> &'static str {
+        match self {
+            Self::History => "audit_checkpoints",
+            Self::WithHead => "audit_signatures",
+        }
+    }
+}
+
 /// Stored checkpoints with `low < seq <= high`, at most [`PAGE_ROWS`].
-async fn checkpoint_page(db: &Db, low: i64, high: i64) -> Result<Vec<Checkpoint>, ExportError> {
-    let rows = sqlx::query(
-        "SELECT seq, checkpoint FROM audit_checkpoints WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3",
-    )
+async fn checkpoint_page(
+    db: &Db,
+    from: Signatures,
+    low: i64,
+    high: i64,
+) -> Result<Vec<Checkpoint>, ExportError> {
+    let rows = sqlx::query(&format!(
+        "SELECT seq, checkpoint FROM {} WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3",
+        from.table()
+    ))
     .bind(low)
     .bind(high)
     .bind(PAGE_ROWS)
@@ -222,9 +247,9 @@ pub async fn export_jsonl<W: Write>(
     // Checkpoints before entries: every checkpoint up to `cp_max` covers an
     // entry at or below `upper` (unless the log was truncated), and none
     // below `cp_max` can appear later, so the announced count holds.
-    let cp_max = max_seq(db, "audit_checkpoints").await?;
+    let cp_max = max_seq(db, "audit_signatures").await?;
     let upper = max_seq(db, "audit_log").await?;
-    let count: i64 = sqlx::query("SELECT COUNT(*) AS n FROM audit_checkpoints WHERE seq <= $1")
+    let count: i64 = sqlx::query("SELECT COUNT(*) AS n FROM audit_signatures WHERE seq <= $1")
         .bind(cp_max)
         .fetch_one(db.pool())
         .await?
@@ -252,7 +277,7 @@ pub async fn export_jsonl<W: Write>(
         let page_high: i64 = last.try_get("seq")?;
         let cp_high = page_high.min(cp_max);
         if cp_high > cp_cursor {
-            let page = checkpoint_page(db, cp_cursor, cp_high).await?;
+            let page = checkpoint_page(db, Signatures::WithHead, cp_cursor, cp_high).await?;
             cp_cursor = page.last().map_or(cp_high, |cp| cp.seq as i64);
             checkpoints.extend(page);
         }
@@ -283,7 +308,7 @@ pub async fn export_jsonl<W: Write>(
             writeln!(out, "{}", checkpoint_line(&cp)?)?;
             summary.checkpoints += 1;
         }
-        let page = checkpoint_page(db, cp_cursor, cp_max).await?;
+        let page = checkpoint_page(db, Signatures::WithHead, cp_cursor, cp_max).await?;
         let Some(last) = page.last() else { break };
         cp_cursor = last.seq as i64;
         checkpoints.extend(page);
@@ -343,11 +368,11 @@ pub async fn export_checkpoints_after<W: Write>(
     out: W,
 ) -> Result<u64, ExportError> {
     let mut out = std::io::BufWriter::new(out);
-    let high = max_seq(db, "audit_checkpoints").await?;
+    let high = max_seq(db, Signatures::History.table()).await?;
     let mut cursor = i64::try_from(after).unwrap_or(i64::MAX);
     let mut written = 0u64;
     loop {
-        let page = checkpoint_page(db, cursor, high).await?;
+        let page = checkpoint_page(db, Signatures::History, cursor, high).await?;
         let Some(last) = page.last() else { break };
         cursor = last.seq as i64;
         for cp in &page {

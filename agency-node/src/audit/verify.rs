@@ -761,6 +761,11 @@ pub async fn verify_database(db: &Db, opts: &VerifyOptions) -> Result<VerifyRepo
             }
         }
     };
+    // The signed head, rewritten with every write, covers the newest entry
+    // the writer acknowledged: checked like a checkpoint, so a log whose
+    // newest entries were cut fails.
+    let head = signed_head(db).await?;
+    let log_id = log_id.or_else(|| head.as_ref().map(|h| h.log_id.clone()));
     let mut chain = Chain::new(opts, log_id)?;
 
     // Checkpoints first: the writer signs a `seq` only once it is written, so
@@ -772,6 +777,7 @@ pub async fn verify_database(db: &Db, opts: &VerifyOptions) -> Result<VerifyRepo
         .and_then(|row| row.try_get::<Option<i64>, _>("seq"))
         .map_err(read_error)?
         .unwrap_or(0);
+    let cp_max = head.as_ref().map_or(cp_max, |h| cp_max.max(h.seq as i64));
     let bounds = sqlx::query("SELECT MIN(seq) AS low, MAX(seq) AS high FROM audit_log")
         .fetch_one(pool)
         .await
@@ -802,7 +808,12 @@ pub async fn verify_database(db: &Db, opts: &VerifyOptions) -> Result<VerifyRepo
         .map_err(read_error)?;
         let Some(last_row) = rows.last() else { break };
         let page_high: i64 = last_row.try_get("seq").map_err(read_error)?;
-        for cp in checkpoints_between(db, cursor, page_high, None).await? {
+        for cp in with_head(
+            checkpoints_between(db, cursor, page_high, None).await?,
+            &head,
+            cursor,
+            page_high,
+        ) {
             chain.add_checkpoint(cp)?;
         }
         for row in &rows {
@@ -810,14 +821,64 @@ pub async fn verify_database(db: &Db, opts: &VerifyOptions) -> Result<VerifyRepo
         }
         cursor = page_high;
     }
-    if let Some(cp) = checkpoints_between(db, cursor, cp_max, Some(1))
-        .await?
-        .pop()
+    if let Some(cp) = with_head(
+        checkpoints_between(db, cursor, cp_max, Some(1)).await?,
+        &head,
+        cursor,
+        cp_max,
+    )
+    .into_iter()
+    .next()
     {
         chain.add_checkpoint(cp)?;
     }
     chain.check_end()?;
     chain.report()
+}
+
+/// The log's signed head (`audit_head`), if it has one. A database written
+/// before the signed head existed has no such table, or no row: `None`.
+async fn signed_head(db: &Db) -> Result<Option<Checkpoint>, VerifyFailure> {
+    let table = sqlx::query(match db.backend() {
+        crate::store::Backend::Sqlite => {
+            "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'audit_head'"
+        }
+        crate::store::Backend::Postgres => {
+            "SELECT COUNT(*) AS n FROM information_schema.tables \
+             WHERE table_schema = current_schema() AND table_name = 'audit_head'"
+        }
+    })
+    .fetch_one(db.pool())
+    .await
+    .and_then(|row| row.try_get::<i64, _>("n"))
+    .map_err(read_error)?;
+    if table == 0 {
+        return Ok(None);
+    }
+    let row = sqlx::query("SELECT seq, checkpoint FROM audit_head WHERE id = 1")
+        .fetch_optional(db.pool())
+        .await
+        .map_err(read_error)?;
+    row.as_ref().map(checkpoint_row).transpose()
+}
+
+/// `checkpoints` (in `seq` order, `low < seq <= high`) with the signed head
+/// added in its place when it falls in that range and no stored checkpoint
+/// has its `seq` (one that has is checked as it is).
+fn with_head(
+    mut checkpoints: Vec<Checkpoint>,
+    head: &Option<Checkpoint>,
+    low: i64,
+    high: i64,
+) -> Vec<Checkpoint> {
+    if let Some(head) = head {
+        let seq = head.seq as i64;
+        if seq > low && seq <= high && !checkpoints.iter().any(|cp| cp.seq == head.seq) {
+            let at = checkpoints.partition_point(|cp| cp.seq < head.seq);
+            checkpoints.insert(at, head.clone());
+        }
+    }
+    checkpoints
 }
 
 /// The stored checkpoints with `low < seq <= high`, in `seq` order.

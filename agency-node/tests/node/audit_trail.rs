@@ -324,6 +324,80 @@ async fn verify_names_reordered_entries(backend: Backend) {
     );
 }
 
+/// Every acknowledged entry is covered by a signature before its answer
+/// leaves: with no periodic checkpoint due (the history signs every 1000
+/// entries), an untouched log still verifies as signed through its last
+/// entry, and cutting its newest entries (as after a crash, with the
+/// append-only triggers dropped) makes verify fail. Before the signed head,
+/// the cut log verified with only a warning.
+async fn the_newest_entries_cannot_be_cut(backend: Backend) {
+    let node = TestNode::start(backend).await;
+    for i in 0..3 {
+        let survivor = node.register_full_survivor(&format!("Tail {i}")).await;
+        node.read_survivor(&node.caseworker(OWNER), "CASE_MANAGEMENT", &survivor)
+            .await
+            .data();
+    }
+    let last = node.count("audit_log").await;
+    assert!(last >= 6, "{last}");
+    assert_eq!(
+        node.count("audit_checkpoints").await,
+        0,
+        "no history checkpoint was due"
+    );
+    let args = verify_args(&node);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (ok, out) = node.cli(&args);
+    assert!(ok, "{out}");
+    assert!(
+        !out.contains("not yet covered"),
+        "every entry is covered by the signed head: {out}"
+    );
+
+    // An export carries the signed head too: it verifies offline as signed
+    // through its newest entry.
+    let file = node.data_dir.join("tail-export.jsonl");
+    let (ok, out) = node.cli(&[
+        "audit",
+        "export",
+        "--database",
+        &node.database_url,
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}");
+    let (ok, out) = node.cli(&["audit", "verify", "--export", file.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    assert!(
+        !out.contains("not yet covered") && out.contains(&format!("through seq {last}")),
+        "the export is signed through its newest entry: {out}"
+    );
+
+    tamper(&node, &["DELETE FROM audit_log WHERE seq > 3"]).await;
+    let (ok, out) = node.cli(&args);
+    assert!(!ok, "a log cut after entry 3 verified: {out}");
+    assert!(
+        out.contains(&last.to_string()),
+        "names the signed seq {last}: {out}"
+    );
+}
+
+/// The signed head only moves forward and cannot be deleted, through the
+/// database itself.
+async fn the_signed_head_cannot_be_moved_back_or_deleted(backend: Backend) {
+    let node = TestNode::start(backend).await;
+    node.register_full_survivor("Forward").await;
+    node.register_full_survivor("Only").await;
+    let back = sqlx::query("UPDATE audit_head SET seq = 1")
+        .execute(node.state.db.pool())
+        .await;
+    assert!(back.is_err(), "moving the head back must be refused");
+    let delete = sqlx::query("DELETE FROM audit_head")
+        .execute(node.state.db.pool())
+        .await;
+    assert!(delete.is_err(), "deleting the head must be refused");
+}
+
 /// Auditors read the log through GraphQL, filtered; each read is audited; a
 /// caseworker of another agency cannot read it.
 async fn auditors_read_the_log_and_are_audited(backend: Backend) {
@@ -381,5 +455,7 @@ on_both_backends!(
     verify_names_an_edited_entry,
     verify_names_a_deleted_entry,
     verify_names_reordered_entries,
+    the_newest_entries_cannot_be_cut,
+    the_signed_head_cannot_be_moved_back_or_deleted,
     auditors_read_the_log_and_are_audited,
 );
