@@ -212,7 +212,7 @@ pub struct AuditorsConfig {
 impl Default for AuditorsConfig {
     fn default() -> Self {
         Self {
-            collect_interval_secs: 300,
+            collect_interval_secs: 30,
             export_timeout_ms: 60_000,
             max_export_bytes: 256 * 1024 * 1024,
             pinned_keys: Default::default(),
