@@ -165,7 +165,8 @@ const NOTE: &str = "# Survivor data exchange\n\
 #     \"x-exchange-purpose\": \"CASE_MANAGEMENT\"\n\
 #   }\n\
 #\n\
-# (and \"x-exchange-justification\" when an operation asks for one).\n\
+# (and \"x-exchange-justification\" when an operation asks for one),\n\
+# then re-fetch the schema (the arrows button, bottom left) for the docs.\n\
 # Headers are not kept in the browser's storage.\n";
 
 /// Escapes text for an HTML attribute value or element content.

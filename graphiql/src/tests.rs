@@ -9,11 +9,7 @@ use super::*;
 
 async fn get_asset(path: &str) -> (Response<Body>, Vec<u8>) {
     let response = router::<()>()
-        .oneshot(
-            Request::get(path)
-                .body(Body::empty())
-                .expect("a request"),
-        )
+        .oneshot(Request::get(path).body(Body::empty()).expect("a request"))
         .await
         .expect("infallible");
     let (parts, body) = response.into_parts();

@@ -12,9 +12,28 @@
     window.__webpack_nonce__ = script.nonce;
   }
   var fetcher = GraphiQL.createFetcher({ url: root.getAttribute('data-endpoint') });
+  // GraphiQL 3 introspects with the Headers pane as it was at its last
+  // render, so "Re-fetch GraphQL schema" right after pasting a token would
+  // go without it (and the gateway answers introspection to authenticated
+  // callers only). Every request takes the pane's current headers instead.
+  var currentHeaders = null;
+  function fetchWithCurrentHeaders(params, options) {
+    var headers = options && options.headers;
+    if (currentHeaders !== null) {
+      try {
+        headers = currentHeaders.trim() ? JSON.parse(currentHeaders) : {};
+      } catch (invalid) {
+        // GraphiQL itself refuses to run with invalid headers.
+      }
+    }
+    return fetcher(params, Object.assign({}, options, { headers: headers }));
+  }
   ReactDOM.createRoot(root).render(
     React.createElement(GraphiQL, {
-      fetcher: fetcher,
+      fetcher: fetchWithCurrentHeaders,
+      onEditHeaders: function (value) {
+        currentHeaders = value;
+      },
       defaultQuery: root.getAttribute('data-note'),
       // The headers carry the caseworker's bearer token: open the pane,
       // and never keep them in the browser's storage.
