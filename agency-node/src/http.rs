@@ -11,12 +11,11 @@
 
 use std::sync::Arc;
 
-use async_graphql::http::GraphiQLSource;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use exchange_schema::{
     AuditEvent, AuditKind, Decision, ErrorCode, JUSTIFICATION_HEADER, PURPOSE_HEADER, Purpose,
@@ -44,6 +43,7 @@ pub fn router(state: HttpState) -> Router {
         .route(&path, get(graphiql).post(graphql))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .merge(exchange_graphiql::router())
         .route("/audit/export", get(crate::audit::endpoints::export))
         .route(
             "/audit/checkpoints",
@@ -52,13 +52,9 @@ pub fn router(state: HttpState) -> Router {
         .with_state(state)
 }
 
-async fn graphiql(State(state): State<HttpState>) -> Html<String> {
-    Html(
-        GraphiQLSource::build()
-            .endpoint(&state.graphql_path)
-            .title("Agency node")
-            .finish(),
-    )
+/// GraphiQL from the binary (no CDN), under a strict Content-Security-Policy.
+async fn graphiql(State(state): State<HttpState>) -> Response {
+    exchange_graphiql::page(&state.graphql_path, "Agency node")
 }
 
 /// Ready only while a durable write to the audit log succeeds: a node whose

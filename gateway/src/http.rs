@@ -15,12 +15,11 @@ use std::sync::Arc;
 
 use agency_node::http::{BodyError, read_body};
 use apollo_compiler::response::JsonValue;
-use async_graphql::http::GraphiQLSource;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use exchange_schema::{JUSTIFICATION_HEADER, PURPOSE_HEADER, Purpose};
 use tracing::Instrument as _;
@@ -50,6 +49,7 @@ pub fn router(state: HttpState) -> Router {
         .route(&path, get(graphiql).post(graphql))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .merge(exchange_graphiql::router())
         .route("/audit/export", get(crate::audit::export))
         .route(
             "/audit/checkpoints",
@@ -62,12 +62,11 @@ pub fn router(state: HttpState) -> Router {
         .with_state(state)
 }
 
-async fn graphiql(State(state): State<HttpState>) -> Html<String> {
-    Html(
-        GraphiQLSource::build()
-            .endpoint(&state.graphql_path)
-            .title("Survivor data exchange: federation gateway")
-            .finish(),
+/// GraphiQL from the binary (no CDN), under a strict Content-Security-Policy.
+async fn graphiql(State(state): State<HttpState>) -> Response {
+    exchange_graphiql::page(
+        &state.graphql_path,
+        "Survivor data exchange: federation gateway",
     )
 }
 

@@ -50,6 +50,8 @@ pub struct Options {
     /// Where the gateway keeps its audit log: SQLite in its data directory
     /// when unset.
     pub gateway_database_url: Option<String>,
+    /// The gateway's nesting limit, when not its default.
+    pub gateway_max_depth: Option<usize>,
 }
 
 impl Default for Options {
@@ -63,6 +65,7 @@ impl Default for Options {
             max_in_flight_per_node: 16,
             collect_interval_secs: 300,
             gateway_database_url: None,
+            gateway_max_depth: None,
         }
     }
 }
@@ -377,6 +380,9 @@ impl TestFederation {
         config.nodes.cool_down_ms = options.cool_down_ms;
         config.nodes.max_in_flight_per_node = options.max_in_flight_per_node;
         config.auditors.collect_interval_secs = options.collect_interval_secs;
+        if let Some(depth) = options.gateway_max_depth {
+            config.limits.max_depth = depth;
+        }
         config.database_url = options
             .gateway_database_url
             .map(exchange_gateway::config::DatabaseUrl);

@@ -38,14 +38,49 @@ async fn served_sdl_matches_the_contract(backend: Backend) {
     }
 }
 
-/// Health and readiness answer without a token; GraphiQL is served on GET.
+/// Health and readiness answer without a token; GraphiQL is served on GET
+/// from the node itself (a member agency may reach it directly), under its
+/// Content-Security-Policy, and every script and stylesheet it names is
+/// served by the node, not a CDN.
 async fn health_readiness_and_graphiql(backend: Backend) {
     let node = TestNode::start(backend).await;
     let get = |path: &str| node.client.get(format!("{}{path}", node.base)).send();
     assert_eq!(get("/healthz").await.unwrap().status(), 200);
     assert_eq!(get("/readyz").await.unwrap().status(), 200);
-    let page = get("/graphql").await.unwrap().text().await.unwrap();
-    assert!(page.to_lowercase().contains("graphiql"));
+    let response = get("/graphql").await.unwrap();
+    let csp = response.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.starts_with("default-src 'none'; script-src 'self';"),
+        "{csp}"
+    );
+    let page = response.text().await.unwrap();
+    assert!(page.contains("data-endpoint=\"/graphql\""), "{page}");
+    let assets: Vec<&str> = page
+        .split(['"'])
+        .filter(|s| s.starts_with(exchange_graphiql::ASSETS_PREFIX))
+        .collect();
+    assert!(assets.len() >= 5, "{assets:?}");
+    for asset in assets {
+        let response = get(asset).await.unwrap();
+        assert_eq!(response.status(), 200, "{asset}");
+        let kind = response.headers()["content-type"].to_str().unwrap();
+        assert!(
+            kind.starts_with("text/javascript")
+                || kind.starts_with("text/css")
+                || kind.starts_with("text/plain"),
+            "{asset}: {kind}"
+        );
+    }
+    assert_eq!(
+        get("/graphiql/graphiql-3.9.0/nothing.js")
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
 }
 
 on_both_backends!(

@@ -6,6 +6,7 @@ mod audit;
 mod auditors;
 mod consent;
 mod failure;
+mod graphiql_browser;
 mod mtls;
 mod portal_browser;
 mod referrals;

@@ -21,7 +21,7 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
 
 /// A ChromeDriver process, killed on drop.
-struct Driver {
+pub(super) struct Driver {
     child: Child,
     url: String,
 }
@@ -33,7 +33,7 @@ impl Drop for Driver {
     }
 }
 
-async fn start_driver() -> Driver {
+pub(super) async fn start_driver() -> Driver {
     assert!(
         std::path::Path::new(CHROMEDRIVER).exists() && std::path::Path::new(CHROMIUM).exists(),
         "the browser tests need Debian's chromium and chromium-driver \
@@ -66,18 +66,33 @@ async fn start_driver() -> Driver {
 }
 
 async fn start_browser(driver: &Driver, profile: &std::path::Path) -> Client {
+    start_browser_with(driver, profile, &[]).await
+}
+
+/// A headless Chromium session with these switches added to the usual ones.
+pub(super) async fn start_browser_with(
+    driver: &Driver,
+    profile: &std::path::Path,
+    extra_args: &[&str],
+) -> Client {
+    let mut args = vec![
+        "--headless=new".to_owned(),
+        "--no-sandbox".into(),
+        "--disable-gpu".into(),
+        "--disable-dev-shm-usage".into(),
+        "--disable-quic".into(),
+        "--no-first-run".into(),
+        "--disable-background-networking".into(),
+        "--disable-component-update".into(),
+        "--disable-sync".into(),
+        "--window-size=1200,1400".into(),
+        format!("--user-data-dir={}", profile.display()),
+    ];
+    args.extend(extra_args.iter().map(|a| (*a).to_owned()));
     let mut capabilities = serde_json::Map::new();
     capabilities.insert(
         "goog:chromeOptions".into(),
-        json!({
-            "binary": CHROMIUM,
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-quic", "--no-first-run", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--window-size=1200,1400",
-                format!("--user-data-dir={}", profile.display()),
-            ],
-        }),
+        json!({ "binary": CHROMIUM, "args": args }),
     );
     let connector = hyper_util::client::legacy::connect::HttpConnector::new();
     ClientBuilder::new(connector)
@@ -130,7 +145,7 @@ async fn arrive(browser: &Client, expected: &str) {
 }
 
 /// Waits for an element of the next page.
-async fn wait_for(browser: &Client, css: &str) -> fantoccini::elements::Element {
+pub(super) async fn wait_for(browser: &Client, css: &str) -> fantoccini::elements::Element {
     browser
         .wait()
         .at_most(Duration::from_secs(10))
