@@ -132,6 +132,7 @@ async fn a_database_without_an_audit_log_is_refused_and_left_untouched(backend: 
 
             let other = dir.path().join("other.db");
             let url = format!("sqlite://{}?mode=rwc", other.display());
+            sqlx::any::install_default_drivers();
             let db = sqlx::AnyPool::connect(&url).await.unwrap();
             sqlx::query("CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)")
                 .execute(&db)
@@ -145,15 +146,11 @@ async fn a_database_without_an_audit_log_is_refused_and_left_untouched(backend: 
         Backend::Postgres => {
             let scratch = fresh_postgres_database().await;
             refused(scratch.url());
-            let db = sqlx::AnyPool::connect(scratch.url()).await.unwrap();
-            let tables: i64 = sqlx::query(
+            let tables = query_one(
+                scratch.url(),
                 "SELECT COUNT(*) AS n FROM pg_tables WHERE schemaname = current_schema()",
             )
-            .fetch_one(&db)
-            .await
-            .unwrap()
-            .get("n");
-            db.close().await;
+            .await;
             assert_eq!(tables, 0, "not migrated");
         }
     }
@@ -186,12 +183,25 @@ async fn a_read_only_database_refuses_every_write(backend: Backend) {
         .await;
     assert!(create.is_err(), "a table was created");
     db.close().await;
-    let count: i64 = sqlx::query("SELECT COUNT(*) AS n FROM audit_checkpoints WHERE seq = 999")
-        .fetch_one(node.state.db.pool())
+    let count: i64 = query_one(
+        &node.database_url,
+        "SELECT COUNT(*) AS n FROM audit_checkpoints WHERE seq = 999",
+    )
+    .await;
+    assert_eq!(count, 0);
+}
+
+/// One number from a plain connection (no migration run).
+async fn query_one(url: &str, sql: &str) -> i64 {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(url).await.unwrap();
+    let n: i64 = sqlx::query(sql)
+        .fetch_one(&pool)
         .await
         .unwrap()
         .get("n");
-    assert_eq!(count, 0);
+    pool.close().await;
+    n
 }
 
 /// Verifying a stopped node's log succeeds (status 0) and leaves its SQLite
@@ -200,15 +210,8 @@ async fn a_read_only_database_refuses_every_write(backend: Backend) {
 async fn verifying_a_live_log_writes_nothing(backend: Backend) {
     let node = stopped_node(backend).await;
     let key = node.state.audit.public_key_hex();
-    let migrations = |db: Db| async move {
-        let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM _sqlx_migrations")
-            .fetch_one(db.pool())
-            .await
-            .unwrap()
-            .get("n");
-        n
-    };
-    let before = migrations(node.state.db.clone()).await;
+    let migrations = || query_one(&node.database_url, "SELECT COUNT(*) AS n FROM _sqlx_migrations");
+    let before = migrations().await;
     let files = (backend == Backend::Sqlite).then(|| snapshot(&node.data_dir));
     let source = match backend {
         Backend::Sqlite => ["--data-dir", node.data_dir.to_str().unwrap()],
@@ -223,7 +226,7 @@ async fn verifying_a_live_log_writes_nothing(backend: Backend) {
     if let Some(files) = files {
         assert_eq!(snapshot(&node.data_dir), files, "the data directory changed");
     }
-    assert_eq!(migrations(node.state.db.clone()).await, before);
+    assert_eq!(migrations().await, before);
 }
 
 /// The statements that drop the append-only triggers on `backend`, by the
