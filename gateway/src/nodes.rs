@@ -337,8 +337,13 @@ impl Nodes {
     /// The number of requests to `agency`'s node waiting for a slot, kept up
     /// to date: a request that finds every slot taken counts here until it
     /// gets one or gives up. `None` for an agency without a node.
-    pub fn waiting_for_slot(&self, agency: &AgencyId) -> Option<tokio::sync::watch::Receiver<usize>> {
-        self.waiting.get(agency).map(tokio::sync::watch::Sender::subscribe)
+    pub fn waiting_for_slot(
+        &self,
+        agency: &AgencyId,
+    ) -> Option<tokio::sync::watch::Receiver<usize>> {
+        self.waiting
+            .get(agency)
+            .map(tokio::sync::watch::Sender::subscribe)
     }
 
     /// Sends a GraphQL request body to a node. Never retries: a mutation must

@@ -715,7 +715,11 @@ impl Chain {
         }
         self.collected_matched += 1;
         self.verified_through = cp.seq;
-        if self.newest_collected.as_ref().is_none_or(|n| n.seq < cp.seq) {
+        if self
+            .newest_collected
+            .as_ref()
+            .is_none_or(|n| n.seq < cp.seq)
+        {
             self.newest_collected = Some(cp.clone());
         }
         Ok(())

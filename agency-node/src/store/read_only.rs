@@ -44,8 +44,7 @@ impl Db {
     pub async fn open_read_only(url: &str) -> Result<Self, ReadOnlyError> {
         match Backend::for_url(url) {
             Some(Backend::Sqlite) => {
-                let options =
-                    SqliteConnectOptions::from_str(url).map_err(ReadOnlyError::BadUrl)?;
+                let options = SqliteConnectOptions::from_str(url).map_err(ReadOnlyError::BadUrl)?;
                 Self::open_sqlite_read_only(options.get_filename()).await
             }
             Some(Backend::Postgres) => {

@@ -195,11 +195,7 @@ async fn a_read_only_database_refuses_every_write(backend: Backend) {
 async fn query_one(url: &str, sql: &str) -> i64 {
     sqlx::any::install_default_drivers();
     let pool = sqlx::AnyPool::connect(url).await.unwrap();
-    let n: i64 = sqlx::query(sql)
-        .fetch_one(&pool)
-        .await
-        .unwrap()
-        .get("n");
+    let n: i64 = sqlx::query(sql).fetch_one(&pool).await.unwrap().get("n");
     pool.close().await;
     n
 }
@@ -210,7 +206,12 @@ async fn query_one(url: &str, sql: &str) -> i64 {
 async fn verifying_a_live_log_writes_nothing(backend: Backend) {
     let node = stopped_node(backend).await;
     let key = node.state.audit.public_key_hex();
-    let migrations = || query_one(&node.database_url, "SELECT COUNT(*) AS n FROM _sqlx_migrations");
+    let migrations = || {
+        query_one(
+            &node.database_url,
+            "SELECT COUNT(*) AS n FROM _sqlx_migrations",
+        )
+    };
     let before = migrations().await;
     let files = (backend == Backend::Sqlite).then(|| snapshot(&node.data_dir));
     let source = match backend {
@@ -224,7 +225,11 @@ async fn verifying_a_live_log_writes_nothing(backend: Backend) {
     assert!(out.contains("entries verified through seq"), "{out}");
     assert!(!out.contains("append-only"), "{out}");
     if let Some(files) = files {
-        assert_eq!(snapshot(&node.data_dir), files, "the data directory changed");
+        assert_eq!(
+            snapshot(&node.data_dir),
+            files,
+            "the data directory changed"
+        );
     }
     assert_eq!(migrations().await, before);
 }

@@ -84,20 +84,18 @@ pub async fn require_audit_tables(db: &Db) -> Result<(), SchemaError> {
 /// [`GuardedChange::ALL`] order; empty when the log is guarded.
 pub async fn unguarded_changes(db: &Db) -> Result<Vec<GuardedChange>, SchemaError> {
     let guarded: Vec<GuardedChange> = match db.backend() {
-        Backend::Sqlite => {
-            sqlx::query(
-                "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit_log'",
-            )
-            .fetch_all(db.pool())
-            .await?
-            .iter()
-            .map(|row| row.try_get::<Option<String>, _>("sql"))
-            .collect::<Result<Vec<_>, _>>()?
-            .into_iter()
-            .flatten()
-            .flat_map(|sql| sqlite_guards(&sql))
-            .collect()
-        }
+        Backend::Sqlite => sqlx::query(
+            "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit_log'",
+        )
+        .fetch_all(db.pool())
+        .await?
+        .iter()
+        .map(|row| row.try_get::<Option<String>, _>("sql"))
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .flatten()
+        .flat_map(|sql| sqlite_guards(&sql))
+        .collect(),
         Backend::Postgres => {
             let rows = sqlx::query(
                 "SELECT t.tgtype::int8 AS tgtype, t.tgenabled::text AS enabled, \
@@ -113,7 +111,12 @@ pub async fn unguarded_changes(db: &Db) -> Result<Vec<GuardedChange>, SchemaErro
                 let enabled: String = row.try_get("enabled")?;
                 let unconditional: bool = row.try_get("unconditional")?;
                 let body: Option<String> = row.try_get("body")?;
-                guarded.extend(postgres_guards(tgtype, &enabled, unconditional, body.as_deref()));
+                guarded.extend(postgres_guards(
+                    tgtype,
+                    &enabled,
+                    unconditional,
+                    body.as_deref(),
+                ));
             }
             guarded
         }
@@ -137,9 +140,9 @@ fn sqlite_guards(sql: &str) -> Vec<GuardedChange> {
         return Vec::new();
     };
     let (head, body) = tokens.split_at(begin);
-    let raises = body.windows(2).any(|pair| {
-        pair[0] == "RAISE" && matches!(pair[1], "ABORT" | "FAIL" | "ROLLBACK")
-    });
+    let raises = body
+        .windows(2)
+        .any(|pair| pair[0] == "RAISE" && matches!(pair[1], "ABORT" | "FAIL" | "ROLLBACK"));
     if !raises || head.contains(&"WHEN") {
         return Vec::new();
     }
