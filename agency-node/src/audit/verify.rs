@@ -39,7 +39,14 @@
 //! A node that rewrites history, recomputes every hash and signs new
 //! checkpoints with its own key passes all of that; only checkpoints that
 //! auditors collected before the rewrite ([`VerifyOptions::collected_checkpoints`])
-//! reveal it, as a **fork**.
+//! reveal it, as a **fork**. They also show a log cut back: one ending
+//! before the newest collected checkpoint lost entries
+//! ([`VerifyFailure::EntriesCut`]); one whose own checkpoints stop before
+//! it lost checkpoints ([`VerifyFailure::CheckpointsCut`]). A collected
+//! checkpoint counts only with a good signature by the log's key.
+//!
+//! What a database must hold besides (its audit tables, its append-only
+//! triggers) is checked by [`guards`].
 
 pub mod guards;
 
