@@ -72,7 +72,14 @@ pub enum AuditCommand {
     /// Check a log offline: every hash link and every signed checkpoint.
     /// Names the first entry that was edited, deleted or reordered and exits
     /// non-zero. An export file may hold several logs (the gateway's
-    /// federated export); each is checked.
+    /// federated export); each is checked. A database is opened read-only
+    /// and never migrated: a missing one is an error, never created.
+    ///
+    /// Exit status: 0 the log verifies; 1 it does not (the first problem is
+    /// named after `FAILED:`); 2 it could not be checked (no such database
+    /// or file, not a node's database, unreadable input, bad arguments);
+    /// 3 the chain verifies but the append-only triggers of `audit_log` are
+    /// missing, so nothing stops an UPDATE or DELETE of the log.
     Verify(VerifyArgs),
     /// Export the log (or a filtered part) with the checkpoints that verify it.
     Export(ExportArgs),
@@ -102,9 +109,11 @@ pub struct VerifyArgs {
     /// log is trusted.
     #[arg(long, value_name = "[LOG_ID=]HEX")]
     pub public_key: Vec<String>,
-    /// Checkpoints collected earlier (JSON Lines): a log that disagrees with
-    /// any of them was rewritten (a fork).
-    #[arg(long)]
+    /// Checkpoints collected earlier (JSON Lines, as the gateway's
+    /// `GET /audit/checkpoints` serves them): a log that disagrees with any
+    /// of them was rewritten (a fork); one that ends, or whose own
+    /// checkpoints end, before the newest of them was cut.
+    #[arg(long, visible_alias = "collected")]
     pub checkpoints: Option<PathBuf>,
 }
 
@@ -180,7 +189,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
-            ExitCode::from(2)
+            ExitCode::from(VERIFY_UNCHECKED)
         }
     }
 }
@@ -375,6 +384,34 @@ async fn open_source(config: Option<&std::path::Path>, source: &Source) -> anyho
     Db::connect(&url).await
 }
 
+/// `audit verify`: the log verifies.
+pub const VERIFY_OK: u8 = 0;
+/// `audit verify`: the log does not verify.
+pub const VERIFY_FAILED: u8 = 1;
+/// `audit verify`: the log could not be checked (also any other command's
+/// error).
+pub const VERIFY_UNCHECKED: u8 = 2;
+/// `audit verify`: the chain verifies but the database no longer refuses an
+/// UPDATE or DELETE of the log.
+pub const VERIFY_UNGUARDED: u8 = 3;
+
+/// Opens the database `audit verify` reads: read-only, never migrated, and
+/// only if it exists and holds an audit log.
+async fn open_for_verify(config: Option<&std::path::Path>, source: &Source) -> anyhow::Result<Db> {
+    let db = match (&source.database, &source.data_dir) {
+        (Some(url), _) => Db::open_read_only(url).await?,
+        (None, Some(dir)) => Db::open_sqlite_read_only(&dir.join("node.db")).await?,
+        (None, None) => {
+            let url = NodeConfig::load(config)
+                .context("no --database, --data-dir or --export given, and no node configuration")?
+                .database_url();
+            Db::open_read_only(&url).await?
+        }
+    };
+    verify::guards::require_audit_tables(&db).await?;
+    Ok(db)
+}
+
 async fn audit_verify(
     config: Option<&std::path::Path>,
     args: VerifyArgs,
@@ -402,6 +439,7 @@ async fn audit_verify(
             None => anyhow::bail!("give one bare --public-key; pin the others as LOG_ID=HEX"),
         }
     }
+    let mut unguarded = Vec::new();
     let outcome = match &args.source.export {
         Some(path) => {
             let file =
@@ -410,13 +448,24 @@ async fn audit_verify(
                 .map_err(|failure| failure.to_string())
         }
         None => {
-            let db = open_source(config, &args.source).await?;
-            verify::verify_database(&db, &options)
+            let db = open_for_verify(config, &args.source).await?;
+            unguarded = verify::guards::unguarded_changes(&db).await?;
+            let outcome = verify::verify_database(&db, &options)
                 .await
                 .map(|report| vec![report])
-                .map_err(|failure| failure.to_string())
+                .map_err(|failure| failure.to_string());
+            db.close().await;
+            outcome
         }
     };
+    if !unguarded.is_empty() {
+        let changes: Vec<String> = unguarded.iter().map(ToString::to_string).collect();
+        say(format!(
+            "warning: the append-only triggers are missing: nothing in the database refuses {} \
+             of audit_log, so the log can be changed without an error",
+            changes.join(" or ")
+        ));
+    }
     match outcome {
         Ok(reports) => {
             for report in &reports {
@@ -425,11 +474,16 @@ async fn audit_verify(
             if reports.is_empty() {
                 say("the file holds no log");
             }
-            Ok(ExitCode::SUCCESS)
+            if unguarded.is_empty() {
+                Ok(ExitCode::from(VERIFY_OK))
+            } else {
+                say("UNGUARDED: the chain verifies, but the log is not protected against changes");
+                Ok(ExitCode::from(VERIFY_UNGUARDED))
+            }
         }
         Err(failure) => {
             say(format!("FAILED: {failure}"));
-            Ok(ExitCode::FAILURE)
+            Ok(ExitCode::from(VERIFY_FAILED))
         }
     }
 }

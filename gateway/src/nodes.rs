@@ -181,6 +181,9 @@ pub struct Nodes {
     circuits: HashMap<AgencyId, Circuit>,
     /// The free slots for requests in flight, per node.
     slots: HashMap<AgencyId, tokio::sync::Semaphore>,
+    /// How many requests are waiting for a slot, per node (observable, so
+    /// a test can see the bound hold without waiting on the clock).
+    waiting: HashMap<AgencyId, tokio::sync::watch::Sender<usize>>,
     config: NodesConfig,
 }
 
@@ -197,6 +200,23 @@ pub enum NodesError {
     TlsRequired { agency: AgencyId },
     #[error("building the HTTP client: {0}")]
     Client(String),
+}
+
+/// A request counted among those waiting for a slot while it lives (also
+/// when the caller gives up and drops it).
+struct Queued<'a>(&'a tokio::sync::watch::Sender<usize>);
+
+impl<'a> Queued<'a> {
+    fn join(waiting: &'a tokio::sync::watch::Sender<usize>) -> Self {
+        waiting.send_modify(|n| *n += 1);
+        Self(waiting)
+    }
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n -= 1);
+    }
 }
 
 impl Nodes {
@@ -219,6 +239,7 @@ impl Nodes {
         let mut endpoints = Vec::new();
         let mut circuits = HashMap::new();
         let mut slots = HashMap::new();
+        let mut waiting = HashMap::new();
         for agency in federation.agencies() {
             let Some(raw) = &agency.node_url else {
                 continue;
@@ -267,6 +288,7 @@ impl Nodes {
                 agency.id.clone(),
                 tokio::sync::Semaphore::new(config.max_in_flight_per_node),
             );
+            waiting.insert(agency.id.clone(), tokio::sync::watch::Sender::new(0));
             let root = base.join("/").map_err(|e| bad(e.to_string()))?;
             endpoints.push(NodeEndpoint {
                 agency: agency.id.clone(),
@@ -286,6 +308,7 @@ impl Nodes {
             endpoints,
             circuits,
             slots,
+            waiting,
             config: config.clone(),
         })
     }
@@ -311,6 +334,18 @@ impl Nodes {
             .unwrap_or(CircuitState::Closed)
     }
 
+    /// The number of requests to `agency`'s node waiting for a slot, kept up
+    /// to date: a request that finds every slot taken counts here until it
+    /// gets one or gives up. `None` for an agency without a node.
+    pub fn waiting_for_slot(
+        &self,
+        agency: &AgencyId,
+    ) -> Option<tokio::sync::watch::Receiver<usize>> {
+        self.waiting
+            .get(agency)
+            .map(tokio::sync::watch::Sender::subscribe)
+    }
+
     /// Sends a GraphQL request body to a node. Never retries: a mutation must
     /// not be sent twice.
     pub async fn call(
@@ -323,14 +358,24 @@ impl Nodes {
         let endpoint = self.endpoint(agency).ok_or(NodeFailure::NoNode)?;
         let circuit = self.circuits.get(agency).ok_or(NodeFailure::NoNode)?;
         let slots = self.slots.get(agency).ok_or(NodeFailure::NoNode)?;
+        let waiting = self.waiting.get(agency).ok_or(NodeFailure::NoNode)?;
         let admission = circuit.admit().ok_or(NodeFailure::CircuitOpen)?;
         let started = Instant::now();
         let deadline = tokio::time::Instant::from_std(started + self.config.timeout());
         // Not sent, so neither a success nor a failure of the node: a probe
         // admission dropped unsettled lets the next request probe instead.
-        let _slot = match tokio::time::timeout_at(deadline, slots.acquire()).await {
-            Ok(Ok(slot)) => slot,
-            Ok(Err(_)) | Err(_) => {
+        let _slot = match slots.try_acquire() {
+            Ok(slot) => slot,
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                let _queued = Queued::join(waiting);
+                match tokio::time::timeout_at(deadline, slots.acquire()).await {
+                    Ok(Ok(slot)) => slot,
+                    Ok(Err(_)) | Err(_) => {
+                        return Err(NodeFailure::Saturated(self.config.max_in_flight_per_node));
+                    }
+                }
+            }
+            Err(tokio::sync::TryAcquireError::Closed) => {
                 return Err(NodeFailure::Saturated(self.config.max_in_flight_per_node));
             }
         };

@@ -261,19 +261,18 @@ pub async fn start_node(
 /// counted.
 pub struct SilentNode {
     pub url: String,
-    posts: Arc<std::sync::atomic::AtomicUsize>,
+    posts: Arc<tokio::sync::watch::Sender<usize>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl SilentNode {
     async fn start() -> Self {
-        use std::sync::atomic::{AtomicUsize, Ordering};
         use tokio::io::AsyncReadExt as _;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("address"));
-        let posts = Arc::new(AtomicUsize::new(0));
+        let posts = Arc::new(tokio::sync::watch::Sender::new(0));
         let counting = posts.clone();
         let task = tokio::spawn(async move {
             while let Ok((mut socket, _)) = listener.accept().await {
@@ -286,7 +285,7 @@ impl SilentNode {
                             break;
                         }
                         if buf[..n].starts_with(b"POST ") {
-                            counting.fetch_add(1, Ordering::SeqCst);
+                            counting.send_modify(|n| *n += 1);
                         }
                     }
                 });
@@ -297,7 +296,12 @@ impl SilentNode {
 
     /// The GraphQL requests sent to it so far.
     pub fn posts(&self) -> usize {
-        self.posts.load(std::sync::atomic::Ordering::SeqCst)
+        *self.posts.borrow()
+    }
+
+    /// The count of [`Self::posts`], to wait on its changes.
+    pub fn watch_posts(&self) -> tokio::sync::watch::Receiver<usize> {
+        self.posts.subscribe()
     }
 }
 

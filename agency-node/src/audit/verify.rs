@@ -39,7 +39,16 @@
 //! A node that rewrites history, recomputes every hash and signs new
 //! checkpoints with its own key passes all of that; only checkpoints that
 //! auditors collected before the rewrite ([`VerifyOptions::collected_checkpoints`])
-//! reveal it, as a **fork**.
+//! reveal it, as a **fork**. They also show a log cut back: one ending
+//! before the newest collected checkpoint lost entries
+//! ([`VerifyFailure::EntriesCut`]); one whose own checkpoints stop before
+//! it lost checkpoints ([`VerifyFailure::CheckpointsCut`]). A collected
+//! checkpoint counts only with a good signature by the log's key.
+//!
+//! What a database must hold besides (its audit tables, its append-only
+//! triggers) is checked by [`guards`].
+
+pub mod guards;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -215,11 +224,26 @@ pub enum VerifyFailure {
     /// The entry is intact but chained after a different predecessor.
     #[error("{}", broken_link_message(*seq))]
     BrokenLink { seq: u64 },
-    #[error("{}", truncated_message(*last_seq, *checkpoint_seq, *collected))]
-    Truncated {
+    /// The log's own checkpoint covers an entry the log no longer has.
+    #[error("{}", truncated_message(*last_seq, *checkpoint_seq))]
+    Truncated { last_seq: u64, checkpoint_seq: u64 },
+    /// A checkpoint collected earlier covers an entry the log no longer has
+    /// (its own checkpoints were cut with the entries). `signed_at` is when
+    /// the log keeper signed it (RFC 3339): it was collected after that.
+    #[error("{}", entries_cut_message(*last_seq, *checkpoint_seq, signed_at))]
+    EntriesCut {
         last_seq: u64,
         checkpoint_seq: u64,
-        collected: bool,
+        signed_at: String,
+    },
+    /// The log's own checkpoints stop before one collected earlier, which
+    /// the chain still matches: checkpoints were removed from the log.
+    #[error("{}", checkpoints_cut_message(*newest, *checkpoint_seq, signed_at))]
+    CheckpointsCut {
+        /// The `seq` of the log's newest checkpoint (0 when it has none).
+        newest: u64,
+        checkpoint_seq: u64,
+        signed_at: String,
     },
     #[error(
         "the export was truncated: its header announces entries up to seq {declared} but it ends after entry {last}"
@@ -313,7 +337,9 @@ impl VerifyFailure {
             | Self::HistoryRewritten { seq, .. }
             | Self::Fork { seq, .. }
             | Self::CollectedInvalid { seq, .. } => Some(*seq),
-            Self::Truncated { checkpoint_seq, .. } => Some(*checkpoint_seq),
+            Self::Truncated { checkpoint_seq, .. }
+            | Self::EntriesCut { checkpoint_seq, .. }
+            | Self::CheckpointsCut { checkpoint_seq, .. } => Some(*checkpoint_seq),
             Self::ExportTruncated { last, .. } => Some(last + 1),
             Self::Inserted { .. }
             | Self::ExportCheckpointCount { .. }
@@ -355,19 +381,45 @@ fn broken_link_message(seq: u64) -> String {
     }
 }
 
-fn truncated_message(last_seq: u64, checkpoint_seq: u64, collected: bool) -> String {
-    let which = if collected {
-        "a checkpoint collected earlier"
-    } else {
-        "a checkpoint"
-    };
+fn truncated_message(last_seq: u64, checkpoint_seq: u64) -> String {
     if last_seq == 0 {
-        format!("the log was truncated: it is empty but {which} covers entry {checkpoint_seq}")
+        format!("the log was truncated: it is empty but a checkpoint covers entry {checkpoint_seq}")
     } else {
         format!(
-            "the log was truncated: it ends at entry {last_seq} but {which} covers entry {checkpoint_seq}"
+            "the log was truncated: it ends at entry {last_seq} but a checkpoint covers entry {checkpoint_seq}"
         )
     }
+}
+
+fn entries_cut_message(last_seq: u64, checkpoint_seq: u64, signed_at: &str) -> String {
+    let collected = format!("a checkpoint collected earlier (signed at {signed_at})");
+    if last_seq == 0 {
+        format!("the log is empty but {collected} covers seq {checkpoint_seq}: entries were cut")
+    } else {
+        format!(
+            "the log ends at seq {last_seq} but {collected} covers seq {checkpoint_seq} > {last_seq}: entries were cut"
+        )
+    }
+}
+
+fn checkpoints_cut_message(newest: u64, checkpoint_seq: u64, signed_at: &str) -> String {
+    let collected = format!("a checkpoint collected earlier (signed at {signed_at})");
+    if newest == 0 {
+        format!(
+            "the log has no checkpoint of its own but {collected} covers seq {checkpoint_seq}: its checkpoints were cut"
+        )
+    } else {
+        format!(
+            "the log's newest checkpoint is at seq {newest} but {collected} covers seq {checkpoint_seq} > {newest}: its checkpoints were cut"
+        )
+    }
+}
+
+/// RFC 3339 text of a checkpoint's signing time.
+fn signed_at(cp: &Checkpoint) -> String {
+    cp.signed_at
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| cp.signed_at.to_string())
 }
 
 fn read_error(err: impl fmt::Display) -> VerifyFailure {
@@ -434,6 +486,8 @@ struct Chain {
     elided: u64,
     checkpoints_verified: u64,
     collected_matched: u64,
+    /// The collected checkpoint with the highest `seq` that matched.
+    newest_collected: Option<Checkpoint>,
     /// The last `seq` at which any checkpoint matched.
     verified_through: u64,
     signed_through: u64,
@@ -486,6 +540,7 @@ impl Chain {
             elided: 0,
             checkpoints_verified: 0,
             collected_matched: 0,
+            newest_collected: None,
             verified_through: 0,
             signed_through: 0,
         })
@@ -636,13 +691,11 @@ impl Chain {
         Ok(())
     }
 
+    /// Checks a collected checkpoint's signature with the log's key: the
+    /// pinned one, or else the key of the log's own first checkpoint once
+    /// one was checked.
     fn verify_collected(&self, cp: &Checkpoint) -> Result<(), VerifyFailure> {
-        let key = if self.pinned {
-            self.key.as_deref()
-        } else {
-            None
-        };
-        cp.verify(key)
+        cp.verify(self.key.as_deref())
             .map_err(|err| VerifyFailure::CollectedInvalid {
                 seq: cp.seq,
                 reason: match err {
@@ -669,11 +722,19 @@ impl Chain {
         }
         self.collected_matched += 1;
         self.verified_through = cp.seq;
+        if self
+            .newest_collected
+            .as_ref()
+            .is_none_or(|n| n.seq < cp.seq)
+        {
+            self.newest_collected = Some(cp.clone());
+        }
         Ok(())
     }
 
     /// After the last entry: a checkpoint still waiting covers an entry the
-    /// log no longer has.
+    /// log no longer has; or the log's own checkpoints stop before one
+    /// collected earlier.
     fn check_end(&mut self) -> Result<(), VerifyFailure> {
         if let Some(cp) = self
             .pending
@@ -686,15 +747,30 @@ impl Chain {
             return Err(VerifyFailure::Truncated {
                 last_seq: self.last,
                 checkpoint_seq: cp.seq,
-                collected: false,
             });
         }
-        if let Some(cp) = self.collected.values().next().and_then(|cps| cps.first()) {
+        // The newest collected checkpoint beyond the end: how far the log
+        // reached when it was collected.
+        if let Some(cp) = self
+            .collected
+            .values()
+            .next_back()
+            .and_then(|cps| cps.last())
+        {
             self.verify_collected(cp)?;
-            return Err(VerifyFailure::Truncated {
+            return Err(VerifyFailure::EntriesCut {
                 last_seq: self.last,
                 checkpoint_seq: cp.seq,
-                collected: true,
+                signed_at: signed_at(cp),
+            });
+        }
+        if let Some(cp) = &self.newest_collected
+            && cp.seq > self.signed_through
+        {
+            return Err(VerifyFailure::CheckpointsCut {
+                newest: self.signed_through,
+                checkpoint_seq: cp.seq,
+                signed_at: signed_at(cp),
             });
         }
         Ok(())
@@ -1760,7 +1836,6 @@ pub(crate) mod tests {
             VerifyFailure::Truncated {
                 last_seq: 17,
                 checkpoint_seq: 20,
-                collected: false
             }
         );
         assert_eq!(
@@ -1775,14 +1850,113 @@ pub(crate) mod tests {
         };
         exec(&f.db, "DELETE FROM audit_checkpoints WHERE seq > 17").await;
         let failure = fails(&f.db, &opts).await;
+        let newest = opts.collected_checkpoints.last().unwrap();
+        assert_eq!(newest.seq, 20);
+        let time = signed_at(newest);
         assert_eq!(
             failure,
-            VerifyFailure::Truncated {
+            VerifyFailure::EntriesCut {
                 last_seq: 17,
                 checkpoint_seq: 20,
-                collected: true
+                signed_at: time.clone(),
             }
         );
+        assert_eq!(
+            failure.to_string(),
+            format!(
+                "the log ends at seq 17 but a checkpoint collected earlier (signed at {time}) \
+                 covers seq 20 > 17: entries were cut"
+            )
+        );
+    }
+
+    /// A collected checkpoint beyond the end of the log proves entries were
+    /// cut only if the log's key signed it: one signed by another key is
+    /// refused as evidence, even when no key was pinned.
+    #[tokio::test]
+    async fn a_collected_checkpoint_beyond_the_log_must_carry_the_logs_key() {
+        let f = fixture(LOG, ENTRIES).await;
+        let forged = Checkpoint::sign(&new_key(), LOG, ENTRIES + 10, &[7; 32]);
+        let mut collected_checkpoints = collected(&f.db).await;
+        collected_checkpoints.push(forged);
+        let opts = VerifyOptions {
+            collected_checkpoints,
+            ..VerifyOptions::default()
+        };
+        let failure = fails(&f.db, &opts).await;
+        assert_eq!(
+            failure,
+            VerifyFailure::CollectedInvalid {
+                seq: ENTRIES + 10,
+                reason: "it was signed by a key other than the expected one".into()
+            }
+        );
+        // Signed by the log's own key, it is evidence of a cut.
+        let genuine = Checkpoint::sign(&f.key, LOG, ENTRIES + 10, &[7; 32]);
+        let opts = VerifyOptions {
+            collected_checkpoints: vec![genuine.clone()],
+            ..VerifyOptions::default()
+        };
+        assert_eq!(
+            fails(&f.db, &opts).await,
+            VerifyFailure::EntriesCut {
+                last_seq: ENTRIES,
+                checkpoint_seq: ENTRIES + 10,
+                signed_at: signed_at(&genuine),
+            }
+        );
+    }
+
+    /// When the log's own checkpoints stop before one collected earlier
+    /// (checkpoint rows removed, the entries left in place), verification
+    /// fails and names both positions and when the collected one was signed.
+    #[tokio::test]
+    async fn a_log_whose_checkpoints_stop_before_a_collected_one_fails() {
+        let f = fixture(LOG, ENTRIES).await;
+        let opts = VerifyOptions {
+            collected_checkpoints: collected(&f.db).await,
+            ..f.pinned()
+        };
+        verified(verify_database(&f.db, &opts).await);
+        let newest = opts.collected_checkpoints.last().unwrap().clone();
+        assert_eq!(newest.seq, 20);
+
+        exec(&f.db, "DELETE FROM audit_checkpoints WHERE seq > 10").await;
+        let failure = fails(&f.db, &opts).await;
+        assert_eq!(
+            failure,
+            VerifyFailure::CheckpointsCut {
+                newest: 10,
+                checkpoint_seq: 20,
+                signed_at: signed_at(&newest),
+            }
+        );
+        assert_eq!(
+            failure.to_string(),
+            format!(
+                "the log's newest checkpoint is at seq 10 but a checkpoint collected earlier \
+                 (signed at {}) covers seq 20 > 10: its checkpoints were cut",
+                signed_at(&newest)
+            )
+        );
+        // Alone, the log still verifies (up to seq 10): only the collected
+        // checkpoints show what is missing.
+        verified(verify_database(&f.db, &f.pinned()).await);
+
+        // With none left, the log is named by the caller.
+        exec(&f.db, "DELETE FROM audit_checkpoints").await;
+        let named = VerifyOptions {
+            log_id: Some(LOG.into()),
+            ..opts
+        };
+        assert!(matches!(
+            fails(&f.db, &named).await,
+            VerifyFailure::CheckpointsCut {
+                newest: 0,
+                checkpoint_seq: 20,
+                ..
+            }
+        ));
     }
 
     #[tokio::test]
@@ -2230,7 +2404,6 @@ pub(crate) mod tests {
             VerifyFailure::Truncated {
                 last_seq: 17,
                 checkpoint_seq: 20,
-                collected: false
             }
         );
 

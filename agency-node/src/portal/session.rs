@@ -6,10 +6,11 @@
 //! token; signing in replaces the session with a fresh one (no fixation).
 //! Sessions end after an idle period and at most a few hours after sign-in;
 //! a restart of the node signs everyone out, which is the safe direction.
-//! Tokens are kept only as SHA-256 digests.
+//! Tokens are kept only as SHA-256 digests. The store reads the time from
+//! a [`Clock`]: the system's monotonic clock, or a clock a test moves.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::digest;
@@ -47,11 +48,27 @@ pub struct Session {
     last_seen: Instant,
 }
 
+/// Where the session store reads the current time.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    fn now(&self) -> Instant;
+}
+
+/// The system's monotonic clock: what a running node uses.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+}
+
 /// The node's portal sessions.
 #[derive(Debug)]
 pub struct SessionStore {
     sessions: Mutex<HashMap<[u8; 32], Session>>,
     idle: Duration,
+    clock: Arc<dyn Clock>,
 }
 
 fn random_token() -> String {
@@ -68,10 +85,18 @@ fn key(token: &str) -> [u8; 32] {
 }
 
 impl SessionStore {
+    /// A store whose sessions end after `idle` without use, on the system
+    /// clock.
     pub fn new(idle: Duration) -> Self {
+        Self::with_clock(idle, Arc::new(SystemClock))
+    }
+
+    /// A store reading the time from `clock`.
+    pub fn with_clock(idle: Duration, clock: Arc<dyn Clock>) -> Self {
         Self {
             sessions: Mutex::new(HashMap::new()),
             idle,
+            clock,
         }
     }
 
@@ -88,7 +113,7 @@ impl SessionStore {
     /// A new session; its token (for the cookie) and the session.
     pub fn create(&self, lang: Option<Lang>, signed_in: Option<SignedIn>) -> (String, Session) {
         let token = random_token();
-        let now = Instant::now();
+        let now = self.clock.now();
         let session = Session {
             csrf_token: random_token(),
             lang,
@@ -117,7 +142,7 @@ impl SessionStore {
     /// The live session for a cookie token, touched; `None` when unknown or
     /// expired (an expired one is removed).
     pub fn get(&self, token: &str) -> Option<Session> {
-        let now = Instant::now();
+        let now = self.clock.now();
         let mut sessions = self.lock();
         let k = key(token);
         let alive = sessions.get(&k).is_some_and(|s| self.alive(s, now));
@@ -178,12 +203,43 @@ mod tests {
         assert!(store.get("not-a-token").is_none());
     }
 
+    /// A clock that moves only when the test moves it.
+    #[derive(Debug)]
+    struct ManualClock(Mutex<Instant>);
+
+    impl ManualClock {
+        fn new() -> Arc<Self> {
+            Arc::new(Self(Mutex::new(Instant::now())))
+        }
+
+        fn advance(&self, by: Duration) {
+            *self.0.lock().unwrap() += by;
+        }
+    }
+
+    impl Clock for ManualClock {
+        fn now(&self) -> Instant {
+            *self.0.lock().unwrap()
+        }
+    }
+
+    /// A session ends once it has gone unused for the idle period; each use
+    /// starts the period again.
     #[test]
     fn an_idle_session_expires() {
-        let store = SessionStore::new(Duration::from_millis(1));
+        let idle = Duration::from_secs(15 * 60);
+        let clock = ManualClock::new();
+        let store = SessionStore::with_clock(idle, clock.clone());
         let (token, _) = store.create(None, None);
-        std::thread::sleep(Duration::from_millis(5));
-        assert!(store.get(&token).is_none());
+        clock.advance(idle - Duration::from_secs(1));
+        assert!(store.get(&token).is_some(), "used just in time");
+        clock.advance(idle - Duration::from_secs(1));
+        assert!(
+            store.get(&token).is_some(),
+            "the last use started the idle period again"
+        );
+        clock.advance(idle);
+        assert!(store.get(&token).is_none(), "idle for the whole period");
     }
 
     /// However active, a signed-in session ends four hours after sign-in;

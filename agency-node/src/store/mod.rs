@@ -12,6 +12,7 @@
 pub mod break_glass;
 pub mod grants;
 pub mod portal;
+pub mod read_only;
 pub mod referrals;
 pub mod scratch;
 pub mod survivors;

@@ -5,6 +5,7 @@ mod common;
 
 mod audit_export;
 mod audit_trail;
+mod audit_verify;
 mod auth;
 mod bad_input;
 mod break_glass;

@@ -271,10 +271,18 @@ async fn the_gateway_probes_report_liveness_and_readiness() {
 /// request to a hung node while the first is in flight: the others wait for
 /// its slot and, when their time is up, fail as unavailable while the other
 /// nodes still answer.
+///
+/// Observed without the clock: each operation either reaches the hung node
+/// (its count of requests received) or waits at the gateway for the slot
+/// (the gateway's count of requests waiting); once all three are one or
+/// the other, exactly one was sent and two wait. Without the bound all
+/// three are sent and none waits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_in_flight_to_one_node_are_bounded() {
     let fed = TestFederation::start_with(Options {
-        node_timeout_ms: 600,
+        // Far longer than the three operations take to reach the gateway:
+        // the first is still in flight when the others ask for its slot.
+        node_timeout_ms: 2_000,
         failure_threshold: 1_000,
         silent_node: true,
         max_in_flight_per_node: 1,
@@ -285,22 +293,42 @@ async fn requests_in_flight_to_one_node_are_bounded() {
     fed.refer(&survivor, CLINIC).await;
     let clinic = fed.caseworker(CLINIC);
     let silent = fed.silent.as_ref().expect("the hung node");
+    let silent_agency = exchange_schema::AgencyId::parse(SILENT).unwrap();
+    let mut sent = silent.watch_posts();
+    let mut waiting = fed
+        .gateway
+        .nodes
+        .waiting_for_slot(&silent_agency)
+        .expect("the hung node is a node of the gateway");
 
     let ask = || fed.gateway_gql(&clinic, "REFERRAL", INCOMING, json!({}));
-    // The first request reaches the hung node at least 600 ms before its
-    // time is up: 200 ms after it arrived, no other may have been sent.
-    let watch = async {
-        while silent.posts() == 0 {
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let answers = async { tokio::join!(ask(), ask(), ask()) };
+    tokio::pin!(answers);
+    // Until each of the three has been sent or is waiting for the slot.
+    let placed = async {
+        loop {
+            let counts = (*sent.borrow_and_update(), *waiting.borrow_and_update());
+            if counts.0 + counts.1 >= 3 {
+                return counts;
+            }
+            tokio::select! {
+                changed = sent.changed() => changed.expect("the hung node runs"),
+                changed = waiting.changed() => changed.expect("the gateway runs"),
+            }
         }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        silent.posts()
     };
-    let (a, b, c, sent_while_first_in_flight) = tokio::join!(ask(), ask(), ask(), watch);
+    let (sent_while_first_in_flight, waiting_for_it) = tokio::select! {
+        counts = placed => counts,
+        _ = &mut answers => panic!(
+            "the operations were answered before all three reached the hung node or its queue"
+        ),
+    };
     assert_eq!(
-        sent_while_first_in_flight, 1,
-        "one request at a time to the hung node"
+        (sent_while_first_in_flight, waiting_for_it),
+        (1, 2),
+        "one request at a time to the hung node; the others wait for its slot"
     );
+    let (a, b, c) = answers.await;
     for answer in [&a, &b, &c] {
         assert_eq!(
             answer.body["data"]["referrals"]["edges"]
