@@ -23,6 +23,8 @@ pub enum NodeError {
     NotFound(&'static str),
     BadInput(String),
     Conflict(String),
+    /// The `Idempotency-Key` was used before with another request.
+    IdempotencyKeyReused,
     /// Logged with its detail; the client sees only "internal error".
     Internal(anyhow::Error),
 }
@@ -43,6 +45,11 @@ impl NodeError {
                 (at least a sentence) in the `x-exchange-justification` header or argument"
                 .into(),
             Self::NotFound(what) => format!("{what} not found"),
+            Self::IdempotencyKeyReused => {
+                "this Idempotency-Key was used with a different request; \
+                send a new request with a new key"
+                    .into()
+            }
             Self::Internal(_) => "internal error".into(),
         }
     }
@@ -57,6 +64,7 @@ impl NodeError {
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::BadInput(_) => ErrorCode::BadUserInput,
             Self::Conflict(_) => ErrorCode::Conflict,
+            Self::IdempotencyKeyReused => ErrorCode::IdempotencyKeyReused,
             Self::Internal(_) => ErrorCode::Internal,
         }
     }

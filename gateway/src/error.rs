@@ -35,9 +35,7 @@ pub enum RequestError {
     IntrospectionDisabled,
     #[error("internal error")]
     Internal,
-    #[error(
-        "the audit log cannot be written, so nothing is answered; retry later"
-    )]
+    #[error("the audit log cannot be written, so nothing is answered; retry later")]
     AuditUnavailable,
 }
 
