@@ -97,6 +97,14 @@ impl Application {
             verifier,
             node_key: key,
         });
+        // Expired idempotency keys go at least every 10 minutes (sooner when
+        // the window is shorter); the sweeper stops when the database closes.
+        crate::idempotency::spawn_sweeper(
+            state.db.clone(),
+            config
+                .idempotency_window()
+                .min(std::time::Duration::from_secs(600)),
+        );
         let limits = OperationLimits {
             max_depth: config.limits.max_depth,
             max_complexity: config.limits.max_complexity,
@@ -112,6 +120,7 @@ impl Application {
             )),
             max_body_bytes: config.max_body_bytes,
             graphql_path: config.graphql_path.clone(),
+            idempotency_window: config.idempotency_window(),
         })
         .layer(tower_http::trace::TraceLayer::new_for_http());
 

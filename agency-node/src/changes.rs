@@ -4,12 +4,16 @@
 //! mutations call them once they have checked who may make the change, and
 //! the demo seed calls the same functions, so demo data is written exactly
 //! as real data is (same audit entries, same consent receipts).
+//!
+//! The `_keyed` forms also write the request's idempotency key, first, in
+//! the same transaction ([`crate::idempotency`]); the plain forms write none.
 
 use exchange_schema::{AuditKind, GlobalId};
 use time::OffsetDateTime;
 
 use crate::disclosure::change_event;
 use crate::error::NodeError;
+use crate::idempotency::{self, FieldKey, Outcome};
 use crate::receipt::{self, ConsentEvent};
 use crate::state::{Caller, NodeState};
 use crate::store::grants::ConsentGrantRecord;
@@ -39,6 +43,16 @@ pub async fn register_survivor(
     caller: &Caller,
     record: &SurvivorRecord,
 ) -> Result<GlobalId, NodeError> {
+    register_survivor_keyed(state, caller, record, None).await
+}
+
+/// [`register_survivor`] under an idempotency key.
+pub async fn register_survivor_keyed(
+    state: &NodeState,
+    caller: &Caller,
+    record: &SurvivorRecord,
+    key: Option<FieldKey>,
+) -> Result<GlobalId, NodeError> {
     let gid = GlobalId::new(state.agency.clone(), record.id.clone())?;
     let event = change_event(
         caller,
@@ -51,6 +65,10 @@ pub async fn register_survivor(
         .audit
         .record(move |conn| {
             Box::pin(async move {
+                let outcome = Outcome::Survivor {
+                    id: stored.id.clone(),
+                };
+                idempotency::write(key.as_ref(), conn, &outcome).await?;
                 survivors::insert(conn, &stored)
                     .await
                     .map_err(NodeError::internal)?;
@@ -71,6 +89,18 @@ pub async fn record_consent(
     grant: &ConsentGrantRecord,
     now: OffsetDateTime,
 ) -> Result<(), NodeError> {
+    record_consent_keyed(state, caller, survivor, grant, now, None).await
+}
+
+/// [`record_consent`] under an idempotency key.
+pub async fn record_consent_keyed(
+    state: &NodeState,
+    caller: &Caller,
+    survivor: &GlobalId,
+    grant: &ConsentGrantRecord,
+    now: OffsetDateTime,
+    key: Option<FieldKey>,
+) -> Result<(), NodeError> {
     let mut event = change_event(
         caller,
         AuditKind::ConsentGranted,
@@ -85,6 +115,10 @@ pub async fn record_consent(
         .audit
         .record(move |conn| {
             Box::pin(async move {
+                let outcome = Outcome::ConsentGrant {
+                    id: stored.id.clone(),
+                };
+                idempotency::write(key.as_ref(), conn, &outcome).await?;
                 require_survivor(conn, &local).await?;
                 grants::insert(conn, &stored)
                     .await
@@ -106,6 +140,17 @@ pub async fn create_referral(
     survivor: &GlobalId,
     record: &ReferralRecord,
 ) -> Result<Vec<ReferralEvent>, NodeError> {
+    create_referral_keyed(state, caller, survivor, record, None).await
+}
+
+/// [`create_referral`] under an idempotency key.
+pub async fn create_referral_keyed(
+    state: &NodeState,
+    caller: &Caller,
+    survivor: &GlobalId,
+    record: &ReferralRecord,
+    key: Option<FieldKey>,
+) -> Result<Vec<ReferralEvent>, NodeError> {
     let first = ReferralEvent {
         status: record.status,
         at: record.created_at,
@@ -125,6 +170,10 @@ pub async fn create_referral(
         .audit
         .record(move |conn| {
             Box::pin(async move {
+                let outcome = Outcome::Referral {
+                    id: stored.id.clone(),
+                };
+                idempotency::write(key.as_ref(), conn, &outcome).await?;
                 referrals::insert(conn, &stored, &first)
                     .await
                     .map_err(NodeError::internal)?;

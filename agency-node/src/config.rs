@@ -44,6 +44,12 @@ pub struct NodeConfig {
     pub audit: AuditConfig,
     #[serde(default)]
     pub break_glass: BreakGlassConfig,
+    /// How long a mutation's `Idempotency-Key` is kept, in seconds (1 minute
+    /// to 30 days; default 24 hours). A retry within it replays the first
+    /// outcome; after it the key may be used again
+    /// ([`crate::idempotency`]).
+    #[serde(default = "default_idempotency_window")]
+    pub idempotency_window: u64,
     /// `json` (default, for log collectors) or `pretty` (for a terminal).
     #[serde(default = "default_log_format")]
     pub log_format: String,
@@ -183,6 +189,13 @@ impl Default for BreakGlassConfig {
     }
 }
 
+fn default_idempotency_window() -> u64 {
+    crate::idempotency::DEFAULT_WINDOW.as_secs()
+}
+
+/// The range `idempotency_window` may take, in seconds.
+pub const IDEMPOTENCY_WINDOW_SECS: std::ops::RangeInclusive<u64> = 60..=30 * 24 * 60 * 60;
+
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 7100))
 }
@@ -275,6 +288,12 @@ impl NodeConfig {
                 "break_glass.window_minutes must be between 1 and 1440 (hours, not days)".into(),
             ));
         }
+        if !IDEMPOTENCY_WINDOW_SECS.contains(&self.idempotency_window) {
+            return Err(ConfigError::Invalid(
+                "idempotency_window must be between 60 and 2592000 seconds (1 minute to 30 days)"
+                    .into(),
+            ));
+        }
         if let Some(portal) = &self.portal {
             if !(1..=100).contains(&portal.max_failed_sign_ins) {
                 return Err(ConfigError::Invalid(
@@ -306,6 +325,11 @@ impl NodeConfig {
     /// The database URL in use: the configured one or SQLite in `data_dir`.
     pub fn database_url(&self) -> String {
         DatabaseUrl::or_sqlite_in(self.database_url.as_ref(), &self.data_dir)
+    }
+
+    /// How long a mutation's idempotency key is kept.
+    pub fn idempotency_window(&self) -> Duration {
+        Duration::from_secs(self.idempotency_window)
     }
 
     pub fn checkpoint_interval(&self) -> Duration {

@@ -27,6 +27,8 @@ pub enum NodeError {
     /// not be written or did not confirm in time: nothing was disclosed.
     /// Logged with its detail.
     AuditUnavailable(anyhow::Error),
+    /// The `Idempotency-Key` was used before with another request.
+    IdempotencyKeyReused,
     /// Logged with its detail; the client sees only "internal error".
     Internal(anyhow::Error),
 }
@@ -50,6 +52,11 @@ impl NodeError {
             Self::AuditUnavailable(_) => "the audit log cannot be written right now, so nothing \
                 is disclosed or changed; retry later (a change with the same Idempotency-Key)"
                 .into(),
+            Self::IdempotencyKeyReused => {
+                "this Idempotency-Key was used with a different request; \
+                send a new request with a new key"
+                    .into()
+            }
             Self::Internal(_) => "internal error".into(),
         }
     }
@@ -65,6 +72,7 @@ impl NodeError {
             Self::BadInput(_) => ErrorCode::BadUserInput,
             Self::Conflict(_) => ErrorCode::Conflict,
             Self::AuditUnavailable(_) => ErrorCode::AuditUnavailable,
+            Self::IdempotencyKeyReused => ErrorCode::IdempotencyKeyReused,
             Self::Internal(_) => ErrorCode::Internal,
         }
     }

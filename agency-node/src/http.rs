@@ -6,7 +6,8 @@
 //! the body limit, the JSON content type (which also keeps browsers from
 //! sending cross-site requests without a preflight), bearer-token
 //! verification (a failure is audited as a denial), the declared purpose and
-//! justification, the trace ID, and giving every error a stable
+//! justification, the trace ID, the `Idempotency-Key` of a mutation
+//! ([`crate::idempotency`]), and giving every error a stable
 //! `extensions.code`.
 
 use std::sync::Arc;
@@ -35,6 +36,8 @@ pub struct HttpState {
     pub documents: Arc<crate::graphql::documents::NodeDocuments>,
     pub max_body_bytes: usize,
     pub graphql_path: String,
+    /// How long a mutation's `Idempotency-Key` is kept.
+    pub idempotency_window: std::time::Duration,
 }
 
 pub fn router(state: HttpState) -> Router {
@@ -191,6 +194,24 @@ async fn graphql(State(state): State<HttpState>, headers: HeaderMap, body: Body)
         Ok(caller) => caller,
         Err(response) => return response,
     };
+    // A malformed key is refused whatever the operation; a well-formed one
+    // is used by mutations only (a query changes nothing and is always
+    // answered afresh).
+    let idempotency_key = match exchange_schema::IdempotencyKey::from_header_values(
+        headers
+            .get_all(exchange_schema::IDEMPOTENCY_KEY_HEADER)
+            .iter()
+            .map(|v| v.as_bytes()),
+    ) {
+        Ok(key) => key,
+        Err(err) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadUserInput,
+                &err.to_string(),
+            );
+        }
+    };
 
     let mut request: async_graphql::Request = match serde_json::from_slice(&bytes) {
         Ok(request) => request,
@@ -203,6 +224,58 @@ async fn graphql(State(state): State<HttpState>, headers: HeaderMap, body: Body)
         }
     };
     crate::graphql::documents::attach_parsed(&state.documents, &mut request);
+    if let Some(key) = idempotency_key
+        && is_mutation(&mut request)
+    {
+        let fingerprint = crate::idempotency::fingerprint(
+            &request.query,
+            &request
+                .variables
+                .clone()
+                .into_value()
+                .into_json()
+                .unwrap_or_default(),
+            request.operation_name.as_deref(),
+            caller.purpose,
+        );
+        let keyed = crate::idempotency::RequestKey::new(
+            &caller,
+            key,
+            fingerprint,
+            state.idempotency_window,
+        );
+        match crate::idempotency::check_request(
+            &state.node.db,
+            &keyed,
+            time::OffsetDateTime::now_utc(),
+        )
+        .await
+        {
+            Ok(()) => {}
+            Err(err @ crate::error::NodeError::IdempotencyKeyReused) => {
+                let err = state
+                    .node
+                    .deny(&caller, err, None, Some("idempotency key".into()))
+                    .await;
+                let status = match err {
+                    crate::error::NodeError::IdempotencyKeyReused => StatusCode::CONFLICT,
+                    _ => StatusCode::INTERNAL_SERVER_ERROR,
+                };
+                return error_response(status, err.code(), &err.message());
+            }
+            Err(err) => {
+                if let crate::error::NodeError::Internal(source) = &err {
+                    tracing::error!(error = ?source, "checking an idempotency key failed");
+                }
+                return error_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    ErrorCode::Internal,
+                    "internal error",
+                );
+            }
+        }
+        request = request.data(keyed);
+    }
     let mut response = state.schema.execute(request.data(caller)).await;
     for error in &mut response.errors {
         let has_code = error
@@ -242,6 +315,24 @@ async fn graphql(State(state): State<HttpState>, headers: HeaderMap, body: Body)
         body,
     )
         .into_response()
+}
+
+/// Whether the operation the request selects is a mutation. A request
+/// whose document does not parse, or names no operation it holds, is not:
+/// execution refuses it with its own error.
+fn is_mutation(request: &mut async_graphql::Request) -> bool {
+    use async_graphql::parser::types::{DocumentOperations, OperationType};
+    let name = request.operation_name.clone();
+    let Ok(document) = request.parsed_query() else {
+        return false;
+    };
+    let operation = match (&document.operations, name) {
+        (DocumentOperations::Single(op), _) => Some(op),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name.as_str()),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next(),
+        (DocumentOperations::Multiple(_), None) => None,
+    };
+    operation.is_some_and(|op| op.node.ty == OperationType::Mutation)
 }
 
 /// Authenticates a request as every authenticated endpoint does: the bearer

@@ -15,6 +15,7 @@ pub mod disclosure;
 pub mod error;
 pub mod graphql;
 pub mod http;
+pub mod idempotency;
 pub mod portal;
 pub mod receipt;
 pub mod records;

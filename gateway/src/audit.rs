@@ -517,6 +517,7 @@ fn authorise(
                 .get(JUSTIFICATION_HEADER)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned),
+            idempotency_key: None,
         },
         principal,
     })

@@ -7,6 +7,14 @@
 //! carries a `NODE_UNAVAILABLE` error naming the agency. A mutation goes to
 //! exactly one node and is never retried, so a failed owner means nothing
 //! was written anywhere else.
+//!
+//! A mutation's `Idempotency-Key` goes on, unchanged, to the owner node,
+//! which keeps it per caller and per root field (alias or name), so each
+//! root field of the operation is deduplicated on its own there. Since a
+//! mutation operation goes to exactly one node in one call (one that would
+//! change the records of several agencies is refused above), no key ever
+//! has to be split between node calls. A query's key is not sent on:
+//! queries change nothing and are always answered afresh.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -393,6 +401,16 @@ impl Gateway {
             }
         };
         let bytes = serde_json::to_vec(&body).map_err(|_| NodeFailure::BadAnswer)?;
+        let without_key;
+        let forwarded = if is_mutation || caller.forwarded.idempotency_key.is_none() {
+            &caller.forwarded
+        } else {
+            without_key = Forwarded {
+                idempotency_key: None,
+                ..caller.forwarded.clone()
+            };
+            &without_key
+        };
         let span = tracing::info_span!(
             "node.call",
             otel.kind = "client",
@@ -403,7 +421,7 @@ impl Gateway {
         let traceparent = outgoing(&span, trace).header();
         let result = self
             .nodes
-            .call(&job.agency, bytes, &caller.forwarded, &traceparent)
+            .call(&job.agency, bytes, forwarded, &traceparent)
             .instrument(span.clone())
             .await;
         match &result {

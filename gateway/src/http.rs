@@ -8,8 +8,10 @@
 //! CORS preflight, and no CORS headers are sent unless configured), the body
 //! limit, the bearer token (with exactly the node's rules:
 //! [`exchange_trust::TokenVerifier`]), the declared purpose and the
-//! justification. The token is then passed on unchanged for each node to
-//! check again.
+//! justification, and the `Idempotency-Key` (read as the nodes read it:
+//! [`exchange_schema::IdempotencyKey`]). The token is then passed on
+//! unchanged for each node to check again; the key is passed on with
+//! mutations only ([`crate::gateway`]).
 
 use std::sync::Arc;
 
@@ -282,11 +284,19 @@ fn read_caller(
             ));
         }
     };
+    let idempotency_key = exchange_schema::IdempotencyKey::from_header_values(
+        headers
+            .get_all(exchange_schema::IDEMPOTENCY_KEY_HEADER)
+            .iter()
+            .map(|v| v.as_bytes()),
+    )
+    .map_err(|e| RequestError::BadUserInput(e.to_string()))?;
     Ok(Caller {
         forwarded: Forwarded {
             authorization: authorization.to_owned(),
             purpose: purpose.map(|p| p.as_str().to_owned()),
             justification: justification.clone(),
+            idempotency_key,
         },
         principal,
         purpose,

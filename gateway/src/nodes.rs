@@ -18,7 +18,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use apollo_compiler::response::JsonValue;
-use exchange_schema::{AgencyId, JUSTIFICATION_HEADER, PURPOSE_HEADER};
+use exchange_schema::{AgencyId, IDEMPOTENCY_KEY_HEADER, JUSTIFICATION_HEADER, PURPOSE_HEADER};
 use exchange_trust::Federation;
 use reqwest::Url;
 
@@ -152,6 +152,8 @@ pub struct Forwarded {
     pub authorization: String,
     pub purpose: Option<String>,
     pub justification: Option<String>,
+    /// The client's `Idempotency-Key`, sent on with mutations only.
+    pub idempotency_key: Option<exchange_schema::IdempotencyKey>,
 }
 
 /// A node's answer, parsed, and how long it took.
@@ -415,6 +417,9 @@ impl Nodes {
         }
         if let Some(justification) = &forwarded.justification {
             request = request.header(JUSTIFICATION_HEADER, justification);
+        }
+        if let Some(key) = &forwarded.idempotency_key {
+            request = request.header(IDEMPOTENCY_KEY_HEADER, key.header_value());
         }
         let mut response = request.send().await.map_err(|e| {
             if e.is_timeout() {

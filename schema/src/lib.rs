@@ -5,15 +5,18 @@
 //!   categories, purposes, roles, agency kinds, referral states).
 //! * [`audit`]: the audit event every node and the gateway append.
 //! * [`error`]: the stable `extensions.code` values clients can rely on.
+//! * [`idempotency`]: the `Idempotency-Key` header of mutations.
 //! * [`SUBGRAPH_SDL`]: the checked-in SDL every node must serve.
 
 pub mod audit;
 pub mod error;
+pub mod idempotency;
 pub mod ids;
 pub mod vocabulary;
 
 pub use audit::{AuditEvent, AuditKind, Decision};
 pub use error::ErrorCode;
+pub use idempotency::{IDEMPOTENCY_KEY_HEADER, IdempotencyKey, IdempotencyKeyError};
 pub use ids::{AgencyId, GlobalId, IdError, RecordKind};
 pub use vocabulary::{
     AgencyKind, Category, ConsentMethod, Purpose, ReferralStatus, Role, ServiceKind, Urgency,

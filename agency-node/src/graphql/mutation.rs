@@ -2,6 +2,12 @@
 //! owning agency, or the agency a referral was sent to), asks the policy
 //! engine, validates its input, and then writes the change together with its
 //! audit entry in one transaction ([`crate::audit::AuditLog::record`]).
+//!
+//! Under an `Idempotency-Key` ([`crate::idempotency`]) each change also
+//! writes its key in that transaction, and a retry answers from the stored
+//! outcome after the checks of who may make the change (never the checks of
+//! the record's state, which the first request changed): the record is read
+//! again and shown as the caller may see it now.
 
 use async_graphql::{Context, ID, InputObject, Object, Result};
 use exchange_policies::{Action, ActionTarget};
@@ -14,6 +20,7 @@ use super::types::{ConsentGrant, Referral, Survivor};
 use super::{caller, selected_categories, state};
 use crate::disclosure::{change_event, disclose};
 use crate::error::NodeError;
+use crate::idempotency::{self, Outcome, Written};
 use crate::records::{
     CaseDetails, Contact, HealthNotes, Identity, LegalStatus, SHORT_TEXT, Validate, check_text,
 };
@@ -133,6 +140,10 @@ impl Mutation {
         let (state, caller) = (state(ctx), caller(ctx)?);
         let purpose = caller.purpose()?;
         own_change(state, caller, purpose, Action::RegisterSurvivor, None).await?;
+        let key = idempotency::field_key(ctx);
+        if let Some(outcome) = idempotency::stored(key.as_ref(), &state.db).await? {
+            return replay_survivor(ctx, state, caller, purpose, outcome).await;
+        }
         input.validate()?;
         let now = exchange_schema::audit::now_millis();
         let record = SurvivorRecord {
@@ -146,8 +157,14 @@ impl Mutation {
             health: input.health,
             legal: input.legal,
         };
-        crate::changes::register_survivor(state, caller, &record).await?;
-        disclosed_one(ctx, state, caller, purpose, record).await
+        let written =
+            crate::changes::register_survivor_keyed(state, caller, &record, key.clone()).await;
+        match idempotency::settle(key.as_ref(), &state.db, written).await? {
+            Written::Done(_) => disclosed_one(ctx, state, caller, purpose, record).await,
+            Written::Replayed(outcome) => {
+                replay_survivor(ctx, state, caller, purpose, outcome).await
+            }
+        }
     }
 
     /// Replaces the given categories of a survivor's record (own staff only).
@@ -161,13 +178,20 @@ impl Mutation {
         let purpose = caller.purpose()?;
         let gid = state.local_id(&id)?;
         own_change(state, caller, purpose, Action::UpdateSurvivor, Some(&gid)).await?;
+        let key = idempotency::field_key(ctx);
+        if let Some(outcome) = idempotency::stored(key.as_ref(), &state.db).await? {
+            return replay_survivor(ctx, state, caller, purpose, outcome).await;
+        }
         input.validate()?;
         let event = change_event(caller, AuditKind::SurvivorUpdated, Some(gid.clone()), None);
         let local = gid.local().to_owned();
+        let written_key = key.clone();
         let updated = state
             .audit
             .record(move |conn| {
                 Box::pin(async move {
+                    let outcome = Outcome::Survivor { id: local.clone() };
+                    idempotency::write(written_key.as_ref(), conn, &outcome).await?;
                     let mut record = survivors::get(conn, &local)
                         .await
                         .map_err(NodeError::internal)?
@@ -195,8 +219,13 @@ impl Mutation {
                 })
             })
             .await;
-        let record = refused_in_write(state, caller, updated, Some(&gid), None).await?;
-        disclosed_one(ctx, state, caller, purpose, record).await
+        let updated = idempotency::settle(key.as_ref(), &state.db, updated).await;
+        match refused_in_write(state, caller, updated, Some(&gid), None).await? {
+            Written::Done(record) => disclosed_one(ctx, state, caller, purpose, record).await,
+            Written::Replayed(outcome) => {
+                replay_survivor(ctx, state, caller, purpose, outcome).await
+            }
+        }
     }
 
     /// Refers a survivor of this node to another agency. Needs the survivor's
@@ -210,6 +239,10 @@ impl Mutation {
         let purpose = caller.purpose()?;
         let gid = state.local_id(&input.survivor_id)?;
         own_staff(state, caller, Some(&gid)).await?;
+        let key = idempotency::field_key(ctx);
+        if let Some(outcome) = idempotency::stored(key.as_ref(), &state.db).await? {
+            return replay_referral(state, outcome).await;
+        }
         let to_agency = state.known_agency(&input.to_agency)?;
         if to_agency == state.agency {
             return Err(NodeError::bad_input("a referral goes to another agency").into());
@@ -268,8 +301,12 @@ impl Mutation {
             updated_at: now,
             created_by: caller.principal.user.clone(),
         };
-        let history = crate::changes::create_referral(state, caller, &gid, &record).await?;
-        Ok(Referral::new(state.agency.as_str(), record, history))
+        let written =
+            crate::changes::create_referral_keyed(state, caller, &gid, &record, key.clone()).await;
+        match idempotency::settle(key.as_ref(), &state.db, written).await? {
+            Written::Done(history) => Ok(Referral::new(state.agency.as_str(), record, history)),
+            Written::Replayed(outcome) => replay_referral(state, outcome).await,
+        }
     }
 
     /// The receiving agency accepts a pending referral.
@@ -323,12 +360,21 @@ impl Mutation {
         let purpose = caller.purpose()?;
         let gid = state.local_id(&input.survivor_id)?;
         own_change(state, caller, purpose, Action::RecordConsent, Some(&gid)).await?;
+        let key = idempotency::field_key(ctx);
+        if let Some(outcome) = idempotency::stored(key.as_ref(), &state.db).await? {
+            return replay_grant(state, outcome).await;
+        }
         let grantee = state.known_agency(&input.grantee)?;
         let now = exchange_schema::audit::now_millis();
         let grant = validate_grant(state, caller, &gid, grantee, input, now)?;
-        let outcome = crate::changes::record_consent(state, caller, &gid, &grant, now).await;
-        refused_in_write(state, caller, outcome, Some(&gid), None).await?;
-        Ok(ConsentGrant::new(state.agency.as_str(), grant, now))
+        let written =
+            crate::changes::record_consent_keyed(state, caller, &gid, &grant, now, key.clone())
+                .await;
+        let written = idempotency::settle(key.as_ref(), &state.db, written).await;
+        match refused_in_write(state, caller, written, Some(&gid), None).await? {
+            Written::Done(()) => Ok(ConsentGrant::new(state.agency.as_str(), grant, now)),
+            Written::Replayed(outcome) => replay_grant(state, outcome).await,
+        }
     }
 
     /// Revokes a consent grant; takes effect on the very next request.
@@ -342,6 +388,10 @@ impl Mutation {
         let purpose = caller.purpose()?;
         let gid = state.local_id(&grant_id)?;
         own_change(state, caller, purpose, Action::RevokeConsent, None).await?;
+        let key = idempotency::field_key(ctx);
+        if let Some(outcome) = idempotency::stored(key.as_ref(), &state.db).await? {
+            return replay_grant(state, outcome).await;
+        }
         if let Some(reason) = &reason {
             check_text("reason", reason, SHORT_TEXT, false)?;
         }
@@ -351,10 +401,13 @@ impl Mutation {
         let agency = state.agency.clone();
         let caller_for_event = caller.clone();
         let node = ctx.data_unchecked::<std::sync::Arc<NodeState>>().clone();
+        let written_key = key.clone();
         let outcome = state
             .audit
             .record(move |conn| {
                 Box::pin(async move {
+                    let written = Outcome::ConsentGrant { id: local.clone() };
+                    idempotency::write(written_key.as_ref(), conn, &written).await?;
                     let grant = grants::get(conn, &local)
                         .await
                         .map_err(NodeError::internal)?
@@ -392,8 +445,11 @@ impl Mutation {
                 })
             })
             .await;
-        let grant = refused_in_write(state, caller, outcome, None, Some(gid.to_string())).await?;
-        Ok(ConsentGrant::new(state.agency.as_str(), grant, now))
+        let outcome = idempotency::settle(key.as_ref(), &state.db, outcome).await;
+        match refused_in_write(state, caller, outcome, None, Some(gid.to_string())).await? {
+            Written::Done(grant) => Ok(ConsentGrant::new(state.agency.as_str(), grant, now)),
+            Written::Replayed(outcome) => replay_grant(state, outcome).await,
+        }
     }
 
     /// Issues a consent code for the survivor portal, replacing any earlier
@@ -410,6 +466,13 @@ impl Mutation {
         let purpose = caller.purpose()?;
         let gid = state.local_id(&survivor_id)?;
         own_change(state, caller, purpose, Action::RecordConsent, Some(&gid)).await?;
+        let key = idempotency::field_key(ctx);
+        if idempotency::stored(key.as_ref(), &state.db)
+            .await?
+            .is_some()
+        {
+            return Err(code_not_replayed(state, caller, &gid).await.into());
+        }
         let event = change_event(
             caller,
             AuditKind::ConsentCodeIssued,
@@ -417,8 +480,17 @@ impl Mutation {
             None,
         );
         let issued_by = format!("{}/{}", caller.principal.agency, caller.principal.user);
-        let issued = crate::portal::credentials::issue(state, &gid, issued_by, event).await;
-        let (code, issued_at) = refused_in_write(state, caller, issued, Some(&gid), None).await?;
+        let issued =
+            crate::portal::credentials::issue_keyed(state, &gid, issued_by, event, key.clone())
+                .await;
+        let issued = idempotency::settle(key.as_ref(), &state.db, issued).await;
+        let (code, issued_at) =
+            match refused_in_write(state, caller, issued, Some(&gid), None).await? {
+                Written::Done(issued) => issued,
+                Written::Replayed(_) => {
+                    return Err(code_not_replayed(state, caller, &gid).await.into());
+                }
+            };
         Ok(IssuedConsentCode {
             survivor_id: gid.to_string().into(),
             code: code.expose().to_owned(),
@@ -463,6 +535,10 @@ impl Mutation {
                 Some(&gid),
             )
             .await?;
+        let key = idempotency::field_key(ctx);
+        if let Some(outcome) = idempotency::stored(key.as_ref(), &state.db).await? {
+            return replay_break_glass(state, outcome);
+        }
         let now = exchange_schema::audit::now_millis();
         let opening = BreakGlassOpening {
             id: new_local_id(),
@@ -485,10 +561,18 @@ impl Mutation {
         event.policy_set = Some(state.policies.set_hash().to_owned());
         let stored = opening.clone();
         let local = gid.local().to_owned();
+        let written_key = key.clone();
         let outcome = state
             .audit
             .record(move |conn| {
                 Box::pin(async move {
+                    let written = Outcome::BreakGlass {
+                        id: stored.id.clone(),
+                        survivor_id: stored.survivor_id.clone(),
+                        opened_at_ms: crate::store::to_ms(stored.opened_at),
+                        expires_at_ms: crate::store::to_ms(stored.expires_at),
+                    };
+                    idempotency::write(written_key.as_ref(), conn, &written).await?;
                     crate::changes::require_survivor(conn, &local).await?;
                     break_glass::insert(conn, &stored)
                         .await
@@ -497,7 +581,12 @@ impl Mutation {
                 })
             })
             .await;
-        refused_in_write(state, caller, outcome, Some(&gid), None).await?;
+        let outcome = idempotency::settle(key.as_ref(), &state.db, outcome).await;
+        if let Written::Replayed(outcome) =
+            refused_in_write(state, caller, outcome, Some(&gid), None).await?
+        {
+            return replay_break_glass(state, outcome);
+        }
         Ok(BreakGlassWindow {
             id: ID(format!("{}:{}", state.agency, opening.id)),
             survivor_id: ID(gid.to_string()),
@@ -714,6 +803,10 @@ async fn answer_referral(
     state
         .authorize(caller, purpose, action, target, None)
         .await?;
+    let key = idempotency::field_key(ctx);
+    if let Some(outcome) = idempotency::stored(key.as_ref(), &state.db).await? {
+        return replay_referral(state, outcome).await;
+    }
     let from = record.status;
     let allowed = matches!(
         (from, to),
@@ -748,10 +841,13 @@ async fn answer_referral(
     );
     event.reason = format!("{from}->{to}");
     let local = gid.local().to_owned();
+    let written_key = key.clone();
     let outcome = state
         .audit
         .record(move |conn| {
             Box::pin(async move {
+                let written = Outcome::Referral { id: local.clone() };
+                idempotency::write(written_key.as_ref(), conn, &written).await?;
                 if !referrals::transition(conn, &local, from, &step)
                     .await
                     .map_err(NodeError::internal)?
@@ -771,7 +867,107 @@ async fn answer_referral(
             })
         })
         .await;
-    let (record, history) =
-        refused_in_write(state, caller, outcome, None, Some(gid.to_string())).await?;
+    let outcome = idempotency::settle(key.as_ref(), &state.db, outcome).await;
+    match refused_in_write(state, caller, outcome, None, Some(gid.to_string())).await? {
+        Written::Done((record, history)) => {
+            Ok(Referral::new(state.agency.as_str(), record, history))
+        }
+        Written::Replayed(outcome) => replay_referral(state, outcome).await,
+    }
+}
+
+/// A stored outcome of another kind than the field's: the store is not
+/// what this code wrote.
+fn foreign_outcome(outcome: &Outcome) -> NodeError {
+    NodeError::internal(anyhow::anyhow!(
+        "the stored idempotency outcome {outcome:?} does not fit this mutation"
+    ))
+}
+
+/// A retried `registerSurvivor` or `updateSurvivor`: the record as it is
+/// now, disclosed (and audited) as for any read by the caller.
+async fn replay_survivor(
+    ctx: &Context<'_>,
+    state: &NodeState,
+    caller: &Caller,
+    purpose: Purpose,
+    outcome: Outcome,
+) -> Result<Survivor> {
+    let Outcome::Survivor { id } = &outcome else {
+        return Err(foreign_outcome(&outcome).into());
+    };
+    let mut conn = state.db.pool().acquire().await?;
+    let record = survivors::get(&mut conn, id)
+        .await
+        .map_err(NodeError::internal)?;
+    drop(conn);
+    match record {
+        Some(record) => disclosed_one(ctx, state, caller, purpose, record).await,
+        None => Err(NodeError::NotFound("survivor").into()),
+    }
+}
+
+/// A retried referral change: the referral as it is now. Its `survivor`
+/// field is disclosed afresh, under the consents in force now.
+async fn replay_referral(state: &NodeState, outcome: Outcome) -> Result<Referral> {
+    let Outcome::Referral { id } = &outcome else {
+        return Err(foreign_outcome(&outcome).into());
+    };
+    let mut conn = state.db.pool().acquire().await?;
+    let record = referrals::get(&mut conn, id)
+        .await
+        .map_err(NodeError::internal)?
+        .ok_or(NodeError::NotFound("referral"))?;
+    let history = referrals::history(&mut conn, id)
+        .await
+        .map_err(NodeError::internal)?;
     Ok(Referral::new(state.agency.as_str(), record, history))
+}
+
+/// A retried `recordConsent` or `revokeConsent`: the grant as it is now.
+async fn replay_grant(state: &NodeState, outcome: Outcome) -> Result<ConsentGrant> {
+    let Outcome::ConsentGrant { id } = &outcome else {
+        return Err(foreign_outcome(&outcome).into());
+    };
+    let mut conn = state.db.pool().acquire().await?;
+    let grant = grants::get(&mut conn, id)
+        .await
+        .map_err(NodeError::internal)?
+        .ok_or(NodeError::NotFound("consent grant"))?;
+    Ok(ConsentGrant::new(
+        state.agency.as_str(),
+        grant,
+        time::OffsetDateTime::now_utc(),
+    ))
+}
+
+/// A retried `openBreakGlass`: the window it opened.
+fn replay_break_glass(state: &NodeState, outcome: Outcome) -> Result<BreakGlassWindow> {
+    let Outcome::BreakGlass {
+        id,
+        survivor_id,
+        opened_at_ms,
+        expires_at_ms,
+    } = &outcome
+    else {
+        return Err(foreign_outcome(&outcome).into());
+    };
+    Ok(BreakGlassWindow {
+        id: ID(format!("{}:{id}", state.agency)),
+        survivor_id: ID(format!("{}:{survivor_id}", state.agency)),
+        opened_at: crate::store::from_ms(*opened_at_ms),
+        expires_at: crate::store::from_ms(*expires_at_ms),
+    })
+}
+
+/// A retried `issueConsentCode`: the code was issued by the first request
+/// and is never stored in clear, so it cannot be shown again. Refused (and
+/// audited); nothing new is issued.
+async fn code_not_replayed(state: &NodeState, caller: &Caller, survivor: &GlobalId) -> NodeError {
+    let err = NodeError::Conflict(
+        "the consent code was issued by the first request with this Idempotency-Key and is \
+         shown only once; issue a new code with a new key"
+            .into(),
+    );
+    state.deny(caller, err, Some(survivor), None).await
 }

@@ -167,7 +167,19 @@ pub async fn issue(
     state: &NodeState,
     survivor: &GlobalId,
     issued_by: String,
+    event: AuditEvent,
+) -> Result<(ConsentCode, OffsetDateTime), NodeError> {
+    issue_keyed(state, survivor, issued_by, event, None).await
+}
+
+/// [`issue`] under an idempotency key, written in the same transaction
+/// (the code itself is never stored in clear, there or anywhere).
+pub async fn issue_keyed(
+    state: &NodeState,
+    survivor: &GlobalId,
+    issued_by: String,
     mut event: AuditEvent,
+    key: Option<crate::idempotency::FieldKey>,
 ) -> Result<(ConsentCode, OffsetDateTime), NodeError> {
     let now = exchange_schema::audit::now_millis();
     // Draw until the locator is free (29^4 locators; collisions are rare).
@@ -198,6 +210,10 @@ pub async fn issue(
         .audit
         .record(move |conn| {
             Box::pin(async move {
+                let outcome = crate::idempotency::Outcome::ConsentCode {
+                    survivor_id: credential.survivor_id.clone(),
+                };
+                crate::idempotency::write(key.as_ref(), conn, &outcome).await?;
                 crate::changes::require_survivor(conn, &credential.survivor_id).await?;
                 store::replace_credential(conn, &credential)
                     .await

@@ -12,6 +12,7 @@ mod break_glass;
 mod consent;
 mod contract;
 mod dev_token;
+mod idempotency;
 mod lifecycle;
 mod parsed_operations;
 mod policy_startup;

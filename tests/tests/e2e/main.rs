@@ -7,6 +7,7 @@ mod auditors;
 mod consent;
 mod failure;
 mod graphiql_browser;
+mod idempotency;
 mod mtls;
 mod portal_browser;
 mod referrals;
