@@ -34,6 +34,10 @@ pub struct HttpState {
     pub schema: NodeSchema,
     /// Operations already parsed (see [`crate::graphql::documents`]).
     pub documents: Arc<crate::graphql::documents::NodeDocuments>,
+    /// The node's schema as apollo-compiler reads it, to check operations.
+    pub operation_schema: Arc<apollo_compiler::validation::Valid<apollo_compiler::Schema>>,
+    /// The limits every operation is held to before it runs.
+    pub limits: crate::graphql::OperationLimits,
     pub max_body_bytes: usize,
     pub graphql_path: String,
 }
@@ -199,7 +203,21 @@ async fn graphql(State(state): State<HttpState>, headers: HeaderMap, body: Body)
             );
         }
     };
-    crate::graphql::documents::attach_parsed(&state.documents, &mut request);
+    // The limits hold before async-graphql parses, validates or runs
+    // anything of the operation.
+    if let Err(refusal) = crate::graphql::documents::prepare(
+        &state.documents,
+        &state.operation_schema,
+        &state.limits,
+        &mut request,
+    ) {
+        tracing::info!(code = %refusal.code(), "operation refused before it ran");
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            refusal.code(),
+            &refusal.to_string(),
+        );
+    }
     let mut response = state.schema.execute(request.data(caller)).await;
     for error in &mut response.errors {
         let has_code = error
@@ -207,17 +225,10 @@ async fn graphql(State(state): State<HttpState>, headers: HeaderMap, body: Body)
             .as_ref()
             .is_some_and(|ext| ext.get("code").is_some());
         if !has_code {
-            let code = if error.message.contains("nested too deep")
-                || error.message.contains("too complex")
-            {
-                ErrorCode::OperationTooComplex
-            } else {
-                ErrorCode::BadUserInput
-            };
             error
                 .extensions
                 .get_or_insert_with(Default::default)
-                .set("code", code.as_str());
+                .set("code", ErrorCode::BadUserInput.as_str());
         }
     }
     let body = match serde_json::to_vec(&response) {

@@ -5,11 +5,13 @@
 //!   categories, purposes, roles, agency kinds, referral states).
 //! * [`audit`]: the audit event every node and the gateway append.
 //! * [`error`]: the stable `extensions.code` values clients can rely on.
+//! * [`limits`]: the operation limits the gateway and every node enforce.
 //! * [`SUBGRAPH_SDL`]: the checked-in SDL every node must serve.
 
 pub mod audit;
 pub mod error;
 pub mod ids;
+pub mod limits;
 pub mod vocabulary;
 
 pub use audit::{AuditEvent, AuditKind, Decision};
