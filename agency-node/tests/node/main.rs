@@ -12,6 +12,7 @@ mod consent;
 mod contract;
 mod dev_token;
 mod lifecycle;
+mod limits;
 mod parsed_operations;
 mod policy_startup;
 mod portal;
