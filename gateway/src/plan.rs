@@ -661,6 +661,25 @@ mod tests {
         assert_eq!(err.code(), exchange_schema::ErrorCode::OperationTooComplex);
     }
 
+    /// The exact introspection query of GraphQL tools (graphql-js
+    /// `getIntrospectionQuery()`, default options; 15 deep) passes the
+    /// gateway's check with the default limits, and is refused when
+    /// introspection is switched off.
+    #[test]
+    fn the_standard_introspection_query_passes_where_introspection_is_on() {
+        let query = include_str!("../../schema/fixtures/graphql-js-introspection-query.graphql");
+        let checked = check_ok(query, JsonMap::new());
+        assert_eq!(checked.operation.name.as_deref(), Some("IntrospectionQuery"));
+        let off = LimitsConfig {
+            introspection: false,
+            ..LimitsConfig::default()
+        };
+        assert!(matches!(
+            check_err(query, &off),
+            RequestError::IntrospectionDisabled
+        ));
+    }
+
     #[test]
     fn a_node_is_asked_exactly_the_clients_selection() {
         let mut vars = JsonMap::new();

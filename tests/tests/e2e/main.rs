@@ -6,6 +6,7 @@ mod audit;
 mod auditors;
 mod consent;
 mod failure;
+mod limits;
 mod mtls;
 mod portal_browser;
 mod referrals;
