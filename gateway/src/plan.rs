@@ -669,7 +669,10 @@ mod tests {
     fn the_standard_introspection_query_passes_where_introspection_is_on() {
         let query = include_str!("../../schema/fixtures/graphql-js-introspection-query.graphql");
         let checked = check_ok(query, JsonMap::new());
-        assert_eq!(checked.operation.name.as_deref(), Some("IntrospectionQuery"));
+        assert_eq!(
+            checked.operation.name.as_deref(),
+            Some("IntrospectionQuery")
+        );
         let off = LimitsConfig {
             introspection: false,
             ..LimitsConfig::default()

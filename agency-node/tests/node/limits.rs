@@ -95,7 +95,9 @@ async fn survivor_aliases_are_refused_without_an_audit_entry(backend: Backend) {
 /// time is answered as usual.
 async fn a_fragment_fan_out_is_refused_while_another_request_is_answered(backend: Backend) {
     let node = TestNode::start(backend).await;
-    let (survivor, _) = node.survivor_sharing_identity_with_shelter("Concurrent").await;
+    let (survivor, _) = node
+        .survivor_sharing_identity_with_shelter("Concurrent")
+        .await;
     let owner = node.caseworker(OWNER);
     let fan_out = fragment_fan_out();
     let (refused, read) = tokio::join!(
@@ -145,7 +147,12 @@ async fn an_enum_written_as_a_string_is_refused(backend: Backend) {
             .gql(Some(&owner), Some("REFERRAL"), query, variables)
             .await;
         assert_eq!(refused.status, 400, "{query}: {}", refused.body);
-        assert_eq!(refused.code(), "BAD_USER_INPUT", "{query}: {}", refused.body);
+        assert_eq!(
+            refused.code(),
+            "BAD_USER_INPUT",
+            "{query}: {}",
+            refused.body
+        );
     }
     let answered = node
         .gql(

@@ -31,7 +31,11 @@ async fn the_standard_introspection_query_is_answered_by_the_gateway_and_a_node(
         .await;
     for (who, answer) in [("gateway", &via_gateway), ("node", &direct)] {
         let schema = &answer.data()["__schema"];
-        assert_eq!(schema["queryType"]["name"], "Query", "{who}: {}", answer.body);
+        assert_eq!(
+            schema["queryType"]["name"], "Query",
+            "{who}: {}",
+            answer.body
+        );
         let types = schema["types"].as_array().expect("types");
         assert!(
             types.iter().any(|t| t["name"] == "Survivor"),
