@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 
 use crate::audit::{AuditLog, AuditOptions};
 use crate::config::NodeConfig;
-use crate::graphql::{OperationLimits, schema_builder};
+use crate::graphql::{operation_schema, schema_builder};
 use crate::http::{HttpState, router};
 use crate::state::NodeState;
 use crate::store::Db;
@@ -105,12 +105,11 @@ impl Application {
                 .idempotency_window()
                 .min(std::time::Duration::from_secs(600)),
         );
-        let limits = OperationLimits {
-            max_depth: config.limits.max_depth,
-            max_complexity: config.limits.max_complexity,
-            introspection: config.limits.introspection,
-        };
-        let schema = schema_builder(limits).data(state.clone()).finish();
+        let schema = schema_builder(&config.limits).data(state.clone()).finish();
+        let operation_schema = Arc::new(
+            operation_schema(&schema)
+                .map_err(|e| anyhow::anyhow!("the node's schema does not validate: {e}"))?,
+        );
         let router = router(HttpState {
             node: state.clone(),
             schema,
@@ -118,6 +117,8 @@ impl Application {
                 crate::graphql::documents::NODE_DOCUMENTS,
                 crate::graphql::documents::NODE_DOCUMENT_TEXT_BYTES,
             )),
+            operation_schema,
+            limits: config.limits.clone(),
             max_body_bytes: config.max_body_bytes,
             graphql_path: config.graphql_path.clone(),
             idempotency_window: config.idempotency_window(),

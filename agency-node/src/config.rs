@@ -114,26 +114,10 @@ fn default_max_grant_days() -> u32 {
     366
 }
 
-/// Limits on each GraphQL operation.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LimitsConfig {
-    pub max_depth: usize,
-    pub max_complexity: usize,
-    /// Whether schema introspection is answered.
-    pub introspection: bool,
-}
-
-impl Default for LimitsConfig {
-    fn default() -> Self {
-        let d = crate::graphql::OperationLimits::default();
-        Self {
-            max_depth: d.max_depth,
-            max_complexity: d.max_complexity,
-            introspection: d.introspection,
-        }
-    }
-}
+/// Limits on each GraphQL operation: the gateway's limits, in the same
+/// implementation and with the same defaults (a member agency can reach
+/// the node directly).
+pub use exchange_schema::limits::OperationLimits as LimitsConfig;
 
 /// How the audit log keeps its history of checkpoints, and how long a
 /// request waits for its entry. (The log's head is signed in the
@@ -283,6 +267,9 @@ impl NodeConfig {
             .map_err(|e| ConfigError::Invalid(format!("agency: {e}")))?;
         check_http_front(&self.graphql_path, self.max_body_bytes, &self.log_format)?;
         DatabaseUrl::check(self.database_url.as_ref())?;
+        if let Some(problem) = self.limits.problem() {
+            return Err(ConfigError::Invalid(problem.into()));
+        }
         if self.break_glass.window_minutes == 0 || self.break_glass.window_minutes > 24 * 60 {
             return Err(ConfigError::Invalid(
                 "break_glass.window_minutes must be between 1 and 1440 (hours, not days)".into(),

@@ -34,6 +34,10 @@ pub struct HttpState {
     pub schema: NodeSchema,
     /// Operations already parsed (see [`crate::graphql::documents`]).
     pub documents: Arc<crate::graphql::documents::NodeDocuments>,
+    /// The node's schema as apollo-compiler reads it, to check operations.
+    pub operation_schema: Arc<apollo_compiler::validation::Valid<apollo_compiler::Schema>>,
+    /// The limits every operation is held to before it runs.
+    pub limits: crate::graphql::OperationLimits,
     pub max_body_bytes: usize,
     pub graphql_path: String,
     /// How long a mutation's `Idempotency-Key` is kept.
@@ -223,7 +227,21 @@ async fn graphql(State(state): State<HttpState>, headers: HeaderMap, body: Body)
             );
         }
     };
-    crate::graphql::documents::attach_parsed(&state.documents, &mut request);
+    // The limits hold before async-graphql parses, validates or runs
+    // anything of the operation.
+    if let Err(refusal) = crate::graphql::documents::prepare(
+        &state.documents,
+        &state.operation_schema,
+        &state.limits,
+        &mut request,
+    ) {
+        tracing::info!(code = %refusal.code(), "operation refused before it ran");
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            refusal.code(),
+            &refusal.to_string(),
+        );
+    }
     if let Some(key) = idempotency_key
         && is_mutation(&mut request)
     {
@@ -264,14 +282,18 @@ async fn graphql(State(state): State<HttpState>, headers: HeaderMap, body: Body)
                 return error_response(status, err.code(), &err.message());
             }
             Err(err) => {
-                if let crate::error::NodeError::Internal(source) = &err {
-                    tracing::error!(error = ?source, "checking an idempotency key failed");
-                }
-                return error_response(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    ErrorCode::Internal,
-                    "internal error",
-                );
+                let status = match &err {
+                    crate::error::NodeError::AuditUnavailable(source) => {
+                        tracing::error!(error = ?source, "checking an idempotency key failed");
+                        StatusCode::SERVICE_UNAVAILABLE
+                    }
+                    crate::error::NodeError::Internal(source) => {
+                        tracing::error!(error = ?source, "checking an idempotency key failed");
+                        StatusCode::INTERNAL_SERVER_ERROR
+                    }
+                    _ => StatusCode::INTERNAL_SERVER_ERROR,
+                };
+                return error_response(status, err.code(), &err.message());
             }
         }
         request = request.data(keyed);
@@ -283,17 +305,10 @@ async fn graphql(State(state): State<HttpState>, headers: HeaderMap, body: Body)
             .as_ref()
             .is_some_and(|ext| ext.get("code").is_some());
         if !has_code {
-            let code = if error.message.contains("nested too deep")
-                || error.message.contains("too complex")
-            {
-                ErrorCode::OperationTooComplex
-            } else {
-                ErrorCode::BadUserInput
-            };
             error
                 .extensions
                 .get_or_insert_with(Default::default)
-                .set("code", code.as_str());
+                .set("code", ErrorCode::BadUserInput.as_str());
         }
     }
     let body = match serde_json::to_vec(&response) {

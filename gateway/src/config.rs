@@ -62,37 +62,9 @@ pub struct GatewayConfig {
     pub cors_allowed_origins: Vec<String>,
 }
 
-/// Limits every client operation is held to before anything is forwarded.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LimitsConfig {
-    /// Deepest selection nesting accepted (fragments expanded).
-    pub max_depth: usize,
-    /// Highest estimated cost: each field costs 1, and a paginated field
-    /// multiplies its children's cost by its page size (`first`, default 20).
-    pub max_cost: usize,
-    /// Most aliases in one operation.
-    pub max_aliases: usize,
-    /// Most root fields in one operation.
-    pub max_root_fields: usize,
-    /// Most lexical tokens the parser reads before giving up.
-    pub max_tokens: usize,
-    /// Whether schema introspection (`__schema`, `__type`) is answered.
-    pub introspection: bool,
-}
-
-impl Default for LimitsConfig {
-    fn default() -> Self {
-        Self {
-            max_depth: 12,
-            max_cost: 10_000,
-            max_aliases: 30,
-            max_root_fields: 20,
-            max_tokens: 15_000,
-            introspection: true,
-        }
-    }
-}
+/// Limits every client operation is held to before anything is forwarded:
+/// the same limits, in the same implementation, as every node's.
+pub use exchange_schema::limits::OperationLimits as LimitsConfig;
 
 /// How the gateway talks to the agency nodes.
 #[derive(Debug, Clone, Deserialize)]
@@ -272,11 +244,8 @@ impl GatewayConfig {
         let invalid = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
         check_http_front(&self.graphql_path, self.max_body_bytes, &self.log_format)?;
         DatabaseUrl::check(self.database_url.as_ref())?;
-        let l = &self.limits;
-        if l.max_depth == 0 || l.max_cost == 0 || l.max_root_fields == 0 || l.max_tokens < 100 {
-            return invalid(
-                "limits: max_depth, max_cost and max_root_fields must be positive, max_tokens at least 100",
-            );
+        if let Some(problem) = self.limits.problem() {
+            return invalid(problem);
         }
         let n = &self.nodes;
         if !(50..=120_000).contains(&n.timeout_ms) {

@@ -9,6 +9,7 @@
 //! record contents or token contents.
 
 use axum::http::StatusCode;
+use exchange_schema::limits::OperationError;
 use exchange_schema::{AgencyId, ErrorCode};
 use serde_json_bytes::{ByteString, Map, Value};
 
@@ -71,6 +72,21 @@ impl RequestError {
         match self {
             Self::Unauthenticated(reason) => (*reason).to_owned(),
             other => format!("REJECTED_{}", other.code()),
+        }
+    }
+}
+
+impl From<OperationError> for RequestError {
+    fn from(error: OperationError) -> Self {
+        match error {
+            OperationError::IntrospectionDisabled => Self::IntrospectionDisabled,
+            OperationError::TooManyTokens(_) | OperationError::OverLimit { .. } => {
+                Self::TooComplex(error.to_string())
+            }
+            OperationError::Invalid(_) => Self::InvalidOperation(error.to_string()),
+            OperationError::UnknownOperation(_) | OperationError::InvalidVariables(_) => {
+                Self::BadUserInput(error.to_string())
+            }
         }
     }
 }

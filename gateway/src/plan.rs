@@ -18,25 +18,27 @@
 //! these are stripped before the answer is returned. Client operations may
 //! therefore not use aliases or variables starting with `_gw`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use apollo_compiler::ast::{OperationType, Value};
 use apollo_compiler::executable::{
     Field, Fragment, Operation, Selection, SelectionSet, VariableDefinition,
 };
-use apollo_compiler::parser::Parser;
 use apollo_compiler::response::{JsonMap, JsonValue};
 use apollo_compiler::validation::Valid;
 use apollo_compiler::{ExecutableDocument, Name, Node, name};
+use exchange_schema::limits;
 use exchange_schema::{AgencyId, GlobalId};
 
 use crate::config::LimitsConfig;
 use crate::error::RequestError;
-use crate::routing::{DEFAULT_PAGE_SIZE, FederationSchema, RootRule, ScatterRule};
+use crate::routing::{FederationSchema, RootRule, ScatterRule};
 
 /// Prefix of the aliases and variables the gateway adds.
-pub const RESERVED_PREFIX: &str = "_gw";
+pub use exchange_schema::limits::RESERVED_PREFIX;
+/// The page size and argument values, as the limits read them.
+pub use exchange_schema::limits::{page_size_of, resolve};
 
 /// Operations already parsed and validated against the federation schema,
 /// by their text: parsing and validating one costs more than the rest of
@@ -83,39 +85,18 @@ pub fn check(
 }
 
 /// Parses and validates an operation's text against the federation schema,
-/// within the token and recursion limits.
+/// within the token and recursion limits ([`exchange_schema::limits`]).
 fn parse_and_validate(
     schema: &FederationSchema,
     limits: &LimitsConfig,
     query: &str,
 ) -> Result<Valid<ExecutableDocument>, RequestError> {
-    let mut parser = Parser::new()
-        .token_limit(limits.max_tokens)
-        .recursion_limit(limits.max_depth.saturating_mul(4).max(32));
-    let parsed = parser.parse_executable(schema.schema(), query, "operation.graphql");
-    let tokens_exceeded = parser.tokens_reached() >= limits.max_tokens;
-    let refuse = |errors: &apollo_compiler::validation::DiagnosticList| {
-        if tokens_exceeded {
-            return RequestError::TooComplex(format!(
-                "the operation is longer than {} tokens",
-                limits.max_tokens
-            ));
-        }
-        let messages: Vec<String> = errors.iter().take(5).map(|d| d.error.to_string()).collect();
-        RequestError::InvalidOperation(format!("invalid operation: {}", messages.join("; ")))
-    };
-    let document = match parsed {
-        Ok(doc) => doc,
-        Err(with_errors) => return Err(refuse(&with_errors.errors)),
-    };
-    match document.validate(schema.schema()) {
-        Ok(doc) => Ok(doc),
-        Err(with_errors) => Err(refuse(&with_errors.errors)),
-    }
+    Ok(limits::parse_and_validate(schema.schema(), limits, query)?)
 }
 
-/// The per-request checks of a valid document: the operation, its
-/// variables, and the depth, cost, alias and root-field limits.
+/// The per-request checks of a valid document: the operation, the gateway's
+/// reserved names, its variables, and the depth, cost, alias and root-field
+/// limits ([`exchange_schema::limits`], as every node holds them too).
 fn check_document(
     schema: &FederationSchema,
     limits: &LimitsConfig,
@@ -126,64 +107,34 @@ fn check_document(
     let operation = document
         .operations
         .get(operation_name)
-        .map_err(|e| RequestError::BadUserInput(e.message().to_string()))?
-        .clone();
+        .map_err(|e| RequestError::BadUserInput(e.message().to_string()))?;
     if operation.operation_type == OperationType::Subscription {
         return Err(RequestError::BadUserInput(
             "subscriptions are not offered".into(),
         ));
     }
-    let coerced =
-        apollo_compiler::request::coerce_variable_values(schema.schema(), &operation, variables)
-            .map_err(|e| RequestError::BadUserInput(format!("invalid variables: {}", e.message())))?
-            .into_inner();
-    for var in &operation.variables {
-        if var.name.starts_with(RESERVED_PREFIX) {
-            return Err(reserved());
-        }
-    }
-    let single_operation = document.operations.len() == 1;
-    let checked = Checked {
-        document,
-        operation,
-        variables: coerced,
-        single_operation,
-    };
-    let metrics = Analyzer::new(&checked).selection_set(&checked.operation.selection_set)?;
-    if metrics.depth > limits.max_depth {
-        return Err(RequestError::TooComplex(format!(
-            "the operation is nested {} deep; at most {} is allowed",
-            metrics.depth, limits.max_depth
-        )));
-    }
-    if metrics.cost > limits.max_cost {
-        return Err(RequestError::TooComplex(format!(
-            "the operation costs {}; at most {} is allowed (lower `first`, or select less)",
-            metrics.cost, limits.max_cost
-        )));
-    }
-    if metrics.aliases > limits.max_aliases {
-        return Err(RequestError::TooComplex(format!(
-            "the operation uses {} aliases; at most {} are allowed",
-            metrics.aliases, limits.max_aliases
-        )));
-    }
-    let roots = root_fields(&checked)?;
-    if roots.len() > limits.max_root_fields {
-        return Err(RequestError::TooComplex(format!(
-            "the operation selects {} root fields; at most {} are allowed",
-            roots.len(),
-            limits.max_root_fields
-        )));
-    }
-    if !limits.introspection
-        && roots
-            .iter()
-            .any(|r| matches!(r.field.name.as_str(), "__schema" | "__type"))
+    if operation
+        .variables
+        .iter()
+        .any(|var| var.name.starts_with(RESERVED_PREFIX))
+        || uses_reserved_alias(&document)
     {
-        return Err(RequestError::IntrospectionDisabled);
+        return Err(reserved());
     }
-    Ok(checked)
+    let checked = limits::check_operation(
+        schema.schema(),
+        limits,
+        &document,
+        operation_name,
+        variables,
+    )?;
+    let single_operation = document.operations.len() == 1;
+    Ok(Checked {
+        document,
+        operation: checked.operation,
+        variables: checked.variables,
+        single_operation,
+    })
 }
 
 fn reserved() -> RequestError {
@@ -192,117 +143,30 @@ fn reserved() -> RequestError {
     ))
 }
 
-/// Depth, cost and aliases of a selection set, fragments expanded once each.
-#[derive(Debug, Clone, Copy, Default)]
-struct Metrics {
-    depth: usize,
-    cost: usize,
-    aliases: usize,
-}
-
-struct Analyzer<'a> {
-    checked: &'a Checked,
-    fragments: HashMap<Name, Metrics>,
-}
-
-impl<'a> Analyzer<'a> {
-    fn new(checked: &'a Checked) -> Self {
-        Self {
-            checked,
-            fragments: HashMap::new(),
-        }
+/// Whether any field of the document (its operations and fragments) has an
+/// alias starting with [`RESERVED_PREFIX`].
+fn uses_reserved_alias(document: &ExecutableDocument) -> bool {
+    fn in_set(set: &SelectionSet) -> bool {
+        set.selections.iter().any(|selection| match selection {
+            Selection::Field(field) => {
+                field
+                    .alias
+                    .as_ref()
+                    .is_some_and(|a| a.starts_with(RESERVED_PREFIX))
+                    || in_set(&field.selection_set)
+            }
+            Selection::InlineFragment(inline) => in_set(&inline.selection_set),
+            Selection::FragmentSpread(_) => false,
+        })
     }
-
-    fn selection_set(&mut self, set: &SelectionSet) -> Result<Metrics, RequestError> {
-        let mut total = Metrics::default();
-        for selection in &set.selections {
-            let m = match selection {
-                Selection::Field(field) => {
-                    if field
-                        .alias
-                        .as_ref()
-                        .is_some_and(|a| a.starts_with(RESERVED_PREFIX))
-                    {
-                        return Err(reserved());
-                    }
-                    let child = self.selection_set(&field.selection_set)?;
-                    let multiplier = page_size_of(field, &self.checked.variables).unwrap_or(1);
-                    Metrics {
-                        depth: 1 + child.depth,
-                        cost: 1usize.saturating_add(multiplier.saturating_mul(child.cost)),
-                        aliases: usize::from(field.alias.is_some()) + child.aliases,
-                    }
-                }
-                Selection::InlineFragment(inline) => self.selection_set(&inline.selection_set)?,
-                Selection::FragmentSpread(spread) => {
-                    if let Some(m) = self.fragments.get(&spread.fragment_name) {
-                        *m
-                    } else {
-                        let fragment = self
-                            .checked
-                            .document
-                            .fragments
-                            .get(&spread.fragment_name)
-                            .ok_or(RequestError::Internal)?;
-                        let m = self.selection_set(&fragment.selection_set)?;
-                        self.fragments.insert(spread.fragment_name.clone(), m);
-                        m
-                    }
-                }
-            };
-            total.depth = total.depth.max(m.depth);
-            total.cost = total.cost.saturating_add(m.cost);
-            total.aliases = total.aliases.saturating_add(m.aliases);
-        }
-        Ok(total)
-    }
-}
-
-/// The page size a paginated field asks for: its `first` argument, or the
-/// nodes' default when it takes `first` and none was given.
-pub fn page_size_of(field: &Field, variables: &JsonMap) -> Option<usize> {
-    if !field.definition.arguments.iter().any(|a| a.name == "first") {
-        return None;
-    }
-    let value = field
-        .specified_argument_by_name("first")
-        .map(|v| resolve(v, variables))
-        .unwrap_or(JsonValue::Null);
-    Some(match value.as_i64() {
-        Some(n) => n.max(0) as usize,
-        None => DEFAULT_PAGE_SIZE as usize,
-    })
-}
-
-/// The JSON value of an argument, variables substituted.
-pub fn resolve(value: &Value, variables: &JsonMap) -> JsonValue {
-    match value {
-        Value::Null => JsonValue::Null,
-        Value::Enum(e) => JsonValue::String(e.as_str().into()),
-        Value::Variable(v) => variables
-            .get(v.as_str())
-            .cloned()
-            .unwrap_or(JsonValue::Null),
-        Value::String(s) => JsonValue::String(s.as_str().into()),
-        Value::Float(f) => f
-            .try_to_f64()
-            .map(JsonValue::from)
-            .unwrap_or(JsonValue::Null),
-        Value::Int(i) => i
-            .try_to_i32()
-            .map(JsonValue::from)
-            .unwrap_or(JsonValue::Null),
-        Value::Boolean(b) => JsonValue::Bool(*b),
-        Value::List(items) => {
-            JsonValue::Array(items.iter().map(|i| resolve(i, variables)).collect())
-        }
-        Value::Object(fields) => JsonValue::Object(
-            fields
-                .iter()
-                .map(|(k, v)| (k.as_str().into(), resolve(v, variables)))
-                .collect(),
-        ),
-    }
+    document
+        .operations
+        .iter()
+        .any(|operation| in_set(&operation.selection_set))
+        || document
+            .fragments
+            .values()
+            .any(|fragment| in_set(&fragment.selection_set))
 }
 
 /// Whether `@skip`/`@include` keep a selection.
@@ -773,6 +637,10 @@ mod tests {
         ));
     }
 
+    /// Thirty fragments, each spreading the next twice, are costed from
+    /// each fragment's cost once (never expanded, which would take 2^30
+    /// steps): `F_i` costs `2^(31 - i) - 1`, and `agencies` one more, so the
+    /// operation costs exactly 2^31 and is refused as too complex.
     #[test]
     fn fragments_reused_many_times_are_costed_without_blowing_up() {
         let mut query = String::from("query { agencies { ...F0 } }\n");
@@ -784,17 +652,35 @@ mod tests {
             ));
         }
         query.push_str("fragment F30 on MemberAgency { id }\n");
-        // Validation refuses the spread-twice pattern only for conflicts;
-        // what matters is that checking returns promptly.
-        let schema = FederationSchema::load().unwrap();
-        let _ = check(
-            &schema,
-            &LimitsConfig::default(),
-            &DocumentCache::new(0, 0),
-            &query,
-            None,
-            &JsonMap::new(),
+        let err = check_err(&query, &LimitsConfig::default());
+        assert!(
+            matches!(&err, RequestError::TooComplex(m)
+                if m.starts_with("the operation costs 2147483648; at most 10000 is allowed")),
+            "{err:?}"
         );
+        assert_eq!(err.code(), exchange_schema::ErrorCode::OperationTooComplex);
+    }
+
+    /// The exact introspection query of GraphQL tools (graphql-js
+    /// `getIntrospectionQuery()`, default options; 15 deep) passes the
+    /// gateway's check with the default limits, and is refused when
+    /// introspection is switched off.
+    #[test]
+    fn the_standard_introspection_query_passes_where_introspection_is_on() {
+        let query = include_str!("../../schema/fixtures/graphql-js-introspection-query.graphql");
+        let checked = check_ok(query, JsonMap::new());
+        assert_eq!(
+            checked.operation.name.as_deref(),
+            Some("IntrospectionQuery")
+        );
+        let off = LimitsConfig {
+            introspection: false,
+            ..LimitsConfig::default()
+        };
+        assert!(matches!(
+            check_err(query, &off),
+            RequestError::IntrospectionDisabled
+        ));
     }
 
     #[test]

@@ -42,7 +42,7 @@ pub const ROUTING_DEFINITIONS: &[&str] = &[
 ];
 
 /// Page size a node uses when `first` is not given (its `page_size`).
-pub const DEFAULT_PAGE_SIZE: i64 = 20;
+pub use exchange_schema::limits::DEFAULT_PAGE_SIZE;
 
 /// Where a root field goes.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,12 +6,14 @@
 //! * [`audit`]: the audit event every node and the gateway append.
 //! * [`error`]: the stable `extensions.code` values clients can rely on.
 //! * [`idempotency`]: the `Idempotency-Key` header of mutations.
+//! * [`limits`]: the operation limits the gateway and every node enforce.
 //! * [`SUBGRAPH_SDL`]: the checked-in SDL every node must serve.
 
 pub mod audit;
 pub mod error;
 pub mod idempotency;
 pub mod ids;
+pub mod limits;
 pub mod vocabulary;
 
 pub use audit::{AuditEvent, AuditKind, Decision};

@@ -20,6 +20,10 @@
 
 use std::sync::Arc;
 
+use apollo_compiler::response::JsonMap;
+use apollo_compiler::validation::Valid;
+use exchange_schema::limits::{self, OperationError, OperationLimits};
+
 /// Parsed documents by operation text.
 #[derive(Debug)]
 pub struct DocumentCache<D> {
@@ -92,27 +96,55 @@ pub const NODE_DOCUMENTS: usize = 512;
 /// The most operation text a node's cache holds, in bytes.
 pub const NODE_DOCUMENT_TEXT_BYTES: usize = 1 << 20;
 
-/// The node's cache of async-graphql documents.
-pub type NodeDocuments = DocumentCache<async_graphql::parser::types::ExecutableDocument>;
+/// An operation text as the node keeps it: validated by apollo-compiler
+/// against the node's schema (to measure it against the limits, strictly
+/// typed) and parsed by async-graphql (to execute it).
+#[derive(Debug)]
+pub struct NodeDocument {
+    pub validated: Valid<apollo_compiler::ExecutableDocument>,
+    pub parsed: async_graphql::parser::types::ExecutableDocument,
+}
 
-/// Hands `request` its parsed document from `cache`, parsing and keeping
-/// it on a miss. A text that does not parse is left to async-graphql,
-/// which reports the error in its usual words and keeps nothing.
-pub fn attach_parsed(cache: &NodeDocuments, request: &mut async_graphql::Request) {
+/// The node's cache of checked documents.
+pub type NodeDocuments = DocumentCache<NodeDocument>;
+
+/// Holds `request` to the node's operation limits before anything of it
+/// runs ([`exchange_schema::limits`]: tokens, strict validation, depth,
+/// cost, aliases, root fields, introspection), then hands it its parsed
+/// document. A text is parsed and validated once and kept in `cache`; the
+/// checks that depend on the operation name and the variables run on every
+/// request. A text that fails is not kept.
+pub fn prepare(
+    cache: &NodeDocuments,
+    schema: &Valid<apollo_compiler::Schema>,
+    limits: &OperationLimits,
+    request: &mut async_graphql::Request,
+) -> Result<(), OperationError> {
     let document = match cache.get(&request.query) {
         Some(document) => document,
-        None => match async_graphql::parser::parse_query(&request.query) {
-            Ok(document) => {
-                let document = Arc::new(document);
-                cache.insert(&request.query, document.clone());
-                document
-            }
-            Err(_) => return,
-        },
+        None => {
+            let validated = limits::parse_and_validate(schema, limits, &request.query)?;
+            let parsed = async_graphql::parser::parse_query(&request.query)
+                .map_err(|e| OperationError::Invalid(e.to_string()))?;
+            let document = Arc::new(NodeDocument { validated, parsed });
+            cache.insert(&request.query, document.clone());
+            document
+        }
     };
+    let variables: JsonMap = serde_json::to_value(&request.variables)
+        .and_then(serde_json::from_value)
+        .map_err(|e| OperationError::InvalidVariables(e.to_string()))?;
+    limits::check_operation(
+        schema,
+        limits,
+        &document.validated,
+        request.operation_name.as_deref(),
+        &variables,
+    )?;
     // A copy: execution removes `@skip`ped selections from the document it
     // is given, which depends on each request's variables.
-    request.set_parsed_query(document.as_ref().clone());
+    request.set_parsed_query(document.parsed.clone());
+    Ok(())
 }
 
 #[cfg(test)]
@@ -183,11 +215,20 @@ mod tests {
         assert!(cache.is_empty());
     }
 
+    fn node_schema() -> Valid<apollo_compiler::Schema> {
+        let schema = crate::graphql::schema_builder(&OperationLimits::default()).finish();
+        crate::graphql::operation_schema(&schema).unwrap()
+    }
+
+    /// A request is handed the parse of its own text, from the cache after
+    /// the first time; a text that does not parse is not kept.
     #[test]
     fn a_request_gets_the_parse_of_its_own_text_and_a_bad_text_is_not_kept() {
+        let schema = node_schema();
+        let limits = OperationLimits::default();
         let cache = NodeDocuments::new(8, 4096);
         let mut request = async_graphql::Request::new("query Q { agency { id } }");
-        attach_parsed(&cache, &mut request);
+        prepare(&cache, &schema, &limits, &mut request).unwrap();
         assert_eq!(cache.len(), 1);
         let as_json = |request: &mut async_graphql::Request| {
             serde_json::to_value(request.parsed_query().unwrap()).unwrap()
@@ -196,12 +237,40 @@ mod tests {
         let fresh = async_graphql::parser::parse_query("query Q { agency { id } }").unwrap();
         assert_eq!(parsed, serde_json::to_value(&fresh).unwrap());
         let mut again = async_graphql::Request::new("query Q { agency { id } }");
-        attach_parsed(&cache, &mut again);
+        prepare(&cache, &schema, &limits, &mut again).unwrap();
         assert_eq!(as_json(&mut again), parsed);
 
         let mut broken = async_graphql::Request::new("query { agency { id }");
-        attach_parsed(&cache, &mut broken);
+        let err = prepare(&cache, &schema, &limits, &mut broken).unwrap_err();
+        assert_eq!(err.code(), exchange_schema::ErrorCode::BadUserInput);
         assert_eq!(cache.len(), 1, "a text that does not parse is not kept");
-        assert!(broken.parsed_query().is_err());
+    }
+
+    /// The limits hold on a kept text too, per request: the same text is
+    /// refused for a page size over the cost limit and accepted for a
+    /// small one, and an enum written as a string is refused.
+    #[test]
+    fn the_limits_hold_on_every_request_of_a_kept_text() {
+        let schema = node_schema();
+        let limits = OperationLimits::default();
+        let cache = NodeDocuments::new(8, 4096);
+        let text = "query($n: Int) { referrals(first: $n) { edges { node { id } } } }";
+        let with = |n: i64| {
+            let mut request = async_graphql::Request::new(text).variables(
+                async_graphql::Variables::from_json(serde_json::json!({ "n": n })),
+            );
+            prepare(&cache, &schema, &limits, &mut request)
+        };
+        with(5).unwrap();
+        assert_eq!(cache.len(), 1);
+        let err = with(100_000).unwrap_err();
+        assert_eq!(err.code(), exchange_schema::ErrorCode::OperationTooComplex);
+        with(5).unwrap();
+
+        let mut string_enum = async_graphql::Request::new(
+            "{ referrals(direction: \"INCOMING\") { edges { cursor } } }",
+        );
+        let err = prepare(&cache, &schema, &limits, &mut string_enum).unwrap_err();
+        assert_eq!(err.code(), exchange_schema::ErrorCode::BadUserInput);
     }
 }

@@ -17,33 +17,20 @@ use crate::state::{Caller, NodeState};
 
 pub type NodeSchema = Schema<query::Query, mutation::Mutation, EmptySubscription>;
 
-/// Limits every operation is held to.
-#[derive(Debug, Clone, Copy)]
-pub struct OperationLimits {
-    pub max_depth: usize,
-    pub max_complexity: usize,
-    pub introspection: bool,
-}
+/// Limits every operation is held to, checked on its text before
+/// async-graphql parses it ([`documents::prepare`]); the same limits, in the
+/// same implementation, as the gateway's.
+pub use exchange_schema::limits::OperationLimits;
 
-impl Default for OperationLimits {
-    fn default() -> Self {
-        Self {
-            max_depth: 12,
-            max_complexity: 5000,
-            introspection: true,
-        }
-    }
-}
-
-/// The schema builder with the federation directives and limits; used for
-/// serving and for printing the SDL.
+/// The schema builder with the federation directives; used for serving and
+/// for printing the SDL. Depth, cost, aliases and root fields are not left to
+/// async-graphql (its limits expand fragments, after parsing): they are held
+/// by [`documents::prepare`] before it sees the operation.
 pub fn schema_builder(
-    limits: OperationLimits,
+    limits: &OperationLimits,
 ) -> SchemaBuilder<query::Query, mutation::Mutation, EmptySubscription> {
     let mut builder = Schema::build(query::Query, mutation::Mutation, EmptySubscription)
         .enable_federation()
-        .limit_depth(limits.max_depth)
-        .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(32)
         .limit_directives(16);
     if !limits.introspection {
@@ -52,9 +39,19 @@ pub fn schema_builder(
     builder
 }
 
+/// The node's schema as apollo-compiler reads it, to validate and measure
+/// each operation strictly before async-graphql runs it (async-graphql
+/// accepts an enum written as a string; apollo-compiler does not).
+pub fn operation_schema(
+    schema: &NodeSchema,
+) -> Result<apollo_compiler::validation::Valid<apollo_compiler::Schema>, String> {
+    apollo_compiler::Schema::parse_and_validate(schema.sdl(), "node-schema.graphql")
+        .map_err(|e| e.errors.to_string())
+}
+
 /// The SDL this node serves, as compared with `schema/subgraph.graphql`.
 pub fn subgraph_sdl() -> String {
-    schema_builder(OperationLimits::default())
+    schema_builder(&OperationLimits::default())
         .finish()
         .sdl_with_options(async_graphql::SDLExportOptions::new().federation())
 }

@@ -14,6 +14,7 @@ mod contract;
 mod dev_token;
 mod idempotency;
 mod lifecycle;
+mod limits;
 mod parsed_operations;
 mod policy_startup;
 mod portal;

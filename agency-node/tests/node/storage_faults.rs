@@ -108,7 +108,12 @@ impl Tally {
     fn assert_refusals_are_clean(&self) {
         for answer in &self.answers {
             if let Some(code) = &answer.code {
-                assert_eq!(code, "AUDIT_UNAVAILABLE", "{answer:?}");
+                assert_eq!(
+                    code,
+                    "AUDIT_UNAVAILABLE",
+                    "{}: {answer:?}",
+                    answer.message.as_deref().unwrap_or_default()
+                );
                 assert!(!answer.disclosed, "a refusal carried data: {answer:?}");
             }
         }

@@ -8,6 +8,7 @@ mod consent;
 mod failure;
 mod graphiql_browser;
 mod idempotency;
+mod limits;
 mod mtls;
 mod portal_browser;
 mod referrals;
