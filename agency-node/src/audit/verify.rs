@@ -1592,6 +1592,8 @@ pub(crate) mod tests {
     async fn drop_triggers(db: &Db) {
         exec(db, "DROP TRIGGER audit_log_no_update").await;
         exec(db, "DROP TRIGGER audit_log_no_delete").await;
+        exec(db, "DROP TRIGGER audit_head_forward_only").await;
+        exec(db, "DROP TRIGGER audit_head_no_delete").await;
     }
 
     struct StoredRow {
@@ -1849,6 +1851,9 @@ pub(crate) mod tests {
             ..f.pinned()
         };
         exec(&f.db, "DELETE FROM audit_checkpoints WHERE seq > 17").await;
+        // The signed head goes too, as an attacker cutting the log would.
+        exec(&f.db, "DROP TRIGGER IF EXISTS audit_head_no_delete").await;
+        exec(&f.db, "DELETE FROM audit_head").await;
         let failure = fails(&f.db, &opts).await;
         let newest = opts.collected_checkpoints.last().unwrap();
         assert_eq!(newest.seq, 20);
@@ -1922,6 +1927,9 @@ pub(crate) mod tests {
         assert_eq!(newest.seq, 20);
 
         exec(&f.db, "DELETE FROM audit_checkpoints WHERE seq > 10").await;
+        // The signed head goes too, as an attacker cutting the log would.
+        exec(&f.db, "DROP TRIGGER IF EXISTS audit_head_no_delete").await;
+        exec(&f.db, "DELETE FROM audit_head").await;
         let failure = fails(&f.db, &opts).await;
         assert_eq!(
             failure,
@@ -2133,6 +2141,9 @@ pub(crate) mod tests {
     async fn a_pinned_key_needs_a_checkpoint() {
         let f = fixture(LOG, ENTRIES).await;
         exec(&f.db, "DELETE FROM audit_checkpoints").await;
+        // The signed head goes too, as an attacker cutting the log would.
+        exec(&f.db, "DROP TRIGGER IF EXISTS audit_head_no_delete").await;
+        exec(&f.db, "DELETE FROM audit_head").await;
         assert_eq!(
             fails(&f.db, &f.pinned()).await,
             VerifyFailure::Unsigned { entries: 20 }
