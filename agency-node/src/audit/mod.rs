@@ -47,8 +47,7 @@ pub mod query;
 pub mod verify;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_lc_rs::signature::Ed25519KeyPair;
 use exchange_schema::audit::{AuditEntry, ChainHash, Checkpoint, GENESIS, chain_hash_event};
@@ -106,9 +105,16 @@ struct Inner {
     key: Arc<Ed25519KeyPair>,
     options: AuditOptions,
     chain: Mutex<ChainState>,
-    /// Whether the last write (or probe) succeeded.
-    writable: AtomicBool,
+    /// When a write to the log last failed, unless one succeeded since.
+    failed_at: std::sync::Mutex<Option<Instant>>,
 }
+
+/// How long after a failed append `/readyz` keeps saying not-ready without
+/// probing: a probe's one small row can still fit where entries no longer
+/// do (SQLite reuses its write-ahead log's space), so while appends fail
+/// under traffic the node stays not-ready; once appends succeed, or the
+/// failures are this old and a probe succeeds, it is ready again.
+const RECENT_FAILURE: Duration = Duration::from_secs(5);
 
 /// The audit log of one node (or the gateway). Cheap to clone.
 #[derive(Clone)]
@@ -146,7 +152,7 @@ impl AuditLog {
                 head,
                 checkpointed_seq: checkpointed.unwrap_or(0) as u64,
             }),
-            writable: AtomicBool::new(true),
+            failed_at: std::sync::Mutex::new(None),
         });
         let (queue, rx) = mpsc::channel(inner.options.max_batch * 8);
         tokio::spawn(group_commit(inner.clone(), rx));
@@ -228,7 +234,7 @@ impl AuditLog {
         // the failure left it in.
         let (value, event) = change(&mut tx).await.inspect_err(|err| {
             if matches!(err, NodeError::AuditUnavailable(_)) {
-                inner.writable.store(false, Ordering::Relaxed);
+                inner.write_failed();
             }
         })?;
         let written = async {
@@ -248,7 +254,7 @@ impl AuditLog {
         conn.release();
         chain.seq = seq;
         chain.head = head;
-        inner.writable.store(true, Ordering::Relaxed);
+        inner.write_succeeded();
         inner.maybe_checkpoint(&mut chain, false).await;
         Ok(value)
     }
@@ -259,6 +265,9 @@ impl AuditLog {
     /// locked says it is not ready, and says ready again once it recovers.
     pub async fn probe(&self) -> bool {
         let inner = &self.inner;
+        if inner.failed_within(RECENT_FAILURE) {
+            return false;
+        }
         let write = async {
             let mut conn = WriteConnection::pooled(&inner.db).await?;
             let mut tx = begin_write(conn.connection(), inner.db.backend()).await?;
@@ -281,13 +290,12 @@ impl AuditLog {
                 false
             }
         };
-        inner.writable.store(ok, Ordering::Relaxed);
+        if ok {
+            inner.write_succeeded();
+        } else {
+            inner.write_failed();
+        }
         ok
-    }
-
-    /// Whether the last write to the log (or the last probe) succeeded.
-    pub fn writable(&self) -> bool {
-        self.inner.writable.load(Ordering::Relaxed)
     }
 
     /// Adds a checkpoint of the current head to the history now (if it
@@ -321,15 +329,31 @@ impl AuditLog {
 }
 
 impl Inner {
+    fn failed_at(&self) -> Option<Instant> {
+        *self.failed_at.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn failed_within(&self, window: Duration) -> bool {
+        self.failed_at().is_some_and(|at| at.elapsed() < window)
+    }
+
+    fn write_failed(&self) {
+        *self.failed_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+    }
+
+    fn write_succeeded(&self) {
+        *self.failed_at.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
     /// The refusal for a request whose entry could not be made durable.
     fn unavailable(&self, why: &'static str) -> NodeError {
-        self.writable.store(false, Ordering::Relaxed);
+        self.write_failed();
         NodeError::AuditUnavailable(anyhow::anyhow!(why))
     }
 
     /// The refusal for a write that failed in the database (logged).
     fn storage_failed(&self, err: impl Into<anyhow::Error>) -> NodeError {
-        self.writable.store(false, Ordering::Relaxed);
+        self.write_failed();
         NodeError::AuditUnavailable(err.into())
     }
 
@@ -598,13 +622,13 @@ async fn group_commit(inner: Arc<Inner>, mut rx: mpsc::Receiver<Pending>) {
         }
         match write_batch(&inner, &mut writer, &batch).await {
             Ok(first_seq) => {
-                inner.writable.store(true, Ordering::Relaxed);
+                inner.write_succeeded();
                 for (i, pending) in batch.drain(..).enumerate() {
                     let _ = pending.done.send(Ok(first_seq + i as u64));
                 }
             }
             Err(err) => {
-                inner.writable.store(false, Ordering::Relaxed);
+                inner.write_failed();
                 tracing::error!(error = ?err, "writing audit entries failed");
                 for pending in batch.drain(..) {
                     let _ = pending.done.send(Err(()));

@@ -491,6 +491,11 @@ struct Chain {
     /// The last `seq` at which any checkpoint matched.
     verified_through: u64,
     signed_through: u64,
+    /// The newest `seq` of the log's checkpoint history, when it is known
+    /// apart from the signed head (a live database). Collected checkpoints
+    /// come from that history, so one beyond it means history was cut even
+    /// where the signed head still covers the entries.
+    history_through: Option<u64>,
 }
 
 impl Chain {
@@ -543,6 +548,7 @@ impl Chain {
             newest_collected: None,
             verified_through: 0,
             signed_through: 0,
+            history_through: None,
         })
     }
 
@@ -764,11 +770,12 @@ impl Chain {
                 signed_at: signed_at(cp),
             });
         }
+        let history = self.history_through.unwrap_or(self.signed_through);
         if let Some(cp) = &self.newest_collected
-            && cp.seq > self.signed_through
+            && cp.seq > history
         {
             return Err(VerifyFailure::CheckpointsCut {
-                newest: self.signed_through,
+                newest: history,
                 checkpoint_seq: cp.seq,
                 signed_at: signed_at(cp),
             });
@@ -853,6 +860,7 @@ pub async fn verify_database(db: &Db, opts: &VerifyOptions) -> Result<VerifyRepo
         .and_then(|row| row.try_get::<Option<i64>, _>("seq"))
         .map_err(read_error)?
         .unwrap_or(0);
+    chain.history_through = Some(cp_max as u64);
     let cp_max = head.as_ref().map_or(cp_max, |h| cp_max.max(h.seq as i64));
     let bounds = sqlx::query("SELECT MIN(seq) AS low, MAX(seq) AS high FROM audit_log")
         .fetch_one(pool)

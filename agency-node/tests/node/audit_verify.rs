@@ -386,6 +386,18 @@ async fn a_log_cut_below_collected_checkpoints_is_named(backend: Backend) {
         .execute(db.pool())
         .await
         .unwrap();
+    // As the attacker would, the signed head that covers them goes too.
+    let head_guards: &[&str] = match backend {
+        Backend::Sqlite => &[
+            "DROP TRIGGER audit_head_forward_only",
+            "DROP TRIGGER audit_head_no_delete",
+        ],
+        Backend::Postgres => &["DROP TRIGGER audit_head_forward_only ON audit_head"],
+    };
+    for sql in head_guards {
+        exec(&db, sql).await;
+    }
+    exec(&db, "DELETE FROM audit_head").await;
     db.close().await;
     let (code, out) = verify();
     assert_eq!(code, status(VERIFY_FAILED), "{out}");
