@@ -6,7 +6,7 @@ use clap::Parser;
 
 /// mimalloc rather than the C library's allocator: under concurrent
 /// requests the system allocator took about an eighth of the gateway's CPU
-/// (README: Benchmarks, Gateway). Built without transparent huge pages,
+/// (docs/benchmarks.md, Gateway). Built without transparent huge pages,
 /// which would otherwise grow resident memory in 2 MB steps.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

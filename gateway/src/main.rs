@@ -22,7 +22,7 @@ struct Cli {
 
 /// mimalloc rather than the C library's allocator: under concurrent
 /// requests the system allocator took about an eighth of the gateway's CPU
-/// (README: Benchmarks, Gateway). Built without transparent huge pages,
+/// (docs/benchmarks.md, Gateway). Built without transparent huge pages,
 /// which would otherwise grow resident memory in 2 MB steps.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

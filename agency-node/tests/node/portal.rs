@@ -696,7 +696,7 @@ async fn signing_in_issues_a_fresh_session(backend: Backend) {
     assert_eq!(fixer.get("/home").await.location(), "/");
 }
 
-/// Guards the Fetch Metadata check on form posts (README, "Safety";
+/// Guards the Fetch Metadata check on form posts (docs/portal.md, "Safety";
 /// `checked_form` in `portal/mod.rs`): `Sec-Fetch-Site: cross-site` is
 /// refused even with the right cookie and CSRF token and no `Origin`, and
 /// never reaches the sign-in; `same-origin` and `none` pass.
@@ -747,7 +747,7 @@ async fn a_cross_site_form_post_is_refused_by_sec_fetch_site(backend: Backend) {
     assert_eq!(page.location(), "/pin", "{}", page.body);
 }
 
-/// Guards "after `max_failed_sign_ins` failures in a row" (README, "Signing
+/// Guards "after `max_failed_sign_ins` failures in a row" (docs/portal.md, "Signing
 /// in"; `credentials::sign_in` clears the count on success): failures on
 /// both sides of a successful sign-in do not add up to a lock.
 async fn only_failures_in_a_row_lock_the_code(backend: Backend) {
@@ -778,7 +778,7 @@ async fn only_failures_in_a_row_lock_the_code(backend: Backend) {
     );
 }
 
-/// Guards "locked for `lockout_minutes`" (README, "Signing in";
+/// Guards "locked for `lockout_minutes`" (docs/portal.md, "Signing in";
 /// `credentials::sign_in`): the stored lock ends that long after the last
 /// failure, and once it has passed the right code and PIN sign in again.
 async fn the_lock_ends_after_lockout_minutes(backend: Backend) {
