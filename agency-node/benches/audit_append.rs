@@ -10,11 +10,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use agency_node::audit::{AuditLog, AuditOptions};
 use agency_node::store::Db;
 use agency_node::store::scratch::ScratchDatabase;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::Ed25519KeyPair;
+use exchange_audit::{AuditLog, AuditOptions};
 use exchange_schema::{AgencyId, AuditEvent, AuditKind, Category, Decision, GlobalId, Purpose};
 
 fn event(i: usize) -> AuditEvent {
@@ -65,9 +65,11 @@ async fn one_per_transaction(db: &Db, total: usize) -> f64 {
     let start = Instant::now();
     for i in 0..total {
         let e = event(i);
-        log.record(move |_conn| Box::pin(async move { Ok(((), e)) }))
-            .await
-            .unwrap();
+        log.record(move |_conn| {
+            Box::pin(async move { Ok::<_, agency_node::error::NodeError>(((), e)) })
+        })
+        .await
+        .unwrap();
     }
     total as f64 / start.elapsed().as_secs_f64()
 }
@@ -106,7 +108,9 @@ fn signing_cost(total: usize) -> f64 {
 }
 
 async fn run(name: &str, url: &str) {
-    let db = Db::connect(url).await.unwrap();
+    let db = agency_node::store::open(url, std::time::Duration::from_secs(10))
+        .await
+        .unwrap();
     let baseline = one_per_transaction(&db, 500).await;
     let grouped_rate = grouped(&db, 20_000, 200).await;
     let (p50, p99) = sequential_latency(&db, 1_000).await;

@@ -10,10 +10,10 @@
 
 use std::time::{Duration, Instant};
 
+use agency_node::store::from_ms;
 use agency_node::store::referrals::{self, Direction, ReferralEvent, ReferralRecord};
 use agency_node::store::scratch::ScratchDatabase;
 use agency_node::store::survivors::{self, SurvivorRecord};
-use agency_node::store::{Db, from_ms};
 use exchange_schema::{AgencyId, ReferralStatus, ServiceKind, Urgency};
 use sqlx::AnyConnection;
 
@@ -108,7 +108,9 @@ async fn p50(
 }
 
 async fn run(name: &str, url: &str) {
-    let db = Db::connect(url).await.unwrap();
+    let db = agency_node::store::open(url, std::time::Duration::from_secs(10))
+        .await
+        .unwrap();
     let mut conn = db.pool().acquire().await.unwrap();
     let at = from_ms(1_600_000_000_000);
     survivors::insert(

@@ -5,23 +5,19 @@
 //! audit checkpoint and closes the database.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
 use exchange_policies::{BreakGlassOptions, EngineOptions, PolicyEngine};
 use exchange_schema::AgencyId;
 use exchange_trust::{Federation, TokenVerifier};
 use tokio::net::TcpListener;
 
-use crate::audit::{AuditLog, AuditOptions};
 use crate::config::NodeConfig;
 use crate::graphql::{operation_schema, schema_builder};
 use crate::http::{HttpState, router};
 use crate::state::NodeState;
-use crate::store::Db;
+use exchange_audit::{AuditLog, AuditOptions};
 
 /// A node, built and bound, ready to serve.
 pub struct Application {
@@ -73,8 +69,10 @@ impl Application {
         std::fs::create_dir_all(&config.data_dir).with_context(|| {
             format!("creating the data directory {}", config.data_dir.display())
         })?;
-        let key = Arc::new(load_or_generate_node_key(&config.data_dir)?);
-        let db = Db::connect_with(&config.database_url(), config.audit.write_timeout()).await?;
+        let key = Arc::new(exchange_audit::keys::load_or_generate_signing_key(
+            &config.data_dir,
+        )?);
+        let db = crate::store::open(&config.database_url(), config.audit.write_timeout()).await?;
         let audit = AuditLog::open(
             db.clone(),
             key.clone(),
@@ -233,73 +231,4 @@ async fn serve(
     }
 }
 
-/// Completes on SIGTERM or Ctrl-C.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
-    }
-    tracing::info!("shutdown signal received");
-}
-
-/// File name of the node's checkpoint-signing key in its data directory.
-pub const NODE_KEY_FILE: &str = "node-signing-key.pk8";
-
-/// Loads the node's Ed25519 checkpoint-signing key, generating it (readable
-/// by the owner only) on first start.
-pub fn load_or_generate_node_key(data_dir: &Path) -> anyhow::Result<Ed25519KeyPair> {
-    let path = data_dir.join(NODE_KEY_FILE);
-    if path.exists() {
-        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-        return Ed25519KeyPair::from_pkcs8(&bytes)
-            .map_err(|_| anyhow::anyhow!("{} is not an Ed25519 PKCS#8 key", path.display()));
-    }
-    let doc = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
-        .map_err(|_| anyhow::anyhow!("generating the node key failed"))?;
-    write_private(&path, doc.as_ref())?;
-    tracing::info!(path = %path.display(), "generated the node's audit signing key");
-    Ed25519KeyPair::from_pkcs8(doc.as_ref())
-        .map_err(|_| anyhow::anyhow!("generated key did not load"))
-}
-
-/// Hex of the public key of the node whose data directory is `data_dir`
-/// (never creates a key).
-pub fn node_public_key_hex(data_dir: &Path) -> anyhow::Result<String> {
-    let path = data_dir.join(NODE_KEY_FILE);
-    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    let key = Ed25519KeyPair::from_pkcs8(&bytes)
-        .map_err(|_| anyhow::anyhow!("{} is not an Ed25519 PKCS#8 key", path.display()))?;
-    Ok(hex::encode(key.public_key().as_ref()))
-}
-
-/// Writes a secret file readable by the owner only.
-pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    Ok(())
-}
+pub use exchange_service::shutdown::shutdown_signal;

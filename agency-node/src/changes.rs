@@ -1,6 +1,6 @@
 //! The writes that create a node's records: a survivor registered, a consent
 //! recorded, a referral made. Each writes the record and its audit entry in
-//! one transaction ([`crate::audit::AuditLog::record`]). The GraphQL
+//! one transaction ([`exchange_audit::AuditLog::record`]). The GraphQL
 //! mutations call them once they have checked who may make the change, and
 //! the demo seed calls the same functions, so demo data is written exactly
 //! as real data is (same audit entries, same consent receipts).
@@ -63,7 +63,7 @@ pub async fn register_survivor_keyed(
     let stored = record.clone();
     state
         .audit
-        .record(move |conn| {
+        .record::<_, crate::error::NodeError, _>(move |conn| {
             Box::pin(async move {
                 let outcome = Outcome::Survivor {
                     id: stored.id.clone(),
@@ -113,7 +113,7 @@ pub async fn record_consent_keyed(
     let local = survivor.local().to_owned();
     state
         .audit
-        .record(move |conn| {
+        .record::<_, crate::error::NodeError, _>(move |conn| {
             Box::pin(async move {
                 let outcome = Outcome::ConsentGrant {
                     id: stored.id.clone(),
@@ -168,7 +168,7 @@ pub async fn create_referral_keyed(
     let history = vec![first.clone()];
     state
         .audit
-        .record(move |conn| {
+        .record::<_, crate::error::NodeError, _>(move |conn| {
             Box::pin(async move {
                 let outcome = Outcome::Referral {
                     id: stored.id.clone(),

@@ -4,7 +4,6 @@
 //! `AGENCY_NODE__LIMITS__MAX_DEPTH=8`). Unknown fields are an error, and the
 //! database URL (which may hold a password) is never printed.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -51,8 +50,8 @@ pub struct NodeConfig {
     #[serde(default = "default_idempotency_window")]
     pub idempotency_window: u64,
     /// `json` (default, for log collectors) or `pretty` (for a terminal).
-    #[serde(default = "default_log_format")]
-    pub log_format: String,
+    #[serde(default)]
+    pub log_format: LogFormat,
     /// Serve HTTPS with mutual TLS ([`crate::tls::TlsConfig`]); plain HTTP
     /// when left out.
     #[serde(default)]
@@ -186,72 +185,10 @@ fn default_listen() -> SocketAddr {
 fn default_data_dir() -> PathBuf {
     PathBuf::from("data")
 }
-/// The GraphQL endpoint's default path (node and gateway).
-pub fn default_graphql_path() -> String {
-    "/graphql".into()
-}
-/// The default largest request body (node and gateway): 64 KiB.
-pub fn default_max_body() -> usize {
-    64 * 1024
-}
-/// The default log format (node and gateway).
-pub fn default_log_format() -> String {
-    "json".into()
-}
-
-/// Why the configuration could not be used.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("reading configuration: {0}")]
-    Load(#[from] config::ConfigError),
-    #[error("invalid configuration: {0}")]
-    Invalid(String),
-}
-
-/// Reads `file` (if given), then environment variables named
-/// `{env_prefix}__SECTION__FIELD`, which override the file. Shared by the
-/// node and the gateway so both layer their configuration the same way.
-pub fn load_layered<T: serde::de::DeserializeOwned>(
-    file: Option<&Path>,
-    env_prefix: &str,
-) -> Result<T, ConfigError> {
-    let mut builder = config::Config::builder();
-    if let Some(file) = file {
-        builder = builder.add_source(config::File::from(file).required(true));
-    }
-    builder = builder.add_source(
-        config::Environment::with_prefix(env_prefix)
-            .prefix_separator("__")
-            .separator("__")
-            .try_parsing(true),
-    );
-    Ok(builder.build()?.try_deserialize()?)
-}
-
-/// The checks the node and the gateway share for their HTTP front: the
-/// GraphQL path, the body limit and the log format.
-pub fn check_http_front(
-    graphql_path: &str,
-    max_body_bytes: usize,
-    log_format: &str,
-) -> Result<(), ConfigError> {
-    if !graphql_path.starts_with('/') || graphql_path.len() < 2 {
-        return Err(ConfigError::Invalid(
-            "graphql_path must start with / and not be / alone".into(),
-        ));
-    }
-    if !(1024..=16 * 1024 * 1024).contains(&max_body_bytes) {
-        return Err(ConfigError::Invalid(
-            "max_body_bytes must be between 1 KiB and 16 MiB".into(),
-        ));
-    }
-    if !matches!(log_format, "json" | "pretty") {
-        return Err(ConfigError::Invalid(
-            "log_format must be json or pretty".into(),
-        ));
-    }
-    Ok(())
-}
+pub use exchange_service::config::{
+    ConfigError, DatabaseUrl, LogFormat, check_http_front, default_graphql_path, default_max_body,
+    load_layered, redact_url,
+};
 
 impl NodeConfig {
     /// Reads `file` (if given) and then `AGENCY_NODE__*` environment variables.
@@ -265,7 +202,7 @@ impl NodeConfig {
     pub fn check(&self) -> Result<(), ConfigError> {
         exchange_schema::AgencyId::parse(&self.agency)
             .map_err(|e| ConfigError::Invalid(format!("agency: {e}")))?;
-        check_http_front(&self.graphql_path, self.max_body_bytes, &self.log_format)?;
+        check_http_front(&self.graphql_path, self.max_body_bytes)?;
         DatabaseUrl::check(self.database_url.as_ref())?;
         if let Some(problem) = self.limits.problem() {
             return Err(ConfigError::Invalid(problem.into()));
@@ -311,7 +248,11 @@ impl NodeConfig {
 
     /// The database URL in use: the configured one or SQLite in `data_dir`.
     pub fn database_url(&self) -> String {
-        DatabaseUrl::or_sqlite_in(self.database_url.as_ref(), &self.data_dir)
+        DatabaseUrl::or_sqlite_in(
+            self.database_url.as_ref(),
+            &self.data_dir,
+            crate::store::DATABASE_FILE,
+        )
     }
 
     /// How long a mutation's idempotency key is kept.
@@ -321,50 +262,6 @@ impl NodeConfig {
 
     pub fn checkpoint_interval(&self) -> Duration {
         Duration::from_secs(self.audit.checkpoint_interval_secs.max(1))
-    }
-}
-
-/// A database URL, which may hold a password: it is never printed whole
-/// (`Debug` shows it with the password replaced by `***`). The node's and
-/// the gateway's configurations both hold one.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct DatabaseUrl(pub String);
-
-impl fmt::Debug for DatabaseUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&redact_url(&self.0))
-    }
-}
-
-impl DatabaseUrl {
-    /// The database in use: `configured`, or SQLite in `data_dir` when
-    /// none is.
-    pub fn or_sqlite_in(configured: Option<&Self>, data_dir: &Path) -> String {
-        configured.map_or_else(|| crate::store::sqlite_url(data_dir), |url| url.0.clone())
-    }
-
-    /// Refuses, naming the `database_url` field, a URL of a kind no
-    /// backend serves ([`crate::store::Backend::for_url`]).
-    pub fn check(configured: Option<&Self>) -> Result<(), ConfigError> {
-        match configured {
-            Some(url) if crate::store::Backend::for_url(&url.0).is_none() => Err(
-                ConfigError::Invalid("database_url must start with sqlite: or postgres://".into()),
-            ),
-            _ => Ok(()),
-        }
-    }
-}
-
-/// A database URL with any password replaced by `***`.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}{}:***{}", &url[..scheme + 3], user, &url[at..])
-        }
-        _ => url.to_owned(),
     }
 }
 
@@ -436,26 +333,5 @@ mod tests {
             p.quick_exit_url = "https://example.org/".into();
         }
         assert!(config.check().is_ok());
-    }
-
-    /// The HTTP front's checks, shared with the gateway: the endpoint is a
-    /// path other than `/`, the body limit is between 1 KiB and 16 MiB and
-    /// the log format is known; each refusal names its field.
-    #[test]
-    fn the_http_front_is_checked() {
-        assert!(check_http_front("/graphql", 65_536, "json").is_ok());
-        for (path, body, format, field) in [
-            ("/", 65_536, "json", "graphql_path"),
-            ("graphql", 65_536, "json", "graphql_path"),
-            ("/graphql", 10, "json", "max_body_bytes"),
-            ("/graphql", 64 * 1024 * 1024, "json", "max_body_bytes"),
-            ("/graphql", 65_536, "xml", "log_format"),
-        ] {
-            let err = check_http_front(path, body, format).unwrap_err();
-            assert!(
-                err.to_string().contains(field),
-                "{path} {body} {format}: {err}"
-            );
-        }
     }
 }

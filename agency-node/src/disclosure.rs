@@ -72,7 +72,7 @@ pub async fn disclose(
             .await);
     }
     let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
-    let mut conn = state.db.acquire().await?;
+    let mut conn = crate::store::acquire(&state.db).await?;
     let grants_by_survivor = if caller.principal.agency == state.agency {
         HashMap::new()
     } else {

@@ -102,39 +102,20 @@ impl From<sqlx::Error> for NodeError {
     }
 }
 
-/// Whether a database error means the storage cannot take or serve writes
-/// right now, rather than a fault of the request or the code.
-pub fn is_storage_fault(err: &sqlx::Error) -> bool {
-    match err {
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed
-        | sqlx::Error::Protocol(_) => true,
-        sqlx::Error::Database(db) => {
-            if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
-                // A SQLite (extended) result code, whose low byte is the
-                // primary code: BUSY 5, LOCKED 6, NOMEM 7, READONLY 8,
-                // IOERR 10, CORRUPT 11, FULL 13, CANTOPEN 14, PROTOCOL 15.
-                let primary = db
-                    .code()
-                    .and_then(|code| code.parse::<u32>().ok())
-                    .map(|code| code & 0xff);
-                return matches!(primary, Some(5 | 6 | 7 | 8 | 10 | 11 | 13 | 14 | 15));
-            }
-            // PostgreSQL SQLSTATE classes: 08 connection exception, 53
-            // insufficient resources (disk full, out of memory), 57
-            // operator intervention (shutdown, terminated backend), 58
-            // system error (I/O); 25006 read-only transaction.
-            let Some(code) = db.code() else { return false };
-            code.starts_with("08")
-                || code.starts_with("53")
-                || code.starts_with("57")
-                || code.starts_with("58")
-                || code == "25006"
+pub use exchange_service::db::is_storage_fault;
+
+impl From<exchange_audit::AuditError> for NodeError {
+    fn from(err: exchange_audit::AuditError) -> Self {
+        match err {
+            exchange_audit::AuditError::Unavailable(source) => Self::AuditUnavailable(source),
+            exchange_audit::AuditError::Internal(source) => Self::Internal(source),
         }
-        _ => false,
+    }
+}
+
+impl exchange_audit::ChangeError for NodeError {
+    fn is_audit_unavailable(&self) -> bool {
+        matches!(self, Self::AuditUnavailable(_))
     }
 }
 

@@ -6,7 +6,7 @@
 //! alias or name), with a [`fingerprint`] of the request. The row is written
 //! by the change itself, first, inside the transaction that makes the
 //! change and appends its audit entry ([`FieldKey::write`] inside
-//! [`crate::audit::AuditLog::record`]): a committed change always has its
+//! [`exchange_audit::AuditLog::record`]): a committed change always has its
 //! row, and a change that failed never has one, so a retry after a failure
 //! (a full disk, a lost connection) simply runs again.
 //!

@@ -7,7 +7,7 @@
 //! [`app::Application`] on port 0.
 
 pub mod app;
-pub mod audit;
+pub mod audit_endpoints;
 pub mod changes;
 pub mod cli;
 pub mod config;

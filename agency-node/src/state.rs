@@ -9,9 +9,9 @@ use exchange_schema::{AgencyId, AgencyKind, AuditEvent, AuditKind, Decision, Glo
 use exchange_trust::{Federation, Principal, TokenVerifier};
 use time::OffsetDateTime;
 
-use crate::audit::AuditLog;
 use crate::error::{NodeError, NodeResult};
 use crate::store::Db;
+use exchange_audit::AuditLog;
 
 /// The node's shared state. One per running node.
 pub struct NodeState {
@@ -126,7 +126,7 @@ impl NodeState {
         event.subject = subject;
         event.policy_set = Some(self.policies.set_hash().to_owned());
         if let Err(audit_error) = self.audit.append(event).await {
-            return audit_error;
+            return audit_error.into();
         }
         error
     }

@@ -1,18 +1,3 @@
-//! Structured logs: JSON lines for collectors by default, or a readable
-//! format for a terminal. `RUST_LOG` sets the filter (default `info`).
+//! Structured logs, as the gateway writes them too.
 
-use tracing_subscriber::EnvFilter;
-
-/// Installs the global subscriber once; later calls are ignored.
-pub fn init(format: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let _ = match format {
-        "pretty" => builder.try_init(),
-        _ => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .try_init(),
-    };
-}
+pub use exchange_service::telemetry::init;

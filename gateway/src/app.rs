@@ -14,8 +14,8 @@ use anyhow::Context as _;
 use exchange_trust::{Federation, TokenVerifier};
 use tokio::net::TcpListener;
 
-use agency_node::audit::{AuditLog, AuditOptions};
-use agency_node::store::Db;
+use exchange_audit::{AuditLog, AuditOptions};
+use exchange_service::db::Db;
 
 use crate::config::GatewayConfig;
 use crate::gateway::Gateway;
@@ -68,10 +68,16 @@ impl Application {
         std::fs::create_dir_all(&config.data_dir).with_context(|| {
             format!("creating the data directory {}", config.data_dir.display())
         })?;
-        let key = Arc::new(agency_node::app::load_or_generate_node_key(
+        let key = Arc::new(exchange_audit::keys::load_or_generate_signing_key(
             &config.data_dir,
         )?);
-        let db = Db::connect(&config.database_url()).await?;
+        // The gateway's database holds its audit log and nothing else.
+        let db = Db::connect_with(
+            &config.database_url(),
+            std::time::Duration::from_millis(config.audit.write_timeout_ms.max(1)),
+        )
+        .await?;
+        db.migrate(&exchange_audit::MIGRATIONS).await?;
         let audit = AuditLog::open(
             db.clone(),
             key,

@@ -3,7 +3,7 @@
 //! * **Federated export** (`GET /audit/export?format=jsonl|csv&<filters>`):
 //!   every node's `/audit/export` with the auditor's own token and the same
 //!   filters, plus the gateway's own log, gathered into one file. JSON Lines
-//!   is a bundle ([`agency_node::audit::export::bundle_line`]) that
+//!   is a bundle ([`exchange_audit::export::bundle_line`]) that
 //!   `agency-node audit verify --export FILE` checks log by log, offline;
 //!   CSV has one header row and a `log_id` column. Each node decides for
 //!   itself whether the caller may export its log; a node that refuses or
@@ -41,12 +41,12 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use agency_node::audit::export::{bundle_line, export_csv, export_jsonl};
-use agency_node::audit::query::{ExportFormat, ExportQuery};
-use agency_node::audit::verify::load_checkpoints;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use exchange_audit::export::{bundle_line, export_csv, export_jsonl};
+use exchange_audit::query::{ExportFormat, ExportQuery};
+use exchange_audit::verify::load_checkpoints;
 use exchange_schema::audit::{Checkpoint, CheckpointError};
 use exchange_schema::{
     AgencyId, AuditEvent, AuditKind, Decision, ErrorCode, JUSTIFICATION_HEADER, PURPOSE_HEADER,
@@ -94,7 +94,7 @@ pub enum StoreError {
     #[error("reading {path}: {source}")]
     Read {
         path: String,
-        source: agency_node::audit::verify::CheckpointFileError,
+        source: exchange_audit::verify::CheckpointFileError,
     },
     #[error(
         "{path}: the checkpoint of log {log_id} at seq {seq} does not verify against its pinned key: {reason}"

@@ -7,11 +7,14 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use agency_node::config::{ConfigError, DatabaseUrl};
-use agency_node::config::{
-    check_http_front, default_graphql_path, default_log_format, default_max_body, load_layered,
+pub use exchange_service::config::{ConfigError, DatabaseUrl, LogFormat};
+use exchange_service::config::{
+    check_http_front, default_graphql_path, default_max_body, load_layered,
 };
 use serde::Deserialize;
+
+/// The gateway's database file in its data directory: its audit log only.
+pub const DATABASE_FILE: &str = "gateway.db";
 
 /// Everything the gateway needs to start.
 #[derive(Debug, Clone, Deserialize)]
@@ -20,10 +23,10 @@ pub struct GatewayConfig {
     /// Address to listen on for clients. Port 0 picks a free port (tests).
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
-    /// Holds the gateway's audit database (`node.db`, so that
-    /// `agency-node audit verify --data-dir` reads it; unless
-    /// `database_url` names another) and its checkpoint
-    /// signing key (`node-signing-key.pk8`, generated on first start).
+    /// Holds the gateway's audit database (`gateway.db`, which
+    /// `exchange-audit verify --data-dir` reads; unless `database_url`
+    /// names another) and its checkpoint signing key
+    /// (`node-signing-key.pk8`, generated on first start).
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
     /// `postgres://...` to keep the gateway's audit log in PostgreSQL (the
@@ -41,8 +44,8 @@ pub struct GatewayConfig {
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
     /// `json` (default) or `pretty` log lines.
-    #[serde(default = "default_log_format")]
-    pub log_format: String,
+    #[serde(default)]
+    pub log_format: LogFormat,
     #[serde(default)]
     pub limits: LimitsConfig,
     #[serde(default)]
@@ -216,7 +219,7 @@ impl GatewayConfig {
             federation: federation.into(),
             graphql_path: default_graphql_path(),
             max_body_bytes: default_max_body(),
-            log_format: default_log_format(),
+            log_format: LogFormat::default(),
             limits: LimitsConfig::default(),
             nodes: NodesConfig::default(),
             tls: None,
@@ -236,13 +239,13 @@ impl GatewayConfig {
     /// The audit database in use: the configured one or SQLite in
     /// `data_dir`.
     pub fn database_url(&self) -> String {
-        DatabaseUrl::or_sqlite_in(self.database_url.as_ref(), &self.data_dir)
+        DatabaseUrl::or_sqlite_in(self.database_url.as_ref(), &self.data_dir, DATABASE_FILE)
     }
 
     /// Checks what serde cannot.
     pub fn check(&self) -> Result<(), ConfigError> {
         let invalid = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
-        check_http_front(&self.graphql_path, self.max_body_bytes, &self.log_format)?;
+        check_http_front(&self.graphql_path, self.max_body_bytes)?;
         DatabaseUrl::check(self.database_url.as_ref())?;
         if let Some(problem) = self.limits.problem() {
             return invalid(problem);
@@ -324,7 +327,7 @@ mod tests {
         let config = GatewayConfig::new("f.toml", "data/gw");
         assert_eq!(
             config.database_url(),
-            agency_node::store::sqlite_url(Path::new("data/gw"))
+            exchange_service::db::sqlite_url(Path::new("data/gw"), DATABASE_FILE)
         );
         let config: GatewayConfig = toml::from_str(
             "federation = \"f.toml\"\ndatabase_url = \"postgres://gw:s3cret@db.example/audit\"",

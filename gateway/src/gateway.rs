@@ -25,7 +25,7 @@ use exchange_schema::{AgencyId, AuditEvent, AuditKind, Decision, ErrorCode, Purp
 use exchange_trust::{Federation, Principal, TokenVerifier};
 use tracing::Instrument as _;
 
-use agency_node::audit::AuditLog;
+use exchange_audit::AuditLog;
 
 use crate::config::LimitsConfig;
 use crate::directory::DirectorySchema;

@@ -15,7 +15,6 @@
 
 use std::sync::Arc;
 
-use agency_node::http::{BodyError, read_body};
 use apollo_compiler::response::JsonValue;
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -24,6 +23,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use exchange_schema::{JUSTIFICATION_HEADER, PURPOSE_HEADER, Purpose};
+use exchange_service::body::{BodyError, read_body};
 use tracing::Instrument as _;
 
 use crate::error::{RequestError, graphql_error};

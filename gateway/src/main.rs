@@ -37,7 +37,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let _telemetry = match telemetry::init(&config.log_format, "exchange-gateway") {
+    let _telemetry = match telemetry::init(config.log_format, "exchange-gateway") {
         Ok(guard) => guard,
         Err(err) => {
             eprintln!("error: {err}");
@@ -51,7 +51,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match app.run(agency_node::app::shutdown_signal()).await {
+    match app.run(exchange_service::shutdown::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");

@@ -44,8 +44,8 @@ pub use exchange_schema::limits::{page_size_of, resolve};
 /// by their text: parsing and validating one costs more than the rest of
 /// the gateway's planning. Only valid documents are kept; variables, limits
 /// and routing are still checked per request. Bounded as described in
-/// [`agency_node::graphql::documents`].
-pub type DocumentCache = agency_node::graphql::documents::DocumentCache<Valid<ExecutableDocument>>;
+/// [`exchange_service::documents`].
+pub type DocumentCache = exchange_service::documents::DocumentCache<Valid<ExecutableDocument>>;
 
 /// A checked operation, ready to plan.
 #[derive(Debug)]

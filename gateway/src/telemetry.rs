@@ -14,6 +14,7 @@
 //! subscriber), trace IDs still flow: they come from the incoming
 //! `traceparent` or are generated per operation.
 
+use exchange_service::config::LogFormat;
 use opentelemetry::trace::{
     SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState, TracerProvider as _,
 };
@@ -71,15 +72,15 @@ pub fn provider(service: &str) -> Result<SdkTracerProvider, TelemetryError> {
 /// Installs the global subscriber: log lines (`json` or `pretty`, filtered by
 /// `RUST_LOG`, default `info`) and the OpenTelemetry layer. Call once, from
 /// `main`.
-pub fn init(log_format: &str, service: &str) -> Result<TelemetryGuard, TelemetryError> {
+pub fn init(log_format: LogFormat, service: &str) -> Result<TelemetryGuard, TelemetryError> {
     let provider = provider(service)?;
     let tracer = provider.tracer("exchange-gateway");
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let otel = tracing_opentelemetry::layer().with_tracer(tracer);
     let registry = tracing_subscriber::registry().with(filter).with(otel);
     let _ = match log_format {
-        "pretty" => registry.with(tracing_subscriber::fmt::layer()).try_init(),
-        _ => registry
+        LogFormat::Pretty => registry.with(tracing_subscriber::fmt::layer()).try_init(),
+        LogFormat::Json => registry
             .with(tracing_subscriber::fmt::layer().json().flatten_event(true))
             .try_init(),
     };

@@ -377,7 +377,7 @@ impl TestFederation {
         let gateway_data_dir = dir.path().join("gateway");
         let mut config = GatewayConfig::new(&dev.path, &gateway_data_dir);
         config.listen = "127.0.0.1:0".parse().expect("address");
-        config.log_format = "pretty".into();
+        config.log_format = exchange_service::config::LogFormat::Pretty;
         config.nodes.timeout_ms = options.node_timeout_ms;
         config.nodes.connect_timeout_ms = options.node_timeout_ms.min(1_000);
         config.nodes.failure_threshold = options.failure_threshold;

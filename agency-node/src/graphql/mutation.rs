@@ -1,7 +1,7 @@
 //! Changes to the node's records. Each one checks who may make it (the
 //! owning agency, or the agency a referral was sent to), asks the policy
 //! engine, validates its input, and then writes the change together with its
-//! audit entry in one transaction ([`crate::audit::AuditLog::record`]).
+//! audit entry in one transaction ([`exchange_audit::AuditLog::record`]).
 //!
 //! Under an `Idempotency-Key` ([`crate::idempotency`]) each change also
 //! writes its key in that transaction, and a retry answers from the stored
@@ -188,7 +188,7 @@ impl Mutation {
         let written_key = key.clone();
         let updated = state
             .audit
-            .record(move |conn| {
+            .record::<_, crate::error::NodeError, _>(move |conn| {
                 Box::pin(async move {
                     let outcome = Outcome::Survivor { id: local.clone() };
                     idempotency::write(written_key.as_ref(), conn, &outcome).await?;
@@ -251,7 +251,7 @@ impl Mutation {
             check_text("notes", notes, crate::records::LONG_TEXT, true)?;
         }
         let now = exchange_schema::audit::now_millis();
-        let mut conn = state.db.acquire().await?;
+        let mut conn = crate::store::acquire(&state.db).await?;
         if !survivors::exists(&mut conn, gid.local())
             .await
             .map_err(NodeError::internal)?
@@ -404,7 +404,7 @@ impl Mutation {
         let written_key = key.clone();
         let outcome = state
             .audit
-            .record(move |conn| {
+            .record::<_, crate::error::NodeError, _>(move |conn| {
                 Box::pin(async move {
                     let written = Outcome::ConsentGrant { id: local.clone() };
                     idempotency::write(written_key.as_ref(), conn, &written).await?;
@@ -564,7 +564,7 @@ impl Mutation {
         let written_key = key.clone();
         let outcome = state
             .audit
-            .record(move |conn| {
+            .record::<_, crate::error::NodeError, _>(move |conn| {
                 Box::pin(async move {
                     let written = Outcome::BreakGlass {
                         id: stored.id.clone(),
@@ -760,7 +760,7 @@ async fn answer_referral(
     if let Some(note) = &note {
         check_text("note", note, crate::records::LONG_TEXT, true)?;
     }
-    let mut conn = state.db.acquire().await?;
+    let mut conn = crate::store::acquire(&state.db).await?;
     let record = referrals::get(&mut conn, gid.local())
         .await
         .map_err(NodeError::internal)?;
@@ -844,7 +844,7 @@ async fn answer_referral(
     let written_key = key.clone();
     let outcome = state
         .audit
-        .record(move |conn| {
+        .record::<_, crate::error::NodeError, _>(move |conn| {
             Box::pin(async move {
                 let written = Outcome::Referral { id: local.clone() };
                 idempotency::write(written_key.as_ref(), conn, &written).await?;
@@ -896,7 +896,7 @@ async fn replay_survivor(
     let Outcome::Survivor { id } = &outcome else {
         return Err(foreign_outcome(&outcome).into());
     };
-    let mut conn = state.db.pool().acquire().await?;
+    let mut conn = crate::store::acquire(&state.db).await?;
     let record = survivors::get(&mut conn, id)
         .await
         .map_err(NodeError::internal)?;
@@ -913,7 +913,7 @@ async fn replay_referral(state: &NodeState, outcome: Outcome) -> Result<Referral
     let Outcome::Referral { id } = &outcome else {
         return Err(foreign_outcome(&outcome).into());
     };
-    let mut conn = state.db.pool().acquire().await?;
+    let mut conn = crate::store::acquire(&state.db).await?;
     let record = referrals::get(&mut conn, id)
         .await
         .map_err(NodeError::internal)?
@@ -929,7 +929,7 @@ async fn replay_grant(state: &NodeState, outcome: Outcome) -> Result<ConsentGran
     let Outcome::ConsentGrant { id } = &outcome else {
         return Err(foreign_outcome(&outcome).into());
     };
-    let mut conn = state.db.pool().acquire().await?;
+    let mut conn = crate::store::acquire(&state.db).await?;
     let grant = grants::get(&mut conn, id)
         .await
         .map_err(NodeError::internal)?

@@ -10,11 +10,11 @@ use time::OffsetDateTime;
 
 use super::types::{AuditEntry, ConsentGrant, NodeAgency, Referral, Survivor};
 use super::{caller, decode_cursor, encode_cursor, page_size, selected_categories, state};
-use crate::audit::read::{AuditFilter, entries};
 use crate::disclosure::disclose;
 use crate::error::NodeError;
 use crate::store::referrals::Direction;
 use crate::store::{grants, referrals, survivors, to_ms};
+use exchange_audit::read::{AuditFilter, entries};
 
 pub struct Query;
 
@@ -90,7 +90,7 @@ impl Query {
                 .await
                 .into());
         }
-        let mut conn = state.db.acquire().await?;
+        let mut conn = crate::store::acquire(&state.db).await?;
         let mut rows = survivors::page(&mut conn, after, limit + 1)
             .await
             .map_err(NodeError::internal)?;
@@ -117,7 +117,7 @@ impl Query {
         let (state, caller) = (state(ctx), caller(ctx)?);
         caller.purpose()?;
         let gid = state.local_id(&id)?;
-        let mut conn = state.db.acquire().await?;
+        let mut conn = crate::store::acquire(&state.db).await?;
         let record = referrals::get(&mut conn, gid.local())
             .await
             .map_err(NodeError::internal)?;
@@ -166,7 +166,7 @@ impl Query {
             ReferralDirection::Outgoing => Direction::Outgoing,
             ReferralDirection::All => Direction::Both,
         };
-        let mut conn = state.db.acquire().await?;
+        let mut conn = crate::store::acquire(&state.db).await?;
         let mut rows = referrals::page(
             &mut conn,
             &caller.principal.agency,
@@ -223,7 +223,7 @@ impl Query {
                 .await
                 .into());
         }
-        let mut conn = state.db.acquire().await?;
+        let mut conn = crate::store::acquire(&state.db).await?;
         if !survivors::exists(&mut conn, gid.local())
             .await
             .map_err(NodeError::internal)?
@@ -335,7 +335,7 @@ pub async fn survivor_by_id(ctx: &Context<'_>, id: &str) -> Result<Option<Surviv
     let (state, caller) = (state(ctx), caller(ctx)?);
     let purpose = caller.purpose()?;
     let gid: GlobalId = state.local_id(id)?;
-    let mut conn = state.db.acquire().await?;
+    let mut conn = crate::store::acquire(&state.db).await?;
     let record = survivors::get(&mut conn, gid.local())
         .await
         .map_err(NodeError::internal)?;

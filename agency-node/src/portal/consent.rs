@@ -374,7 +374,7 @@ pub(super) async fn give_consent(
     event.subject = Some(format!("{}:{}", node.agency, grant.id));
     event.disclosed = grant.categories.clone();
     node.audit
-        .record(move |conn| {
+        .record::<_, crate::error::NodeError, _>(move |conn| {
             Box::pin(async move {
                 grants::insert(conn, &grant)
                     .await
@@ -481,7 +481,7 @@ pub(super) async fn withdraw_consent(
     event.subject = Some(format!("{}:{}", node.agency, grant.id));
     event.withheld = crate::disclosure::revoked_categories(&grant.categories);
     node.audit
-        .record(move |conn| {
+        .record::<_, crate::error::NodeError, _>(move |conn| {
             Box::pin(async move {
                 if !grants::revoke(
                     conn,

@@ -208,7 +208,7 @@ pub async fn issue_keyed(
     event.survivor = Some(survivor.clone());
     state
         .audit
-        .record(move |conn| {
+        .record::<_, crate::error::NodeError, _>(move |conn| {
             Box::pin(async move {
                 let outcome = crate::idempotency::Outcome::ConsentCode {
                     survivor_id: credential.survivor_id.clone(),
@@ -322,7 +322,7 @@ pub async fn sign_in(
         let id = survivor_id.clone();
         state
             .audit
-            .record(move |conn| {
+            .record::<_, crate::error::NodeError, _>(move |conn| {
                 Box::pin(async move {
                     store::clear_failures(conn, &id)
                         .await
@@ -354,7 +354,7 @@ pub async fn sign_in(
     );
     let outcome = state
         .audit
-        .record(move |conn| {
+        .record::<_, crate::error::NodeError, _>(move |conn| {
             Box::pin(async move {
                 let failures = store::count_failure(conn, &id)
                     .await
@@ -393,7 +393,7 @@ pub async fn choose_pin(
     let id = survivor_id.to_owned();
     state
         .audit
-        .record(move |conn| {
+        .record::<_, crate::error::NodeError, _>(move |conn| {
             Box::pin(async move {
                 let set = store::set_pin(conn, &id, code_issued_at, &pin_hash)
                     .await

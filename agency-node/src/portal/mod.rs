@@ -16,7 +16,7 @@
 //!
 //! The survivor acting on their own record needs no policy decision: the
 //! node owns the record and the survivor is its subject. Everything the
-//! portal changes goes through [`crate::audit::AuditLog::record`] like any
+//! portal changes goes through [`exchange_audit::AuditLog::record`] like any
 //! other change, with `survivor` as the actor.
 
 mod consent;

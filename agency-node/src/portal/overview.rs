@@ -55,9 +55,9 @@ pub(super) async fn overview(
         .await
         .map_err(NodeError::internal)?;
     drop(conn);
-    let entries = crate::audit::read::entries(
+    let entries = exchange_audit::read::entries(
         &node.db,
-        &crate::audit::read::AuditFilter {
+        &exchange_audit::read::AuditFilter {
             survivor: Some(gid.to_string()),
             ..Default::default()
         },

@@ -2,7 +2,7 @@
 //! the node's data directory) or PostgreSQL (when given a `postgres://` URL),
 //! with a migration set for each and the same SQL for both.
 //!
-//! Every write happens inside [`crate::audit::AuditLog::record`] so that the
+//! Every write happens inside [`exchange_audit::AuditLog::record`] so that the
 //! change and its audit entry commit together. Functions here take a
 //! connection so they can run inside that transaction.
 //!
@@ -12,7 +12,6 @@
 pub mod break_glass;
 pub mod grants;
 pub mod portal;
-pub mod read_only;
 pub mod referrals;
 pub mod scratch;
 pub mod survivors;
@@ -21,138 +20,47 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor};
-use time::OffsetDateTime;
 
-/// Which database a node runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
+use exchange_service::db::Migrations;
+pub use exchange_service::db::{Backend, Db, from_ms, to_ms};
 
-impl Backend {
-    /// The backend a database URL names: `sqlite:...`, or `postgres://...`
-    /// (also spelled `postgresql://`); `None` for any other kind.
-    pub fn for_url(url: &str) -> Option<Self> {
-        if url.starts_with("sqlite:") {
-            Some(Self::Sqlite)
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Some(Self::Postgres)
-        } else {
-            None
-        }
-    }
-}
+static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-/// The node's database.
-#[derive(Clone, Debug)]
-pub struct Db {
-    pool: AnyPool,
-    backend: Backend,
-}
+/// The node's record tables (survivors, consent, referrals, break-glass,
+/// portal, idempotency keys); the audit log's come from
+/// [`exchange_audit::MIGRATIONS`].
+pub static MIGRATIONS: Migrations = Migrations {
+    name: "node records",
+    sqlite: &SQLITE,
+    postgres: &POSTGRES,
+};
 
-static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+/// The node's database file in its data directory.
+pub const DATABASE_FILE: &str = "node.db";
 
-impl Db {
-    /// Connects to `url` (`sqlite://path` or `postgres://...`) and applies
-    /// migrations; waits up to 10 s for a pooled connection.
-    pub async fn connect(url: &str) -> anyhow::Result<Self> {
-        Self::connect_with(url, Duration::from_secs(10)).await
-    }
-
-    /// As [`Db::connect`], waiting at most `acquire_timeout` for a pooled
-    /// connection: while the database cannot be reached (restarting,
-    /// unreachable) a request fails after this long instead of hanging.
-    pub async fn connect_with(url: &str, acquire_timeout: Duration) -> anyhow::Result<Self> {
-        sqlx::any::install_default_drivers();
-        let Some(backend) = Backend::for_url(url) else {
-            anyhow::bail!("database URL must start with sqlite: or postgres://");
-        };
-        let options = AnyConnectOptions::from_str(url).context("parsing the database URL")?;
-        let pool = AnyPoolOptions::new()
-            .max_connections(match backend {
-                Backend::Sqlite => 8,
-                Backend::Postgres => 16,
-            })
-            .acquire_timeout(acquire_timeout)
-            // A SQLite file cannot drop a connection, so checking each one
-            // before use only costs a round trip to its worker thread on
-            // every acquire. PostgreSQL connections can break; keep the check.
-            .test_before_acquire(backend == Backend::Postgres)
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        conn.execute("PRAGMA foreign_keys = ON").await?;
-                        conn.execute("PRAGMA busy_timeout = 10000").await?;
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute("PRAGMA synchronous = FULL").await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect_with(options)
-            .await
-            .context("connecting to the database")?;
-        let db = Self { pool, backend };
-        db.migrate().await?;
-        Ok(db)
-    }
-
-    async fn migrate(&self) -> anyhow::Result<()> {
-        let migrator = match self.backend {
-            Backend::Sqlite => &SQLITE_MIGRATIONS,
-            Backend::Postgres => &POSTGRES_MIGRATIONS,
-        };
-        migrator
-            .run(&self.pool)
-            .await
-            .context("applying database migrations")
-    }
-
-    pub fn pool(&self) -> &AnyPool {
-        &self.pool
-    }
-
-    /// A pooled connection, or the request's error: a storage fault (the
-    /// database unreachable or restarting, no connection in time) is
-    /// `AUDIT_UNAVAILABLE`, never a message from the driver.
-    pub async fn acquire(
-        &self,
-    ) -> Result<sqlx::pool::PoolConnection<sqlx::Any>, crate::error::NodeError> {
-        Ok(self.pool.acquire().await?)
-    }
-
-    pub fn backend(&self) -> Backend {
-        self.backend
-    }
-
-    /// Whether the database answers; used by `/readyz`.
-    pub async fn ping(&self) -> bool {
-        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
-    }
-
-    pub async fn close(&self) {
-        self.pool.close().await;
-    }
-}
-
-/// The SQLite URL of the database file in a data directory.
+/// The SQLite URL of the node's database in a data directory.
 pub fn sqlite_url(data_dir: &std::path::Path) -> String {
-    format!("sqlite://{}?mode=rwc", data_dir.join("node.db").display())
+    exchange_service::db::sqlite_url(data_dir, DATABASE_FILE)
 }
 
-/// Unix milliseconds of a time, as stored.
-pub fn to_ms(at: OffsetDateTime) -> i64 {
-    (at.unix_timestamp_nanos() / 1_000_000) as i64
+/// Connects to the node's database and applies its migrations (records
+/// first, then the audit log's), waiting at most `acquire_timeout` for a
+/// pooled connection.
+pub async fn open(url: &str, acquire_timeout: Duration) -> anyhow::Result<Db> {
+    let db = Db::connect_with(url, acquire_timeout).await?;
+    db.migrate(&MIGRATIONS).await?;
+    db.migrate(&exchange_audit::MIGRATIONS).await?;
+    Ok(db)
 }
 
-/// The time a stored Unix-millisecond value stands for.
-pub fn from_ms(ms: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+/// A pooled connection, or the request's error: a storage fault (the
+/// database unreachable or restarting, no connection in time) is
+/// `AUDIT_UNAVAILABLE`, never a message from the driver.
+pub async fn acquire(
+    db: &Db,
+) -> Result<sqlx::pool::PoolConnection<sqlx::Any>, crate::error::NodeError> {
+    Ok(db.pool().acquire().await?)
 }
 
 /// `$first, $first+1, ...` placeholders for an `IN (...)` list.

@@ -366,7 +366,7 @@ async fn rewrite_and_re_sign(node: &TestNode, from: i64) {
         heads.insert(seq, hash);
         prev = hash;
     }
-    let key = agency_node::app::load_or_generate_node_key(&node.data_dir).unwrap();
+    let key = exchange_audit::keys::load_or_generate_signing_key(&node.data_dir).unwrap();
     let seqs: Vec<i64> = sqlx::query("SELECT seq FROM audit_checkpoints ORDER BY seq")
         .fetch_all(db.pool())
         .await

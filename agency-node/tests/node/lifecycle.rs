@@ -161,7 +161,7 @@ async fn sigterm_stops_the_node_cleanly_and_a_second_start_reuses_its_data_and_k
         ),
     )
     .unwrap();
-    let key_file = data_dir.join(agency_node::app::NODE_KEY_FILE);
+    let key_file = data_dir.join(exchange_audit::keys::SIGNING_KEY_FILE);
 
     let first = serve(&config, port).await;
     knock(port).await;
@@ -215,4 +215,44 @@ async fn audit_entry_count(db: &agency_node::store::Db) -> i64 {
         .await
         .unwrap()
         .get::<i64, _>("n")
+}
+
+/// A database whose node migration was applied with other contents (as one
+/// created before the audit log had migrations of its own) is refused at
+/// start, saying which migration set differs and what to do; the node's
+/// records and log in it are left as they were.
+#[tokio::test]
+async fn a_database_of_an_incompatible_layout_is_refused_at_start() {
+    let mut node = TestNode::start(Backend::Sqlite).await;
+    node.register_full_survivor("Layout").await;
+    node.stop().await;
+    let db = agency_node::store::Db::connect(&node.database_url)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE _sqlx_migrations SET checksum = X'00' WHERE version = 1")
+        .execute(db.pool())
+        .await
+        .unwrap();
+    let entries = audit_entry_count(&db).await;
+    db.close().await;
+
+    let config: agency_node::NodeConfig = toml::from_str(&format!(
+        "agency = \"{OWNER}\"\nfederation = \"{}\"\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n",
+        node.federation_path().display(),
+        node.data_dir.display()
+    ))
+    .unwrap();
+    let err = match agency_node::Application::build(config).await {
+        Ok(_) => panic!("a node started on a database of another layout"),
+        Err(err) => format!("{err:#}"),
+    };
+    assert!(
+        err.contains("created by an earlier, incompatible layout")
+            && err.contains("node records migration 1"),
+        "{err}"
+    );
+    let db = agency_node::store::Db::connect(&node.database_url)
+        .await
+        .unwrap();
+    assert_eq!(audit_entry_count(&db).await, entries, "nothing was written");
 }

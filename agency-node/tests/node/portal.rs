@@ -306,7 +306,7 @@ async fn a_survivor_grants_and_withdraws_consent_and_sees_who_looked(backend: Ba
 
     // Both receipts download, verify against the node's key, and say what
     // happened; an altered receipt fails `receipt verify`.
-    let key = agency_node::app::node_public_key_hex(&node.data_dir).unwrap();
+    let key = exchange_audit::keys::public_key_hex(&node.data_dir).unwrap();
     for (id, event) in [(&given_receipt, "GIVEN"), (&withdrawn_receipt, "WITHDRAWN")] {
         let page = browser.get(&format!("/receipts/{id}")).await;
         assert_eq!(page.status, StatusCode::OK);

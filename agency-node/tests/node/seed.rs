@@ -3,9 +3,9 @@
 //! grant its consent receipt, the log verifies, and a second seed of a node
 //! that has data adds nothing.
 
-use agency_node::audit::verify::{VerifyOptions, verify_database};
 use agency_node::seed::seed_demo;
 use agency_node::state::Caller;
+use exchange_audit::verify::{VerifyOptions, verify_database};
 use exchange_schema::{AgencyId, AuditKind, Purpose};
 use serde_json::json;
 

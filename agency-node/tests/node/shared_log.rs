@@ -9,9 +9,9 @@
 //! HTTP 500s of the gateway benchmark, which ran two gateways on one data
 //! directory).
 
-use agency_node::app::load_or_generate_node_key;
-use agency_node::audit::{AuditLog, AuditOptions};
 use agency_node::store::Db;
+use exchange_audit::keys::load_or_generate_signing_key;
+use exchange_audit::{AuditLog, AuditOptions};
 use exchange_schema::{AuditEvent, AuditKind, Decision};
 
 use crate::common::*;
@@ -40,7 +40,7 @@ async fn requests_succeed_while_another_process_appends(backend: Backend) {
     // second process started on the same data directory would be.
     let other = AuditLog::open(
         Db::connect(&node.database_url).await.unwrap(),
-        std::sync::Arc::new(load_or_generate_node_key(&node.data_dir).unwrap()),
+        std::sync::Arc::new(load_or_generate_signing_key(&node.data_dir).unwrap()),
         AuditOptions::new(OWNER),
     )
     .await
@@ -117,7 +117,7 @@ async fn no_other_writer_appends_while_the_retry_holds_the_log_lock(backend: Bac
     };
     sqlx::query(give_up).execute(&mut other).await.unwrap();
 
-    let mut tx = agency_node::audit::begin_append(&mut holder, db.backend())
+    let mut tx = exchange_audit::begin_append(&mut holder, db.backend())
         .await
         .unwrap();
     let head: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) AS head FROM audit_log")

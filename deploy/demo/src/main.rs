@@ -107,7 +107,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    agency_node::telemetry::init("pretty");
+    agency_node::telemetry::init(agency_node::config::LogFormat::Pretty);
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     match run(Cli::parse()).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -186,7 +186,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let client = pki.identity("gateway", &["gateway.demo".into()], false, true)?;
     let mut config = GatewayConfig::new(&federation.path, dir.join("gateway"));
     config.listen = format!("127.0.0.1:{}", cli.port).parse()?;
-    config.log_format = "pretty".into();
+    config.log_format = agency_node::config::LogFormat::Pretty;
     config.tls = Some(ClientTlsConfig {
         cert_file: client.cert_file,
         key_file: client.key_file,

@@ -1,10 +1,11 @@
 //! The gateway's own audit log: one entry per federated operation (who,
 //! purpose, which nodes were asked; a second one naming the nodes that
 //! failed, if any did), chained and signed, verified by the same code as
-//! `agency-node audit verify --data-dir`.
+//! `exchange-audit verify --data-dir`. Its database holds the audit log's
+//! tables only.
 
-use agency_node::audit::verify::{VerifyOptions, verify_database};
 use agency_node::store::Db;
+use exchange_audit::verify::{VerifyOptions, verify_database};
 use exchange_e2e::{CLINIC, Options, SHELTER, TestFederation, fresh_postgres_database};
 use exchange_schema::{AuditKind, Decision, Purpose};
 use serde_json::json;
@@ -32,7 +33,7 @@ async fn every_federated_operation_is_audited_in(database_url: Option<String>) {
     if let Some(url) = &database_url {
         assert_eq!(&fed.gateway_database_url, url);
         assert!(
-            !fed.gateway_data_dir.join("node.db").exists(),
+            !fed.gateway_data_dir.join("gateway.db").exists(),
             "no SQLite log beside the PostgreSQL one"
         );
     }
@@ -110,6 +111,33 @@ async fn every_federated_operation_is_audited_in(database_url: Option<String>) {
     assert_eq!(
         report.signed_through, report.last_seq,
         "a final checkpoint covers the whole log"
+    );
+
+    // The gateway's database holds its audit log and nothing of a node's.
+    let tables: Vec<String> = sqlx::query_scalar(match db.backend() {
+        exchange_service::db::Backend::Sqlite => {
+            "SELECT name FROM sqlite_master WHERE type = 'table' \
+             AND name NOT LIKE 'sqlite_%' ORDER BY name"
+        }
+        exchange_service::db::Backend::Postgres => {
+            "SELECT CAST(table_name AS TEXT) FROM information_schema.tables \
+             WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' \
+             ORDER BY table_name"
+        }
+    })
+    .fetch_all(db.pool())
+    .await
+    .expect("table names");
+    assert_eq!(
+        tables,
+        [
+            "_sqlx_migrations",
+            "audit_checkpoints",
+            "audit_head",
+            "audit_log",
+            "storage_probe"
+        ],
+        "only the audit log's tables"
     );
 }
 

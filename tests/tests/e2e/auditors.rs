@@ -6,10 +6,10 @@
 
 use std::collections::BTreeMap;
 
-use agency_node::audit::verify::{
+use agency_node::store::Db;
+use exchange_audit::verify::{
     VerifyFailure, VerifyOptions, load_checkpoints, verify_database, verify_file,
 };
-use agency_node::store::Db;
 use exchange_e2e::{CLINIC, LEGAL, NODE_AGENCIES, OVERSIGHT, Options, SHELTER, TestFederation};
 use exchange_schema::audit::{AuditEvent, Checkpoint, chain_hash_event};
 use exchange_schema::{AuditKind, Decision, Purpose, Role};
@@ -556,7 +556,7 @@ async fn rewrite_and_re_sign(fed: &TestFederation, agency: &str, from: i64) {
         heads.insert(seq, hash);
         prev = hash;
     }
-    let key = agency_node::app::load_or_generate_node_key(&node.data_dir).unwrap();
+    let key = exchange_audit::keys::load_or_generate_signing_key(&node.data_dir).unwrap();
     let seqs: Vec<i64> = sqlx::query("SELECT seq FROM audit_checkpoints ORDER BY seq")
         .fetch_all(db.pool())
         .await

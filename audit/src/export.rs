@@ -58,9 +58,9 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use time::format_description::well_known::Rfc3339;
 
-use super::read::AuditFilter;
-use super::verify::{PAGE_ROWS, text_digest};
-use crate::store::{Db, to_ms};
+use crate::read::AuditFilter;
+use crate::verify::{PAGE_ROWS, text_digest};
+use exchange_service::db::{Db, to_ms};
 
 /// The `format` of a JSON Lines export.
 pub const EXPORT_FORMAT: &str = "exchange-audit-export-v1";
@@ -521,7 +521,7 @@ pub fn csv_cell(value: &str) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::verify::tests::{event, fixture};
+    use crate::verify::tests::{event, fixture};
 
     const LOG: &str = "shelter-north";
 

@@ -62,7 +62,7 @@ use serde::Deserialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::store::{Db, to_ms};
+use exchange_service::db::{Db, to_ms};
 
 use super::export::{BUNDLE_FORMAT, EXPORT_FORMAT};
 
@@ -924,10 +924,10 @@ pub async fn verify_database(db: &Db, opts: &VerifyOptions) -> Result<VerifyRepo
 /// before the signed head existed has no such table, or no row: `None`.
 async fn signed_head(db: &Db) -> Result<Option<Checkpoint>, VerifyFailure> {
     let table = sqlx::query(match db.backend() {
-        crate::store::Backend::Sqlite => {
+        exchange_service::db::Backend::Sqlite => {
             "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'audit_head'"
         }
-        crate::store::Backend::Postgres => {
+        exchange_service::db::Backend::Postgres => {
             "SELECT COUNT(*) AS n FROM information_schema.tables \
              WHERE table_schema = current_schema() AND table_name = 'audit_head'"
         }
@@ -1515,9 +1515,9 @@ pub(crate) mod tests {
     use tempfile::TempDir;
 
     use super::*;
-    use crate::audit::export::{export_checkpoints, export_jsonl};
-    use crate::audit::read::AuditFilter;
-    use crate::audit::{AuditLog, AuditOptions};
+    use crate::export::{export_checkpoints, export_jsonl};
+    use crate::read::AuditFilter;
+    use crate::{AuditLog, AuditOptions};
 
     const LOG: &str = "shelter-north";
     const ENTRIES: u64 = 20;
@@ -1572,6 +1572,7 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("node.db").display());
         let db = Db::connect(&url).await.unwrap();
+        db.migrate(&crate::MIGRATIONS).await.unwrap();
         let key = new_key();
         let options = AuditOptions {
             checkpoint_every: 5,
@@ -2197,6 +2198,7 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("node.db").display());
         let db = Db::connect(&url).await.unwrap();
+        db.migrate(&crate::MIGRATIONS).await.unwrap();
         let options = AuditOptions {
             checkpoint_every: 1000,
             ..AuditOptions::new(LOG)
@@ -2601,7 +2603,7 @@ pub(crate) mod tests {
 
     fn bundle(sections: &[(&str, &[String])]) -> Vec<String> {
         let logs: Vec<String> = sections.iter().map(|(id, _)| (*id).to_owned()).collect();
-        let mut lines = vec![crate::audit::export::bundle_line(&logs)];
+        let mut lines = vec![crate::export::bundle_line(&logs)];
         for (_, section) in sections {
             lines.extend(section.iter().cloned());
         }

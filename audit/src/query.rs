@@ -22,10 +22,10 @@ use exchange_schema::{AgencyId, Decision, ErrorCode, GlobalId, Purpose};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::read::AuditFilter;
+use crate::read::AuditFilter;
 
 /// The two export forms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum ExportFormat {
     /// JSON Lines with checkpoints: verifiable with `audit verify --export`.
     #[default]

@@ -14,7 +14,7 @@ use std::fmt;
 
 use sqlx::Row as _;
 
-use crate::store::{Backend, Db};
+use exchange_service::db::{Backend, Db};
 
 /// The tables a node's or gateway's audit log lives in.
 pub const AUDIT_TABLES: [&str; 2] = ["audit_log", "audit_checkpoints"];
@@ -198,7 +198,7 @@ mod tests {
     /// silent one does not.
     #[test]
     fn a_sqlite_trigger_guards_only_when_it_always_raises() {
-        let migration = include_str!("../../../migrations/sqlite/0001_initial.sql");
+        let migration = include_str!("../../migrations/sqlite/1001_audit_log.sql");
         let found: Vec<GuardedChange> = migration
             .split("CREATE TRIGGER")
             .skip(1)

@@ -24,10 +24,10 @@ use axum::response::{IntoResponse, Response};
 use exchange_policies::{Action, ActionTarget};
 use exchange_schema::{AuditKind, Decision, ErrorCode, GlobalId};
 
-use super::export::{export_checkpoints_after, export_csv, export_jsonl};
-use super::query::{ExportFormat, ExportQuery};
 use crate::error::NodeError;
 use crate::http::{HttpState, authenticate, error_response, trace_id};
+use exchange_audit::export::{export_checkpoints_after, export_csv, export_jsonl};
+use exchange_audit::query::{ExportFormat, ExportQuery};
 
 /// The HTTP status that goes with a stable code.
 pub fn status_of(code: ErrorCode) -> StatusCode {
@@ -87,7 +87,7 @@ pub async fn export(
         .authorize(&caller, purpose, Action::ReadAuditLog, target, None)
         .await
     {
-        return node_error(err);
+        return node_error(err.into());
     }
 
     // Sign the head first, so the whole export is covered by a checkpoint.
@@ -128,7 +128,7 @@ pub async fn export(
         .map(|r| format!("filter: {}", r.chars().take(500).collect::<String>()));
     event.policy_set = Some(node.policies.set_hash().to_owned());
     if let Err(err) = node.audit.append(event).await {
-        return node_error(err);
+        return node_error(err.into());
     }
 
     let disposition = format!(

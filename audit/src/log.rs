@@ -1,4 +1,5 @@
-//! The node's append-only, tamper-evident audit log.
+//! The writer of a node's (or the gateway's) append-only, tamper-evident
+//! audit log.
 //!
 //! Every entry is chained to its predecessor with
 //! [`exchange_schema::audit::chain_hash`]. Two kinds of signature cover it:
@@ -23,7 +24,7 @@
 //! holding its entry committed. When the storage fails (disk full, I/O
 //! error, read-only or locked database, PostgreSQL restarted or its backend
 //! terminated) or does not confirm within `timeout`, the caller gets
-//! [`NodeError::AuditUnavailable`] and discloses nothing. A connection is
+//! [`AuditError::Unavailable`] and discloses nothing. A connection is
 //! reused only after its transaction ended cleanly: after any failure it is
 //! closed, never handed back to the pool. (The cause of disclosures without
 //! entries under a full disk was exactly such a connection: a rollback that
@@ -41,24 +42,20 @@
 //! appends to the same chain. Each write transaction takes the log's write
 //! lock first and chains its entries to the stored head read inside it.
 
-pub mod endpoints;
-pub mod export;
-pub mod query;
-pub mod verify;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::signature::Ed25519KeyPair;
-use exchange_schema::audit::{AuditEntry, ChainHash, Checkpoint, GENESIS, chain_hash_event};
+use exchange_schema::audit::{ChainHash, Checkpoint, GENESIS, chain_hash_event};
 use exchange_schema::{AuditEvent, Decision};
 use futures::future::BoxFuture;
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, Connection, Row};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use crate::error::NodeError;
-use crate::store::{Backend, Db, to_ms};
+use exchange_service::db::{Backend, Db, to_ms};
+
+use crate::AuditError;
 
 /// How the log groups, signs and waits.
 #[derive(Debug, Clone)]
@@ -125,7 +122,14 @@ pub struct AuditLog {
 
 /// A change to run in the same transaction as its audit entry: it returns
 /// its result and the event that describes it.
-pub type Change<'c, T> = BoxFuture<'c, Result<(T, AuditEvent), NodeError>>;
+pub type Change<'c, T, E> = BoxFuture<'c, Result<(T, AuditEvent), E>>;
+
+/// The error of a change run with [`AuditLog::record`]: the log's own
+/// failures convert into it, and it says whether it is a storage fault
+/// (which makes `/readyz` not-ready like a failed append).
+pub trait ChangeError: From<AuditError> {
+    fn is_audit_unavailable(&self) -> bool;
+}
 
 impl AuditLog {
     /// Opens the log: reads the head and starts the group-commit writer and
@@ -161,7 +165,7 @@ impl AuditLog {
     }
 
     /// Appends an event on its own; returns its sequence number once durable.
-    pub async fn append(&self, event: AuditEvent) -> Result<u64, NodeError> {
+    pub async fn append(&self, event: AuditEvent) -> Result<u64, AuditError> {
         let (done, wait) = oneshot::channel();
         let queued = async {
             self.queue
@@ -180,7 +184,7 @@ impl AuditLog {
     }
 
     /// Appends many events and waits until all are durable.
-    pub async fn append_all(&self, events: Vec<AuditEvent>) -> Result<(), NodeError> {
+    pub async fn append_all(&self, events: Vec<AuditEvent>) -> Result<(), AuditError> {
         let queued = async {
             let mut waits = Vec::with_capacity(events.len());
             for event in events {
@@ -209,12 +213,13 @@ impl AuditLog {
     /// If the change fails, nothing is written and the error is returned; a
     /// refused change should be audited by the caller with [`Self::append`].
     /// A storage failure (or no confirmation within the timeout) is
-    /// [`NodeError::AuditUnavailable`]; the change may then still have been
+    /// [`AuditError::Unavailable`]; the change may then still have been
     /// committed if only its confirmation was lost, which is what
     /// idempotency keys are for.
-    pub async fn record<T, F>(&self, change: F) -> Result<T, NodeError>
+    pub async fn record<T, E, F>(&self, change: F) -> Result<T, E>
     where
-        F: for<'c> FnOnce(&'c mut AnyConnection) -> Change<'c, T>,
+        E: ChangeError,
+        F: for<'c> FnOnce(&'c mut AnyConnection) -> Change<'c, T, E>,
     {
         let inner = &self.inner;
         let limit = inner.options.timeout;
@@ -223,17 +228,17 @@ impl AuditLog {
             .map_err(|_| inner.unavailable("the audit log stayed busy"))?;
         let mut conn = match tokio::time::timeout(limit, WriteConnection::pooled(&inner.db)).await {
             Ok(Ok(conn)) => conn,
-            Ok(Err(err)) => return Err(inner.storage_failed(err)),
-            Err(_) => return Err(inner.unavailable("no database connection in time")),
+            Ok(Err(err)) => return Err(inner.storage_failed(err).into()),
+            Err(_) => return Err(inner.unavailable("no database connection in time").into()),
         };
         let mut tx = match begin_append(conn.connection(), inner.db.backend()).await {
             Ok(tx) => tx,
-            Err(err) => return Err(inner.storage_failed(err)),
+            Err(err) => return Err(inner.storage_failed(err).into()),
         };
         // A failed change leaves `conn` to be closed on drop, whatever state
         // the failure left it in.
         let (value, event) = change(&mut tx).await.inspect_err(|err| {
-            if matches!(err, NodeError::AuditUnavailable(_)) {
+            if err.is_audit_unavailable() {
                 inner.write_failed();
             }
         })?;
@@ -242,7 +247,7 @@ impl AuditLog {
             // chain the entry to the stored head, read under the write lock.
             adopt_stored_head(&mut tx, &mut chain).await?;
             let seq = chain.seq + 1;
-            let row = EntryRow::new(seq, &chain.head, &event).map_err(anyhow_of)?;
+            let row = EntryRow::new(seq, &chain.head, &event)?;
             let head = row.hash;
             insert_rows(&mut tx, vec![row]).await?;
             write_signed_head(&mut tx, inner, seq, &head).await?;
@@ -346,15 +351,15 @@ impl Inner {
     }
 
     /// The refusal for a request whose entry could not be made durable.
-    fn unavailable(&self, why: &'static str) -> NodeError {
+    fn unavailable(&self, why: &'static str) -> AuditError {
         self.write_failed();
-        NodeError::AuditUnavailable(anyhow::anyhow!(why))
+        AuditError::Unavailable(anyhow::anyhow!(why))
     }
 
     /// The refusal for a write that failed in the database (logged).
-    fn storage_failed(&self, err: impl Into<anyhow::Error>) -> NodeError {
+    fn storage_failed(&self, err: impl Into<anyhow::Error>) -> AuditError {
         self.write_failed();
-        NodeError::AuditUnavailable(err.into())
+        AuditError::Unavailable(err.into())
     }
 
     async fn maybe_checkpoint(&self, chain: &mut ChainState, force: bool) {
@@ -513,7 +518,7 @@ struct EntryRow {
 }
 
 impl EntryRow {
-    fn new(seq: u64, prev: &ChainHash, event: &AuditEvent) -> Result<Self, NodeError> {
+    fn new(seq: u64, prev: &ChainHash, event: &AuditEvent) -> anyhow::Result<Self> {
         Ok(Self {
             seq: seq as i64,
             at: to_ms(event.at),
@@ -523,7 +528,7 @@ impl EntryRow {
             purpose: event.purpose.map(|p| p.as_str()),
             decision: decision_str(event.decision),
             break_glass: i64::from(event.break_glass),
-            event: String::from_utf8(event.canonical_bytes()).map_err(NodeError::internal)?,
+            event: String::from_utf8(event.canonical_bytes())?,
             prev: *prev,
             hash: chain_hash_event(prev, seq, event),
         })
@@ -545,17 +550,6 @@ impl EntryRow {
             .bind(self.event)
             .bind(hex::encode(self.prev))
             .bind(hex::encode(self.hash))
-    }
-}
-
-/// An entry that could not be built, as the writer's error. Keeps the
-/// source error as it is: formatting it here (with `{:?}`) would resolve its
-/// backtrace, and symbolising costs the process some hundred megabytes of
-/// debug info.
-fn anyhow_of(err: NodeError) -> anyhow::Error {
-    match err {
-        NodeError::Internal(source) | NodeError::AuditUnavailable(source) => source,
-        other => anyhow::anyhow!(other.message()),
     }
 }
 
@@ -745,7 +739,7 @@ fn chain_rows(chain: &ChainState, batch: &[Pending]) -> anyhow::Result<(Vec<Entr
     let mut head = chain.head;
     let mut rows = Vec::with_capacity(batch.len());
     for (i, pending) in batch.iter().enumerate() {
-        let row = EntryRow::new(first + i as u64, &head, &pending.event).map_err(anyhow_of)?;
+        let row = EntryRow::new(first + i as u64, &head, &pending.event)?;
         head = row.hash;
         rows.push(row);
     }
@@ -783,99 +777,6 @@ async fn checkpoint_timer(inner: std::sync::Weak<Inner>) {
         let Some(inner) = inner.upgrade() else { return };
         let mut chain = inner.chain.lock().await;
         inner.maybe_checkpoint(&mut chain, true).await;
-    }
-}
-
-/// Reads entries of a live log for auditors, newest first.
-pub mod read {
-    use super::*;
-    use exchange_schema::{AgencyId, Purpose};
-    use time::OffsetDateTime;
-
-    /// What an auditor filters the log by.
-    #[derive(Debug, Clone, Default)]
-    pub struct AuditFilter {
-        pub actor_agency: Option<AgencyId>,
-        pub survivor: Option<String>,
-        pub purpose: Option<Purpose>,
-        pub decision: Option<Decision>,
-        pub break_glass: Option<bool>,
-        pub since: Option<OffsetDateTime>,
-        pub until: Option<OffsetDateTime>,
-        /// Only entries with `seq` below this (cursor).
-        pub before_seq: Option<u64>,
-    }
-
-    /// Entries matching `filter`, newest first, at most `limit`.
-    pub async fn entries(
-        db: &Db,
-        filter: &AuditFilter,
-        limit: i64,
-    ) -> anyhow::Result<Vec<AuditEntry>> {
-        let mut sql = String::from("SELECT seq, event, prev_hash, hash FROM audit_log WHERE 1 = 1");
-        let mut binds: Vec<Bind> = Vec::new();
-        let mut push = |sql: &mut String, clause: &str, bind: Bind| {
-            binds.push(bind);
-            sql.push_str(&format!(" AND {clause} ${}", binds.len()));
-        };
-        if let Some(agency) = &filter.actor_agency {
-            push(&mut sql, "actor_agency =", Bind::Text(agency.to_string()));
-        }
-        if let Some(survivor) = &filter.survivor {
-            push(&mut sql, "survivor =", Bind::Text(survivor.clone()));
-        }
-        if let Some(purpose) = filter.purpose {
-            push(
-                &mut sql,
-                "purpose =",
-                Bind::Text(purpose.as_str().to_owned()),
-            );
-        }
-        if let Some(decision) = filter.decision {
-            push(
-                &mut sql,
-                "decision =",
-                Bind::Text(decision_str(decision).to_owned()),
-            );
-        }
-        if let Some(flag) = filter.break_glass {
-            push(&mut sql, "break_glass =", Bind::Int(i64::from(flag)));
-        }
-        if let Some(since) = filter.since {
-            push(&mut sql, "at >=", Bind::Int(to_ms(since)));
-        }
-        if let Some(until) = filter.until {
-            push(&mut sql, "at <", Bind::Int(to_ms(until)));
-        }
-        if let Some(before) = filter.before_seq {
-            push(&mut sql, "seq <", Bind::Int(before as i64));
-        }
-        binds.push(Bind::Int(limit));
-        sql.push_str(&format!(" ORDER BY seq DESC LIMIT ${}", binds.len()));
-        let mut query = sqlx::query(&sql);
-        for bind in binds {
-            query = match bind {
-                Bind::Text(v) => query.bind(v),
-                Bind::Int(v) => query.bind(v),
-            };
-        }
-        let rows = query.fetch_all(db.pool()).await?;
-        rows.iter()
-            .map(|row| {
-                let event: String = row.try_get("event")?;
-                Ok(AuditEntry {
-                    seq: row.try_get::<i64, _>("seq")? as u64,
-                    event: serde_json::from_str(&event)?,
-                    prev_hash: row.try_get("prev_hash")?,
-                    hash: row.try_get("hash")?,
-                })
-            })
-            .collect()
-    }
-
-    enum Bind {
-        Text(String),
-        Int(i64),
     }
 }
 

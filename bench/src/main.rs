@@ -3,7 +3,7 @@
 //! ratios measured in one run).
 //!
 //! ```sh
-//! cargo run --release -p exchange-gateway --bin gateway-bench
+//! cargo run --release -p exchange-bench --bin gateway-bench
 //! ```
 //!
 //! It starts eight agency nodes in this process (plain HTTP on loopback, to
@@ -114,7 +114,10 @@ fn main() -> anyhow::Result<()> {
 
 /// Child mode: runs one gateway until standard input closes.
 async fn serve_gateway(config: &Path) -> anyhow::Result<()> {
-    let _telemetry = exchange_gateway::telemetry::init("json", "exchange-gateway-bench")?;
+    let _telemetry = exchange_gateway::telemetry::init(
+        exchange_service::config::LogFormat::Json,
+        "exchange-gateway-bench",
+    )?;
     let app = Application::build(GatewayConfig::load(Some(config))?).await?;
     println!("LISTENING {}", app.address());
     std::io::stdout().flush()?;

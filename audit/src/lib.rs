@@ -1,0 +1,43 @@
+//! The tamper-evident audit log an agency node and the gateway each keep.
+//!
+//! * [`AuditLog`] (`log`): the writer. Entries are chained by hash, written
+//!   in groups (group commit) or in the transaction of the change they
+//!   describe, covered by a signed head in that same transaction and by
+//!   signed checkpoints; a caller is answered only once its entry is
+//!   durable, otherwise it gets [`AuditError::Unavailable`].
+//! * [`keys`]: the log's Ed25519 signing key in the data directory.
+//! * [`read`] and [`query`]: auditors' filters over a live log.
+//! * [`export`]: JSON Lines (verifiable) and CSV exports.
+//! * [`verify`]: verification of a live database, an export file or a
+//!   federated bundle, against collected checkpoints.
+//! * [`cli`]: the `verify` and `export` commands, shared by the
+//!   `exchange-audit` binary and `agency-node audit`.
+//! * [`MIGRATIONS`]: the audit tables only, for either backend.
+
+pub mod cli;
+mod error;
+pub mod export;
+pub mod keys;
+mod log;
+pub mod query;
+pub mod read;
+pub mod verify;
+
+pub use error::AuditError;
+pub use log::{
+    AuditLog, AuditOptions, Change, ChangeError, begin_append, decision_str, signed_head,
+};
+
+use exchange_service::db::Migrations;
+
+static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The audit log's tables (`audit_log`, `audit_checkpoints`, `audit_head`,
+/// `storage_probe`, the `audit_signatures` view) and their append-only
+/// guards.
+pub static MIGRATIONS: Migrations = Migrations {
+    name: "audit log",
+    sqlite: &SQLITE,
+    postgres: &POSTGRES,
+};
