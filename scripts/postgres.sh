@@ -7,7 +7,7 @@
 # the machine's PostgreSQL cluster (installing Debian's package if it is
 # missing), creates the `exchange` role on first use, and removes scratch
 # databases that earlier runs left behind (a run that was killed cannot drop
-# its own; see agency_node::store::scratch).
+# its own; see exchange_test_kit::scratch).
 set -euo pipefail
 
 if [ -n "${EXCHANGE_TEST_POSTGRES_URL:-}" ]; then

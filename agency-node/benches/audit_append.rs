@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use agency_node::store::Db;
-use agency_node::store::scratch::ScratchDatabase;
+use exchange_test_kit::scratch::ScratchDatabase;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::Ed25519KeyPair;
 use exchange_audit::{AuditLog, AuditOptions};

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use agency_node::store::from_ms;
 use agency_node::store::referrals::{self, Direction, ReferralEvent, ReferralRecord};
-use agency_node::store::scratch::ScratchDatabase;
+use exchange_test_kit::scratch::ScratchDatabase;
 use agency_node::store::survivors::{self, SurvivorRecord};
 use exchange_schema::{AgencyId, ReferralStatus, ServiceKind, Urgency};
 use sqlx::AnyConnection;

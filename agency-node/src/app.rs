@@ -43,7 +43,7 @@ impl Application {
     /// trust list or an unreachable database.
     pub async fn build(config: NodeConfig) -> anyhow::Result<Self> {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        let agency = AgencyId::parse(&config.agency).context("config field `agency`")?;
+        let agency = config.agency.clone();
         let federation = Arc::new(Federation::load(&config.federation).with_context(|| {
             format!(
                 "loading the federation file {}",

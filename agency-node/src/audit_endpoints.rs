@@ -29,22 +29,10 @@ use crate::http::{HttpState, authenticate, error_response, trace_id};
 use exchange_audit::export::{export_checkpoints_after, export_csv, export_jsonl};
 use exchange_audit::query::{ExportFormat, ExportQuery};
 
-/// The HTTP status that goes with a stable code.
+/// The HTTP status that goes with a stable code (the one table in
+/// [`ErrorCode::http_status`]).
 pub fn status_of(code: ErrorCode) -> StatusCode {
-    match code {
-        ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
-        ErrorCode::Forbidden | ErrorCode::ConsentRequired => StatusCode::FORBIDDEN,
-        ErrorCode::NotFound => StatusCode::NOT_FOUND,
-        ErrorCode::Conflict | ErrorCode::IdempotencyKeyReused => StatusCode::CONFLICT,
-        ErrorCode::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-        ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        ErrorCode::NodeUnavailable => StatusCode::BAD_GATEWAY,
-        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        ErrorCode::PurposeRequired
-        | ErrorCode::JustificationRequired
-        | ErrorCode::BadUserInput
-        | ErrorCode::OperationTooComplex => StatusCode::BAD_REQUEST,
-    }
+    StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 fn node_error(error: NodeError) -> Response {

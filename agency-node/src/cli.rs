@@ -2,6 +2,7 @@
 //! log offline, print the subgraph SDL, and development helpers (a local
 //! identity provider that mints tokens).
 
+use exchange_service::output::{say, write_stdout};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -123,7 +124,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 let config = NodeConfig::load(file).context("no node configuration")?;
                 Ok(exchange_audit::cli::Configuration {
                     database_url: config.database_url(),
-                    log_id: config.agency,
+                    log_id: config.agency.to_string(),
                 })
             };
             exchange_audit::cli::run(command, &configured).await
@@ -144,7 +145,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
 fn dev_token(config: Option<&std::path::Path>, args: TokenArgs) -> anyhow::Result<ExitCode> {
     use exchange_trust::{DevIdentityProvider, Federation, FederationFile, TokenVerifier};
     let config = NodeConfig::load(config)?;
-    let agency = AgencyId::parse(args.agency.as_deref().unwrap_or(&config.agency))?;
+    let agency = match args.agency.as_deref() {
+        Some(raw) => AgencyId::parse(raw)?,
+        None => config.agency.clone(),
+    };
     let roles = args
         .roles
         .iter()
@@ -288,20 +292,3 @@ fn receipt_verify(args: ReceiptVerifyArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Writes `text` to standard output. A reader that went away (`... | head`)
-/// ends the output quietly instead of a panic; the exit status still tells
-/// the outcome.
-fn write_stdout(text: &str) {
-    use std::io::Write as _;
-    let mut out = std::io::stdout().lock();
-    if let Err(err) = out.write_all(text.as_bytes()).and_then(|()| out.flush())
-        && err.kind() != std::io::ErrorKind::BrokenPipe
-    {
-        eprintln!("writing to standard output: {err}");
-    }
-}
-
-/// Writes one line to standard output (see [`write_stdout`]).
-fn say(line: impl std::fmt::Display) {
-    write_stdout(&format!("{line}\n"));
-}

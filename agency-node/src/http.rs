@@ -19,12 +19,12 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use exchange_schema::{
-    AuditEvent, AuditKind, Decision, ErrorCode, JUSTIFICATION_HEADER, PURPOSE_HEADER, Purpose,
+    AuditEvent, AuditKind, Decision, ErrorCode, JUSTIFICATION_HEADER, PURPOSE_HEADER,
 };
 use serde_json::json;
 
 use crate::graphql::NodeSchema;
-use crate::records::check_text;
+use crate::audit_endpoints::status_of;
 use crate::state::{Caller, NodeState};
 
 /// What the HTTP handlers share.
@@ -175,7 +175,7 @@ async fn graphql(State(state): State<HttpState>, headers: HeaderMap, body: Body)
     ) {
         tracing::info!(code = %refusal.code(), "operation refused before it ran");
         return error_response(
-            StatusCode::BAD_REQUEST,
+            status_of(refusal.code()),
             refusal.code(),
             &refusal.to_string(),
         );
@@ -213,25 +213,15 @@ async fn graphql(State(state): State<HttpState>, headers: HeaderMap, body: Body)
                     .node
                     .deny(&caller, err, None, Some("idempotency key".into()))
                     .await;
-                let status = match err {
-                    crate::error::NodeError::IdempotencyKeyReused => StatusCode::CONFLICT,
-                    _ => StatusCode::INTERNAL_SERVER_ERROR,
-                };
-                return error_response(status, err.code(), &err.message());
+                return error_response(status_of(err.code()), err.code(), &err.message());
             }
             Err(err) => {
-                let status = match &err {
-                    crate::error::NodeError::AuditUnavailable(source) => {
-                        tracing::error!(error = ?source, "checking an idempotency key failed");
-                        StatusCode::SERVICE_UNAVAILABLE
-                    }
-                    crate::error::NodeError::Internal(source) => {
-                        tracing::error!(error = ?source, "checking an idempotency key failed");
-                        StatusCode::INTERNAL_SERVER_ERROR
-                    }
-                    _ => StatusCode::INTERNAL_SERVER_ERROR,
-                };
-                return error_response(status, err.code(), &err.message());
+                if let crate::error::NodeError::AuditUnavailable(source)
+                | crate::error::NodeError::Internal(source) = &err
+                {
+                    tracing::error!(error = ?source, "checking an idempotency key failed");
+                }
+                return error_response(status_of(err.code()), err.code(), &err.message());
             }
         }
         request = request.data(keyed);
@@ -328,43 +318,17 @@ pub async fn authenticate(
         }
     };
 
-    let purpose = match headers.get(PURPOSE_HEADER).map(|v| v.to_str()) {
-        None => None,
-        Some(Ok(raw)) => match raw.trim().parse::<Purpose>() {
-            Ok(p) => Some(p),
-            Err(err) => {
-                return Err(error_response(
-                    StatusCode::BAD_REQUEST,
-                    ErrorCode::BadUserInput,
-                    &err.to_string(),
-                ));
-            }
-        },
-        Some(Err(_)) => {
+    // The same rules as the gateway's: [`exchange_schema::headers`].
+    let header = |name: &str| headers.get(name).map(|v| v.as_bytes());
+    let (purpose, justification) = match exchange_schema::headers::purpose(header(PURPOSE_HEADER))
+        .and_then(|p| Ok((p, exchange_schema::headers::justification(header(JUSTIFICATION_HEADER))?)))
+    {
+        Ok(read) => read,
+        Err(err) => {
             return Err(error_response(
                 StatusCode::BAD_REQUEST,
                 ErrorCode::BadUserInput,
-                "the purpose header is not text",
-            ));
-        }
-    };
-    let justification = match headers.get(JUSTIFICATION_HEADER).map(|v| v.to_str()) {
-        None => None,
-        Some(Ok(raw)) => match check_text("justification", raw, 2000, false) {
-            Ok(()) => Some(raw.trim().to_owned()),
-            Err(err) => {
-                return Err(error_response(
-                    StatusCode::BAD_REQUEST,
-                    ErrorCode::BadUserInput,
-                    &err.message(),
-                ));
-            }
-        },
-        Some(Err(_)) => {
-            return Err(error_response(
-                StatusCode::BAD_REQUEST,
-                ErrorCode::BadUserInput,
-                "the justification header must be ASCII; percent-encode other text",
+                &err.to_string(),
             ));
         }
     };
@@ -377,20 +341,13 @@ pub async fn authenticate(
     })
 }
 
-/// The W3C trace ID of the request's `traceparent`, or a new random one.
+/// The W3C trace ID of the request's `traceparent` (read by the gateway's
+/// rules: [`exchange_schema::TraceContext`]), or a new random one.
 pub fn trace_id(headers: &HeaderMap) -> String {
-    let from_header = headers
-        .get("traceparent")
+    headers
+        .get(exchange_schema::TRACEPARENT_HEADER)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let parts: Vec<&str> = v.split('-').collect();
-            (parts.len() == 4
-                && parts[1].len() == 32
-                && parts[1]
-                    .bytes()
-                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-                && parts[1] != "00000000000000000000000000000000")
-                .then(|| parts[1].to_owned())
-        });
-    from_header.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
+        .and_then(exchange_schema::TraceContext::parse)
+        .map(|context| context.trace_id_hex())
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
 }

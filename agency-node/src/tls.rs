@@ -22,8 +22,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use rustls::pki_types::pem::PemObject as _;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
 use tokio::net::TcpListener;
 
@@ -46,60 +44,17 @@ pub struct TlsConfig {
     pub client_ca_file: PathBuf,
 }
 
-/// Why the TLS material could not be used.
-#[derive(Debug, thiserror::Error)]
-pub enum TlsError {
-    #[error("{path}: {message}")]
-    Material { path: PathBuf, message: String },
-    #[error("building the TLS configuration: {0}")]
-    Config(String),
-}
-
-fn material(path: &Path, message: impl ToString) -> TlsError {
-    TlsError::Material {
-        path: path.to_owned(),
-        message: message.to_string(),
-    }
-}
-
-fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let certs: Vec<_> = CertificateDer::pem_file_iter(path)
-        .map_err(|e| material(path, e))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| material(path, e))?;
-    if certs.is_empty() {
-        return Err(material(path, "no certificate in the file"));
-    }
-    Ok(certs)
-}
+pub use exchange_service::tls::TlsError;
 
 impl TlsConfig {
     /// The rustls server configuration: this certificate, client
     /// certificates required and checked against `client_ca_file`.
     pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let mut roots = rustls::RootCertStore::empty();
-        for ca in certs(&self.client_ca_file)? {
-            roots
-                .add(ca)
-                .map_err(|e| material(&self.client_ca_file, e))?;
-        }
-        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-            Arc::new(roots),
-            provider.clone(),
+        exchange_service::tls::server_config(
+            &self.cert_file,
+            &self.key_file,
+            &self.client_ca_file,
         )
-        .build()
-        .map_err(|e| TlsError::Config(e.to_string()))?;
-        let key = PrivateKeyDer::from_pem_file(&self.key_file)
-            .map_err(|e| material(&self.key_file, e))?;
-        let mut config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| TlsError::Config(e.to_string()))?
-            .with_client_cert_verifier(verifier)
-            .with_single_cert(certs(&self.cert_file)?, key)
-            .map_err(|e| TlsError::Config(e.to_string()))?;
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        Ok(Arc::new(config))
     }
 }
 
@@ -117,17 +72,7 @@ pub struct PortalTlsConfig {
 impl PortalTlsConfig {
     /// The rustls server configuration: this certificate, no client auth.
     pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let key = PrivateKeyDer::from_pem_file(&self.key_file)
-            .map_err(|e| material(&self.key_file, e))?;
-        let mut config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| TlsError::Config(e.to_string()))?
-            .with_no_client_auth()
-            .with_single_cert(certs(&self.cert_file)?, key)
-            .map_err(|e| TlsError::Config(e.to_string()))?;
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        Ok(Arc::new(config))
+        exchange_service::tls::server_config_without_client_auth(&self.cert_file, &self.key_file)
     }
 }
 

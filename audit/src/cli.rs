@@ -4,6 +4,7 @@
 //! log's name). Both only read: a database is opened read-only and never
 //! migrated, and a missing one is an error, never created.
 
+use exchange_service::output::{say, write_stdout};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -281,20 +282,3 @@ async fn audit_export(args: ExportArgs, configured: &Configured<'_>) -> anyhow::
     Ok(ExitCode::SUCCESS)
 }
 
-/// Writes `text` to standard output. A reader that went away (`... | head`)
-/// ends the output quietly instead of a panic; the exit status still tells
-/// the outcome.
-fn write_stdout(text: &str) {
-    use std::io::Write as _;
-    let mut out = std::io::stdout().lock();
-    if let Err(err) = out.write_all(text.as_bytes()).and_then(|()| out.flush())
-        && err.kind() != std::io::ErrorKind::BrokenPipe
-    {
-        eprintln!("writing to standard output: {err}");
-    }
-}
-
-/// Writes one line to standard output (see [`write_stdout`]).
-fn say(line: impl std::fmt::Display) {
-    write_stdout(&format!("{line}\n"));
-}

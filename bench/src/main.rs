@@ -509,11 +509,11 @@ async fn bench() -> anyhow::Result<()> {
     let mut shutdowns = Vec::new();
     for i in 0..NODES {
         let agency = agency_name(i);
-        let config: agency_node::NodeConfig = toml::from_str(&format!(
-            "agency = \"{agency}\"\nfederation = \"{}\"\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nlog_format = \"json\"\n",
-            dev.path.display(),
-            root.path().join(&agency).display()
-        ))?;
+        let config = agency_node::NodeConfig::new(
+            AgencyId::parse(&agency)?,
+            &dev.path,
+            &root.path().join(&agency),
+        );
         let app = agency_node::Application::build(config).await?;
         node_urls.push(format!("http://{}", app.address()));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

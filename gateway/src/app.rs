@@ -18,7 +18,7 @@ use exchange_audit::{AuditLog, AuditOptions};
 use exchange_service::db::Db;
 
 use crate::config::GatewayConfig;
-use crate::gateway::Gateway;
+use crate::pipeline::Gateway;
 use crate::http::{HttpState, router};
 use crate::nodes::Nodes;
 use crate::routing::FederationSchema;
@@ -37,6 +37,7 @@ pub struct Application {
     address: SocketAddr,
     router: axum::Router,
     gateway: Arc<Gateway>,
+    nodes: Arc<Nodes>,
     db: Db,
     checkpoints: Arc<crate::audit::CheckpointStore>,
     auditors: crate::config::AuditorsConfig,
@@ -58,7 +59,7 @@ impl Application {
         })?);
         let tls = match &config.tls {
             Some(tls) => Some(
-                crate::tls::client_config(&tls.cert_file, &tls.key_file, &tls.ca_file)
+                exchange_service::tls::client_config(&tls.cert_file, &tls.key_file, &tls.ca_file)
                     .context("loading the gateway's TLS client material")?,
             ),
             None => None,
@@ -96,7 +97,7 @@ impl Application {
             limits: config.limits.clone(),
             federation,
             verifier,
-            nodes,
+            transport: nodes.clone(),
             directory,
             audit,
             documents: crate::plan::DocumentCache::new(
@@ -110,6 +111,7 @@ impl Application {
         );
         let mut router = router(HttpState {
             gateway: gateway.clone(),
+            nodes: nodes.clone(),
             max_body_bytes: config.max_body_bytes,
             graphql_path: config.graphql_path.clone(),
             checkpoints: checkpoints.clone(),
@@ -144,6 +146,7 @@ impl Application {
             address,
             router,
             gateway,
+            nodes,
             db,
             checkpoints,
             auditors: config.auditors.clone(),
@@ -169,7 +172,7 @@ impl Application {
         tracing::info!(address = %self.address, "federation gateway listening");
         let collector = tokio::spawn(crate::audit::collect_periodically(
             self.checkpoints.clone(),
-            self.gateway.nodes.clone(),
+            self.nodes.clone(),
             self.auditors.clone(),
         ));
         let served = axum::serve(self.listener, self.router)

@@ -673,7 +673,7 @@ pub async fn collect_now(State(state): State<HttpState>, headers: HeaderMap) -> 
         |state, _, _| async move {
             let report = state
                 .checkpoints
-                .collect(&state.gateway.nodes, &state.auditors)
+                .collect(&state.nodes, &state.auditors)
                 .await;
             let detail = report
                 .iter()
@@ -720,7 +720,7 @@ pub async fn export(
                 Some(raw) => format!("/audit/export?{raw}"),
                 None => "/audit/export".to_owned(),
             };
-            let nodes = &state.gateway.nodes;
+            let nodes = &state.nodes;
             let agencies: Vec<AgencyId> = nodes.agencies().cloned().collect();
             let traceparent = trace.header();
             let calls = agencies.iter().map(|agency| {
@@ -807,7 +807,7 @@ fn node_part(
             let error = parsed.as_ref().and_then(|v| v.get("errors")?.get(0));
             let code = error
                 .and_then(|e| e.get("extensions")?.get("code")?.as_str())
-                .and_then(code_of);
+                .and_then(ErrorCode::parse);
             let message = error
                 .and_then(|e| e.get("message")?.as_str())
                 .unwrap_or("no reason given");
@@ -832,24 +832,6 @@ fn node_part(
     }
 }
 
-fn code_of(raw: &str) -> Option<ErrorCode> {
-    [
-        ErrorCode::Unauthenticated,
-        ErrorCode::Forbidden,
-        ErrorCode::ConsentRequired,
-        ErrorCode::PurposeRequired,
-        ErrorCode::JustificationRequired,
-        ErrorCode::NotFound,
-        ErrorCode::BadUserInput,
-        ErrorCode::Conflict,
-        ErrorCode::PayloadTooLarge,
-        ErrorCode::OperationTooComplex,
-        ErrorCode::NodeUnavailable,
-        ErrorCode::Internal,
-    ]
-    .into_iter()
-    .find(|code| code.as_str() == raw)
-}
 
 /// A CSV export without its header row (which holds no quoted line break).
 fn csv_rows(part: &[u8]) -> &[u8] {

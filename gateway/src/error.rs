@@ -56,14 +56,14 @@ impl RequestError {
         }
     }
 
+    /// The HTTP status: the code's, from the one table
+    /// ([`ErrorCode::http_status`]), except that a body that is not JSON is
+    /// `415 Unsupported Media Type`.
     pub fn status(&self) -> StatusCode {
         match self {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::BAD_REQUEST,
+            other => StatusCode::from_u16(other.code().http_status())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         }
     }
 

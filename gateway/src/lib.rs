@@ -12,15 +12,16 @@
 //! * [`app`]: [`Application`], built on a port (0 in tests) and run.
 //! * [`config`]: the configuration file and its environment overrides.
 //! * [`routing`]: the federation schema and its routing rules.
-//! * [`plan`]: checking an operation and building each node's part.
+//! * [`plan`]: the planner's parts: checking an operation, routing its
+//!   root fields, building each node's document.
 //! * [`merge`]: merging scattered connections; the composite cursor.
 //! * [`nodes`]: calling nodes: timeouts, circuit breakers, readiness.
-//! * [`gateway`]: executing an operation and auditing it.
+//! * [`pipeline`]: one operation's path, a stage a file: authenticate,
+//!   check, plan, fan out, audit, merge, respond.
 //! * [`audit`]: federated audit exports and checkpoint collection.
 //! * [`directory`]: the gateway's own fields.
 //! * [`http`]: the HTTP surface.
 //! * [`telemetry`]: logs, spans and W3C trace context.
-//! * [`tls`]: mutual TLS material and configurations.
 //! * [`error`]: errors and their stable codes.
 
 pub mod app;
@@ -28,14 +29,13 @@ pub mod audit;
 pub mod config;
 pub mod directory;
 pub mod error;
-pub mod gateway;
 pub mod http;
 pub mod merge;
 pub mod nodes;
+pub mod pipeline;
 pub mod plan;
 pub mod routing;
 pub mod telemetry;
-pub mod tls;
 
 pub use app::Application;
 pub use config::GatewayConfig;

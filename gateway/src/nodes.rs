@@ -180,6 +180,8 @@ pub struct Readiness {
 pub struct Nodes {
     client: reqwest::Client,
     endpoints: Vec<NodeEndpoint>,
+    /// The agencies of `endpoints`, in federation order.
+    agency_ids: Vec<AgencyId>,
     circuits: HashMap<AgencyId, Circuit>,
     /// The free slots for requests in flight, per node.
     slots: HashMap<AgencyId, tokio::sync::Semaphore>,
@@ -307,6 +309,7 @@ impl Nodes {
             .map_err(|e| NodesError::Client(e.to_string()))?;
         Ok(Self {
             client,
+            agency_ids: endpoints.iter().map(|e| e.agency.clone()).collect(),
             endpoints,
             circuits,
             slots,
@@ -318,6 +321,11 @@ impl Nodes {
     /// The agencies with a node, in federation order.
     pub fn agencies(&self) -> impl Iterator<Item = &AgencyId> {
         self.endpoints.iter().map(|e| &e.agency)
+    }
+
+    /// The agencies with a node, in federation order.
+    pub fn agency_ids(&self) -> &[AgencyId] {
+        &self.agency_ids
     }
 
     pub fn has_node(&self, agency: &AgencyId) -> bool {

@@ -96,29 +96,14 @@ pub struct TraceParent {
 }
 
 impl TraceParent {
-    /// Parses a `traceparent` header (version 00 layout; unknown future
-    /// versions are read the same way, as the spec asks).
+    /// Parses a `traceparent` header by the rules every node also uses
+    /// ([`exchange_schema::TraceContext`]).
     pub fn parse(header: &str) -> Option<Self> {
-        let parts: Vec<&str> = header.trim().split('-').collect();
-        if parts.len() < 4 || parts[0].len() != 2 || parts[0] == "ff" {
-            return None;
-        }
-        let lower_hex = |s: &str, len: usize| {
-            s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-        };
-        if !lower_hex(parts[1], 32) || !lower_hex(parts[2], 16) || !lower_hex(parts[3], 2) {
-            return None;
-        }
-        let trace_id = TraceId::from_hex(parts[1]).ok()?;
-        let span_id = SpanId::from_hex(parts[2]).ok()?;
-        if trace_id == TraceId::INVALID || span_id == SpanId::INVALID {
-            return None;
-        }
-        let flags = u8::from_str_radix(parts[3], 16).ok()?;
+        let context = exchange_schema::TraceContext::parse(header)?;
         Some(Self {
-            trace_id,
-            span_id,
-            sampled: flags & 1 == 1,
+            trace_id: TraceId::from_bytes(context.trace_id),
+            span_id: SpanId::from_bytes(context.parent_id),
+            sampled: context.sampled(),
         })
     }
 

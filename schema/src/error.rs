@@ -1,5 +1,7 @@
 //! Stable error codes, the `extensions.code` of every GraphQL error the
-//! federation returns. Clients and tests match on these; messages may change.
+//! federation returns, in one table with the HTTP status each goes with and
+//! the text it is written as (parsed back by [`ErrorCode::parse`]). Clients
+//! and tests match on these; messages may change.
 
 use std::fmt;
 
@@ -38,29 +40,71 @@ pub enum ErrorCode {
     Internal,
 }
 
+/// Every code, with its text and the HTTP status of a response refused as a
+/// whole with it (an error on one field of an answer travels in a 200).
+const TABLE: [(ErrorCode, &str, u16); 14] = [
+    (ErrorCode::Unauthenticated, "UNAUTHENTICATED", 401),
+    (ErrorCode::Forbidden, "FORBIDDEN", 403),
+    (ErrorCode::ConsentRequired, "CONSENT_REQUIRED", 403),
+    (ErrorCode::PurposeRequired, "PURPOSE_REQUIRED", 400),
+    (ErrorCode::JustificationRequired, "JUSTIFICATION_REQUIRED", 400),
+    (ErrorCode::NotFound, "NOT_FOUND", 404),
+    (ErrorCode::BadUserInput, "BAD_USER_INPUT", 400),
+    (ErrorCode::Conflict, "CONFLICT", 409),
+    (ErrorCode::PayloadTooLarge, "PAYLOAD_TOO_LARGE", 413),
+    (ErrorCode::OperationTooComplex, "OPERATION_TOO_COMPLEX", 400),
+    (ErrorCode::NodeUnavailable, "NODE_UNAVAILABLE", 502),
+    (ErrorCode::AuditUnavailable, "AUDIT_UNAVAILABLE", 503),
+    (ErrorCode::IdempotencyKeyReused, "IDEMPOTENCY_KEY_REUSED", 409),
+    (ErrorCode::Internal, "INTERNAL_SERVER_ERROR", 500),
+];
+
 impl ErrorCode {
+    /// Every code, in the table's order.
+    pub fn all() -> impl Iterator<Item = Self> {
+        TABLE.iter().map(|(code, _, _)| *code)
+    }
+
     pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Unauthenticated => "UNAUTHENTICATED",
-            Self::Forbidden => "FORBIDDEN",
-            Self::ConsentRequired => "CONSENT_REQUIRED",
-            Self::PurposeRequired => "PURPOSE_REQUIRED",
-            Self::JustificationRequired => "JUSTIFICATION_REQUIRED",
-            Self::NotFound => "NOT_FOUND",
-            Self::BadUserInput => "BAD_USER_INPUT",
-            Self::Conflict => "CONFLICT",
-            Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
-            Self::OperationTooComplex => "OPERATION_TOO_COMPLEX",
-            Self::NodeUnavailable => "NODE_UNAVAILABLE",
-            Self::AuditUnavailable => "AUDIT_UNAVAILABLE",
-            Self::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
-            Self::Internal => "INTERNAL_SERVER_ERROR",
-        }
+        TABLE[self as usize].1
+    }
+
+    /// The HTTP status of a response refused as a whole with this code.
+    pub const fn http_status(self) -> u16 {
+        TABLE[self as usize].2
+    }
+
+    /// The code written as `text`, if it is one.
+    pub fn parse(text: &str) -> Option<Self> {
+        TABLE
+            .iter()
+            .find(|(_, name, _)| *name == text)
+            .map(|(code, _, _)| *code)
     }
 }
 
 impl fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `as_str` and `http_status` index the table by the enum's order: a
+    /// variant added out of order, or a row missing, fails here.
+    #[test]
+    fn every_code_is_its_own_row_and_round_trips() {
+        for (i, (code, text, status)) in TABLE.iter().enumerate() {
+            assert_eq!(*code as usize, i, "{text} is out of order");
+            assert_eq!(code.as_str(), *text);
+            assert_eq!(code.http_status(), *status);
+            assert_eq!(ErrorCode::parse(text), Some(*code));
+        }
+        assert_eq!(ErrorCode::all().count(), TABLE.len());
+        assert_eq!(ErrorCode::parse("bad_user_input"), None);
+        assert_eq!(ErrorCode::AuditUnavailable.http_status(), 503);
     }
 }

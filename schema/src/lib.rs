@@ -6,11 +6,13 @@
 //! * [`audit`]: the audit event every node and the gateway append.
 //! * [`error`]: the stable `extensions.code` values clients can rely on.
 //! * [`idempotency`]: the `Idempotency-Key` header of mutations.
+//! * [`headers`]: the purpose, justification and trace-context headers.
 //! * [`limits`]: the operation limits the gateway and every node enforce.
 //! * [`SUBGRAPH_SDL`]: the checked-in SDL every node must serve.
 
 pub mod audit;
 pub mod error;
+pub mod headers;
 pub mod idempotency;
 pub mod ids;
 pub mod limits;
@@ -18,6 +20,7 @@ pub mod vocabulary;
 
 pub use audit::{AuditEvent, AuditKind, Decision};
 pub use error::ErrorCode;
+pub use headers::{HeaderError, JUSTIFICATION_HEADER, PURPOSE_HEADER, TRACEPARENT_HEADER, TraceContext};
 pub use idempotency::{IDEMPOTENCY_KEY_HEADER, IdempotencyKey, IdempotencyKeyError};
 pub use ids::{AgencyId, GlobalId, IdError, RecordKind};
 pub use vocabulary::{
@@ -31,9 +34,3 @@ pub const SUBGRAPH_SDL: &str = include_str!("../subgraph.graphql");
 
 /// Path of the checked-in SDL relative to the workspace root, for messages.
 pub const SUBGRAPH_SDL_PATH: &str = "schema/subgraph.graphql";
-
-/// HTTP header carrying the declared purpose of a request.
-pub const PURPOSE_HEADER: &str = "x-exchange-purpose";
-
-/// HTTP header carrying the written justification of a break-glass request.
-pub const JUSTIFICATION_HEADER: &str = "x-exchange-justification";

@@ -1,7 +1,8 @@
 //! What an agency node and the gateway share as running services: their
 //! database connection and the read-only opening an auditor uses, reading
 //! request bodies within a limit, the cache of parsed operations, layered
-//! configuration, the stop signal and secret files. Each piece is written
+//! configuration, the stop signal, secret files, command output, and
+//! mutual TLS with the development PKI. Each piece is written
 //! once here so the two cannot drift apart.
 
 pub mod body;
@@ -9,5 +10,7 @@ pub mod config;
 pub mod db;
 pub mod documents;
 pub mod files;
+pub mod output;
 pub mod shutdown;
 pub mod telemetry;
+pub mod tls;

@@ -13,7 +13,6 @@ pub mod break_glass;
 pub mod grants;
 pub mod portal;
 pub mod referrals;
-pub mod scratch;
 pub mod survivors;
 
 use std::str::FromStr;

@@ -443,7 +443,7 @@ async fn an_expired_window_discloses_nothing(backend: Backend) {
 
 async fn a_deployment_that_switches_break_glass_off_refuses_it(backend: Backend) {
     let node = TestNode::start_with(backend, |config: &mut NodeConfig| {
-        config.break_glass = toml::from_str("enabled = false").unwrap();
+        config.break_glass.enabled = false;
     })
     .await;
     let survivor = node.register_full_survivor("Kira").await;
@@ -615,12 +615,9 @@ async fn every_break_glass_access_is_audited_and_listed_for_auditors(backend: Ba
 
 async fn the_survivor_sees_emergency_access_in_their_history(backend: Backend) {
     let node = TestNode::start_with(backend, |config: &mut NodeConfig| {
-        config.portal = Some(
-            toml::from_str(
-                "listen = \"127.0.0.1:0\"\nquick_exit_url = \"https://neutral.example/\"\n",
-            )
-            .unwrap(),
-        );
+        let mut portal = agency_node::config::PortalConfig::new(([127, 0, 0, 1], 0).into());
+        portal.quick_exit_url = "https://neutral.example/".into();
+        config.portal = Some(portal);
     })
     .await;
     let survivor = node.register_full_survivor("Nora").await;

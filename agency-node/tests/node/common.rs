@@ -11,10 +11,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use agency_node::state::NodeState;
-use agency_node::store::scratch::{ADMIN_URL_VAR, ScratchDatabase};
 use agency_node::{Application, NodeConfig};
 use exchange_schema::{AgencyId, AgencyKind, Role, ServiceKind};
-use exchange_trust::{AgencySpec, DevFederation, MintRequest};
+pub use exchange_test_kit::Gql;
+pub use exchange_test_kit::fresh_postgres_database;
+use exchange_test_kit::agencies::agency_spec as spec;
+use exchange_test_kit::scratch::ScratchDatabase;
+pub use exchange_test_kit::survivors::{SURVIVOR_QUERY, survivor_input as full_survivor_input};
+use exchange_trust::DevFederation;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
@@ -57,19 +61,6 @@ macro_rules! on_both_backends {
 }
 pub(crate) use on_both_backends;
 
-fn spec(id: &str, name: &str, kind: AgencyKind, services: Vec<ServiceKind>) -> AgencySpec {
-    AgencySpec {
-        id: AgencyId::parse(id).unwrap(),
-        name: name.into(),
-        kind,
-        services,
-        languages: vec!["en".into()],
-        region: "Test".into(),
-        node_url: None,
-        tls_identity: None,
-    }
-}
-
 /// A running node with its federation.
 pub struct TestNode {
     pub base: String,
@@ -87,20 +78,6 @@ pub struct TestNode {
     /// The PostgreSQL database, dropped with the node (declared last so it
     /// goes after everything that uses it).
     _scratch: Option<ScratchDatabase>,
-}
-
-/// A fresh, empty PostgreSQL database for one test, dropped when the value
-/// is (see `agency_node::store::scratch`).
-pub async fn fresh_postgres_database() -> ScratchDatabase {
-    ScratchDatabase::from_env("exchange_test")
-        .await
-        .expect("creating a test database")
-        .unwrap_or_else(|| {
-            panic!(
-                "{ADMIN_URL_VAR} must name a PostgreSQL account that may create databases \
-                 (scripts/test.sh starts the machine's server and sets it); the PostgreSQL suite never skips"
-            )
-        })
 }
 
 impl TestNode {
@@ -153,12 +130,11 @@ impl TestNode {
             || agency_node::store::sqlite_url(&data_dir),
             |db| db.url().to_owned(),
         );
-        let mut config: NodeConfig = toml::from_str(&format!(
-            "agency = \"{OWNER}\"\nfederation = \"{}\"\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n",
-            federation.path.display(),
-            data_dir.display()
-        ))
-        .unwrap();
+        let mut config = NodeConfig::new(
+            AgencyId::parse(OWNER).unwrap(),
+            &federation.path,
+            &data_dir,
+        );
         config.database_url = Some(agency_node::config::DatabaseUrl(database_url));
         adjust(&mut config);
         // The test may have moved the database (or the data directory).
@@ -203,18 +179,7 @@ impl TestNode {
 
     /// A valid token for a user of `agency` with `roles`.
     pub fn token(&self, agency: &str, roles: &[Role]) -> String {
-        let agency = AgencyId::parse(agency).unwrap();
-        let idp = self
-            .federation
-            .provider(&agency)
-            .expect("agency in the test federation");
-        idp.mint(&MintRequest::new(
-            agency.clone(),
-            format!("{agency}-user"),
-            roles.to_vec(),
-            AUDIENCE,
-        ))
-        .unwrap()
+        exchange_test_kit::agencies::mint(&self.federation, agency, roles, AUDIENCE)
     }
 
     pub fn caseworker(&self, agency: &str) -> String {
@@ -229,17 +194,16 @@ impl TestNode {
         query: &str,
         variables: Value,
     ) -> Gql {
-        let mut request = self
-            .client
-            .post(format!("{}/graphql", self.base))
-            .json(&json!({ "query": query, "variables": variables }));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(purpose) = purpose {
-            request = request.header("x-exchange-purpose", purpose);
-        }
-        Gql::from(request.send().await.unwrap()).await
+        exchange_test_kit::graphql::post(
+            &self.client,
+            &self.base,
+            token,
+            purpose,
+            None,
+            query,
+            variables,
+        )
+        .await
     }
 
     /// Sends a raw body (for malformed-input tests).
@@ -254,7 +218,7 @@ impl TestNode {
             .send()
             .await
             .unwrap();
-        Gql::from(response).await
+        Gql::read(response).await
     }
 
     /// Registers a survivor with every category filled; returns its global ID.
@@ -415,73 +379,3 @@ impl Drop for TestNode {
     }
 }
 
-pub const SURVIVOR_QUERY: &str = "query($id: ID!) { survivor(id: $id) { id owner \
-    identity { givenName familyName } contact { currentLocation phone } case { riskLevel } \
-    health { medicalNotes } legal { immigrationStatus } withheld { category reason } breakGlass } }";
-
-pub fn full_survivor_input(given_name: &str) -> Value {
-    json!({
-        "identity": { "givenName": given_name, "familyName": "Example", "dateOfBirth": "1999-04-02",
-                      "nationality": "Invented", "languages": ["en", "ro"] },
-        "contact": { "safeChannel": "through caseworker", "phone": "+00 000 0000", "currentLocation": "Safe house 7" },
-        "case": { "exploitationTypes": ["labour"], "riskLevel": "HIGH", "intakeDate": "2026-10-01", "needs": ["SHELTER", "LEGAL_AID"] },
-        "health": { "medicalNotes": "invented note", "psychosocialNotes": "invented note" },
-        "legal": { "immigrationStatus": "pending", "proceedings": ["invented case"] },
-    })
-}
-
-/// A GraphQL response with its HTTP status.
-#[derive(Debug)]
-pub struct Gql {
-    pub status: u16,
-    pub body: Value,
-}
-
-impl Gql {
-    async fn from(response: reqwest::Response) -> Self {
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap();
-        let body =
-            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
-        Self { status, body }
-    }
-
-    /// `data`, asserting there were no errors.
-    pub fn data(&self) -> &Value {
-        assert!(
-            self.body.get("errors").is_none(),
-            "unexpected errors: {}",
-            self.body
-        );
-        &self.body["data"]
-    }
-
-    /// The code of the first error.
-    pub fn code(&self) -> &str {
-        self.body["errors"][0]["extensions"]["code"]
-            .as_str()
-            .unwrap_or_else(|| panic!("expected an error with a code: {}", self.body))
-    }
-
-    /// Category names returned with data, and withheld ones with reasons.
-    pub fn survivor_view(&self, field: &str) -> (Vec<String>, Vec<(String, String)>) {
-        let s = &self.data()[field];
-        let shown = ["identity", "contact", "case", "health", "legal"]
-            .into_iter()
-            .filter(|c| !s[*c].is_null())
-            .map(|c| c.to_uppercase())
-            .collect();
-        let withheld = s["withheld"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|w| {
-                (
-                    w["category"].as_str().unwrap().to_owned(),
-                    w["reason"].as_str().unwrap().to_owned(),
-                )
-            })
-            .collect();
-        (shown, withheld)
-    }
-}

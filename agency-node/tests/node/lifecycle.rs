@@ -236,12 +236,11 @@ async fn a_database_of_an_incompatible_layout_is_refused_at_start() {
     let entries = audit_entry_count(&db).await;
     db.close().await;
 
-    let config: agency_node::NodeConfig = toml::from_str(&format!(
-        "agency = \"{OWNER}\"\nfederation = \"{}\"\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n",
-        node.federation_path().display(),
-        node.data_dir.display()
-    ))
-    .unwrap();
+    let config = agency_node::NodeConfig::new(
+        exchange_schema::AgencyId::parse(OWNER).unwrap(),
+        node.federation_path(),
+        &node.data_dir,
+    );
     let err = match agency_node::Application::build(config).await {
         Ok(_) => panic!("a node started on a database of another layout"),
         Err(err) => format!("{err:#}"),

@@ -3,6 +3,7 @@
 //! withdrawing consent with signed receipts, and the access history.
 
 use agency_node::NodeConfig;
+use agency_node::config::PortalConfig;
 use agency_node::receipt::SignedReceipt;
 use exchange_schema::Role;
 use reqwest::StatusCode;
@@ -28,19 +29,17 @@ on_both_backends!(
 const MAX_FAILURES: u32 = 3;
 
 async fn start(backend: Backend) -> TestNode {
-    start_with_portal(backend, "").await
+    start_with_portal(backend, |_| {}).await
 }
 
-/// A node whose `[portal]` section has `extra` lines on top of the usual.
-async fn start_with_portal(backend: Backend, extra: &str) -> TestNode {
+/// A node with its portal on, adjusted by `adjust` on top of the usual.
+async fn start_with_portal(backend: Backend, adjust: impl FnOnce(&mut PortalConfig)) -> TestNode {
     TestNode::start_with(backend, |config: &mut NodeConfig| {
-        config.portal = Some(
-            toml::from_str(&format!(
-                "listen = \"127.0.0.1:0\"\nmax_failed_sign_ins = {MAX_FAILURES}\n\
-                 quick_exit_url = \"https://neutral.example/\"\n{extra}"
-            ))
-            .unwrap(),
-        );
+        let mut portal = PortalConfig::new(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+        portal.max_failed_sign_ins = MAX_FAILURES;
+        portal.quick_exit_url = "https://neutral.example/".into();
+        adjust(&mut portal);
+        config.portal = Some(portal);
     })
     .await
 }
@@ -783,7 +782,7 @@ async fn only_failures_in_a_row_lock_the_code(backend: Backend) {
 /// failure, and once it has passed the right code and PIN sign in again.
 async fn the_lock_ends_after_lockout_minutes(backend: Backend) {
     const LOCKOUT_MINUTES: i64 = 7;
-    let node = start_with_portal(backend, &format!("lockout_minutes = {LOCKOUT_MINUTES}\n")).await;
+    let node = start_with_portal(backend, |portal| portal.lockout_minutes = LOCKOUT_MINUTES).await;
     let survivor = node.register_full_survivor("Lea").await;
     let code = issue_code(&node, &survivor).await;
     let locator = &code[..4];

@@ -1,9 +1,9 @@
 //! The PostgreSQL suite's scratch databases are dropped when the test that
 //! made them ends, passing or panicking, so test runs do not pile databases
-//! up on the server (`agency_node::store::scratch`).
+//! up on the server (`exchange_test_kit::scratch`).
 
 use agency_node::store::Db;
-use agency_node::store::scratch::ADMIN_URL_VAR;
+use exchange_test_kit::scratch::ADMIN_URL_VAR;
 use sqlx::Connection as _;
 
 use crate::common::fresh_postgres_database;

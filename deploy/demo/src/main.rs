@@ -18,7 +18,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Parser;
 use exchange_gateway::config::ClientTlsConfig;
-use exchange_gateway::tls::DevPki;
+use exchange_service::tls::DevPki;
 use exchange_gateway::{Application as Gateway, GatewayConfig};
 use exchange_schema::{AgencyId, AgencyKind, Purpose, Role, ServiceKind};
 use exchange_trust::{AgencySpec, DevFederation, MintRequest};
@@ -225,7 +225,7 @@ fn node_config(
     dir: &Path,
     agency: &str,
     port: u16,
-    identity: &exchange_gateway::tls::Identity,
+    identity: &exchange_service::tls::Identity,
     ca: &Path,
 ) -> anyhow::Result<agency_node::NodeConfig> {
     let mut tls = toml::Table::new();

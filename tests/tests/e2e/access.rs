@@ -1,7 +1,7 @@
 //! A client that goes straight to a node gets nothing more than through the
 //! gateway; forged and foreign tokens are refused by both.
 
-use exchange_e2e::{AUDIENCE, CLINIC, LEGAL, SHELTER, TestFederation};
+use exchange_test_kit::{AUDIENCE, CLINIC, LEGAL, SHELTER, TestFederation};
 use exchange_schema::{AgencyId, AuditKind, Role};
 use exchange_trust::{DevIdentityProvider, MintRequest};
 use serde_json::json;
@@ -215,7 +215,7 @@ async fn the_gateway_carries_the_break_glass_justification_to_the_owner() {
         "{}",
         answered.body
     );
-    let owner_log = exchange_e2e::events(&fed.node(SHELTER).state.db).await;
+    let owner_log = exchange_test_kit::events(&fed.node(SHELTER).state.db).await;
     let marked = owner_log
         .iter()
         .rev()

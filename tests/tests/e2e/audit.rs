@@ -6,7 +6,7 @@
 
 use agency_node::store::Db;
 use exchange_audit::verify::{VerifyOptions, verify_database};
-use exchange_e2e::{CLINIC, Options, SHELTER, TestFederation, fresh_postgres_database};
+use exchange_test_kit::{CLINIC, Options, SHELTER, TestFederation, fresh_postgres_database};
 use exchange_schema::{AuditKind, Decision, Purpose};
 use serde_json::json;
 
@@ -208,7 +208,7 @@ async fn a_refused_operation_reaches_no_node() {
     let node_entries = || async {
         let mut counts = Vec::new();
         for node in &fed.nodes {
-            counts.push(exchange_e2e::events(&node.state.db).await.len());
+            counts.push(exchange_test_kit::events(&node.state.db).await.len());
         }
         counts
     };

@@ -10,7 +10,7 @@ use agency_node::store::Db;
 use exchange_audit::verify::{
     VerifyFailure, VerifyOptions, load_checkpoints, verify_database, verify_file,
 };
-use exchange_e2e::{CLINIC, LEGAL, NODE_AGENCIES, OVERSIGHT, Options, SHELTER, TestFederation};
+use exchange_test_kit::{CLINIC, LEGAL, NODE_AGENCIES, OVERSIGHT, Options, SHELTER, TestFederation};
 use exchange_schema::audit::{AuditEvent, Checkpoint, chain_hash_event};
 use exchange_schema::{AuditKind, Decision, Purpose, Role};
 use serde_json::{Value, json};

@@ -1,7 +1,7 @@
 //! Consent revoked at the owner is effective on the very next federated
 //! query.
 
-use exchange_e2e::{LEGAL, SHELTER, TestFederation};
+use exchange_test_kit::{LEGAL, SHELTER, TestFederation};
 use serde_json::json;
 
 const READ: &str = "query($id: ID!) { survivor(id: $id) {

@@ -2,7 +2,7 @@
 //! circuit breaker stops calling a dead node; a mutation whose owner is down
 //! fails clearly and writes nothing anywhere.
 
-use exchange_e2e::{CLINIC, LEGAL, Options, SHELTER, SILENT, TestFederation};
+use exchange_test_kit::{CLINIC, LEGAL, Options, SHELTER, SILENT, TestFederation};
 use serde_json::{Value, json};
 
 const INCOMING: &str =

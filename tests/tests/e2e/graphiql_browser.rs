@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use exchange_e2e::{Options, SHELTER, TestFederation};
+use exchange_test_kit::{Options, SHELTER, TestFederation};
 use fantoccini::{Client, Locator};
 use serde_json::{Value, json};
 

@@ -2,7 +2,7 @@
 //! (`exchange_schema::limits`): what the gateway accepts and forwards, the
 //! nodes accept; what tools send to introspect, both answer.
 
-use exchange_e2e::{CLINIC, SHELTER, TestFederation};
+use exchange_test_kit::{CLINIC, SHELTER, TestFederation};
 use serde_json::json;
 
 /// The standard introspection query of GraphQL tools: graphql-js

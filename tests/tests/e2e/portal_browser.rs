@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use exchange_e2e::{LEGAL, SHELTER, TestFederation};
+use exchange_test_kit::{LEGAL, SHELTER, TestFederation};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use exchange_e2e::{CLINIC, LEGAL, NODE_AGENCIES, SHELTER, TestFederation};
+use exchange_test_kit::{CLINIC, LEGAL, NODE_AGENCIES, SHELTER, TestFederation};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;

@@ -1,7 +1,7 @@
 //! One trace across the gateway and the nodes: the gateway's spans and the
 //! nodes' audit entries carry the same W3C trace ID.
 
-use exchange_e2e::{LEGAL, SHELTER, TestFederation, tracing_setup};
+use exchange_test_kit::{LEGAL, SHELTER, TestFederation, tracing_setup};
 use exchange_schema::AuditKind;
 use serde_json::json;
 

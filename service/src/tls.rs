@@ -1,4 +1,5 @@
-//! Mutual TLS between the gateway and the nodes (rustls with aws-lc-rs).
+//! Mutual TLS between the gateway and the nodes (rustls with aws-lc-rs),
+//! written once for both sides.
 //!
 //! * [`DevPki`]: a local certificate authority for the demo and development,
 //!   generated on first start (rcgen) and reused afterwards, which issues a
@@ -8,12 +9,12 @@
 //!   outside the federation's machines.
 //! * [`client_config`]: the gateway's rustls client configuration: trusts
 //!   only the given CA and presents the gateway's certificate.
-//! * [`server_config`]: a rustls server configuration that *requires* a
-//!   client certificate issued by the given CA; a client without one fails
-//!   the handshake. (The node's own serving function lives in
-//!   `agency_node::tls`, since the node cannot depend on the gateway.)
+//! * [`server_config`]: a node's rustls server configuration, which
+//!   *requires* a client certificate issued by the given CA; a client
+//!   without one fails the handshake. [`server_config_without_client_auth`]
+//!   is the portal's (survivors have no certificates). The node's serving
+//!   loop lives in `agency_node::tls`.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -258,17 +259,27 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
+/// A server configuration presenting `cert_file` and asking no client
+/// certificate.
+pub fn server_config_without_client_auth(
+    cert_file: &Path,
+    key_file: &Path,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(load_certs(cert_file)?, load_key(key_file)?)
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path).map_err(io(path))?;
-    file.write_all(bytes).map_err(io(path))?;
-    file.sync_all().map_err(io(path))
+    crate::files::write_private(path, bytes).map_err(|e| TlsError::Material {
+        path: path.to_owned(),
+        message: format!("{e:#}"),
+    })
 }
 
 #[cfg(test)]

@@ -127,6 +127,22 @@ impl Drop for ScratchDatabase {
     }
 }
 
+/// A fresh, empty PostgreSQL database for one test, on the server named by
+/// [`ADMIN_URL_VAR`] (`scripts/test.sh` starts the machine's server and
+/// sets it), dropped when the value is. Without the variable the test
+/// fails: the PostgreSQL suites never skip.
+pub async fn fresh_postgres_database() -> ScratchDatabase {
+    ScratchDatabase::from_env("exchange_test")
+        .await
+        .expect("creating a test database")
+        .unwrap_or_else(|| {
+            panic!(
+                "{ADMIN_URL_VAR} must name a PostgreSQL account that may create databases \
+                 (scripts/test.sh starts the machine's server and sets it); the PostgreSQL suites never skip"
+            )
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
