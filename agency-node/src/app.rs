@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use exchange_policies::{BreakGlassOptions, EngineOptions, PolicyEngine};
-use exchange_schema::AgencyId;
 use exchange_trust::{Federation, TokenVerifier};
 use tokio::net::TcpListener;
 

@@ -242,8 +242,6 @@ impl NodeConfig {
 
     /// Checks what serde cannot.
     pub fn check(&self) -> Result<(), ConfigError> {
-        exchange_schema::AgencyId::parse(&self.agency)
-            .map_err(|e| ConfigError::Invalid(format!("agency: {e}")))?;
         check_http_front(&self.graphql_path, self.max_body_bytes)?;
         DatabaseUrl::check(self.database_url.as_ref())?;
         if let Some(problem) = self.limits.problem() {

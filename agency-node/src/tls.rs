@@ -14,7 +14,7 @@
 //! open connections for at most [`DRAIN_TIMEOUT`].
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -158,6 +158,11 @@ impl Application {
         self.address
     }
 
+    /// The node clients (tests watch their in-flight bounds).
+    pub fn nodes(&self) -> Arc<Nodes> {
+        self.nodes.clone()
+    }
+
     /// The gateway's shared state (tests read its audit log through it).
     pub fn gateway(&self) -> Arc<Gateway> {
         self.gateway.clone()

@@ -965,8 +965,6 @@ mod tests {
 
     #[test]
     fn node_codes_are_passed_on() {
-        assert_eq!(code_of("FORBIDDEN"), Some(ErrorCode::Forbidden));
-        assert_eq!(code_of("nonsense"), None);
         let agency = AgencyId::parse("shelter-north").unwrap();
         let body = br#"{"errors":[{"message":"no","extensions":{"code":"FORBIDDEN"}}]}"#.to_vec();
         let refusal = node_part(&agency, Ok((403, body))).unwrap_err();

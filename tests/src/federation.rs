@@ -194,6 +194,8 @@ pub struct TestFederation {
     pub nodes: Vec<TestNode>,
     pub gateway_base: String,
     pub gateway: Arc<Gateway>,
+    /// The gateway's node clients.
+    pub gateway_nodes: Arc<exchange_gateway::nodes::Nodes>,
     pub gateway_data_dir: PathBuf,
     /// The gateway's audit database (SQLite in `gateway_data_dir` unless
     /// the test chose another).
@@ -395,6 +397,7 @@ impl TestFederation {
         let app = GatewayApp::build(config).await.expect("gateway starts");
         let gateway_base = format!("http://{}", app.address());
         let gateway = app.gateway();
+        let gateway_nodes = app.nodes();
         let (tx, rx) = oneshot::channel();
         let gateway_server = tokio::spawn(app.run(async {
             let _ = rx.await;
@@ -405,6 +408,7 @@ impl TestFederation {
             nodes,
             gateway_base,
             gateway,
+            gateway_nodes,
             gateway_data_dir,
             gateway_database_url,
             client: reqwest::Client::new(),

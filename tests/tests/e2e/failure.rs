@@ -296,8 +296,7 @@ async fn requests_in_flight_to_one_node_are_bounded() {
     let silent_agency = exchange_schema::AgencyId::parse(SILENT).unwrap();
     let mut sent = silent.watch_posts();
     let mut waiting = fed
-        .gateway
-        .nodes
+        .gateway_nodes
         .waiting_for_slot(&silent_agency)
         .expect("the hung node is a node of the gateway");
 
