@@ -4,7 +4,7 @@
 //! log's name). Both only read: a database is opened read-only and never
 //! migrated, and a missing one is an error, never created.
 
-use exchange_service::output::{say, write_stdout};
+use exchange_service::output::say;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -281,4 +281,3 @@ async fn audit_export(args: ExportArgs, configured: &Configured<'_>) -> anyhow::
     );
     Ok(ExitCode::SUCCESS)
 }
-
