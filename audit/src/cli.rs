@@ -281,4 +281,3 @@ async fn audit_export(args: ExportArgs, configured: &Configured<'_>) -> anyhow::
     );
     Ok(ExitCode::SUCCESS)
 }
-

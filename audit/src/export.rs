@@ -20,8 +20,8 @@
 //!      event is unreadable is always elided (its digest is that of the
 //!      stored text), and verifying the export then reports it.
 //!
-//!    Each checkpoint line `{"type":"checkpoint", ...Checkpoint}` (the
-//!    fields of [`Checkpoint`]) follows the entry line of its `seq`, so the
+//!    Each checkpoint line `{...Checkpoint,"type":"checkpoint"}` (the
+//!    fields of [`Checkpoint`], then its type) follows the entry line of its `seq`, so the
 //!    verifier checks it as the chain passes it and holds no more than the
 //!    current head in memory; a checkpoint whose entry is missing from the
 //!    log comes at the end.
@@ -34,6 +34,9 @@
 //! that order, each starting with its own header line (which names its
 //! log). [`super::verify::verify_file`] checks every log and that none was
 //! removed, added or repeated.
+//!
+//! The lines are written with the types of [`crate::lines`], which the
+//! verifier reads back.
 //!
 //! Verify it with [`super::verify::verify_export`]. The export carries no
 //! index columns (they are derived from the events); verify the database
@@ -54,30 +57,35 @@ use std::io::Write;
 
 use exchange_schema::AuditEvent;
 use exchange_schema::audit::{Checkpoint, Decision};
+use serde_json::value::RawValue;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use time::format_description::well_known::Rfc3339;
 
+use crate::lines::{BundleLine, ElidedLine, EntryLine, ExportLine, HeaderLine};
 use crate::read::AuditFilter;
 use crate::verify::{PAGE_ROWS, text_digest};
 use exchange_service::db::{Db, to_ms};
 
-/// The `format` of a JSON Lines export.
-pub const EXPORT_FORMAT: &str = "exchange-audit-export-v1";
+pub use crate::lines::{BUNDLE_FORMAT, EXPORT_FORMAT};
 
-/// The `format` of a bundle line: several logs in one file.
-pub const BUNDLE_FORMAT: &str = "exchange-audit-bundle-v1";
+/// The current time as an export states it (RFC 3339).
+fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .unwrap_or_default()
+}
 
 /// The first line of a file holding the exports of `logs`, in that order
 /// (without its line end).
 pub fn bundle_line(logs: &[String]) -> String {
-    serde_json::json!({
-        "type": "bundle",
-        "format": BUNDLE_FORMAT,
-        "exported_at": time::OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default(),
-        "logs": logs,
+    ExportLine::Bundle(BundleLine {
+        format: BUNDLE_FORMAT.to_owned(),
+        exported_at: now(),
+        logs: logs.to_vec(),
     })
-    .to_string()
+    .to_line()
+    .expect("a bundle line always serialises")
 }
 
 /// What an export wrote.
@@ -226,12 +234,9 @@ pub fn matches(filter: &AuditFilter, seq: u64, event: &AuditEvent) -> bool {
         && filter.before_seq.is_none_or(|before| seq < before)
 }
 
-fn checkpoint_line(cp: &Checkpoint) -> Result<String, ExportError> {
-    let mut value = serde_json::to_value(cp).map_err(std::io::Error::other)?;
-    if let serde_json::Value::Object(map) = &mut value {
-        map.insert("type".to_owned(), "checkpoint".into());
-    }
-    Ok(value.to_string())
+/// Writes a checkpoint line.
+fn write_checkpoint<W: Write>(out: &mut W, cp: &Checkpoint) -> Result<(), ExportError> {
+    Ok(ExportLine::Checkpoint(cp.clone()).write_to(out)?)
 }
 
 /// Writes the log in `db` as JSON Lines (see the module doc): every entry up
@@ -254,15 +259,14 @@ pub async fn export_jsonl<W: Write>(
         .fetch_one(db.pool())
         .await?
         .try_get("n")?;
-    let header = serde_json::json!({
-        "type": "header",
-        "log_id": log_id,
-        "format": EXPORT_FORMAT,
-        "exported_at": time::OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default(),
-        "last_seq": upper,
-        "checkpoints": count,
-    });
-    writeln!(out, "{header}")?;
+    ExportLine::Header(HeaderLine {
+        log_id: log_id.to_owned(),
+        format: EXPORT_FORMAT.to_owned(),
+        exported_at: now(),
+        last_seq: upper.max(0) as u64,
+        checkpoints: count.max(0) as u64,
+    })
+    .write_to(&mut out)?;
 
     let mut summary = ExportSummary {
         last_seq: upper.max(0) as u64,
@@ -287,7 +291,7 @@ pub async fn export_jsonl<W: Write>(
             while let Some(cp) = checkpoints.front()
                 && (cp.seq as i64) < seq
             {
-                writeln!(out, "{}", checkpoint_line(cp)?)?;
+                write_checkpoint(&mut out, cp)?;
                 summary.checkpoints += 1;
                 checkpoints.pop_front();
             }
@@ -295,7 +299,7 @@ pub async fn export_jsonl<W: Write>(
             while let Some(cp) = checkpoints.front()
                 && cp.seq as i64 == seq
             {
-                writeln!(out, "{}", checkpoint_line(cp)?)?;
+                write_checkpoint(&mut out, cp)?;
                 summary.checkpoints += 1;
                 checkpoints.pop_front();
             }
@@ -305,7 +309,7 @@ pub async fn export_jsonl<W: Write>(
     // Checkpoints past the last entry (a truncated log), and any left.
     loop {
         for cp in checkpoints.drain(..) {
-            writeln!(out, "{}", checkpoint_line(&cp)?)?;
+            write_checkpoint(&mut out, &cp)?;
             summary.checkpoints += 1;
         }
         let page = checkpoint_page(db, Signatures::WithHead, cp_cursor, cp_max).await?;
@@ -327,25 +331,27 @@ fn write_entry<W: Write>(
     let text: String = row.try_get("event").unwrap_or_default();
     let prev: String = row.try_get("prev_hash").unwrap_or_default();
     let hash: String = row.try_get("hash").unwrap_or_default();
-    let json = |s: &str| serde_json::Value::from(s).to_string();
     match canonical_event(&text) {
         Some(event) if matches(filter, seq, &event) => {
-            // The stored text is the canonical JSON of the event: one line.
-            writeln!(
-                out,
-                r#"{{"type":"entry","seq":{seq},"event":{text},"prev_hash":{},"hash":{}}}"#,
-                json(&prev),
-                json(&hash)
-            )?;
+            // The stored text is the canonical JSON of the event (one line),
+            // embedded as it is.
+            let event = RawValue::from_string(text).map_err(std::io::Error::from)?;
+            ExportLine::Entry(EntryLine {
+                seq,
+                event,
+                prev_hash: prev,
+                hash,
+            })
+            .write_to(out)?;
             summary.entries += 1;
         }
         _ => {
-            writeln!(
-                out,
-                r#"{{"type":"elided","seq":{seq},"digest":"{}","hash":{}}}"#,
-                hex::encode(text_digest(&text)),
-                json(&hash)
-            )?;
+            ExportLine::Elided(ElidedLine {
+                seq,
+                digest: hex::encode(text_digest(&text)),
+                hash,
+            })
+            .write_to(out)?;
             summary.elided += 1;
         }
     }
@@ -521,7 +527,7 @@ pub fn csv_cell(value: &str) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verify::tests::{event, fixture};
+    use crate::verify::fixtures::{event, fixture};
 
     const LOG: &str = "shelter-north";
 

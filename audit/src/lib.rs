@@ -8,6 +8,8 @@
 //! * [`keys`]: the log's Ed25519 signing key in the data directory.
 //! * [`read`] and [`query`]: auditors' filters over a live log.
 //! * [`export`]: JSON Lines (verifiable) and CSV exports.
+//! * [`lines`]: the JSON Lines of an export or a bundle, as types, written
+//!   by `export` and read by `verify`.
 //! * [`verify`]: verification of a live database, an export file or a
 //!   federated bundle, against collected checkpoints.
 //! * [`cli`]: the `verify` and `export` commands, shared by the
@@ -18,6 +20,7 @@ pub mod cli;
 mod error;
 pub mod export;
 pub mod keys;
+pub mod lines;
 mod log;
 pub mod query;
 pub mod read;
