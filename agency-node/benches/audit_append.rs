@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use agency_node::store::Db;
-use exchange_test_kit::scratch::ScratchDatabase;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::Ed25519KeyPair;
 use exchange_audit::{AuditLog, AuditOptions};
 use exchange_schema::{AgencyId, AuditEvent, AuditKind, Category, Decision, GlobalId, Purpose};
+use exchange_test_kit::scratch::ScratchDatabase;
 
 fn event(i: usize) -> AuditEvent {
     let mut e = AuditEvent::new(AuditKind::Disclosure, Decision::Permit, "GRANT");

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use agency_node::store::from_ms;
 use agency_node::store::referrals::{self, Direction, ReferralEvent, ReferralRecord};
-use exchange_test_kit::scratch::ScratchDatabase;
 use agency_node::store::survivors::{self, SurvivorRecord};
 use exchange_schema::{AgencyId, ReferralStatus, ServiceKind, Urgency};
+use exchange_test_kit::scratch::ScratchDatabase;
 use sqlx::AnyConnection;
 
 const SIZES: [usize; 3] = [100, 2_000, 20_000];

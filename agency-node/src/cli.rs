@@ -291,4 +291,3 @@ fn receipt_verify(args: ReceiptVerifyArgs) -> anyhow::Result<ExitCode> {
         }
     }
 }
-

@@ -23,8 +23,8 @@ use exchange_schema::{
 };
 use serde_json::json;
 
-use crate::graphql::NodeSchema;
 use crate::audit_endpoints::status_of;
+use crate::graphql::NodeSchema;
 use crate::state::{Caller, NodeState};
 
 /// What the HTTP handlers share.
@@ -85,25 +85,12 @@ pub use exchange_service::body::{BodyError, read_body};
 pub fn error_response(status: StatusCode, code: ErrorCode, message: &str) -> Response {
     let body =
         json!({ "errors": [{ "message": message, "extensions": { "code": code.as_str() } }] });
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response()
+    exchange_service::body::json_response(status, body.to_string())
 }
 
 async fn graphql(State(state): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
     let trace_id = trace_id(&headers);
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(';')
-                .next()
-                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
-        });
-    if !is_json {
+    if !exchange_service::body::is_json(&headers) {
         return error_response(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::BadUserInput,
@@ -249,15 +236,7 @@ async fn graphql(State(state): State<HttpState>, headers: HeaderMap, body: Body)
             );
         }
     };
-    (
-        StatusCode::OK,
-        [
-            (header::CONTENT_TYPE, "application/json"),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        body,
-    )
-        .into_response()
+    exchange_service::body::json_response(StatusCode::OK, body)
 }
 
 /// Whether the operation the request selects is a mutation. A request
@@ -321,8 +300,12 @@ pub async fn authenticate(
     // The same rules as the gateway's: [`exchange_schema::headers`].
     let header = |name: &str| headers.get(name).map(|v| v.as_bytes());
     let (purpose, justification) = match exchange_schema::headers::purpose(header(PURPOSE_HEADER))
-        .and_then(|p| Ok((p, exchange_schema::headers::justification(header(JUSTIFICATION_HEADER))?)))
-    {
+        .and_then(|p| {
+            Ok((
+                p,
+                exchange_schema::headers::justification(header(JUSTIFICATION_HEADER))?,
+            ))
+        }) {
         Ok(read) => read,
         Err(err) => {
             return Err(error_response(

@@ -50,11 +50,7 @@ impl TlsConfig {
     /// The rustls server configuration: this certificate, client
     /// certificates required and checked against `client_ca_file`.
     pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-        exchange_service::tls::server_config(
-            &self.cert_file,
-            &self.key_file,
-            &self.client_ca_file,
-        )
+        exchange_service::tls::server_config(&self.cert_file, &self.key_file, &self.client_ca_file)
     }
 }
 

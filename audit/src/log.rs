@@ -561,10 +561,8 @@ pub fn decision_str(decision: Decision) -> &'static str {
 }
 
 fn parse_hash(hex_hash: &str) -> anyhow::Result<ChainHash> {
-    let bytes = hex::decode(hex_hash)?;
-    bytes
-        .try_into()
-        .map_err(|_| anyhow::anyhow!("stored audit hash is not 32 bytes"))
+    crate::lines::parse_hash(hex_hash)
+        .ok_or_else(|| anyhow::anyhow!("stored audit hash is not 32 bytes of hex"))
 }
 
 /// The sequence number and hash of the newest stored entry (0 and the

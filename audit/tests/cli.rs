@@ -5,7 +5,6 @@
 //! creates or migrates anything.
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 
 use aws_lc_rs::rand::SystemRandom;
@@ -17,16 +16,7 @@ use exchange_service::db::{Db, sqlite_url};
 
 /// Runs `exchange-audit` with `args`: (exit status, stdout and stderr).
 fn run(args: &[&str]) -> (i32, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_exchange-audit"))
-        .args(args)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.code().expect("exited"), text)
+    exchange_test_kit::process::run(env!("CARGO_BIN_EXE_exchange-audit"), args)
 }
 
 fn event(i: u64) -> AuditEvent {

@@ -18,9 +18,9 @@ use exchange_audit::{AuditLog, AuditOptions};
 use exchange_service::db::Db;
 
 use crate::config::GatewayConfig;
-use crate::pipeline::Gateway;
 use crate::http::{HttpState, router};
 use crate::nodes::Nodes;
+use crate::pipeline::Gateway;
 use crate::routing::FederationSchema;
 
 /// How many parsed and validated operations the gateway keeps.

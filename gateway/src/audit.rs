@@ -429,18 +429,7 @@ impl Refusal {
         let body = serde_json::json!({
             "errors": [{ "message": self.message, "extensions": extensions }]
         });
-        (
-            self.status,
-            [
-                (
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                ),
-                (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-            ],
-            body.to_string(),
-        )
-            .into_response()
+        exchange_service::body::json_response(self.status, body.to_string())
     }
 }
 
@@ -683,18 +672,7 @@ pub async fn collect_now(State(state): State<HttpState>, headers: HeaderMap) -> 
             let body = serde_json::json!({ "nodes": report }).to_string();
             Ok((
                 detail,
-                (
-                    StatusCode::OK,
-                    [
-                        (
-                            header::CONTENT_TYPE,
-                            HeaderValue::from_static("application/json"),
-                        ),
-                        (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-                    ],
-                    body,
-                )
-                    .into_response(),
+                exchange_service::body::json_response(StatusCode::OK, body),
             ))
         },
     )
@@ -831,7 +809,6 @@ fn node_part(
         ))),
     }
 }
-
 
 /// A CSV export without its header row (which holds no quoted line break).
 fn csv_rows(part: &[u8]) -> &[u8] {

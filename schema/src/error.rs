@@ -47,7 +47,11 @@ const TABLE: [(ErrorCode, &str, u16); 14] = [
     (ErrorCode::Forbidden, "FORBIDDEN", 403),
     (ErrorCode::ConsentRequired, "CONSENT_REQUIRED", 403),
     (ErrorCode::PurposeRequired, "PURPOSE_REQUIRED", 400),
-    (ErrorCode::JustificationRequired, "JUSTIFICATION_REQUIRED", 400),
+    (
+        ErrorCode::JustificationRequired,
+        "JUSTIFICATION_REQUIRED",
+        400,
+    ),
     (ErrorCode::NotFound, "NOT_FOUND", 404),
     (ErrorCode::BadUserInput, "BAD_USER_INPUT", 400),
     (ErrorCode::Conflict, "CONFLICT", 409),
@@ -55,7 +59,11 @@ const TABLE: [(ErrorCode, &str, u16); 14] = [
     (ErrorCode::OperationTooComplex, "OPERATION_TOO_COMPLEX", 400),
     (ErrorCode::NodeUnavailable, "NODE_UNAVAILABLE", 502),
     (ErrorCode::AuditUnavailable, "AUDIT_UNAVAILABLE", 503),
-    (ErrorCode::IdempotencyKeyReused, "IDEMPOTENCY_KEY_REUSED", 409),
+    (
+        ErrorCode::IdempotencyKeyReused,
+        "IDEMPOTENCY_KEY_REUSED",
+        409,
+    ),
     (ErrorCode::Internal, "INTERNAL_SERVER_ERROR", 500),
 ];
 

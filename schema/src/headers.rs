@@ -146,7 +146,10 @@ mod tests {
             purpose(Some("REFERRAL\u{e9}".as_bytes())),
             Err(HeaderError::PurposeNotText)
         );
-        assert_eq!(purpose(Some(b"REF\x01ERRAL")), Err(HeaderError::PurposeNotText));
+        assert_eq!(
+            purpose(Some(b"REF\x01ERRAL")),
+            Err(HeaderError::PurposeNotText)
+        );
     }
 
     /// The node and the gateway used to disagree: the node let an empty

@@ -20,7 +20,9 @@ pub mod vocabulary;
 
 pub use audit::{AuditEvent, AuditKind, Decision};
 pub use error::ErrorCode;
-pub use headers::{HeaderError, JUSTIFICATION_HEADER, PURPOSE_HEADER, TRACEPARENT_HEADER, TraceContext};
+pub use headers::{
+    HeaderError, JUSTIFICATION_HEADER, PURPOSE_HEADER, TRACEPARENT_HEADER, TraceContext,
+};
 pub use idempotency::{IDEMPOTENCY_KEY_HEADER, IdempotencyKey, IdempotencyKeyError};
 pub use ids::{AgencyId, GlobalId, IdError, RecordKind};
 pub use vocabulary::{

@@ -1,6 +1,41 @@
-//! Reading a request body within a limit, for the node and the gateway.
+//! Request and response bodies as the node and the gateway read and write
+//! them: the JSON content type, reading within a limit, and JSON answers
+//! that are never cached.
 
 use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse as _, Response};
+
+/// Whether the request declares a JSON body (`application/json`, any
+/// parameters). Requiring it also keeps browsers from sending cross-site
+/// requests without a CORS preflight.
+pub fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+        })
+}
+
+/// A JSON response with `status`, marked never to be cached (answers may
+/// hold survivor data).
+pub fn json_response(status: StatusCode, body: impl Into<Body>) -> Response {
+    (
+        status,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        body.into(),
+    )
+        .into_response()
+}
 
 /// Why a request body was not read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -6,7 +6,12 @@ use exchange_trust::{AgencySpec, DevFederation, MintRequest};
 
 /// An agency of a test federation: English and Brazilian Portuguese, region
 /// `Test`, no node URL yet.
-pub fn agency_spec(id: &str, name: &str, kind: AgencyKind, services: Vec<ServiceKind>) -> AgencySpec {
+pub fn agency_spec(
+    id: &str,
+    name: &str,
+    kind: AgencyKind,
+    services: Vec<ServiceKind>,
+) -> AgencySpec {
     AgencySpec {
         id: AgencyId::parse(id).expect("valid agency ID"),
         name: name.into(),

@@ -9,10 +9,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use agency_node::NodeConfig;
 use agency_node::config::PortalConfig;
 use agency_node::state::NodeState;
 use agency_node::store::Db;
-use agency_node::NodeConfig;
 use exchange_gateway::pipeline::Gateway;
 use exchange_gateway::{Application as GatewayApp, GatewayConfig};
 use exchange_schema::{AgencyId, AgencyKind, AuditEvent, Role, ServiceKind};
@@ -226,7 +226,11 @@ pub async fn start_node(
     config.log_format = exchange_service::config::LogFormat::Pretty;
     config.portal = Some(PortalConfig::new(loopback()));
     adjust(&mut config);
-    let scheme = if config.tls.is_some() { "https" } else { "http" };
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let app = agency_node::Application::build(config)
         .await
         .expect("node starts");
@@ -628,7 +632,6 @@ impl Drop for TestFederation {
         }
     }
 }
-
 
 /// Loopback, port 0: the system picks a free port.
 fn loopback() -> std::net::SocketAddr {

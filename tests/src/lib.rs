@@ -7,6 +7,7 @@
 //!   it returns ([`Gql`]);
 //! * [`agencies`]: test agencies and token minting;
 //! * [`survivors`]: synthetic survivor records;
+//! * [`process`]: the workspace's commands run as processes;
 //! * [`federation`]: a local federation launcher (three nodes and a
 //!   gateway in-process on loopback);
 //! * [`tracing_setup`]: spans captured in memory.
@@ -19,6 +20,7 @@
 pub mod agencies;
 pub mod federation;
 pub mod graphql;
+pub mod process;
 pub mod scratch;
 pub mod survivors;
 pub mod tracing_setup;

@@ -25,20 +25,7 @@ on_both_backends!(
 
 /// Runs `agency-node` with `args`: (exit status, stdout and stderr).
 fn run(args: &[&str]) -> (i32, String) {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_agency-node"))
-        .args(args)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let code = output
-        .status
-        .code()
-        .unwrap_or_else(|| panic!("killed by a signal: {text}"));
-    (code, text)
+    exchange_test_kit::process::run(env!("CARGO_BIN_EXE_agency-node"), args)
 }
 
 fn status(code: u8) -> i32 {

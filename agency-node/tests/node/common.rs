@@ -14,8 +14,8 @@ use agency_node::state::NodeState;
 use agency_node::{Application, NodeConfig};
 use exchange_schema::{AgencyId, AgencyKind, Role, ServiceKind};
 pub use exchange_test_kit::Gql;
-pub use exchange_test_kit::fresh_postgres_database;
 use exchange_test_kit::agencies::agency_spec as spec;
+pub use exchange_test_kit::fresh_postgres_database;
 use exchange_test_kit::scratch::ScratchDatabase;
 pub use exchange_test_kit::survivors::{SURVIVOR_QUERY, survivor_input as full_survivor_input};
 use exchange_trust::DevFederation;
@@ -130,11 +130,8 @@ impl TestNode {
             || agency_node::store::sqlite_url(&data_dir),
             |db| db.url().to_owned(),
         );
-        let mut config = NodeConfig::new(
-            AgencyId::parse(OWNER).unwrap(),
-            &federation.path,
-            &data_dir,
-        );
+        let mut config =
+            NodeConfig::new(AgencyId::parse(OWNER).unwrap(), &federation.path, &data_dir);
         config.database_url = Some(agency_node::config::DatabaseUrl(database_url));
         adjust(&mut config);
         // The test may have moved the database (or the data directory).
@@ -336,14 +333,7 @@ impl TestNode {
 
     /// The audit entries (as stored events), oldest first.
     pub async fn audit_events(&self) -> Vec<exchange_schema::AuditEvent> {
-        use sqlx::Row as _;
-        let rows = sqlx::query("SELECT event FROM audit_log ORDER BY seq")
-            .fetch_all(self.state.db.pool())
-            .await
-            .unwrap();
-        rows.iter()
-            .map(|r| serde_json::from_str(&r.get::<String, _>("event")).unwrap())
-            .collect()
+        exchange_test_kit::events(&self.state.db).await
     }
 
     /// Counts rows of a table.
@@ -358,16 +348,8 @@ impl TestNode {
 
     /// Runs `agency-node` with arguments; returns (exit success, stdout+stderr).
     pub fn cli(&self, args: &[&str]) -> (bool, String) {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_agency-node"))
-            .args(args)
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        (output.status.success(), text)
+        let (code, text) = exchange_test_kit::process::run(env!("CARGO_BIN_EXE_agency-node"), args);
+        (code == 0, text)
     }
 }
 
@@ -378,4 +360,3 @@ impl Drop for TestNode {
         }
     }
 }
-

@@ -782,7 +782,10 @@ async fn only_failures_in_a_row_lock_the_code(backend: Backend) {
 /// failure, and once it has passed the right code and PIN sign in again.
 async fn the_lock_ends_after_lockout_minutes(backend: Backend) {
     const LOCKOUT_MINUTES: i64 = 7;
-    let node = start_with_portal(backend, |portal| portal.lockout_minutes = LOCKOUT_MINUTES as u64).await;
+    let node = start_with_portal(backend, |portal| {
+        portal.lockout_minutes = LOCKOUT_MINUTES as u64
+    })
+    .await;
     let survivor = node.register_full_survivor("Lea").await;
     let code = issue_code(&node, &survivor).await;
     let locator = &code[..4];

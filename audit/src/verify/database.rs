@@ -4,7 +4,7 @@
 //! event.
 
 use exchange_schema::AuditEvent;
-use exchange_schema::audit::{Checkpoint, Decision};
+use exchange_schema::audit::Checkpoint;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -13,13 +13,6 @@ use exchange_service::db::{Db, to_ms};
 use super::chain::{Chain, Item, text_digest};
 use super::failure::{EditDetail, VerifyFailure, read_error};
 use super::{PAGE_ROWS, VerifyOptions, VerifyReport};
-
-pub(super) fn decision_wire(decision: Decision) -> &'static str {
-    match decision {
-        Decision::Permit => "PERMIT",
-        Decision::Deny => "DENY",
-    }
-}
 
 /// Verifies the log in `db`: `audit_log` in `seq` order, [`PAGE_ROWS`] rows
 /// at a time, against `audit_checkpoints` and `opts`. Entries appended while
@@ -260,7 +253,7 @@ fn check_index(seq: u64, row: &AnyRow, event: &AuditEvent) -> Result<(), VerifyF
         (
             "decision",
             text("decision"),
-            Some(decision_wire(event.decision).to_owned()),
+            Some(crate::log::decision_str(event.decision).to_owned()),
         ),
         (
             "break_glass",

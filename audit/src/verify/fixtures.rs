@@ -16,10 +16,10 @@ use exchange_service::db::{Db, to_ms};
 use sqlx::Row;
 use tempfile::TempDir;
 
-use super::database::decision_wire;
 use super::{VerifyFailure, VerifyOptions, VerifyReport, load_checkpoints};
 use crate::export::export_checkpoints;
 use crate::lines::parse_hash;
+use crate::log::decision_str as decision_wire;
 use crate::{AuditLog, AuditOptions};
 
 pub(crate) const LOG: &str = "shelter-north";

@@ -18,9 +18,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Parser;
 use exchange_gateway::config::ClientTlsConfig;
-use exchange_service::tls::DevPki;
 use exchange_gateway::{Application as Gateway, GatewayConfig};
 use exchange_schema::{AgencyId, AgencyKind, Purpose, Role, ServiceKind};
+use exchange_service::tls::DevPki;
 use exchange_trust::{AgencySpec, DevFederation, MintRequest};
 use tokio::sync::watch;
 

@@ -6,7 +6,9 @@
 //! unchanged for each node to check again.
 
 use axum::http::{HeaderMap, header};
-use exchange_schema::{IDEMPOTENCY_KEY_HEADER, IdempotencyKey, JUSTIFICATION_HEADER, PURPOSE_HEADER};
+use exchange_schema::{
+    IDEMPOTENCY_KEY_HEADER, IdempotencyKey, JUSTIFICATION_HEADER, PURPOSE_HEADER,
+};
 use exchange_trust::{Principal, TokenVerifier};
 
 use crate::error::RequestError;

@@ -78,7 +78,15 @@ pub async fn run(
     };
     let calls = plan.jobs.iter().map(|job| async move {
         let body = request_body(schema, operation, plan, job)?;
-        call(transport, job, body, forwarded, context, operation.is_mutation()).await
+        call(
+            transport,
+            job,
+            body,
+            forwarded,
+            context,
+            operation.is_mutation(),
+        )
+        .await
     });
     futures::future::join_all(calls).await
 }

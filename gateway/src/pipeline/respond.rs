@@ -3,55 +3,26 @@
 //! HTTP status of the one table ([`exchange_schema::ErrorCode::http_status`]).
 
 use apollo_compiler::response::JsonValue;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use exchange_service::body::json_response as json_bytes;
 
 use crate::error::{RequestError, graphql_error};
 
-/// Whether the request declares a JSON body (which also keeps browsers from
-/// sending cross-site requests without a CORS preflight).
-pub fn is_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(';')
-                .next()
-                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
-        })
-}
+pub use exchange_service::body::is_json;
 
 /// A request refused as a whole.
 pub fn error_response(error: &RequestError) -> Response {
     let body = serde_json::json!({
         "errors": [{ "message": error.to_string(), "extensions": { "code": error.code().as_str() } }]
     });
-    (
-        error.status(),
-        [
-            (header::CONTENT_TYPE, "application/json"),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        body.to_string(),
-    )
-        .into_response()
+    json_bytes(error.status(), body.to_string())
 }
 
 /// An answer (which may carry field errors) with status 200.
 pub fn json_response(value: &JsonValue) -> Response {
     match serde_json::to_vec(value) {
-        Ok(body) => (
-            StatusCode::OK,
-            [
-                (
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                ),
-                (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-            ],
-            body,
-        )
-            .into_response(),
+        Ok(body) => json_bytes(StatusCode::OK, body),
         Err(_) => {
             let error = graphql_error("internal error", exchange_schema::ErrorCode::Internal, None);
             (

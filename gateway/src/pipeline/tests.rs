@@ -84,19 +84,22 @@ fn agency(id: &str) -> AgencyId {
 async fn harness(answers: Vec<(&str, Result<JsonValue, NodeFailure>)>) -> Harness {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
-    let specs: Vec<AgencySpec> = [(SHELTER, AgencyKind::Shelter), (LEGAL, AgencyKind::LegalAid)]
-        .into_iter()
-        .map(|(id, kind)| AgencySpec {
-            id: agency(id),
-            name: id.into(),
-            kind,
-            services: vec![ServiceKind::Shelter],
-            languages: vec!["en".into()],
-            region: "North".into(),
-            node_url: Some("http://127.0.0.1:9".into()),
-            tls_identity: None,
-        })
-        .collect();
+    let specs: Vec<AgencySpec> = [
+        (SHELTER, AgencyKind::Shelter),
+        (LEGAL, AgencyKind::LegalAid),
+    ]
+    .into_iter()
+    .map(|(id, kind)| AgencySpec {
+        id: agency(id),
+        name: id.into(),
+        kind,
+        services: vec![ServiceKind::Shelter],
+        languages: vec!["en".into()],
+        region: "North".into(),
+        node_url: Some("http://127.0.0.1:9".into()),
+        tls_identity: None,
+    })
+    .collect();
     let dev = DevFederation::create(dir.path(), &specs, "pipeline-tests").unwrap();
     let federation = Arc::new(dev.federation);
     let http_nodes = Arc::new(Nodes::new(&federation, &NodesConfig::default(), None).unwrap());
@@ -164,7 +167,11 @@ fn request(query: &str, variables: JsonValue) -> ClientRequest {
 }
 
 impl Harness {
-    async fn execute(&self, caller: &Caller, request: ClientRequest) -> Result<Executed, RequestError> {
+    async fn execute(
+        &self,
+        caller: &Caller,
+        request: ClientRequest,
+    ) -> Result<Executed, RequestError> {
         self.gateway
             .execute(caller, request, &crate::telemetry::TraceParent::generate())
             .await
@@ -267,7 +274,10 @@ async fn a_failed_node_costs_only_its_fields_and_the_failure_is_audited() {
         explanation.contains("legal-aid-city: NODE_UNAVAILABLE (UNREACHABLE)"),
         "{explanation}"
     );
-    assert!(explanation.contains("shelter-north: answered in 250 us"), "{explanation}");
+    assert!(
+        explanation.contains("shelter-north: answered in 250 us"),
+        "{explanation}"
+    );
 }
 
 /// A node's page of referrals with the merge keys the gateway asked for.
@@ -341,8 +351,14 @@ async fn a_scattered_connection_is_merged_newest_first_and_resumes_where_it_stop
     // with nothing left is not asked at all.
     let end = connection["pageInfo"]["endCursor"].as_str().unwrap();
     let cursor = crate::merge::CompositeCursor::decode(end).unwrap();
-    assert!(cursor.is_done(&agency(LEGAL)), "both of its items were given");
-    assert_eq!(cursor.position(&agency(SHELTER)), Some("c-shelter-north:r4"));
+    assert!(
+        cursor.is_done(&agency(LEGAL)),
+        "both of its items were given"
+    );
+    assert_eq!(
+        cursor.position(&agency(SHELTER)),
+        Some("c-shelter-north:r4")
+    );
     assert!(!cursor.is_done(&agency(SHELTER)));
     let calls_before = h.calls().len();
     h.execute(
@@ -373,9 +389,15 @@ async fn a_mutation_of_two_agencies_records_is_refused_before_any_node_is_called
         )
         .await
         .unwrap_err();
-    assert!(matches!(refused, RequestError::BadUserInput(_)), "{refused:?}");
+    assert!(
+        matches!(refused, RequestError::BadUserInput(_)),
+        "{refused:?}"
+    );
     assert!(h.calls().is_empty());
-    assert!(h.entries().await.is_empty(), "the refusal is audited by the HTTP stage");
+    assert!(
+        h.entries().await.is_empty(),
+        "the refusal is audited by the HTTP stage"
+    );
 }
 
 #[tokio::test]
@@ -397,14 +419,21 @@ async fn the_idempotency_key_travels_with_a_mutation_and_never_with_a_query() {
     .unwrap();
     h.execute(
         &keyed,
-        request(r#"{ referral(id: "legal-aid-city:r1") { id } }"#, JsonValue::Null),
+        request(
+            r#"{ referral(id: "legal-aid-city:r1") { id } }"#,
+            JsonValue::Null,
+        ),
     )
     .await
     .unwrap();
     let calls = h.calls();
     assert_eq!(calls.len(), 2);
     assert_eq!(
-        calls[0].forwarded.idempotency_key.as_ref().map(|k| k.as_str()),
+        calls[0]
+            .forwarded
+            .idempotency_key
+            .as_ref()
+            .map(|k| k.as_str()),
         Some("retry-7")
     );
     assert_eq!(calls[1].forwarded.idempotency_key, None);
@@ -428,7 +457,10 @@ async fn nothing_is_answered_when_the_gateway_entry_cannot_be_written() {
         )
         .await
         .unwrap_err();
-    assert!(matches!(refused, RequestError::AuditUnavailable), "{refused:?}");
+    assert!(
+        matches!(refused, RequestError::AuditUnavailable),
+        "{refused:?}"
+    );
 }
 
 #[tokio::test]
@@ -437,7 +469,10 @@ async fn a_plan_without_node_fields_sends_nothing_and_answers_locally() {
     let executed = h
         .execute(
             &caller(None),
-            request("{ __typename agencies(kind: LEGAL_AID) { id } }", JsonValue::Null),
+            request(
+                "{ __typename agencies(kind: LEGAL_AID) { id } }",
+                JsonValue::Null,
+            ),
         )
         .await
         .unwrap();

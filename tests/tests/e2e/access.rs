@@ -1,8 +1,8 @@
 //! A client that goes straight to a node gets nothing more than through the
 //! gateway; forged and foreign tokens are refused by both.
 
-use exchange_test_kit::{AUDIENCE, CLINIC, LEGAL, SHELTER, TestFederation};
 use exchange_schema::{AgencyId, AuditKind, Role};
+use exchange_test_kit::{AUDIENCE, CLINIC, LEGAL, SHELTER, TestFederation};
 use exchange_trust::{DevIdentityProvider, MintRequest};
 use serde_json::json;
 

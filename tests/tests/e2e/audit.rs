@@ -6,8 +6,8 @@
 
 use agency_node::store::Db;
 use exchange_audit::verify::{VerifyOptions, verify_database};
-use exchange_test_kit::{CLINIC, Options, SHELTER, TestFederation, fresh_postgres_database};
 use exchange_schema::{AuditKind, Decision, Purpose};
+use exchange_test_kit::{CLINIC, Options, SHELTER, TestFederation, fresh_postgres_database};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,9 +10,11 @@ use agency_node::store::Db;
 use exchange_audit::verify::{
     VerifyFailure, VerifyOptions, load_checkpoints, verify_database, verify_file,
 };
-use exchange_test_kit::{CLINIC, LEGAL, NODE_AGENCIES, OVERSIGHT, Options, SHELTER, TestFederation};
 use exchange_schema::audit::{AuditEvent, Checkpoint, chain_hash_event};
 use exchange_schema::{AuditKind, Decision, Purpose, Role};
+use exchange_test_kit::{
+    CLINIC, LEGAL, NODE_AGENCIES, OVERSIGHT, Options, SHELTER, TestFederation,
+};
 use serde_json::{Value, json};
 use sqlx::Row as _;
 use time::OffsetDateTime;

@@ -2,8 +2,8 @@
 //! `Idempotency-Key` as the nodes do and passes it on to the owner node,
 //! which makes the change once however often the client retries.
 
-use exchange_test_kit::{Gql, SHELTER, TestFederation, survivor_input};
 use exchange_schema::AuditKind;
+use exchange_test_kit::{Gql, SHELTER, TestFederation, survivor_input};
 use serde_json::{Value, json};
 
 const REGISTER: &str =

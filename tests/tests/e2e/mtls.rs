@@ -2,8 +2,8 @@
 //! a client without a certificate from the federation's CA, and the gateway
 //! (with one) is served.
 
-use exchange_test_kit::{Options, SHELTER, TestFederation, tls_identity};
 use exchange_service::tls::DevPki;
+use exchange_test_kit::{Options, SHELTER, TestFederation, tls_identity};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

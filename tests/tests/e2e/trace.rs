@@ -1,8 +1,8 @@
 //! One trace across the gateway and the nodes: the gateway's spans and the
 //! nodes' audit entries carry the same W3C trace ID.
 
-use exchange_test_kit::{LEGAL, SHELTER, TestFederation, tracing_setup};
 use exchange_schema::AuditKind;
+use exchange_test_kit::{LEGAL, SHELTER, TestFederation, tracing_setup};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
