@@ -32,7 +32,7 @@ pub enum HeaderError {
     #[error("the justification header must be ASCII; percent-encode other text")]
     JustificationNotAscii,
     #[error(
-        "the justification must be 1 to {MAX_JUSTIFICATION_CHARS} printable characters, without control or bidirectional-override characters"
+        "the justification must be at most {MAX_JUSTIFICATION_CHARS} printable characters, without control or bidirectional-override characters"
     )]
     BadJustification,
 }
@@ -52,9 +52,11 @@ pub fn purpose(value: Option<&[u8]>) -> Result<Option<Purpose>, HeaderError> {
         .map_err(|e| HeaderError::UnknownPurpose(e.to_string()))
 }
 
-/// The written justification (`x-exchange-justification`), trimmed: 1 to
-/// [`MAX_JUSTIFICATION_CHARS`] visible ASCII characters and spaces. Whether
-/// it is long enough to justify a break-glass is the policies' decision.
+/// The written justification (`x-exchange-justification`), trimmed: at most
+/// [`MAX_JUSTIFICATION_CHARS`] visible ASCII characters and spaces. A blank
+/// header is no justification (`None`), so a break-glass read with one is
+/// `JUSTIFICATION_REQUIRED`, as without the header. Whether a justification
+/// is long enough is the policies' decision.
 pub fn justification(value: Option<&[u8]>) -> Result<Option<String>, HeaderError> {
     let Some(raw) = value else {
         return Ok(None);
@@ -65,10 +67,10 @@ pub fn justification(value: Option<&[u8]>) -> Result<Option<String>, HeaderError
     // ASCII, so one byte is one character.
     let text = std::str::from_utf8(raw).map_err(|_| HeaderError::JustificationNotAscii)?;
     let trimmed = text.trim();
-    if trimmed.is_empty()
-        || trimmed.len() > MAX_JUSTIFICATION_CHARS
-        || trimmed.chars().any(|c| c.is_ascii_control())
-    {
+    if trimmed.is_empty() {
+        return Ok(None);
+    }
+    if trimmed.len() > MAX_JUSTIFICATION_CHARS || trimmed.chars().any(|c| c.is_ascii_control()) {
         return Err(HeaderError::BadJustification);
     }
     Ok(Some(trimmed.to_owned()))
@@ -152,20 +154,18 @@ mod tests {
         );
     }
 
-    /// The node and the gateway used to disagree: the node let an empty
-    /// justification through as `Some("")`, the gateway refused it. One rule
-    /// now: empty is refused, as is anything over 2000 characters.
+    /// The node and the gateway used to disagree on a blank header: the
+    /// node read it as no justification (a break-glass read with it is
+    /// `JUSTIFICATION_REQUIRED`), the gateway refused it as bad input. The
+    /// node's rule is kept, at both.
     #[test]
-    fn a_justification_is_trimmed_bounded_and_never_empty() {
+    fn a_justification_is_trimmed_and_bounded_and_a_blank_one_is_none() {
         assert_eq!(justification(None), Ok(None));
         assert_eq!(
             justification(Some(b"  client in immediate danger  ")),
             Ok(Some("client in immediate danger".into()))
         );
-        assert_eq!(
-            justification(Some(b"   ")),
-            Err(HeaderError::BadJustification)
-        );
+        assert_eq!(justification(Some(b"   ")), Ok(None));
         let longest = "a".repeat(MAX_JUSTIFICATION_CHARS);
         assert!(justification(Some(longest.as_bytes())).is_ok());
         let too_long = "a".repeat(MAX_JUSTIFICATION_CHARS + 1);
