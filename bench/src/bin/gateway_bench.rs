@@ -43,26 +43,26 @@
 //! gateways run at once and alternate likewise, so that a change in the
 //! machine's load during the run affects both sides of each ratio alike.
 
-use std::io::{BufRead as _, BufReader, Write as _};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
-use exchange_gateway::config::NodesConfig;
-use exchange_gateway::{Application, GatewayConfig};
-use exchange_schema::{AgencyId, AgencyKind, Role, ServiceKind};
-use exchange_trust::{AgencySpec, DevFederation, MintRequest};
-use nix::sched::{CpuSet, sched_getaffinity, sched_setaffinity};
-use nix::unistd::Pid;
+use exchange_bench::child::{ChildServer, run_child_mode};
+use exchange_bench::cpus::{allowed_cpus, pin_this_process};
+use exchange_bench::load::{
+    Target, cpu_per_request, interleaved_latencies, interleaved_throughput, pct,
+};
+use exchange_bench::nodes::{
+    Nodes, REFERRALS_PER_NODE, ROUTED_DIRECTORY_READ, ROUTED_RECORD_READ, agency_name,
+    register_survivor, seed_referrals,
+};
+use exchange_schema::Role;
 use serde_json::json;
 
-/// The allocator the shipped binaries use (see `src/main.rs`).
+/// The allocator the shipped binaries use (see `gateway/src/main.rs`).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const AUDIENCE: &str = "survivor-exchange-bench";
 const NODES: usize = 8;
 /// How many nodes the scattered query is sent to, in turn.
 const SCATTER_WIDTHS: [usize; 4] = [1, 2, 4, 8];
@@ -75,124 +75,16 @@ const THROUGHPUT_ROUNDS: usize = 4;
 const CPU_REQUESTS: usize = 500;
 const MEMORY_CLIENTS: usize = 50;
 const MEMORY_REQUESTS_PER_CLIENT: usize = 60;
-/// A routed read the node answers without touching its database.
-const ROUTED_DIRECTORY_READ: &str = "{ agency { id name kind } }";
-/// A routed read of one survivor record, disclosed and audited at the node.
-const ROUTED_RECORD_READ: &str = "query($id: ID!) { survivor(id: $id) { id owner identity { givenName } case { riskLevel needs } } }";
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("serve-gateway") {
-        let config = args
-            .get(2)
-            .context("serve-gateway <config.toml> [CPU,...]")?;
-        // Pinned before the runtime starts, so that it sizes its worker
-        // pool to the CPUs it has, as on a machine of that size.
-        if let Some(cpus) = args.get(3) {
-            let cpus = cpus
-                .split(',')
-                .map(str::parse)
-                .collect::<Result<Vec<usize>, _>>()?;
-            pin_this_process(&cpus)?;
-        }
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?;
-        return runtime.block_on(serve_gateway(Path::new(config)));
-    }
-    if args.get(1).map(String::as_str) == Some("serve-fan-out") {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?;
-        return runtime.block_on(serve_fan_out(args[2..].to_vec()));
+    if let Some(result) = run_child_mode(&args) {
+        return result;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(bench())
-}
-
-/// Child mode: runs one gateway until standard input closes.
-async fn serve_gateway(config: &Path) -> anyhow::Result<()> {
-    let _telemetry = exchange_gateway::telemetry::init(
-        exchange_service::config::LogFormat::Json,
-        "exchange-gateway-bench",
-    )?;
-    let app = Application::build(GatewayConfig::load(Some(config))?).await?;
-    println!("LISTENING {}", app.address());
-    std::io::stdout().flush()?;
-    app.run(stdin_closed()).await
-}
-
-/// Child mode: the floor of a fan-out over HTTP, with none of the
-/// exchange's work. Each `POST /graphql` sends its body to every URL given,
-/// at once, with an HTTP client set up as the gateway's node client, waits
-/// for every answer and returns them side by side in a JSON array: no
-/// token, no parse, no plan, no audit, no merge. Runs until standard input
-/// closes.
-async fn serve_fan_out(urls: Vec<String>) -> anyhow::Result<()> {
-    use axum::body::Bytes;
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let client = reqwest::Client::builder()
-        .tcp_nodelay(true)
-        .pool_max_idle_per_host(NodesConfig::default().pool_max_idle_per_node)
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .build()?;
-    let urls: Arc<[String]> = urls.into();
-    let fan_out = move |body: Bytes| {
-        let (client, urls) = (client.clone(), urls.clone());
-        async move {
-            let answers = futures::future::join_all(urls.iter().map(|url| {
-                let request = client
-                    .post(url)
-                    .header("content-type", "application/json")
-                    .body(body.clone());
-                async move { request.send().await?.error_for_status()?.bytes().await }
-            }))
-            .await;
-            let mut out = b"[".to_vec();
-            for (i, answer) in answers.into_iter().enumerate() {
-                match answer {
-                    Ok(bytes) => {
-                        if i > 0 {
-                            out.push(b',');
-                        }
-                        out.extend_from_slice(&bytes);
-                    }
-                    Err(_) => return Err(axum::http::StatusCode::BAD_GATEWAY),
-                }
-            }
-            out.push(b']');
-            Ok(out)
-        }
-    };
-    let router = axum::Router::new().route("/graphql", axum::routing::post(fan_out));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    println!("LISTENING {}", listener.local_addr()?);
-    std::io::stdout().flush()?;
-    axum::serve(listener, router)
-        .with_graceful_shutdown(stdin_closed())
-        .await?;
-    Ok(())
-}
-
-/// Resolves when standard input closes (the bench's signal to a child to
-/// stop).
-async fn stdin_closed() {
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    std::thread::spawn(move || {
-        let mut sink = String::new();
-        while std::io::stdin()
-            .read_line(&mut sink)
-            .map(|n| n > 0)
-            .unwrap_or(false)
-        {
-            sink.clear();
-        }
-        let _ = tx.send(());
-    });
-    let _ = rx.await;
 }
 
 /// A server that answers every `POST /graphql` with `answer`, as it is:
@@ -212,322 +104,20 @@ async fn serve_fixed_answer(answer: axum::body::Bytes) -> anyhow::Result<String>
     Ok(url)
 }
 
-fn agency_name(i: usize) -> String {
-    format!("agency-{i:02}")
-}
-
-fn specs(urls: &[Option<String>]) -> Vec<AgencySpec> {
-    urls.iter()
-        .enumerate()
-        .map(|(i, url)| AgencySpec {
-            id: AgencyId::parse(&agency_name(i)).expect("valid"),
-            name: format!("Bench agency {i}"),
-            kind: if i % 2 == 0 {
-                AgencyKind::Shelter
-            } else {
-                AgencyKind::LegalAid
-            },
-            services: vec![ServiceKind::Shelter],
-            languages: vec!["en".into()],
-            region: "Bench".into(),
-            node_url: url.clone(),
-            tls_identity: None,
-        })
+/// The nodes a gateway over the first `k` of `node_urls` names (the others
+/// are in its federation without a node).
+fn first_nodes(node_urls: &[String], k: usize) -> Vec<Option<String>> {
+    (0..NODES)
+        .map(|i| (i < k).then(|| node_urls[i].clone()))
         .collect()
-}
-
-/// A server in a child process of its own (this binary): a gateway, or the
-/// fan-out floor.
-struct ChildServer {
-    child: Child,
-    base: String,
-}
-
-impl ChildServer {
-    /// Starts a gateway named `name` (its own data directory: two
-    /// processes never share an audit log) over the first `k` nodes, on
-    /// `cpus` only when given.
-    fn start(
-        root: &Path,
-        name: &str,
-        keys: &Path,
-        node_urls: &[String],
-        k: usize,
-        cpus: Option<&[usize]>,
-    ) -> anyhow::Result<Self> {
-        let dir = root.join(name);
-        std::fs::create_dir_all(dir.join("keys"))?;
-        for entry in std::fs::read_dir(keys)? {
-            let entry = entry?;
-            let target = dir.join("keys").join(entry.file_name());
-            if !target.exists() {
-                std::fs::copy(entry.path(), &target)?;
-            }
-        }
-        let urls: Vec<Option<String>> = (0..NODES)
-            .map(|i| (i < k).then(|| node_urls[i].clone()))
-            .collect();
-        let federation = DevFederation::create(&dir, &specs(&urls), AUDIENCE)?;
-        let config = dir.join("gateway.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nfederation = \"{}\"\nlog_format = \"json\"\n",
-                dir.join("data").display(),
-                federation.path.display()
-            ),
-        )?;
-        let mut args = vec!["serve-gateway".to_owned(), config.display().to_string()];
-        if let Some(cpus) = cpus {
-            args.push(
-                cpus.iter()
-                    .map(usize::to_string)
-                    .collect::<Vec<_>>()
-                    .join(","),
-            );
-        }
-        Self::spawn(name, &args)
-    }
-
-    /// Starts the fan-out floor (`serve-fan-out`) over `urls`.
-    fn start_fan_out(name: &str, urls: &[String]) -> anyhow::Result<Self> {
-        let mut args = vec!["serve-fan-out".to_owned()];
-        args.extend(urls.iter().cloned());
-        Self::spawn(name, &args)
-    }
-
-    /// Runs this binary with `args` and waits for the `LISTENING` line.
-    fn spawn(name: &str, args: &[String]) -> anyhow::Result<Self> {
-        let mut child = Command::new(std::env::current_exe()?)
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("starting {name}"))?;
-        let stdout = child.stdout.take().context("child stdout")?;
-        let mut reader = BufReader::new(stdout);
-        let mut line = String::new();
-        reader.read_line(&mut line)?;
-        // The gateway logs (warnings and errors) to its standard output:
-        // pass them on to ours, on standard error, rather than lose them.
-        let label = name.to_owned();
-        std::thread::spawn(move || {
-            for log in reader.lines().map_while(Result::ok) {
-                eprintln!("{label}: {log}");
-            }
-        });
-        let address = line
-            .trim()
-            .strip_prefix("LISTENING ")
-            .with_context(|| format!("unexpected output of {name}: {line:?}"))?;
-        Ok(Self {
-            base: format!("http://{address}"),
-            child,
-        })
-    }
-
-    /// CPU time the gateway process has used so far (user + system).
-    fn cpu(&self) -> Duration {
-        process_cpu(&format!("/proc/{}/stat", self.child.id()))
-    }
-
-    fn rss_kib(&self) -> (u64, u64) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        let field = |name: &str| {
-            status
-                .lines()
-                .find(|l| l.starts_with(name))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0)
-        };
-        (field("VmRSS:"), field("VmHWM:"))
-    }
-}
-
-impl Drop for ChildServer {
-    fn drop(&mut self) {
-        drop(self.child.stdin.take());
-        let _ = self.child.wait();
-    }
-}
-
-struct Target {
-    client: reqwest::Client,
-    url: String,
-    token: String,
-    purpose: &'static str,
-    body: Vec<u8>,
-}
-
-impl Target {
-    /// One request, timed.
-    async fn once(&self) -> anyhow::Result<Duration> {
-        self.answer().await.map(|(elapsed, _)| elapsed)
-    }
-
-    /// One request: how long it took and the answer, or an error when the
-    /// status is not a success or the answer carries `errors`.
-    async fn answer(&self) -> anyhow::Result<(Duration, axum::body::Bytes)> {
-        let started = Instant::now();
-        let response = self
-            .client
-            .post(&self.url)
-            .bearer_auth(&self.token)
-            .header("x-exchange-purpose", self.purpose)
-            .header("content-type", "application/json")
-            .body(self.body.clone())
-            .send()
-            .await?;
-        let status = response.status();
-        let bytes = response.bytes().await?;
-        let elapsed = started.elapsed();
-        if !status.is_success() || bytes.windows(8).any(|w| w == b"\"errors\"") {
-            anyhow::bail!(
-                "request failed ({status}): {}",
-                String::from_utf8_lossy(&bytes)
-            );
-        }
-        Ok((elapsed, bytes))
-    }
-
-    /// Runs `total` requests with `clients` concurrent clients; how many
-    /// were sent and how long they took.
-    async fn burst(
-        self: &Arc<Self>,
-        clients: usize,
-        total: usize,
-    ) -> anyhow::Result<(usize, Duration)> {
-        let started = Instant::now();
-        let mut tasks = Vec::new();
-        for _ in 0..clients {
-            let target = self.clone();
-            tasks.push(tokio::spawn(async move {
-                for _ in 0..total / clients {
-                    target.once().await?;
-                }
-                anyhow::Ok(())
-            }));
-        }
-        for task in tasks {
-            task.await??;
-        }
-        Ok((total / clients * clients, started.elapsed()))
-    }
-
-    /// Requests per second with `clients` concurrent clients.
-    async fn throughput(self: &Arc<Self>, clients: usize, total: usize) -> anyhow::Result<f64> {
-        let (sent, took) = self.burst(clients, total).await?;
-        Ok(sent as f64 / took.as_secs_f64())
-    }
-}
-
-/// Sequential latencies of several targets, one request to each in turn
-/// (after a warm-up), each list sorted. Taking turns gives every target the
-/// same moments of a shared, noisy machine, so their ratios compare like
-/// with like; the order rotates so that no target always follows the same
-/// one.
-async fn interleaved_latencies(
-    targets: &[&Target],
-    n: usize,
-) -> anyhow::Result<Vec<Vec<Duration>>> {
-    for _ in 0..n / 10 {
-        for target in targets {
-            target.once().await?;
-        }
-    }
-    let mut out = vec![Vec::with_capacity(n); targets.len()];
-    for i in 0..n {
-        for j in 0..targets.len() {
-            let k = (i + j) % targets.len();
-            out[k].push(targets[k].once().await?);
-        }
-    }
-    for latencies in &mut out {
-        latencies.sort_unstable();
-    }
-    Ok(out)
-}
-
-/// Requests per second of several targets with `clients` concurrent
-/// clients, measured in `THROUGHPUT_ROUNDS` alternating rounds (each target
-/// in turn) for the same reason as [`interleaved_latencies`].
-async fn interleaved_throughput(
-    targets: &[&Arc<Target>],
-    clients: usize,
-    total: usize,
-) -> anyhow::Result<Vec<f64>> {
-    let mut sent = vec![0usize; targets.len()];
-    let mut took = vec![Duration::ZERO; targets.len()];
-    for _ in 0..THROUGHPUT_ROUNDS {
-        for (k, target) in targets.iter().enumerate() {
-            let (n, t) = target.burst(clients, total / THROUGHPUT_ROUNDS).await?;
-            sent[k] += n;
-            took[k] += t;
-        }
-    }
-    Ok(sent
-        .iter()
-        .zip(&took)
-        .map(|(n, t)| *n as f64 / t.as_secs_f64())
-        .collect())
-}
-
-/// CPU time per request, in microseconds, of `CPU_REQUESTS` sequential
-/// requests to `target`: the gateway's (when given) and this process's
-/// (the nodes' and the client's).
-async fn cpu_per_request(
-    target: &Target,
-    gateway: Option<&ChildServer>,
-) -> anyhow::Result<(f64, f64)> {
-    let per_request = |cpu: Duration| cpu.as_secs_f64() * 1e6 / CPU_REQUESTS as f64;
-    let gateway_before = gateway.map(ChildServer::cpu).unwrap_or_default();
-    let here_before = process_cpu("/proc/self/stat");
-    for _ in 0..CPU_REQUESTS {
-        target.once().await?;
-    }
-    let gateway_cpu = gateway
-        .map(|g| g.cpu().saturating_sub(gateway_before))
-        .unwrap_or_default();
-    let here_cpu = process_cpu("/proc/self/stat").saturating_sub(here_before);
-    Ok((per_request(gateway_cpu), per_request(here_cpu)))
-}
-
-fn pct(sorted: &[Duration], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1000.0
 }
 
 async fn bench() -> anyhow::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let root = tempfile::tempdir()?;
-    let none: Vec<Option<String>> = vec![None; NODES];
-    let dev = DevFederation::create(root.path(), &specs(&none), AUDIENCE)?;
-    let mut node_urls = Vec::new();
-    let mut shutdowns = Vec::new();
-    for i in 0..NODES {
-        let agency = agency_name(i);
-        let config: agency_node::NodeConfig = toml::from_str(&format!(
-            "agency = \"{agency}\"\nfederation = \"{}\"\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nlog_format = \"json\"\n",
-            dev.path.display(),
-            root.path().join(&agency).display()
-        ))?;
-        let app = agency_node::Application::build(config).await?;
-        node_urls.push(format!("http://{}", app.address()));
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        shutdowns.push(tx);
-        tokio::spawn(app.run(async {
-            let _ = rx.await;
-        }));
-    }
-    let token = |i: usize, role: Role| {
-        let agency = AgencyId::parse(&agency_name(i)).expect("valid");
-        let mut request = MintRequest::new(agency.clone(), "bench-user", vec![role], AUDIENCE);
-        request.ttl = Duration::from_secs(3600);
-        dev.provider(&agency).expect("provider").mint(&request)
-    };
+    let nodes = Nodes::start(root.path(), NODES).await?;
+    let node_urls = nodes.urls.clone();
+    let token = |i: usize, role: Role| nodes.token(i, role);
     let client = reqwest::Client::builder()
         .tcp_nodelay(true)
         .pool_max_idle_per_host(64)
@@ -552,8 +142,7 @@ async fn bench() -> anyhow::Result<()> {
         root.path(),
         "gateway-routed",
         &root.path().join("keys"),
-        &node_urls,
-        NODES,
+        &first_nodes(&node_urls, NODES),
         None,
     )?;
     // The gateway on a core of its own, as when it runs on its own machine:
@@ -565,8 +154,7 @@ async fn bench() -> anyhow::Result<()> {
                 root.path(),
                 "gateway-routed-own-core",
                 &root.path().join("keys"),
-                &node_urls,
-                NODES,
+                &first_nodes(&node_urls, NODES),
                 Some(&[*gateway_cpu]),
             )?,
             *gateway_cpu,
@@ -656,8 +244,7 @@ async fn bench() -> anyhow::Result<()> {
             root.path(),
             &format!("gateway-scatter-{k}"),
             &root.path().join("keys"),
-            &node_urls,
-            k,
+            &first_nodes(&node_urls, k),
             None,
         )?;
         let target = scatter_at(format!("{}/graphql", gw.base));
@@ -733,7 +320,7 @@ async fn bench() -> anyhow::Result<()> {
         purpose: "REFERRAL",
         body: body(scatter),
     });
-    let sampler_pid = gateway.child.id();
+    let sampler_pid = gateway.pid();
     let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let flag = sampling.clone();
     let sampler = tokio::spawn(async move {
@@ -769,101 +356,7 @@ async fn bench() -> anyhow::Result<()> {
         hwm as f64 / 1024.0
     );
     drop(gateway);
-    for tx in shutdowns {
-        let _ = tx.send(());
-    }
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    Ok(())
-}
-
-/// Sends one mutation straight to the node at `base` as `caseworker`, for
-/// `purpose`, and returns its `data`, or an error carrying the answer.
-async fn node_mutation(
-    client: &reqwest::Client,
-    base: &str,
-    caseworker: &str,
-    purpose: &str,
-    query: &str,
-    variables: serde_json::Value,
-) -> anyhow::Result<serde_json::Value> {
-    let answer: serde_json::Value = client
-        .post(format!("{base}/graphql"))
-        .bearer_auth(caseworker)
-        .header("x-exchange-purpose", purpose)
-        .json(&json!({ "query": query, "variables": variables }))
-        .send()
-        .await?
-        .json()
-        .await?;
-    match (answer.get("errors"), answer.get("data")) {
-        (None, Some(data)) => Ok(data.clone()),
-        _ => anyhow::bail!("seeding the bench's data: {answer}"),
-    }
-}
-
-/// Registers an invented survivor at the node at `base` (the caseworker's
-/// own agency); its global ID.
-async fn register_survivor(
-    client: &reqwest::Client,
-    base: &str,
-    caseworker: &str,
-) -> anyhow::Result<String> {
-    let data = node_mutation(
-        client,
-        base,
-        caseworker,
-        "CASE_MANAGEMENT",
-        "mutation($input: RegisterSurvivorInput!) { registerSurvivor(input: $input) { id } }",
-        json!({ "input": {
-            "identity": { "givenName": "Bench", "familyName": "Invented", "languages": ["en"] },
-            "case": { "exploitationTypes": ["labour"], "riskLevel": "HIGH", "needs": ["SHELTER"] },
-        } }),
-    )
-    .await?;
-    data["registerSurvivor"]["id"]
-        .as_str()
-        .map(str::to_owned)
-        .with_context(|| format!("registering the bench survivor: {data}"))
-}
-
-/// Referrals each node holds for the scattered query.
-const REFERRALS_PER_NODE: usize = 4;
-
-/// Registers an invented survivor at the node at `base`, records their
-/// consent to be referred to `to`, and refers them there
-/// [`REFERRALS_PER_NODE`] times, with the node's own mutations.
-async fn seed_referrals(
-    client: &reqwest::Client,
-    base: &str,
-    caseworker: &str,
-    to: &str,
-) -> anyhow::Result<()> {
-    let survivor = register_survivor(client, base, caseworker).await?;
-    node_mutation(
-        client,
-        base,
-        caseworker,
-        "CASE_MANAGEMENT",
-        "mutation($input: RecordConsentInput!) { recordConsent(input: $input) { id } }",
-        json!({ "input": {
-            "survivorId": survivor, "grantee": to, "categories": ["IDENTITY", "CASE"],
-            "purposes": ["REFERRAL"], "method": "WITNESSED_VERBAL", "witness": "Bench witness",
-        } }),
-    )
-    .await?;
-    for _ in 0..REFERRALS_PER_NODE {
-        node_mutation(
-            client,
-            base,
-            caseworker,
-            "REFERRAL",
-            "mutation($input: CreateReferralInput!) { createReferral(input: $input) { id } }",
-            json!({ "input": {
-                "survivorId": survivor, "toAgency": to, "service": "SHELTER", "urgency": "ROUTINE",
-            } }),
-        )
-        .await?;
-    }
+    nodes.stop().await;
     Ok(())
 }
 
@@ -886,7 +379,7 @@ async fn width_figures(
             p50 / base,
             if *k == 8 { note_at_8 } else { "" }
         );
-        let (child_cpu, here_cpu) = cpu_per_request(target, Some(server)).await?;
+        let (child_cpu, here_cpu) = cpu_per_request(target, Some(server), CPU_REQUESTS).await?;
         println!("          CPU per request: {child} {child_cpu:.0} us, {here} {here_cpu:.0} us");
     }
     Ok(())
@@ -901,11 +394,16 @@ async fn routed_figures(
 ) -> anyhow::Result<()> {
     let latencies = interleaved_latencies(&[direct, via], LATENCY_REQUESTS).await?;
     let (d, g) = (&latencies[0], &latencies[1]);
-    let rps =
-        interleaved_throughput(&[direct, via], THROUGHPUT_CLIENTS, THROUGHPUT_REQUESTS).await?;
+    let rps = interleaved_throughput(
+        &[direct, via],
+        THROUGHPUT_CLIENTS,
+        THROUGHPUT_REQUESTS,
+        THROUGHPUT_ROUNDS,
+    )
+    .await?;
     let (d_rps, g_rps) = (rps[0], rps[1]);
-    let (_, direct_cpu) = cpu_per_request(direct, None).await?;
-    let (via_gateway_cpu, via_here_cpu) = cpu_per_request(via, Some(gateway)).await?;
+    let (_, direct_cpu) = cpu_per_request(direct, None, CPU_REQUESTS).await?;
+    let (via_gateway_cpu, via_here_cpu) = cpu_per_request(via, Some(gateway), CPU_REQUESTS).await?;
     println!(
         "      direct to node : p50 {:.3} ms  p99 {:.3} ms  {:.0} req/s",
         pct(d, 0.5),
@@ -928,56 +426,4 @@ async fn routed_figures(
         "      CPU per sequential request: direct: node and client {direct_cpu:.0} us; via gateway: gateway {via_gateway_cpu:.0} us, node and client {via_here_cpu:.0} us"
     );
     Ok(())
-}
-
-/// The CPUs this process may run on.
-fn allowed_cpus() -> anyhow::Result<Vec<usize>> {
-    let set = sched_getaffinity(Pid::from_raw(0))?;
-    Ok((0..CpuSet::count())
-        .filter(|&cpu| set.is_set(cpu).unwrap_or(false))
-        .collect())
-}
-
-/// Pins every thread of this process to `cpus`; threads they start later
-/// inherit the mask. Passes over the threads until a pass finds none it has
-/// not pinned, so a thread started meanwhile is not missed.
-fn pin_this_process(cpus: &[usize]) -> anyhow::Result<()> {
-    let mut set = CpuSet::new();
-    for &cpu in cpus {
-        set.set(cpu)?;
-    }
-    let mut pinned = std::collections::BTreeSet::new();
-    loop {
-        let mut new = 0;
-        for entry in std::fs::read_dir("/proc/self/task")? {
-            let tid: i32 = entry?.file_name().to_string_lossy().parse()?;
-            if pinned.insert(tid) {
-                new += 1;
-                // A thread may end between the listing and here.
-                let _ = sched_setaffinity(Pid::from_raw(tid), &set);
-            }
-        }
-        if new == 0 {
-            return Ok(());
-        }
-    }
-}
-
-/// User plus system CPU time of the process whose `stat` file is `path`
-/// (`/proc/<pid>/stat`), in clock ticks of 10 ms; zero if unreadable.
-fn process_cpu(path: &str) -> Duration {
-    let stat = std::fs::read_to_string(path).unwrap_or_default();
-    // Fields after the command name (which is in parentheses and may hold
-    // spaces): utime and stime are the 12th and 13th of them.
-    let ticks: u64 = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| {
-            rest.split_whitespace()
-                .skip(11)
-                .take(2)
-                .filter_map(|v| v.parse::<u64>().ok())
-                .sum()
-        })
-        .unwrap_or(0);
-    Duration::from_millis(ticks * 10)
 }
