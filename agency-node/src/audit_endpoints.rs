@@ -75,7 +75,7 @@ pub async fn export(
         .authorize(&caller, purpose, Action::ReadAuditLog, target, None)
         .await
     {
-        return node_error(err.into());
+        return node_error(err);
     }
 
     // Sign the head first, so the whole export is covered by a checkpoint.
