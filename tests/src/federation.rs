@@ -552,7 +552,7 @@ impl TestFederation {
             .gateway_gql(
                 &self.caseworker(agency),
                 "CASE_MANAGEMENT",
-                "mutation($input: RegisterSurvivorInput!) { registerSurvivor(input: $input) { id } }",
+                crate::survivors::REGISTER_SURVIVOR,
                 json!({ "input": survivor_input(given_name) }),
             )
             .await;
@@ -575,11 +575,8 @@ impl TestFederation {
             .gateway_gql(
                 &self.caseworker(owner),
                 "CASE_MANAGEMENT",
-                "mutation($input: RecordConsentInput!) { recordConsent(input: $input) { id } }",
-                json!({ "input": {
-                    "survivorId": survivor, "grantee": grantee, "categories": categories,
-                    "purposes": purposes, "method": "WITNESSED_VERBAL", "witness": "Second caseworker",
-                } }),
+                crate::survivors::RECORD_CONSENT,
+                json!({ "input": crate::survivors::witnessed_consent(survivor, grantee, categories, purposes) }),
             )
             .await;
         response.data()["recordConsent"]["id"]

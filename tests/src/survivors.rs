@@ -1,5 +1,6 @@
 //! Synthetic survivor records for the suites: every category filled with
-//! invented values, and the query that selects every category.
+//! invented values, the query that selects every category, and the
+//! mutations that register a survivor and record a consent.
 
 use serde_json::{Value, json};
 
@@ -17,5 +18,30 @@ pub fn survivor_input(given_name: &str) -> Value {
         "case": { "exploitationTypes": ["labour"], "riskLevel": "HIGH", "intakeDate": "2026-10-01", "needs": ["SHELTER", "LEGAL_AID"] },
         "health": { "medicalNotes": "invented note", "psychosocialNotes": "invented note" },
         "legal": { "immigrationStatus": "pending", "proceedings": ["invented case"] },
+    })
+}
+
+/// Registers a survivor (`$input: RegisterSurvivorInput!`); selects `id`.
+pub const REGISTER_SURVIVOR: &str =
+    "mutation($input: RegisterSurvivorInput!) { registerSurvivor(input: $input) { id } }";
+
+/// Records a consent (`$input: RecordConsentInput!`); selects `id`.
+pub const RECORD_CONSENT: &str =
+    "mutation($input: RecordConsentInput!) { recordConsent(input: $input) { id } }";
+
+/// The input of a consent the owner's staff witnessed being given verbally.
+pub fn witnessed_consent(
+    survivor: &str,
+    grantee: &str,
+    categories: &[&str],
+    purposes: &[&str],
+) -> Value {
+    json!({
+        "survivorId": survivor,
+        "grantee": grantee,
+        "categories": categories,
+        "purposes": purposes,
+        "method": "WITNESSED_VERBAL",
+        "witness": "Second caseworker",
     })
 }

@@ -245,7 +245,7 @@ impl TestNode {
             .gql(
                 Some(&owner),
                 Some("CASE_MANAGEMENT"),
-                "mutation($input: RegisterSurvivorInput!) { registerSurvivor(input: $input) { id } }",
+                exchange_test_kit::survivors::REGISTER_SURVIVOR,
                 json!({ "input": full_survivor_input(given_name) }),
             )
             .await;
@@ -284,21 +284,16 @@ impl TestNode {
         extra: Value,
     ) -> Gql {
         let owner = self.caseworker(OWNER);
-        let mut input = json!({
-            "survivorId": survivor,
-            "grantee": grantee,
-            "categories": categories,
-            "purposes": purposes,
-            "method": "WITNESSED_VERBAL",
-            "witness": "Second caseworker",
-        });
+        let mut input = exchange_test_kit::survivors::witnessed_consent(
+            survivor, grantee, categories, purposes,
+        );
         if let (Some(input), Some(extra)) = (input.as_object_mut(), extra.as_object()) {
             input.extend(extra.clone());
         }
         self.gql(
             Some(&owner),
             Some("CASE_MANAGEMENT"),
-            "mutation($input: RecordConsentInput!) { recordConsent(input: $input) { id } }",
+            exchange_test_kit::survivors::RECORD_CONSENT,
             json!({ "input": input }),
         )
         .await
