@@ -213,7 +213,36 @@ pub fn tag_with_agency(mut error: Value, agency: &AgencyId) -> Value {
 
 #[cfg(test)]
 mod tests {
-    use super::NodeFailure;
+    use super::{NodeFailure, RequestError};
+
+    /// A refusal answers the HTTP status of its code, from the one table
+    /// the node uses too; only a body that is not JSON has a status of its
+    /// own (415). Introspection switched off is FORBIDDEN, so 403 (the
+    /// gateway and the node's GraphQL endpoint used to say 400 where the
+    /// node's audit endpoints said 403).
+    #[test]
+    fn a_refusal_answers_the_status_of_its_code() {
+        let refusals = [
+            RequestError::PayloadTooLarge(1),
+            RequestError::MalformedBody,
+            RequestError::Unauthenticated("TOKEN_EXPIRED"),
+            RequestError::BadUserInput("x".into()),
+            RequestError::InvalidOperation("x".into()),
+            RequestError::TooComplex("x".into()),
+            RequestError::IntrospectionDisabled,
+            RequestError::Internal,
+            RequestError::AuditUnavailable,
+        ];
+        for refusal in refusals {
+            assert_eq!(
+                refusal.status().as_u16(),
+                refusal.code().http_status(),
+                "{refusal:?}"
+            );
+        }
+        assert_eq!(RequestError::IntrospectionDisabled.status().as_u16(), 403);
+        assert_eq!(RequestError::UnsupportedMediaType.status().as_u16(), 415);
+    }
 
     /// A request refused for want of a slot was never sent: a mutation is
     /// certainly not applied, and the node is not blamed for it.

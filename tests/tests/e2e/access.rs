@@ -183,7 +183,9 @@ async fn the_directory_lists_agencies_to_refer_to() {
 /// Break-glass through the gateway: the justification header travels to
 /// the owner node, which discloses under the open window and marks its
 /// entry for review with that justification; without the header the node
-/// refuses with `JUSTIFICATION_REQUIRED`.
+/// refuses with `JUSTIFICATION_REQUIRED`, and so with a blank one (the
+/// gateway used to refuse a blank header as `BAD_USER_INPUT` where the node
+/// read it as no justification: both read it as the node did now).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateway_carries_the_break_glass_justification_to_the_owner() {
     let fed = TestFederation::start().await;
@@ -205,6 +207,11 @@ async fn the_gateway_carries_the_break_glass_justification_to_the_owner() {
         .await;
     assert_eq!(refused.code(), "JUSTIFICATION_REQUIRED", "{}", refused.body);
     assert!(!refused.body.to_string().contains("Hana"));
+    let blank = fed
+        .gateway_emergency(&supervisor, Some("   "), read, json!({ "id": survivor }))
+        .await;
+    assert_eq!(blank.code(), "JUSTIFICATION_REQUIRED", "{}", blank.body);
+    assert!(!blank.body.to_string().contains("Hana"));
 
     let answered = fed
         .gateway_emergency(&supervisor, Some(why), read, json!({ "id": survivor }))
