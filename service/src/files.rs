@@ -4,20 +4,9 @@ use std::path::Path;
 
 use anyhow::Context as _;
 
-/// Writes a secret file readable by the owner only.
+/// Writes a secret file readable by the owner only (the one rule:
+/// [`exchange_trust::files::write_private`]), naming the file on failure.
 pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    Ok(())
+    exchange_trust::files::write_private(path, bytes)
+        .with_context(|| format!("creating {}", path.display()))
 }

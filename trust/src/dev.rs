@@ -8,7 +8,6 @@
 //! the issuers are `https://dev-idp.<agency>.example` so a development
 //! federation file is recognisable at a glance.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -297,36 +296,11 @@ fn hex_prefix(bytes: &[u8]) -> String {
         .collect()
 }
 
-#[cfg(unix)]
 fn write_private(path: &Path, contents: &[u8]) -> Result<(), TrustError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let io = |source| TrustError::Io {
+    crate::files::write_private(path, contents).map_err(|source| TrustError::Io {
         path: path.to_owned(),
         source,
-    };
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(io)?;
-    file.write_all(contents).map_err(io)?;
-    file.sync_all().map_err(io)
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &Path, contents: &[u8]) -> Result<(), TrustError> {
-    let io = |source| TrustError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map_err(io)?;
-    file.write_all(contents).map_err(io)?;
-    file.sync_all().map_err(io)
+    })
 }
 
 #[cfg(unix)]

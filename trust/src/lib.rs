@@ -9,10 +9,12 @@
 //! * [`dev`]: a development identity provider and a one-call development
 //!   federation, for the demo and tests.
 //! * [`error`]: [`TrustError`] and [`AuthError`].
+//! * [`files`]: secret files, written by the owner for the owner only.
 
 pub mod dev;
 pub mod error;
 pub mod federation;
+pub mod files;
 pub mod keys;
 pub mod verify;
 
