@@ -91,11 +91,10 @@ impl Application {
         )
         .await?;
         let verifier = Arc::new(TokenVerifier::new(federation.clone()));
-        let directory = crate::directory::schema(federation.clone(), nodes.clone());
+        let directory = crate::directory::schema(federation, nodes.clone());
         let gateway = Arc::new(Gateway {
             schema,
             limits: config.limits.clone(),
-            federation,
             verifier,
             transport: nodes.clone(),
             directory,

@@ -556,10 +556,7 @@ impl TestFederation {
                 json!({ "input": survivor_input(given_name) }),
             )
             .await;
-        response.data()["registerSurvivor"]["id"]
-            .as_str()
-            .expect("survivor registered")
-            .to_owned()
+        response.id("registerSurvivor")
     }
 
     /// Records a witnessed consent through the gateway; the grant's ID.
@@ -579,10 +576,7 @@ impl TestFederation {
                 json!({ "input": crate::survivors::witnessed_consent(survivor, grantee, categories, purposes) }),
             )
             .await;
-        response.data()["recordConsent"]["id"]
-            .as_str()
-            .expect("grant recorded")
-            .to_owned()
+        response.id("recordConsent")
     }
 
     /// Refers a survivor to `to` through the gateway (consent recorded
@@ -599,10 +593,7 @@ impl TestFederation {
                 json!({ "input": { "survivorId": survivor, "toAgency": to, "service": "MEDICAL", "urgency": "URGENT" } }),
             )
             .await;
-        response.data()["createReferral"]["id"]
-            .as_str()
-            .expect("referral created")
-            .to_owned()
+        response.id("createReferral")
     }
 
     /// The gateway's audit events, oldest first (read through a second

@@ -30,6 +30,15 @@ impl Gql {
         &self.body["data"]
     }
 
+    /// The `id` of `data.<field>` (a created record's global ID), asserting
+    /// there were no errors.
+    pub fn id(&self, field: &str) -> String {
+        self.data()[field]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {field}.id in {}", self.body))
+            .to_owned()
+    }
+
     /// The errors (empty when none).
     pub fn errors(&self) -> Vec<Value> {
         self.body["errors"].as_array().cloned().unwrap_or_default()

@@ -249,10 +249,7 @@ impl TestNode {
                 json!({ "input": full_survivor_input(given_name) }),
             )
             .await;
-        response.data()["registerSurvivor"]["id"]
-            .as_str()
-            .expect("survivor registered")
-            .to_owned()
+        response.id("registerSurvivor")
     }
 
     /// Records a witnessed consent; returns the grant's global ID.
@@ -267,10 +264,7 @@ impl TestNode {
         let response = self
             .record_consent(survivor, grantee, categories, purposes, extra)
             .await;
-        response.data()["recordConsent"]["id"]
-            .as_str()
-            .expect("grant recorded")
-            .to_owned()
+        response.id("recordConsent")
     }
 
     /// Sends `recordConsent` as the owner's caseworker (a witnessed verbal

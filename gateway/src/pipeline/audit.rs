@@ -24,16 +24,7 @@ pub async fn forwarded(
     operation: &CheckedOperation,
     plan: &ExecutionPlan,
 ) -> Result<(), RequestError> {
-    let mut event = operation_event(
-        Some(&context.caller.principal),
-        Some(context.caller),
-        context.trace,
-        AuditKind::FederatedOperation,
-        Decision::Permit,
-        "FORWARDED",
-    );
-    event.subject = Some(subject(operation, plan));
-    append(log, event).await
+    append(log, permitted(context, operation, plan, "FORWARDED")).await
 }
 
 /// Writes the `PARTIAL` entry: which nodes failed and why.
@@ -44,17 +35,28 @@ pub async fn partial(
     plan: &ExecutionPlan,
     outcomes: &[NodeOutcome],
 ) -> Result<(), RequestError> {
+    let mut event = permitted(context, operation, plan, "PARTIAL");
+    event.explanation = Some(outcome_explanation(outcomes));
+    append(log, event).await
+}
+
+/// An entry of an operation the gateway sent on, naming it and its nodes.
+fn permitted(
+    context: &RequestContext<'_>,
+    operation: &CheckedOperation,
+    plan: &ExecutionPlan,
+    reason: &str,
+) -> AuditEvent {
     let mut event = operation_event(
         Some(&context.caller.principal),
         Some(context.caller),
         context.trace,
         AuditKind::FederatedOperation,
         Decision::Permit,
-        "PARTIAL",
+        reason,
     );
     event.subject = Some(subject(operation, plan));
-    event.explanation = Some(outcome_explanation(outcomes));
-    append(log, event).await
+    event
 }
 
 /// Writes the entry of an operation refused at the gateway.

@@ -37,7 +37,7 @@ use std::time::Duration;
 use apollo_compiler::response::{JsonMap, JsonValue};
 use exchange_audit::AuditLog;
 use exchange_schema::{AgencyId, Purpose};
-use exchange_trust::{Federation, Principal, TokenVerifier};
+use exchange_trust::{Principal, TokenVerifier};
 
 use crate::config::LimitsConfig;
 use crate::directory::DirectorySchema;
@@ -52,7 +52,6 @@ pub use fan_out::NodeTransport;
 pub struct Gateway {
     pub schema: FederationSchema,
     pub limits: LimitsConfig,
-    pub federation: Arc<Federation>,
     pub verifier: Arc<TokenVerifier>,
     /// How node calls are sent: the HTTP clients in production, canned
     /// answers in unit tests.
