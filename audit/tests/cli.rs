@@ -2,7 +2,8 @@
 //! or gateway binary runs it: it verifies a gateway's data directory (whose
 //! database holds the audit tables and nothing else) and a database URL,
 //! exports a log that then verifies, names a tampered entry, and never
-//! creates or migrates anything.
+//! creates or migrates anything; and what the group writer writes in one
+//! transaction verifies.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -113,6 +114,39 @@ async fn a_gateway_log_verifies_and_its_export_verifies_too() {
     ]);
     assert_eq!(code, i32::from(VERIFY_OK), "{out}");
     assert!(out.contains("12 entries verified"), "{out}");
+}
+
+/// A group larger than one `INSERT` statement (more than 16 entries queued
+/// at once) is written whole, in order, under one signed head, and
+/// verifies.
+#[tokio::test]
+async fn a_group_of_more_entries_than_one_statement_holds_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::connect(&sqlite_url(dir.path(), "gateway.db"))
+        .await
+        .unwrap();
+    db.migrate(&exchange_audit::MIGRATIONS).await.unwrap();
+    let doc = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
+    let key = Arc::new(Ed25519KeyPair::from_pkcs8(doc.as_ref()).unwrap());
+    let log = AuditLog::open(db.clone(), key, AuditOptions::new("gateway"))
+        .await
+        .unwrap();
+    log.append(event(0)).await.unwrap();
+    log.append_all((1..=37).map(event).collect()).await.unwrap();
+    assert_eq!(log.head().await.0, 38);
+    let seqs: Vec<i64> = sqlx::query_scalar("SELECT seq FROM audit_log ORDER BY seq")
+        .fetch_all(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(seqs, (1..=38).collect::<Vec<i64>>());
+    let key = log.public_key_hex();
+    drop(log);
+    db.close().await;
+
+    let data_dir = dir.path().to_str().unwrap();
+    let (code, out) = run(&["verify", "--data-dir", data_dir, "--public-key", &key]);
+    assert_eq!(code, i32::from(VERIFY_OK), "{out}");
+    assert!(out.contains("38 entries verified through seq 38"), "{out}");
 }
 
 /// An entry edited in the database (its guard dropped first, as an attacker
