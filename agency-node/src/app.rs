@@ -83,6 +83,9 @@ impl Application {
             },
         )
         .await?;
+        crate::store::coded_intake::upgrade_once(&db, &audit, &agency)
+            .await
+            .context("upgrading stored records to the coded intake")?;
         let verifier = Arc::new(TokenVerifier::new(federation.clone()));
         let state = Arc::new(NodeState {
             agency,

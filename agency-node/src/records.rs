@@ -3,12 +3,19 @@
 //! Each type is both the GraphQL output object and the input object used to
 //! register or update a survivor, and is stored as JSON in its own column, so
 //! a category is disclosed or withheld as a whole. [`Validate`] checks input
-//! before anything is written: lengths, dates, and text free of control and
-//! bidirectional-override characters (which PostgreSQL or a reader's screen
-//! would mishandle).
+//! before anything is written: lengths, dates, coded values against the
+//! federation's vocabularies (`exchange_schema::intake`), and text free of
+//! control and bidirectional-override characters (which PostgreSQL or a
+//! reader's screen would mishandle). Sex, gender identity, age band and
+//! nationality are IDENTITY; exploitation types and countries are CASE;
+//! functioning (disability) is HEALTH.
 
 use async_graphql::{Enum, InputObject, SimpleObject};
 use exchange_schema::ServiceKind;
+use exchange_schema::intake::{
+    AgeBand, CountryCode, DifficultyLevel, ExploitationType, FunctioningDomain, GenderIdentity,
+    LanguageTag, Sex, Unmapped,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::error::NodeError;
@@ -20,9 +27,11 @@ pub const LONG_TEXT: usize = 4000;
 /// Most items in a list field.
 pub const LIST_ITEMS: usize = 20;
 
-/// Checks input before it is stored.
+/// Checks input before it is stored, and puts coded values in their
+/// canonical form (a language tag's letter case, the age band a date of
+/// birth gives).
 pub trait Validate {
-    fn validate(&self) -> Result<(), NodeError>;
+    fn validate(&mut self) -> Result<(), NodeError>;
 }
 
 /// Rejects text that is too long or holds characters that are never
@@ -85,7 +94,8 @@ pub fn check_date(field: &str, value: &Option<String>) -> Result<(), NodeError> 
     Ok(())
 }
 
-/// Names, date of birth, nationality, gender, languages.
+/// Names, date of birth or age band, sex and gender identity, nationality,
+/// languages. The coded fields take the federation's shared vocabularies.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, SimpleObject, InputObject)]
 #[graphql(input_name = "IdentityInput")]
 pub struct Identity {
@@ -93,17 +103,31 @@ pub struct Identity {
     pub family_name: Option<String>,
     /// A name the survivor prefers to be called by.
     pub preferred_name: Option<String>,
-    /// `YYYY-MM-DD`.
+    /// `YYYY-MM-DD`. When it is not known, give `ageBand` instead.
     pub date_of_birth: Option<String>,
+    /// The age band when the survivor was registered or last updated:
+    /// derived from `dateOfBirth` when that is given (a different band
+    /// given with it is refused), or as given when the date is not known.
+    pub age_band: Option<AgeBand>,
+    pub sex: Option<Sex>,
+    pub gender_identity: Option<GenderIdentity>,
+    /// Free text, only with `genderIdentity: SELF_DESCRIBED`.
+    pub gender_self_description: Option<String>,
+    /// An ISO 3166-1 alpha-2 code (for example `NG`), `STATELESS` or
+    /// `UNKNOWN`.
     pub nationality: Option<String>,
-    pub gender: Option<String>,
     /// BCP 47 language tags, most preferred first.
     #[graphql(default)]
     pub languages: Vec<String>,
+    /// Text recorded before the coded fields existed that mapped onto no
+    /// code; the coded field it came from reads unknown.
+    #[graphql(skip_input)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unmapped: Vec<Unmapped>,
 }
 
 impl Validate for Identity {
-    fn validate(&self) -> Result<(), NodeError> {
+    fn validate(&mut self) -> Result<(), NodeError> {
         if self.given_name.trim().is_empty() {
             return Err(NodeError::bad_input("identity.givenName must not be empty"));
         }
@@ -116,10 +140,105 @@ impl Validate for Identity {
             false,
         )?;
         check_date("identity.dateOfBirth", &self.date_of_birth)?;
-        check_opt("identity.nationality", &self.nationality, SHORT_TEXT, false)?;
-        check_opt("identity.gender", &self.gender, SHORT_TEXT, false)?;
-        check_list("identity.languages", &self.languages)
+        if let Some(birth) = parse_date(&self.date_of_birth) {
+            let today = time::OffsetDateTime::now_utc().date();
+            if birth > today {
+                return Err(NodeError::bad_input(
+                    "identity.dateOfBirth must not be in the future",
+                ));
+            }
+            let band = AgeBand::on(birth, today);
+            match self.age_band {
+                Some(given) if given != band && given != AgeBand::Unknown => {
+                    return Err(NodeError::bad_input(
+                        "identity.ageBand does not match identity.dateOfBirth",
+                    ));
+                }
+                _ => self.age_band = Some(band),
+            }
+        }
+        match (&self.gender_identity, &self.gender_self_description) {
+            (Some(GenderIdentity::SelfDescribed), Some(text)) => {
+                check_text("identity.genderSelfDescription", text, SHORT_TEXT, false)?;
+            }
+            (Some(GenderIdentity::SelfDescribed), None) => {
+                return Err(NodeError::bad_input(
+                    "identity.genderSelfDescription is required with genderIdentity SELF_DESCRIBED",
+                ));
+            }
+            (_, Some(_)) => {
+                return Err(NodeError::bad_input(
+                    "identity.genderSelfDescription is only for genderIdentity SELF_DESCRIBED",
+                ));
+            }
+            (_, None) => {}
+        }
+        if let Some(nationality) = &self.nationality {
+            CountryCode::nationality("identity.nationality", nationality).map_err(intake)?;
+        }
+        check_list("identity.languages", &self.languages)?;
+        self.languages = self
+            .languages
+            .iter()
+            .map(|tag| {
+                LanguageTag::parse("identity.languages", tag)
+                    .map(String::from)
+                    .map_err(intake)
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(())
     }
+}
+
+/// Washington Group Short Set on Functioning: the level of difficulty in
+/// each of six domains; a domain left out was not asked or not answered.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, SimpleObject, InputObject)]
+#[graphql(input_name = "FunctioningInput")]
+pub struct Functioning {
+    pub seeing: Option<DifficultyLevel>,
+    pub hearing: Option<DifficultyLevel>,
+    pub walking: Option<DifficultyLevel>,
+    /// Remembering or concentrating.
+    pub cognition: Option<DifficultyLevel>,
+    pub self_care: Option<DifficultyLevel>,
+    pub communication: Option<DifficultyLevel>,
+}
+
+impl Functioning {
+    /// Each domain with its answer, if any.
+    pub fn answers(&self) -> [(FunctioningDomain, Option<DifficultyLevel>); 6] {
+        [
+            (FunctioningDomain::Seeing, self.seeing),
+            (FunctioningDomain::Hearing, self.hearing),
+            (FunctioningDomain::Walking, self.walking),
+            (FunctioningDomain::Cognition, self.cognition),
+            (FunctioningDomain::SelfCare, self.self_care),
+            (FunctioningDomain::Communication, self.communication),
+        ]
+    }
+
+    /// Whether the answers meet the Washington Group's disability cut-off
+    /// (a lot of difficulty, or cannot do at all, in any domain); `None`
+    /// when no domain was answered.
+    pub fn disability(&self) -> Option<bool> {
+        let answered: Vec<DifficultyLevel> = self
+            .answers()
+            .into_iter()
+            .filter_map(|(_, level)| level)
+            .collect();
+        (!answered.is_empty()).then(|| answered.iter().any(|l| l.counts_as_disability()))
+    }
+}
+
+fn intake(err: exchange_schema::intake::IntakeError) -> NodeError {
+    NodeError::bad_input(err.to_string())
+}
+
+fn parse_date(value: &Option<String>) -> Option<time::Date> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    value
+        .as_ref()
+        .and_then(|v| time::Date::parse(v, format).ok())
 }
 
 /// How to reach the survivor safely and where they are. The most dangerous
@@ -137,7 +256,7 @@ pub struct Contact {
 }
 
 impl Validate for Contact {
-    fn validate(&self) -> Result<(), NodeError> {
+    fn validate(&mut self) -> Result<(), NodeError> {
         check_opt("contact.safeChannel", &self.safe_channel, SHORT_TEXT, false)?;
         check_opt("contact.phone", &self.phone, 40, false)?;
         check_opt(
@@ -160,13 +279,20 @@ pub enum RiskLevel {
     Critical,
 }
 
-/// Exploitation type, risk, intake date and needs.
+/// Exploitation types and countries, risk, intake date and needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, SimpleObject, InputObject)]
 #[graphql(input_name = "CaseInput")]
 pub struct CaseDetails {
-    /// For example "labour", "sexual", "domestic servitude", "forced criminality".
+    /// The forms of exploitation, from the federation's closed list.
     #[graphql(default)]
-    pub exploitation_types: Vec<String>,
+    pub exploitation_types: Vec<ExploitationType>,
+    /// Free text, only with `OTHER` among `exploitationTypes`.
+    pub exploitation_other: Option<String>,
+    /// Where the exploitation took place: ISO 3166-1 alpha-2 codes, or
+    /// `UNKNOWN`.
+    #[graphql(default)]
+    #[serde(default)]
+    pub countries_of_exploitation: Vec<String>,
     pub risk_level: RiskLevel,
     /// `YYYY-MM-DD`.
     pub intake_date: Option<String>,
@@ -174,11 +300,38 @@ pub struct CaseDetails {
     #[graphql(default)]
     pub needs: Vec<ServiceKind>,
     pub summary: Option<String>,
+    /// Text recorded before the coded fields existed that mapped onto no
+    /// code.
+    #[graphql(skip_input)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unmapped: Vec<Unmapped>,
 }
 
 impl Validate for CaseDetails {
-    fn validate(&self) -> Result<(), NodeError> {
-        check_list("case.exploitationTypes", &self.exploitation_types)?;
+    fn validate(&mut self) -> Result<(), NodeError> {
+        if self.exploitation_types.len() > LIST_ITEMS {
+            return Err(NodeError::bad_input(
+                "case.exploitationTypes has too many items",
+            ));
+        }
+        let other = self.exploitation_types.contains(&ExploitationType::Other);
+        match (&self.exploitation_other, other) {
+            (Some(text), true) => check_text("case.exploitationOther", text, SHORT_TEXT, false)?,
+            (Some(_), false) => {
+                return Err(NodeError::bad_input(
+                    "case.exploitationOther is only for exploitationTypes including OTHER",
+                ));
+            }
+            (None, _) => {}
+        }
+        if self.countries_of_exploitation.len() > LIST_ITEMS {
+            return Err(NodeError::bad_input(
+                "case.countriesOfExploitation has too many items",
+            ));
+        }
+        for country in &self.countries_of_exploitation {
+            CountryCode::country("case.countriesOfExploitation", country).map_err(intake)?;
+        }
         check_date("case.intakeDate", &self.intake_date)?;
         if self.needs.len() > LIST_ITEMS {
             return Err(NodeError::bad_input("case.needs has too many items"));
@@ -187,7 +340,7 @@ impl Validate for CaseDetails {
     }
 }
 
-/// Medical and psychosocial notes.
+/// Medical and psychosocial notes, and functioning (disability).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, SimpleObject, InputObject)]
 #[graphql(input_name = "HealthInput")]
 pub struct HealthNotes {
@@ -195,10 +348,13 @@ pub struct HealthNotes {
     pub psychosocial_notes: Option<String>,
     #[graphql(default)]
     pub allergies: Vec<String>,
+    /// Disability by the Washington Group Short Set.
+    #[serde(default)]
+    pub functioning: Option<Functioning>,
 }
 
 impl Validate for HealthNotes {
-    fn validate(&self) -> Result<(), NodeError> {
+    fn validate(&mut self) -> Result<(), NodeError> {
         check_opt("health.medicalNotes", &self.medical_notes, LONG_TEXT, true)?;
         check_opt(
             "health.psychosocialNotes",
@@ -224,7 +380,7 @@ pub struct LegalStatus {
 }
 
 impl Validate for LegalStatus {
-    fn validate(&self) -> Result<(), NodeError> {
+    fn validate(&mut self) -> Result<(), NodeError> {
         check_opt(
             "legal.immigrationStatus",
             &self.immigration_status,
@@ -238,8 +394,8 @@ impl Validate for LegalStatus {
 }
 
 impl<T: Validate> Validate for Option<T> {
-    fn validate(&self) -> Result<(), NodeError> {
-        self.as_ref().map_or(Ok(()), Validate::validate)
+    fn validate(&mut self) -> Result<(), NodeError> {
+        self.as_mut().map_or(Ok(()), Validate::validate)
     }
 }
 

@@ -9,12 +9,15 @@ use exchange_schema::{
 use time::Duration;
 
 use crate::error::NodeError;
-use crate::records::{CaseDetails, Contact, HealthNotes, Identity, LegalStatus, RiskLevel};
+use crate::records::{
+    CaseDetails, Contact, Functioning, HealthNotes, Identity, LegalStatus, RiskLevel, Validate,
+};
 use crate::state::{Caller, NodeState};
 use crate::store::grants::ConsentGrantRecord;
 use crate::store::referrals::ReferralRecord;
 use crate::store::survivors::SurvivorRecord;
 use crate::store::{new_local_id, survivors};
+use exchange_schema::intake::{AgeBand, DifficultyLevel, ExploitationType, GenderIdentity, Sex};
 
 /// Invented given names: obviously synthetic records.
 const GIVEN: [&str; 12] = [
@@ -29,11 +32,20 @@ const FAMILY: [&str; 6] = [
     "Fictional",
     "Placeholder",
 ];
-const EXPLOITATION: [&str; 4] = [
-    "labour",
-    "sexual",
-    "domestic servitude",
-    "forced criminality",
+const EXPLOITATION: [ExploitationType; 4] = [
+    ExploitationType::ForcedLabour,
+    ExploitationType::SexualExploitation,
+    ExploitationType::DomesticServitude,
+    ExploitationType::ForcedCriminality,
+];
+/// Nationalities and countries of exploitation, as ISO 3166-1 codes.
+const COUNTRIES: [&str; 6] = ["RO", "NG", "VN", "UA", "BR", "AL"];
+const LANGUAGES: [&str; 6] = ["ro", "en", "vi", "uk", "pt-BR", "sq"];
+const GENDERS: [(Sex, GenderIdentity); 4] = [
+    (Sex::Female, GenderIdentity::Woman),
+    (Sex::Male, GenderIdentity::Man),
+    (Sex::Female, GenderIdentity::Woman),
+    (Sex::NotDisclosed, GenderIdentity::NotDisclosed),
 ];
 
 /// What was seeded, for the demo's printout.
@@ -78,10 +90,15 @@ pub async fn seed_demo(
                 given_name: GIVEN[n % GIVEN.len()].into(),
                 family_name: Some(FAMILY[n % FAMILY.len()].into()),
                 preferred_name: None,
-                date_of_birth: Some(format!("{}-0{}-1{}", 1985 + n % 20, 1 + n % 9, n % 10)),
-                nationality: Some("Invented".into()),
-                gender: None,
-                languages: vec!["en".into()],
+                date_of_birth: (n % 4 != 3)
+                    .then(|| format!("{}-0{}-1{}", 1985 + n % 22, 1 + n % 9, n % 10)),
+                age_band: (n % 4 == 3).then_some(AgeBand::Age25To34),
+                sex: Some(GENDERS[n % GENDERS.len()].0),
+                gender_identity: Some(GENDERS[n % GENDERS.len()].1),
+                gender_self_description: None,
+                nationality: Some(COUNTRIES[n % COUNTRIES.len()].into()),
+                languages: vec![LANGUAGES[n % LANGUAGES.len()].into(), "en".into()],
+                unmapped: vec![],
             }),
             contact: Some(Contact {
                 safe_channel: Some("through the caseworker only".into()),
@@ -90,16 +107,28 @@ pub async fn seed_demo(
                 safety_notes: None,
             }),
             case: Some(CaseDetails {
-                exploitation_types: vec![EXPLOITATION[n % EXPLOITATION.len()].into()],
+                exploitation_types: vec![EXPLOITATION[n % EXPLOITATION.len()]],
+                exploitation_other: None,
+                countries_of_exploitation: vec![COUNTRIES[(n + 1) % COUNTRIES.len()].into()],
                 risk_level: [RiskLevel::Low, RiskLevel::Medium, RiskLevel::High][n % 3],
                 intake_date: Some("2026-10-01".into()),
                 needs: vec![ServiceKind::Shelter, ServiceKind::LegalAid],
                 summary: Some("Synthetic demo record.".into()),
+                unmapped: vec![],
             }),
             health: Some(HealthNotes {
                 medical_notes: Some("Synthetic note: follow-up visit planned.".into()),
                 psychosocial_notes: Some("Synthetic note.".into()),
                 allergies: vec![],
+                functioning: Some(Functioning {
+                    walking: Some(
+                        [
+                            DifficultyLevel::NoDifficulty,
+                            DifficultyLevel::ALotOfDifficulty,
+                        ][n % 2],
+                    ),
+                    ..Functioning::default()
+                }),
             }),
             legal: Some(LegalStatus {
                 immigration_status: Some("application pending (synthetic)".into()),
@@ -108,6 +137,12 @@ pub async fn seed_demo(
                 notes: None,
             }),
         };
+        // The seed's records pass the same checks as a caseworker's input
+        // (and get the age band their date of birth gives).
+        let mut record = record;
+        record.identity.validate()?;
+        record.case.validate()?;
+        record.health.validate()?;
         let gid = crate::changes::register_survivor(state, caller, &record).await?;
         summary.survivors.push(gid.clone());
 

@@ -155,7 +155,7 @@ pub async fn register_survivor(
         "mutation($input: RegisterSurvivorInput!) { registerSurvivor(input: $input) { id } }",
         json!({ "input": {
             "identity": { "givenName": "Bench", "familyName": "Invented", "languages": ["en"] },
-            "case": { "exploitationTypes": ["labour"], "riskLevel": "HIGH", "needs": ["SHELTER"] },
+            "case": { "exploitationTypes": ["FORCED_LABOUR"], "riskLevel": "HIGH", "needs": ["SHELTER"] },
         } }),
     )
     .await?;

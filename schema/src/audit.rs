@@ -41,6 +41,9 @@ pub enum AuditKind {
     PortalSignIn,
     /// A new consent code was issued for a survivor.
     ConsentCodeIssued,
+    /// A stored record was rewritten into a newer form at start-up (a data
+    /// upgrade such as the coded intake); `reason` names the upgrade.
+    RecordUpgraded,
 }
 
 impl AuditKind {
@@ -58,6 +61,7 @@ impl AuditKind {
             Self::FederatedOperation => "FEDERATED_OPERATION",
             Self::PortalSignIn => "PORTAL_SIGN_IN",
             Self::ConsentCodeIssued => "CONSENT_CODE_ISSUED",
+            Self::RecordUpgraded => "RECORD_UPGRADED",
         }
     }
 }

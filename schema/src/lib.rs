@@ -3,6 +3,9 @@
 //! * [`ids`]: agency IDs and the global IDs that name the owning agency.
 //! * [`vocabulary`]: the closed lists the federation agrees on (data
 //!   categories, purposes, roles, agency kinds, referral states).
+//! * [`intake`]: the coded vocabularies of a survivor's intake (sex and
+//!   gender identity, age band, ISO 3166-1 countries, the Washington Group
+//!   Short Set, exploitation types, BCP 47 languages).
 //! * [`audit`]: the audit event every node and the gateway append.
 //! * [`error`]: the stable `extensions.code` values clients can rely on.
 //! * [`idempotency`]: the `Idempotency-Key` header of mutations.
@@ -15,6 +18,7 @@ pub mod error;
 pub mod headers;
 pub mod idempotency;
 pub mod ids;
+pub mod intake;
 pub mod limits;
 pub mod vocabulary;
 

@@ -5,9 +5,6 @@
 //! only ever added; a stored value that no longer parses is an error, never a
 //! silent default.
 
-use std::fmt;
-use std::str::FromStr;
-
 /// A wire name that is not in the list it was read for.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown {list} value (expected one of: {expected})")]
@@ -42,18 +39,18 @@ macro_rules! vocabulary {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
 
-        impl FromStr for $name {
-            type Err = VocabularyError;
+        impl ::std::str::FromStr for $name {
+            type Err = $crate::vocabulary::VocabularyError;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 match s {
                     $($wire => Ok($name::$variant),)+
-                    _ => Err(VocabularyError {
+                    _ => Err($crate::vocabulary::VocabularyError {
                         list: $list,
                         expected: concat!($($wire, " "),+).trim_ascii_end(),
                     }),
@@ -62,6 +59,7 @@ macro_rules! vocabulary {
         }
     };
 }
+pub(crate) use vocabulary;
 
 vocabulary! {
     /// A part of a survivor's record that is shared, or not, as a whole.

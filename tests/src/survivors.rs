@@ -13,10 +13,12 @@ pub const SURVIVOR_QUERY: &str = "query($id: ID!) { survivor(id: $id) { id owner
 pub fn survivor_input(given_name: &str) -> Value {
     json!({
         "identity": { "givenName": given_name, "familyName": "Example", "dateOfBirth": "1999-04-02",
-                      "nationality": "Invented", "languages": ["en", "ro"] },
+                      "sex": "FEMALE", "genderIdentity": "WOMAN",
+                      "nationality": "RO", "languages": ["en", "ro"] },
         "contact": { "safeChannel": "through caseworker", "phone": "+00 000 0000", "currentLocation": "Safe house 7" },
-        "case": { "exploitationTypes": ["labour"], "riskLevel": "HIGH", "intakeDate": "2026-10-01", "needs": ["SHELTER", "LEGAL_AID"] },
-        "health": { "medicalNotes": "invented note", "psychosocialNotes": "invented note" },
+        "case": { "exploitationTypes": ["FORCED_LABOUR"], "countriesOfExploitation": ["DE"], "riskLevel": "HIGH", "intakeDate": "2026-10-01", "needs": ["SHELTER", "LEGAL_AID"] },
+        "health": { "medicalNotes": "invented note", "psychosocialNotes": "invented note",
+                    "functioning": { "walking": "SOME_DIFFICULTY", "seeing": "NO_DIFFICULTY" } },
         "legal": { "immigrationStatus": "pending", "proceedings": ["invented case"] },
     })
 }

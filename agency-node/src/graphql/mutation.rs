@@ -63,41 +63,23 @@ pub struct UpdateSurvivorInput {
 }
 
 impl Validate for RegisterSurvivorInput {
-    fn validate(&self) -> Result<(), NodeError> {
-        validate_categories(
-            Some(&self.identity),
-            &self.contact,
-            &self.case,
-            &self.health,
-            &self.legal,
-        )
+    fn validate(&mut self) -> Result<(), NodeError> {
+        self.identity.validate()?;
+        self.contact.validate()?;
+        self.case.validate()?;
+        self.health.validate()?;
+        self.legal.validate()
     }
 }
 
 impl Validate for UpdateSurvivorInput {
-    fn validate(&self) -> Result<(), NodeError> {
-        validate_categories(
-            self.identity.as_ref(),
-            &self.contact,
-            &self.case,
-            &self.health,
-            &self.legal,
-        )
+    fn validate(&mut self) -> Result<(), NodeError> {
+        self.identity.validate()?;
+        self.contact.validate()?;
+        self.case.validate()?;
+        self.health.validate()?;
+        self.legal.validate()
     }
-}
-
-fn validate_categories(
-    identity: Option<&Identity>,
-    contact: &Option<Contact>,
-    case: &Option<CaseDetails>,
-    health: &Option<HealthNotes>,
-    legal: &Option<LegalStatus>,
-) -> Result<(), NodeError> {
-    identity.map_or(Ok(()), Validate::validate)?;
-    contact.validate()?;
-    case.validate()?;
-    health.validate()?;
-    legal.validate()
 }
 
 /// A referral to another agency.
@@ -144,6 +126,7 @@ impl Mutation {
         if let Some(outcome) = idempotency::stored(key.as_ref(), &state.db).await? {
             return replay_survivor(ctx, state, caller, purpose, outcome).await;
         }
+        let mut input = input;
         input.validate()?;
         let now = exchange_schema::audit::now_millis();
         let record = SurvivorRecord {
@@ -182,6 +165,7 @@ impl Mutation {
         if let Some(outcome) = idempotency::stored(key.as_ref(), &state.db).await? {
             return replay_survivor(ctx, state, caller, purpose, outcome).await;
         }
+        let mut input = input;
         input.validate()?;
         let event = change_event(caller, AuditKind::SurvivorUpdated, Some(gid.clone()), None);
         let local = gid.local().to_owned();

@@ -24,7 +24,7 @@ async fn malformed_requests_get_stable_codes(backend: Backend) {
         "} ".repeat(12)
     );
     let costly_alias = "survivors(first: 100) { edges { node { identity { givenName familyName \
-        preferredName dateOfBirth nationality gender languages } contact { phone safeChannel \
+        preferredName dateOfBirth nationality genderIdentity languages } contact { phone safeChannel \
         currentLocation safetyNotes } } } }";
     let too_costly = format!(
         "{{ {} }}",
