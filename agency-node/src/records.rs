@@ -13,8 +13,8 @@
 use async_graphql::{Enum, InputObject, SimpleObject};
 use exchange_schema::ServiceKind;
 use exchange_schema::intake::{
-    AgeBand, CountryCode, DifficultyLevel, ExploitationType, FunctioningDomain, GenderIdentity,
-    LanguageTag, Sex, Unmapped,
+    AgeBand, CountryCode, DifficultyLevel, ExploitationType, GenderIdentity, LanguageTag, Sex,
+    Unmapped,
 };
 use serde::{Deserialize, Serialize};
 
@@ -202,32 +202,6 @@ pub struct Functioning {
     pub cognition: Option<DifficultyLevel>,
     pub self_care: Option<DifficultyLevel>,
     pub communication: Option<DifficultyLevel>,
-}
-
-impl Functioning {
-    /// Each domain with its answer, if any.
-    pub fn answers(&self) -> [(FunctioningDomain, Option<DifficultyLevel>); 6] {
-        [
-            (FunctioningDomain::Seeing, self.seeing),
-            (FunctioningDomain::Hearing, self.hearing),
-            (FunctioningDomain::Walking, self.walking),
-            (FunctioningDomain::Cognition, self.cognition),
-            (FunctioningDomain::SelfCare, self.self_care),
-            (FunctioningDomain::Communication, self.communication),
-        ]
-    }
-
-    /// Whether the answers meet the Washington Group's disability cut-off
-    /// (a lot of difficulty, or cannot do at all, in any domain); `None`
-    /// when no domain was answered.
-    pub fn disability(&self) -> Option<bool> {
-        let answered: Vec<DifficultyLevel> = self
-            .answers()
-            .into_iter()
-            .filter_map(|(_, level)| level)
-            .collect();
-        (!answered.is_empty()).then(|| answered.iter().any(|l| l.counts_as_disability()))
-    }
 }
 
 fn intake(err: exchange_schema::intake::IntakeError) -> NodeError {

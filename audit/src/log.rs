@@ -757,14 +757,11 @@ async fn write_group_sqlite(
     let (rows, head) = chain_rows(&at, batch)?;
     let first = at.seq + 1;
     let last = at.seq + batch.len() as u64;
-    let mut rows = rows.into_iter();
-    // The rows before the last statement's, in full statements.
-    let leading = (batch.len() - 1) / ROWS_PER_INSERT * ROWS_PER_INSERT;
-    let mut leading_rows = rows.by_ref().take(leading).peekable();
-    while leading_rows.peek().is_some() {
-        insert_rows(conn, leading_rows.by_ref().take(ROWS_PER_INSERT).collect()).await?;
-    }
-    let tail: Vec<EntryRow> = rows.collect();
+    let mut rows = rows;
+    // The rows before the last statement's go in full statements of their
+    // own; the last statement takes the rest (1 to ROWS_PER_INSERT).
+    let tail = rows.split_off((batch.len() - 1) / ROWS_PER_INSERT * ROWS_PER_INSERT);
+    insert_all(conn, rows).await?;
     let checkpoint = Checkpoint::sign(&inner.key, &inner.options.log_id, last, &head);
     let mut query = sqlx::query(insert_head_and_commit_sql(tail.len()));
     for row in tail {

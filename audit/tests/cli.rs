@@ -32,13 +32,7 @@ fn event(i: u64) -> AuditEvent {
 /// A gateway-like log of `count` entries in `dir/gateway.db`, with only the
 /// audit log's migrations applied. Returns the key's hex.
 async fn gateway_log(dir: &Path, count: u64) -> String {
-    let db = Db::connect(&sqlite_url(dir, "gateway.db")).await.unwrap();
-    db.migrate(&exchange_audit::MIGRATIONS).await.unwrap();
-    let doc = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
-    let key = Arc::new(Ed25519KeyPair::from_pkcs8(doc.as_ref()).unwrap());
-    let log = AuditLog::open(db.clone(), key, AuditOptions::new("gateway"))
-        .await
-        .unwrap();
+    let (db, log) = open_gateway_log(dir).await;
     for i in 1..=count {
         log.append(event(i)).await.unwrap();
     }
@@ -47,6 +41,19 @@ async fn gateway_log(dir: &Path, count: u64) -> String {
     drop(log);
     db.close().await;
     key
+}
+
+/// Opens `dir/gateway.db` with only the audit log's migrations applied,
+/// and its log under a fresh key.
+async fn open_gateway_log(dir: &Path) -> (Db, AuditLog) {
+    let db = Db::connect(&sqlite_url(dir, "gateway.db")).await.unwrap();
+    db.migrate(&exchange_audit::MIGRATIONS).await.unwrap();
+    let doc = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
+    let key = Arc::new(Ed25519KeyPair::from_pkcs8(doc.as_ref()).unwrap());
+    let log = AuditLog::open(db.clone(), key, AuditOptions::new("gateway"))
+        .await
+        .unwrap();
+    (db, log)
 }
 
 async fn tables(url: &str) -> Vec<String> {
@@ -122,15 +129,7 @@ async fn a_gateway_log_verifies_and_its_export_verifies_too() {
 #[tokio::test]
 async fn a_group_of_more_entries_than_one_statement_holds_verifies() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::connect(&sqlite_url(dir.path(), "gateway.db"))
-        .await
-        .unwrap();
-    db.migrate(&exchange_audit::MIGRATIONS).await.unwrap();
-    let doc = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
-    let key = Arc::new(Ed25519KeyPair::from_pkcs8(doc.as_ref()).unwrap());
-    let log = AuditLog::open(db.clone(), key, AuditOptions::new("gateway"))
-        .await
-        .unwrap();
+    let (db, log) = open_gateway_log(dir.path()).await;
     log.append(event(0)).await.unwrap();
     log.append_all((1..=37).map(event).collect()).await.unwrap();
     assert_eq!(log.head().await.0, 38);

@@ -4,8 +4,8 @@
 //! * Closed lists, as GraphQL enums (an unknown value is refused by the
 //!   GraphQL layer as `BAD_USER_INPUT`, naming the argument): [`Sex`],
 //!   [`GenderIdentity`], [`AgeBand`], [`ExploitationType`], and the
-//!   Washington Group Short Set's [`FunctioningDomain`]s and
-//!   [`DifficultyLevel`]s.
+//!   Washington Group Short Set's [`DifficultyLevel`]s (its six domains are
+//!   the fields of the node's `Functioning`).
 //! * Open standards, as validated strings: nationality and countries of
 //!   exploitation as ISO 3166-1 alpha-2 codes ([`CountryCode`], plus
 //!   `STATELESS` for a nationality and `UNKNOWN`), and languages as BCP 47
@@ -14,8 +14,6 @@
 //! * [`legacy`]: how free text recorded before the vocabularies maps onto
 //!   them, for the migration of existing records: what maps, maps; the rest
 //!   is kept as [`Unmapped`] text and the coded field reads unknown.
-
-use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use time::Date;
@@ -84,19 +82,6 @@ vocabulary! {
 }
 
 vocabulary! {
-    /// A domain of the Washington Group Short Set on Functioning.
-    FunctioningDomain, "functioning domain" {
-        Seeing => "SEEING",
-        Hearing => "HEARING",
-        Walking => "WALKING",
-        /// Remembering or concentrating.
-        Cognition => "COGNITION",
-        SelfCare => "SELF_CARE",
-        Communication => "COMMUNICATION",
-    }
-}
-
-vocabulary! {
     /// The Washington Group's four answers to each domain's question.
     DifficultyLevel, "difficulty level" {
         NoDifficulty => "NO_DIFFICULTY",
@@ -159,9 +144,8 @@ impl IntakeError {
 
 /// A country as an ISO 3166-1 alpha-2 code (`NG`, `RO`), or one of the two
 /// codes outside the standard: `STATELESS` (for a nationality only) and
-/// `UNKNOWN`. Stored and sent as that text.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+/// `UNKNOWN`. Records store and send it as that text.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CountryCode(String);
 
 impl CountryCode {
@@ -205,35 +189,11 @@ impl CountryCode {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-
-    pub fn is_unknown(&self) -> bool {
-        self.0 == Self::UNKNOWN
-    }
-}
-
-impl TryFrom<String> for CountryCode {
-    type Error = IntakeError;
-    fn try_from(text: String) -> Result<Self, Self::Error> {
-        Self::nationality("country", &text)
-    }
-}
-
-impl From<CountryCode> for String {
-    fn from(code: CountryCode) -> Self {
-        code.0
-    }
-}
-
-impl fmt::Display for CountryCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
 }
 
 /// A language as a valid BCP 47 tag (`en`, `pt-BR`, `sr-Latn`), in its
-/// canonical letter case. Stored and sent as that text.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+/// canonical letter case. Records store and send it as that text.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LanguageTag(String);
 
 impl LanguageTag {
@@ -260,22 +220,9 @@ impl LanguageTag {
     }
 }
 
-impl TryFrom<String> for LanguageTag {
-    type Error = IntakeError;
-    fn try_from(text: String) -> Result<Self, Self::Error> {
-        Self::parse("language", &text)
-    }
-}
-
 impl From<LanguageTag> for String {
     fn from(tag: LanguageTag) -> Self {
         tag.0
-    }
-}
-
-impl fmt::Display for LanguageTag {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
     }
 }
 
@@ -475,7 +422,6 @@ mod tests {
         assert!(!DifficultyLevel::SomeDifficulty.counts_as_disability());
         assert!(DifficultyLevel::ALotOfDifficulty.counts_as_disability());
         assert!(DifficultyLevel::CannotDoAtAll.counts_as_disability());
-        assert_eq!(FunctioningDomain::ALL.len(), 6);
         assert_eq!(DifficultyLevel::ALL.len(), 4);
     }
 }

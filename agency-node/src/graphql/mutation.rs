@@ -180,13 +180,25 @@ impl Mutation {
                         .await
                         .map_err(NodeError::internal)?
                         .ok_or(NodeError::NotFound("survivor"))?;
-                    if let Some(v) = input.identity {
+                    // Text kept by the coded-intake upgrade is never
+                    // dropped: a replaced category keeps it.
+                    if let Some(mut v) = input.identity {
+                        v.unmapped = record
+                            .identity
+                            .take()
+                            .map(|old| old.unmapped)
+                            .unwrap_or_default();
                         record.identity = Some(v);
                     }
                     if let Some(v) = input.contact {
                         record.contact = Some(v);
                     }
-                    if let Some(v) = input.case {
+                    if let Some(mut v) = input.case {
+                        v.unmapped = record
+                            .case
+                            .take()
+                            .map(|old| old.unmapped)
+                            .unwrap_or_default();
                         record.case = Some(v);
                     }
                     if let Some(v) = input.health {

@@ -62,19 +62,30 @@ pub async fn upgrade_once(db: &Db, audit: &AuditLog, agency: &AgencyId) -> anyho
 /// Rewrites every survivor record not yet in the coded form; returns how
 /// many it rewrote. Safe to run again: an upgraded record stays as it is.
 pub async fn upgrade(db: &Db, audit: &AuditLog, agency: &AgencyId) -> anyhow::Result<usize> {
-    let ids: Vec<String> = {
+    // Which records need it, read once; each is read again and rewritten
+    // under the write lock (another replica may have upgraded it since).
+    let pending: Vec<String> = {
         let mut conn = db.pool().acquire().await?;
-        sqlx::query("SELECT id FROM survivors ORDER BY id")
+        let rows = sqlx::query("SELECT id, identity, case_details FROM survivors ORDER BY id")
             .fetch_all(&mut *conn)
-            .await?
-            .iter()
-            .map(|row| row.try_get("id"))
-            .collect::<Result<_, _>>()?
+            .await?;
+        let mut pending = Vec::new();
+        for row in rows {
+            let id: String = row.try_get("id")?;
+            let identity: Option<String> = row.try_get("identity")?;
+            let case: Option<String> = row.try_get("case_details")?;
+            let (_, _, changed) = upgrade_record(identity.as_deref(), case.as_deref())
+                .map_err(|err| anyhow::anyhow!("survivor {id}: {err}"))?;
+            if changed {
+                pending.push(id);
+            }
+        }
+        pending
     };
     let mut upgraded = 0;
-    for id in ids {
+    for id in pending {
         let gid = GlobalId::new(agency.clone(), id.clone())?;
-        let changed = audit
+        let written = audit
             .record::<_, UpgradeError, _>(move |conn| {
                 Box::pin(async move {
                     let row =
@@ -87,19 +98,18 @@ pub async fn upgrade(db: &Db, audit: &AuditLog, agency: &AgencyId) -> anyhow::Re
                         row.try_get("identity").map_err(UpgradeError::storage)?;
                     let case: Option<String> =
                         row.try_get("case_details").map_err(UpgradeError::storage)?;
-                    let new_identity = identity.as_deref().map(upgrade_identity).transpose()?;
-                    let new_case = case.as_deref().map(upgrade_case).transpose()?;
-                    let changed = new_identity.as_ref().is_some_and(|(_, c)| *c)
-                        || new_case.as_ref().is_some_and(|(_, c)| *c);
+                    let (identity, case, changed) =
+                        upgrade_record(identity.as_deref(), case.as_deref())?;
                     if !changed {
-                        // Nothing to write: roll back, no entry.
+                        // Upgraded meanwhile by another process: roll back,
+                        // no entry.
                         return Err(UpgradeError::Unchanged);
                     }
                     sqlx::query(
                         "UPDATE survivors SET identity = $1, case_details = $2 WHERE id = $3",
                     )
-                    .bind(new_identity.map(|(v, _)| v.to_string()))
-                    .bind(new_case.map(|(v, _)| v.to_string()))
+                    .bind(identity.map(|v| v.to_string()))
+                    .bind(case.map(|v| v.to_string()))
                     .bind(&id)
                     .execute(&mut *conn)
                     .await
@@ -111,13 +121,26 @@ pub async fn upgrade(db: &Db, audit: &AuditLog, agency: &AgencyId) -> anyhow::Re
                 })
             })
             .await;
-        match changed {
+        match written {
             Ok(()) => upgraded += 1,
             Err(UpgradeError::Unchanged) => {}
             Err(err) => return Err(anyhow::anyhow!(err)),
         }
     }
     Ok(upgraded)
+}
+
+/// A stored record's identity and case in the coded form, and whether
+/// either changed.
+fn upgrade_record(
+    identity: Option<&str>,
+    case: Option<&str>,
+) -> Result<(Option<Value>, Option<Value>, bool), UpgradeError> {
+    let identity = identity.map(upgrade_identity).transpose()?;
+    let case = case.map(upgrade_case).transpose()?;
+    let changed =
+        identity.as_ref().is_some_and(|(_, c)| *c) || case.as_ref().is_some_and(|(_, c)| *c);
+    Ok((identity.map(|(v, _)| v), case.map(|(v, _)| v), changed))
 }
 
 /// Why a record's upgrade wrote nothing.
@@ -264,6 +287,10 @@ mod tests {
         .unwrap();
         assert!(changed);
         assert_eq!(upgraded["gender_identity"], "WOMAN");
+        assert!(
+            upgraded.get("sex").is_none(),
+            "sex is never inferred from gender"
+        );
         assert!(upgraded.get("gender").is_none());
         assert_eq!(upgraded["nationality"], "UNKNOWN");
         assert_eq!(upgraded["languages"], json!(["en", "pt-BR"]));

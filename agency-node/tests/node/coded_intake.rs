@@ -287,6 +287,11 @@ async fn records_stored_before_the_vocabularies_are_upgraded(backend: Backend) {
         2,
         "the two legacy records, not the coded one"
     );
+    assert_eq!(
+        node.count("data_upgrades").await,
+        1,
+        "the upgrade is marked done"
+    );
     sqlx::query("DELETE FROM data_upgrades")
         .execute(node.state.db.pool())
         .await
@@ -343,6 +348,21 @@ async fn records_stored_before_the_vocabularies_are_upgraded(backend: Backend) {
     );
     assert!(read(coded).await.data()["survivor"]["identity"]["unmapped"] == json!([]));
 
+    // Coding the category afterwards keeps the text the upgrade kept.
+    let update = node
+        .gql(
+            Some(&owner),
+            Some("CASE_MANAGEMENT"),
+            "mutation($id: ID!, $input: UpdateSurvivorInput!) { updateSurvivor(id: $id, input: $input) { \
+             identity { nationality unmapped { field text } } } }",
+            json!({ "id": format!("{OWNER}:legacy-2"),
+                    "input": { "identity": { "givenName": "Old Two", "nationality": "MD" } } }),
+        )
+        .await;
+    let identity = &update.data()["updateSurvivor"]["identity"];
+    assert_eq!(identity["nationality"], "MD");
+    assert_eq!(identity["unmapped"], two["identity"]["unmapped"]);
+
     let upgraded: Vec<_> = node
         .audit_events()
         .await
@@ -360,6 +380,30 @@ async fn records_stored_before_the_vocabularies_are_upgraded(backend: Backend) {
             );
         }
     }
+    // A stored category that is not a JSON object stops the upgrade with an
+    // error naming the survivor, and nothing is rewritten.
+    sqlx::query(
+        "INSERT INTO survivors (id, created_at, updated_at, created_by, identity) \
+         VALUES ('broken-1', 0, 0, 'older-version', '[1]')",
+    )
+    .execute(node.state.db.pool())
+    .await
+    .unwrap();
+    let entries = node.count("audit_log").await;
+    let err = agency_node::store::coded_intake::upgrade(
+        &node.state.db,
+        &node.state.audit,
+        &node.state.agency,
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("survivor broken-1"), "{err}");
+    assert_eq!(node.count("audit_log").await, entries);
+    sqlx::query("DELETE FROM survivors WHERE id = 'broken-1'")
+        .execute(node.state.db.pool())
+        .await
+        .unwrap();
+
     let key = node.state.audit.public_key_hex();
     let (ok, out) = node.cli(&[
         "audit",
