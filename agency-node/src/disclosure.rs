@@ -36,6 +36,9 @@ pub struct DisclosedSurvivor {
     pub health: Option<HealthNotes>,
     pub legal: Option<LegalStatus>,
     pub withheld: Vec<(Category, WithheldReason)>,
+    /// The categories the decision allowed: what case notes, services and
+    /// follow-ups may travel with this answer.
+    pub allowed: Vec<Category>,
     /// Whether this disclosure relied on break-glass.
     pub break_glass: bool,
 }
@@ -119,6 +122,7 @@ pub async fn disclose(
             health: record.health.filter(|_| allowed(Category::Health)),
             legal: record.legal.filter(|_| allowed(Category::Legal)),
             withheld: decision.withheld(),
+            allowed: decision.allowed(),
             break_glass: decision.break_glass_used(),
         };
 

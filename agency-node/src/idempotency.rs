@@ -80,6 +80,14 @@ pub enum Outcome {
         opened_at_ms: i64,
         expires_at_ms: i64,
     },
+    /// A case note added (local ID).
+    CaseNote { id: String },
+    /// A service recorded or moved on (local ID).
+    Service { id: String },
+    /// A follow-up scheduled or closed (local ID).
+    FollowUp { id: String },
+    /// A case's caseworkers replaced.
+    Assignment { survivor_id: String },
 }
 
 /// A mutation request's key, checked against the store and handed to the

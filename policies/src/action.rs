@@ -21,12 +21,19 @@ pub enum Action {
     ReadAuditLog,
     OpenBreakGlass,
     IssueConsentCode,
+    /// Append a case note (never edit one).
+    WriteCaseNote,
+    /// Record or update a service, or schedule or close a follow-up.
+    RecordService,
+    /// Replace the caseworkers assigned to a case.
+    AssignCaseworkers,
 }
 
 pub(crate) enum ResourceKind {
     SurvivorRecord,
     Referral,
     AuditLog,
+    Case,
 }
 
 impl Action {
@@ -41,6 +48,9 @@ impl Action {
         Self::ReadAuditLog,
         Self::OpenBreakGlass,
         Self::IssueConsentCode,
+        Self::WriteCaseNote,
+        Self::RecordService,
+        Self::AssignCaseworkers,
     ];
 
     /// The action's name in policy files (`Action::"recordConsent"`).
@@ -56,6 +66,9 @@ impl Action {
             Self::ReadAuditLog => "readAuditLog",
             Self::OpenBreakGlass => "openBreakGlass",
             Self::IssueConsentCode => "issueConsentCode",
+            Self::WriteCaseNote => "writeCaseNote",
+            Self::RecordService => "recordService",
+            Self::AssignCaseworkers => "assignCaseworkers",
         }
     }
 
@@ -70,6 +83,9 @@ impl Action {
                 ResourceKind::Referral
             }
             Self::ReadAuditLog => ResourceKind::AuditLog,
+            Self::WriteCaseNote | Self::RecordService | Self::AssignCaseworkers => {
+                ResourceKind::Case
+            }
             Self::RecordConsent
             | Self::RevokeConsent
             | Self::RegisterSurvivor
@@ -86,7 +102,8 @@ pub struct ActionTarget {
     /// The agency whose node owns the record, the referral (the referring
     /// agency) or the audit log. For `RegisterSurvivor`: the node's agency.
     pub owner: AgencyId,
-    /// For referrals: the receiving agency.
+    /// For referrals: the receiving agency. For a case: the partner agency
+    /// (one holding an accepted referral of the survivor).
     pub receiver: Option<AgencyId>,
     /// For `MakeReferral`: the survivor's consent grants; the engine looks
     /// for an active one naming the receiver and the REFERRAL purpose.
@@ -99,6 +116,18 @@ impl ActionTarget {
         Self {
             owner,
             receiver: None,
+            grants: Vec::new(),
+        }
+    }
+
+    /// A survivor's case at `owner`'s node, acted on by an agency that holds
+    /// an accepted referral of the survivor (`partner`), if any. The engine
+    /// reads `receiver` as the partner: `partnerOfRequester` is true when it
+    /// is the requester's agency.
+    pub fn case(owner: AgencyId, partner: Option<AgencyId>) -> Self {
+        Self {
+            owner,
+            receiver: partner,
             grants: Vec::new(),
         }
     }
@@ -168,7 +197,12 @@ impl ActionFacts<'_> {
         if let Some(receiver) = self.receiver {
             let _ = write!(
                 explanation,
-                "; receiver {receiver}{}",
+                "; {} {receiver}{}",
+                if matches!(self.action.resource_kind(), ResourceKind::Case) {
+                    "partner"
+                } else {
+                    "receiver"
+                },
                 if self.received {
                     " (the requester's agency)"
                 } else {

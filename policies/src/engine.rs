@@ -109,6 +109,7 @@ struct CedarNames {
     survivor_category: EntityTypeName,
     survivor_record: EntityTypeName,
     referral: EntityTypeName,
+    case: EntityTypeName,
     audit_log: EntityTypeName,
     action_type: EntityTypeName,
     disclose: EntityUid,
@@ -131,6 +132,7 @@ impl CedarNames {
             survivor_category: ty("SurvivorCategory"),
             survivor_record: ty("SurvivorRecord"),
             referral: ty("Referral"),
+            case: ty("Case"),
             audit_log: ty("AuditLog"),
             disclose: Self::uid(&action_type, "disclose"),
             action_type,
@@ -189,6 +191,15 @@ fn resource_entities(names: &CedarNames) -> Vec<Entity> {
             ]);
             out.push(Entity::new(
                 CedarNames::uid(&names.referral, &referral_id(owned, received)),
+                attrs,
+                HashSet::new(),
+            ));
+            let attrs = HashMap::from([
+                ("ownedByRequester".to_owned(), flag(owned)),
+                ("partnerOfRequester".to_owned(), flag(received)),
+            ]);
+            out.push(Entity::new(
+                CedarNames::uid(&names.case, &referral_id(owned, received)),
                 attrs,
                 HashSet::new(),
             ));
@@ -797,6 +808,9 @@ impl<'a> DecisionScope<'a> {
             }
             crate::action::ResourceKind::AuditLog => {
                 CedarNames::uid(&names.audit_log, owned_id(key.owned))
+            }
+            crate::action::ResourceKind::Case => {
+                CedarNames::uid(&names.case, &referral_id(key.owned, key.received))
             }
         };
         let slot = usize::from(key.referral_consent);

@@ -44,6 +44,16 @@ pub enum AuditKind {
     /// A stored record was rewritten into a newer form at start-up (a data
     /// upgrade such as the coded intake); `reason` names the upgrade.
     RecordUpgraded,
+    /// A case note was appended: `reason` is `NOTE:<category>` or, for a
+    /// correction, `CORRECTION:<category>` (the explanation names the note
+    /// corrected); `subject` the note. Never its text.
+    CaseNoteAdded,
+    /// A service was recorded, or its status changed (`reason` the step).
+    ServiceRecorded,
+    /// A follow-up was scheduled, or closed (`reason` the step).
+    FollowUpRecorded,
+    /// The caseworkers assigned to a case were replaced.
+    CaseworkersAssigned,
 }
 
 impl AuditKind {
@@ -62,6 +72,10 @@ impl AuditKind {
             Self::PortalSignIn => "PORTAL_SIGN_IN",
             Self::ConsentCodeIssued => "CONSENT_CODE_ISSUED",
             Self::RecordUpgraded => "RECORD_UPGRADED",
+            Self::CaseNoteAdded => "CASE_NOTE_ADDED",
+            Self::ServiceRecorded => "SERVICE_RECORDED",
+            Self::FollowUpRecorded => "FOLLOW_UP_RECORDED",
+            Self::CaseworkersAssigned => "CASEWORKERS_ASSIGNED",
         }
     }
 }

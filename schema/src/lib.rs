@@ -6,6 +6,8 @@
 //! * [`intake`]: the coded vocabularies of a survivor's intake (sex and
 //!   gender identity, age band, ISO 3166-1 countries, the Washington Group
 //!   Short Set, exploitation types, BCP 47 languages).
+//! * [`case`]: the coded lists of case management (service and follow-up
+//!   states, follow-up kinds).
 //! * [`audit`]: the audit event every node and the gateway append.
 //! * [`error`]: the stable `extensions.code` values clients can rely on.
 //! * [`idempotency`]: the `Idempotency-Key` header of mutations.
@@ -14,6 +16,7 @@
 //! * [`SUBGRAPH_SDL`]: the checked-in SDL every node must serve.
 
 pub mod audit;
+pub mod case;
 pub mod error;
 pub mod headers;
 pub mod idempotency;
@@ -23,6 +26,7 @@ pub mod limits;
 pub mod vocabulary;
 
 pub use audit::{AuditEvent, AuditKind, Decision};
+pub use case::{FollowUpKind, FollowUpStatus, ServiceStatus};
 pub use error::ErrorCode;
 pub use headers::{
     HeaderError, JUSTIFICATION_HEADER, PURPOSE_HEADER, TRACEPARENT_HEADER, TraceContext,

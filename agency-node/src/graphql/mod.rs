@@ -2,6 +2,7 @@
 //! helpers resolvers share (who is asking, page sizes, opaque cursors, which
 //! categories an operation selected).
 
+pub mod case;
 pub mod documents;
 pub mod mutation;
 pub mod query;
@@ -15,7 +16,12 @@ use exchange_schema::Category;
 use crate::error::NodeError;
 use crate::state::{Caller, NodeState};
 
-pub type NodeSchema = Schema<query::Query, mutation::Mutation, EmptySubscription>;
+pub type NodeSchema = Schema<query::Query, Mutation, EmptySubscription>;
+
+/// The node's mutations: records, consent and referrals, then case
+/// management.
+#[derive(async_graphql::MergedObject, Default)]
+pub struct Mutation(mutation::RecordMutation, case::CaseMutation);
 
 /// Limits every operation is held to, checked on its text before
 /// async-graphql parses it ([`documents::prepare`]); the same limits, in the
@@ -28,8 +34,8 @@ pub use exchange_schema::limits::OperationLimits;
 /// by [`documents::prepare`] before it sees the operation.
 pub fn schema_builder(
     limits: &OperationLimits,
-) -> SchemaBuilder<query::Query, mutation::Mutation, EmptySubscription> {
-    let mut builder = Schema::build(query::Query, mutation::Mutation, EmptySubscription)
+) -> SchemaBuilder<query::Query, Mutation, EmptySubscription> {
+    let mut builder = Schema::build(query::Query, Mutation::default(), EmptySubscription)
         .enable_federation()
         .limit_recursive_depth(32)
         .limit_directives(16);
@@ -116,6 +122,15 @@ pub(crate) fn selected_categories(ctx: &Context<'_>) -> Vec<Category> {
     .into_iter()
     .filter(|(_, name)| look.field(name).exists() || node.field(name).exists())
     .map(|(category, _)| category)
+    .chain(
+        // Services and follow-ups travel as CASE.
+        ["services", "followUps"]
+            .iter()
+            .any(|name| look.field(name).exists() || node.field(name).exists())
+            .then_some(Category::Case),
+    )
+    .collect::<std::collections::BTreeSet<_>>()
+    .into_iter()
     .collect()
 }
 

@@ -31,7 +31,9 @@ use crate::store::referrals::{ReferralEvent, ReferralRecord};
 use crate::store::survivors::SurvivorRecord;
 use crate::store::{break_glass, grants, new_local_id, referrals, survivors};
 
-pub struct Mutation;
+/// Survivors' records, consent, referrals and break-glass.
+#[derive(Default)]
+pub struct RecordMutation;
 
 /// A consent code just issued: shown once, never stored in clear.
 #[derive(async_graphql::SimpleObject)]
@@ -112,7 +114,7 @@ pub struct RecordConsentInput {
 }
 
 #[Object]
-impl Mutation {
+impl RecordMutation {
     /// Registers a survivor at this node (the node's own staff only).
     async fn register_survivor(
         &self,

@@ -314,6 +314,20 @@ impl Query {
         Ok(connection)
     }
 
+    /// Open follow-ups assigned to the caller's agency and due before
+    /// `before`, soonest first (caseworkers and supervisors). No free text:
+    /// open the survivor through the disclosure path for more.
+    #[graphql(complexity = "first.unwrap_or(20) as usize * child_complexity")]
+    async fn follow_ups_due(
+        &self,
+        ctx: &Context<'_>,
+        before: OffsetDateTime,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Connection<String, super::case::FollowUp>> {
+        super::case::follow_ups_due(ctx, before, first, after).await
+    }
+
     /// Federation entity resolver for `Survivor`: the same decision as
     /// `survivor(id)`.
     #[graphql(entity)]

@@ -17,6 +17,7 @@ use crate::store::referrals::{ReferralEvent, ReferralRecord};
 /// A survivor's record, as far as the requester may see it. A category that
 /// is not disclosed is `null` and listed under `withheld` with the reason.
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct Survivor {
     /// Global ID: `<owning agency>:<local id>`.
     pub id: ID,
@@ -32,6 +33,50 @@ pub struct Survivor {
     pub withheld: Vec<WithheldCategory>,
     /// True when this answer relied on a break-glass opening.
     pub break_glass: bool,
+    /// The categories the disclosure decision allowed (case notes,
+    /// services and follow-ups travel only under these).
+    #[graphql(skip)]
+    pub allowed: Vec<Category>,
+    /// The local ID at this node.
+    #[graphql(skip)]
+    pub local_id: String,
+}
+
+#[ComplexObject]
+impl Survivor {
+    /// Case notes in the categories disclosed to the requester (and
+    /// `category`, if given), newest first. Corrected notes are left out
+    /// unless `includeSuperseded`.
+    #[graphql(complexity = "first.unwrap_or(20) as usize * child_complexity")]
+    async fn case_notes(
+        &self,
+        ctx: &Context<'_>,
+        category: Option<Category>,
+        #[graphql(default = false)] include_superseded: bool,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<async_graphql::connection::Connection<String, super::case::CaseNote>> {
+        super::case::case_notes(ctx, self, category, include_superseded, first, after).await
+    }
+
+    /// Services planned and delivered; `null` unless `CASE` is disclosed.
+    async fn services(&self, ctx: &Context<'_>) -> Result<Option<Vec<super::case::Service>>> {
+        super::case::services(ctx, self).await
+    }
+
+    /// Follow-ups, soonest due first; `null` unless `CASE` is disclosed.
+    async fn follow_ups(&self, ctx: &Context<'_>) -> Result<Option<Vec<super::case::FollowUp>>> {
+        super::case::follow_ups(ctx, self).await
+    }
+
+    /// The owning agency's caseworkers on the case; `null` for anyone but
+    /// the owner's staff.
+    async fn assigned_caseworkers(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Option<Vec<super::case::CaseworkerAssignment>>> {
+        super::case::assigned_caseworkers(ctx, self).await
+    }
 }
 
 /// A category withheld from the requester, and why.
@@ -58,6 +103,8 @@ impl From<DisclosedSurvivor> for Survivor {
                 .map(|(category, reason)| WithheldCategory { category, reason })
                 .collect(),
             break_glass: d.break_glass,
+            allowed: d.allowed,
+            local_id: d.id.local().to_owned(),
         }
     }
 }

@@ -10,6 +10,7 @@
 //! integers for times (Unix milliseconds, UTC) and flags, text for the rest.
 
 pub mod break_glass;
+pub mod case;
 pub mod coded_intake;
 pub mod grants;
 pub mod portal;
@@ -28,7 +29,8 @@ static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// The node's record tables (survivors, consent, referrals, break-glass,
-/// portal, idempotency keys); the audit log's come from
+/// portal, idempotency keys, case notes, services, follow-ups and
+/// assignments); the audit log's come from
 /// [`exchange_audit::MIGRATIONS`].
 pub static MIGRATIONS: Migrations = Migrations {
     name: "node records",

@@ -270,3 +270,22 @@ pub async fn for_survivor(
     .await?;
     rows.iter().map(from_row).collect()
 }
+
+/// Whether `agency` holds an accepted referral of the survivor: it works
+/// on the case as a partner and may add notes, services and follow-ups.
+pub async fn is_partner(
+    conn: &mut AnyConnection,
+    survivor_id: &str,
+    agency: &AgencyId,
+) -> anyhow::Result<bool> {
+    let row = sqlx::query(
+        "SELECT 1 AS one FROM referrals WHERE survivor_id = $1 AND to_agency = $2 AND status = $3 \
+         LIMIT 1",
+    )
+    .bind(survivor_id)
+    .bind(agency.as_str())
+    .bind(ReferralStatus::Accepted.as_str())
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.is_some())
+}

@@ -4,6 +4,7 @@
 mod access;
 mod audit;
 mod auditors;
+mod case;
 mod consent;
 mod failure;
 mod graphiql_browser;

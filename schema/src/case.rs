@@ -1,0 +1,86 @@
+//! The coded vocabularies of case management shared by every node: where a
+//! service stands, what a follow-up is and where it stands. Case notes,
+//! services and follow-ups themselves live at the owner node
+//! (`agency-node/src/store/case.rs`); these lists are shared so that a
+//! partner agency and the statistics mean the same by them.
+
+use crate::vocabulary::vocabulary;
+
+vocabulary! {
+    /// Where a service to a survivor stands.
+    ServiceStatus, "service status" {
+        /// Agreed but not started.
+        Planned => "PLANNED",
+        InProgress => "IN_PROGRESS",
+        Delivered => "DELIVERED",
+        Cancelled => "CANCELLED",
+    }
+}
+
+impl ServiceStatus {
+    /// Whether a service in this status may move to `to`: forward only,
+    /// and nothing after delivered or cancelled.
+    pub fn may_become(self, to: Self) -> bool {
+        matches!(
+            (self, to),
+            (
+                Self::Planned,
+                Self::InProgress | Self::Delivered | Self::Cancelled
+            ) | (Self::InProgress, Self::Delivered | Self::Cancelled)
+        )
+    }
+}
+
+vocabulary! {
+    /// What a follow-up is. Follow-ups carry no free text: what was said
+    /// goes in a case note, under the category it belongs to.
+    FollowUpKind, "follow-up kind" {
+        /// An appointment with the survivor.
+        Appointment => "APPOINTMENT",
+        HomeVisit => "HOME_VISIT",
+        PhoneCall => "PHONE_CALL",
+        /// A hearing the survivor attends.
+        CourtDate => "COURT_DATE",
+        /// A review of the case or of a service.
+        CaseReview => "CASE_REVIEW",
+    }
+}
+
+vocabulary! {
+    /// Where a follow-up stands.
+    FollowUpStatus, "follow-up status" {
+        Open => "OPEN",
+        Done => "DONE",
+        Cancelled => "CANCELLED",
+        /// The survivor did not come, or could not be reached.
+        Missed => "MISSED",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_service_moves_forward_only() {
+        use ServiceStatus::*;
+        assert!(Planned.may_become(InProgress));
+        assert!(Planned.may_become(Delivered));
+        assert!(InProgress.may_become(Cancelled));
+        for done in [Delivered, Cancelled] {
+            for to in ServiceStatus::ALL {
+                assert!(!done.may_become(*to), "{done} -> {to}");
+            }
+        }
+        assert!(!InProgress.may_become(Planned));
+        assert!(!Planned.may_become(Planned));
+    }
+
+    #[test]
+    fn follow_up_codes_round_trip() {
+        for k in FollowUpKind::ALL {
+            assert_eq!(k.as_str().parse::<FollowUpKind>().unwrap(), *k);
+        }
+        assert!("LUNCH".parse::<FollowUpKind>().is_err());
+    }
+}
