@@ -88,6 +88,9 @@ pub enum Outcome {
     FollowUp { id: String },
     /// A case's caseworkers replaced.
     Assignment { survivor_id: String },
+    /// A care plan version proposed or agreed to, or one of its actions
+    /// moved on.
+    CarePlan { survivor_id: String, version: i64 },
 }
 
 /// A mutation request's key, checked against the store and handed to the

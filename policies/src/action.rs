@@ -27,6 +27,11 @@ pub enum Action {
     RecordService,
     /// Replace the caseworkers assigned to a case.
     AssignCaseworkers,
+    /// Propose a new care plan version, or record the survivor's
+    /// witnessed agreement to one.
+    ChangeCarePlan,
+    /// Move an action of the care plan on.
+    UpdatePlanAction,
 }
 
 pub(crate) enum ResourceKind {
@@ -51,6 +56,8 @@ impl Action {
         Self::WriteCaseNote,
         Self::RecordService,
         Self::AssignCaseworkers,
+        Self::ChangeCarePlan,
+        Self::UpdatePlanAction,
     ];
 
     /// The action's name in policy files (`Action::"recordConsent"`).
@@ -69,6 +76,8 @@ impl Action {
             Self::WriteCaseNote => "writeCaseNote",
             Self::RecordService => "recordService",
             Self::AssignCaseworkers => "assignCaseworkers",
+            Self::ChangeCarePlan => "changeCarePlan",
+            Self::UpdatePlanAction => "updatePlanAction",
         }
     }
 
@@ -83,9 +92,11 @@ impl Action {
                 ResourceKind::Referral
             }
             Self::ReadAuditLog => ResourceKind::AuditLog,
-            Self::WriteCaseNote | Self::RecordService | Self::AssignCaseworkers => {
-                ResourceKind::Case
-            }
+            Self::WriteCaseNote
+            | Self::RecordService
+            | Self::AssignCaseworkers
+            | Self::ChangeCarePlan
+            | Self::UpdatePlanAction => ResourceKind::Case,
             Self::RecordConsent
             | Self::RevokeConsent
             | Self::RegisterSurvivor

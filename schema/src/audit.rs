@@ -54,6 +54,17 @@ pub enum AuditKind {
     FollowUpRecorded,
     /// The caseworkers assigned to a case were replaced.
     CaseworkersAssigned,
+    /// A new version of a survivor's care plan was proposed (`reason`
+    /// `VERSION:<n>`).
+    CarePlanProposed,
+    /// The survivor agreed to a care plan version (`reason` the method:
+    /// `PORTAL`, `WITNESSED_VERBAL` or `WITNESSED_WRITTEN`).
+    CarePlanAgreed,
+    /// The survivor asked for a change to a care plan version (in the
+    /// portal; the request's text is kept with the plan, not here).
+    CarePlanChangeRequested,
+    /// An action of a care plan moved on (`reason` the step).
+    CarePlanActionUpdated,
 }
 
 impl AuditKind {
@@ -76,6 +87,10 @@ impl AuditKind {
             Self::ServiceRecorded => "SERVICE_RECORDED",
             Self::FollowUpRecorded => "FOLLOW_UP_RECORDED",
             Self::CaseworkersAssigned => "CASEWORKERS_ASSIGNED",
+            Self::CarePlanProposed => "CARE_PLAN_PROPOSED",
+            Self::CarePlanAgreed => "CARE_PLAN_AGREED",
+            Self::CarePlanChangeRequested => "CARE_PLAN_CHANGE_REQUESTED",
+            Self::CarePlanActionUpdated => "CARE_PLAN_ACTION_UPDATED",
         }
     }
 }

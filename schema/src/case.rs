@@ -1,5 +1,6 @@
 //! The coded vocabularies of case management shared by every node: where a
-//! service stands, what a follow-up is and where it stands. Case notes,
+//! service stands, what a follow-up is and where it stands, where an action
+//! of a care plan stands. Case notes,
 //! services and follow-ups themselves live at the owner node
 //! (`agency-node/src/store/case.rs`); these lists are shared so that a
 //! partner agency and the statistics mean the same by them.
@@ -57,6 +58,27 @@ vocabulary! {
     }
 }
 
+vocabulary! {
+    /// Where an action of a care plan stands.
+    PlanActionStatus, "plan action status" {
+        ToDo => "TO_DO",
+        InProgress => "IN_PROGRESS",
+        Done => "DONE",
+        Cancelled => "CANCELLED",
+    }
+}
+
+impl PlanActionStatus {
+    /// Forward only; nothing after done or cancelled.
+    pub fn may_become(self, to: Self) -> bool {
+        matches!(
+            (self, to),
+            (Self::ToDo, Self::InProgress | Self::Done | Self::Cancelled)
+                | (Self::InProgress, Self::Done | Self::Cancelled)
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,6 +96,16 @@ mod tests {
         }
         assert!(!InProgress.may_become(Planned));
         assert!(!Planned.may_become(Planned));
+    }
+
+    #[test]
+    fn a_plan_action_moves_forward_only() {
+        use PlanActionStatus::*;
+        assert!(ToDo.may_become(Done));
+        assert!(InProgress.may_become(Cancelled));
+        assert!(!Done.may_become(InProgress));
+        assert!(!Cancelled.may_become(ToDo));
+        assert!(!InProgress.may_become(ToDo));
     }
 
     #[test]

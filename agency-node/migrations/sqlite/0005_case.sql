@@ -65,3 +65,37 @@ CREATE TABLE case_assignments (
     PRIMARY KEY (survivor_id, user_id)
 );
 CREATE INDEX case_assignments_by_user ON case_assignments (user_id);
+
+-- A survivor's care plan, one row per version (category CASE). A version
+-- is never rewritten: a change is a new version. Only its agreement (set
+-- once), a change the survivor asked for, and its actions' progress are
+-- recorded on it.
+CREATE TABLE care_plans (
+    survivor_id          TEXT NOT NULL REFERENCES survivors (id),
+    version              INTEGER NOT NULL,
+    goals                TEXT NOT NULL,
+    created_at           INTEGER NOT NULL,
+    created_by           TEXT NOT NULL,
+    agreed_at            INTEGER,
+    agreement_method     TEXT,
+    agreement_by         TEXT,
+    witness              TEXT,
+    change_requested_at  INTEGER,
+    change_request       TEXT,
+    PRIMARY KEY (survivor_id, version)
+);
+
+-- The actions of a plan version, each with the agency responsible.
+CREATE TABLE care_plan_actions (
+    survivor_id         TEXT NOT NULL,
+    version             INTEGER NOT NULL,
+    position            INTEGER NOT NULL,
+    description         TEXT NOT NULL,
+    responsible_agency  TEXT NOT NULL,
+    due_at              INTEGER,
+    status              TEXT NOT NULL,
+    updated_at          INTEGER NOT NULL,
+    updated_by          TEXT NOT NULL,
+    PRIMARY KEY (survivor_id, version, position),
+    FOREIGN KEY (survivor_id, version) REFERENCES care_plans (survivor_id, version)
+);

@@ -223,14 +223,14 @@ pub struct ScheduleFollowUpInput {
 /// How far back a follow-up may be scheduled (recording one just missed).
 const PAST_DUE_GRACE: time::Duration = time::Duration::days(1);
 /// How far ahead a follow-up may be scheduled.
-const FURTHEST_DUE: time::Duration = time::Duration::days(5 * 366);
+pub(super) const FURTHEST_DUE: time::Duration = time::Duration::days(5 * 366);
 /// Most caseworkers assigned to one case.
 const MOST_ASSIGNED: usize = 20;
 
 /// How the caller stands to a case: the owner's staff, a partner agency,
 /// or neither (refused before anything is read).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Standing {
+pub(super) enum Standing {
     Owner,
     Partner,
 }
@@ -238,7 +238,7 @@ enum Standing {
 /// Checks who may act on a survivor's case and asks the policy engine. A
 /// caller that is neither the owner's staff nor a partner is refused the
 /// same way whether the survivor exists or not.
-async fn case_standing(
+pub(super) async fn case_standing(
     state: &NodeState,
     caller: &Caller,
     purpose: Purpose,
@@ -287,7 +287,7 @@ async fn case_standing(
 
 /// Inside a write: the survivor still exists and, for a partner, the
 /// referral that makes it one is still accepted.
-async fn still_standing(
+pub(super) async fn still_standing(
     conn: &mut sqlx::AnyConnection,
     survivor: &str,
     standing: Standing,
@@ -317,12 +317,12 @@ fn writing_role(caller: &Caller) -> Role {
     }
 }
 
-fn by(caller: &Caller) -> String {
+pub(super) fn by(caller: &Caller) -> String {
     format!("{}/{}", caller.principal.agency, caller.principal.user)
 }
 
 /// A unique-index violation (a note corrected twice at once).
-fn is_unique_violation(err: &anyhow::Error) -> bool {
+pub(super) fn is_unique_violation(err: &anyhow::Error) -> bool {
     err.downcast_ref::<sqlx::Error>()
         .and_then(|e| e.as_database_error())
         .is_some_and(|e| e.is_unique_violation())
@@ -899,7 +899,7 @@ impl CaseMutation {
 }
 
 /// A user ID as an identity provider issues it (`sub`): short, one line.
-fn check_user_id(field: &str, user: &str) -> Result<(), NodeError> {
+pub(super) fn check_user_id(field: &str, user: &str) -> Result<(), NodeError> {
     if user.trim().is_empty() {
         return Err(NodeError::bad_input(format!("{field} must not be empty")));
     }
@@ -907,7 +907,7 @@ fn check_user_id(field: &str, user: &str) -> Result<(), NodeError> {
 }
 
 /// A write refused inside its transaction is audited as a denial.
-async fn refused<T>(
+pub(super) async fn refused<T>(
     state: &NodeState,
     caller: &Caller,
     outcome: Result<T, NodeError>,
@@ -924,7 +924,7 @@ async fn refused<T>(
     }
 }
 
-fn foreign(outcome: &Outcome) -> NodeError {
+pub(super) fn foreign(outcome: &Outcome) -> NodeError {
     NodeError::internal(anyhow::anyhow!(
         "the stored idempotency outcome {outcome:?} does not fit this mutation"
     ))

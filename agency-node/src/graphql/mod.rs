@@ -2,6 +2,7 @@
 //! helpers resolvers share (who is asking, page sizes, opaque cursors, which
 //! categories an operation selected).
 
+pub mod care_plan;
 pub mod case;
 pub mod documents;
 pub mod mutation;
@@ -21,7 +22,11 @@ pub type NodeSchema = Schema<query::Query, Mutation, EmptySubscription>;
 /// The node's mutations: records, consent and referrals, then case
 /// management.
 #[derive(async_graphql::MergedObject, Default)]
-pub struct Mutation(mutation::RecordMutation, case::CaseMutation);
+pub struct Mutation(
+    mutation::RecordMutation,
+    case::CaseMutation,
+    care_plan::CarePlanMutation,
+);
 
 /// Limits every operation is held to, checked on its text before
 /// async-graphql parses it ([`documents::prepare`]); the same limits, in the
@@ -123,8 +128,8 @@ pub(crate) fn selected_categories(ctx: &Context<'_>) -> Vec<Category> {
     .filter(|(_, name)| look.field(name).exists() || node.field(name).exists())
     .map(|(category, _)| category)
     .chain(
-        // Services and follow-ups travel as CASE.
-        ["services", "followUps"]
+        // Services, follow-ups and the care plan travel as CASE.
+        ["services", "followUps", "carePlan", "carePlanVersions"]
             .iter()
             .any(|name| look.field(name).exists() || node.field(name).exists())
             .then_some(Category::Case),

@@ -69,6 +69,22 @@ impl Survivor {
         super::case::follow_ups(ctx, self).await
     }
 
+    /// The newest version of the care plan: whole where `CASE` is
+    /// disclosed; to a partner agency without it, only the actions it is
+    /// responsible for; otherwise `null`.
+    async fn care_plan(&self, ctx: &Context<'_>) -> Result<Option<super::care_plan::CarePlan>> {
+        super::care_plan::care_plan(ctx, self).await
+    }
+
+    /// Every version of the care plan, newest first; `null` unless `CASE`
+    /// is disclosed.
+    async fn care_plan_versions(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Option<Vec<super::care_plan::CarePlan>>> {
+        super::care_plan::care_plan_versions(ctx, self).await
+    }
+
     /// The owning agency's caseworkers on the case; `null` for anyone but
     /// the owner's staff.
     async fn assigned_caseworkers(

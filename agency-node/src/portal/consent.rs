@@ -331,7 +331,7 @@ pub(super) fn finished(
             DonePage {
                 message: chrome.t(message_id),
                 chrome,
-                receipt_id,
+                receipt_id: Some(receipt_id),
             },
         ),
         Err(err) => error_page(portal, visit, err.into()),

@@ -19,6 +19,7 @@
 //! portal changes goes through [`exchange_audit::AuditLog::record`] like any
 //! other change, with `survivor` as the actor.
 
+mod case;
 mod consent;
 pub mod credentials;
 pub mod i18n;
@@ -27,6 +28,7 @@ pub mod pages;
 pub mod session;
 mod sign_in;
 
+use case::*;
 use consent::*;
 use overview::*;
 use sign_in::*;
@@ -100,6 +102,9 @@ pub fn router(node: Arc<NodeState>, config: PortalConfig) -> Router {
         .route("/revoke", post(revoke_review))
         .route("/revoke/confirm", post(revoke_confirm))
         .route("/receipts/{id}", get(download_receipt))
+        .route("/plan/agree", post(plan_agree_review))
+        .route("/plan/agree/confirm", post(plan_agree_confirm))
+        .route("/plan/change", post(plan_change))
         .route("/sign-out", post(sign_out))
         .route("/exit", get(quick_exit))
         .route("/static/portal.css", get(stylesheet))
@@ -295,6 +300,10 @@ enum PortalError {
     Csrf,
     #[error("NOT_FOUND")]
     NotFound,
+    #[error("CONFLICT")]
+    Conflict,
+    #[error("BAD_USER_INPUT")]
+    BadInput,
     #[error("INTERNAL_SERVER_ERROR")]
     Internal,
 }
@@ -304,6 +313,8 @@ impl PortalError {
         match self {
             Self::Csrf => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Conflict => StatusCode::CONFLICT,
+            Self::BadInput => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -312,6 +323,8 @@ impl PortalError {
         match self {
             Self::Csrf => "CSRF_TOKEN_INVALID",
             Self::NotFound => "NOT_FOUND",
+            Self::Conflict => "CONFLICT",
+            Self::BadInput => "BAD_USER_INPUT",
             Self::Internal => "INTERNAL_SERVER_ERROR",
         }
     }
@@ -320,6 +333,8 @@ impl PortalError {
         match self {
             Self::Csrf => "error-csrf",
             Self::NotFound => "error-not-found",
+            Self::Conflict => "error-conflict",
+            Self::BadInput => "error-bad-input",
             Self::Internal => "error-internal",
         }
     }
@@ -329,6 +344,8 @@ impl From<NodeError> for PortalError {
     fn from(err: NodeError) -> Self {
         match err {
             NodeError::NotFound(_) => Self::NotFound,
+            NodeError::Conflict(_) => Self::Conflict,
+            NodeError::BadInput(_) => Self::BadInput,
             other => {
                 tracing::error!(error = ?other, "portal request failed");
                 Self::Internal

@@ -152,6 +152,7 @@ pub(super) async fn overview(
         })
         .collect();
 
+    let (plan, timeline) = case_view(portal, &chrome, &who.survivor_id, &referral_records).await?;
     let agency_name = portal.agency_name(&node.agency);
     Ok(HomePage {
         heading: chrome.t1("home-heading", "agency", &agency_name),
@@ -162,6 +163,8 @@ pub(super) async fn overview(
         history,
         referrals,
         receipts,
+        plan,
+        timeline,
     })
 }
 

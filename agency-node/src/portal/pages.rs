@@ -24,6 +24,15 @@ impl Chrome {
         translate(self.lang, id, None)
     }
 
+    /// A message with several arguments.
+    pub fn t_args(&self, id: &str, values: &[(&str, &str)]) -> String {
+        let mut args = FluentArgs::new();
+        for (name, value) in values {
+            args.set((*name).to_owned(), (*value).to_owned());
+        }
+        translate(self.lang, id, Some(&args))
+    }
+
     /// A message with one argument.
     pub fn t1(&self, id: &str, name: &str, value: &str) -> String {
         let mut args = FluentArgs::new();
@@ -91,6 +100,39 @@ pub struct ReceiptRow {
     pub agency: String,
 }
 
+/// An action of the care plan as the survivor reads it.
+pub struct PlanActionRow {
+    pub description: String,
+    pub by: String,
+    pub due: String,
+    pub status: String,
+    /// `TO_DO`, `IN_PROGRESS`, `DONE` or `CANCELLED`.
+    pub status_code: &'static str,
+}
+
+/// The newest version of the survivor's care plan.
+pub struct PlanView {
+    pub version: i64,
+    pub written: String,
+    pub goals: Vec<String>,
+    pub actions: Vec<PlanActionRow>,
+    /// "You agreed on ...", once agreed.
+    pub agreed: Option<String>,
+    /// "You asked for a change on ...", while not agreed.
+    pub change_sent: Option<String>,
+}
+
+/// One milestone of the survivor's case.
+pub struct MilestoneRow {
+    pub when: String,
+    pub text: String,
+    /// Still to come (an appointment, a hearing).
+    pub upcoming: bool,
+    /// What it is, for styling and tests (`referral`, `service`, `plan`,
+    /// `follow-up`).
+    pub kind: &'static str,
+}
+
 #[derive(Template)]
 #[template(path = "portal/home.html")]
 pub struct HomePage {
@@ -103,6 +145,8 @@ pub struct HomePage {
     pub referrals: Vec<ReferralRow>,
     pub receipts_intro: String,
     pub receipts: Vec<ReceiptRow>,
+    pub plan: Option<PlanView>,
+    pub timeline: Vec<MilestoneRow>,
 }
 
 /// A choice in a list (select option or checkbox).
@@ -146,7 +190,8 @@ pub struct ConfirmPage {
 pub struct DonePage {
     pub chrome: Chrome,
     pub message: String,
-    pub receipt_id: String,
+    /// The consent receipt to download, for a consent given or withdrawn.
+    pub receipt_id: Option<String>,
 }
 
 #[derive(Template)]

@@ -10,6 +10,7 @@
 //! integers for times (Unix milliseconds, UTC) and flags, text for the rest.
 
 pub mod break_glass;
+pub mod care_plan;
 pub mod case;
 pub mod coded_intake;
 pub mod grants;

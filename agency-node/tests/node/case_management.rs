@@ -47,15 +47,28 @@ fn in_days(days: i64) -> String {
 /// Makes `agency` a partner on the survivor's case: the survivor consents
 /// to IDENTITY, CASE and LEGAL for REFERRAL and LEGAL_ASSISTANCE, the owner
 /// refers, and the agency accepts. Returns the referral's ID.
-async fn make_partner(node: &TestNode, survivor: &str, agency: &str) -> String {
-    node.grant(
+pub(crate) async fn make_partner(node: &TestNode, survivor: &str, agency: &str) -> String {
+    partner_under(
+        node,
         survivor,
         agency,
         &["IDENTITY", "CASE", "LEGAL"],
         &["REFERRAL", "LEGAL_ASSISTANCE"],
-        json!({}),
     )
-    .await;
+    .await
+}
+
+/// Makes `agency` a partner under a consent to `categories` for `purposes`
+/// (REFERRAL among them).
+pub(crate) async fn partner_under(
+    node: &TestNode,
+    survivor: &str,
+    agency: &str,
+    categories: &[&str],
+    purposes: &[&str],
+) -> String {
+    node.grant(survivor, agency, categories, purposes, json!({}))
+        .await;
     let created = node
         .gql(
             Some(&node.caseworker(OWNER)),

@@ -9,6 +9,7 @@ mod audit_verify;
 mod auth;
 mod bad_input;
 mod break_glass;
+mod care_plan;
 mod case_management;
 mod coded_intake;
 mod consent;

@@ -28,7 +28,7 @@ on_both_backends!(
 /// How many failures lock a code in these tests.
 const MAX_FAILURES: u32 = 3;
 
-async fn start(backend: Backend) -> TestNode {
+pub(crate) async fn start(backend: Backend) -> TestNode {
     start_with_portal(backend, |_| {}).await
 }
 
@@ -45,7 +45,7 @@ async fn start_with_portal(backend: Backend, adjust: impl FnOnce(&mut PortalConf
 }
 
 /// A browser stand-in: keeps the session cookie, follows no redirects.
-struct Browser {
+pub(crate) struct Browser {
     base: String,
     client: reqwest::Client,
     cookie: Option<String>,
@@ -53,10 +53,10 @@ struct Browser {
 }
 
 /// A portal response.
-struct Page {
-    status: StatusCode,
+pub(crate) struct Page {
+    pub(crate) status: StatusCode,
     headers: reqwest::header::HeaderMap,
-    body: String,
+    pub(crate) body: String,
 }
 
 impl Page {
@@ -67,14 +67,14 @@ impl Page {
             .unwrap_or_default()
     }
 
-    fn error_code(&self) -> &str {
+    pub(crate) fn error_code(&self) -> &str {
         self.headers
             .get("x-exchange-error-code")
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
     }
 
-    fn csrf(&self) -> String {
+    pub(crate) fn csrf(&self) -> String {
         attribute_after(&self.body, "name=\"csrf\" value=\"")
             .unwrap_or_else(|| panic!("no CSRF token in the page: {}", self.body))
     }
@@ -95,7 +95,7 @@ fn attribute_after(html: &str, marker: &str) -> Option<String> {
 }
 
 impl Browser {
-    fn new(node: &TestNode) -> Self {
+    pub(crate) fn new(node: &TestNode) -> Self {
         Self {
             base: node.portal.clone().expect("the portal is on"),
             client: reqwest::Client::builder()
@@ -134,12 +134,12 @@ impl Browser {
         }
     }
 
-    async fn get(&mut self, path: &str) -> Page {
+    pub(crate) async fn get(&mut self, path: &str) -> Page {
         let request = self.client.get(format!("{}{path}", self.base));
         self.finish(request).await
     }
 
-    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+    pub(crate) async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
         self.post_with_headers(path, fields, &[]).await
     }
 
@@ -168,7 +168,7 @@ impl Browser {
     }
 
     /// First sign-in with a new code, choosing `pin`; ends on /home.
-    async fn first_sign_in(&mut self, code: &str, pin: &str) {
+    pub(crate) async fn first_sign_in(&mut self, code: &str, pin: &str) {
         let page = self.sign_in(code, "").await;
         assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
         assert_eq!(page.location(), "/pin");
@@ -180,7 +180,7 @@ impl Browser {
     }
 }
 
-async fn issue_code(node: &TestNode, survivor: &str) -> String {
+pub(crate) async fn issue_code(node: &TestNode, survivor: &str) -> String {
     let owner = node.caseworker(OWNER);
     let response = node
         .gql(
