@@ -62,6 +62,7 @@ async fn fill(conn: &mut AnyConnection, from: usize, total: usize) {
             created_at: at,
             updated_at: at,
             created_by: "bench".into(),
+            parent_id: None,
         };
         let first = ReferralEvent {
             status: ReferralStatus::Pending,

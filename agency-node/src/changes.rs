@@ -154,16 +154,20 @@ pub async fn create_referral_keyed(
     let first = ReferralEvent {
         status: record.status,
         at: record.created_at,
-        by_agency: state.agency.clone(),
+        by_agency: record.from_agency.clone(),
         by_user: caller.principal.user.clone(),
         note: None,
     };
-    let event = change_event(
+    let mut event = change_event(
         caller,
         AuditKind::ReferralCreated,
         Some(survivor.clone()),
         Some(format!("{}:{}", state.agency, record.id)),
     );
+    if let Some(parent) = &record.parent_id {
+        event.reason = "ONWARD".into();
+        event.explanation = Some(format!("continues {}:{parent}", state.agency));
+    }
     let stored = record.clone();
     let history = vec![first.clone()];
     state
@@ -174,6 +178,18 @@ pub async fn create_referral_keyed(
                     id: stored.id.clone(),
                 };
                 idempotency::write(key.as_ref(), conn, &outcome).await?;
+                // An onward referral continues an accepted one: it must
+                // still be accepted when the new one is written.
+                if let Some(parent) = &stored.parent_id
+                    && referrals::get(conn, parent)
+                        .await
+                        .map_err(NodeError::internal)?
+                        .is_none_or(|p| p.status != exchange_schema::ReferralStatus::Accepted)
+                {
+                    return Err(NodeError::Conflict(
+                        "the referral your agency accepted is no longer accepted".into(),
+                    ));
+                }
                 referrals::insert(conn, &stored, &first)
                     .await
                     .map_err(NodeError::internal)?;

@@ -203,6 +203,7 @@ pub async fn seed_demo(
                     created_at: now,
                     updated_at: now,
                     created_by: caller.principal.user.clone(),
+                    parent_id: None,
                 };
                 crate::changes::create_referral(state, caller, &gid, &referral).await?;
                 summary.referrals.push((

@@ -32,6 +32,9 @@ pub enum Action {
     ChangeCarePlan,
     /// Move an action of the care plan on.
     UpdatePlanAction,
+    /// Refer a survivor onward from an agency that accepted a referral of
+    /// them (the referral is kept at the owner node).
+    ReferOnward,
 }
 
 pub(crate) enum ResourceKind {
@@ -58,6 +61,7 @@ impl Action {
         Self::AssignCaseworkers,
         Self::ChangeCarePlan,
         Self::UpdatePlanAction,
+        Self::ReferOnward,
     ];
 
     /// The action's name in policy files (`Action::"recordConsent"`).
@@ -78,6 +82,7 @@ impl Action {
             Self::AssignCaseworkers => "assignCaseworkers",
             Self::ChangeCarePlan => "changeCarePlan",
             Self::UpdatePlanAction => "updatePlanAction",
+            Self::ReferOnward => "referOnward",
         }
     }
 
@@ -88,9 +93,10 @@ impl Action {
 
     pub(crate) fn resource_kind(self) -> ResourceKind {
         match self {
-            Self::MakeReferral | Self::AnswerReferral | Self::WithdrawReferral => {
-                ResourceKind::Referral
-            }
+            Self::MakeReferral
+            | Self::ReferOnward
+            | Self::AnswerReferral
+            | Self::WithdrawReferral => ResourceKind::Referral,
             Self::ReadAuditLog => ResourceKind::AuditLog,
             Self::WriteCaseNote
             | Self::RecordService
@@ -116,7 +122,7 @@ pub struct ActionTarget {
     /// For referrals: the receiving agency. For a case: the partner agency
     /// (one holding an accepted referral of the survivor).
     pub receiver: Option<AgencyId>,
-    /// For `MakeReferral`: the survivor's consent grants; the engine looks
+    /// For `MakeReferral` and `ReferOnward`: the survivor's consent grants; the engine looks
     /// for an active one naming the receiver and the REFERRAL purpose.
     pub grants: Vec<GrantFacts>,
 }

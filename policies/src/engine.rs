@@ -741,13 +741,15 @@ impl<'a> DecisionScope<'a> {
         let owned = target.owner == self.request.agency;
         let received = target.receiver.as_ref() == Some(&self.request.agency);
         let consent = match (action, &target.receiver) {
-            (Action::MakeReferral, Some(receiver)) => {
+            (Action::MakeReferral | Action::ReferOnward, Some(receiver)) => {
                 Some(referral_consent(&target.grants, receiver, now))
             }
-            (Action::MakeReferral, None) => Some(crate::grant::GrantCoverage {
-                state: GrantState::NoGrant,
-                grant: None,
-            }),
+            (Action::MakeReferral | Action::ReferOnward, None) => {
+                Some(crate::grant::GrantCoverage {
+                    state: GrantState::NoGrant,
+                    grant: None,
+                })
+            }
             _ => None,
         };
         let referral_consent = consent.is_some_and(|c| c.state == GrantState::Active);
@@ -787,7 +789,8 @@ impl<'a> DecisionScope<'a> {
             "POLICY_ERROR"
         } else if cedar.forbidden {
             "FORBIDDEN_BY_POLICY"
-        } else if action == Action::MakeReferral && !referral_consent {
+        } else if matches!(action, Action::MakeReferral | Action::ReferOnward) && !referral_consent
+        {
             "CONSENT_REQUIRED"
         } else if action == Action::OpenBreakGlass && !self.justified {
             "JUSTIFICATION_REQUIRED"

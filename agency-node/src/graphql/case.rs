@@ -1130,3 +1130,30 @@ pub async fn follow_ups_due(
     }));
     Ok(connection)
 }
+
+/// `Survivor.referrals`: every referral of the survivor with its history,
+/// for the owner's staff only (where `CASE` is disclosed to them).
+pub async fn survivor_referrals(
+    ctx: &Context<'_>,
+    survivor: &Survivor,
+) -> Result<Option<Vec<super::types::Referral>>> {
+    let (state, caller) = (state(ctx), caller(ctx)?);
+    if !state.is_own_staff(caller) || !survivor.allowed.contains(&Category::Case) {
+        return Ok(None);
+    }
+    let mut conn = crate::store::acquire(&state.db).await?;
+    let records = referrals::for_survivor(&mut conn, &survivor.local_id)
+        .await
+        .map_err(NodeError::internal)?;
+    let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
+    let histories = referrals::histories(&mut conn, &ids)
+        .await
+        .map_err(NodeError::internal)?;
+    Ok(Some(
+        records
+            .into_iter()
+            .zip(histories)
+            .map(|(r, h)| super::types::Referral::new(state.agency.as_str(), r, h))
+            .collect(),
+    ))
+}

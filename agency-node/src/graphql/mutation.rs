@@ -228,6 +228,11 @@ impl RecordMutation {
 
     /// Refers a survivor of this node to another agency. Needs the survivor's
     /// active consent for the REFERRAL purpose naming the receiving agency.
+    ///
+    /// An agency that accepted a referral of the survivor refers them
+    /// onward the same way, without registering them again: the referral is
+    /// decided and kept here, at the owner, under the owner's consent
+    /// records, and names the accepted referral it continues (`parentId`).
     async fn create_referral(
         &self,
         ctx: &Context<'_>,
@@ -236,14 +241,39 @@ impl RecordMutation {
         let (state, caller) = (state(ctx), caller(ctx)?);
         let purpose = caller.purpose()?;
         let gid = state.local_id(&input.survivor_id)?;
-        own_staff(state, caller, Some(&gid)).await?;
+        // The owner's staff refer; a partner refers onward from the
+        // referral it accepted; anyone else is refused the same way
+        // whether the survivor exists or not.
+        let parent = if state.is_own_staff(caller) {
+            None
+        } else {
+            let mut conn = crate::store::acquire(&state.db).await?;
+            let accepted = referrals::accepted_to(&mut conn, gid.local(), &caller.principal.agency)
+                .await
+                .map_err(NodeError::internal)?;
+            drop(conn);
+            match accepted {
+                Some(parent) => Some(parent),
+                None => {
+                    let err = NodeError::Forbidden(format!(
+                        "only staff of {}, or of an agency that accepted a referral of the \
+                         survivor, may refer them",
+                        state.agency
+                    ));
+                    return Err(state.deny(caller, err, Some(&gid), None).await.into());
+                }
+            }
+        };
         let key = idempotency::field_key(ctx);
         if let Some(outcome) = idempotency::stored(key.as_ref(), &state.db).await? {
             return replay_referral(state, outcome).await;
         }
         let to_agency = state.known_agency(&input.to_agency)?;
-        if to_agency == state.agency {
-            return Err(NodeError::bad_input("a referral goes to another agency").into());
+        if to_agency == caller.principal.agency || to_agency == state.agency {
+            return Err(NodeError::bad_input(
+                "a referral goes to another agency than the referring one and the owner",
+            )
+            .into());
         }
         if let Some(notes) = &input.notes {
             check_text("notes", notes, crate::records::LONG_TEXT, true)?;
@@ -281,15 +311,23 @@ impl RecordMutation {
             ));
             return Err(state.deny(caller, err, Some(&gid), None).await.into());
         }
-        let target =
-            ActionTarget::referral(state.agency.clone(), to_agency.clone(), grants_to_receiver);
+        let target = ActionTarget::referral(
+            caller.principal.agency.clone(),
+            to_agency.clone(),
+            grants_to_receiver,
+        );
+        let action = if parent.is_some() {
+            Action::ReferOnward
+        } else {
+            Action::MakeReferral
+        };
         state
-            .authorize(caller, purpose, Action::MakeReferral, target, Some(&gid))
+            .authorize(caller, purpose, action, target, Some(&gid))
             .await?;
         let record = ReferralRecord {
             id: new_local_id(),
             survivor_id: gid.local().to_owned(),
-            from_agency: state.agency.clone(),
+            from_agency: caller.principal.agency.clone(),
             to_agency,
             service: input.service,
             urgency: input.urgency,
@@ -298,10 +336,12 @@ impl RecordMutation {
             created_at: now,
             updated_at: now,
             created_by: caller.principal.user.clone(),
+            parent_id: parent,
         };
         let written =
             crate::changes::create_referral_keyed(state, caller, &gid, &record, key.clone()).await;
-        match idempotency::settle(key.as_ref(), &state.db, written).await? {
+        let written = idempotency::settle(key.as_ref(), &state.db, written).await;
+        match refused_in_write(state, caller, written, Some(&gid), None).await? {
             Written::Done(history) => Ok(Referral::new(state.agency.as_str(), record, history)),
             Written::Replayed(outcome) => replay_referral(state, outcome).await,
         }

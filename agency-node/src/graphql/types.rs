@@ -85,6 +85,13 @@ impl Survivor {
         super::care_plan::care_plan_versions(ctx, self).await
     }
 
+    /// Every referral of the survivor, onward ones included, newest first:
+    /// the chain as the owner sees it. `null` for anyone but the owner's
+    /// staff.
+    async fn referrals(&self, ctx: &Context<'_>) -> Result<Option<Vec<Referral>>> {
+        super::case::survivor_referrals(ctx, self).await
+    }
+
     /// The owning agency's caseworkers on the case; `null` for anyone but
     /// the owner's staff.
     async fn assigned_caseworkers(
@@ -126,11 +133,12 @@ impl From<DisclosedSurvivor> for Survivor {
 }
 
 /// A referral of a survivor from one agency to another, visible only to
-/// those two agencies.
+/// those two agencies and to the owner of the survivor's record (which
+/// keeps every referral of its survivors, onward ones included).
 #[derive(SimpleObject)]
 #[graphql(complex)]
 pub struct Referral {
-    /// Global ID: `<referring agency>:<local id>`.
+    /// Global ID: `<owning agency>:<local id>` (the node that keeps it).
     pub id: ID,
     /// Global ID of the survivor referred.
     pub survivor_id: ID,
@@ -144,6 +152,8 @@ pub struct Referral {
     pub updated_at: OffsetDateTime,
     /// Every status the referral went through, oldest first.
     pub history: Vec<ReferralStatusChange>,
+    /// For an onward referral: the accepted referral it continues.
+    pub parent_id: Option<ID>,
 }
 
 #[ComplexObject]
@@ -172,6 +182,7 @@ impl Referral {
                 .into_iter()
                 .map(ReferralStatusChange::from)
                 .collect(),
+            parent_id: record.parent_id.map(|p| ID(format!("{agency}:{p}"))),
         }
     }
 }

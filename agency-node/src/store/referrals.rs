@@ -23,6 +23,8 @@ pub struct ReferralRecord {
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
     pub created_by: String,
+    /// For an onward referral: the accepted referral it continues.
+    pub parent_id: Option<String>,
 }
 
 /// One step in a referral's history.
@@ -47,7 +49,7 @@ pub enum Direction {
 }
 
 const COLUMNS: &str = "id, survivor_id, from_agency, to_agency, service, urgency, status, notes, \
-     created_at, updated_at, created_by";
+     created_at, updated_at, created_by, parent_id";
 
 fn from_row(row: &AnyRow) -> anyhow::Result<ReferralRecord> {
     Ok(ReferralRecord {
@@ -62,6 +64,7 @@ fn from_row(row: &AnyRow) -> anyhow::Result<ReferralRecord> {
         created_at: from_ms(row.try_get("created_at")?),
         updated_at: from_ms(row.try_get("updated_at")?),
         created_by: row.try_get("created_by")?,
+        parent_id: row.try_get("parent_id")?,
     })
 }
 
@@ -71,7 +74,7 @@ pub async fn insert(
     first: &ReferralEvent,
 ) -> anyhow::Result<()> {
     sqlx::query(&format!(
-        "INSERT INTO referrals ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        "INSERT INTO referrals ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
     ))
     .bind(&referral.id)
     .bind(&referral.survivor_id)
@@ -84,6 +87,7 @@ pub async fn insert(
     .bind(to_ms(referral.created_at))
     .bind(to_ms(referral.updated_at))
     .bind(&referral.created_by)
+    .bind(&referral.parent_id)
     .execute(&mut *conn)
     .await?;
     append_event(conn, &referral.id, first).await
@@ -278,14 +282,23 @@ pub async fn is_partner(
     survivor_id: &str,
     agency: &AgencyId,
 ) -> anyhow::Result<bool> {
+    Ok(accepted_to(conn, survivor_id, agency).await?.is_some())
+}
+
+/// The newest accepted referral of the survivor to `agency`, if any.
+pub async fn accepted_to(
+    conn: &mut AnyConnection,
+    survivor_id: &str,
+    agency: &AgencyId,
+) -> anyhow::Result<Option<String>> {
     let row = sqlx::query(
-        "SELECT 1 AS one FROM referrals WHERE survivor_id = $1 AND to_agency = $2 AND status = $3 \
-         LIMIT 1",
+        "SELECT id FROM referrals WHERE survivor_id = $1 AND to_agency = $2 AND status = $3 \
+         ORDER BY created_at DESC, id DESC LIMIT 1",
     )
     .bind(survivor_id)
     .bind(agency.as_str())
     .bind(ReferralStatus::Accepted.as_str())
     .fetch_optional(conn)
     .await?;
-    Ok(row.is_some())
+    Ok(row.map(|r| r.try_get("id")).transpose()?)
 }

@@ -62,6 +62,7 @@ async fn stored_referrals(node: &TestNode) -> Vec<ReferralRecord> {
             created_at: at,
             updated_at: at,
             created_by: "paging-test".into(),
+            parent_id: None,
         };
         let first = ReferralEvent {
             status: ReferralStatus::Pending,
