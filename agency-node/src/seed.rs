@@ -1,20 +1,26 @@
 //! Synthetic demo data: invented survivors (never real people), consent
-//! grants to partner agencies and referrals, written through the same
-//! audited transactions as real changes. Seeding happens only into an empty
+//! grants to partner agencies and referrals, and for the first survivor a
+//! case with history (notes and a correction, services, follow-ups, an
+//! accepted referral, a care plan agreed and a newer version waiting),
+//! written through the same audited transactions as real changes. Seeding happens only into an empty
 //! node, so a second start of the demo reuses its data.
 
 use exchange_schema::{
-    AgencyId, Category, ConsentMethod, GlobalId, Purpose, ReferralStatus, ServiceKind, Urgency,
+    AgencyId, AuditKind, Category, ConsentMethod, FollowUpKind, FollowUpStatus, GlobalId,
+    PlanActionStatus, Purpose, ReferralStatus, Role, ServiceKind, ServiceStatus, Urgency,
 };
 use time::Duration;
 
+use crate::disclosure::change_event;
 use crate::error::NodeError;
 use crate::records::{
     CaseDetails, Contact, Functioning, HealthNotes, Identity, LegalStatus, RiskLevel, Validate,
 };
 use crate::state::{Caller, NodeState};
+use crate::store::care_plan::{self, Agreement, CarePlanRecord, PlanAction};
+use crate::store::case::{self, CaseNoteRecord, FollowUpRecord, ServiceRecord};
 use crate::store::grants::ConsentGrantRecord;
-use crate::store::referrals::ReferralRecord;
+use crate::store::referrals::{self, ReferralEvent, ReferralRecord};
 use crate::store::survivors::SurvivorRecord;
 use crate::store::{new_local_id, survivors};
 use exchange_schema::intake::{AgeBand, DifficultyLevel, ExploitationType, GenderIdentity, Sex};
@@ -54,6 +60,8 @@ pub struct SeedSummary {
     pub survivors: Vec<GlobalId>,
     pub grants: Vec<(GlobalId, AgencyId)>,
     pub referrals: Vec<(GlobalId, AgencyId)>,
+    /// The survivor whose case has history (notes, plan, follow-ups).
+    pub case_with_history: Option<GlobalId>,
     /// False when the node already had data and nothing was added.
     pub seeded: bool,
 }
@@ -206,6 +214,10 @@ pub async fn seed_demo(
                     parent_id: None,
                 };
                 crate::changes::create_referral(state, caller, &gid, &referral).await?;
+                if i == 0 && p == 0 {
+                    seed_case_history(state, caller, &gid, partner, &referral.id).await?;
+                    summary.case_with_history = Some(gid.clone());
+                }
                 summary.referrals.push((
                     GlobalId::new(state.agency.clone(), referral.id)?,
                     partner.clone(),
@@ -214,4 +226,284 @@ pub async fn seed_demo(
         }
     }
     Ok(summary)
+}
+
+/// Writes `rows` with one audit entry of `kind` (reason `reason`), as the
+/// seeding caller, in one transaction.
+async fn seeded<F>(
+    state: &NodeState,
+    caller: &Caller,
+    survivor: &GlobalId,
+    kind: AuditKind,
+    reason: &str,
+    rows: F,
+) -> Result<(), NodeError>
+where
+    F: for<'c> FnOnce(
+            &'c mut sqlx::AnyConnection,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send + 'c>,
+        > + Send
+        + 'static,
+{
+    let mut event = change_event(caller, kind, Some(survivor.clone()), None);
+    event.reason = reason.to_owned();
+    state
+        .audit
+        .record::<_, NodeError, _>(move |conn| {
+            Box::pin(async move {
+                rows(conn).await.map_err(NodeError::internal)?;
+                Ok(((), event))
+            })
+        })
+        .await
+}
+
+/// The first survivor's case with history: the partner accepted the
+/// referral; notes (one corrected); a shelter stay delivered and legal aid
+/// planned; a home visit and a court date to come; care plan version 1
+/// agreed (witnessed) and version 2 waiting for the survivor in the portal;
+/// the intake caseworker assigned.
+async fn seed_case_history(
+    state: &NodeState,
+    caller: &Caller,
+    survivor: &GlobalId,
+    partner: &AgencyId,
+    referral: &str,
+) -> Result<(), NodeError> {
+    let now = exchange_schema::audit::now_millis();
+    let local = survivor.local().to_owned();
+    let owner = state.agency.clone();
+    let me = format!("{}/{}", caller.principal.agency, caller.principal.user);
+    let user = caller.principal.user.clone();
+
+    let (id, partner_id) = (referral.to_owned(), partner.clone());
+    seeded(
+        state,
+        caller,
+        survivor,
+        AuditKind::ReferralStatusChanged,
+        "PENDING->ACCEPTED",
+        move |conn| {
+            Box::pin(async move {
+                let step = ReferralEvent {
+                    status: ReferralStatus::Accepted,
+                    at: now,
+                    by_agency: partner_id,
+                    by_user: "partner-caseworker (synthetic)".into(),
+                    note: Some("We can see her next week.".into()),
+                };
+                referrals::transition(conn, &id, ReferralStatus::Pending, &step).await?;
+                Ok(())
+            })
+        },
+    )
+    .await?;
+
+    let first_note = new_local_id();
+    let notes = [
+        (
+            first_note.clone(),
+            Category::Case,
+            "Intake interview held; she wants to stay in the city.",
+            None,
+        ),
+        (
+            new_local_id(),
+            Category::Health,
+            "Synthetic: sleeping badly, agreed to see a counsellor.",
+            None,
+        ),
+        (
+            new_local_id(),
+            Category::Case,
+            "Intake interview held on Monday; she wants to stay in the city, near her sister.",
+            Some(first_note),
+        ),
+    ];
+    for (id, category, body, supersedes) in notes {
+        let reason = if supersedes.is_some() {
+            format!("CORRECTION:{category}")
+        } else {
+            format!("NOTE:{category}")
+        };
+        let note = CaseNoteRecord {
+            id,
+            survivor_id: local.clone(),
+            category,
+            body: body.into(),
+            author_agency: owner.clone(),
+            author_user: user.clone(),
+            author_role: Role::Caseworker,
+            created_at: exchange_schema::audit::now_millis(),
+            supersedes,
+            superseded_by: None,
+        };
+        seeded(
+            state,
+            caller,
+            survivor,
+            AuditKind::CaseNoteAdded,
+            &reason,
+            move |conn| Box::pin(async move { case::insert_note(conn, &note).await }),
+        )
+        .await?;
+    }
+
+    let stay = new_local_id();
+    let services = [
+        ServiceRecord {
+            id: stay.clone(),
+            survivor_id: local.clone(),
+            kind: ServiceKind::Shelter,
+            provider: owner.clone(),
+            status: ServiceStatus::Delivered,
+            planned_for: None,
+            started_at: Some(now - Duration::days(20)),
+            delivered_at: Some(now - Duration::days(2)),
+            outcome: Some("Three weeks in the safe house (synthetic).".into()),
+            created_at: now,
+            created_by: me.clone(),
+            updated_at: now,
+        },
+        ServiceRecord {
+            id: new_local_id(),
+            survivor_id: local.clone(),
+            kind: ServiceKind::LegalAid,
+            provider: partner.clone(),
+            status: ServiceStatus::Planned,
+            planned_for: Some(now + Duration::days(7)),
+            started_at: None,
+            delivered_at: None,
+            outcome: None,
+            created_at: now,
+            created_by: me.clone(),
+            updated_at: now,
+        },
+    ];
+    for service in services {
+        let reason = format!("NEW->{}", service.status);
+        seeded(
+            state,
+            caller,
+            survivor,
+            AuditKind::ServiceRecorded,
+            &reason,
+            move |conn| Box::pin(async move { case::insert_service(conn, &service).await }),
+        )
+        .await?;
+    }
+
+    for (kind, days) in [(FollowUpKind::HomeVisit, 3), (FollowUpKind::CourtDate, 10)] {
+        let follow_up = FollowUpRecord {
+            id: new_local_id(),
+            survivor_id: local.clone(),
+            kind,
+            due_at: now + Duration::days(days),
+            assigned_agency: owner.clone(),
+            assigned_user: Some(user.clone()),
+            service_id: None,
+            status: FollowUpStatus::Open,
+            created_at: now,
+            created_by: me.clone(),
+            closed_at: None,
+            closed_by: None,
+        };
+        seeded(
+            state,
+            caller,
+            survivor,
+            AuditKind::FollowUpRecorded,
+            &format!("SCHEDULED:{kind}"),
+            move |conn| Box::pin(async move { case::insert_follow_up(conn, &follow_up).await }),
+        )
+        .await?;
+    }
+
+    for version in [1, 2] {
+        let plan = CarePlanRecord {
+            survivor_id: local.clone(),
+            version,
+            goals: if version == 1 {
+                vec![
+                    "A safe place to live".into(),
+                    "Advice on her residence status".into(),
+                ]
+            } else {
+                vec![
+                    "A safe place to live near her sister".into(),
+                    "Advice on her residence status".into(),
+                ]
+            },
+            actions: vec![
+                PlanAction {
+                    position: 1,
+                    description: "Find a room in supported housing".into(),
+                    responsible: owner.clone(),
+                    due_at: Some(now + Duration::days(30)),
+                    status: PlanActionStatus::ToDo,
+                    updated_at: now,
+                    updated_by: me.clone(),
+                },
+                PlanAction {
+                    position: 2,
+                    description: "First meeting with a lawyer".into(),
+                    responsible: partner.clone(),
+                    due_at: Some(now + Duration::days(7)),
+                    status: PlanActionStatus::ToDo,
+                    updated_at: now,
+                    updated_by: me.clone(),
+                },
+            ],
+            created_at: exchange_schema::audit::now_millis(),
+            created_by: me.clone(),
+            agreement: None,
+            change_request: None,
+        };
+        seeded(
+            state,
+            caller,
+            survivor,
+            AuditKind::CarePlanProposed,
+            &format!("VERSION:{version}"),
+            move |conn| Box::pin(async move { care_plan::insert(conn, &plan).await }),
+        )
+        .await?;
+        if version == 1 {
+            let (local, me) = (local.clone(), me.clone());
+            seeded(
+                state,
+                caller,
+                survivor,
+                AuditKind::CarePlanAgreed,
+                "WITNESSED_WRITTEN",
+                move |conn| {
+                    Box::pin(async move {
+                        let agreement = Agreement {
+                            at: exchange_schema::audit::now_millis(),
+                            method: ConsentMethod::WitnessedWritten,
+                            by: me,
+                            witness: Some("Intake supervisor (synthetic)".into()),
+                        };
+                        care_plan::agree(conn, &local, 1, &agreement).await?;
+                        Ok(())
+                    })
+                },
+            )
+            .await?;
+        }
+    }
+
+    let users = vec![user];
+    seeded(
+        state,
+        caller,
+        survivor,
+        AuditKind::CaseworkersAssigned,
+        "CASEWORKERS_ASSIGNED",
+        move |conn| {
+            Box::pin(async move { case::replace_assignments(conn, &local, &users, now, &me).await })
+        },
+    )
+    .await
 }

@@ -102,6 +102,45 @@ async fn seeding_writes_every_record_with_its_audit_entry_and_receipt(backend: B
         response.body
     );
 
+    // The first survivor's case has history, each piece audited.
+    let case = summary
+        .case_with_history
+        .as_ref()
+        .expect("a case with history");
+    assert_eq!(case, &summary.survivors[0]);
+    assert_eq!(count(&events, AuditKind::CaseNoteAdded), 3);
+    assert_eq!(count(&events, AuditKind::ServiceRecorded), 2);
+    assert_eq!(count(&events, AuditKind::FollowUpRecorded), 2);
+    assert_eq!(count(&events, AuditKind::CarePlanProposed), 2);
+    assert_eq!(count(&events, AuditKind::CarePlanAgreed), 1);
+    let history = node
+        .gql(
+            Some(&node.caseworker(OWNER)),
+            Some("CASE_MANAGEMENT"),
+            "query($id: ID!) { survivor(id: $id) { caseNotes { edges { node { body } } } \
+             carePlan { version agreement { method } } carePlanVersions { agreement { method } } \
+             referrals { status } followUps { kind } } }",
+            json!({ "id": case.to_string() }),
+        )
+        .await;
+    let s = &history.data()["survivor"];
+    assert_eq!(
+        s["caseNotes"]["edges"].as_array().unwrap().len(),
+        2,
+        "the corrected note is hidden"
+    );
+    assert_eq!(s["carePlan"]["version"], 2);
+    assert!(
+        s["carePlan"]["agreement"].is_null(),
+        "version 2 waits for the survivor"
+    );
+    assert_eq!(
+        s["carePlanVersions"][1]["agreement"]["method"],
+        "WITNESSED_WRITTEN"
+    );
+    assert_eq!(s["referrals"][0]["status"], "ACCEPTED");
+    assert_eq!(s["followUps"].as_array().unwrap().len(), 2);
+
     // A second seed finds data and adds nothing.
     let before = node.audit_events().await.len();
     let again = seed_demo(&node.state, &caller, &partners, 6).await.unwrap();

@@ -402,6 +402,23 @@ fn print_welcome(
             "  query {{ survivor(id: \"{}\") {{ identity {{ givenName }} contact {{ currentLocation }} health {{ medicalNotes }} withheld {{ category reason }} }} }}",
             summary.survivors[0]
         );
+        if let Some(case) = &summary.case_with_history {
+            println!(
+                "As {agency}'s caseworker (purpose CASE_MANAGEMENT), open a case with history:"
+            );
+            println!(
+                "  query {{ survivor(id: \"{case}\") {{ caseNotes(includeSuperseded: true) {{ edges {{ node {{ category body author {{ agency role }} supersedes }} }} }} services {{ kind providerAgency status }} followUps {{ kind dueAt status }} carePlan {{ version goals actions {{ description responsibleAgency status }} agreement {{ method }} }} carePlanVersions {{ version agreement {{ method }} }} referrals {{ toAgency status parentId }} assignedCaseworkers {{ user }} }} }}"
+            );
+            let week = (time::OffsetDateTime::now_utc() + time::Duration::days(7))
+                .format(&time::format_description::well_known::Rfc3339)?;
+            println!("  and this week's follow-ups of the agency, from every node:");
+            println!(
+                "  query {{ followUpsDue(before: \"{week}\") {{ edges {{ node {{ survivorId kind dueAt assignedAgency }} }} }} }}"
+            );
+            println!(
+                "  (its survivor sees the plan waiting for agreement, and the timeline, in the portal below)"
+            );
+        }
         if let Some((grant, grantee)) = summary.grants.first() {
             println!(
                 "As {agency}'s caseworker (purpose CASE_MANAGEMENT), revoke its grant to {grantee}, then ask again:"
