@@ -105,7 +105,15 @@ impl Application {
                 .idempotency_window()
                 .min(std::time::Duration::from_secs(600)),
         );
-        let schema = schema_builder(&config.limits).data(state.clone()).finish();
+        let peers = Arc::new(crate::peers::Peers::new(
+            &config.federation,
+            &state.agency,
+            config.tls.as_ref(),
+        ));
+        let schema = schema_builder(&config.limits)
+            .data(state.clone())
+            .data(peers)
+            .finish();
         let operation_schema = Arc::new(
             operation_schema(&schema)
                 .map_err(|e| anyhow::anyhow!("the node's schema does not validate: {e}"))?,

@@ -21,19 +21,47 @@ use crate::store::referrals::{ReferralEvent, ReferralRecord};
 use crate::store::survivors::SurvivorRecord;
 use crate::store::{grants, portal, referrals, survivors};
 
-/// Inside a change's transaction: the survivor must (still) exist, or the
-/// change fails with [`NodeError::NotFound`] and nothing is written.
+/// Inside a change's transaction: the survivor must (still) exist here and
+/// not be in the middle of a case transfer, or the change fails and nothing
+/// is written: [`NodeError::NotFound`], [`NodeError::Moved`] once the
+/// record has moved, or [`NodeError::Conflict`] while it is handed over.
 pub async fn require_survivor(
     conn: &mut sqlx::AnyConnection,
     survivor_id: &str,
 ) -> Result<(), NodeError> {
-    if survivors::exists(conn, survivor_id)
+    if !survivors::exists(&mut *conn, survivor_id)
         .await
         .map_err(NodeError::internal)?
     {
-        Ok(())
-    } else {
-        Err(NodeError::NotFound("survivor"))
+        return Err(moved_or_missing(conn, survivor_id, "survivor").await);
+    }
+    if crate::store::transfer::is_moving(conn, survivor_id)
+        .await
+        .map_err(NodeError::internal)?
+    {
+        return Err(NodeError::Conflict(
+            "the case is being transferred to another agency and is read-only until the \
+             hand-over finishes"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The error for an ID this node does not hold: [`NodeError::Moved`] when
+/// a tombstone says where it went, else [`NodeError::NotFound`].
+pub async fn moved_or_missing(
+    conn: &mut sqlx::AnyConnection,
+    id: &str,
+    what: &'static str,
+) -> NodeError {
+    match crate::store::transfer::moved_to(conn, id).await {
+        Ok(Some(agency)) => match GlobalId::new(agency, id.to_owned()) {
+            Ok(to) => NodeError::Moved(to),
+            Err(err) => err.into(),
+        },
+        Ok(None) => NodeError::NotFound(what),
+        Err(err) => NodeError::internal(err),
     }
 }
 
@@ -178,6 +206,7 @@ pub async fn create_referral_keyed(
                     id: stored.id.clone(),
                 };
                 idempotency::write(key.as_ref(), conn, &outcome).await?;
+                require_survivor(conn, &stored.survivor_id).await?;
                 // An onward referral continues an accepted one: it must
                 // still be accepted when the new one is written.
                 if let Some(parent) = &stored.parent_id

@@ -31,6 +31,12 @@ pub enum NodeError {
     IdempotencyKeyReused,
     /// Logged with its detail; the client sees only "internal error".
     Internal(anyhow::Error),
+    /// The record moved to another node in a case transfer: its new
+    /// global ID (what the tombstone left here says).
+    Moved(exchange_schema::GlobalId),
+    /// Another agency's node, called by this one (a case transfer), did
+    /// not answer; what it did is not known.
+    PeerUnavailable(String),
 }
 
 impl NodeError {
@@ -58,6 +64,11 @@ impl NodeError {
                     .into()
             }
             Self::Internal(_) => "internal error".into(),
+            Self::PeerUnavailable(why) => why.clone(),
+            Self::Moved(to) => format!(
+                "the record moved to {} in a case transfer; ask for {to}",
+                to.agency()
+            ),
         }
     }
 
@@ -74,6 +85,8 @@ impl NodeError {
             Self::AuditUnavailable(_) => ErrorCode::AuditUnavailable,
             Self::IdempotencyKeyReused => ErrorCode::IdempotencyKeyReused,
             Self::Internal(_) => ErrorCode::Internal,
+            Self::Moved(_) => ErrorCode::Moved,
+            Self::PeerUnavailable(_) => ErrorCode::NodeUnavailable,
         }
     }
 
@@ -152,8 +165,12 @@ impl From<NodeError> for async_graphql::Error {
             }
             _ => {}
         }
-        async_graphql::Error::new(err.message())
-            .extend_with(|_, ext| ext.set("code", err.code().as_str()))
+        async_graphql::Error::new(err.message()).extend_with(|_, ext| {
+            ext.set("code", err.code().as_str());
+            if let NodeError::Moved(to) = &err {
+                ext.set("movedTo", to.to_string());
+            }
+        })
     }
 }
 

@@ -1,7 +1,8 @@
 //! An agency node: the agency's records (survivors, referrals, consent
 //! grants), the one decision path that discloses them
 //! ([`disclosure`]), the GraphQL subgraph that serves them ([`graphql`]),
-//! and the tamper-evident audit log ([`audit`]).
+//! the tamper-evident audit log ([`audit`]), and the calls it makes to
+//! other nodes to hand a case over ([`peers`]).
 //!
 //! `main.rs` is a thin wrapper over [`cli`]; tests build an
 //! [`app::Application`] on port 0.
@@ -16,6 +17,7 @@ pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod idempotency;
+pub mod peers;
 pub mod portal;
 pub mod receipt;
 pub mod records;

@@ -35,6 +35,10 @@ pub enum Action {
     /// Refer a survivor onward from an agency that accepted a referral of
     /// them (the referral is kept at the owner node).
     ReferOnward,
+    /// Move a survivor's case to another agency's node (checked at the
+    /// sending node, and again at the receiving node with the sending
+    /// agency as the case's owner).
+    TransferCase,
 }
 
 pub(crate) enum ResourceKind {
@@ -62,6 +66,7 @@ impl Action {
         Self::ChangeCarePlan,
         Self::UpdatePlanAction,
         Self::ReferOnward,
+        Self::TransferCase,
     ];
 
     /// The action's name in policy files (`Action::"recordConsent"`).
@@ -83,6 +88,7 @@ impl Action {
             Self::ChangeCarePlan => "changeCarePlan",
             Self::UpdatePlanAction => "updatePlanAction",
             Self::ReferOnward => "referOnward",
+            Self::TransferCase => "transferCase",
         }
     }
 
@@ -102,7 +108,8 @@ impl Action {
             | Self::RecordService
             | Self::AssignCaseworkers
             | Self::ChangeCarePlan
-            | Self::UpdatePlanAction => ResourceKind::Case,
+            | Self::UpdatePlanAction
+            | Self::TransferCase => ResourceKind::Case,
             Self::RecordConsent
             | Self::RevokeConsent
             | Self::RegisterSurvivor

@@ -65,6 +65,12 @@ pub enum AuditKind {
     CarePlanChangeRequested,
     /// An action of a care plan moved on (`reason` the step).
     CarePlanActionUpdated,
+    /// A step of a case transfer (`reason` `STARTED`, `RECEIVED`,
+    /// `COMPLETED` or `ABORTED`; `subject` the transfer; the explanation
+    /// names the other agency and the survivor's consent). The sending node
+    /// writes STARTED and then COMPLETED or ABORTED, the receiving node
+    /// RECEIVED.
+    CaseTransfer,
 }
 
 impl AuditKind {
@@ -91,6 +97,7 @@ impl AuditKind {
             Self::CarePlanAgreed => "CARE_PLAN_AGREED",
             Self::CarePlanChangeRequested => "CARE_PLAN_CHANGE_REQUESTED",
             Self::CarePlanActionUpdated => "CARE_PLAN_ACTION_UPDATED",
+            Self::CaseTransfer => "CASE_TRANSFER",
         }
     }
 }

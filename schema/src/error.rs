@@ -38,11 +38,14 @@ pub enum ErrorCode {
     IdempotencyKeyReused,
     /// Something failed on the server; details are in its log only.
     Internal,
+    /// The record moved to another agency's node in a case transfer; the
+    /// error's `extensions.movedTo` is its new global ID.
+    Moved,
 }
 
 /// Every code, with its text and the HTTP status of a response refused as a
 /// whole with it (an error on one field of an answer travels in a 200).
-const TABLE: [(ErrorCode, &str, u16); 14] = [
+const TABLE: [(ErrorCode, &str, u16); 15] = [
     (ErrorCode::Unauthenticated, "UNAUTHENTICATED", 401),
     (ErrorCode::Forbidden, "FORBIDDEN", 403),
     (ErrorCode::ConsentRequired, "CONSENT_REQUIRED", 403),
@@ -65,6 +68,7 @@ const TABLE: [(ErrorCode, &str, u16); 14] = [
         409,
     ),
     (ErrorCode::Internal, "INTERNAL_SERVER_ERROR", 500),
+    (ErrorCode::Moved, "MOVED", 410),
 ];
 
 impl ErrorCode {

@@ -437,6 +437,28 @@ impl TestFederation {
             .expect("a node of that agency")
     }
 
+    /// Starts a stopped node again on its data, on a new port, and writes
+    /// its new address into the federation file (where other nodes look it
+    /// up; the gateway keeps the address it started with).
+    pub async fn restart_node(&mut self, agency: &str) {
+        let dir = self.dir.path().to_owned();
+        let node = start_node(&self.dev.path, &dir, agency, |_| {}).await;
+        let at = self
+            .nodes
+            .iter()
+            .position(|n| n.agency.as_str() == agency)
+            .expect("a node of that agency");
+        self.nodes[at] = node;
+        let urls = |id: &str| {
+            self.nodes
+                .iter()
+                .find(|n| n.agency.as_str() == id)
+                .map(|n| n.base.clone())
+        };
+        self.dev = DevFederation::create(&dir, &specs(&urls, self.silent.is_some()), AUDIENCE)
+            .expect("development federation with the new address");
+    }
+
     /// Stops the gateway gracefully (it signs a final checkpoint).
     pub async fn stop_gateway(&mut self) {
         if let Some(tx) = self.gateway_shutdown.take() {

@@ -250,12 +250,12 @@ pub(super) async fn case_standing(
         let exists = crate::store::survivors::exists(&mut conn, gid.local())
             .await
             .map_err(NodeError::internal)?;
-        drop(conn);
         if !exists {
-            return Err(state
-                .deny(caller, NodeError::NotFound("survivor"), Some(gid), None)
-                .await);
+            let err = crate::changes::moved_or_missing(&mut conn, gid.local(), "survivor").await;
+            drop(conn);
+            return Err(state.deny(caller, err, Some(gid), None).await);
         }
+        drop(conn);
         Standing::Owner
     } else {
         let partner = referrals::is_partner(&mut conn, gid.local(), &caller.principal.agency)
@@ -918,7 +918,8 @@ pub(super) async fn refused<T>(
             err @ (NodeError::NotFound(_)
             | NodeError::Conflict(_)
             | NodeError::Forbidden(_)
-            | NodeError::BadInput(_)),
+            | NodeError::BadInput(_)
+            | NodeError::Moved(_)),
         ) => Err(state.deny(caller, err, Some(survivor), None).await),
         other => other,
     }

@@ -7,6 +7,7 @@ pub mod case;
 pub mod documents;
 pub mod mutation;
 pub mod query;
+pub mod transfer;
 pub mod types;
 
 use async_graphql::{Context, EmptySubscription, Schema, SchemaBuilder};
@@ -26,6 +27,7 @@ pub struct Mutation(
     mutation::RecordMutation,
     case::CaseMutation,
     care_plan::CarePlanMutation,
+    transfer::TransferMutation,
 );
 
 /// Limits every operation is held to, checked on its text before

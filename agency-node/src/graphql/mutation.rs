@@ -178,6 +178,7 @@ impl RecordMutation {
                 Box::pin(async move {
                     let outcome = Outcome::Survivor { id: local.clone() };
                     idempotency::write(written_key.as_ref(), conn, &outcome).await?;
+                    crate::changes::require_survivor(conn, &local).await?;
                     let mut record = survivors::get(conn, &local)
                         .await
                         .map_err(NodeError::internal)?
@@ -284,11 +285,9 @@ impl RecordMutation {
             .await
             .map_err(NodeError::internal)?
         {
+            let err = crate::changes::moved_or_missing(&mut conn, gid.local(), "survivor").await;
             drop(conn);
-            return Err(state
-                .deny(caller, NodeError::NotFound("survivor"), Some(&gid), None)
-                .await
-                .into());
+            return Err(state.deny(caller, err, Some(&gid), None).await.into());
         }
         let grants_to_receiver: Vec<exchange_policies::GrantFacts> =
             grants::for_survivor(&mut conn, gid.local())
@@ -450,6 +449,7 @@ impl RecordMutation {
                         .await
                         .map_err(NodeError::internal)?
                         .ok_or(NodeError::NotFound("consent grant"))?;
+                    crate::changes::require_survivor(conn, &grant.survivor_id).await?;
                     if !grants::revoke(conn, &local, now, &by, reason.as_deref())
                         .await
                         .map_err(NodeError::internal)?
@@ -676,7 +676,7 @@ async fn refused_in_write<T>(
     subject: Option<String>,
 ) -> Result<T, NodeError> {
     match outcome {
-        Err(err @ (NodeError::NotFound(_) | NodeError::Conflict(_))) => {
+        Err(err @ (NodeError::NotFound(_) | NodeError::Conflict(_) | NodeError::Moved(_))) => {
             Err(state.deny(caller, err, survivor, subject).await)
         }
         other => other,
@@ -880,12 +880,14 @@ async fn answer_referral(
     event.reason = format!("{from}->{to}");
     let local = gid.local().to_owned();
     let written_key = key.clone();
+    let survivor_local = record.survivor_id.clone();
     let outcome = state
         .audit
         .record::<_, crate::error::NodeError, _>(move |conn| {
             Box::pin(async move {
                 let written = Outcome::Referral { id: local.clone() };
                 idempotency::write(written_key.as_ref(), conn, &written).await?;
+                crate::changes::require_survivor(conn, &survivor_local).await?;
                 if !referrals::transition(conn, &local, from, &step)
                     .await
                     .map_err(NodeError::internal)?

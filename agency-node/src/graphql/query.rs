@@ -130,14 +130,12 @@ impl Query {
                 || state.is_own_staff(caller)
         });
         let Some(record) = record.filter(|_| visible) else {
+            // A referral that moved with its survivor says where it went
+            // (to any caller: the tombstone names an ID and an agency only).
+            let err = crate::changes::moved_or_missing(&mut conn, gid.local(), "referral").await;
             drop(conn);
             return Err(state
-                .deny(
-                    caller,
-                    NodeError::NotFound("referral"),
-                    None,
-                    Some(gid.to_string()),
-                )
+                .deny(caller, err, None, Some(gid.to_string()))
                 .await
                 .into());
         };
@@ -233,11 +231,9 @@ impl Query {
             .await
             .map_err(NodeError::internal)?
         {
+            let err = crate::changes::moved_or_missing(&mut conn, gid.local(), "survivor").await;
             drop(conn);
-            return Err(state
-                .deny(caller, NodeError::NotFound("survivor"), Some(&gid), None)
-                .await
-                .into());
+            return Err(state.deny(caller, err, Some(&gid), None).await.into());
         }
         let list = grants::for_survivor(&mut conn, gid.local())
             .await
@@ -358,13 +354,12 @@ pub async fn survivor_by_id(ctx: &Context<'_>, id: &str) -> Result<Option<Surviv
     let record = survivors::get(&mut conn, gid.local())
         .await
         .map_err(NodeError::internal)?;
-    drop(conn);
     let Some(record) = record else {
-        return Err(state
-            .deny(caller, NodeError::NotFound("survivor"), Some(&gid), None)
-            .await
-            .into());
+        let err = crate::changes::moved_or_missing(&mut conn, gid.local(), "survivor").await;
+        drop(conn);
+        return Err(state.deny(caller, err, Some(&gid), None).await.into());
     };
+    drop(conn);
     let selected: Vec<Category> = selected_categories(ctx);
     let mut disclosed = disclose(state, caller, purpose, vec![record], &selected).await?;
     Ok(disclosed.pop().map(Survivor::from))

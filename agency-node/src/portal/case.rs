@@ -249,6 +249,7 @@ pub(super) async fn agree_in_portal(
     node.audit
         .record::<_, NodeError, _>(move |conn| {
             Box::pin(async move {
+                crate::changes::require_survivor(conn, &local).await?;
                 agree_in(conn, &owner, &local, version, &agreement).await?;
                 Ok(((), event))
             })
@@ -306,6 +307,7 @@ async fn request_change(
     node.audit
         .record::<_, NodeError, _>(move |conn| {
             Box::pin(async move {
+                crate::changes::require_survivor(conn, &local).await?;
                 if !plans::request_change(conn, &local, version, &request)
                     .await
                     .map_err(NodeError::internal)?

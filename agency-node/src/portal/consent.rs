@@ -376,6 +376,7 @@ pub(super) async fn give_consent(
     node.audit
         .record::<_, crate::error::NodeError, _>(move |conn| {
             Box::pin(async move {
+                crate::changes::require_survivor(conn, &grant.survivor_id).await?;
                 grants::insert(conn, &grant)
                     .await
                     .map_err(NodeError::internal)?;
@@ -483,6 +484,7 @@ pub(super) async fn withdraw_consent(
     node.audit
         .record::<_, crate::error::NodeError, _>(move |conn| {
             Box::pin(async move {
+                crate::changes::require_survivor(conn, &grant.survivor_id).await?;
                 if !grants::revoke(
                     conn,
                     &grant.id,

@@ -17,6 +17,7 @@ pub mod grants;
 pub mod portal;
 pub mod referrals;
 pub mod survivors;
+pub mod transfer;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -28,3 +28,4 @@ mod scratch_database;
 mod seed;
 mod shared_log;
 mod storage_faults;
+mod transfer_store;

@@ -14,3 +14,4 @@ mod mtls;
 mod portal_browser;
 mod referrals;
 mod trace;
+mod transfer;
