@@ -584,7 +584,7 @@ pub async fn care_plan(ctx: &Context<'_>, survivor: &Survivor) -> Result<Option<
         plan.actions.len()
     ));
     event.policy_set = Some(state.policies.set_hash().to_owned());
-    state.audit.append(event).await?;
+    state.audit.append(event).await.map_err(NodeError::from)?;
     Ok(Some(plan))
 }
 

@@ -1019,7 +1019,7 @@ pub async fn case_notes(
         event.disclosed = disclosed;
         event.break_glass = survivor.break_glass;
         event.policy_set = Some(state.policies.set_hash().to_owned());
-        state.audit.append(event).await?;
+        state.audit.append(event).await.map_err(NodeError::from)?;
     }
     let mut connection = Connection::new(false, has_next);
     connection.edges.extend(notes.into_iter().map(|n| {
@@ -1121,7 +1121,7 @@ pub async fn follow_ups_due(
     let mut event = caller.event(AuditKind::Disclosure, Decision::Permit, "FOLLOW_UPS_DUE");
     event.purpose = Some(purpose);
     event.subject = Some(format!("{} follow-ups", rows.len()));
-    state.audit.append(event).await?;
+    state.audit.append(event).await.map_err(NodeError::from)?;
     let mut connection = Connection::new(false, has_next);
     connection.edges.extend(rows.into_iter().map(|f| {
         Edge::new(

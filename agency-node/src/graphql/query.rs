@@ -243,7 +243,7 @@ impl Query {
         event.purpose = Some(purpose);
         event.survivor = Some(gid);
         event.subject = Some("consent-grants".into());
-        state.audit.append(event).await?;
+        state.audit.append(event).await.map_err(NodeError::from)?;
         let now = OffsetDateTime::now_utc();
         Ok(list
             .into_iter()
@@ -305,7 +305,7 @@ impl Query {
         event.purpose = Some(purpose);
         event.subject = Some(format!("{} entries", found.len()));
         event.policy_set = Some(state.policies.set_hash().to_owned());
-        state.audit.append(event).await?;
+        state.audit.append(event).await.map_err(NodeError::from)?;
         let mut connection = Connection::new(false, has_next);
         connection.edges.extend(
             found

@@ -749,3 +749,190 @@ async fn sigterm_stops_a_node_whose_disk_is_full() {
     }
     std::fs::remove_file(filler).unwrap();
 }
+
+/// Every case-management change and every audited read (case notes, due
+/// follow-ups, consent grants, the audit log itself) is refused
+/// with `AUDIT_UNAVAILABLE` while the log cannot be written, and leaves no
+/// row behind; the same requests succeed once the fault clears. The fault
+/// is a write lock held by another process on SQLite, and a read-only
+/// database on PostgreSQL.
+async fn case_management_writes_nothing_without_its_entry(backend: Backend) {
+    let node = TestNode::start_with(backend, |config| {
+        config.audit.write_timeout_ms = 300;
+    })
+    .await;
+    let owner = node.caseworker(OWNER);
+    let supervisor = node.token(OWNER, &[exchange_schema::Role::Supervisor]);
+    let survivor = node.register_full_survivor("Faulted").await;
+    let due = (time::OffsetDateTime::now_utc() + time::Duration::days(2))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let requests: Vec<(&str, String, &str, serde_json::Value)> = vec![
+        (
+            "consentGrants",
+            owner.clone(),
+            "query($id: ID!) { consentGrants(survivorId: $id) { id } }",
+            json!({ "id": survivor }),
+        ),
+        (
+            "auditLog",
+            supervisor.clone(),
+            "query { auditLog(first: 1) { edges { node { seq } } } }",
+            json!({}),
+        ),
+        (
+            "addCaseNote",
+            owner.clone(),
+            "mutation($input: AddCaseNoteInput!) { addCaseNote(input: $input) { id } }",
+            json!({ "input": { "survivorId": survivor, "category": "HEALTH", "body": "x" } }),
+        ),
+        (
+            "recordService",
+            owner.clone(),
+            "mutation($input: RecordServiceInput!) { recordService(input: $input) { id } }",
+            json!({ "input": { "survivorId": survivor, "kind": "SHELTER", "providerAgency": OWNER } }),
+        ),
+        (
+            "scheduleFollowUp",
+            owner.clone(),
+            "mutation($input: ScheduleFollowUpInput!) { scheduleFollowUp(input: $input) { id } }",
+            json!({ "input": { "survivorId": survivor, "kind": "PHONE_CALL", "dueAt": due } }),
+        ),
+        (
+            "proposeCarePlan",
+            owner.clone(),
+            "mutation($input: ProposeCarePlanInput!) { proposeCarePlan(input: $input) { version } }",
+            json!({ "input": { "survivorId": survivor, "goals": ["g"], "actions": [] } }),
+        ),
+        (
+            "assignCaseworkers",
+            supervisor.clone(),
+            "mutation($id: ID!) { assignCaseworkers(survivorId: $id, users: [\"cw\"]) { user } }",
+            json!({ "id": survivor }),
+        ),
+        (
+            "survivor",
+            owner.clone(),
+            "query($id: ID!) { survivor(id: $id) { caseNotes { edges { node { id } } } } }",
+            json!({ "id": survivor }),
+        ),
+        (
+            "followUpsDue",
+            owner.clone(),
+            "query($b: DateTime!) { followUpsDue(before: $b) { edges { node { id } } } }",
+            json!({ "b": due }),
+        ),
+    ];
+    let tables = [
+        "case_notes",
+        "services",
+        "follow_ups",
+        "care_plans",
+        "case_assignments",
+    ];
+    let mut before = Vec::new();
+    for table in tables {
+        before.push(node.count(table).await);
+    }
+
+    // The fault.
+    let mut holder = None;
+    match backend {
+        Backend::Sqlite => {
+            sqlx::any::install_default_drivers();
+            let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&node.database_url)
+                .await
+                .unwrap();
+            sqlx::query("BEGIN IMMEDIATE")
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            holder = Some(conn);
+        }
+        Backend::Postgres => {
+            admin(
+                &node.database_url,
+                "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET default_transaction_read_only = on', current_database()); END $$",
+            )
+            .await;
+            terminate_node_sessions(&node.database_url).await;
+        }
+    }
+    for (field, token, query, variables) in &requests {
+        let answer = node
+            .gql(
+                Some(token),
+                Some(purpose_of(field)),
+                query,
+                variables.clone(),
+            )
+            .await;
+        assert_eq!(
+            answer.code(),
+            "AUDIT_UNAVAILABLE",
+            "{field}: {}",
+            answer.body
+        );
+        assert!(
+            answer.body["data"].is_null() || answer.body["data"][field].is_null(),
+            "{field} answered with data: {}",
+            answer.body
+        );
+    }
+
+    // The fault clears.
+    match backend {
+        Backend::Sqlite => {
+            let mut conn = holder.take().unwrap();
+            sqlx::query("ROLLBACK").execute(&mut conn).await.unwrap();
+        }
+        Backend::Postgres => {
+            admin(
+                &node.database_url,
+                "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I RESET default_transaction_read_only', current_database()); END $$",
+            )
+            .await;
+            terminate_node_sessions(&node.database_url).await;
+        }
+    }
+    for (table, count) in tables.iter().zip(&before) {
+        assert_eq!(
+            node.count(table).await,
+            *count,
+            "{table} changed under the fault"
+        );
+    }
+    for (field, token, query, variables) in &requests {
+        let mut answer = None;
+        // The pool may hand out a connection ended by the fault once.
+        for _ in 0..5 {
+            let a = node
+                .gql(
+                    Some(token),
+                    Some(purpose_of(field)),
+                    query,
+                    variables.clone(),
+                )
+                .await;
+            if a.errors().is_empty() {
+                answer = Some(a);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(answer.is_some(), "{field} did not recover");
+    }
+    let (ok, report) = node.cli(&["audit", "verify", "--database", &node.database_url]);
+    assert!(ok, "{report}");
+}
+
+/// The purpose each request of the test declares.
+fn purpose_of(field: &str) -> &'static str {
+    if field == "auditLog" {
+        "AUDIT"
+    } else {
+        "CASE_MANAGEMENT"
+    }
+}
+
+on_both_backends!(case_management_writes_nothing_without_its_entry);
