@@ -177,5 +177,6 @@ milestone-follow-up-appointment = موعد مع { $agency }
 milestone-follow-up-home-visit = زيارة منزلية من { $agency }
 milestone-follow-up-phone-call = مكالمة من { $agency }
 milestone-follow-up-court-date = جلسة في المحكمة، مع { $agency }
+milestone-transfer-in = انتقل ملفك من { $from } إلى { $agency }
 error-conflict = تغيّر هذا أثناء قراءتك. عد إلى صفحتك الرئيسية وانظر مرة أخرى.
 error-bad-input = كان هناك خطأ في النموذج. عد وحاول مرة أخرى.

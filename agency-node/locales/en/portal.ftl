@@ -177,5 +177,6 @@ milestone-follow-up-appointment = Appointment with { $agency }
 milestone-follow-up-home-visit = Home visit by { $agency }
 milestone-follow-up-phone-call = Phone call from { $agency }
 milestone-follow-up-court-date = Court hearing, with { $agency }
+milestone-transfer-in = Your case moved from { $from } to { $agency }
 error-conflict = This changed while you were reading it. Go back to your overview and look again.
 error-bad-input = Something in the form was not right. Go back and try again.

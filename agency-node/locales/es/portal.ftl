@@ -177,5 +177,6 @@ milestone-follow-up-appointment = Cita con { $agency }
 milestone-follow-up-home-visit = Visita a domicilio de { $agency }
 milestone-follow-up-phone-call = Llamada de { $agency }
 milestone-follow-up-court-date = Audiencia en el tribunal, con { $agency }
+milestone-transfer-in = Su caso pasó de { $from } a { $agency }
 error-conflict = Esto cambió mientras lo leía. Vuelva a su resumen y mire de nuevo.
 error-bad-input = Algo en el formulario no estaba bien. Vuelva atrás e inténtelo de nuevo.

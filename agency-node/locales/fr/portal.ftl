@@ -177,5 +177,6 @@ milestone-follow-up-appointment = Rendez-vous avec { $agency }
 milestone-follow-up-home-visit = Visite à domicile de { $agency }
 milestone-follow-up-phone-call = Appel de { $agency }
 milestone-follow-up-court-date = Audience au tribunal, avec { $agency }
+milestone-transfer-in = Votre dossier est passé de { $from } à { $agency }
 error-conflict = Cela a changé pendant votre lecture. Revenez à votre page d’accueil et regardez à nouveau.
 error-bad-input = Quelque chose dans le formulaire n’allait pas. Revenez en arrière et réessayez.

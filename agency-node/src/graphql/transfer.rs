@@ -305,15 +305,16 @@ impl TransferMutation {
         }
         store::check(&package).map_err(|e| NodeError::bad_input(format!("package: {e}")))?;
         // This agency takes over only a survivor it agreed to work with.
+        // (the shelter's referral, or a partner's onward one: as the sending
+        // node checks).
         let accepted = package.rows("referrals").iter().any(|r| {
-            r.get("from_agency").and_then(|v| v.as_str()) == Some(from.as_str())
-                && r.get("to_agency").and_then(|v| v.as_str()) == Some(state.agency.as_str())
+            r.get("to_agency").and_then(|v| v.as_str()) == Some(state.agency.as_str())
                 && r.get("status").and_then(|v| v.as_str())
                     == Some(ReferralStatus::Accepted.as_str())
         });
         if !accepted {
             let err = NodeError::Conflict(format!(
-                "{} has not accepted a referral of this survivor from {from}",
+                "{} has not accepted a referral of this survivor",
                 state.agency
             ));
             return Err(state.deny(caller, err, Some(&gid), None).await.into());

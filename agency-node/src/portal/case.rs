@@ -2,7 +2,8 @@
 //! the survivor agrees to (after a confirmation step) or asks to change,
 //! and a timeline of milestones in the survivor's language: referrals and
 //! their answers, services delivered, plan versions, and the appointments,
-//! home visits, calls and court dates to come or past. Internal case
+//! home visits, calls and court dates to come or past, and the transfer
+//! that brought the case to this agency. Internal case
 //! reviews and case notes are not milestones and are not shown here.
 
 use super::*;
@@ -32,6 +33,9 @@ pub(super) async fn case_view(
         .await
         .map_err(NodeError::internal)?;
     let follow_ups = cases::follow_ups_for(&mut conn, survivor_id)
+        .await
+        .map_err(NodeError::internal)?;
+    let transfers = crate::store::transfer::received(&mut conn, survivor_id)
         .await
         .map_err(NodeError::internal)?;
     let ids: Vec<&str> = referrals.iter().map(|r| r.id.as_str()).collect();
@@ -106,6 +110,18 @@ pub(super) async fn case_view(
             follow_up.due_at,
             "follow-up",
             chrome.t1(&id, "agency", &agency),
+        );
+    }
+    let here = agency_label(portal, chrome, &node.agency);
+    for transfer in &transfers {
+        let from = agency_label(portal, chrome, &transfer.peer);
+        push(
+            transfer.created_at,
+            "transfer",
+            chrome.t_args(
+                "milestone-transfer-in",
+                &[("from", &from), ("agency", &here)],
+            ),
         );
     }
     // Newest first; what is still to come on top.

@@ -129,7 +129,7 @@ pub struct MilestoneRow {
     /// Still to come (an appointment, a hearing).
     pub upcoming: bool,
     /// What it is, for styling and tests (`referral`, `service`, `plan`,
-    /// `follow-up`).
+    /// `follow-up`, `transfer`).
     pub kind: &'static str,
 }
 

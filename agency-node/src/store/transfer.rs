@@ -582,3 +582,18 @@ pub async fn settle_transfer(
 pub async fn is_moving(conn: &mut AnyConnection, survivor_id: &str) -> anyhow::Result<bool> {
     Ok(pending_out(conn, survivor_id).await?.is_some())
 }
+
+/// The transfers that brought the survivor's case here, oldest first.
+pub async fn received(
+    conn: &mut AnyConnection,
+    survivor_id: &str,
+) -> anyhow::Result<Vec<TransferRecord>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {TRANSFER_COLUMNS} FROM case_transfers WHERE survivor_id = $1 AND \
+         direction = 'IN' ORDER BY created_at"
+    ))
+    .bind(survivor_id)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(transfer_from_row).collect()
+}
