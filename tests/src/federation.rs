@@ -336,7 +336,9 @@ impl TestFederation {
                         &format!("node-{agency}"),
                         &[tls_identity(agency)],
                         true,
-                        false,
+                        // A node is a client too: of another node, when it
+                        // hands a case over.
+                        true,
                     )
                     .expect("node certificate");
                 (id, pki.ca_file())

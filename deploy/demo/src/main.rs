@@ -151,7 +151,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             &format!("node-{}", agency.id),
             &[tls_identity(agency.id)],
             true,
-            false,
+            // Nodes call each other to hand a case over (case transfer).
+            true,
         )?;
         let config = node_config(
             &federation.path,

@@ -6,7 +6,7 @@
 //! case read-only at the sender until it is asked again, never half-moved.
 
 use exchange_schema::AuditKind;
-use exchange_test_kit::{CLINIC, LEGAL, SHELTER, TestFederation};
+use exchange_test_kit::{CLINIC, LEGAL, Options, SHELTER, TestFederation};
 use serde_json::{Value, json};
 
 const TRANSFER: &str = "mutation($input: TransferCaseInput!) { transferCase(input: $input) { \
@@ -320,4 +320,24 @@ async fn a_hand_over_without_an_answer_stays_read_only_until_asked_again() {
         vec!["STARTED", "COMPLETED"],
         "one transfer, started once, finished once"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_case_moves_between_nodes_that_require_mutual_tls() {
+    let fed = TestFederation::start_with(Options {
+        tls: true,
+        ..Options::default()
+    })
+    .await;
+    assert!(fed.node(CLINIC).base.starts_with("https://"));
+    let survivor = case_at_shelter(&fed).await;
+    let moved = transfer(&fed, &survivor, CLINIC).await;
+    assert_eq!(
+        moved.data()["transferCase"]["status"],
+        "COMPLETED",
+        "{}",
+        moved.body
+    );
+    let local = survivor.split(':').nth(1).unwrap();
+    assert_eq!(rows_left(&fed, SHELTER, local).await, 0);
 }
