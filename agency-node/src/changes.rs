@@ -198,6 +198,7 @@ pub async fn create_referral_keyed(
     }
     let stored = record.clone();
     let history = vec![first.clone()];
+    let (owner, survivor_id) = (state.agency.clone(), survivor.clone());
     state
         .audit
         .record::<_, crate::error::NodeError, _>(move |conn| {
@@ -222,6 +223,15 @@ pub async fn create_referral_keyed(
                 referrals::insert(conn, &stored, &first)
                     .await
                     .map_err(NodeError::internal)?;
+                crate::store::notifications::queue(
+                    conn,
+                    &stored.to_agency,
+                    exchange_schema::NotificationKind::ReferralReceived,
+                    &format!("{owner}:{}", stored.id),
+                    Some(&survivor_id),
+                )
+                .await
+                .map_err(NodeError::internal)?;
                 Ok(((), event))
             })
         })

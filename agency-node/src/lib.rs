@@ -17,6 +17,7 @@ pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod idempotency;
+pub mod notifications;
 pub mod peers;
 pub mod portal;
 pub mod receipt;

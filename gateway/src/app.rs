@@ -115,6 +115,7 @@ impl Application {
             graphql_path: config.graphql_path.clone(),
             checkpoints: checkpoints.clone(),
             auditors: config.auditors.clone(),
+            subscriptions: crate::subscriptions::schema(gateway.clone()),
         });
         if !config.cors_allowed_origins.is_empty() {
             let origins: Vec<http::HeaderValue> = config

@@ -33,6 +33,8 @@ pub struct HttpState {
     pub nodes: Arc<Nodes>,
     pub max_body_bytes: usize,
     pub graphql_path: String,
+    /// The notification subscription served at `<graphql path>/ws`.
+    pub subscriptions: crate::subscriptions::NotificationSchema,
     /// The checkpoints collected from every node.
     pub checkpoints: Arc<crate::audit::CheckpointStore>,
     pub auditors: crate::config::AuditorsConfig,
@@ -42,6 +44,10 @@ pub fn router(state: HttpState) -> Router {
     let path = state.graphql_path.clone();
     Router::new()
         .route(&path, get(graphiql).post(graphql))
+        .route(
+            &format!("{}/ws", path.trim_end_matches('/')),
+            get(subscribe),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .merge(exchange_graphiql::router())
@@ -55,6 +61,27 @@ pub fn router(state: HttpState) -> Router {
             axum::routing::post(crate::audit::collect_now),
         )
         .with_state(state)
+}
+
+/// The notification subscription over graphql-transport-ws (and the older
+/// graphql-ws protocol), authenticated in `connection_init`
+/// ([`crate::subscriptions`]).
+async fn subscribe(
+    State(state): State<HttpState>,
+    protocol: async_graphql_axum::GraphQLProtocol,
+    upgrade: axum::extract::WebSocketUpgrade,
+) -> Response {
+    let schema = state.subscriptions.clone();
+    let gateway = state.gateway.clone();
+    upgrade
+        .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |stream| {
+            async_graphql_axum::GraphQLWebSocket::new(stream, schema, protocol)
+                .on_connection_init(move |payload| {
+                    crate::subscriptions::authenticate(gateway.clone(), payload)
+                })
+                .serve()
+        })
 }
 
 /// GraphiQL from the binary (no CDN), under a strict Content-Security-Policy.

@@ -20,6 +20,7 @@
 //!   check, plan, fan out, audit, merge, respond.
 //! * [`audit`]: federated audit exports and checkpoint collection.
 //! * [`directory`]: the gateway's own fields.
+//! * [`subscriptions`]: the notification subscription (graphql-transport-ws).
 //! * [`http`]: the HTTP surface.
 //! * [`telemetry`]: logs, spans and W3C trace context.
 //! * [`error`]: errors and their stable codes.
@@ -35,6 +36,7 @@ pub mod nodes;
 pub mod pipeline;
 pub mod plan;
 pub mod routing;
+pub mod subscriptions;
 pub mod telemetry;
 
 pub use app::Application;

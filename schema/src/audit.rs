@@ -71,6 +71,9 @@ pub enum AuditKind {
     /// writes STARTED and then COMPLETED or ABORTED, the receiving node
     /// RECEIVED.
     CaseTransfer,
+    /// The gateway delivered a notification (kind and IDs only) to a
+    /// subscriber (`reason` `SUBSCRIPTION`; `subject` the notification).
+    NotificationDelivered,
 }
 
 impl AuditKind {
@@ -98,6 +101,7 @@ impl AuditKind {
             Self::CarePlanChangeRequested => "CARE_PLAN_CHANGE_REQUESTED",
             Self::CarePlanActionUpdated => "CARE_PLAN_ACTION_UPDATED",
             Self::CaseTransfer => "CASE_TRANSFER",
+            Self::NotificationDelivered => "NOTIFICATION_DELIVERED",
         }
     }
 }

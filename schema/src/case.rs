@@ -79,6 +79,27 @@ impl PlanActionStatus {
     }
 }
 
+vocabulary! {
+    /// What a notification tells a caseworker's agency. A notification
+    /// carries its kind and global IDs only, never record contents: the
+    /// subscriber fetches through the disclosure path.
+    NotificationKind, "notification kind" {
+        /// A referral was sent to the agency (the receiver is told).
+        ReferralReceived => "REFERRAL_RECEIVED",
+        /// The receiving agency accepted, declined or completed a referral
+        /// (the referrer is told).
+        ReferralAnswered => "REFERRAL_ANSWERED",
+        /// The referrer withdrew a referral (the receiver is told).
+        ReferralWithdrawn => "REFERRAL_WITHDRAWN",
+        /// A follow-up assigned to the agency falls due within a day.
+        FollowUpDue => "FOLLOW_UP_DUE",
+        /// The survivor agreed to a care plan version (the owner is told).
+        CarePlanAgreed => "CARE_PLAN_AGREED",
+        /// A break-glass window was opened on one of the agency's records.
+        BreakGlassOpened => "BREAK_GLASS_OPENED",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,7 +26,7 @@ pub mod limits;
 pub mod vocabulary;
 
 pub use audit::{AuditEvent, AuditKind, Decision};
-pub use case::{FollowUpKind, FollowUpStatus, PlanActionStatus, ServiceStatus};
+pub use case::{FollowUpKind, FollowUpStatus, NotificationKind, PlanActionStatus, ServiceStatus};
 pub use error::ErrorCode;
 pub use headers::{
     HeaderError, JUSTIFICATION_HEADER, PURPOSE_HEADER, TRACEPARENT_HEADER, TraceContext,

@@ -520,6 +520,16 @@ pub async fn agree_in(
             "the survivor has already agreed to this version".into(),
         ));
     }
+    let gid = GlobalId::new(owner.clone(), survivor.to_owned())?;
+    crate::store::notifications::queue(
+        conn,
+        owner,
+        exchange_schema::NotificationKind::CarePlanAgreed,
+        &format!("{gid}/care-plan/{version}"),
+        Some(&gid),
+    )
+    .await
+    .map_err(NodeError::internal)?;
     Ok(())
 }
 

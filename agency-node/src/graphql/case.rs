@@ -716,6 +716,7 @@ impl CaseMutation {
                     store::insert_follow_up(conn, &stored)
                         .await
                         .map_err(NodeError::internal)?;
+                    crate::notifications::due_now_if_soon(conn, &owner, &stored).await?;
                     Ok(((), event))
                 })
             })

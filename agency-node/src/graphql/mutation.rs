@@ -12,7 +12,8 @@
 use async_graphql::{Context, ID, InputObject, Object, Result};
 use exchange_policies::{Action, ActionTarget};
 use exchange_schema::{
-    AuditKind, Category, ConsentMethod, GlobalId, Purpose, ReferralStatus, ServiceKind, Urgency,
+    AuditKind, Category, ConsentMethod, GlobalId, NotificationKind, Purpose, ReferralStatus,
+    ServiceKind, Urgency,
 };
 use time::OffsetDateTime;
 
@@ -600,6 +601,7 @@ impl RecordMutation {
         let stored = opening.clone();
         let local = gid.local().to_owned();
         let written_key = key.clone();
+        let (owner, survivor) = (state.agency.clone(), gid.clone());
         let outcome = state
             .audit
             .record::<_, crate::error::NodeError, _>(move |conn| {
@@ -615,6 +617,16 @@ impl RecordMutation {
                     break_glass::insert(conn, &stored)
                         .await
                         .map_err(NodeError::internal)?;
+                    // The owner's staff learn of every emergency opening.
+                    crate::store::notifications::queue(
+                        conn,
+                        &owner,
+                        NotificationKind::BreakGlassOpened,
+                        &format!("{owner}:{}", stored.id),
+                        Some(&survivor),
+                    )
+                    .await
+                    .map_err(NodeError::internal)?;
                     Ok(((), event))
                 })
             })
@@ -871,6 +883,19 @@ async fn answer_referral(
         note,
     };
     let survivor = GlobalId::new(state.agency.clone(), record.survivor_id.clone())?;
+    // The other agency of the referral is told.
+    let (recipient, kind) = if to == ReferralStatus::Withdrawn {
+        (
+            record.to_agency.clone(),
+            NotificationKind::ReferralWithdrawn,
+        )
+    } else {
+        (
+            record.from_agency.clone(),
+            NotificationKind::ReferralAnswered,
+        )
+    };
+    let notified = (recipient, kind, gid.to_string(), survivor.clone());
     let mut event = change_event(
         caller,
         AuditKind::ReferralStatusChanged,
@@ -896,6 +921,10 @@ async fn answer_referral(
                         "the referral changed meanwhile; reload it".into(),
                     ));
                 }
+                let (recipient, kind, subject, survivor) = &notified;
+                crate::store::notifications::queue(conn, recipient, *kind, subject, Some(survivor))
+                    .await
+                    .map_err(NodeError::internal)?;
                 let record = referrals::get(conn, &local)
                     .await
                     .map_err(NodeError::internal)?

@@ -329,6 +329,21 @@ impl Query {
         super::case::follow_ups_due(ctx, before, first, after).await
     }
 
+    /// The caller's agency's notifications at this node, oldest first:
+    /// kinds and global IDs only (caseworkers and supervisors). `since`
+    /// leaves out older ones. The gateway turns every node's into one
+    /// subscription.
+    #[graphql(complexity = "first.unwrap_or(20) as usize * child_complexity")]
+    async fn notifications(
+        &self,
+        ctx: &Context<'_>,
+        since: Option<OffsetDateTime>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Connection<String, crate::notifications::Notification>> {
+        crate::notifications::feed(ctx, since, first, after).await
+    }
+
     /// Federation entity resolver for `Survivor`: the same decision as
     /// `survivor(id)`.
     #[graphql(entity)]

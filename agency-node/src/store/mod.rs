@@ -14,6 +14,7 @@ pub mod care_plan;
 pub mod case;
 pub mod coded_intake;
 pub mod grants;
+pub mod notifications;
 pub mod portal;
 pub mod referrals;
 pub mod survivors;

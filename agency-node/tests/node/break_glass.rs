@@ -88,7 +88,7 @@ async fn emergency(
     Gql { status, body }
 }
 
-async fn open(node: &TestNode, token: &str, survivor: &str, why: &str) -> Gql {
+pub(crate) async fn open(node: &TestNode, token: &str, survivor: &str, why: &str) -> Gql {
     emergency(
         node,
         token,

@@ -18,6 +18,7 @@ mod dev_token;
 mod idempotency;
 mod lifecycle;
 mod limits;
+mod notifications;
 mod onward_referral;
 mod parsed_operations;
 mod policy_startup;

@@ -11,6 +11,7 @@ mod graphiql_browser;
 mod idempotency;
 mod limits;
 mod mtls;
+mod notifications;
 mod pathway;
 mod portal_browser;
 mod referrals;
