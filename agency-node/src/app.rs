@@ -100,6 +100,7 @@ impl Application {
         // Expired idempotency keys go at least every 10 minutes (sooner when
         // the window is shorter); the sweeper stops when the database closes.
         crate::notifications::spawn_due_sweeper(state.clone());
+        crate::webhooks::spawn(state.clone(), config.webhooks.clone(), &config.federation);
         crate::idempotency::spawn_sweeper(
             state.db.clone(),
             config

@@ -45,6 +45,8 @@ pub struct NodeConfig {
     pub audit: AuditConfig,
     #[serde(default)]
     pub break_glass: BreakGlassConfig,
+    #[serde(default)]
+    pub webhooks: WebhooksConfig,
     /// How long a mutation's `Idempotency-Key` is kept, in seconds (1 minute
     /// to 30 days; default 24 hours). A retry within it replays the first
     /// outcome; after it the key may be used again
@@ -171,6 +173,33 @@ impl AuditConfig {
     }
 }
 
+/// Delivery of notifications to the webhooks agencies list in the
+/// federation file ([`crate::webhooks`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    /// Attempts before a notification is set aside as a dead letter.
+    pub max_attempts: u32,
+    /// Wait before the first retry (milliseconds); each retry waits twice
+    /// as long as the one before, up to an hour.
+    pub first_retry_ms: u64,
+    /// Longest an endpoint may take to answer (milliseconds).
+    pub timeout_ms: u64,
+    /// How often the outbox is looked at (milliseconds).
+    pub poll_ms: u64,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 8,
+            first_retry_ms: 2_000,
+            timeout_ms: 10_000,
+            poll_ms: 1_000,
+        }
+    }
+}
+
 /// The emergency access path.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -226,6 +255,7 @@ impl NodeConfig {
             limits: LimitsConfig::default(),
             audit: AuditConfig::default(),
             break_glass: BreakGlassConfig::default(),
+            webhooks: WebhooksConfig::default(),
             idempotency_window: default_idempotency_window(),
             log_format: LogFormat::default(),
             tls: None,

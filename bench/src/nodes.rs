@@ -48,6 +48,7 @@ pub fn specs(urls: &[Option<String>]) -> Vec<AgencySpec> {
             region: "Bench".into(),
             node_url: url.clone(),
             tls_identity: None,
+            webhook: None,
         })
         .collect()
 }

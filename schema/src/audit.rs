@@ -74,6 +74,10 @@ pub enum AuditKind {
     /// The gateway delivered a notification (kind and IDs only) to a
     /// subscriber (`reason` `SUBSCRIPTION`; `subject` the notification).
     NotificationDelivered,
+    /// A node's attempt to deliver a notification to an agency's webhook
+    /// (`reason` `DELIVERED`, `RETRY`, `DEAD_LETTER`, or `REQUEUED` when a
+    /// supervisor sends a dead letter again; `subject` the notification).
+    WebhookDelivery,
 }
 
 impl AuditKind {
@@ -102,6 +106,7 @@ impl AuditKind {
             Self::CarePlanActionUpdated => "CARE_PLAN_ACTION_UPDATED",
             Self::CaseTransfer => "CASE_TRANSFER",
             Self::NotificationDelivered => "NOTIFICATION_DELIVERED",
+            Self::WebhookDelivery => "WEBHOOK_DELIVERY",
         }
     }
 }

@@ -21,6 +21,7 @@ pub fn agency_spec(
         region: "Test".into(),
         node_url: None,
         tls_identity: None,
+        webhook: None,
     }
 }
 

@@ -57,6 +57,10 @@ pub struct Options {
     pub gateway_database_url: Option<String>,
     /// The gateway's nesting limit, when not its default.
     pub gateway_max_depth: Option<usize>,
+    /// `[agency.webhook]` entries of the federation file, by agency.
+    pub webhooks: Vec<(String, exchange_trust::WebhookEntry)>,
+    /// The nodes' webhook delivery settings, when not their defaults.
+    pub webhook_delivery: Option<agency_node::config::WebhooksConfig>,
 }
 
 impl Default for Options {
@@ -71,6 +75,8 @@ impl Default for Options {
             collect_interval_secs: 300,
             gateway_database_url: None,
             gateway_max_depth: None,
+            webhooks: Vec::new(),
+            webhook_delivery: None,
         }
     }
 }
@@ -94,8 +100,23 @@ fn spec(
     AgencySpec {
         node_url,
         tls_identity,
+        webhook: None,
         ..crate::agencies::agency_spec(id, name, kind, services)
     }
+}
+
+/// `specs` with the given agencies' webhooks.
+pub fn with_webhooks(
+    mut specs: Vec<AgencySpec>,
+    webhooks: &[(String, exchange_trust::WebhookEntry)],
+) -> Vec<AgencySpec> {
+    for spec in &mut specs {
+        spec.webhook = webhooks
+            .iter()
+            .find(|(agency, _)| agency == spec.id.as_str())
+            .map(|(_, hook)| hook.clone());
+    }
+    specs
 }
 
 /// The federation's agencies, with the node URLs known so far.
@@ -321,9 +342,12 @@ impl TestFederation {
         crate::tracing_setup::install();
         let dir = tempfile::tempdir().expect("temp dir");
         // The nodes need the trust list before their ports are known...
-        let dev =
-            DevFederation::create(dir.path(), &specs(&|_| None, options.silent_node), AUDIENCE)
-                .expect("development federation");
+        let dev = DevFederation::create(
+            dir.path(),
+            &with_webhooks(specs(&|_| None, options.silent_node), &options.webhooks),
+            AUDIENCE,
+        )
+        .expect("development federation");
         let pki = options.tls.then(|| {
             exchange_service::tls::DevPki::load_or_create(&dir.path().join("pki"))
                 .expect("local CA")
@@ -345,6 +369,9 @@ impl TestFederation {
             });
             nodes.push(
                 start_node(&dev.path, dir.path(), agency, |config| {
+                    if let Some(delivery) = &options.webhook_delivery {
+                        config.webhooks = delivery.clone();
+                    }
                     if let Some((id, ca)) = tls {
                         config.tls = Some(agency_node::tls::TlsConfig {
                             cert_file: id.cert_file,
@@ -371,8 +398,12 @@ impl TestFederation {
                 .map(|n| n.base.clone())
                 .or_else(|| (agency == SILENT).then(|| silent_url.clone()).flatten())
         };
-        let dev = DevFederation::create(dir.path(), &specs(&urls, options.silent_node), AUDIENCE)
-            .expect("development federation with node URLs");
+        let dev = DevFederation::create(
+            dir.path(),
+            &with_webhooks(specs(&urls, options.silent_node), &options.webhooks),
+            AUDIENCE,
+        )
+        .expect("development federation with node URLs");
         let gateway_data_dir = dir.path().join("gateway");
         let mut config = GatewayConfig::new(&dev.path, &gateway_data_dir);
         config.listen = loopback();

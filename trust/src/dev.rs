@@ -207,6 +207,8 @@ pub struct AgencySpec {
     pub region: String,
     pub node_url: Option<String>,
     pub tls_identity: Option<String>,
+    /// The agency's notification endpoint, if it runs its own system.
+    pub webhook: Option<crate::federation::WebhookEntry>,
 }
 
 /// A development federation on disk: the file, its parsed form and every
@@ -247,6 +249,7 @@ impl DevFederation {
                 region: spec.region.clone(),
                 node_url: spec.node_url.clone(),
                 tls_identity: spec.tls_identity.clone(),
+                webhook: spec.webhook.clone(),
                 issuer: idp.issuer().to_owned(),
                 keys: vec![KeyEntry {
                     kid: Some(idp.kid().to_owned()),

@@ -83,7 +83,49 @@ pub struct AgencyEntry {
     /// The public keys of its identity provider, as `[[agency.keys]]`: one or
     /// more (more than one during a key rotation).
     pub keys: Vec<KeyEntry>,
+    /// Optional: where the nodes send the agency's notifications, for an
+    /// agency that runs its own system (`[agency.webhook]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookEntry>,
 }
+
+/// An `[agency.webhook]` table: the agency's endpoint for notifications and
+/// the file holding the secret every node signs them with (HMAC-SHA256, as
+/// Standard Webhooks). The path is relative to the federation file; the
+/// secret is at least 32 bytes and is never printed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookEntry {
+    /// An absolute `https://` URL (`http://` on loopback only).
+    pub url: String,
+    pub secret_file: String,
+}
+
+/// A validated webhook: the URL and the signing secret.
+#[derive(Clone)]
+pub struct Webhook {
+    pub url: String,
+    secret: std::sync::Arc<Vec<u8>>,
+}
+
+impl Webhook {
+    /// The signing secret's bytes.
+    pub fn secret(&self) -> &[u8] {
+        &self.secret
+    }
+}
+
+impl std::fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhook")
+            .field("url", &self.url)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Shortest webhook secret accepted, in bytes.
+pub const MIN_WEBHOOK_SECRET: usize = 32;
 
 /// One `[[agency.keys]]` table: exactly one of `pem_file`, `pem` and
 /// `jwks_file`. Relative paths are relative to the federation file.
@@ -132,6 +174,7 @@ pub struct Agency {
     pub tls_identity: Option<String>,
     pub issuer: String,
     pub keys: Vec<VerificationKey>,
+    pub webhook: Option<Webhook>,
 }
 
 /// The validated trust list: the audience and every member agency, with
@@ -313,6 +356,26 @@ fn validate_agency(index: usize, entry: AgencyEntry, base: &Path) -> Result<Agen
     {
         return Err(err("tls_identity", "must be a DNS name".into()));
     }
+    let webhook = match &entry.webhook {
+        None => None,
+        Some(hook) => {
+            check_webhook_url(&hook.url).map_err(|m| err("webhook.url", m))?;
+            let path = base.join(&hook.secret_file);
+            let secret = std::fs::read_to_string(&path)
+                .map_err(|e| err("webhook.secret_file", format!("{}: {e}", path.display())))?;
+            let secret = secret.trim().as_bytes().to_vec();
+            if secret.len() < MIN_WEBHOOK_SECRET {
+                return Err(err(
+                    "webhook.secret_file",
+                    format!("the secret must be at least {MIN_WEBHOOK_SECRET} bytes"),
+                ));
+            }
+            Some(Webhook {
+                url: hook.url.clone(),
+                secret: std::sync::Arc::new(secret),
+            })
+        }
+    };
     if entry.issuer.is_empty()
         || entry.issuer.len() > 512
         || entry
@@ -399,7 +462,24 @@ fn validate_agency(index: usize, entry: AgencyEntry, base: &Path) -> Result<Agen
         tls_identity: entry.tls_identity,
         issuer: entry.issuer,
         keys,
+        webhook,
     })
+}
+
+/// A webhook URL: `https://`, or `http://` to a loopback address only.
+fn check_webhook_url(url: &str) -> Result<(), String> {
+    check_node_url(url)?;
+    let uri: http::Uri = url.parse().map_err(|_| "not a URL".to_string())?;
+    let host = uri.host().unwrap_or_default();
+    let loopback = host == "localhost"
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if uri.scheme_str() == Some("http") && !loopback {
+        return Err("must be https (http only to a loopback address)".into());
+    }
+    Ok(())
 }
 
 fn check_node_url(url: &str) -> Result<(), String> {

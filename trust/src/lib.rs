@@ -20,7 +20,9 @@ pub mod verify;
 
 pub use dev::{AgencySpec, DevFederation, DevIdentityProvider, MintRequest, mint_with_key};
 pub use error::{AuthError, TrustError, UnverifiedClaims};
-pub use federation::{Agency, AgencyEntry, Federation, FederationFile, KeyEntry};
+pub use federation::{
+    Agency, AgencyEntry, Federation, FederationFile, KeyEntry, Webhook, WebhookEntry,
+};
 pub use keys::{KeyError, SigningKey, TokenAlgorithm, VerificationKey};
 pub use verify::{
     DEFAULT_CACHE_CAPACITY, MAX_LEEWAY, MAX_TOKEN_BYTES, Principal, TokenVerifier, VerifierConfig,

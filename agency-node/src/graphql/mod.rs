@@ -28,6 +28,7 @@ pub struct Mutation(
     case::CaseMutation,
     care_plan::CarePlanMutation,
     transfer::TransferMutation,
+    crate::webhooks::WebhookMutation,
 );
 
 /// Limits every operation is held to, checked on its text before

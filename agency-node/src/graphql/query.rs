@@ -344,6 +344,18 @@ impl Query {
         crate::notifications::feed(ctx, since, first, after).await
     }
 
+    /// Notifications for the caller's agency that its webhook never took,
+    /// oldest first (supervisors). `retryWebhookDelivery` sends one again.
+    #[graphql(complexity = "first.unwrap_or(20) as usize * child_complexity")]
+    async fn webhook_dead_letters(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Connection<String, crate::webhooks::WebhookDeadLetter>> {
+        crate::webhooks::dead_letters(ctx, first, after).await
+    }
+
     /// Federation entity resolver for `Survivor`: the same decision as
     /// `survivor(id)`.
     #[graphql(entity)]

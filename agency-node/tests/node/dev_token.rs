@@ -112,6 +112,7 @@ async fn a_dev_key_the_trust_list_does_not_name_is_explained_not_minted(backend:
         region: "Test".into(),
         node_url: None,
         tls_identity: None,
+        webhook: None,
     };
     let federation = DevFederation::create(
         dir.path(),

@@ -70,6 +70,7 @@ fn setup(breakage: Option<&Breakage>) -> Setup {
             region: "Test".into(),
             node_url: None,
             tls_identity: None,
+            webhook: None,
         }],
         AUDIENCE,
     )

@@ -137,6 +137,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .has_node
                 .then(|| format!("https://127.0.0.1:{}", node_ports[i])),
             tls_identity: a.has_node.then(|| tls_identity(a.id)),
+            webhook: None,
         })
         .collect();
     let federation =

@@ -98,6 +98,7 @@ async fn harness(answers: Vec<(&str, Result<JsonValue, NodeFailure>)>) -> Harnes
         region: "North".into(),
         node_url: Some("http://127.0.0.1:9".into()),
         tls_identity: None,
+        webhook: None,
     })
     .collect();
     let dev = DevFederation::create(dir.path(), &specs, "pipeline-tests").unwrap();

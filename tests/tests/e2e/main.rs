@@ -17,3 +17,4 @@ mod portal_browser;
 mod referrals;
 mod trace;
 mod transfer;
+mod webhooks;

@@ -39,6 +39,7 @@ pub fn spec(raw: &str, kind: AgencyKind, services: &[ServiceKind], port: u16) ->
         region: "North".into(),
         node_url: Some(format!("https://127.0.0.1:{port}")),
         tls_identity: Some(format!("node.{raw}")),
+        webhook: None,
     }
 }
 

@@ -421,3 +421,49 @@ fn rsa_pkcs1_public_key_pem_is_accepted() {
     .unwrap();
     assert_eq!(f.agencies()[0].keys[0].algorithm(), TokenAlgorithm::Rs256);
 }
+
+/// A webhook loads with its secret (never printed); a plain-HTTP endpoint
+/// off loopback, a short secret and a missing secret file are refused,
+/// naming the agency and the field.
+#[test]
+fn a_webhook_needs_https_and_a_long_secret_that_is_never_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = ed();
+    let long = "s".repeat(40);
+    write(dir.path(), "long.secret", &long);
+    write(dir.path(), "short.secret", "too-short");
+    let with_hook = |url: &str, file: &str| {
+        format!(
+            "audience = \"x\"\n{}[agency.webhook]\nurl = \"{url}\"\nsecret_file = \"{file}\"\n",
+            agency_toml("clinic", "https://idp.clinic", &inline_pem(&key))
+        )
+    };
+    let load_in = |text: String| {
+        write(dir.path(), "federation.toml", &text);
+        Federation::load(dir.path().join("federation.toml"))
+    };
+    let ok = load_in(with_hook("https://clinic.example/hooks", "long.secret")).unwrap();
+    let hook = ok.agencies()[0].webhook.as_ref().expect("a webhook");
+    assert_eq!(hook.secret(), long.as_bytes());
+    assert!(
+        !format!("{hook:?}").contains(&long),
+        "the secret is never printed"
+    );
+    assert!(load_in(with_hook("http://127.0.0.1:9/hook", "long.secret")).is_ok());
+    for (url, file, field) in [
+        ("http://clinic.example/hooks", "long.secret", "webhook.url"),
+        (
+            "https://clinic.example/hooks",
+            "short.secret",
+            "webhook.secret_file",
+        ),
+        (
+            "https://clinic.example/hooks",
+            "missing.secret",
+            "webhook.secret_file",
+        ),
+    ] {
+        let err = load_in(with_hook(url, file)).expect_err(url).to_string();
+        assert!(err.contains("clinic") && err.contains(field), "{err}");
+    }
+}
