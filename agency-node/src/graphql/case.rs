@@ -307,6 +307,48 @@ pub(super) async fn still_standing(
     Ok(())
 }
 
+/// One change to a case, made whole: in one transaction with its audit
+/// entry, the `Idempotency-Key`'s outcome is written, the caller's standing
+/// checked again ([`still_standing`]) and `rows` written; then the key is
+/// settled, and a refusal met inside the transaction is audited as a
+/// denial ([`refused`]).
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn write_case<T, F>(
+    state: &NodeState,
+    caller: &Caller,
+    survivor: &GlobalId,
+    standing: Standing,
+    key: Option<idempotency::FieldKey>,
+    outcome: Outcome,
+    event: exchange_schema::AuditEvent,
+    rows: F,
+) -> Result<Written<T>, NodeError>
+where
+    T: Send + 'static,
+    F: for<'c> FnOnce(
+            &'c mut sqlx::AnyConnection,
+        ) -> futures::future::BoxFuture<'c, Result<T, NodeError>>
+        + Send
+        + 'static,
+{
+    let local = survivor.local().to_owned();
+    let agency = caller.principal.agency.clone();
+    let written_key = key.clone();
+    let written = state
+        .audit
+        .record::<_, NodeError, _>(move |conn| {
+            Box::pin(async move {
+                idempotency::write(written_key.as_ref(), conn, &outcome).await?;
+                still_standing(conn, &local, standing, &agency).await?;
+                let value = rows(conn).await?;
+                Ok((value, event))
+            })
+        })
+        .await;
+    let written = idempotency::settle(key.as_ref(), &state.db, written).await;
+    refused(state, caller, written, survivor).await
+}
+
 /// The role a note is written in: the highest the caller holds of those
 /// that may write.
 fn writing_role(caller: &Caller) -> Role {
@@ -382,17 +424,20 @@ impl CaseMutation {
             }
         };
         let stored = note.clone();
-        let written_key = key.clone();
         let agency = caller.principal.agency.clone();
-        let written = state
-            .audit
-            .record::<_, NodeError, _>(move |conn| {
+        let outcome = Outcome::CaseNote {
+            id: stored.id.clone(),
+        };
+        let written = write_case(
+            state,
+            caller,
+            &gid,
+            standing,
+            key.clone(),
+            outcome,
+            event,
+            move |conn| {
                 Box::pin(async move {
-                    let outcome = Outcome::CaseNote {
-                        id: stored.id.clone(),
-                    };
-                    idempotency::write(written_key.as_ref(), conn, &outcome).await?;
-                    still_standing(conn, &stored.survivor_id, standing, &agency).await?;
                     if let Some(old) = &stored.supersedes {
                         let old = store::get_note(conn, old)
                             .await
@@ -425,12 +470,12 @@ impl CaseMutation {
                             NodeError::internal(e)
                         }
                     })?;
-                    Ok(((), event))
+                    Ok(())
                 })
-            })
-            .await;
-        let written = idempotency::settle(key.as_ref(), &state.db, written).await;
-        match refused(state, caller, written, &gid).await? {
+            },
+        )
+        .await;
+        match written? {
             Written::Done(()) => Ok(CaseNote::new(&state.agency, note)),
             Written::Replayed(outcome) => replay_note(state, outcome).await,
         }
@@ -488,26 +533,28 @@ impl CaseMutation {
         event.purpose = Some(purpose);
         event.reason = format!("NEW->{status}");
         let stored = service.clone();
-        let written_key = key.clone();
-        let agency = caller.principal.agency.clone();
-        let written = state
-            .audit
-            .record::<_, NodeError, _>(move |conn| {
+        let outcome = Outcome::Service {
+            id: stored.id.clone(),
+        };
+        let written = write_case(
+            state,
+            caller,
+            &gid,
+            standing,
+            key.clone(),
+            outcome,
+            event,
+            move |conn| {
                 Box::pin(async move {
-                    let outcome = Outcome::Service {
-                        id: stored.id.clone(),
-                    };
-                    idempotency::write(written_key.as_ref(), conn, &outcome).await?;
-                    still_standing(conn, &stored.survivor_id, standing, &agency).await?;
                     store::insert_service(conn, &stored)
                         .await
                         .map_err(NodeError::internal)?;
-                    Ok(((), event))
+                    Ok(())
                 })
-            })
-            .await;
-        let written = idempotency::settle(key.as_ref(), &state.db, written).await;
-        match refused(state, caller, written, &gid).await? {
+            },
+        )
+        .await;
+        match written? {
             Written::Done(()) => Ok(Service::new(&state.agency, service)),
             Written::Replayed(outcome) => replay_service(state, outcome).await,
         }
@@ -586,17 +633,19 @@ impl CaseMutation {
         event.purpose = Some(purpose);
         event.reason = format!("{from}->{}", input.status);
         let stored = updated.clone();
-        let written_key = key.clone();
-        let agency = caller.principal.agency.clone();
-        let written = state
-            .audit
-            .record::<_, NodeError, _>(move |conn| {
+        let outcome = Outcome::Service {
+            id: stored.id.clone(),
+        };
+        let written = write_case(
+            state,
+            caller,
+            &gid,
+            standing,
+            key.clone(),
+            outcome,
+            event,
+            move |conn| {
                 Box::pin(async move {
-                    let outcome = Outcome::Service {
-                        id: stored.id.clone(),
-                    };
-                    idempotency::write(written_key.as_ref(), conn, &outcome).await?;
-                    still_standing(conn, &stored.survivor_id, standing, &agency).await?;
                     if !store::update_service(conn, from, &stored)
                         .await
                         .map_err(NodeError::internal)?
@@ -605,12 +654,12 @@ impl CaseMutation {
                             "the service changed meanwhile; reload it".into(),
                         ));
                     }
-                    Ok(((), event))
+                    Ok(())
                 })
-            })
-            .await;
-        let written = idempotency::settle(key.as_ref(), &state.db, written).await;
-        match refused(state, caller, written, &gid).await? {
+            },
+        )
+        .await;
+        match written? {
             Written::Done(()) => Ok(Service::new(&state.agency, updated)),
             Written::Replayed(outcome) => replay_service(state, outcome).await,
         }
@@ -679,18 +728,20 @@ impl CaseMutation {
         event.reason = format!("SCHEDULED:{}", follow_up.kind);
         event.explanation = Some(format!("assigned to {}", follow_up.assigned_agency));
         let stored = follow_up.clone();
-        let written_key = key.clone();
-        let agency = caller.principal.agency.clone();
         let owner = state.agency.clone();
-        let written = state
-            .audit
-            .record::<_, NodeError, _>(move |conn| {
+        let outcome = Outcome::FollowUp {
+            id: stored.id.clone(),
+        };
+        let written = write_case(
+            state,
+            caller,
+            &gid,
+            standing,
+            key.clone(),
+            outcome,
+            event,
+            move |conn| {
                 Box::pin(async move {
-                    let outcome = Outcome::FollowUp {
-                        id: stored.id.clone(),
-                    };
-                    idempotency::write(written_key.as_ref(), conn, &outcome).await?;
-                    still_standing(conn, &stored.survivor_id, standing, &agency).await?;
                     if stored.assigned_agency != owner
                         && !referrals::is_partner(
                             conn,
@@ -717,12 +768,12 @@ impl CaseMutation {
                         .await
                         .map_err(NodeError::internal)?;
                     crate::notifications::due_now_if_soon(conn, &owner, &stored).await?;
-                    Ok(((), event))
+                    Ok(())
                 })
-            })
-            .await;
-        let written = idempotency::settle(key.as_ref(), &state.db, written).await;
-        match refused(state, caller, written, &gid).await? {
+            },
+        )
+        .await;
+        match written? {
             Written::Done(()) => Ok(FollowUp::new(&state.agency, follow_up)),
             Written::Replayed(outcome) => replay_follow_up(state, outcome).await,
         }
@@ -786,17 +837,18 @@ impl CaseMutation {
         event.purpose = Some(purpose);
         event.reason = format!("OPEN->{status}");
         let local = fid.local().to_owned();
-        let survivor = current.survivor_id.clone();
-        let written_key = key.clone();
-        let agency = caller.principal.agency.clone();
         let closed_by = closer.clone();
-        let written = state
-            .audit
-            .record::<_, NodeError, _>(move |conn| {
+        let outcome = Outcome::FollowUp { id: local.clone() };
+        let written = write_case(
+            state,
+            caller,
+            &gid,
+            standing,
+            key.clone(),
+            outcome,
+            event,
+            move |conn| {
                 Box::pin(async move {
-                    let outcome = Outcome::FollowUp { id: local.clone() };
-                    idempotency::write(written_key.as_ref(), conn, &outcome).await?;
-                    still_standing(conn, &survivor, standing, &agency).await?;
                     if !store::close_follow_up(conn, &local, status, now, &closed_by)
                         .await
                         .map_err(NodeError::internal)?
@@ -805,12 +857,12 @@ impl CaseMutation {
                             "the follow-up was closed meanwhile".into(),
                         ));
                     }
-                    Ok(((), event))
+                    Ok(())
                 })
-            })
-            .await;
-        let written = idempotency::settle(key.as_ref(), &state.db, written).await;
-        match refused(state, caller, written, &gid).await? {
+            },
+        )
+        .await;
+        match written? {
             Written::Done(()) => {
                 let mut closed = current;
                 closed.status = status;

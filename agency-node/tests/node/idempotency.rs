@@ -418,7 +418,83 @@ async fn a_retried_consent_code_is_not_shown_again(backend: Backend) {
     assert_eq!(count_kind(&node, AuditKind::ConsentCodeIssued).await, 1);
 }
 
+/// The case-management changes honour the key as the others do: a retried
+/// note, service, follow-up or plan proposal is made once and answers the
+/// same record; the key with another body is refused.
+async fn case_changes_are_made_once_under_a_key(backend: Backend) {
+    let node = TestNode::start(backend).await;
+    let owner = node.caseworker(OWNER);
+    let survivor = node.register_full_survivor("Keyed").await;
+    let due = (time::OffsetDateTime::now_utc() + time::Duration::days(3))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let changes = [
+        (
+            "addCaseNote",
+            "case_notes",
+            "mutation($input: AddCaseNoteInput!) { addCaseNote(input: $input) { id } }",
+            json!({ "input": { "survivorId": survivor, "category": "CASE", "body": "once" } }),
+        ),
+        (
+            "recordService",
+            "services",
+            "mutation($input: RecordServiceInput!) { recordService(input: $input) { id } }",
+            json!({ "input": { "survivorId": survivor, "kind": "SHELTER", "providerAgency": OWNER } }),
+        ),
+        (
+            "scheduleFollowUp",
+            "follow_ups",
+            "mutation($input: ScheduleFollowUpInput!) { scheduleFollowUp(input: $input) { id } }",
+            json!({ "input": { "survivorId": survivor, "kind": "HOME_VISIT", "dueAt": due } }),
+        ),
+        (
+            "proposeCarePlan",
+            "care_plans",
+            "mutation($input: ProposeCarePlanInput!) { proposeCarePlan(input: $input) { version } }",
+            json!({ "input": { "survivorId": survivor, "goals": ["g"], "actions": [] } }),
+        ),
+    ];
+    for (i, (field, table, query, variables)) in changes.iter().enumerate() {
+        let key = format!("\"case-{i}\"");
+        let first = keyed(
+            &node,
+            &owner,
+            "CASE_MANAGEMENT",
+            &[&key],
+            query,
+            variables.clone(),
+        )
+        .await;
+        let again = keyed(
+            &node,
+            &owner,
+            "CASE_MANAGEMENT",
+            &[&key],
+            query,
+            variables.clone(),
+        )
+        .await;
+        assert_eq!(
+            first.data()[*field],
+            again.data()[*field],
+            "{field} answers the same"
+        );
+        assert_eq!(node.count(table).await, 1, "{field} made once");
+        let other = keyed(
+            &node,
+            &owner,
+            "CASE_MANAGEMENT",
+            &[&key],
+            changes[0].2,
+            json!({ "input": { "survivorId": survivor, "category": "CASE", "body": "another" } }),
+        )
+        .await;
+        assert_eq!(other.code(), "IDEMPOTENCY_KEY_REUSED", "{field}");
+    }
+}
+
 on_both_backends!(
+    case_changes_are_made_once_under_a_key,
     a_retry_returns_the_first_result_and_registers_once,
     the_same_key_with_another_body_is_refused,
     keys_are_scoped_per_caller,

@@ -357,6 +357,9 @@ fn print_welcome(
     println!("Survivor data exchange: local demo federation (synthetic data, development keys)");
     println!("=================================================================================");
     println!("GraphiQL (gateway): http://{address}/graphql");
+    println!(
+        "Notifications (gateway): ws://{address}/graphql/ws, graphql-transport-ws; send the headers below in connection_init"
+    );
     for (i, agency) in AGENCIES.iter().enumerate().filter(|(_, a)| a.has_node) {
         println!(
             "  node {:<16} https://127.0.0.1:{} (mutual TLS; the gateway holds the client certificate)",
