@@ -156,7 +156,37 @@ pub async fn disclose(
         events.push(event);
         disclosed.push(out);
     }
-    state.audit.append_all(events).await?;
+    // A disclosure that relied on break-glass tells the owner's staff: its
+    // entry and the notification commit together, before anything is
+    // returned (so no emergency read goes untold).
+    let (emergency, routine): (Vec<AuditEvent>, Vec<AuditEvent>) =
+        events.into_iter().partition(|e| e.break_glass);
+    for event in emergency {
+        let owner = state.agency.clone();
+        let survivor = event.survivor.clone();
+        let subject = survivor
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        state
+            .audit
+            .record::<_, crate::error::NodeError, _>(move |conn| {
+                Box::pin(async move {
+                    crate::store::notifications::queue(
+                        conn,
+                        &owner,
+                        exchange_schema::NotificationKind::BreakGlassRead,
+                        &subject,
+                        survivor.as_ref(),
+                    )
+                    .await
+                    .map_err(crate::error::NodeError::internal)?;
+                    Ok(((), event))
+                })
+            })
+            .await?;
+    }
+    state.audit.append_all(routine).await?;
     Ok(disclosed)
 }
 

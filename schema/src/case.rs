@@ -97,6 +97,9 @@ vocabulary! {
         CarePlanAgreed => "CARE_PLAN_AGREED",
         /// A break-glass window was opened on one of the agency's records.
         BreakGlassOpened => "BREAK_GLASS_OPENED",
+        /// One of the agency's records was read under break-glass (the
+        /// subject is the survivor).
+        BreakGlassRead => "BREAK_GLASS_READ",
     }
 }
 

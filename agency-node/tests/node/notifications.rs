@@ -136,15 +136,36 @@ async fn each_agency_is_told_what_concerns_it_in_order(backend: Backend) {
     )
     .await;
     opened.data();
+    // An emergency read under that window tells the owner too.
+    let read = node
+        .client
+        .post(format!("{}/graphql", node.base))
+        .bearer_auth(node.token(SHELTER, &[Role::Supervisor]))
+        .header("x-exchange-purpose", "EMERGENCY")
+        .header(
+            exchange_schema::JUSTIFICATION_HEADER,
+            "Survivor missing after a threat; police asked where she was placed",
+        )
+        .json(&json!({ "query": "query($id: ID!) { survivor(id: $id) { identity { givenName } breakGlass } }",
+                       "variables": { "id": survivor } }))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(read["data"]["survivor"]["breakGlass"], true, "{read}");
     let owner = feed(&node, OWNER, json!({})).await;
     assert_eq!(
         kinds(&owner),
         vec![
             "REFERRAL_ANSWERED",
             "CARE_PLAN_AGREED",
-            "BREAK_GLASS_OPENED"
+            "BREAK_GLASS_OPENED",
+            "BREAK_GLASS_READ"
         ]
     );
+    assert_eq!(owner[3]["subjectId"], survivor.as_str());
 
     // Paged in order with the cursor, and `since` leaves older ones out.
     let first = node

@@ -398,8 +398,9 @@ async fn admin(database_url: &str, sql: &str) {
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
-/// Ends every other session on the node's database (its pooled
-/// connections); returns how many.
+/// Ends every other client session of the node's account on its database
+/// (its pooled connections; never the server's own workers, such as an
+/// autovacuum worker analysing the fresh tables); returns how many.
 async fn terminate_node_sessions(database_url: &str) -> i64 {
     sqlx::any::install_default_drivers();
     let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(database_url)
@@ -407,7 +408,8 @@ async fn terminate_node_sessions(database_url: &str) -> i64 {
         .expect("an admin connection");
     sqlx::query(
         "SELECT COUNT(pg_terminate_backend(pid)) AS n FROM pg_stat_activity \
-         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+         WHERE datname = current_database() AND pid <> pg_backend_pid() \
+         AND backend_type = 'client backend' AND usename = current_user",
     )
     .fetch_one(&mut conn)
     .await

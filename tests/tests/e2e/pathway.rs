@@ -2,7 +2,8 @@
 //! management issue tells it: intake at a shelter, a referral to legal aid,
 //! accepted; an onward referral by legal aid to a clinic, accepted; a care
 //! plan agreed by the survivor in the portal; a court date for legal aid
-//! that shows in its week across the federation; the case transferred to
+//! that shows in its week across the federation and is notified to it; the
+//! case transferred to
 //! the clinic (the test federation has one shelter, so the clinic takes the
 //! case over); and the survivor's timeline at the new owner showing it all.
 
@@ -192,7 +193,7 @@ async fn a_survivor_goes_from_intake_to_a_transferred_case_and_sees_it_all_in_th
     assert_eq!(status, 200, "{done}");
 
     // A court date for legal aid: in its week, gathered across nodes.
-    let soon = (OffsetDateTime::now_utc() + time::Duration::days(3))
+    let soon = (OffsetDateTime::now_utc() + time::Duration::hours(12))
         .format(&Rfc3339)
         .unwrap();
     as_agency(&fed, SHELTER, "CASE_MANAGEMENT",
@@ -208,6 +209,27 @@ async fn a_survivor_goes_from_intake_to_a_transferred_case_and_sees_it_all_in_th
     assert_eq!(
         legal_week["followUpsDue"]["edges"][0]["node"]["kind"],
         "COURT_DATE"
+    );
+    // Due within a day: legal aid is notified (kinds and IDs only), as its
+    // subscribers and its webhook are told.
+    let told = as_agency(
+        &fed,
+        LEGAL,
+        "LEGAL_ASSISTANCE",
+        "{ notifications { edges { node { kind survivorId } } } }",
+        json!({}),
+    )
+    .await;
+    let kinds: Vec<&str> = told["notifications"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["kind"].as_str().unwrap())
+        .collect();
+    // (the clinic's answer to its onward referral came first)
+    assert_eq!(
+        kinds,
+        vec!["REFERRAL_RECEIVED", "REFERRAL_ANSWERED", "FOLLOW_UP_DUE"]
     );
 
     // She moves: the clinic takes the case over.
