@@ -228,6 +228,8 @@ pub struct TestFederation {
     gateway_server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     /// The hung node, when started with one.
     pub silent: Option<SilentNode>,
+    /// The agencies' webhooks as the federation file lists them.
+    webhooks: Vec<(String, exchange_trust::WebhookEntry)>,
 }
 
 /// Starts an agency node for `agency` with data in `dir/<agency>` and its
@@ -453,6 +455,7 @@ impl TestFederation {
             gateway_shutdown: Some(tx),
             gateway_server: Some(gateway_server),
             silent,
+            webhooks: options.webhooks,
         }
     }
 
@@ -482,14 +485,33 @@ impl TestFederation {
             .position(|n| n.agency.as_str() == agency)
             .expect("a node of that agency");
         self.nodes[at] = node;
+        self.rewrite_federation_file();
+    }
+
+    /// Replaces the agencies' webhooks in the federation file, as an
+    /// operator edits it while everything runs.
+    pub fn set_webhooks(&mut self, webhooks: Vec<(String, exchange_trust::WebhookEntry)>) {
+        self.webhooks = webhooks;
+        self.rewrite_federation_file();
+    }
+
+    /// Writes the federation file again with the nodes' current addresses
+    /// and webhooks (the keys are reused).
+    fn rewrite_federation_file(&mut self) {
         let urls = |id: &str| {
             self.nodes
                 .iter()
                 .find(|n| n.agency.as_str() == id)
                 .map(|n| n.base.clone())
+                .or_else(|| {
+                    (id == SILENT)
+                        .then(|| self.silent.as_ref().map(|s| s.url.clone()))
+                        .flatten()
+                })
         };
-        self.dev = DevFederation::create(&dir, &specs(&urls, self.silent.is_some()), AUDIENCE)
-            .expect("development federation with the new address");
+        let specs = with_webhooks(specs(&urls, self.silent.is_some()), &self.webhooks);
+        self.dev = DevFederation::create(self.dir.path(), &specs, AUDIENCE)
+            .expect("development federation rewritten");
     }
 
     /// Stops the gateway gracefully (it signs a final checkpoint).

@@ -153,3 +153,137 @@ async fn a_connection_without_a_valid_token_gets_nothing() {
         );
     }
 }
+
+/// Subscribes `socket` (already acknowledged) with `query`.
+async fn subscribe(socket: &mut Socket, query: &str) {
+    socket
+        .send(Message::text(
+            json!({ "id": "1", "type": "subscribe", "payload": { "query": query } }).to_string(),
+        ))
+        .await
+        .unwrap();
+}
+
+/// The clinic answers `referral` (`acceptReferral` or `declineReferral`).
+async fn clinic_answers(fed: &TestFederation, mutation: &str, referral: &str) {
+    let answer = fed
+        .gateway_gql(
+            &fed.caseworker(CLINIC),
+            "REFERRAL",
+            &format!("mutation($id: ID!) {{ {mutation}(id: $id) {{ status }} }}"),
+            json!({ "id": referral }),
+        )
+        .await;
+    assert!(answer.errors().is_empty(), "{}", answer.body);
+}
+
+/// A subscriber that reconnects with `since` receives what was created
+/// while it was away, and `kinds` keeps out every other kind: the shelter,
+/// asking only for answers to its referrals, gets the clinic's answer given
+/// before it subscribed and the one given after, and never the referral
+/// the legal-aid office sent it in between; only the two deliveries are in
+/// the gateway's log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnecting_subscriber_catches_up_from_since_with_only_the_kinds_it_asked_for() {
+    use time::format_description::well_known::Rfc3339;
+    let fed = TestFederation::start().await;
+    let since = (time::OffsetDateTime::now_utc() - time::Duration::seconds(1))
+        .format(&Rfc3339)
+        .unwrap();
+    let first = fed.refer(&fed.register_survivor(SHELTER, "Away").await, CLINIC).await;
+    let second = fed.refer(&fed.register_survivor(SHELTER, "Later").await, CLINIC).await;
+    clinic_answers(&fed, "acceptReferral", &first).await;
+    // A kind the subscriber did not ask for, in the window it catches up on.
+    fed.refer(&fed.register_survivor(LEGAL, "Other").await, SHELTER).await;
+
+    let mut socket = connect(
+        &fed,
+        json!({ "Authorization": format!("Bearer {}", fed.caseworker(SHELTER)),
+                "x-exchange-purpose": "REFERRAL" }),
+    )
+    .await;
+    assert_eq!(next(&mut socket).await.unwrap()["type"], "connection_ack");
+    subscribe(
+        &mut socket,
+        &format!(
+            "subscription {{ notifications(since: \"{since}\", kinds: [REFERRAL_ANSWERED]) \
+             {{ id kind subjectId }} }}"
+        ),
+    )
+    .await;
+    let caught_up = next(&mut socket).await.expect("the catch-up");
+    assert_eq!(caught_up["type"], "next", "{caught_up}");
+    let n = &caught_up["payload"]["data"]["notifications"];
+    assert_eq!(n["kind"], "REFERRAL_ANSWERED", "{caught_up}");
+    assert_eq!(n["subjectId"], first.as_str());
+
+    clinic_answers(&fed, "declineReferral", &second).await;
+    let live = next(&mut socket).await.expect("the live answer");
+    let n = &live["payload"]["data"]["notifications"];
+    assert_eq!(n["kind"], "REFERRAL_ANSWERED", "{live}");
+    assert_eq!(n["subjectId"], second.as_str());
+
+    let delivered: Vec<_> = fed
+        .gateway_events()
+        .await
+        .into_iter()
+        .filter(|e| e.kind == AuditKind::NotificationDelivered)
+        .collect();
+    assert_eq!(delivered.len(), 2, "{delivered:?}");
+    assert!(
+        delivered.iter().all(|e| e
+            .explanation
+            .as_deref()
+            .is_some_and(|x| x.starts_with("REFERRAL_ANSWERED"))),
+        "{delivered:?}"
+    );
+}
+
+/// A notification is never sent without its entry in the gateway's log:
+/// once the log cannot be written, the next notification ends the
+/// subscription with `AUDIT_UNAVAILABLE` and carries no notification.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_ends_with_audit_unavailable_when_the_gateway_log_fails() {
+    let fed = TestFederation::start().await;
+    let mut socket = connect(
+        &fed,
+        json!({ "Authorization": format!("Bearer {}", fed.caseworker(CLINIC)),
+                "x-exchange-purpose": "REFERRAL" }),
+    )
+    .await;
+    assert_eq!(next(&mut socket).await.unwrap()["type"], "connection_ack");
+    subscribe(&mut socket, "subscription { notifications { id kind subjectId } }").await;
+
+    let survivor = fed.register_survivor(SHELTER, "Unlogged").await;
+    // The grant goes first: with the log closed the gateway refuses to
+    // route it.
+    fed.grant(&survivor, CLINIC, &["IDENTITY", "CASE"], &["REFERRAL"])
+        .await;
+    fed.gateway.audit.db().close().await;
+    // The referral reaches the shelter's node directly (its own log works).
+    let referral = fed
+        .node_gql(
+            SHELTER,
+            &fed.caseworker(SHELTER),
+            "REFERRAL",
+            "mutation($input: CreateReferralInput!) { createReferral(input: $input) { id } }",
+            json!({ "input": { "survivorId": survivor, "toAgency": CLINIC,
+                               "service": "MEDICAL", "urgency": "URGENT" } }),
+        )
+        .await;
+    let referral = referral.id("createReferral");
+
+    let ended = next(&mut socket).await.expect("the subscription's end");
+    assert_eq!(ended["type"], "next", "{ended}");
+    assert_eq!(
+        ended["payload"]["errors"][0]["extensions"]["code"], "AUDIT_UNAVAILABLE",
+        "{ended}"
+    );
+    assert!(ended["payload"]["data"].is_null(), "{ended}");
+    assert!(!ended.to_string().contains(&referral), "{ended}");
+    let complete = next(&mut socket).await;
+    assert!(
+        complete.as_ref().is_none_or(|m| m["type"] == "complete"),
+        "{complete:?}"
+    );
+}

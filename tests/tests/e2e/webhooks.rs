@@ -217,3 +217,47 @@ async fn webhooks_are_signed_retried_dead_lettered_and_sent_again() {
         vec!["RETRY", "RETRY", "DEAD_LETTER", "REQUEUED", "DELIVERED"]
     );
 }
+
+/// The federation file is read again when it changes: a webhook an
+/// operator adds for the legal-aid office while every node runs receives
+/// the next referral sent to it, signed with the secret the file names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_added_to_the_federation_file_is_used_without_a_restart() {
+    let endpoint = Endpoint::start(200).await;
+    let secret_dir = tempfile::tempdir().unwrap();
+    let secret_file = secret_dir.path().join("legal-webhook.secret");
+    std::fs::write(&secret_file, SECRET).unwrap();
+    let mut fed = TestFederation::start_with(Options {
+        webhook_delivery: Some(WebhooksConfig {
+            max_attempts: 3,
+            first_retry_ms: 20,
+            timeout_ms: 2_000,
+            poll_ms: 20,
+        }),
+        ..Options::default()
+    })
+    .await;
+
+    fed.set_webhooks(vec![(
+        LEGAL.to_owned(),
+        WebhookEntry {
+            url: endpoint.url.clone(),
+            secret_file: secret_file.display().to_string(),
+        },
+    )]);
+    let survivor = fed.register_survivor(SHELTER, "Edited").await;
+    let referral = fed.refer(&survivor, LEGAL).await;
+    let got = endpoint.until(|got| !got.is_empty()).await;
+    let body: Value = serde_json::from_str(&got[0].body).unwrap();
+    assert_eq!(body["type"], "REFERRAL_RECEIVED");
+    assert_eq!(body["subjectId"], referral.as_str());
+    assert_eq!(
+        got[0].signature,
+        agency_node::webhooks::signature(
+            SECRET.as_bytes(),
+            &got[0].id,
+            got[0].timestamp,
+            &got[0].body
+        )
+    );
+}
