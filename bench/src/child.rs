@@ -47,19 +47,21 @@ fn serve_gateway_mode(args: &[String]) -> anyhow::Result<()> {
             .collect::<Result<Vec<usize>, _>>()?;
         pin_this_process(&cpus)?;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(serve_gateway(Path::new(config)))
+    // The file, then `EXCHANGE_GATEWAY__*` (such as
+    // `EXCHANGE_GATEWAY__RUNTIME__WORKER_THREADS`), as the gateway binary
+    // reads them; the runtime is built as the binary builds it.
+    let config = GatewayConfig::load(Some(Path::new(config)))?;
+    let runtime = config.runtime.build()?;
+    runtime.block_on(serve_gateway(config))
 }
 
 /// Child mode: runs one gateway until standard input closes.
-async fn serve_gateway(config: &Path) -> anyhow::Result<()> {
+async fn serve_gateway(config: GatewayConfig) -> anyhow::Result<()> {
     let _telemetry = exchange_gateway::telemetry::init(
         exchange_service::config::LogFormat::Json,
         "exchange-gateway-bench",
     )?;
-    let app = Application::build(GatewayConfig::load(Some(config))?).await?;
+    let app = Application::build(config).await?;
     println!("LISTENING {}", app.address());
     std::io::stdout().flush()?;
     app.run(stdin_closed()).await

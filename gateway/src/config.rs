@@ -63,6 +63,32 @@ pub struct GatewayConfig {
     /// default): no CORS headers are sent, so browsers refuse cross-site calls.
     #[serde(default)]
     pub cors_allowed_origins: Vec<String>,
+    /// The threads the gateway runs on.
+    #[serde(default)]
+    pub runtime: RuntimeConfig,
+}
+
+/// The gateway's async runtime (tokio).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeConfig {
+    /// Worker threads that serve requests; one per core when unset. A
+    /// request moves between workers when more than one is idle, which
+    /// costs thread wake-ups: on a small machine shared with other
+    /// services, fewer workers can cost less CPU per request (see
+    /// docs/benchmarks.md, Gateway against Hive Router).
+    pub worker_threads: Option<std::num::NonZeroUsize>,
+}
+
+impl RuntimeConfig {
+    /// Builds the runtime the gateway's `main` runs on.
+    pub fn build(&self) -> std::io::Result<tokio::runtime::Runtime> {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        if let Some(workers) = self.worker_threads {
+            builder.worker_threads(workers.get());
+        }
+        builder.enable_all().build()
+    }
 }
 
 /// Limits every client operation is held to before anything is forwarded:
@@ -226,6 +252,7 @@ impl GatewayConfig {
             audit: AuditConfig::default(),
             auditors: AuditorsConfig::default(),
             cors_allowed_origins: Vec::new(),
+            runtime: RuntimeConfig::default(),
         }
     }
 
@@ -360,6 +387,24 @@ mod tests {
         let config = GatewayConfig::load(Some(&path)).expect("deploy/gateway.toml is valid");
         assert_eq!(config.graphql_path, "/graphql");
         assert!(config.cors_allowed_origins.is_empty());
+    }
+
+    #[test]
+    fn the_runtime_takes_a_positive_number_of_workers_or_one_per_core() {
+        let base = "federation = \"f.toml\"\n";
+        let unset: GatewayConfig = toml::from_str(base).unwrap();
+        assert_eq!(unset.runtime.worker_threads, None);
+        let one: GatewayConfig =
+            toml::from_str(&format!("{base}[runtime]\nworker_threads = 1\n")).unwrap();
+        assert_eq!(one.runtime.worker_threads.map(|n| n.get()), Some(1));
+        let runtime = one.runtime.build().expect("a runtime");
+        assert_eq!(runtime.metrics().num_workers(), 1);
+        for bad in ["worker_threads = 0", "worker_threads = -1", "workers = 2"] {
+            assert!(
+                toml::from_str::<GatewayConfig>(&format!("{base}[runtime]\n{bad}\n")).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

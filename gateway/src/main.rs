@@ -27,8 +27,7 @@ struct Cli {
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     let config = match GatewayConfig::load(cli.config.as_deref()) {
         Ok(config) => config,
@@ -37,6 +36,17 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The runtime is sized by the configuration, so it is built after it.
+    match config.runtime.build() {
+        Ok(runtime) => runtime.block_on(serve(config)),
+        Err(err) => {
+            eprintln!("error: starting the runtime: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: GatewayConfig) -> ExitCode {
     let _telemetry = match telemetry::init(config.log_format, "exchange-gateway") {
         Ok(guard) => guard,
         Err(err) => {

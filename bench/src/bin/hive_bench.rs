@@ -170,11 +170,17 @@ async fn bench(options: Options) -> anyhow::Result<()> {
             .unwrap_or(1)
     );
     println!(
+        "gateway worker threads: {}",
+        std::env::var("EXCHANGE_GATEWAY__RUNTIME__WORKER_THREADS")
+            .unwrap_or_else(|_| "one per core (EXCHANGE_GATEWAY__RUNTIME__WORKER_THREADS unset)".into())
+    );
+    println!(
         "{LATENCY_REQUESTS} sequential requests per target for latency (direct, gateway and Hive taking turns); {THROUGHPUT_CLIENTS} clients, {THROUGHPUT_REQUESTS} requests per target in {THROUGHPUT_ROUNDS} alternating rounds for throughput; {CPU_REQUESTS} sequential requests per router in {CPU_ROUNDS} alternating rounds for CPU"
     );
     println!();
 
     let mut verdicts = Vec::new();
+    let mut direct_cpus = Vec::new();
     for (i, query) in queries.iter().enumerate() {
         let number = i + 1;
         // Fresh routers for each query, so that each one's peak memory is
@@ -251,6 +257,12 @@ async fn bench(options: Options) -> anyhow::Result<()> {
             hive_cpu +=
                 cpu_per_request(&via_hive, Some(&hive), per_round).await?.0 / CPU_ROUNDS as f64;
         }
+        // The node runs in this process, with the load generator: their
+        // CPU together per direct request. The load generator's share is
+        // the same for both queries, so the difference between the two is
+        // the node's work to disclose and audit a record.
+        let direct_cpu = cpu_per_request(&direct, None, CPU_REQUESTS).await?.1;
+        direct_cpus.push(direct_cpu);
         let (_, gateway_hwm) = gateway.rss_kib();
         let (_, hive_hwm) = hive.rss_kib();
 
@@ -265,10 +277,11 @@ async fn bench(options: Options) -> anyhow::Result<()> {
         };
         println!("   {}", query.title);
         println!(
-            "   direct to the node: p50 {:.3} ms, p99 {:.3} ms, {:.0} req/s",
+            "   direct to the node: p50 {:.3} ms, p99 {:.3} ms, {:.0} req/s, {:.0} us CPU per request (node and load generator)",
             pct(d, 0.5),
             pct(d, 0.99),
-            rps[0]
+            rps[0],
+            direct_cpu
         );
         println!();
         figures.print();
@@ -280,6 +293,12 @@ async fn bench(options: Options) -> anyhow::Result<()> {
     println!("Goals (this run):");
     for (number, verdict) in verdicts {
         println!("   query {number}: {verdict}");
+    }
+    if let [directory, record] = direct_cpus[..] {
+        println!(
+            "   the node's own work for a record read (its CPU per direct request, less the directory read's): {:.0} us",
+            record - directory
+        );
     }
     nodes.stop().await;
     Ok(())
