@@ -673,6 +673,35 @@ impl TestFederation {
         response.id("createReferral")
     }
 
+    /// `agency`'s caseworker answers `referral` through the gateway with
+    /// `mutation` (`acceptReferral`, `declineReferral`, ...), which must
+    /// succeed: the referral's new status.
+    pub async fn answer_referral(&self, agency: &str, mutation: &str, referral: &str) -> String {
+        let answer = self
+            .gateway_gql(
+                &self.caseworker(agency),
+                "REFERRAL",
+                &format!("mutation($id: ID!) {{ {mutation}(id: $id) {{ status }} }}"),
+                json!({ "id": referral }),
+            )
+            .await;
+        answer.data()[mutation]["status"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{mutation}: {}", answer.body))
+            .to_owned()
+    }
+
+    /// Refers `survivor` to `to` and has `to` accept, so that `to` becomes
+    /// a partner on the case: the referral's ID.
+    pub async fn refer_accepted(&self, survivor: &str, to: &str) -> String {
+        let referral = self.refer(survivor, to).await;
+        assert_eq!(
+            self.answer_referral(to, "acceptReferral", &referral).await,
+            "ACCEPTED"
+        );
+        referral
+    }
+
     /// The gateway's audit events, oldest first (read through a second
     /// connection to its database).
     pub async fn gateway_events(&self) -> Vec<AuditEvent> {

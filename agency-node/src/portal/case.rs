@@ -237,7 +237,13 @@ pub(super) async fn plan_agree_confirm(
         Err(err) => Err(err),
     };
     let chrome = portal.chrome(&visit, "/home");
-    done(&portal, &visit, chrome, "plan-agree-done", outcome)
+    consent::finished(
+        &portal,
+        &visit,
+        chrome,
+        "plan-agree-done",
+        outcome.map(|()| None),
+    )
 }
 
 /// Records the survivor's own agreement to a version.
@@ -296,7 +302,13 @@ pub(super) async fn plan_change(
         }
     };
     let chrome = portal.chrome(&visit, "/home");
-    done(&portal, &visit, chrome, "plan-change-done", outcome)
+    consent::finished(
+        &portal,
+        &visit,
+        chrome,
+        "plan-change-done",
+        outcome.map(|()| None),
+    )
 }
 
 /// Keeps the survivor's change request on the version, audited (the text
@@ -334,25 +346,4 @@ async fn request_change(
             })
         })
         .await
-}
-
-fn done(
-    portal: &Portal,
-    visit: &Visit,
-    chrome: Chrome,
-    message_id: &str,
-    outcome: Result<(), NodeError>,
-) -> Response {
-    match outcome {
-        Ok(()) => html(
-            visit,
-            StatusCode::OK,
-            DonePage {
-                message: chrome.t(message_id),
-                chrome,
-                receipt_id: None,
-            },
-        ),
-        Err(err) => error_page(portal, visit, err.into()),
-    }
 }

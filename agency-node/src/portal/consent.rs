@@ -312,17 +312,20 @@ pub(super) async fn grant_confirm(
         &visit,
         chrome,
         "grant-done",
-        give_consent(&portal.node, &who.survivor_id, request).await,
+        give_consent(&portal.node, &who.survivor_id, request)
+            .await
+            .map(Some),
     )
 }
 
-/// The page after a grant or a withdrawal: done, with the receipt link.
+/// The page after a change the survivor made: done (with the receipt's
+/// link when the change left a receipt), or the error page.
 pub(super) fn finished(
     portal: &Portal,
     visit: &Visit,
     chrome: Chrome,
     message_id: &str,
-    outcome: Result<String, NodeError>,
+    outcome: Result<Option<String>, NodeError>,
 ) -> Response {
     match outcome {
         Ok(receipt_id) => html(
@@ -331,7 +334,7 @@ pub(super) fn finished(
             DonePage {
                 message: chrome.t(message_id),
                 chrome,
-                receipt_id: Some(receipt_id),
+                receipt_id,
             },
         ),
         Err(err) => error_page(portal, visit, err.into()),
@@ -454,7 +457,9 @@ pub(super) async fn revoke_confirm(
         &visit,
         chrome,
         "revoke-done",
-        withdraw_consent(&portal.node, &who.survivor_id, form.get("grant")).await,
+        withdraw_consent(&portal.node, &who.survivor_id, form.get("grant"))
+            .await
+            .map(Some),
     )
 }
 

@@ -171,8 +171,9 @@ async fn bench(options: Options) -> anyhow::Result<()> {
     );
     println!(
         "gateway worker threads: {}",
-        std::env::var("EXCHANGE_GATEWAY__RUNTIME__WORKER_THREADS")
-            .unwrap_or_else(|_| "one per core (EXCHANGE_GATEWAY__RUNTIME__WORKER_THREADS unset)".into())
+        std::env::var("EXCHANGE_GATEWAY__RUNTIME__WORKER_THREADS").unwrap_or_else(|_| {
+            "one per core (EXCHANGE_GATEWAY__RUNTIME__WORKER_THREADS unset)".into()
+        })
     );
     println!(
         "{LATENCY_REQUESTS} sequential requests per target for latency (direct, gateway and Hive taking turns); {THROUGHPUT_CLIENTS} clients, {THROUGHPUT_REQUESTS} requests per target in {THROUGHPUT_ROUNDS} alternating rounds for throughput; {CPU_REQUESTS} sequential requests per router in {CPU_ROUNDS} alternating rounds for CPU"

@@ -24,21 +24,6 @@ fn in_hours(hours: i64) -> String {
         .expect("RFC 3339")
 }
 
-/// Refers `survivor` to the clinic and has the clinic accept, through the
-/// gateway: the clinic becomes a partner on the case.
-async fn clinic_accepts(fed: &TestFederation, survivor: &str) {
-    let referral = fed.refer(survivor, CLINIC).await;
-    let accepted = fed
-        .gateway_gql(
-            &fed.caseworker(CLINIC),
-            "REFERRAL",
-            "mutation($id: ID!) { acceptReferral(id: $id) { status } }",
-            json!({ "id": referral }),
-        )
-        .await;
-    assert_eq!(accepted.data()["acceptReferral"]["status"], "ACCEPTED");
-}
-
 async fn schedule(fed: &TestFederation, survivor: &str, assigned: &str, kind: &str, hours: i64) {
     let owner = survivor.split(':').next().expect("global ID");
     let answer = fed
@@ -78,8 +63,8 @@ async fn follow_ups_due_are_gathered_from_every_node_and_partner_notes_land_at_t
     let fed = TestFederation::start().await;
     let at_shelter = fed.register_survivor(SHELTER, "Sheltered").await;
     let at_legal = fed.register_survivor(LEGAL, "Advised").await;
-    clinic_accepts(&fed, &at_shelter).await;
-    clinic_accepts(&fed, &at_legal).await;
+    fed.refer_accepted(&at_shelter, CLINIC).await;
+    fed.refer_accepted(&at_legal, CLINIC).await;
 
     schedule(&fed, &at_legal, CLINIC, "APPOINTMENT", 24).await;
     schedule(&fed, &at_shelter, CLINIC, "HOME_VISIT", 48).await;

@@ -164,19 +164,6 @@ async fn subscribe(socket: &mut Socket, query: &str) {
         .unwrap();
 }
 
-/// The clinic answers `referral` (`acceptReferral` or `declineReferral`).
-async fn clinic_answers(fed: &TestFederation, mutation: &str, referral: &str) {
-    let answer = fed
-        .gateway_gql(
-            &fed.caseworker(CLINIC),
-            "REFERRAL",
-            &format!("mutation($id: ID!) {{ {mutation}(id: $id) {{ status }} }}"),
-            json!({ "id": referral }),
-        )
-        .await;
-    assert!(answer.errors().is_empty(), "{}", answer.body);
-}
-
 /// A subscriber that reconnects with `since` receives what was created
 /// while it was away, and `kinds` keeps out every other kind: the shelter,
 /// asking only for answers to its referrals, gets the clinic's answer given
@@ -190,11 +177,16 @@ async fn a_reconnecting_subscriber_catches_up_from_since_with_only_the_kinds_it_
     let since = (time::OffsetDateTime::now_utc() - time::Duration::seconds(1))
         .format(&Rfc3339)
         .unwrap();
-    let first = fed.refer(&fed.register_survivor(SHELTER, "Away").await, CLINIC).await;
-    let second = fed.refer(&fed.register_survivor(SHELTER, "Later").await, CLINIC).await;
-    clinic_answers(&fed, "acceptReferral", &first).await;
+    let first = fed
+        .refer(&fed.register_survivor(SHELTER, "Away").await, CLINIC)
+        .await;
+    let second = fed
+        .refer(&fed.register_survivor(SHELTER, "Later").await, CLINIC)
+        .await;
+    fed.answer_referral(CLINIC, "acceptReferral", &first).await;
     // A kind the subscriber did not ask for, in the window it catches up on.
-    fed.refer(&fed.register_survivor(LEGAL, "Other").await, SHELTER).await;
+    fed.refer(&fed.register_survivor(LEGAL, "Other").await, SHELTER)
+        .await;
 
     let mut socket = connect(
         &fed,
@@ -217,7 +209,8 @@ async fn a_reconnecting_subscriber_catches_up_from_since_with_only_the_kinds_it_
     assert_eq!(n["kind"], "REFERRAL_ANSWERED", "{caught_up}");
     assert_eq!(n["subjectId"], first.as_str());
 
-    clinic_answers(&fed, "declineReferral", &second).await;
+    fed.answer_referral(CLINIC, "declineReferral", &second)
+        .await;
     let live = next(&mut socket).await.expect("the live answer");
     let n = &live["payload"]["data"]["notifications"];
     assert_eq!(n["kind"], "REFERRAL_ANSWERED", "{live}");
@@ -252,7 +245,11 @@ async fn a_subscription_ends_with_audit_unavailable_when_the_gateway_log_fails()
     )
     .await;
     assert_eq!(next(&mut socket).await.unwrap()["type"], "connection_ack");
-    subscribe(&mut socket, "subscription { notifications { id kind subjectId } }").await;
+    subscribe(
+        &mut socket,
+        "subscription { notifications { id kind subjectId } }",
+    )
+    .await;
 
     let survivor = fed.register_survivor(SHELTER, "Unlogged").await;
     // The grant goes first: with the log closed the gateway refuses to

@@ -16,19 +16,6 @@ const CASE: &str = "query($id: ID!) { survivor(id: $id) { id identity { givenNam
     caseNotes { edges { node { body } } } services { kind } followUps { kind assignedAgency } \
     carePlan { version goals } referrals { fromAgency toAgency status } } }";
 
-async fn accepted_by_clinic(fed: &TestFederation, survivor: &str) {
-    let referral = fed.refer(survivor, CLINIC).await;
-    let accepted = fed
-        .gateway_gql(
-            &fed.caseworker(CLINIC),
-            "REFERRAL",
-            "mutation($id: ID!) { acceptReferral(id: $id) { status } }",
-            json!({ "id": referral }),
-        )
-        .await;
-    assert_eq!(accepted.data()["acceptReferral"]["status"], "ACCEPTED");
-}
-
 /// A survivor at the shelter with a case: a note, a service, a follow-up,
 /// a care plan, a grant to legal aid, and the clinic's accepted referral.
 async fn case_at_shelter(fed: &TestFederation) -> String {
@@ -60,7 +47,7 @@ async fn case_at_shelter(fed: &TestFederation) -> String {
     .await;
     fed.grant(&survivor, LEGAL, &["IDENTITY"], &["LEGAL_ASSISTANCE"])
         .await;
-    accepted_by_clinic(fed, &survivor).await;
+    fed.refer_accepted(&survivor, CLINIC).await;
     let due = (time::OffsetDateTime::now_utc() + time::Duration::days(2))
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();
