@@ -10,7 +10,10 @@ pub mod config;
 pub mod db;
 pub mod documents;
 pub mod files;
+pub mod lang;
 pub mod output;
 pub mod shutdown;
 pub mod telemetry;
 pub mod tls;
+#[cfg(feature = "translations")]
+pub mod translations;

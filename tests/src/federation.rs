@@ -61,6 +61,10 @@ pub struct Options {
     pub webhooks: Vec<(String, exchange_trust::WebhookEntry)>,
     /// The nodes' webhook delivery settings, when not their defaults.
     pub webhook_delivery: Option<agency_node::config::WebhooksConfig>,
+    /// Every agency's issuer at `<issuer_base>/<agency>` instead of the
+    /// development default: the issuers of a development OpenID provider
+    /// listening there (the console's tests).
+    pub issuer_base: Option<String>,
 }
 
 impl Default for Options {
@@ -77,6 +81,7 @@ impl Default for Options {
             gateway_max_depth: None,
             webhooks: Vec::new(),
             webhook_delivery: None,
+            issuer_base: None,
         }
     }
 }
@@ -230,6 +235,7 @@ pub struct TestFederation {
     pub silent: Option<SilentNode>,
     /// The agencies' webhooks as the federation file lists them.
     webhooks: Vec<(String, exchange_trust::WebhookEntry)>,
+    issuer_base: Option<String>,
 }
 
 /// Starts an agency node for `agency` with data in `dir/<agency>` and its
@@ -344,10 +350,11 @@ impl TestFederation {
         crate::tracing_setup::install();
         let dir = tempfile::tempdir().expect("temp dir");
         // The nodes need the trust list before their ports are known...
-        let dev = DevFederation::create(
+        let dev = DevFederation::create_with_issuers(
             dir.path(),
             &with_webhooks(specs(&|_| None, options.silent_node), &options.webhooks),
             AUDIENCE,
+            options.issuer_base.as_deref(),
         )
         .expect("development federation");
         let pki = options.tls.then(|| {
@@ -400,10 +407,11 @@ impl TestFederation {
                 .map(|n| n.base.clone())
                 .or_else(|| (agency == SILENT).then(|| silent_url.clone()).flatten())
         };
-        let dev = DevFederation::create(
+        let dev = DevFederation::create_with_issuers(
             dir.path(),
             &with_webhooks(specs(&urls, options.silent_node), &options.webhooks),
             AUDIENCE,
+            options.issuer_base.as_deref(),
         )
         .expect("development federation with node URLs");
         let gateway_data_dir = dir.path().join("gateway");
@@ -456,6 +464,7 @@ impl TestFederation {
             gateway_server: Some(gateway_server),
             silent,
             webhooks: options.webhooks,
+            issuer_base: options.issuer_base.clone(),
         }
     }
 
@@ -510,8 +519,13 @@ impl TestFederation {
                 })
         };
         let specs = with_webhooks(specs(&urls, self.silent.is_some()), &self.webhooks);
-        self.dev = DevFederation::create(self.dir.path(), &specs, AUDIENCE)
-            .expect("development federation rewritten");
+        self.dev = DevFederation::create_with_issuers(
+            self.dir.path(),
+            &specs,
+            AUDIENCE,
+            self.issuer_base.as_deref(),
+        )
+        .expect("development federation rewritten");
     }
 
     /// Stops the gateway gracefully (it signs a final checkpoint).

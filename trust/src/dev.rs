@@ -169,6 +169,20 @@ impl DevIdentityProvider {
         &self.private_key_path
     }
 
+    /// The same provider issuing as `issuer` instead of the development
+    /// default (the development OpenID provider serves each agency at an
+    /// issuer URL of its own, `<base>/<agency>`).
+    pub fn with_issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = issuer.into();
+        self
+    }
+
+    /// The raw 32-byte Ed25519 public key, for a JWKS (`x` of an OKP key).
+    pub fn public_key_raw(&self) -> &[u8] {
+        let der = self.key.public_spki_der();
+        &der[der.len().saturating_sub(32)..]
+    }
+
     /// The signing key, for tests that forge tokens with [`mint_with_key`].
     pub fn signing_key(&self) -> &SigningKey {
         &self.key
@@ -231,11 +245,26 @@ impl DevFederation {
     /// development key under `<dir>/keys/` (reused if already there), and
     /// loads it back.
     pub fn create(dir: &Path, agencies: &[AgencySpec], audience: &str) -> Result<Self, TrustError> {
+        Self::create_with_issuers(dir, agencies, audience, None)
+    }
+
+    /// As [`DevFederation::create`], but with every agency's issuer at
+    /// `<issuer_base>/<agency>` when `issuer_base` is given: the issuers of
+    /// the development OpenID provider (`dev_oidc`) listening at that base.
+    pub fn create_with_issuers(
+        dir: &Path,
+        agencies: &[AgencySpec],
+        audience: &str,
+        issuer_base: Option<&str>,
+    ) -> Result<Self, TrustError> {
         let keys_dir = dir.join("keys");
         let mut providers = Vec::with_capacity(agencies.len());
         let mut entries = Vec::with_capacity(agencies.len());
         for spec in agencies {
-            let idp = DevIdentityProvider::load_or_generate(&keys_dir, &spec.id)?;
+            let mut idp = DevIdentityProvider::load_or_generate(&keys_dir, &spec.id)?;
+            if let Some(base) = issuer_base {
+                idp = idp.with_issuer(format!("{}/{}", base.trim_end_matches('/'), spec.id));
+            }
             entries.push(AgencyEntry {
                 id: spec.id.to_string(),
                 name: spec.name.clone(),

@@ -8,10 +8,14 @@
 //! * [`keys`]: the accepted algorithms (EdDSA, ES256, RS256) and key parsing.
 //! * [`dev`]: a development identity provider and a one-call development
 //!   federation, for the demo and tests.
+//! * `dev_oidc` (feature `dev-oidc`): a development OpenID provider in front
+//!   of those keys, for the demo's caseworker console and its tests.
 //! * [`error`]: [`TrustError`] and [`AuthError`].
 //! * [`files`]: secret files, written by the owner for the owner only.
 
 pub mod dev;
+#[cfg(feature = "dev-oidc")]
+pub mod dev_oidc;
 pub mod error;
 pub mod federation;
 pub mod files;

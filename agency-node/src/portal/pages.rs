@@ -3,7 +3,7 @@
 //! CSRF token, the quick exit and the language picker.
 
 use askama::Template;
-use fluent::FluentArgs;
+use exchange_service::translations::FluentArgs;
 
 use super::i18n::{Lang, translate};
 

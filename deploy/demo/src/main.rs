@@ -8,8 +8,13 @@
 //! A second start reuses the data, keys and certificates. Ctrl-C stops
 //! everything cleanly.
 //!
-//! Development only: the identity providers are local keys
-//! (`https://dev-idp.<agency>.example`) and the CA is on the same disk.
+//! It also starts the caseworker console (`console/`, port + 20) and a
+//! development OpenID provider (`exchange_trust::dev_oidc`, port + 21) that
+//! serves every agency's issuer at `http://127.0.0.1:<port+21>/<agency>`, so
+//! a caseworker signs in from the browser by choosing a demo user.
+//!
+//! Development only: the identity providers are local keys with no
+//! password, and the CA is on the same disk.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -17,10 +22,12 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
+use exchange_console::config::{ConsoleConfig, SignInConfig};
 use exchange_gateway::config::ClientTlsConfig;
 use exchange_gateway::{Application as Gateway, GatewayConfig};
 use exchange_schema::{AgencyId, AgencyKind, Purpose, Role, ServiceKind};
 use exchange_service::tls::DevPki;
+use exchange_trust::dev_oidc::{DevClient, DevOpenIdProvider, DevUser};
 use exchange_trust::{AgencySpec, DevFederation, MintRequest};
 use tokio::sync::watch;
 
@@ -33,8 +40,10 @@ struct Cli {
     /// Where the nodes' databases, keys and certificates live.
     #[arg(long, default_value = "data/demo")]
     data_dir: PathBuf,
-    /// The gateway's port on 127.0.0.1; the nodes use the next three, and
-    /// their survivor portals those ten above (7011-7013 by default).
+    /// The gateway's port on 127.0.0.1; the nodes use the next three, their
+    /// survivor portals those ten above (7011-7013 by default), the
+    /// caseworker console port + 20 and its development OpenID provider
+    /// port + 21.
     #[arg(long, default_value_t = 7000)]
     port: u16,
     /// Synthetic survivors seeded per node on first start.
@@ -44,6 +53,33 @@ struct Cli {
 
 /// The token audience of the demo federation.
 const AUDIENCE: &str = "survivor-exchange-demo";
+/// The console's client ID at the development OpenID provider.
+const CONSOLE_CLIENT_ID: &str = "exchange-console";
+
+/// A caseworker and a supervisor at every agency with a node.
+fn demo_users() -> Vec<DevUser> {
+    AGENCIES
+        .iter()
+        .filter(|a| a.has_node)
+        .flat_map(|a| {
+            let agency = AgencyId::parse(a.id).expect("demo agency IDs are valid");
+            [
+                DevUser {
+                    agency: agency.clone(),
+                    user: format!("caseworker@{}", a.id),
+                    name: format!("Demo caseworker, {}", a.name),
+                    roles: vec![Role::Caseworker],
+                },
+                DevUser {
+                    agency,
+                    user: format!("supervisor@{}", a.id),
+                    name: format!("Demo supervisor, {}", a.name),
+                    roles: vec![Role::Caseworker, Role::Supervisor],
+                },
+            ]
+        })
+        .collect()
+}
 
 struct DemoAgency {
     id: &'static str,
@@ -140,8 +176,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             webhook: None,
         })
         .collect();
+    let provider_base = format!("http://127.0.0.1:{}", cli.port + 21);
+    let console_url = format!("http://127.0.0.1:{}", cli.port + 20);
     let federation =
-        DevFederation::create(dir, &specs, AUDIENCE).context("the demo federation file")?;
+        DevFederation::create_with_issuers(dir, &specs, AUDIENCE, Some(&provider_base))
+            .context("the demo federation file")?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
@@ -203,7 +242,80 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         let _ = rx.wait_for(|stop| *stop).await;
     })));
 
+    let demo_users = demo_users();
+    let provider = std::sync::Arc::new(DevOpenIdProvider::new(
+        &provider_base,
+        AUDIENCE,
+        federation.providers.clone(),
+        vec![DevClient {
+            client_id: CONSOLE_CLIENT_ID.into(),
+            redirect_uris: vec![format!("{console_url}/auth/callback")],
+            post_logout_redirect_uris: vec![format!("{console_url}/")],
+        }],
+        demo_users.clone(),
+        Duration::from_secs(8 * 3600),
+    ));
+    let provider_listener = tokio::net::TcpListener::bind(("127.0.0.1", cli.port + 21))
+        .await
+        .with_context(|| {
+            format!(
+                "binding the development OpenID provider to port {}",
+                cli.port + 21
+            )
+        })?;
+    let mut rx = stop_rx.clone();
+    tasks.push(tokio::spawn(async move {
+        axum::serve(provider_listener, provider.router())
+            .with_graceful_shutdown(async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            })
+            .await
+            .map_err(anyhow::Error::from)
+    }));
+    let console = exchange_console::Application::build(ConsoleConfig {
+        listen: format!("127.0.0.1:{}", cli.port + 20).parse()?,
+        public_url: console_url.clone(),
+        gateway_url: format!("http://{address}/graphql"),
+        federation_file: federation.path.clone(),
+        sign_in: AGENCIES
+            .iter()
+            .filter(|a| a.has_node)
+            .map(|a| SignInConfig {
+                agency: a.id.into(),
+                client_id: CONSOLE_CLIENT_ID.into(),
+                client_secret_file: None,
+                scopes: Vec::new(),
+                extra_parameters: Default::default(),
+            })
+            .collect(),
+        session: Default::default(),
+        log_format: agency_node::config::LogFormat::Pretty,
+    })
+    .await
+    .context("starting the caseworker console")?;
+    let mut rx = stop_rx.clone();
+    tasks.push(tokio::spawn(async move {
+        console
+            .run_until(async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            })
+            .await
+            .map_err(anyhow::Error::from)
+    }));
+
     print_welcome(&federation, address, &seeded, &portals)?;
+    println!();
+    println!("Caseworker console (open in a browser, choose your agency, then a demo user;");
+    println!("no token to paste): {console_url}/");
+    for user in &demo_users {
+        let roles: Vec<&str> = user.roles.iter().map(|r| r.as_str()).collect();
+        println!(
+            "  {:<16} {:<40} {}",
+            user.agency.as_str(),
+            user.name,
+            roles.join(", ")
+        );
+    }
     agency_node::app::shutdown_signal().await;
     println!("\nStopping the gateway and the nodes...");
     let _ = stop_tx.send(true);

@@ -1,0 +1,228 @@
+//! The console's configuration: a TOML file, then `EXCHANGE_CONSOLE__…`
+//! environment variables, checked before anything starts. Secrets (client
+//! secrets) are named by file and never printed.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use exchange_service::config::{ConfigError, LogFormat, load_layered};
+use serde::Deserialize;
+
+/// The whole configuration (`deploy/console.toml` is the reference).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// Address to listen on. Default `127.0.0.1:7500`.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// The console's address as browsers reach it, without a trailing
+    /// slash: the sign-in callback is `<public_url>/auth/callback` and the
+    /// address after sign-out `<public_url>/`; register both at each
+    /// identity provider. `https://` in production; `http://` is accepted on
+    /// a loopback address only.
+    pub public_url: String,
+    /// The gateway's GraphQL endpoint, e.g. `https://gateway.example/graphql`.
+    pub gateway_url: String,
+    /// The federation file: agency names, and the issuers and keys tokens
+    /// are checked against (the same file the gateway reads).
+    pub federation_file: PathBuf,
+    /// One `[[sign_in]]` per agency whose staff sign in here.
+    pub sign_in: Vec<SignInConfig>,
+    /// Sessions (`[session]`).
+    #[serde(default)]
+    pub session: SessionConfig,
+    /// `json` (default) or `pretty`.
+    #[serde(default)]
+    pub log_format: LogFormat,
+}
+
+/// An agency's identity provider, as a client registered there.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignInConfig {
+    /// The agency's ID in the federation file; its `issuer` there is where
+    /// the provider's discovery document is read.
+    pub agency: String,
+    /// The console's client ID at that provider.
+    pub client_id: String,
+    /// Optional: a file holding the client secret (a confidential client);
+    /// without one the console is a public client and relies on PKCE alone.
+    #[serde(default)]
+    pub client_secret_file: Option<PathBuf>,
+    /// Scopes to ask for besides `openid`; some providers need one naming
+    /// the exchange's API so that the access token carries the federation's
+    /// audience (`api://<app>/.default` on Microsoft Entra ID).
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Extra parameters of the authorization request, e.g. `resource` for a
+    /// provider that picks the access token's audience by RFC 8707.
+    #[serde(default)]
+    pub extra_parameters: BTreeMap<String, String>,
+}
+
+/// How long sessions last.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionConfig {
+    /// Minutes without a request after which a session ends. Default 30.
+    #[serde(default = "default_idle_minutes")]
+    pub idle_minutes: u64,
+    /// Hours after sign-in after which a session ends however active, and
+    /// never later than the access token's expiry. Default 8.
+    #[serde(default = "default_absolute_hours")]
+    pub absolute_hours: u64,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            idle_minutes: default_idle_minutes(),
+            absolute_hours: default_absolute_hours(),
+        }
+    }
+}
+
+impl SessionConfig {
+    pub fn idle(&self) -> Duration {
+        Duration::from_secs(self.idle_minutes * 60)
+    }
+    pub fn absolute(&self) -> Duration {
+        Duration::from_secs(self.absolute_hours * 3600)
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 7500))
+}
+fn default_idle_minutes() -> u64 {
+    30
+}
+fn default_absolute_hours() -> u64 {
+    8
+}
+
+impl ConsoleConfig {
+    /// Reads `file` and the environment, then checks the result.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let config: Self = load_layered(file, "EXCHANGE_CONSOLE")?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot: addresses, durations and sign-in entries.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        check_url("public_url", &self.public_url)?;
+        check_url("gateway_url", &self.gateway_url)?;
+        if self.public_url.ends_with('/') {
+            return invalid("public_url must not end with /".into());
+        }
+        if self.sign_in.is_empty() {
+            return invalid("at least one [[sign_in]] is needed".into());
+        }
+        for (i, entry) in self.sign_in.iter().enumerate() {
+            if entry.client_id.is_empty() {
+                return invalid(format!("sign_in[{i}].client_id is empty"));
+            }
+            if self.sign_in[..i].iter().any(|e| e.agency == entry.agency) {
+                return invalid(format!("sign_in: agency {} is listed twice", entry.agency));
+            }
+        }
+        if !(1..=24 * 60).contains(&self.session.idle_minutes) {
+            return invalid("session.idle_minutes must be 1 to 1440".into());
+        }
+        if !(1..=24).contains(&self.session.absolute_hours) {
+            return invalid("session.absolute_hours must be 1 to 24".into());
+        }
+        Ok(())
+    }
+
+    /// The sign-in callback to register at each identity provider.
+    pub fn redirect_uri(&self) -> String {
+        format!("{}/auth/callback", self.public_url)
+    }
+}
+
+/// `https://`, or `http://` on a loopback host.
+fn check_url(field: &str, url: &str) -> Result<(), ConfigError> {
+    let invalid = |m: &str| Err(ConfigError::Invalid(format!("{field} {m}")));
+    if let Some(rest) = url.strip_prefix("http://") {
+        let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        let host =
+            host.rsplit_once(':').map_or(
+                host,
+                |(h, port)| if port.parse::<u16>().is_ok() { h } else { host },
+            );
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let loopback = host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if !loopback {
+            return invalid("must be https:// (http:// only on a loopback address)");
+        }
+        Ok(())
+    } else if url.starts_with("https://") && url.len() > "https://".len() {
+        Ok(())
+    } else {
+        invalid("must be an https:// URL")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(text: &str) -> Result<ConsoleConfig, String> {
+        let config: ConsoleConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        config.check().map_err(|e| e.to_string())?;
+        Ok(config)
+    }
+
+    const GOOD: &str = r#"
+        public_url = "https://console.example"
+        gateway_url = "https://gateway.example/graphql"
+        federation_file = "federation.toml"
+        [[sign_in]]
+        agency = "shelter-north"
+        client_id = "console"
+    "#;
+
+    #[test]
+    fn a_minimal_configuration_takes_the_documented_defaults() {
+        let c = config(GOOD).unwrap();
+        assert_eq!(c.listen, default_listen());
+        assert_eq!(c.session.idle(), Duration::from_secs(1800));
+        assert_eq!(c.session.absolute(), Duration::from_secs(8 * 3600));
+        assert_eq!(c.redirect_uri(), "https://console.example/auth/callback");
+    }
+
+    #[test]
+    fn plain_http_is_refused_except_on_loopback() {
+        let remote = GOOD.replace("https://console.example", "http://console.example");
+        assert!(
+            config(&remote)
+                .unwrap_err()
+                .contains("public_url must be https://")
+        );
+        let loopback = GOOD.replace("https://console.example", "http://127.0.0.1:7500");
+        assert!(config(&loopback).is_ok());
+        let tricky = GOOD.replace("https://console.example", "http://127.0.0.1.evil.example");
+        assert!(config(&tricky).is_err());
+    }
+
+    #[test]
+    fn unknown_fields_duplicate_agencies_and_silly_lifetimes_are_refused() {
+        assert!(
+            config(&format!("{GOOD}\nsurprise = 1"))
+                .unwrap_err()
+                .contains("unknown field")
+        );
+        let twice = format!("{GOOD}\n[[sign_in]]\nagency = \"shelter-north\"\nclient_id = \"x\"");
+        assert!(config(&twice).unwrap_err().contains("listed twice"));
+        let idle = format!("{GOOD}\n[session]\nidle_minutes = 0");
+        assert!(config(&idle).unwrap_err().contains("idle_minutes"));
+    }
+}

@@ -1,0 +1,172 @@
+//! The caseworker console: staff of a member agency sign in with their
+//! agency's identity provider (OpenID Connect, [`oidc`]) and do the day's
+//! work in a browser: the referral inbox across the federation, answering a
+//! referral, and a survivor's record with what is withheld and why.
+//!
+//! It is a client of the gateway's public GraphQL API ([`gateway`]) with the
+//! signed-in caseworker's own token, so it can widen nothing, and it keeps
+//! no survivor data at rest: sessions live in memory ([`session`]) and pages
+//! are rendered per request ([`pages`], [`routes`]). Pages are server-rendered
+//! with no script and no third-party resource, in four languages ([`i18n`]).
+//!
+//! [`Application::build`] binds the listener (port 0 in tests) and exposes
+//! the bound address; `main.rs` only loads the configuration and runs it.
+
+pub mod config;
+pub mod error;
+pub mod gateway;
+pub mod i18n;
+pub mod oidc;
+pub mod pages;
+pub mod routes;
+pub mod session;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::HeaderValue;
+use axum::routing::{get, post};
+use exchange_trust::{Federation, TokenVerifier};
+use tokio::net::TcpListener;
+
+use crate::config::ConsoleConfig;
+use crate::gateway::GatewayClient;
+use crate::oidc::SignIn;
+use crate::session::SessionStore;
+
+/// Largest form the console accepts.
+const MAX_FORM_BYTES: usize = 16 * 1024;
+
+/// What every request of the console shares.
+#[derive(Debug)]
+pub struct ConsoleState {
+    pub sessions: SessionStore,
+    pub sign_in: SignIn,
+    pub gateway: GatewayClient,
+    /// The console's own origin (`scheme://host[:port]`), for the check of
+    /// a form's `Origin`.
+    pub origin: String,
+    /// Whether cookies carry `Secure` (the console is served over https).
+    pub secure_cookie: bool,
+    pub content_security_policy: HeaderValue,
+}
+
+/// A console bound to its address, ready to serve.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: Arc<ConsoleState>,
+}
+
+/// `scheme://host[:port]` of a URL.
+fn origin_of(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("https", url));
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    format!("{scheme}://{host}")
+}
+
+impl Application {
+    /// Reads the federation file, prepares sign-in for every configured
+    /// agency and binds `config.listen`.
+    pub async fn build(config: ConsoleConfig) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.listen).await?;
+        Self::build_with_listener(config, listener).await
+    }
+
+    /// As [`Application::build`] on a listener already bound, so that a
+    /// test can know the address (and so `public_url`) before building.
+    pub async fn build_with_listener(
+        config: ConsoleConfig,
+        listener: TcpListener,
+    ) -> anyhow::Result<Self> {
+        config.check()?;
+        let federation = Federation::load(&config.federation_file).map_err(|e| {
+            anyhow::anyhow!(
+                "loading the federation file {}: {e}",
+                config.federation_file.display()
+            )
+        })?;
+        let verifier = Arc::new(TokenVerifier::new(federation.clone()));
+        let http = reqwest::Client::builder()
+            // The provider's and the gateway's answers are read as given;
+            // following a redirect could leak a code or a token elsewhere.
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(15))
+            .tls_built_in_root_certs(false)
+            .build()?;
+        let sign_in = SignIn::new(&config, &federation, verifier, http.clone())?;
+        let mut provider_origins: Vec<String> = config
+            .sign_in
+            .iter()
+            .filter_map(|s| {
+                federation
+                    .agencies()
+                    .iter()
+                    .find(|a| a.id.as_str() == s.agency)
+                    .map(|a| origin_of(&a.issuer))
+            })
+            .collect();
+        provider_origins.sort();
+        provider_origins.dedup();
+        let content_security_policy =
+            HeaderValue::from_str(&routes::content_security_policy(&provider_origins))?;
+        let state = Arc::new(ConsoleState {
+            sessions: SessionStore::new(config.session.idle(), config.session.absolute()),
+            sign_in,
+            gateway: GatewayClient::new(config.gateway_url.clone(), http),
+            origin: origin_of(&config.public_url),
+            secure_cookie: config.public_url.starts_with("https://"),
+            content_security_policy,
+        });
+        let router = router(state.clone());
+        Ok(Self {
+            listener,
+            router,
+            state,
+        })
+    }
+
+    /// The address actually bound.
+    pub fn address(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The shared state (tests end sessions through it).
+    pub fn state(&self) -> Arc<ConsoleState> {
+        self.state.clone()
+    }
+
+    /// Serves until `shutdown` completes.
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}
+
+/// The console's routes over `state`.
+pub fn router(state: Arc<ConsoleState>) -> Router {
+    Router::new()
+        .route("/", get(routes::start))
+        .route("/language", get(routes::language))
+        .route("/sign-in", post(routes::sign_in))
+        .route("/auth/callback", get(routes::callback))
+        .route("/sign-out", post(routes::sign_out))
+        .route("/referrals", get(routes::referrals))
+        .route("/referrals/{id}", get(routes::referral))
+        .route("/referrals/{id}/answer", post(routes::answer))
+        .route("/survivors/{id}", get(routes::survivor))
+        .route("/static/console.css", get(routes::stylesheet))
+        .route("/healthz", get(routes::healthz))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            routes::safety_headers,
+        ))
+        .with_state(state)
+}

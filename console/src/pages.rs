@@ -1,0 +1,259 @@
+//! The console's pages (askama templates in `console/templates/`) and what
+//! each shows, read from the gateway's answers. Every string a caseworker
+//! reads goes through the translations ([`Chrome::t`]).
+
+use askama::Template;
+use exchange_service::translations::FluentArgs;
+use serde::Deserialize;
+
+use crate::i18n::{Lang, translate};
+
+/// What every page carries: language, CSRF token, who is signed in, and a
+/// one-time notice.
+#[derive(Debug, Clone)]
+pub struct Chrome {
+    pub lang: Lang,
+    pub csrf: String,
+    /// "Name (agency)" of the signed-in caseworker.
+    pub user: Option<String>,
+    pub notice: Option<String>,
+    /// The current path and query, for the language picker to come back to.
+    pub here: String,
+}
+
+impl Chrome {
+    /// Message `id` in the page's language.
+    pub fn t(&self, id: &str) -> String {
+        translate(self.lang, id, None)
+    }
+
+    /// Message `id` with one argument.
+    pub fn t1(&self, id: &str, name: &str, value: &str) -> String {
+        let mut args = FluentArgs::new();
+        args.set(name.to_owned(), value.to_owned());
+        translate(self.lang, id, Some(&args))
+    }
+
+    /// The language picker's entries: tag, native name, selected.
+    pub fn languages(&self) -> Vec<(&'static str, &'static str, bool)> {
+        Lang::ALL
+            .into_iter()
+            .map(|l| (l.tag(), l.native_name(), l == self.lang))
+            .collect()
+    }
+
+    /// A wire enum value (`SHELTER_PLACEMENT`) in words, from the
+    /// translations (`value-shelter-placement`).
+    pub fn word(&self, value: &str) -> String {
+        let id = format!("value-{}", value.to_ascii_lowercase().replace('_', "-"));
+        let text = translate(self.lang, &id, None);
+        if text == id { value.to_owned() } else { text }
+    }
+}
+
+/// The sign-in page.
+#[derive(Template)]
+#[template(path = "sign_in.html")]
+pub struct SignInPage {
+    pub chrome: Chrome,
+    /// (agency ID, name).
+    pub agencies: Vec<(String, String)>,
+}
+
+/// One page of the referral inbox.
+#[derive(Template)]
+#[template(path = "referrals.html")]
+pub struct ReferralsPage {
+    pub chrome: Chrome,
+    pub direction: String,
+    pub status: String,
+    pub referrals: Vec<Referral>,
+    /// The link to the next page, when there is one.
+    pub next: Option<String>,
+    pub own_agency: String,
+}
+
+/// One referral with what the caseworker may do with it.
+#[derive(Template)]
+#[template(path = "referral.html")]
+pub struct ReferralPage {
+    pub chrome: Chrome,
+    pub referral: Referral,
+    /// Whether the caseworker's agency receives it (else sent it).
+    pub incoming: bool,
+    /// The answers offered: (action, message ID of its button, needs a reason).
+    pub actions: Vec<(&'static str, &'static str, bool)>,
+}
+
+/// A survivor's record as far as the caseworker may see it.
+#[derive(Template)]
+#[template(path = "survivor.html")]
+pub struct SurvivorPage {
+    pub chrome: Chrome,
+    pub survivor: Survivor,
+    /// The purpose the record was read for, as a wire value.
+    pub purpose: String,
+    /// The referral it was read through, if any.
+    pub referral: Option<String>,
+}
+
+/// A refusal, with its stable code.
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage {
+    pub chrome: Chrome,
+    pub code: String,
+    pub message: String,
+}
+
+/// A referral as the gateway returns it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Referral {
+    pub id: String,
+    pub survivor_id: String,
+    pub from_agency: String,
+    pub to_agency: String,
+    pub service: String,
+    pub urgency: String,
+    pub status: String,
+    pub notes: Option<String>,
+    pub created_at: String,
+    #[serde(default)]
+    pub history: Vec<StatusChange>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusChange {
+    pub status: String,
+    pub at: String,
+    pub by_agency: String,
+    pub note: Option<String>,
+}
+
+/// A survivor as the gateway returns it: the categories disclosed, and the
+/// ones withheld with the reason.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Survivor {
+    pub id: String,
+    pub owner: String,
+    pub identity: Option<Identity>,
+    pub contact: Option<Contact>,
+    #[serde(rename = "case")]
+    pub case_details: Option<CaseDetails>,
+    pub withheld: Vec<Withheld>,
+    pub break_glass: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Identity {
+    pub given_name: String,
+    pub family_name: Option<String>,
+    pub preferred_name: Option<String>,
+    pub nationality: Option<String>,
+    #[serde(default)]
+    pub languages: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Contact {
+    pub safe_channel: Option<String>,
+    pub phone: Option<String>,
+    pub safety_notes: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CaseDetails {
+    pub risk_level: String,
+    #[serde(default)]
+    pub needs: Vec<String>,
+    pub summary: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Withheld {
+    pub category: String,
+    pub reason: String,
+}
+
+impl Withheld {
+    /// The reason in plain words, as a message ID (`withheld-no-grant`).
+    pub fn reason_id(&self) -> String {
+        format!(
+            "withheld-{}",
+            self.reason.to_ascii_lowercase().replace('_', "-")
+        )
+    }
+
+    /// Who could change it, as a message ID.
+    pub fn remedy_id(&self) -> &'static str {
+        match self.reason.as_str() {
+            "FORBIDDEN_BY_POLICY" => "remedy-policy",
+            _ => "remedy-consent",
+        }
+    }
+}
+
+/// The answers a caseworker may give a referral in `status`, by side.
+pub fn referral_actions(incoming: bool, status: &str) -> Vec<(&'static str, &'static str, bool)> {
+    match (incoming, status) {
+        (true, "PENDING") => vec![
+            ("accept", "action-accept", false),
+            ("decline", "action-decline", true),
+        ],
+        (true, "ACCEPTED") => vec![("complete", "action-complete", false)],
+        (false, "PENDING" | "ACCEPTED") => vec![("withdraw", "action-withdraw", true)],
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_answers_the_node_would_accept_are_offered() {
+        assert_eq!(referral_actions(true, "PENDING").len(), 2);
+        assert_eq!(referral_actions(true, "ACCEPTED")[0].0, "complete");
+        assert_eq!(referral_actions(false, "PENDING")[0].0, "withdraw");
+        assert!(referral_actions(true, "COMPLETED").is_empty());
+        assert!(referral_actions(false, "DECLINED").is_empty());
+    }
+
+    #[test]
+    fn every_withheld_reason_and_wire_value_has_words_in_every_language() {
+        for lang in Lang::ALL {
+            let chrome = Chrome {
+                lang,
+                csrf: String::new(),
+                user: None,
+                notice: None,
+                here: "/".into(),
+            };
+            for reason in [
+                "NO_GRANT",
+                "GRANT_EXPIRED",
+                "GRANT_NOT_YET_VALID",
+                "GRANT_REVOKED",
+                "PURPOSE_NOT_GRANTED",
+                "FORBIDDEN_BY_POLICY",
+            ] {
+                let w = Withheld {
+                    category: "HEALTH".into(),
+                    reason: reason.into(),
+                };
+                assert_ne!(chrome.t(&w.reason_id()), w.reason_id(), "{lang:?} {reason}");
+            }
+            for value in [
+                "PENDING", "ACCEPTED", "URGENT", "MEDICAL", "REFERRAL", "HEALTH",
+            ] {
+                assert_ne!(chrome.word(value), value, "{lang:?} {value}");
+            }
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! The console's integration suite: a real federation (nodes and gateway on
+//! loopback, from the test kit), the development OpenID provider serving
+//! every agency's issuer, and the console between a scripted browser and
+//! the gateway. Cookies and redirects are followed by hand so that each
+//! step of the sign-in is visible to the assertions.
+
+mod sign_in;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use exchange_console::Application;
+use exchange_console::config::{ConsoleConfig, SessionConfig, SignInConfig};
+use exchange_schema::{AgencyId, Role};
+use exchange_test_kit::federation::{AUDIENCE, Options, TestFederation};
+use exchange_trust::dev_oidc::{DevClient, DevOpenIdProvider, DevUser};
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use tokio::net::TcpListener;
+
+/// A federation, its development OpenID provider and a console.
+pub struct Harness {
+    pub federation: TestFederation,
+    pub console: String,
+    pub provider: String,
+    pub state: Arc<exchange_console::ConsoleState>,
+}
+
+pub const CLIENT_ID: &str = "exchange-console";
+
+impl Harness {
+    pub async fn start() -> Self {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let provider_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let provider = format!("http://{}", provider_listener.local_addr().expect("addr"));
+        let federation = TestFederation::start_with(Options {
+            issuer_base: Some(provider.clone()),
+            ..Options::default()
+        })
+        .await;
+        let console_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let console = format!("http://{}", console_listener.local_addr().expect("addr"));
+        let users = ["shelter-north", "clinic-east"]
+            .into_iter()
+            .map(|agency| DevUser {
+                agency: AgencyId::parse(agency).expect("agency"),
+                user: format!("caseworker@{agency}"),
+                name: format!("Caseworker of {agency}"),
+                roles: vec![Role::Caseworker],
+            })
+            .collect();
+        let op = Arc::new(DevOpenIdProvider::new(
+            &provider,
+            AUDIENCE,
+            federation.dev.providers.clone(),
+            vec![DevClient {
+                client_id: CLIENT_ID.into(),
+                redirect_uris: vec![format!("{console}/auth/callback")],
+                post_logout_redirect_uris: vec![format!("{console}/")],
+            }],
+            users,
+            Duration::from_secs(600),
+        ));
+        tokio::spawn(async move {
+            let _ = axum::serve(provider_listener, op.router()).await;
+        });
+        let config = ConsoleConfig {
+            listen: console_listener.local_addr().expect("addr"),
+            public_url: console.clone(),
+            gateway_url: format!("{}/graphql", federation.gateway_base),
+            federation_file: federation.dev.path.clone(),
+            sign_in: ["shelter-north", "clinic-east"]
+                .into_iter()
+                .map(|agency| SignInConfig {
+                    agency: agency.into(),
+                    client_id: CLIENT_ID.into(),
+                    client_secret_file: None,
+                    scopes: Vec::new(),
+                    extra_parameters: Default::default(),
+                })
+                .collect(),
+            session: SessionConfig::default(),
+            log_format: Default::default(),
+        };
+        let app = Application::build_with_listener(config, console_listener)
+            .await
+            .expect("console");
+        let state = app.state();
+        tokio::spawn(app.run_until(std::future::pending()));
+        Self {
+            federation,
+            console,
+            provider,
+            state,
+        }
+    }
+
+    /// A browser with no cookies.
+    pub fn browser(&self) -> Browser {
+        Browser {
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+            cookie: None,
+            console: self.console.clone(),
+        }
+    }
+}
+
+/// A scripted browser: one cookie (the console's session), redirects by hand.
+pub struct Browser {
+    client: reqwest::Client,
+    pub cookie: Option<String>,
+    console: String,
+}
+
+/// One answer: status, `Location`, the error-code header and the body.
+#[derive(Debug)]
+pub struct Page {
+    pub status: u16,
+    pub location: Option<String>,
+    pub code: Option<String>,
+    pub body: String,
+}
+
+impl Page {
+    /// The CSRF token of the page's first form.
+    pub fn csrf(&self) -> String {
+        let marker = "name=\"csrf\" value=\"";
+        let start = self.body.find(marker).expect("a form with a CSRF token") + marker.len();
+        let end = self.body[start..].find('"').expect("end of token") + start;
+        self.body[start..end].to_owned()
+    }
+}
+
+impl Browser {
+    fn url(&self, path: &str) -> String {
+        if path.starts_with("http") {
+            path.to_owned()
+        } else {
+            format!("{}{path}", self.console)
+        }
+    }
+
+    async fn read(&mut self, response: reqwest::Response) -> Page {
+        let console_host = self.console.trim_start_matches("http://").to_owned();
+        let from_console = response.url().as_str().contains(&console_host);
+        if from_console {
+            for value in response.headers().get_all(SET_COOKIE) {
+                let text = value.to_str().expect("cookie");
+                if let Some(pair) = text.split(';').next()
+                    && let Some(value) = pair.strip_prefix("console_session=")
+                {
+                    self.cookie = (!value.is_empty()).then(|| value.to_owned());
+                }
+            }
+        }
+        Page {
+            status: response.status().as_u16(),
+            location: response
+                .headers()
+                .get(LOCATION)
+                .map(|v| v.to_str().expect("location").to_owned()),
+            code: response
+                .headers()
+                .get("x-exchange-error-code")
+                .map(|v| v.to_str().expect("code").to_owned()),
+            body: response.text().await.expect("body"),
+        }
+    }
+
+    fn with_cookie(&self, request: reqwest::RequestBuilder, url: &str) -> reqwest::RequestBuilder {
+        match &self.cookie {
+            Some(cookie) if url.starts_with(&self.console) => {
+                request.header(COOKIE, format!("console_session={cookie}"))
+            }
+            _ => request,
+        }
+    }
+
+    pub async fn get(&mut self, path: &str) -> Page {
+        let url = self.url(path);
+        let request = self.with_cookie(self.client.get(&url), &url);
+        let response = request.send().await.expect("GET");
+        self.read(response).await
+    }
+
+    pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let url = self.url(path);
+        let request = self.with_cookie(self.client.post(&url).form(form), &url);
+        let response = request.send().await.expect("POST");
+        self.read(response).await
+    }
+
+    /// POST with extra headers (a forged origin, for the refusals).
+    pub async fn post_with(
+        &mut self,
+        path: &str,
+        form: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> Page {
+        let url = self.url(path);
+        let mut request = self.with_cookie(self.client.post(&url).form(form), &url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.expect("POST");
+        self.read(response).await
+    }
+
+    /// Signs in at `agency` through the provider, choosing `user`: the
+    /// console's answer to the callback.
+    pub async fn sign_in(&mut self, agency: &str, user: &str) -> Page {
+        let start = self.get("/").await;
+        let csrf = start.csrf();
+        let to_provider = self
+            .post("/sign-in", &[("csrf", &csrf), ("agency", agency)])
+            .await;
+        assert_eq!(to_provider.status, 303, "{to_provider:?}");
+        let authorize = to_provider.location.expect("authorization URL");
+        let form = self.get(&authorize).await;
+        assert_eq!(form.status, 200, "{}", form.body);
+        // The provider's page posts the same parameters back with the user.
+        let query = authorize.split_once('?').expect("query").1;
+        let mut fields: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        fields.push(("user".into(), user.into()));
+        let post_url = authorize.split_once('?').expect("query").0.to_owned();
+        let back = self
+            .client
+            .post(&post_url)
+            .form(&fields)
+            .send()
+            .await
+            .expect("provider");
+        let back = self.read(back).await;
+        assert_eq!(back.status, 303, "{}", back.body);
+        let callback = back.location.expect("callback");
+        self.get(&callback).await
+    }
+}

@@ -1,0 +1,197 @@
+//! Sign-in through the identity provider, the day's work on a referral,
+//! sign-out, and the refusals (CSRF, forged origin, wrong state, a session
+//! ended server-side).
+
+use crate::Harness;
+
+#[tokio::test]
+async fn a_caseworker_signs_in_with_the_provider_answers_a_referral_reads_the_survivor_and_signs_out()
+ {
+    let h = Harness::start().await;
+    let survivor = h
+        .federation
+        .register_survivor("shelter-north", "Amara")
+        .await;
+    let referral = h.federation.refer(&survivor, "clinic-east").await;
+
+    let mut browser = h.browser();
+    let landed = browser
+        .sign_in("clinic-east", "caseworker@clinic-east")
+        .await;
+    assert_eq!(landed.status, 303, "{landed:?}");
+    assert_eq!(landed.location.as_deref(), Some("/referrals"));
+
+    let inbox = browser.get("/referrals").await;
+    assert_eq!(inbox.status, 200, "{}", inbox.body);
+    assert!(
+        inbox.body.contains("Caseworker of clinic-east"),
+        "{}",
+        inbox.body
+    );
+    assert!(
+        inbox.body.contains(&format!("/referrals/{referral}")),
+        "{}",
+        inbox.body
+    );
+    assert!(inbox.body.contains("Waiting for an answer"));
+
+    let page = browser.get(&format!("/referrals/{referral}")).await;
+    assert!(page.body.contains("Accept"), "{}", page.body);
+    let accepted = browser
+        .post(
+            &format!("/referrals/{referral}/answer"),
+            &[("csrf", &page.csrf()), ("action", "accept")],
+        )
+        .await;
+    assert_eq!(accepted.status, 303, "{accepted:?}");
+    let page = browser.get(&format!("/referrals/{referral}")).await;
+    assert!(
+        page.body.contains("Your answer was recorded."),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("Mark completed"), "{}", page.body);
+
+    // The referral shares identity and case for REFERRAL: the name shows,
+    // contact details are withheld with the reason in words.
+    let record = browser
+        .get(&format!("/survivors/{survivor}?referral={referral}"))
+        .await;
+    assert_eq!(record.status, 200, "{}", record.body);
+    assert!(record.body.contains("Amara"), "{}", record.body);
+    assert!(
+        record.body.contains("Read for: Referral"),
+        "{}",
+        record.body
+    );
+    assert!(
+        record
+            .body
+            .contains("The survivor has not consented to share this with your agency."),
+        "{}",
+        record.body
+    );
+
+    // The answer went through the gateway as this caseworker.
+    let events = h.federation.gateway_events().await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.actor_user.as_deref() == Some("caseworker@clinic-east")),
+        "no gateway entry names the console's caseworker"
+    );
+
+    let old_cookie = browser.cookie.clone();
+    let inbox = browser.get("/referrals").await;
+    let out = browser.post("/sign-out", &[("csrf", &inbox.csrf())]).await;
+    assert_eq!(out.status, 303);
+    let end_session = out.location.expect("end-session redirect");
+    assert!(end_session.starts_with(&h.provider), "{end_session}");
+    assert!(end_session.contains("id_token_hint="), "{end_session}");
+    let back = browser.get(&end_session).await;
+    assert_eq!(
+        back.location.as_deref(),
+        Some(format!("{}/", h.console).as_str())
+    );
+
+    browser.cookie = old_cookie;
+    let after = browser.get("/referrals").await;
+    assert_eq!(
+        after.status, 303,
+        "the ended session must not reach the inbox"
+    );
+    assert_eq!(after.location.as_deref(), Some("/"));
+}
+
+#[tokio::test]
+async fn forms_without_the_session_token_or_from_another_origin_and_callbacks_with_a_wrong_state_are_refused()
+ {
+    let h = Harness::start().await;
+    let survivor = h.federation.register_survivor("shelter-north", "Bea").await;
+    let referral = h.federation.refer(&survivor, "clinic-east").await;
+    let mut browser = h.browser();
+    browser
+        .sign_in("clinic-east", "caseworker@clinic-east")
+        .await;
+    let page = browser.get(&format!("/referrals/{referral}")).await;
+    let csrf = page.csrf();
+    let path = format!("/referrals/{referral}/answer");
+
+    let no_token = browser.post(&path, &[("action", "accept")]).await;
+    assert_eq!(no_token.status, 403);
+    assert_eq!(no_token.code.as_deref(), Some("CSRF_MISMATCH"));
+
+    let elsewhere = browser
+        .post_with(
+            &path,
+            &[("csrf", &csrf), ("action", "accept")],
+            &[("origin", "https://evil.example")],
+        )
+        .await;
+    assert_eq!(elsewhere.code.as_deref(), Some("CSRF_MISMATCH"));
+    let cross_site = browser
+        .post_with(
+            &path,
+            &[("csrf", &csrf), ("action", "accept")],
+            &[("sec-fetch-site", "cross-site")],
+        )
+        .await;
+    assert_eq!(cross_site.code.as_deref(), Some("CSRF_MISMATCH"));
+
+    let decline_without_reason = browser
+        .post(&path, &[("csrf", &csrf), ("action", "decline")])
+        .await;
+    assert_eq!(decline_without_reason.code.as_deref(), Some("BAD_REQUEST"));
+
+    // Nothing above reached the node: the referral is still pending.
+    let status = h
+        .federation
+        .answer_referral("clinic-east", "acceptReferral", &referral)
+        .await;
+    assert_eq!(status, "ACCEPTED");
+
+    // A callback that does not carry the state this session sent.
+    let mut other = h.browser();
+    let start = other.get("/").await;
+    let to_provider = other
+        .post(
+            "/sign-in",
+            &[("csrf", &start.csrf()), ("agency", "clinic-east")],
+        )
+        .await;
+    assert_eq!(to_provider.status, 303);
+    let forged = other
+        .get("/auth/callback?code=abc&state=not-the-state")
+        .await;
+    assert_eq!(forged.status, 403);
+    assert_eq!(forged.code.as_deref(), Some("SIGN_IN_REFUSED"));
+    // And one with no sign-in started at all.
+    let mut fresh = h.browser();
+    let stray = fresh.get("/auth/callback?code=abc&state=x").await;
+    assert_eq!(stray.code.as_deref(), Some("SIGN_IN_REFUSED"));
+}
+
+#[tokio::test]
+async fn a_session_ended_at_the_console_cannot_act_and_a_new_sign_in_gets_a_new_session() {
+    let h = Harness::start().await;
+    let mut browser = h.browser();
+    let anonymous = {
+        browser.get("/").await;
+        browser.cookie.clone().expect("a session before sign-in")
+    };
+    browser
+        .sign_in("shelter-north", "caseworker@shelter-north")
+        .await;
+    let signed_in = browser.cookie.clone().expect("session");
+    assert_ne!(anonymous, signed_in, "sign-in must start a fresh session");
+
+    assert_eq!(
+        h.state
+            .sessions
+            .end_user("shelter-north", "caseworker@shelter-north"),
+        1
+    );
+    let after = browser.get("/referrals").await;
+    assert_eq!(after.status, 303);
+    assert_eq!(after.location.as_deref(), Some("/"));
+}
