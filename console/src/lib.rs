@@ -160,7 +160,14 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
         .route("/referrals", get(routes::referrals))
         .route("/referrals/{id}", get(routes::referral))
         .route("/referrals/{id}/answer", post(routes::answer))
+        .route("/survivors", get(routes::survivor_list))
         .route("/survivors/{id}", get(routes::survivor))
+        .route("/survivors/{id}/consents", post(routes::record_consent))
+        .route(
+            "/survivors/{id}/consents/{grant}/revoke",
+            post(routes::revoke_consent),
+        )
+        .route("/survivors/{id}/referrals", post(routes::refer))
         .route("/static/console.css", get(routes::stylesheet))
         .route("/healthz", get(routes::healthz))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM_BYTES))

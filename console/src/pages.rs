@@ -85,7 +85,19 @@ pub struct ReferralPage {
     pub actions: Vec<(&'static str, &'static str, bool)>,
 }
 
-/// A survivor's record as far as the caseworker may see it.
+/// Purposes a survivor can consent to (the owner's own purposes, audit and
+/// emergency are not consent matters), as the portal offers them.
+pub const GRANTABLE_PURPOSES: [&str; 6] = [
+    "REFERRAL",
+    "SERVICE_COORDINATION",
+    "SHELTER_PLACEMENT",
+    "LEGAL_ASSISTANCE",
+    "HEALTH_CARE",
+    "INVESTIGATION",
+];
+
+/// A survivor's record as far as the caseworker may see it, and what the
+/// caseworker may do there.
 #[derive(Template)]
 #[template(path = "survivor.html")]
 pub struct SurvivorPage {
@@ -95,6 +107,64 @@ pub struct SurvivorPage {
     pub purpose: String,
     /// The referral it was read through, if any.
     pub referral: Option<String>,
+    /// Whether the caseworker's agency owns the record (consent is theirs
+    /// to record).
+    pub own: bool,
+    /// The survivor's consent grants (owner only).
+    pub grants: Vec<ConsentGrant>,
+    /// Agencies with a node other than the caseworker's: consent grantees
+    /// and referral targets.
+    pub agencies: Vec<MemberAgency>,
+    pub categories: &'static [&'static str],
+    pub purposes: &'static [&'static str],
+    pub services: &'static [&'static str],
+    pub urgencies: &'static [&'static str],
+}
+
+/// The own agency's survivors.
+#[derive(Template)]
+#[template(path = "survivors.html")]
+pub struct SurvivorListPage {
+    pub chrome: Chrome,
+    pub rows: Vec<SurvivorListRow>,
+    pub next: Option<String>,
+}
+
+/// One row of [`SurvivorListPage`].
+#[derive(Debug, Clone)]
+pub struct SurvivorListRow {
+    pub id: String,
+    pub registered_at: String,
+    pub name: Option<String>,
+}
+
+/// A consent grant as the owner's node returns it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsentGrant {
+    pub id: String,
+    pub grantee: String,
+    pub categories: Vec<String>,
+    pub purposes: Vec<String>,
+    pub valid_until: Option<String>,
+    pub method: String,
+    pub witness: Option<String>,
+    pub active: bool,
+    pub revoked_at: Option<String>,
+    pub created_at: String,
+}
+
+/// A member agency from the gateway's directory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberAgency {
+    pub id: String,
+    pub name: String,
+    pub kind: String,
+    pub services: Vec<String>,
+    pub languages: Vec<String>,
+    pub region: String,
+    pub has_node: bool,
 }
 
 /// A refusal, with its stable code.
@@ -143,8 +213,30 @@ pub struct Survivor {
     pub contact: Option<Contact>,
     #[serde(rename = "case")]
     pub case_details: Option<CaseDetails>,
+    pub health: Option<Health>,
+    pub legal: Option<Legal>,
     pub withheld: Vec<Withheld>,
     pub break_glass: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Health {
+    pub medical_notes: Option<String>,
+    pub psychosocial_notes: Option<String>,
+    #[serde(default)]
+    pub allergies: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Legal {
+    pub immigration_status: Option<String>,
+    #[serde(default)]
+    pub proceedings: Vec<String>,
+    #[serde(default)]
+    pub protection_orders: Vec<String>,
+    pub notes: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

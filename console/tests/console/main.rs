@@ -4,6 +4,7 @@
 //! the gateway. Cookies and redirects are followed by hand so that each
 //! step of the sign-in is visible to the assertions.
 
+mod casework;
 mod sign_in;
 
 use std::sync::Arc;

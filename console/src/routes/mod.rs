@@ -1,0 +1,245 @@
+//! The console's HTTP routes, a file per area: [`sign_in`] (start page,
+//! language, sign-in and sign-out), [`referrals`] (the inbox, a referral and
+//! its answers) and [`survivors`] (a survivor's page, consent and referral
+//! forms). This file holds what they share: the visit (session, CSRF and
+//! origin checks, refusals as pages with a stable code) and the safety
+//! headers every response carries.
+
+mod referrals;
+mod sign_in;
+mod survivors;
+
+pub use referrals::*;
+pub use sign_in::*;
+pub use survivors::*;
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+
+use crate::ConsoleState;
+use crate::error::ConsoleError;
+use crate::i18n::Lang;
+use crate::pages::{Chrome, ErrorPage};
+use crate::session::{Ended, SESSION_COOKIE, Session, SignedIn, csrf_matches};
+
+/// The header naming the stable code of a refused request.
+pub const ERROR_CODE_HEADER: &str = "x-exchange-error-code";
+/// The policy: only the console's own stylesheet, no scripts at all; forms
+/// go to the console, or (sign-in and sign-out redirect there) to the
+/// identity providers' origins.
+pub fn content_security_policy(provider_origins: &[String]) -> String {
+    let mut form_action = String::from("'self'");
+    for origin in provider_origins {
+        form_action.push(' ');
+        form_action.push_str(origin);
+    }
+    format!(
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action {form_action}; \
+         frame-ancestors 'none'; base-uri 'none'"
+    )
+}
+
+/// One request's session, opened from its cookie.
+pub struct Visit {
+    pub(crate) token: String,
+    pub(crate) session: Session,
+    pub(crate) ended: Ended,
+    pub(crate) set_cookie: bool,
+    pub(crate) here: String,
+}
+
+impl Visit {
+    pub(crate) fn open(state: &ConsoleState, headers: &HeaderMap, here: &str) -> Self {
+        let cookie = cookie(headers, SESSION_COOKIE);
+        let (token, mut session, ended) = state.sessions.open(cookie.as_deref());
+        if session.lang.is_none() {
+            let accept = headers
+                .get(header::ACCEPT_LANGUAGE)
+                .and_then(|v| v.to_str().ok());
+            session.lang = Some(Lang::negotiate(accept));
+        }
+        let notice = session.notice.take();
+        if notice.is_some() {
+            state.sessions.update(&token, |s| s.notice = None);
+        }
+        session.notice = notice;
+        Self {
+            set_cookie: cookie.as_deref() != Some(token.as_str()),
+            token,
+            session,
+            ended,
+            here: here.to_owned(),
+        }
+    }
+
+    pub(crate) fn chrome(&self) -> Chrome {
+        let user = self.session.signed_in.as_ref().map(|s| {
+            format!(
+                "{} ({})",
+                s.display_name.as_deref().unwrap_or(&s.principal.user),
+                s.principal.agency
+            )
+        });
+        Chrome {
+            lang: self.session.lang.unwrap_or(Lang::En),
+            csrf: self.session.csrf_token.clone(),
+            user,
+            notice: self.session.notice.clone(),
+            here: self.here.clone(),
+        }
+    }
+
+    pub(crate) fn signed_in(&self) -> Result<&SignedIn, ConsoleError> {
+        match (&self.session.signed_in, self.ended) {
+            (Some(s), _) => Ok(s),
+            (None, Ended::Expired) => Err(ConsoleError::SessionExpired),
+            (None, Ended::None) => Err(ConsoleError::NotSignedIn),
+        }
+    }
+
+    /// Checks a form: the session's CSRF token, and an origin and Fetch
+    /// Metadata that say it came from the console's own page.
+    pub(crate) fn check_form(
+        &self,
+        state: &ConsoleState,
+        headers: &HeaderMap,
+        csrf: Option<&str>,
+    ) -> Result<(), ConsoleError> {
+        if let Some(origin) = headers.get(header::ORIGIN)
+            && origin.as_bytes() != state.origin.as_bytes()
+        {
+            return Err(ConsoleError::Csrf);
+        }
+        if let Some(site) = headers.get("sec-fetch-site")
+            && !matches!(site.as_bytes(), b"same-origin" | b"none")
+        {
+            return Err(ConsoleError::Csrf);
+        }
+        if self.set_cookie || !csrf_matches(&self.session.csrf_token, csrf) {
+            return Err(ConsoleError::Csrf);
+        }
+        Ok(())
+    }
+
+    /// `response` with the safety headers and, if new, the session cookie.
+    pub(crate) fn finish(&self, state: &ConsoleState, response: impl IntoResponse) -> Response {
+        let mut response = response.into_response();
+        if self.set_cookie {
+            set_session_cookie(state, &mut response, &self.token);
+        }
+        response
+    }
+
+    pub(crate) fn page(&self, state: &ConsoleState, page: impl Template) -> Response {
+        self.finish(state, render(page))
+    }
+
+    pub(crate) fn refuse(&self, state: &ConsoleState, error: ConsoleError) -> Response {
+        if matches!(
+            error,
+            ConsoleError::NotSignedIn | ConsoleError::SessionExpired
+        ) {
+            if let ConsoleError::SessionExpired = error {
+                state.sessions.update(&self.token, |s| {
+                    s.notice = Some("error-session-expired".into())
+                });
+            }
+            return self.finish(state, Redirect::to("/"));
+        }
+        match &error {
+            ConsoleError::Internal(_) | ConsoleError::GatewayUnavailable(_) => {
+                tracing::error!(code = error.code(), %error, "console request failed")
+            }
+            _ => tracing::info!(code = error.code(), %error, "console request refused"),
+        }
+        let chrome = self.chrome();
+        let message = chrome.t(error.message_id());
+        let mut response = render(ErrorPage {
+            chrome,
+            code: error.code().to_owned(),
+            message,
+        });
+        *response.status_mut() = error.status();
+        if let Ok(code) = HeaderValue::from_str(error.code()) {
+            response.headers_mut().insert(ERROR_CODE_HEADER, code);
+        }
+        self.finish(state, response)
+    }
+}
+
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+pub(crate) fn set_session_cookie(state: &ConsoleState, response: &mut Response, token: &str) {
+    let secure = if state.secure_cookie { "; Secure" } else { "" };
+    let value = format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax{secure}");
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+}
+
+pub(crate) fn render(page: impl Template) -> Response {
+    match page.render() {
+        Ok(html) => ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response(),
+        Err(err) => {
+            tracing::error!(%err, "rendering a console page failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL").into_response()
+        }
+    }
+}
+
+/// Adds the safety headers to every response.
+pub async fn safety_headers(
+    State(state): State<Arc<ConsoleState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        "content-security-policy",
+        state.content_security_policy.clone(),
+    );
+    for (name, value) in [
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "same-origin"),
+        ("cache-control", "no-store"),
+        ("cross-origin-opener-policy", "same-origin"),
+        ("cross-origin-resource-policy", "same-origin"),
+        (
+            "permissions-policy",
+            "camera=(), microphone=(), geolocation=()",
+        ),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+pub async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        include_str!("../../static/console.css"),
+    )
+        .into_response()
+}
+
+pub async fn healthz() -> &'static str {
+    "ok"
+}

@@ -1,0 +1,548 @@
+//! A survivor's page as far as the caseworker may see it, read for the
+//! purpose the way there implies; the own agency's survivors; and the
+//! forms on a survivor's page: a witnessed consent recorded or revoked (the
+//! owning agency's staff) and a referral (the owner, or a partner onward).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::{Redirect, Response};
+use exchange_schema::Purpose;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::Visit;
+use super::referrals::load_referral;
+use crate::ConsoleState;
+use crate::error::ConsoleError;
+use crate::pages::{
+    ConsentGrant, GRANTABLE_PURPOSES, MemberAgency, Survivor, SurvivorListPage, SurvivorListRow,
+    SurvivorPage,
+};
+use crate::session::SignedIn;
+
+/// Survivors a page of the list shows.
+const PAGE_SIZE: i64 = 25;
+/// The categories a consent can name, in the order shown.
+pub const CATEGORIES: [&str; 5] = ["IDENTITY", "CONTACT", "CASE", "HEALTH", "LEGAL"];
+/// The services a referral can ask for.
+pub const SERVICES: [&str; 8] = [
+    "SHELTER",
+    "LEGAL_AID",
+    "MEDICAL",
+    "PSYCHOSOCIAL",
+    "INTERPRETATION",
+    "EMPLOYMENT",
+    "EDUCATION",
+    "REPATRIATION",
+];
+/// Urgencies of a referral.
+pub const URGENCIES: [&str; 3] = ["ROUTINE", "URGENT", "EMERGENCY"];
+/// Longest free text the console sends (a note, a reason, a witness).
+const MAX_TEXT_CHARS: usize = 2000;
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    after: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ListAnswer {
+    survivors: Connection,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Connection {
+    nodes: Vec<Value>,
+    page_info: PageInfo,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PageInfo {
+    has_next_page: bool,
+    end_cursor: Option<String>,
+}
+
+/// `/survivors`: the caseworker's own agency's survivors.
+pub async fn survivor_list(
+    State(state): State<Arc<ConsoleState>>,
+    headers: HeaderMap,
+    Query(query): Query<ListQuery>,
+) -> Response {
+    let visit = Visit::open(&state, &headers, "/survivors");
+    let signed_in = match visit.signed_in() {
+        Ok(s) => s,
+        Err(e) => return visit.refuse(&state, e),
+    };
+    let answer: Result<ListAnswer, _> = state
+        .gateway
+        .execute(
+            &signed_in.access_token,
+            Purpose::CaseManagement,
+            "query($first: Int, $after: String) { survivors(first: $first, after: $after) \
+             { nodes { id registeredAt identity { givenName preferredName } } \
+             pageInfo { hasNextPage endCursor } } }",
+            json!({ "first": PAGE_SIZE, "after": query.after }),
+        )
+        .await;
+    let answer = match answer {
+        Ok(a) => a,
+        Err(e) => return visit.refuse(&state, e),
+    };
+    let rows = answer
+        .survivors
+        .nodes
+        .iter()
+        .filter_map(|s| {
+            Some(SurvivorListRow {
+                id: s["id"].as_str()?.to_owned(),
+                registered_at: s["registeredAt"].as_str().unwrap_or_default().to_owned(),
+                name: s["identity"]["preferredName"]
+                    .as_str()
+                    .or_else(|| s["identity"]["givenName"].as_str())
+                    .map(str::to_owned),
+            })
+        })
+        .collect();
+    let next = match (
+        answer.survivors.page_info.has_next_page,
+        answer.survivors.page_info.end_cursor,
+    ) {
+        (true, Some(cursor)) => Some(format!(
+            "/survivors?{}",
+            form_urlencoded::Serializer::new(String::new())
+                .append_pair("after", &cursor)
+                .finish()
+        )),
+        _ => None,
+    };
+    visit.page(
+        &state,
+        SurvivorListPage {
+            chrome: visit.chrome(),
+            rows,
+            next,
+        },
+    )
+}
+
+#[derive(Deserialize)]
+pub struct SurvivorQuery {
+    referral: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SurvivorAnswer {
+    survivor: Option<Survivor>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GrantsAnswer {
+    consent_grants: Vec<ConsentGrant>,
+}
+
+#[derive(Deserialize)]
+struct AgenciesAnswer {
+    agencies: Vec<MemberAgency>,
+}
+
+/// The purpose a read of survivor `id` is for: through a referral that
+/// joins the caseworker's agency to that survivor, `REFERRAL`; otherwise
+/// the own agency's case, `CASE_MANAGEMENT`.
+async fn purpose_for(
+    state: &ConsoleState,
+    signed_in: &SignedIn,
+    id: &str,
+    referral: Option<&str>,
+) -> Result<Purpose, ConsoleError> {
+    match referral {
+        Some(referral) => {
+            let r = load_referral(state, signed_in, referral).await?;
+            if r.survivor_id == id {
+                Ok(Purpose::Referral)
+            } else {
+                Err(ConsoleError::BadRequest(
+                    "the referral is about another survivor",
+                ))
+            }
+        }
+        None => Ok(Purpose::CaseManagement),
+    }
+}
+
+/// `/survivors/{id}`: the record as far as the caseworker may see it, with
+/// the consent grants and the consent form for the owning agency, and the
+/// referral form.
+pub async fn survivor(
+    State(state): State<Arc<ConsoleState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(query): Query<SurvivorQuery>,
+) -> Response {
+    let here = match &query.referral {
+        Some(r) => format!(
+            "/survivors/{id}?{}",
+            form_urlencoded::Serializer::new(String::new())
+                .append_pair("referral", r)
+                .finish()
+        ),
+        None => format!("/survivors/{id}"),
+    };
+    let visit = Visit::open(&state, &headers, &here);
+    let signed_in = match visit.signed_in() {
+        Ok(s) => s,
+        Err(e) => return visit.refuse(&state, e),
+    };
+    let purpose = match purpose_for(&state, signed_in, &id, query.referral.as_deref()).await {
+        Ok(p) => p,
+        Err(e) => return visit.refuse(&state, e),
+    };
+    let answer: Result<SurvivorAnswer, _> = state
+        .gateway
+        .execute(
+            &signed_in.access_token,
+            purpose,
+            "query($id: ID!) { survivor(id: $id) { id owner breakGlass \
+             identity { givenName familyName preferredName nationality languages } \
+             contact { safeChannel phone safetyNotes } \
+             case { riskLevel needs summary } \
+             health { medicalNotes psychosocialNotes allergies } \
+             legal { immigrationStatus proceedings protectionOrders notes } \
+             withheld { category reason } } }",
+            json!({ "id": id }),
+        )
+        .await;
+    let survivor = match answer.map(|a| a.survivor) {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            return visit.refuse(
+                &state,
+                ConsoleError::Gateway {
+                    code: exchange_schema::ErrorCode::NotFound,
+                    message: "no such survivor".into(),
+                },
+            );
+        }
+        Err(e) => return visit.refuse(&state, e),
+    };
+    let own = survivor.owner == signed_in.principal.agency.as_str();
+    let grants = if own {
+        let answer: Result<GrantsAnswer, _> = state
+            .gateway
+            .execute(
+                &signed_in.access_token,
+                Purpose::CaseManagement,
+                "query($id: ID!) { consentGrants(survivorId: $id) { id grantee categories \
+                 purposes validUntil method witness active revokedAt createdAt } }",
+                json!({ "id": id }),
+            )
+            .await;
+        match answer {
+            Ok(a) => a.consent_grants,
+            Err(e) => return visit.refuse(&state, e),
+        }
+    } else {
+        Vec::new()
+    };
+    let agencies: Result<AgenciesAnswer, _> = state
+        .gateway
+        .execute(
+            &signed_in.access_token,
+            purpose,
+            "{ agencies { id name kind services languages region hasNode } }",
+            json!({}),
+        )
+        .await;
+    let agencies = match agencies {
+        Ok(a) => a
+            .agencies
+            .into_iter()
+            .filter(|a| a.has_node && a.id != signed_in.principal.agency.as_str())
+            .collect(),
+        Err(e) => return visit.refuse(&state, e),
+    };
+    visit.page(
+        &state,
+        SurvivorPage {
+            chrome: visit.chrome(),
+            survivor,
+            purpose: purpose.as_str().to_owned(),
+            referral: query.referral,
+            own,
+            grants,
+            agencies,
+            categories: &CATEGORIES,
+            purposes: &GRANTABLE_PURPOSES,
+            services: &SERVICES,
+            urgencies: &URGENCIES,
+        },
+    )
+}
+
+/// A form body with repeated fields (checkboxes), as pairs.
+fn pairs(body: &str) -> Vec<(String, String)> {
+    form_urlencoded::parse(body.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+fn field<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.trim())
+        .filter(|v| !v.is_empty())
+}
+
+fn all<'a>(pairs: &'a [(String, String)], name: &str) -> Vec<&'a str> {
+    pairs
+        .iter()
+        .filter(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .collect()
+}
+
+fn text(value: Option<&str>) -> Result<Option<&str>, ConsoleError> {
+    match value {
+        Some(v) if v.chars().count() > MAX_TEXT_CHARS => {
+            Err(ConsoleError::BadRequest("a text field is too long"))
+        }
+        other => Ok(other),
+    }
+}
+
+/// The consent form read into `recordConsent`'s input; refuses what the
+/// form could not have sent.
+pub fn consent_input(survivor: &str, pairs: &[(String, String)]) -> Result<Value, ConsoleError> {
+    let grantee = field(pairs, "grantee").ok_or(ConsoleError::BadRequest("choose an agency"))?;
+    let categories = all(pairs, "category");
+    let purposes = all(pairs, "purpose");
+    if categories.is_empty() || !categories.iter().all(|c| CATEGORIES.contains(c)) {
+        return Err(ConsoleError::BadRequest("choose at least one category"));
+    }
+    if purposes.is_empty() || !purposes.iter().all(|p| GRANTABLE_PURPOSES.contains(p)) {
+        return Err(ConsoleError::BadRequest("choose at least one purpose"));
+    }
+    let method = match field(pairs, "method") {
+        Some(m @ ("WITNESSED_VERBAL" | "WITNESSED_WRITTEN")) => m,
+        _ => return Err(ConsoleError::BadRequest("choose how consent was given")),
+    };
+    let witness = text(field(pairs, "witness"))?.ok_or(ConsoleError::BadRequest(
+        "a witnessed consent names its witness",
+    ))?;
+    let valid_until = match field(pairs, "valid_until") {
+        None => None,
+        Some(date) => {
+            let format = time::macros::format_description!("[year]-[month]-[day]");
+            time::Date::parse(date, &format)
+                .map_err(|_| ConsoleError::BadRequest("the end date is not a date"))?;
+            Some(format!("{date}T23:59:59Z"))
+        }
+    };
+    Ok(json!({
+        "survivorId": survivor,
+        "grantee": grantee,
+        "categories": categories,
+        "purposes": purposes,
+        "method": method,
+        "witness": witness,
+        "validUntil": valid_until,
+    }))
+}
+
+/// `POST /survivors/{id}/consents`: records a witnessed consent (the
+/// owning agency's staff; the node refuses anyone else).
+pub async fn record_consent(
+    State(state): State<Arc<ConsoleState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: String,
+) -> Response {
+    let back = format!("/survivors/{id}");
+    let visit = Visit::open(&state, &headers, &back);
+    let signed_in = match visit.signed_in() {
+        Ok(s) => s,
+        Err(e) => return visit.refuse(&state, e),
+    };
+    let form = pairs(&body);
+    if let Err(e) = visit.check_form(&state, &headers, field(&form, "csrf")) {
+        return visit.refuse(&state, e);
+    }
+    let input = match consent_input(&id, &form) {
+        Ok(input) => input,
+        Err(e) => return visit.refuse(&state, e),
+    };
+    let result: Result<Value, _> = state
+        .gateway
+        .execute(
+            &signed_in.access_token,
+            Purpose::CaseManagement,
+            "mutation($input: RecordConsentInput!) { recordConsent(input: $input) { id } }",
+            json!({ "input": input }),
+        )
+        .await;
+    done(&state, &visit, result, "notice-consent-recorded", &back)
+}
+
+/// `POST /survivors/{id}/consents/{grant}/revoke`: withdraws a consent at
+/// the survivor's request, with the reason.
+pub async fn revoke_consent(
+    State(state): State<Arc<ConsoleState>>,
+    headers: HeaderMap,
+    Path((id, grant)): Path<(String, String)>,
+    body: String,
+) -> Response {
+    let back = format!("/survivors/{id}");
+    let visit = Visit::open(&state, &headers, &back);
+    let signed_in = match visit.signed_in() {
+        Ok(s) => s,
+        Err(e) => return visit.refuse(&state, e),
+    };
+    let form = pairs(&body);
+    if let Err(e) = visit.check_form(&state, &headers, field(&form, "csrf")) {
+        return visit.refuse(&state, e);
+    }
+    let reason = match text(field(&form, "reason")) {
+        Ok(Some(reason)) => reason,
+        Ok(None) => return visit.refuse(&state, ConsoleError::BadRequest("a reason is needed")),
+        Err(e) => return visit.refuse(&state, e),
+    };
+    let result: Result<Value, _> = state
+        .gateway
+        .execute(
+            &signed_in.access_token,
+            Purpose::CaseManagement,
+            "mutation($id: ID!, $reason: String) { revokeConsent(grantId: $id, reason: $reason) { id } }",
+            json!({ "id": grant, "reason": reason }),
+        )
+        .await;
+    done(&state, &visit, result, "notice-consent-revoked", &back)
+}
+
+/// `POST /survivors/{id}/referrals`: refers the survivor (the owner), or
+/// refers them onward (a partner that accepted a referral).
+pub async fn refer(
+    State(state): State<Arc<ConsoleState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: String,
+) -> Response {
+    let form = pairs(&body);
+    let back = match field(&form, "referral") {
+        Some(r) => format!(
+            "/survivors/{id}?{}",
+            form_urlencoded::Serializer::new(String::new())
+                .append_pair("referral", r)
+                .finish()
+        ),
+        None => format!("/survivors/{id}"),
+    };
+    let visit = Visit::open(&state, &headers, &back);
+    let signed_in = match visit.signed_in() {
+        Ok(s) => s,
+        Err(e) => return visit.refuse(&state, e),
+    };
+    if let Err(e) = visit.check_form(&state, &headers, field(&form, "csrf")) {
+        return visit.refuse(&state, e);
+    }
+    let (Some(to), Some(service), Some(urgency)) = (
+        field(&form, "to_agency"),
+        field(&form, "service").filter(|s| SERVICES.contains(s)),
+        field(&form, "urgency").filter(|u| URGENCIES.contains(u)),
+    ) else {
+        return visit.refuse(
+            &state,
+            ConsoleError::BadRequest("choose an agency, a service and an urgency"),
+        );
+    };
+    let notes = match text(field(&form, "notes")) {
+        Ok(n) => n,
+        Err(e) => return visit.refuse(&state, e),
+    };
+    let result: Result<Value, _> = state
+        .gateway
+        .execute(
+            &signed_in.access_token,
+            Purpose::Referral,
+            "mutation($input: CreateReferralInput!) { createReferral(input: $input) { id } }",
+            json!({ "input": { "survivorId": id, "toAgency": to, "service": service, "urgency": urgency, "notes": notes } }),
+        )
+        .await;
+    done(&state, &visit, result, "notice-referred", &back)
+}
+
+/// After a change: back to `back` with `notice`, or the refusal.
+fn done(
+    state: &ConsoleState,
+    visit: &Visit,
+    result: Result<Value, ConsoleError>,
+    notice: &str,
+    back: &str,
+) -> Response {
+    match result {
+        Ok(_) => {
+            state
+                .sessions
+                .update(&visit.token, |s| s.notice = Some(notice.to_owned()));
+            visit.finish(state, Redirect::to(back))
+        }
+        Err(e) => visit.refuse(state, e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(text: &str) -> Vec<(String, String)> {
+        pairs(text)
+    }
+
+    #[test]
+    fn a_consent_form_becomes_the_mutation_input_with_every_checked_box() {
+        let input = consent_input(
+            "shelter-north:s1",
+            &form("grantee=clinic-east&category=IDENTITY&category=HEALTH&purpose=HEALTH_CARE&method=WITNESSED_WRITTEN&witness=Ana+B&valid_until=2027-03-01"),
+        )
+        .unwrap();
+        assert_eq!(input["categories"], json!(["IDENTITY", "HEALTH"]));
+        assert_eq!(input["purposes"], json!(["HEALTH_CARE"]));
+        assert_eq!(input["validUntil"], "2027-03-01T23:59:59Z");
+        assert_eq!(input["witness"], "Ana B");
+    }
+
+    #[test]
+    fn a_consent_form_the_page_could_not_have_sent_is_refused() {
+        let base = "grantee=clinic-east&category=IDENTITY&purpose=REFERRAL&method=WITNESSED_VERBAL&witness=W";
+        assert!(consent_input("s", &form(base)).is_ok());
+        for (bad, why) in [
+            (
+                base.replace("category=IDENTITY", "category=EVERYTHING"),
+                "unknown category",
+            ),
+            (
+                base.replace("purpose=REFERRAL", "purpose=AUDIT"),
+                "not a grantable purpose",
+            ),
+            (
+                base.replace("method=WITNESSED_VERBAL", "method=PORTAL"),
+                "not a witnessed method",
+            ),
+            (base.replace("&witness=W", ""), "no witness"),
+            (format!("{base}&valid_until=tomorrow"), "not a date"),
+            (base.replace("grantee=clinic-east&", ""), "no grantee"),
+        ] {
+            assert!(
+                matches!(
+                    consent_input("s", &form(&bad)),
+                    Err(ConsoleError::BadRequest(_))
+                ),
+                "{why}"
+            );
+        }
+    }
+}
