@@ -73,6 +73,13 @@ pub struct SessionConfig {
     /// never later than the access token's expiry. Default 8.
     #[serde(default = "default_absolute_hours")]
     pub absolute_hours: u64,
+    /// Seconds after which the console asks the identity provider again
+    /// (with the refresh token, where the provider issued one) whether the
+    /// caseworker may still act; a revoked grant or disabled account ends
+    /// the session at the next request after that. Default 300; 0 asks on
+    /// every request.
+    #[serde(default = "default_revalidate_seconds")]
+    pub revalidate_seconds: u64,
 }
 
 impl Default for SessionConfig {
@@ -80,6 +87,7 @@ impl Default for SessionConfig {
         Self {
             idle_minutes: default_idle_minutes(),
             absolute_hours: default_absolute_hours(),
+            revalidate_seconds: default_revalidate_seconds(),
         }
     }
 }
@@ -87,6 +95,9 @@ impl Default for SessionConfig {
 impl SessionConfig {
     pub fn idle(&self) -> Duration {
         Duration::from_secs(self.idle_minutes * 60)
+    }
+    pub fn revalidate(&self) -> Duration {
+        Duration::from_secs(self.revalidate_seconds)
     }
     pub fn absolute(&self) -> Duration {
         Duration::from_secs(self.absolute_hours * 3600)
@@ -101,6 +112,9 @@ fn default_idle_minutes() -> u64 {
 }
 fn default_absolute_hours() -> u64 {
     8
+}
+fn default_revalidate_seconds() -> u64 {
+    300
 }
 
 impl ConsoleConfig {
@@ -132,6 +146,9 @@ impl ConsoleConfig {
         }
         if !(1..=24 * 60).contains(&self.session.idle_minutes) {
             return invalid("session.idle_minutes must be 1 to 1440".into());
+        }
+        if self.session.revalidate_seconds > 3600 {
+            return invalid("session.revalidate_seconds must be at most 3600".into());
         }
         if !(1..=24).contains(&self.session.absolute_hours) {
             return invalid("session.absolute_hours must be 1 to 24".into());

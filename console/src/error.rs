@@ -18,6 +18,10 @@ pub enum ConsoleError {
     /// The session timed out or its token expired.
     #[error("the session expired")]
     SessionExpired,
+    /// The identity provider no longer accepts the sign-in (its grant was
+    /// revoked or the account disabled); the session has ended.
+    #[error("sign-in revoked by the identity provider: {0}")]
+    SignInRevoked(String),
     /// The identity provider could not be reached or answered nonsense.
     #[error("identity provider: {0}")]
     IdentityProvider(String),
@@ -46,6 +50,7 @@ impl ConsoleError {
             Self::Csrf => "CSRF_MISMATCH",
             Self::NotSignedIn => "NOT_SIGNED_IN",
             Self::SessionExpired => "SESSION_EXPIRED",
+            Self::SignInRevoked(_) => "SIGN_IN_REVOKED",
             Self::IdentityProvider(_) => "IDENTITY_PROVIDER_UNAVAILABLE",
             Self::SignInRefused(_) => "SIGN_IN_REFUSED",
             Self::GatewayUnavailable(_) => "GATEWAY_UNAVAILABLE",
@@ -58,7 +63,9 @@ impl ConsoleError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Csrf => StatusCode::FORBIDDEN,
-            Self::NotSignedIn | Self::SessionExpired => StatusCode::UNAUTHORIZED,
+            Self::NotSignedIn | Self::SessionExpired | Self::SignInRevoked(_) => {
+                StatusCode::UNAUTHORIZED
+            }
             Self::IdentityProvider(_) | Self::GatewayUnavailable(_) => StatusCode::BAD_GATEWAY,
             Self::SignInRefused(_) => StatusCode::FORBIDDEN,
             Self::Gateway { code, .. } => {
@@ -75,6 +82,7 @@ impl ConsoleError {
             Self::Csrf => "error-csrf",
             Self::NotSignedIn => "error-not-signed-in",
             Self::SessionExpired => "error-session-expired",
+            Self::SignInRevoked(_) => "error-sign-in-revoked",
             Self::IdentityProvider(_) => "error-identity-provider",
             Self::SignInRefused(_) => "error-sign-in-refused",
             Self::GatewayUnavailable(_) => "error-gateway-unavailable",

@@ -43,6 +43,8 @@ const MAX_FORM_BYTES: usize = 16 * 1024;
 #[derive(Debug)]
 pub struct ConsoleState {
     pub sessions: SessionStore,
+    /// How often a sign-in is confirmed with the provider again.
+    pub revalidate: Duration,
     pub sign_in: SignIn,
     pub gateway: GatewayClient,
     /// The console's own origin (`scheme://host[:port]`), for the check of
@@ -114,6 +116,7 @@ impl Application {
             HeaderValue::from_str(&routes::content_security_policy(&provider_origins))?;
         let state = Arc::new(ConsoleState {
             sessions: SessionStore::new(config.session.idle(), config.session.absolute()),
+            revalidate: config.session.revalidate(),
             sign_in,
             gateway: GatewayClient::new(config.gateway_url.clone(), http),
             origin: origin_of(&config.public_url),

@@ -22,7 +22,7 @@ use openidconnect::core::{
 use openidconnect::{
     AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, LogoutRequest, Nonce,
     OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, PostLogoutRedirectUrl,
-    ProviderMetadataWithLogout, RedirectUrl, Scope, TokenResponse,
+    ProviderMetadataWithLogout, RedirectUrl, RefreshToken, RequestTokenError, Scope, TokenResponse,
 };
 
 use crate::config::{ConsoleConfig, SignInConfig};
@@ -271,7 +271,54 @@ impl SignIn {
             display_name,
             access_token,
             id_token.to_string(),
+            response.refresh_token().map(|t| t.secret().clone()),
         ))
+    }
+
+    /// Renews `signed_in`'s access token with its refresh token. The
+    /// provider refusing (`invalid_grant`: the grant was revoked, the
+    /// account disabled) is [`ConsoleError::SignInRevoked`]; the new access
+    /// token is checked as at sign-in and must name the same user.
+    pub async fn refresh(&self, signed_in: &SignedIn) -> Result<SignedIn, ConsoleError> {
+        let Some(refresh_token) = &signed_in.refresh_token else {
+            return Err(ConsoleError::SessionExpired);
+        };
+        let provider = self.provider(signed_in.principal.agency.as_str())?;
+        let metadata = self.metadata(provider).await?;
+        let client = self.client(provider, &metadata)?;
+        let response = client
+            .exchange_refresh_token(&RefreshToken::new(refresh_token.clone()))
+            .map_err(|e| ConsoleError::IdentityProvider(format!("no token endpoint: {e}")))?
+            .request_async(&self.http)
+            .await
+            .map_err(|e| match e {
+                RequestTokenError::ServerResponse(answer) => ConsoleError::SignInRevoked(format!(
+                    "the provider refused the refresh: {:?}",
+                    answer.error()
+                )),
+                other => ConsoleError::IdentityProvider(format!("refresh failed: {other}")),
+            })?;
+        let access_token = response.access_token().secret().clone();
+        let principal = self.verifier.verify(&access_token).map_err(|e| {
+            ConsoleError::SignInRevoked(format!("renewed access token refused: {e}"))
+        })?;
+        if principal.agency != signed_in.principal.agency
+            || principal.user != signed_in.principal.user
+        {
+            return Err(ConsoleError::SignInRevoked(
+                "the renewed access token names someone else".into(),
+            ));
+        }
+        let renewed = SignedIn::new(
+            principal,
+            None,
+            access_token,
+            response
+                .id_token()
+                .map_or_else(|| signed_in.id_token.clone(), |t| t.to_string()),
+            response.refresh_token().map(|t| t.secret().clone()),
+        );
+        Ok(signed_in.renewed(renewed))
     }
 
     /// Where to send the browser at sign-out to end the provider's session

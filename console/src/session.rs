@@ -64,6 +64,12 @@ pub struct SignedIn {
     pub access_token: String,
     /// The ID token, as `id_token_hint` at sign-out.
     pub id_token: String,
+    /// The refresh token, when the provider issued one: the console renews
+    /// the access token with it, and so learns when the provider has ended
+    /// the caseworker's access.
+    pub refresh_token: Option<String>,
+    /// When the provider last confirmed the sign-in (sign-in or refresh).
+    pub confirmed_at: Instant,
     signed_in_at: Instant,
 }
 
@@ -73,14 +79,36 @@ impl SignedIn {
         display_name: Option<String>,
         access_token: String,
         id_token: String,
+        refresh_token: Option<String>,
     ) -> Self {
         Self {
             principal,
             display_name,
             access_token,
             id_token,
+            refresh_token,
+            confirmed_at: Instant::now(),
             signed_in_at: Instant::now(),
         }
+    }
+
+    /// The same sign-in with the tokens of a refresh, confirmed now.
+    pub fn renewed(&self, renewed: SignedIn) -> Self {
+        Self {
+            signed_in_at: self.signed_in_at,
+            display_name: renewed.display_name.or_else(|| self.display_name.clone()),
+            refresh_token: renewed.refresh_token.or_else(|| self.refresh_token.clone()),
+            ..renewed
+        }
+    }
+
+    /// Whether the provider should be asked again: `revalidate` has passed
+    /// since it last confirmed, or the access token ends within a minute.
+    pub fn due_for_refresh(&self, revalidate: Duration) -> bool {
+        self.refresh_token.is_some()
+            && (self.confirmed_at.elapsed() >= revalidate
+                || self.principal.expires_at - OffsetDateTime::now_utc()
+                    < time::Duration::seconds(60))
     }
 }
 
@@ -166,9 +194,13 @@ impl SessionStore {
             return false;
         }
         match &session.signed_in {
+            // With a refresh token an expired access token is renewed (or
+            // the session ended) on the next request; without one it ends
+            // the session.
             Some(s) => {
                 s.signed_in_at.elapsed() <= self.absolute
-                    && s.principal.expires_at > OffsetDateTime::now_utc()
+                    && (s.refresh_token.is_some()
+                        || s.principal.expires_at > OffsetDateTime::now_utc())
             }
             None => true,
         }

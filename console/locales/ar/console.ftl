@@ -142,3 +142,4 @@ allergies = الحساسية
 immigration-status = وضع الهجرة
 proceedings = الإجراءات
 protection-orders = أوامر الحماية
+error-sign-in-revoked = أنهت جهتك وصولك. سجّل الدخول مجددًا إن كان ينبغي أن يظل لديك.

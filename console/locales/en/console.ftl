@@ -142,3 +142,4 @@ allergies = Allergies
 immigration-status = Immigration status
 proceedings = Proceedings
 protection-orders = Protection orders
+error-sign-in-revoked = Your agency has ended your access. Sign in again if you should still have it.

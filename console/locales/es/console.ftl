@@ -142,3 +142,4 @@ allergies = Alergias
 immigration-status = Situación migratoria
 proceedings = Procedimientos
 protection-orders = Órdenes de protección
+error-sign-in-revoked = Su organización ha terminado su acceso. Vuelva a iniciar sesión si aún debería tenerlo.

@@ -142,3 +142,4 @@ allergies = Allergies
 immigration-status = Situation administrative
 proceedings = Procédures
 protection-orders = Ordonnances de protection
+error-sign-in-revoked = Votre organisation a mis fin à votre accès. Reconnectez-vous si vous devriez encore l'avoir.

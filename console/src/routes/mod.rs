@@ -93,11 +93,47 @@ impl Visit {
         }
     }
 
-    pub(crate) fn signed_in(&self) -> Result<&SignedIn, ConsoleError> {
-        match (&self.session.signed_in, self.ended) {
-            (Some(s), _) => Ok(s),
-            (None, Ended::Expired) => Err(ConsoleError::SessionExpired),
-            (None, Ended::None) => Err(ConsoleError::NotSignedIn),
+    /// The signed-in caseworker, confirmed with the identity provider when
+    /// due ([`SignedIn::due_for_refresh`]): renewed tokens are kept; a
+    /// provider that refuses ends the session. A provider that cannot be
+    /// reached leaves the session as it is until its access token expires.
+    pub(crate) async fn signed_in(
+        &mut self,
+        state: &ConsoleState,
+    ) -> Result<SignedIn, ConsoleError> {
+        let current = match (&self.session.signed_in, self.ended) {
+            (Some(s), _) => s.clone(),
+            (None, Ended::Expired) => return Err(ConsoleError::SessionExpired),
+            (None, Ended::None) => return Err(ConsoleError::NotSignedIn),
+        };
+        if !current.due_for_refresh(state.revalidate) {
+            return Ok(current);
+        }
+        match state.sign_in.refresh(&current).await {
+            Ok(renewed) => {
+                let kept = renewed.clone();
+                state
+                    .sessions
+                    .update(&self.token, |s| s.signed_in = Some(kept));
+                self.session.signed_in = Some(renewed.clone());
+                Ok(renewed)
+            }
+            Err(e @ ConsoleError::SignInRevoked(_)) => {
+                tracing::info!(
+                    agency = %current.principal.agency,
+                    user = %current.principal.user,
+                    %e,
+                    "the identity provider ended a console session"
+                );
+                state.sessions.end(&self.token);
+                self.session.signed_in = None;
+                Err(e)
+            }
+            Err(e) if current.principal.expires_at > time::OffsetDateTime::now_utc() => {
+                tracing::warn!(%e, "could not confirm a sign-in; the access token is still valid");
+                Ok(current)
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -141,14 +177,26 @@ impl Visit {
     pub(crate) fn refuse(&self, state: &ConsoleState, error: ConsoleError) -> Response {
         if matches!(
             error,
-            ConsoleError::NotSignedIn | ConsoleError::SessionExpired
+            ConsoleError::NotSignedIn
+                | ConsoleError::SessionExpired
+                | ConsoleError::SignInRevoked(_)
         ) {
-            if let ConsoleError::SessionExpired = error {
-                state.sessions.update(&self.token, |s| {
-                    s.notice = Some("error-session-expired".into())
-                });
+            // Back to the start page, with a fresh session if this one
+            // ended, and the reason as its notice.
+            let (token, _, _) = state.sessions.open(Some(&self.token));
+            if !matches!(error, ConsoleError::NotSignedIn) {
+                let notice = error.message_id().to_owned();
+                state.sessions.update(&token, |s| s.notice = Some(notice));
             }
-            return self.finish(state, Redirect::to("/"));
+            let mut response = Redirect::to("/").into_response();
+            response.headers_mut().insert(
+                ERROR_CODE_HEADER,
+                HeaderValue::from_static(error_code_static(&error)),
+            );
+            if token != self.token || self.set_cookie {
+                set_session_cookie(state, &mut response, &token);
+            }
+            return response;
         }
         match &error {
             ConsoleError::Internal(_) | ConsoleError::GatewayUnavailable(_) => {
@@ -180,6 +228,14 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(n, _)| *n == name)
         .map(|(_, v)| v.to_owned())
+}
+
+fn error_code_static(error: &ConsoleError) -> &'static str {
+    match error {
+        ConsoleError::SessionExpired => "SESSION_EXPIRED",
+        ConsoleError::SignInRevoked(_) => "SIGN_IN_REVOKED",
+        _ => "NOT_SIGNED_IN",
+    }
 }
 
 pub(crate) fn set_session_cookie(state: &ConsoleState, response: &mut Response, token: &str) {

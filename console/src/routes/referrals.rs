@@ -68,8 +68,8 @@ pub async fn referrals(
             .append_pair("status", &status)
             .finish()
     );
-    let visit = Visit::open(&state, &headers, &here);
-    let signed_in = match visit.signed_in() {
+    let mut visit = Visit::open(&state, &headers, &here);
+    let signed_in = match visit.signed_in(&state).await {
         Ok(s) => s,
         Err(e) => return visit.refuse(&state, e),
     };
@@ -155,12 +155,12 @@ pub async fn referral(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let visit = Visit::open(&state, &headers, &format!("/referrals/{id}"));
-    let signed_in = match visit.signed_in() {
+    let mut visit = Visit::open(&state, &headers, &format!("/referrals/{id}"));
+    let signed_in = match visit.signed_in(&state).await {
         Ok(s) => s,
         Err(e) => return visit.refuse(&state, e),
     };
-    let referral = match load_referral(&state, signed_in, &id).await {
+    let referral = match load_referral(&state, &signed_in, &id).await {
         Ok(r) => r,
         Err(e) => return visit.refuse(&state, e),
     };
@@ -192,8 +192,8 @@ pub async fn answer(
     Path(id): Path<String>,
     Form(form): Form<AnswerForm>,
 ) -> Response {
-    let visit = Visit::open(&state, &headers, &format!("/referrals/{id}"));
-    let signed_in = match visit.signed_in() {
+    let mut visit = Visit::open(&state, &headers, &format!("/referrals/{id}"));
+    let signed_in = match visit.signed_in(&state).await {
         Ok(s) => s,
         Err(e) => return visit.refuse(&state, e),
     };

@@ -72,8 +72,8 @@ pub async fn survivor_list(
     headers: HeaderMap,
     Query(query): Query<ListQuery>,
 ) -> Response {
-    let visit = Visit::open(&state, &headers, "/survivors");
-    let signed_in = match visit.signed_in() {
+    let mut visit = Visit::open(&state, &headers, "/survivors");
+    let signed_in = match visit.signed_in(&state).await {
         Ok(s) => s,
         Err(e) => return visit.refuse(&state, e),
     };
@@ -192,12 +192,12 @@ pub async fn survivor(
         ),
         None => format!("/survivors/{id}"),
     };
-    let visit = Visit::open(&state, &headers, &here);
-    let signed_in = match visit.signed_in() {
+    let mut visit = Visit::open(&state, &headers, &here);
+    let signed_in = match visit.signed_in(&state).await {
         Ok(s) => s,
         Err(e) => return visit.refuse(&state, e),
     };
-    let purpose = match purpose_for(&state, signed_in, &id, query.referral.as_deref()).await {
+    let purpose = match purpose_for(&state, &signed_in, &id, query.referral.as_deref()).await {
         Ok(p) => p,
         Err(e) => return visit.refuse(&state, e),
     };
@@ -363,8 +363,8 @@ pub async fn record_consent(
     body: String,
 ) -> Response {
     let back = format!("/survivors/{id}");
-    let visit = Visit::open(&state, &headers, &back);
-    let signed_in = match visit.signed_in() {
+    let mut visit = Visit::open(&state, &headers, &back);
+    let signed_in = match visit.signed_in(&state).await {
         Ok(s) => s,
         Err(e) => return visit.refuse(&state, e),
     };
@@ -397,8 +397,8 @@ pub async fn revoke_consent(
     body: String,
 ) -> Response {
     let back = format!("/survivors/{id}");
-    let visit = Visit::open(&state, &headers, &back);
-    let signed_in = match visit.signed_in() {
+    let mut visit = Visit::open(&state, &headers, &back);
+    let signed_in = match visit.signed_in(&state).await {
         Ok(s) => s,
         Err(e) => return visit.refuse(&state, e),
     };
@@ -441,8 +441,8 @@ pub async fn refer(
         ),
         None => format!("/survivors/{id}"),
     };
-    let visit = Visit::open(&state, &headers, &back);
-    let signed_in = match visit.signed_in() {
+    let mut visit = Visit::open(&state, &headers, &back);
+    let signed_in = match visit.signed_in(&state).await {
         Ok(s) => s,
         Err(e) => return visit.refuse(&state, e),
     };
