@@ -5,6 +5,7 @@
 //! step of the sign-in is visible to the assertions.
 
 mod casework;
+mod oidc_provider;
 mod sign_in;
 
 use std::sync::Arc;
@@ -18,21 +19,51 @@ use exchange_trust::dev_oidc::{DevClient, DevOpenIdProvider, DevUser};
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use tokio::net::TcpListener;
 
-/// A federation, its development OpenID provider and a console.
+/// A federation, its identity provider and a console.
 pub struct Harness {
     pub federation: TestFederation,
     pub console: String,
     pub provider: String,
     pub state: Arc<exchange_console::ConsoleState>,
+    /// The oidc-provider process, when that is the provider (killed on drop).
+    _provider_process: Option<tokio::process::Child>,
+}
+
+/// Which identity provider serves the agencies' issuers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentityProvider {
+    /// The project's development provider (`exchange_trust::dev_oidc`).
+    Development,
+    /// panva's oidc-provider from npm (`console/tests/oidc/provider.mjs`).
+    OidcProvider,
+}
+
+/// The demo users of the tests: a caseworker at each agency that signs in.
+fn users() -> Vec<DevUser> {
+    ["shelter-north", "clinic-east"]
+        .into_iter()
+        .map(|agency| DevUser {
+            agency: AgencyId::parse(agency).expect("agency"),
+            user: format!("caseworker@{agency}"),
+            name: format!("Caseworker of {agency}"),
+            roles: vec![Role::Caseworker],
+        })
+        .collect()
 }
 
 pub const CLIENT_ID: &str = "exchange-console";
 
 impl Harness {
+    /// A harness on the development provider.
     pub async fn start() -> Self {
+        Self::start_with(IdentityProvider::Development, SessionConfig::default()).await
+    }
+
+    pub async fn start_with(kind: IdentityProvider, session: SessionConfig) -> Self {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let provider_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let provider = format!("http://{}", provider_listener.local_addr().expect("addr"));
+        let provider_address = provider_listener.local_addr().expect("addr");
+        let provider = format!("http://{provider_address}");
         let federation = TestFederation::start_with(Options {
             issuer_base: Some(provider.clone()),
             ..Options::default()
@@ -40,30 +71,33 @@ impl Harness {
         .await;
         let console_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let console = format!("http://{}", console_listener.local_addr().expect("addr"));
-        let users = ["shelter-north", "clinic-east"]
-            .into_iter()
-            .map(|agency| DevUser {
-                agency: AgencyId::parse(agency).expect("agency"),
-                user: format!("caseworker@{agency}"),
-                name: format!("Caseworker of {agency}"),
-                roles: vec![Role::Caseworker],
-            })
-            .collect();
-        let op = Arc::new(DevOpenIdProvider::new(
-            &provider,
-            AUDIENCE,
-            federation.dev.providers.clone(),
-            vec![DevClient {
-                client_id: CLIENT_ID.into(),
-                redirect_uris: vec![format!("{console}/auth/callback")],
-                post_logout_redirect_uris: vec![format!("{console}/")],
-            }],
-            users,
-            Duration::from_secs(600),
-        ));
-        tokio::spawn(async move {
-            let _ = axum::serve(provider_listener, op.router()).await;
-        });
+        let mut provider_process = None;
+        match kind {
+            IdentityProvider::Development => {
+                let op = Arc::new(DevOpenIdProvider::new(
+                    &provider,
+                    AUDIENCE,
+                    federation.dev.providers.clone(),
+                    vec![DevClient {
+                        client_id: CLIENT_ID.into(),
+                        redirect_uris: vec![format!("{console}/auth/callback")],
+                        post_logout_redirect_uris: vec![format!("{console}/")],
+                    }],
+                    users(),
+                    Duration::from_secs(600),
+                ));
+                tokio::spawn(async move {
+                    let _ = axum::serve(provider_listener, op.router()).await;
+                });
+            }
+            IdentityProvider::OidcProvider => {
+                // The node process takes the port over.
+                drop(provider_listener);
+                provider_process = Some(
+                    oidc_provider::spawn(&federation, provider_address.port(), &console).await,
+                );
+            }
+        }
         let config = ConsoleConfig {
             listen: console_listener.local_addr().expect("addr"),
             public_url: console.clone(),
@@ -79,7 +113,7 @@ impl Harness {
                     extra_parameters: Default::default(),
                 })
                 .collect(),
-            session: SessionConfig::default(),
+            session,
             log_format: Default::default(),
         };
         let app = Application::build_with_listener(config, console_listener)
@@ -92,6 +126,7 @@ impl Harness {
             console,
             provider,
             state,
+            _provider_process: provider_process,
         }
     }
 
@@ -103,6 +138,7 @@ impl Harness {
                 .build()
                 .expect("client"),
             cookie: None,
+            provider_cookies: Default::default(),
             console: self.console.clone(),
         }
     }
@@ -112,6 +148,8 @@ impl Harness {
 pub struct Browser {
     client: reqwest::Client,
     pub cookie: Option<String>,
+    /// The identity provider's cookies (its session and interaction).
+    provider_cookies: std::collections::BTreeMap<String, String>,
     console: String,
 }
 
@@ -146,14 +184,20 @@ impl Browser {
     async fn read(&mut self, response: reqwest::Response) -> Page {
         let console_host = self.console.trim_start_matches("http://").to_owned();
         let from_console = response.url().as_str().contains(&console_host);
-        if from_console {
-            for value in response.headers().get_all(SET_COOKIE) {
-                let text = value.to_str().expect("cookie");
-                if let Some(pair) = text.split(';').next()
-                    && let Some(value) = pair.strip_prefix("console_session=")
-                {
+        for value in response.headers().get_all(SET_COOKIE) {
+            let text = value.to_str().expect("cookie");
+            let Some((name, value)) = text.split(';').next().and_then(|p| p.split_once('=')) else {
+                continue;
+            };
+            if from_console {
+                if name == "console_session" {
                     self.cookie = (!value.is_empty()).then(|| value.to_owned());
                 }
+            } else if value.is_empty() || text.contains("expires=Thu, 01 Jan 1970") {
+                self.provider_cookies.remove(name);
+            } else {
+                self.provider_cookies
+                    .insert(name.to_owned(), value.to_owned());
             }
         }
         Page {
@@ -171,11 +215,20 @@ impl Browser {
     }
 
     fn with_cookie(&self, request: reqwest::RequestBuilder, url: &str) -> reqwest::RequestBuilder {
-        match &self.cookie {
-            Some(cookie) if url.starts_with(&self.console) => {
-                request.header(COOKIE, format!("console_session={cookie}"))
+        if url.starts_with(&self.console) {
+            match &self.cookie {
+                Some(cookie) => request.header(COOKIE, format!("console_session={cookie}")),
+                None => request,
             }
-            _ => request,
+        } else if self.provider_cookies.is_empty() {
+            request
+        } else {
+            let jar: Vec<String> = self
+                .provider_cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            request.header(COOKIE, jar.join("; "))
         }
     }
 
@@ -189,6 +242,14 @@ impl Browser {
     pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
         let url = self.url(path);
         let request = self.with_cookie(self.client.post(&url).form(form), &url);
+        let response = request.send().await.expect("POST");
+        self.read(response).await
+    }
+
+    /// POST of owned pairs (a form read from a page).
+    pub async fn post_pairs(&mut self, url: &str, fields: &[(String, String)]) -> Page {
+        let url = self.url(url);
+        let request = self.with_cookie(self.client.post(&url).form(fields), &url);
         let response = request.send().await.expect("POST");
         self.read(response).await
     }
@@ -228,14 +289,7 @@ impl Browser {
             .collect();
         fields.push(("user".into(), user.into()));
         let post_url = authorize.split_once('?').expect("query").0.to_owned();
-        let back = self
-            .client
-            .post(&post_url)
-            .form(&fields)
-            .send()
-            .await
-            .expect("provider");
-        let back = self.read(back).await;
+        let back = self.post_pairs(&post_url, &fields).await;
         assert_eq!(back.status, 303, "{}", back.body);
         let callback = back.location.expect("callback");
         self.get(&callback).await
