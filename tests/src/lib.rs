@@ -10,7 +10,8 @@
 //! * [`process`]: the workspace's commands run as processes;
 //! * [`federation`]: a local federation launcher (three nodes and a
 //!   gateway in-process on loopback);
-//! * [`tracing_setup`]: spans captured in memory.
+//! * [`tracing_setup`]: spans captured in memory;
+//! * [`browser`]: headless Chromium over WebDriver.
 //!
 //! A node's configuration is built with `agency_node::NodeConfig::new` and
 //! field assignment, the gateway's with `GatewayConfig::new`. The package's
@@ -18,6 +19,7 @@
 //! suite.
 
 pub mod agencies;
+pub mod browser;
 pub mod federation;
 pub mod graphql;
 pub mod process;

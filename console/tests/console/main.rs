@@ -4,6 +4,7 @@
 //! the gateway. Cookies and redirects are followed by hand so that each
 //! step of the sign-in is visible to the assertions.
 
+mod browser;
 mod casework;
 mod oidc_provider;
 mod sign_in;
@@ -34,7 +35,7 @@ pub struct Harness {
 pub enum IdentityProvider {
     /// The project's development provider (`exchange_trust::dev_oidc`).
     Development,
-    /// panva's oidc-provider from npm (`console/tests/oidc/provider.mjs`).
+    /// panva's oidc-provider from npm (`console/tests/js/provider.mjs`).
     OidcProvider,
 }
 

@@ -1,5 +1,5 @@
 //! The console against a real, certified OpenID provider: panva's
-//! `oidc-provider` from npm (pinned by `console/tests/oidc/package-lock.json`,
+//! `oidc-provider` from npm (pinned by `console/tests/js/package-lock.json`,
 //! installed once into `${XDG_CACHE_HOME:-~/.cache}/exchange/` by the first
 //! test that needs it), one provider per agency. A caseworker signs in
 //! through its login form, works, and signs out through its end-session
@@ -21,12 +21,13 @@ use crate::{Browser, CLIENT_ID, Harness, IdentityProvider, Page, users};
 
 static INSTALLED: OnceCell<PathBuf> = OnceCell::const_new();
 
-/// The directory holding oidc-provider's `node_modules`, installed once
-/// (`npm ci` of the pinned lock file) per version of the lock file.
-async fn installed() -> PathBuf {
+/// The directory holding the tests' npm packages (oidc-provider, axe-core)
+/// in `node_modules`, installed once (`npm ci` of the pinned lock file) per
+/// version of the lock file.
+pub async fn installed() -> PathBuf {
     INSTALLED
         .get_or_init(|| async {
-            let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/oidc");
+            let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/js");
             let lock = std::fs::read(source.join("package-lock.json")).expect("lock file");
             let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &lock);
             let tag: String = digest.as_ref()[..8]
@@ -37,7 +38,7 @@ async fn installed() -> PathBuf {
                 .map(PathBuf::from)
                 .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
                 .expect("HOME or XDG_CACHE_HOME");
-            let dir = cache.join("exchange").join(format!("oidc-provider-{tag}"));
+            let dir = cache.join("exchange").join(format!("console-js-{tag}"));
             if !dir.join(".installed").exists() {
                 let _ = std::fs::remove_dir_all(&dir);
                 std::fs::create_dir_all(&dir).expect("cache dir");

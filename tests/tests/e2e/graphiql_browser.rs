@@ -15,7 +15,7 @@ use exchange_test_kit::{Options, SHELTER, TestFederation};
 use fantoccini::{Client, Locator};
 use serde_json::{Value, json};
 
-use super::portal_browser::{start_browser_with, start_driver, wait_for};
+use exchange_test_kit::browser::{start_browser_with, start_driver, wait_for};
 
 /// Chromium switches that leave it loopback only. Loopback bypasses a
 /// proxy by default, so the gateway is reached; anything else goes to a

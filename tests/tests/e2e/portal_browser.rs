@@ -10,97 +10,12 @@
 //! them: it never skips.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use exchange_test_kit::browser::{start_browser, start_driver, wait_for};
 use exchange_test_kit::{LEGAL, SHELTER, TestFederation};
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 use serde_json::{Value, json};
-
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-const CHROMIUM: &str = "/usr/bin/chromium";
-
-/// A ChromeDriver process, killed on drop.
-pub(super) struct Driver {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-pub(super) async fn start_driver() -> Driver {
-    assert!(
-        std::path::Path::new(CHROMEDRIVER).exists() && std::path::Path::new(CHROMIUM).exists(),
-        "the browser tests need Debian's chromium and chromium-driver \
-         (`apt-get install chromium chromium-driver`; .ci/run installs them)"
-    );
-    let port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
-        probe.local_addr().expect("address").port()
-    };
-    let child = Command::new(CHROMEDRIVER)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting chromedriver");
-    let driver = Driver {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    };
-    let client = reqwest::Client::new();
-    for _ in 0..100 {
-        if let Ok(response) = client.get(format!("{}/status", driver.url)).send().await
-            && response.status().is_success()
-        {
-            return driver;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("chromedriver did not start on {}", driver.url);
-}
-
-async fn start_browser(driver: &Driver, profile: &std::path::Path) -> Client {
-    start_browser_with(driver, profile, &[]).await
-}
-
-/// A headless Chromium session with these switches added to the usual ones.
-pub(super) async fn start_browser_with(
-    driver: &Driver,
-    profile: &std::path::Path,
-    extra_args: &[&str],
-) -> Client {
-    let mut args = vec![
-        "--headless=new".to_owned(),
-        "--no-sandbox".into(),
-        "--disable-gpu".into(),
-        "--disable-dev-shm-usage".into(),
-        "--disable-quic".into(),
-        "--no-first-run".into(),
-        "--disable-background-networking".into(),
-        "--disable-component-update".into(),
-        "--disable-sync".into(),
-        "--window-size=1200,1400".into(),
-        format!("--user-data-dir={}", profile.display()),
-    ];
-    args.extend(extra_args.iter().map(|a| (*a).to_owned()));
-    let mut capabilities = serde_json::Map::new();
-    capabilities.insert(
-        "goog:chromeOptions".into(),
-        json!({ "binary": CHROMIUM, "args": args }),
-    );
-    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    ClientBuilder::new(connector)
-        .capabilities(capabilities)
-        .connect(&driver.url)
-        .await
-        .expect("a Chromium session")
-}
 
 fn screenshot_dir() -> PathBuf {
     std::env::var_os("PORTAL_SCREENSHOT_DIR")
@@ -145,14 +60,6 @@ async fn arrive(browser: &Client, expected: &str) {
 }
 
 /// Waits for an element of the next page.
-pub(super) async fn wait_for(browser: &Client, css: &str) -> fantoccini::elements::Element {
-    browser
-        .wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css} did not appear: {e}"))
-}
 
 const LEGAL_QUERY: &str = "query($id: ID!) { survivor(id: $id) { id legal { immigrationStatus } \
     withheld { category reason } } }";
