@@ -94,6 +94,7 @@ pub async fn start_browser_with(
         .expect("a Chromium session")
 }
 
+/// Waits up to 10 s for an element matching `css` (the next page).
 pub async fn wait_for(browser: &Client, css: &str) -> fantoccini::elements::Element {
     browser
         .wait()

@@ -59,8 +59,6 @@ async fn arrive(browser: &Client, expected: &str) {
     );
 }
 
-/// Waits for an element of the next page.
-
 const LEGAL_QUERY: &str = "query($id: ID!) { survivor(id: $id) { id legal { immigrationStatus } \
     withheld { category reason } } }";
 
