@@ -36,7 +36,16 @@ pub struct ConsoleConfig {
     /// `json` (default) or `pretty`.
     #[serde(default)]
     pub log_format: LogFormat,
+    /// Optional: a PEM bundle of the certificate authorities trusted for
+    /// the identity providers and the gateway over https. Default: the
+    /// system bundle at `/etc/ssl/certs/ca-certificates.crt` when present
+    /// (Debian, Ubuntu); without either, only plain-HTTP loopback works.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
+
+/// The system's CA bundle on Debian and Ubuntu.
+pub const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// An agency's identity provider, as a client registered there.
 #[derive(Debug, Clone, Deserialize)]

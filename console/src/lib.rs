@@ -91,13 +91,26 @@ impl Application {
             )
         })?;
         let verifier = Arc::new(TokenVerifier::new(federation.clone()));
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             // The provider's and the gateway's answers are read as given;
             // following a redirect could leak a code or a token elsewhere.
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(15))
-            .tls_built_in_root_certs(false)
-            .build()?;
+            .tls_built_in_root_certs(false);
+        let ca_file = config.ca_file.clone().or_else(|| {
+            let system = std::path::PathBuf::from(config::SYSTEM_CA_BUNDLE);
+            system.exists().then_some(system)
+        });
+        if let Some(path) = ca_file {
+            let pem = std::fs::read(&path)
+                .map_err(|e| anyhow::anyhow!("reading ca_file {}: {e}", path.display()))?;
+            for certificate in reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| anyhow::anyhow!("ca_file {}: {e}", path.display()))?
+            {
+                http = http.add_root_certificate(certificate);
+            }
+        }
+        let http = http.build()?;
         let sign_in = SignIn::new(&config, &federation, verifier, http.clone())?;
         let mut provider_origins: Vec<String> = config
             .sign_in

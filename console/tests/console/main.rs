@@ -116,6 +116,7 @@ impl Harness {
                 .collect(),
             session,
             log_format: Default::default(),
+            ca_file: None,
         };
         let app = Application::build_with_listener(config, console_listener)
             .await

@@ -290,6 +290,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .collect(),
         session: Default::default(),
         log_format: agency_node::config::LogFormat::Pretty,
+        ca_file: None,
     })
     .await
     .context("starting the caseworker console")?;
