@@ -184,6 +184,13 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
             post(routes::revoke_consent),
         )
         .route("/survivors/{id}/referrals", post(routes::refer))
+        .route("/survivors/{id}/notes", post(routes::add_note))
+        .route(
+            "/survivors/{id}/follow-ups",
+            post(routes::schedule_follow_up),
+        )
+        .route("/follow-ups", get(routes::follow_ups))
+        .route("/agencies", get(routes::agencies))
         .route("/static/console.css", get(routes::stylesheet))
         .route("/healthz", get(routes::healthz))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM_BYTES))

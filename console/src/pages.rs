@@ -119,6 +119,9 @@ pub struct SurvivorPage {
     pub purposes: &'static [&'static str],
     pub services: &'static [&'static str],
     pub urgencies: &'static [&'static str],
+    pub follow_up_kinds: &'static [&'static str],
+    /// The purpose case work here is done for (a note, a follow-up).
+    pub work_purpose: String,
 }
 
 /// The own agency's survivors.
@@ -217,6 +220,131 @@ pub struct Survivor {
     pub legal: Option<Legal>,
     pub withheld: Vec<Withheld>,
     pub break_glass: bool,
+    #[serde(default)]
+    pub case_notes: Option<NoteConnection>,
+    /// `None` unless CASE is disclosed.
+    pub services: Option<Vec<ServiceRecord>>,
+    pub follow_ups: Option<Vec<FollowUp>>,
+    pub assigned_caseworkers: Option<Vec<Assignment>>,
+    pub care_plan: Option<CarePlan>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct NoteConnection {
+    pub nodes: Vec<CaseNote>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CaseNote {
+    pub category: String,
+    pub body: String,
+    pub author: NoteAuthor,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct NoteAuthor {
+    pub agency: String,
+    pub user: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceRecord {
+    pub kind: String,
+    pub provider_agency: String,
+    pub status: String,
+    pub planned_for: Option<String>,
+    pub delivered_at: Option<String>,
+    pub outcome: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FollowUp {
+    pub id: String,
+    pub survivor_id: String,
+    pub kind: String,
+    pub due_at: String,
+    pub assigned_agency: String,
+    pub assigned_user: Option<String>,
+    pub status: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Assignment {
+    pub user: String,
+    pub assigned_at: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CarePlan {
+    pub version: i64,
+    #[serde(default)]
+    pub goals: Option<Vec<String>>,
+    pub actions: Vec<CarePlanAction>,
+    pub agreement: Option<PlanAgreement>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CarePlanAction {
+    pub description: String,
+    pub responsible_agency: String,
+    pub due_at: Option<String>,
+    pub status: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PlanAgreement {
+    pub at: String,
+    pub method: String,
+}
+
+/// Open follow-ups of the caseworker's agency due soon, across the
+/// federation.
+#[derive(Template)]
+#[template(path = "follow_ups.html")]
+pub struct FollowUpsPage {
+    pub chrome: Chrome,
+    pub follow_ups: Vec<FollowUp>,
+    pub days: i64,
+    pub next: Option<String>,
+}
+
+/// The federation's agencies, filtered.
+#[derive(Template)]
+#[template(path = "agencies.html")]
+pub struct AgenciesPage {
+    pub chrome: Chrome,
+    pub agencies: Vec<MemberAgency>,
+    pub service: String,
+    pub language: String,
+    pub region: String,
+    pub services: &'static [&'static str],
+}
+
+/// Follow-up kinds, in the order offered.
+pub const FOLLOW_UP_KINDS: [&str; 5] = [
+    "APPOINTMENT",
+    "HOME_VISIT",
+    "PHONE_CALL",
+    "COURT_DATE",
+    "CASE_REVIEW",
+];
+
+/// The purpose of a partner's case work under a referral for `service`:
+/// the care the referral is for.
+pub fn work_purpose(service: &str) -> &'static str {
+    match service {
+        "MEDICAL" | "PSYCHOSOCIAL" => "HEALTH_CARE",
+        "LEGAL_AID" => "LEGAL_ASSISTANCE",
+        "SHELTER" => "SHELTER_PLACEMENT",
+        _ => "SERVICE_COORDINATION",
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -1,14 +1,16 @@
 //! The console's HTTP routes, a file per area: [`sign_in`] (start page,
 //! language, sign-in and sign-out), [`referrals`] (the inbox, a referral and
-//! its answers) and [`survivors`] (a survivor's page, consent and referral
-//! forms). This file holds what they share: the visit (session, CSRF and
+//! its answers), [`survivors`] (a survivor's page and its forms) and
+//! [`agency`] (follow-ups due, the directory). This file holds what they share: the visit (session, CSRF and
 //! origin checks, refusals as pages with a stable code) and the safety
 //! headers every response carries.
 
+mod agency;
 mod referrals;
 mod sign_in;
 mod survivors;
 
+pub use agency::*;
 pub use referrals::*;
 pub use sign_in::*;
 pub use survivors::*;

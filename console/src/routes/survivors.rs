@@ -17,8 +17,8 @@ use super::referrals::load_referral;
 use crate::ConsoleState;
 use crate::error::ConsoleError;
 use crate::pages::{
-    ConsentGrant, GRANTABLE_PURPOSES, MemberAgency, Survivor, SurvivorListPage, SurvivorListRow,
-    SurvivorPage,
+    ConsentGrant, FOLLOW_UP_KINDS, GRANTABLE_PURPOSES, MemberAgency, Survivor, SurvivorListPage,
+    SurvivorListRow, SurvivorPage, work_purpose,
 };
 use crate::session::SignedIn;
 
@@ -150,27 +150,43 @@ struct AgenciesAnswer {
     agencies: Vec<MemberAgency>,
 }
 
-/// The purpose a read of survivor `id` is for: through a referral that
-/// joins the caseworker's agency to that survivor, `REFERRAL`; otherwise
-/// the own agency's case, `CASE_MANAGEMENT`.
-async fn purpose_for(
+/// What the way to a survivor's page implies: the purpose of reading the
+/// record and the purpose of case work there.
+struct Way {
+    read: Purpose,
+    work: Purpose,
+}
+
+/// Through a referral that joins the caseworker's agency to survivor
+/// `id`: read for `REFERRAL`, work for the care the referral is for
+/// ([`work_purpose`]). Otherwise the own agency's case: `CASE_MANAGEMENT`
+/// for both.
+async fn way_to(
     state: &ConsoleState,
     signed_in: &SignedIn,
     id: &str,
     referral: Option<&str>,
-) -> Result<Purpose, ConsoleError> {
+) -> Result<Way, ConsoleError> {
     match referral {
         Some(referral) => {
             let r = load_referral(state, signed_in, referral).await?;
-            if r.survivor_id == id {
-                Ok(Purpose::Referral)
-            } else {
-                Err(ConsoleError::BadRequest(
+            if r.survivor_id != id {
+                return Err(ConsoleError::BadRequest(
                     "the referral is about another survivor",
-                ))
+                ));
             }
+            let work = work_purpose(&r.service)
+                .parse::<Purpose>()
+                .map_err(|_| ConsoleError::Internal("unknown work purpose".into()))?;
+            Ok(Way {
+                read: Purpose::Referral,
+                work,
+            })
         }
-        None => Ok(Purpose::CaseManagement),
+        None => Ok(Way {
+            read: Purpose::CaseManagement,
+            work: Purpose::CaseManagement,
+        }),
     }
 }
 
@@ -197,10 +213,11 @@ pub async fn survivor(
         Ok(s) => s,
         Err(e) => return visit.refuse(&state, e),
     };
-    let purpose = match purpose_for(&state, &signed_in, &id, query.referral.as_deref()).await {
-        Ok(p) => p,
+    let way = match way_to(&state, &signed_in, &id, query.referral.as_deref()).await {
+        Ok(w) => w,
         Err(e) => return visit.refuse(&state, e),
     };
+    let purpose = way.read;
     let answer: Result<SurvivorAnswer, _> = state
         .gateway
         .execute(
@@ -212,6 +229,11 @@ pub async fn survivor(
              case { riskLevel needs summary } \
              health { medicalNotes psychosocialNotes allergies } \
              legal { immigrationStatus proceedings protectionOrders notes } \
+             caseNotes(first: 20) { nodes { category body author { agency user } createdAt } } \
+             services { kind providerAgency status plannedFor deliveredAt outcome } \
+             followUps { id survivorId kind dueAt assignedAgency assignedUser status } \
+             assignedCaseworkers { user assignedAt } \
+             carePlan { version goals actions { description responsibleAgency dueAt status } agreement { at method } } \
              withheld { category reason } } }",
             json!({ "id": id }),
         )
@@ -279,6 +301,8 @@ pub async fn survivor(
             purposes: &GRANTABLE_PURPOSES,
             services: &SERVICES,
             urgencies: &URGENCIES,
+            follow_up_kinds: &FOLLOW_UP_KINDS,
+            work_purpose: way.work.as_str().to_owned(),
         },
     )
 }
@@ -475,6 +499,130 @@ pub async fn refer(
     done(&state, &visit, result, "notice-referred", &back)
 }
 
+/// The page to return to after a form on survivor `id`'s page, and the
+/// purpose of the work: through the referral the form names, or the own
+/// agency's case.
+async fn work_context(
+    state: &ConsoleState,
+    signed_in: &SignedIn,
+    id: &str,
+    form: &[(String, String)],
+) -> Result<(String, Purpose), ConsoleError> {
+    let referral = field(form, "referral");
+    let way = way_to(state, signed_in, id, referral).await?;
+    let back = match referral {
+        Some(r) => format!(
+            "/survivors/{id}?{}",
+            form_urlencoded::Serializer::new(String::new())
+                .append_pair("referral", r)
+                .finish()
+        ),
+        None => format!("/survivors/{id}"),
+    };
+    Ok((back, way.work))
+}
+
+/// `POST /survivors/{id}/notes`: adds a case note under one category.
+pub async fn add_note(
+    State(state): State<Arc<ConsoleState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: String,
+) -> Response {
+    let form = pairs(&body);
+    let mut visit = Visit::open(&state, &headers, &format!("/survivors/{id}"));
+    let signed_in = match visit.signed_in(&state).await {
+        Ok(s) => s,
+        Err(e) => return visit.refuse(&state, e),
+    };
+    if let Err(e) = visit.check_form(&state, &headers, field(&form, "csrf")) {
+        return visit.refuse(&state, e);
+    }
+    let (back, purpose) = match work_context(&state, &signed_in, &id, &form).await {
+        Ok(c) => c,
+        Err(e) => return visit.refuse(&state, e),
+    };
+    let Some(category) = field(&form, "category").filter(|c| CATEGORIES.contains(c)) else {
+        return visit.refuse(&state, ConsoleError::BadRequest("choose a category"));
+    };
+    let note = match field(&form, "body") {
+        Some(b) if b.chars().count() <= 4000 => b,
+        Some(_) => return visit.refuse(&state, ConsoleError::BadRequest("the note is too long")),
+        None => return visit.refuse(&state, ConsoleError::BadRequest("the note is empty")),
+    };
+    let result: Result<Value, _> = state
+        .gateway
+        .execute(
+            &signed_in.access_token,
+            purpose,
+            "mutation($input: AddCaseNoteInput!) { addCaseNote(input: $input) { id } }",
+            json!({ "input": { "survivorId": id, "category": category, "body": note } }),
+        )
+        .await;
+    done(&state, &visit, result, "notice-note-added", &back)
+}
+
+/// `POST /survivors/{id}/follow-ups`: schedules a follow-up for the
+/// caseworker's own agency.
+pub async fn schedule_follow_up(
+    State(state): State<Arc<ConsoleState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: String,
+) -> Response {
+    let form = pairs(&body);
+    let mut visit = Visit::open(&state, &headers, &format!("/survivors/{id}"));
+    let signed_in = match visit.signed_in(&state).await {
+        Ok(s) => s,
+        Err(e) => return visit.refuse(&state, e),
+    };
+    if let Err(e) = visit.check_form(&state, &headers, field(&form, "csrf")) {
+        return visit.refuse(&state, e);
+    }
+    let (back, purpose) = match work_context(&state, &signed_in, &id, &form).await {
+        Ok(c) => c,
+        Err(e) => return visit.refuse(&state, e),
+    };
+    let Some(kind) = field(&form, "kind").filter(|k| FOLLOW_UP_KINDS.contains(k)) else {
+        return visit.refuse(
+            &state,
+            ConsoleError::BadRequest("choose a kind of follow-up"),
+        );
+    };
+    let due = match field(&form, "due").map(due_at) {
+        Some(Ok(due)) => due,
+        _ => {
+            return visit.refuse(
+                &state,
+                ConsoleError::BadRequest("the due time is not a time"),
+            );
+        }
+    };
+    let result: Result<Value, _> = state
+        .gateway
+        .execute(
+            &signed_in.access_token,
+            purpose,
+            "mutation($input: ScheduleFollowUpInput!) { scheduleFollowUp(input: $input) { id } }",
+            json!({ "input": { "survivorId": id, "kind": kind, "dueAt": due,
+                               "assignedAgency": signed_in.principal.agency.as_str(),
+                               "assignedUser": signed_in.principal.user } }),
+        )
+        .await;
+    done(&state, &visit, result, "notice-follow-up-scheduled", &back)
+}
+
+/// A `datetime-local` value (`2027-01-05T09:30`, the browser's local time
+/// taken as UTC: the console says so beside the field) as RFC 3339.
+pub fn due_at(value: &str) -> Result<String, ConsoleError> {
+    let format = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]");
+    let at = time::PrimitiveDateTime::parse(value, &format)
+        .map_err(|_| ConsoleError::BadRequest("the due time is not a time"))?;
+    at.assume_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .map_err(|e| ConsoleError::Internal(e.to_string()))
+}
+
 /// After a change: back to `back` with `notice`, or the refusal.
 fn done(
     state: &ConsoleState,
@@ -500,6 +648,13 @@ mod tests {
 
     fn form(text: &str) -> Vec<(String, String)> {
         pairs(text)
+    }
+
+    #[test]
+    fn a_due_time_from_the_form_is_rfc_3339_and_nonsense_is_refused() {
+        assert_eq!(due_at("2027-01-05T09:30").unwrap(), "2027-01-05T09:30:00Z");
+        assert!(due_at("tomorrow").is_err());
+        assert!(due_at("2027-13-05T09:30").is_err());
     }
 
     #[test]

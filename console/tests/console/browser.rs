@@ -334,6 +334,14 @@ async fn a_caseworker_handles_a_referral_in_chromium_by_mouse_and_keyboard_on_pa
     wait_for(&browser, ".notice").await;
     assert!(text_of(&browser).await.contains("Mark completed"));
 
+    // The agency's follow-ups and the directory.
+    click(&browser, "a[href='/follow-ups']").await;
+    wait_for(&browser, "h1").await;
+    axe.check(&browser, "follow-ups due").await;
+    click(&browser, "a[href='/agencies']").await;
+    wait_for(&browser, "form.filters").await;
+    axe.check(&browser, "agencies").await;
+
     // An error page, and every language with its screenshot.
     browser
         .goto(&format!("{console}/referrals?direction=SIDEWAYS"))

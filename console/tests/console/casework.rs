@@ -194,3 +194,105 @@ async fn a_partner_cannot_record_consent_and_a_reading_through_someone_elses_ref
         .await;
     assert_eq!(mismatched.code.as_deref(), Some("BAD_REQUEST"));
 }
+
+#[tokio::test]
+async fn a_partner_adds_a_note_and_schedules_a_follow_up_it_then_finds_due_and_the_directory_filters_by_service()
+ {
+    let h = Harness::start().await;
+    let survivor = h
+        .federation
+        .register_survivor("shelter-north", "Ines")
+        .await;
+    let referral = h.federation.refer_accepted(&survivor, "clinic-east").await;
+    let record = format!("/survivors/{survivor}?referral={referral}");
+
+    let mut clinic = h.browser();
+    clinic
+        .sign_in("clinic-east", "caseworker@clinic-east")
+        .await;
+    let page = clinic.get(&record).await;
+    // The referral is for MEDICAL care: the clinic's work is HEALTH_CARE.
+    assert!(
+        page.body.contains("Work recorded for: Health care"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("No services recorded."),
+        "CASE is shared: {}",
+        page.body
+    );
+    let noted = clinic
+        .post(
+            &format!("/survivors/{survivor}/notes"),
+            &[
+                ("csrf", &page.csrf()),
+                ("referral", &referral),
+                ("category", "CASE"),
+                ("body", "First appointment kept"),
+            ],
+        )
+        .await;
+    assert_eq!(noted.status, 303, "{noted:?}");
+    let back = noted.location.clone().expect("back to the page");
+    assert!(
+        back.starts_with(&format!("/survivors/{survivor}?referral=")),
+        "{back}"
+    );
+    let page = clinic.get(&record).await;
+    assert!(page.body.contains("The note was added."), "{}", page.body);
+    assert!(
+        page.body.contains("First appointment kept"),
+        "{}",
+        page.body
+    );
+
+    let due = (time::OffsetDateTime::now_utc() + time::Duration::days(2))
+        .format(time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]"
+        ))
+        .expect("format");
+    let scheduled = clinic
+        .post(
+            &format!("/survivors/{survivor}/follow-ups"),
+            &[
+                ("csrf", &page.csrf()),
+                ("referral", &referral),
+                ("kind", "APPOINTMENT"),
+                ("due", &due),
+            ],
+        )
+        .await;
+    assert_eq!(scheduled.status, 303, "{scheduled:?}");
+    let due_list = clinic.get("/follow-ups").await;
+    assert!(due_list.body.contains("Appointment"), "{}", due_list.body);
+    assert!(
+        due_list.body.contains(&format!("/survivors/{survivor}")),
+        "{}",
+        due_list.body
+    );
+    assert!(clinic.get("/follow-ups?days=0").await.code.as_deref() == Some("BAD_REQUEST"));
+
+    // The owner reads the partner's note on its own page.
+    let mut shelter = h.browser();
+    shelter
+        .sign_in("shelter-north", "caseworker@shelter-north")
+        .await;
+    let own = shelter.get(&format!("/survivors/{survivor}")).await;
+    assert!(own.body.contains("First appointment kept"), "{}", own.body);
+    assert!(
+        own.body.contains("caseworker@clinic-east (clinic-east)"),
+        "{}",
+        own.body
+    );
+
+    let legal = clinic.get("/agencies?service=LEGAL_AID").await;
+    assert!(legal.body.contains("legal-aid-city"), "{}", legal.body);
+    assert!(
+        !legal.body.contains("<span class=\"hint\">(clinic-east)"),
+        "{}",
+        legal.body
+    );
+    let bogus = clinic.get("/agencies?service=TELEPORTATION").await;
+    assert_eq!(bogus.code.as_deref(), Some("BAD_REQUEST"));
+}
