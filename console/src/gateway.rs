@@ -3,7 +3,7 @@
 //! needs. The console adds no authority of its own: whatever it shows, the
 //! gateway and the owning node decided to disclose to that caseworker.
 
-use exchange_schema::{ErrorCode, PURPOSE_HEADER, Purpose};
+use exchange_schema::{ErrorCode, JUSTIFICATION_HEADER, PURPOSE_HEADER, Purpose};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -34,11 +34,29 @@ impl GatewayClient {
         query: &str,
         variables: Value,
     ) -> Result<T, ConsoleError> {
-        let response = self
+        self.execute_justified(token, purpose, None, query, variables)
+            .await
+    }
+
+    /// [`GatewayClient::execute`] with a break-glass justification, sent
+    /// as the `x-exchange-justification` header ([`justification_header`]).
+    pub async fn execute_justified<T: DeserializeOwned>(
+        &self,
+        token: &str,
+        purpose: Purpose,
+        justification: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> Result<T, ConsoleError> {
+        let mut request = self
             .http
             .post(&self.url)
             .bearer_auth(token)
-            .header(PURPOSE_HEADER, purpose.as_str())
+            .header(PURPOSE_HEADER, purpose.as_str());
+        if let Some(justification) = justification {
+            request = request.header(JUSTIFICATION_HEADER, justification_header(justification));
+        }
+        let response = request
             .json(&serde_json::json!({ "query": query, "variables": variables }))
             .send()
             .await
@@ -64,5 +82,43 @@ impl GatewayClient {
         }
         serde_json::from_value(body["data"].clone())
             .map_err(|e| ConsoleError::Internal(format!("unexpected answer shape: {e}")))
+    }
+}
+
+/// A justification as the header carries it: visible ASCII as written;
+/// every other character (a justification written in Arabic, say)
+/// percent-encoded as UTF-8, so the header stays ASCII as the exchange
+/// requires and the text can be decoded from the audit entry.
+pub fn justification_header(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.trim().chars() {
+        if c == ' ' || c.is_ascii_graphic() && c != '%' {
+            out.push(c);
+        } else {
+            let mut buffer = [0u8; 4];
+            for byte in c.encode_utf8(&mut buffer).bytes() {
+                out.push_str(&format!("%{byte:02X}"));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_justification_header_is_ascii_with_everything_else_percent_encoded() {
+        assert_eq!(
+            justification_header("  Unconscious, allergies unknown  "),
+            "Unconscious, allergies unknown"
+        );
+        assert_eq!(
+            justification_header("فاقد الوعي"),
+            "%D9%81%D8%A7%D9%82%D8%AF %D8%A7%D9%84%D9%88%D8%B9%D9%8A"
+        );
+        assert_eq!(justification_header("100% sure\n"), "100%25 sure");
+        assert!(justification_header("é\u{202E}x").is_ascii());
     }
 }

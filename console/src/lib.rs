@@ -186,6 +186,10 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
         .route("/survivors/{id}/referrals", post(routes::refer))
         .route("/survivors/{id}/notes", post(routes::add_note))
         .route(
+            "/survivors/{id}/break-glass",
+            get(routes::break_glass_form).post(routes::open_break_glass),
+        )
+        .route(
             "/survivors/{id}/follow-ups",
             post(routes::schedule_follow_up),
         )

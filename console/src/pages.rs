@@ -19,6 +19,9 @@ pub struct Chrome {
     pub notice: Option<String>,
     /// The current path and query, for the language picker to come back to.
     pub here: String,
+    /// Until when a break-glass window this caseworker opened is open (the
+    /// banner on every page).
+    pub break_glass_until: Option<String>,
 }
 
 impl Chrome {
@@ -122,6 +125,20 @@ pub struct SurvivorPage {
     pub follow_up_kinds: &'static [&'static str],
     /// The purpose case work here is done for (a note, a follow-up).
     pub work_purpose: String,
+    /// Whether the caseworker may open break-glass on this record
+    /// (a supervisor of a shelter, clinic or child-protection agency that
+    /// does not own it), and whether a window is open now.
+    pub may_break_glass: bool,
+    pub break_glass_open: bool,
+}
+
+/// The break-glass form: why the record is needed now.
+#[derive(Template)]
+#[template(path = "break_glass.html")]
+pub struct BreakGlassPage {
+    pub chrome: Chrome,
+    pub survivor_id: String,
+    pub min_chars: usize,
 }
 
 /// The own agency's survivors.
@@ -454,6 +471,7 @@ mod tests {
                 user: None,
                 notice: None,
                 here: "/".into(),
+                break_glass_until: None,
             };
             for reason in [
                 "NO_GRANT",

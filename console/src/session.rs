@@ -122,7 +122,38 @@ pub struct Session {
     /// A one-time notice for the next page (an action's outcome), as a
     /// message ID of the translations.
     pub notice: Option<String>,
+    /// Break-glass windows this caseworker opened, while they last.
+    pub break_glass: Vec<BreakGlass>,
     last_seen: Instant,
+}
+
+/// A break-glass window open on one survivor's record.
+#[derive(Debug, Clone)]
+pub struct BreakGlass {
+    pub survivor_id: String,
+    /// The written justification every read through it carries.
+    pub justification: String,
+    pub expires_at: OffsetDateTime,
+}
+
+impl Session {
+    /// The open window on `survivor`, if any.
+    pub fn break_glass_on(&self, survivor: &str) -> Option<&BreakGlass> {
+        let now = OffsetDateTime::now_utc();
+        self.break_glass
+            .iter()
+            .find(|w| w.survivor_id == survivor && w.expires_at > now)
+    }
+
+    /// The latest expiry of the open windows, for the banner.
+    pub fn break_glass_until(&self) -> Option<OffsetDateTime> {
+        let now = OffsetDateTime::now_utc();
+        self.break_glass
+            .iter()
+            .filter(|w| w.expires_at > now)
+            .map(|w| w.expires_at)
+            .max()
+    }
 }
 
 impl Session {
@@ -133,6 +164,7 @@ impl Session {
             pending: None,
             signed_in: None,
             notice: None,
+            break_glass: Vec::new(),
             last_seen: Instant::now(),
         }
     }

@@ -32,9 +32,7 @@ use crate::grant::{
 };
 use crate::source::{self, CompiledSet, PolicyFile, PolicyInfo};
 
-/// A justification shorter than this (in characters, trimmed) is no
-/// justification: break-glass needs a sentence, not "urgent".
-pub const MIN_JUSTIFICATION_CHARS: usize = 20;
+pub use exchange_schema::headers::MIN_JUSTIFICATION_CHARS;
 
 /// How break-glass works in this deployment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -22,6 +22,11 @@ pub const TRACEPARENT_HEADER: &str = "traceparent";
 /// also in bytes).
 pub const MAX_JUSTIFICATION_CHARS: usize = 2000;
 
+/// A justification shorter than this (in characters, trimmed) is no
+/// justification: break-glass needs a sentence, not "urgent". The policies
+/// decide with it; the console asks for it up front.
+pub const MIN_JUSTIFICATION_CHARS: usize = 20;
+
 /// Why a header was refused. Every variant is a `BAD_USER_INPUT`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HeaderError {

@@ -86,12 +86,17 @@ impl Visit {
                 s.principal.agency
             )
         });
+        let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
         Chrome {
             lang: self.session.lang.unwrap_or(Lang::En),
             csrf: self.session.csrf_token.clone(),
             user,
             notice: self.session.notice.clone(),
             here: self.here.clone(),
+            break_glass_until: self
+                .session
+                .break_glass_until()
+                .and_then(|t| t.format(&format).ok()),
         }
     }
 

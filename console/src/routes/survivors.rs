@@ -8,7 +8,8 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{Redirect, Response};
-use exchange_schema::Purpose;
+use exchange_schema::headers::{MAX_JUSTIFICATION_CHARS, MIN_JUSTIFICATION_CHARS};
+use exchange_schema::{AgencyKind, Purpose, Role};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -17,10 +18,10 @@ use super::referrals::load_referral;
 use crate::ConsoleState;
 use crate::error::ConsoleError;
 use crate::pages::{
-    ConsentGrant, FOLLOW_UP_KINDS, GRANTABLE_PURPOSES, MemberAgency, Survivor, SurvivorListPage,
-    SurvivorListRow, SurvivorPage, work_purpose,
+    BreakGlassPage, ConsentGrant, FOLLOW_UP_KINDS, GRANTABLE_PURPOSES, MemberAgency, Survivor,
+    SurvivorListPage, SurvivorListRow, SurvivorPage, work_purpose,
 };
-use crate::session::SignedIn;
+use crate::session::{BreakGlass, SignedIn};
 
 /// Survivors a page of the list shows.
 const PAGE_SIZE: i64 = 25;
@@ -217,12 +218,20 @@ pub async fn survivor(
         Ok(w) => w,
         Err(e) => return visit.refuse(&state, e),
     };
-    let purpose = way.read;
+    // While a break-glass window this caseworker opened is open, the
+    // record is read through it: EMERGENCY, with the justification.
+    let window = visit.session.break_glass_on(&id).cloned();
+    let purpose = if window.is_some() {
+        Purpose::Emergency
+    } else {
+        way.read
+    };
     let answer: Result<SurvivorAnswer, _> = state
         .gateway
-        .execute(
+        .execute_justified(
             &signed_in.access_token,
             purpose,
+            window.as_ref().map(|w| w.justification.as_str()),
             "query($id: ID!) { survivor(id: $id) { id owner breakGlass \
              identity { givenName familyName preferredName nationality languages } \
              contact { safeChannel phone safetyNotes } \
@@ -274,7 +283,7 @@ pub async fn survivor(
         .gateway
         .execute(
             &signed_in.access_token,
-            purpose,
+            Purpose::Referral,
             "{ agencies { id name kind services languages region hasNode } }",
             json!({}),
         )
@@ -303,6 +312,8 @@ pub async fn survivor(
             urgencies: &URGENCIES,
             follow_up_kinds: &FOLLOW_UP_KINDS,
             work_purpose: way.work.as_str().to_owned(),
+            may_break_glass: !own && may_break_glass(&signed_in),
+            break_glass_open: window.is_some(),
         },
     )
 }
@@ -497,6 +508,117 @@ pub async fn refer(
         )
         .await;
     done(&state, &visit, result, "notice-referred", &back)
+}
+
+/// Whether the baseline policies let this caseworker open break-glass: a
+/// supervisor (not also an auditor) of a shelter, a health clinic or a
+/// child-protection agency. The node decides; this only hides a form that
+/// would be refused.
+fn may_break_glass(signed_in: &SignedIn) -> bool {
+    let p = &signed_in.principal;
+    p.has_role(Role::Supervisor)
+        && !p.has_role(Role::Auditor)
+        && matches!(
+            p.agency_kind,
+            AgencyKind::Shelter | AgencyKind::HealthClinic | AgencyKind::ChildProtection
+        )
+}
+
+/// `/survivors/{id}/break-glass`: the justification form.
+pub async fn break_glass_form(
+    State(state): State<Arc<ConsoleState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let mut visit = Visit::open(&state, &headers, &format!("/survivors/{id}/break-glass"));
+    if let Err(e) = visit.signed_in(&state).await {
+        return visit.refuse(&state, e);
+    }
+    visit.page(
+        &state,
+        BreakGlassPage {
+            chrome: visit.chrome(),
+            survivor_id: id,
+            min_chars: MIN_JUSTIFICATION_CHARS,
+        },
+    )
+}
+
+#[derive(Deserialize)]
+struct OpenedWindow {
+    #[serde(rename = "openBreakGlass")]
+    window: Window,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Window {
+    #[serde(with = "time::serde::rfc3339")]
+    expires_at: time::OffsetDateTime,
+}
+
+/// `POST /survivors/{id}/break-glass`: opens a window (the node decides who
+/// may) and reads the record through it until it closes.
+pub async fn open_break_glass(
+    State(state): State<Arc<ConsoleState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: String,
+) -> Response {
+    let form = pairs(&body);
+    let mut visit = Visit::open(&state, &headers, &format!("/survivors/{id}/break-glass"));
+    let signed_in = match visit.signed_in(&state).await {
+        Ok(s) => s,
+        Err(e) => return visit.refuse(&state, e),
+    };
+    if let Err(e) = visit.check_form(&state, &headers, field(&form, "csrf")) {
+        return visit.refuse(&state, e);
+    }
+    let justification = match field(&form, "justification") {
+        Some(j)
+            if (MIN_JUSTIFICATION_CHARS..=MAX_JUSTIFICATION_CHARS).contains(&j.chars().count()) =>
+        {
+            j.to_owned()
+        }
+        _ => {
+            return visit.refuse(
+                &state,
+                ConsoleError::BadRequest("a justification of 20 to 2000 characters is needed"),
+            );
+        }
+    };
+    let opened: Result<OpenedWindow, _> = state
+        .gateway
+        .execute_justified(
+            &signed_in.access_token,
+            Purpose::Emergency,
+            Some(&justification),
+            "mutation($id: ID!, $why: String!) { openBreakGlass(survivorId: $id, justification: $why) { expiresAt } }",
+            json!({ "id": id, "why": justification }),
+        )
+        .await;
+    match opened {
+        Ok(opened) => {
+            tracing::info!(
+                agency = %signed_in.principal.agency,
+                user = %signed_in.principal.user,
+                "break-glass opened from the console"
+            );
+            let window = BreakGlass {
+                survivor_id: id.clone(),
+                justification,
+                expires_at: opened.window.expires_at,
+            };
+            state.sessions.update(&visit.token, |s| {
+                s.break_glass
+                    .retain(|w| w.survivor_id != window.survivor_id);
+                s.break_glass.push(window);
+                s.notice = Some("notice-break-glass-opened".into());
+            });
+            visit.finish(&state, Redirect::to(&format!("/survivors/{id}")))
+        }
+        Err(e) => visit.refuse(&state, e),
+    }
 }
 
 /// The page to return to after a form on survivor `id`'s page, and the

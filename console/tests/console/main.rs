@@ -4,6 +4,7 @@
 //! the gateway. Cookies and redirects are followed by hand so that each
 //! step of the sign-in is visible to the assertions.
 
+mod break_glass;
 mod browser;
 mod casework;
 mod oidc_provider;
@@ -39,15 +40,27 @@ pub enum IdentityProvider {
     OidcProvider,
 }
 
-/// The demo users of the tests: a caseworker at each agency that signs in.
+/// The users of the tests: a caseworker and a supervisor at each agency
+/// that signs in.
 fn users() -> Vec<DevUser> {
     ["shelter-north", "clinic-east"]
         .into_iter()
-        .map(|agency| DevUser {
-            agency: AgencyId::parse(agency).expect("agency"),
-            user: format!("caseworker@{agency}"),
-            name: format!("Caseworker of {agency}"),
-            roles: vec![Role::Caseworker],
+        .flat_map(|agency| {
+            let id = AgencyId::parse(agency).expect("agency");
+            [
+                DevUser {
+                    agency: id.clone(),
+                    user: format!("caseworker@{agency}"),
+                    name: format!("Caseworker of {agency}"),
+                    roles: vec![Role::Caseworker],
+                },
+                DevUser {
+                    agency: id,
+                    user: format!("supervisor@{agency}"),
+                    name: format!("Supervisor of {agency}"),
+                    roles: vec![Role::Caseworker, Role::Supervisor],
+                },
+            ]
         })
         .collect()
 }
