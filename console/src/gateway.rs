@@ -38,6 +38,33 @@ impl GatewayClient {
             .await
     }
 
+    /// For a query scattered to every node where some nodes are expected to
+    /// refuse (a supervisor's audit-log read is refused by every node but
+    /// their own): the `data` as `T`, with the agencies whose nodes refused
+    /// with `FORBIDDEN`. Any other error refuses the whole request.
+    pub async fn execute_scattered<T: DeserializeOwned>(
+        &self,
+        token: &str,
+        purpose: Purpose,
+        query: &str,
+        variables: Value,
+    ) -> Result<(T, Vec<String>), ConsoleError> {
+        let body = self.post(token, purpose, None, query, variables).await?;
+        let mut refused_by = Vec::new();
+        for error in body["errors"].as_array().into_iter().flatten() {
+            let code = error["extensions"]["code"]
+                .as_str()
+                .and_then(ErrorCode::parse);
+            match (code, error["extensions"]["agency"].as_str()) {
+                (Some(ErrorCode::Forbidden), Some(agency)) => refused_by.push(agency.to_owned()),
+                _ => return Err(gateway_error(error)),
+            }
+        }
+        let data = serde_json::from_value(body["data"].clone())
+            .map_err(|e| ConsoleError::Internal(format!("unexpected answer shape: {e}")))?;
+        Ok((data, refused_by))
+    }
+
     /// [`GatewayClient::execute`] with a break-glass justification, sent
     /// as the `x-exchange-justification` header ([`justification_header`]).
     pub async fn execute_justified<T: DeserializeOwned>(
@@ -48,6 +75,25 @@ impl GatewayClient {
         query: &str,
         variables: Value,
     ) -> Result<T, ConsoleError> {
+        let body = self
+            .post(token, purpose, justification, query, variables)
+            .await?;
+        if let Some(error) = body["errors"].as_array().and_then(|e| e.first()) {
+            return Err(gateway_error(error));
+        }
+        serde_json::from_value(body["data"].clone())
+            .map_err(|e| ConsoleError::Internal(format!("unexpected answer shape: {e}")))
+    }
+
+    /// Posts one operation; the answer's JSON body.
+    async fn post(
+        &self,
+        token: &str,
+        purpose: Purpose,
+        justification: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> Result<Value, ConsoleError> {
         let mut request = self
             .http
             .post(&self.url)
@@ -69,20 +115,20 @@ impl GatewayClient {
         if bytes.len() > MAX_ANSWER_BYTES {
             return Err(ConsoleError::GatewayUnavailable("answer too large".into()));
         }
-        let body: Value = serde_json::from_slice(&bytes).map_err(|_| {
+        serde_json::from_slice(&bytes).map_err(|_| {
             ConsoleError::GatewayUnavailable(format!("answer with status {status} is not JSON"))
-        })?;
-        if let Some(error) = body["errors"].as_array().and_then(|e| e.first()) {
-            let code = error["extensions"]["code"]
-                .as_str()
-                .and_then(ErrorCode::parse)
-                .unwrap_or(ErrorCode::Internal);
-            let message = error["message"].as_str().unwrap_or_default().to_owned();
-            return Err(ConsoleError::Gateway { code, message });
-        }
-        serde_json::from_value(body["data"].clone())
-            .map_err(|e| ConsoleError::Internal(format!("unexpected answer shape: {e}")))
+        })
     }
+}
+
+/// A GraphQL error of the gateway's answer as a refusal with its code.
+fn gateway_error(error: &Value) -> ConsoleError {
+    let code = error["extensions"]["code"]
+        .as_str()
+        .and_then(ErrorCode::parse)
+        .unwrap_or(ErrorCode::Internal);
+    let message = error["message"].as_str().unwrap_or_default().to_owned();
+    ConsoleError::Gateway { code, message }
 }
 
 /// A justification as the header carries it: visible ASCII as written;

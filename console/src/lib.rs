@@ -193,6 +193,8 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
             "/survivors/{id}/follow-ups",
             post(routes::schedule_follow_up),
         )
+        .route("/survivors/{id}/caseworkers", post(routes::assign))
+        .route("/review", get(routes::review))
         .route("/follow-ups", get(routes::follow_ups))
         .route("/agencies", get(routes::agencies))
         .route("/static/console.css", get(routes::stylesheet))

@@ -22,6 +22,9 @@ pub struct Chrome {
     /// Until when a break-glass window this caseworker opened is open (the
     /// banner on every page).
     pub break_glass_until: Option<String>,
+    /// Whether the signed-in caseworker is a supervisor (their pages in
+    /// the navigation).
+    pub supervisor: bool,
 }
 
 impl Chrome {
@@ -130,6 +133,33 @@ pub struct SurvivorPage {
     /// does not own it), and whether a window is open now.
     pub may_break_glass: bool,
     pub break_glass_open: bool,
+    /// Whether the caseworker may assign caseworkers (a supervisor of the
+    /// owning agency).
+    pub may_assign: bool,
+}
+
+/// Emergency access to the agency's records, for its supervisors.
+#[derive(Template)]
+#[template(path = "review.html")]
+pub struct ReviewPage {
+    pub chrome: Chrome,
+    pub entries: Vec<AuditEntry>,
+}
+
+/// An entry of a node's audit log, as the gateway returns it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEntry {
+    pub at: String,
+    pub kind: String,
+    pub actor_agency: Option<String>,
+    pub actor_user: Option<String>,
+    pub survivor_id: Option<String>,
+    pub purpose: Option<String>,
+    pub justification: Option<String>,
+    pub decision: String,
+    #[serde(default)]
+    pub disclosed: Vec<String>,
 }
 
 /// The break-glass form: why the record is needed now.
@@ -472,6 +502,7 @@ mod tests {
                 notice: None,
                 here: "/".into(),
                 break_glass_until: None,
+                supervisor: false,
             };
             for reason in [
                 "NO_GRANT",

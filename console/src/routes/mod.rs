@@ -1,18 +1,21 @@
 //! The console's HTTP routes, a file per area: [`sign_in`] (start page,
 //! language, sign-in and sign-out), [`referrals`] (the inbox, a referral and
 //! its answers), [`survivors`] (a survivor's page and its forms) and
-//! [`agency`] (follow-ups due, the directory). This file holds what they share: the visit (session, CSRF and
+//! [`agency`] (follow-ups due, the directory) and [`supervision`] (review
+//! of emergency access, assigning caseworkers). This file holds what they share: the visit (session, CSRF and
 //! origin checks, refusals as pages with a stable code) and the safety
 //! headers every response carries.
 
 mod agency;
 mod referrals;
 mod sign_in;
+mod supervision;
 mod survivors;
 
 pub use agency::*;
 pub use referrals::*;
 pub use sign_in::*;
+pub use supervision::*;
 pub use survivors::*;
 
 use std::sync::Arc;
@@ -97,6 +100,11 @@ impl Visit {
                 .session
                 .break_glass_until()
                 .and_then(|t| t.format(&format).ok()),
+            supervisor: self
+                .session
+                .signed_in
+                .as_ref()
+                .is_some_and(|s| s.principal.has_role(exchange_schema::Role::Supervisor)),
         }
     }
 

@@ -313,19 +313,20 @@ pub async fn survivor(
             follow_up_kinds: &FOLLOW_UP_KINDS,
             work_purpose: way.work.as_str().to_owned(),
             may_break_glass: !own && may_break_glass(&signed_in),
+            may_assign: own && signed_in.principal.has_role(Role::Supervisor),
             break_glass_open: window.is_some(),
         },
     )
 }
 
 /// A form body with repeated fields (checkboxes), as pairs.
-fn pairs(body: &str) -> Vec<(String, String)> {
+pub(crate) fn pairs(body: &str) -> Vec<(String, String)> {
     form_urlencoded::parse(body.as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
 }
 
-fn field<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(crate) fn field<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
     pairs
         .iter()
         .find(|(k, _)| k == name)
@@ -746,7 +747,7 @@ pub fn due_at(value: &str) -> Result<String, ConsoleError> {
 }
 
 /// After a change: back to `back` with `notice`, or the refusal.
-fn done(
+pub(crate) fn done(
     state: &ConsoleState,
     visit: &Visit,
     result: Result<Value, ConsoleError>,

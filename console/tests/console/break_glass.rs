@@ -78,4 +78,94 @@ async fn a_clinic_supervisor_opens_break_glass_with_a_justification_and_reads_he
         .await;
     assert_eq!(refused.code.as_deref(), Some("FORBIDDEN"), "{refused:?}");
     assert!(!caseworker.get(&record).await.body.contains("invented note"));
+
+    // The owner's supervisor reviews it; the owner's caseworker may not.
+    let mut owner = h.browser();
+    owner
+        .sign_in("shelter-north", "supervisor@shelter-north")
+        .await;
+    let review = owner.get("/review").await;
+    assert_eq!(review.status, 200, "{}", review.body);
+    assert!(
+        review.body.contains("supervisor@clinic-east (clinic-east)"),
+        "{}",
+        review.body
+    );
+    assert!(review.body.contains(why), "{}", review.body);
+    let mut owner_caseworker = h.browser();
+    owner_caseworker
+        .sign_in("shelter-north", "caseworker@shelter-north")
+        .await;
+    let inbox = owner_caseworker.get("/referrals").await;
+    assert!(
+        !inbox.body.contains("href=\"/review\""),
+        "no review link for caseworkers"
+    );
+    assert_eq!(
+        owner_caseworker.get("/review").await.code.as_deref(),
+        Some("FORBIDDEN")
+    );
+}
+
+#[tokio::test]
+async fn an_owning_supervisor_assigns_caseworkers_and_a_caseworker_cannot() {
+    let h = Harness::start().await;
+    let survivor = h
+        .federation
+        .register_survivor("shelter-north", "Kofi")
+        .await;
+    let record = format!("/survivors/{survivor}");
+    let mut supervisor = h.browser();
+    supervisor
+        .sign_in("shelter-north", "supervisor@shelter-north")
+        .await;
+    let page = supervisor.get(&record).await;
+    assert!(page.body.contains("name=\"users\""), "{}", page.body);
+    let saved = supervisor
+        .post(
+            &format!("{record}/caseworkers"),
+            &[
+                ("csrf", &page.csrf()),
+                (
+                    "users",
+                    "caseworker@shelter-north, ana@shelter-north, caseworker@shelter-north",
+                ),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, 303, "{saved:?}");
+    let page = supervisor.get(&record).await;
+    assert!(
+        page.body.contains("The assignment was saved."),
+        "{}",
+        page.body
+    );
+    let line = page
+        .body
+        .lines()
+        .find(|l| l.starts_with("<p>Caseworkers on this case:"))
+        .unwrap_or_else(|| panic!("{}", page.body));
+    assert!(line.contains("caseworker@shelter-north") && line.contains("ana@shelter-north"));
+    assert_eq!(
+        line.matches("@shelter-north").count(),
+        2,
+        "no repeats: {line}"
+    );
+
+    let mut caseworker = h.browser();
+    caseworker
+        .sign_in("shelter-north", "caseworker@shelter-north")
+        .await;
+    let page = caseworker.get(&record).await;
+    assert!(!page.body.contains("name=\"users\""));
+    let refused = caseworker
+        .post(
+            &format!("{record}/caseworkers"),
+            &[
+                ("csrf", &page.csrf()),
+                ("users", "caseworker@shelter-north"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.code.as_deref(), Some("FORBIDDEN"), "{refused:?}");
 }
