@@ -176,7 +176,11 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
         .route("/referrals", get(routes::referrals))
         .route("/referrals/{id}", get(routes::referral))
         .route("/referrals/{id}/answer", post(routes::answer))
-        .route("/survivors", get(routes::survivor_list))
+        .route(
+            "/survivors",
+            get(routes::survivor_list).post(routes::register),
+        )
+        .route("/survivors/new", get(routes::intake_form))
         .route("/survivors/{id}", get(routes::survivor))
         .route("/survivors/{id}/consents", post(routes::record_consent))
         .route(

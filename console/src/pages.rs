@@ -171,6 +171,40 @@ pub struct BreakGlassPage {
     pub min_chars: usize,
 }
 
+/// The standardized intake form.
+#[derive(Template)]
+#[template(path = "intake.html")]
+pub struct IntakePage {
+    pub chrome: Chrome,
+}
+
+impl IntakePage {
+    pub fn sexes(&self) -> &'static [&'static str] {
+        &crate::routes::SEXES
+    }
+    pub fn genders(&self) -> &'static [&'static str] {
+        &crate::routes::GENDER_IDENTITIES
+    }
+    pub fn age_bands(&self) -> &'static [&'static str] {
+        &crate::routes::AGE_BANDS
+    }
+    pub fn exploitation_types(&self) -> &'static [&'static str] {
+        &crate::routes::EXPLOITATION_TYPES
+    }
+    pub fn risk_levels(&self) -> &'static [&'static str] {
+        &crate::routes::RISK_LEVELS
+    }
+    pub fn services(&self) -> &'static [&'static str] {
+        &crate::routes::SERVICES
+    }
+    pub fn functioning(&self) -> &'static [(&'static str, &'static str)] {
+        &crate::routes::FUNCTIONING
+    }
+    pub fn difficulty_levels(&self) -> &'static [&'static str] {
+        &crate::routes::DIFFICULTY_LEVELS
+    }
+}
+
 /// The own agency's survivors.
 #[derive(Template)]
 #[template(path = "survivors.html")]

@@ -7,12 +7,14 @@
 //! headers every response carries.
 
 mod agency;
+mod intake;
 mod referrals;
 mod sign_in;
 mod supervision;
 mod survivors;
 
 pub use agency::*;
+pub use intake::*;
 pub use referrals::*;
 pub use sign_in::*;
 pub use supervision::*;

@@ -247,6 +247,17 @@ async fn a_caseworker_handles_a_referral_in_chromium_by_mouse_and_keyboard_on_pa
     click(&owner, "a[href='/survivors']").await;
     wait_for(&owner, &format!("a[href='/survivors/{survivor}']")).await;
     axe.check(&owner, "our survivors").await;
+    owner
+        .goto(&format!("{console}/survivors/new"))
+        .await
+        .expect("intake");
+    wait_for(&owner, "form.intake").await;
+    axe.check(&owner, "intake form").await;
+    owner
+        .goto(&format!("{console}/survivors"))
+        .await
+        .expect("list");
+    wait_for(&owner, &format!("a[href='/survivors/{survivor}']")).await;
     click(&owner, &format!("a[href='/survivors/{survivor}']")).await;
     wait_for(&owner, "#grantee").await;
     axe.check(&owner, "survivor, as the owner").await;

@@ -296,3 +296,93 @@ async fn a_partner_adds_a_note_and_schedules_a_follow_up_it_then_finds_due_and_t
     let bogus = clinic.get("/agencies?service=TELEPORTATION").await;
     assert_eq!(bogus.code.as_deref(), Some("BAD_REQUEST"));
 }
+
+#[tokio::test]
+async fn a_caseworker_registers_a_survivor_with_the_coded_intake_form_and_bad_codes_are_refused() {
+    let h = Harness::start().await;
+    let mut shelter = h.browser();
+    shelter
+        .sign_in("shelter-north", "caseworker@shelter-north")
+        .await;
+    let form = shelter.get("/survivors/new").await;
+    assert_eq!(form.status, 200, "{}", form.body);
+    let csrf = form.csrf();
+    let registered = shelter
+        .post(
+            "/survivors",
+            &[
+                ("csrf", &csrf),
+                ("given_name", "Lina"),
+                ("sex", "FEMALE"),
+                ("nationality", "MD"),
+                ("languages", "ro, ru"),
+                ("risk_level", "HIGH"),
+                ("exploitation", "FORCED_LABOUR"),
+                ("need", "SHELTER"),
+                ("functioning_walking", "SOME_DIFFICULTY"),
+                ("phone", "+00 555"),
+            ],
+        )
+        .await;
+    assert_eq!(registered.status, 303, "{registered:?}");
+    let location = registered.location.expect("the new record");
+    assert!(
+        location.starts_with("/survivors/shelter-north:"),
+        "{location}"
+    );
+    let page = shelter.get(&location).await;
+    assert!(
+        page.body.contains("The survivor was registered."),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("Lina") && page.body.contains("MD"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("ro, ru") && page.body.contains("+00 555"),
+        "{}",
+        page.body
+    );
+
+    // A code the form does not offer is refused by the console; one it
+    // does not check (a country) by the node, with the node's code.
+    let bad_code = shelter
+        .post(
+            "/survivors",
+            &[
+                ("csrf", &csrf),
+                ("given_name", "X"),
+                ("risk_level", "SEVERE"),
+            ],
+        )
+        .await;
+    assert_eq!(bad_code.code.as_deref(), Some("BAD_REQUEST"));
+    let bad_country = shelter
+        .post(
+            "/survivors",
+            &[
+                ("csrf", &csrf),
+                ("given_name", "X"),
+                ("risk_level", "LOW"),
+                ("nationality", "XQ"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        bad_country.code.as_deref(),
+        Some("BAD_USER_INPUT"),
+        "{bad_country:?}"
+    );
+    let list = shelter.get("/survivors").await;
+    assert_eq!(
+        list.body
+            .matches("href=\"/survivors/shelter-north:")
+            .count(),
+        1,
+        "{}",
+        list.body
+    );
+}
