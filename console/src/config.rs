@@ -69,6 +69,11 @@ pub struct SignInConfig {
     /// provider that picks the access token's audience by RFC 8707.
     #[serde(default)]
     pub extra_parameters: BTreeMap<String, String>,
+    /// Optional: the agency's survivor consent portal as survivors reach
+    /// it (`https://portal.shelter-north.example/`). The printed slip of a
+    /// consent code carries a QR code of it, in the survivor's language.
+    #[serde(default)]
+    pub portal_url: Option<String>,
 }
 
 /// How long sessions last.
@@ -148,6 +153,9 @@ impl ConsoleConfig {
         for (i, entry) in self.sign_in.iter().enumerate() {
             if entry.client_id.is_empty() {
                 return invalid(format!("sign_in[{i}].client_id is empty"));
+            }
+            if let Some(portal) = &entry.portal_url {
+                check_url(&format!("sign_in[{i}].portal_url"), portal)?;
             }
             if self.sign_in[..i].iter().any(|e| e.agency == entry.agency) {
                 return invalid(format!("sign_in: agency {} is listed twice", entry.agency));

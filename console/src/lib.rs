@@ -198,6 +198,10 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
             post(routes::schedule_follow_up),
         )
         .route("/survivors/{id}/caseworkers", post(routes::assign))
+        .route(
+            "/survivors/{id}/consent-code",
+            post(routes::issue_consent_code),
+        )
         .route("/review", get(routes::review))
         .route("/follow-ups", get(routes::follow_ups))
         .route("/agencies", get(routes::agencies))

@@ -123,6 +123,14 @@ impl SignIn {
         &self.agencies
     }
 
+    /// The survivor portal of `agency`, if configured.
+    pub fn portal_url(&self, agency: &str) -> Option<&str> {
+        self.providers
+            .iter()
+            .find(|p| p.config.agency == agency)
+            .and_then(|p| p.config.portal_url.as_deref())
+    }
+
     fn provider(&self, agency: &str) -> Result<&Provider, ConsoleError> {
         self.providers
             .iter()

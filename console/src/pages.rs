@@ -136,6 +136,8 @@ pub struct SurvivorPage {
     /// Whether the caseworker may assign caseworkers (a supervisor of the
     /// owning agency).
     pub may_assign: bool,
+    /// The portal languages, for the consent code slip: (tag, name).
+    pub slip_languages: Vec<(&'static str, &'static str)>,
 }
 
 /// Emergency access to the agency's records, for its supervisors.
@@ -169,6 +171,31 @@ pub struct BreakGlassPage {
     pub chrome: Chrome,
     pub survivor_id: String,
     pub min_chars: usize,
+}
+
+/// A portal consent code on a slip to print and hand over: the code, the
+/// portal's address and a QR code opening its sign-in page in the
+/// survivor's language, the words in that language. Shown once, never
+/// stored by the console.
+#[derive(Template)]
+#[template(path = "slip.html")]
+pub struct SlipPage {
+    pub chrome: Chrome,
+    /// The slip's language (the survivor's), apart from the page's.
+    pub slip_lang: Lang,
+    pub code: String,
+    pub agency_name: String,
+    pub portal_url: Option<String>,
+    /// The QR code as inline SVG (generated here from the portal URL).
+    pub qr_svg: Option<String>,
+    pub survivor_id: String,
+}
+
+impl SlipPage {
+    /// Message `id` in the slip's language.
+    pub fn s(&self, id: &str) -> String {
+        translate(self.slip_lang, id, None)
+    }
 }
 
 /// The standardized intake form.

@@ -17,9 +17,10 @@ use super::Visit;
 use super::referrals::load_referral;
 use crate::ConsoleState;
 use crate::error::ConsoleError;
+use crate::i18n::Lang;
 use crate::pages::{
-    BreakGlassPage, ConsentGrant, FOLLOW_UP_KINDS, GRANTABLE_PURPOSES, MemberAgency, Survivor,
-    SurvivorListPage, SurvivorListRow, SurvivorPage, work_purpose,
+    BreakGlassPage, ConsentGrant, FOLLOW_UP_KINDS, GRANTABLE_PURPOSES, MemberAgency, SlipPage,
+    Survivor, SurvivorListPage, SurvivorListRow, SurvivorPage, work_purpose,
 };
 use crate::session::{BreakGlass, SignedIn};
 
@@ -314,6 +315,10 @@ pub async fn survivor(
             work_purpose: way.work.as_str().to_owned(),
             may_break_glass: !own && may_break_glass(&signed_in),
             may_assign: own && signed_in.principal.has_role(Role::Supervisor),
+            slip_languages: Lang::ALL
+                .into_iter()
+                .map(|l| (l.tag(), l.native_name()))
+                .collect(),
             break_glass_open: window.is_some(),
         },
     )
@@ -620,6 +625,99 @@ pub async fn open_break_glass(
         }
         Err(e) => visit.refuse(&state, e),
     }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct IssuedCode {
+    issue_consent_code: Code,
+}
+
+#[derive(Deserialize)]
+struct Code {
+    code: String,
+}
+
+/// The portal's sign-in page in `lang` as a QR code, inline SVG.
+pub fn portal_qr(portal_url: &str, lang: Lang) -> Option<String> {
+    let separator = if portal_url.contains('?') { '&' } else { '?' };
+    let target = format!("{portal_url}{separator}lang={}", lang.tag());
+    let code = qrcode::QrCode::new(target.as_bytes()).ok()?;
+    let svg = code
+        .render::<qrcode::render::svg::Color>()
+        .min_dimensions(200, 200)
+        .dark_color(qrcode::render::svg::Color("#000000"))
+        .light_color(qrcode::render::svg::Color("#ffffff"))
+        .build();
+    // Inline in the page: without the XML declaration.
+    Some(match svg.find("<svg") {
+        Some(start) => svg[start..].to_owned(),
+        None => svg,
+    })
+}
+
+/// `POST /survivors/{id}/consent-code`: issues a new portal consent code
+/// (the node ends sessions opened with an older one) and shows the slip to
+/// print, in the survivor's language. The code is shown once: it is in
+/// this answer only (`Cache-Control: no-store`), never in a URL or the
+/// console's memory.
+pub async fn issue_consent_code(
+    State(state): State<Arc<ConsoleState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: String,
+) -> Response {
+    let form = pairs(&body);
+    let mut visit = Visit::open(&state, &headers, &format!("/survivors/{id}"));
+    let signed_in = match visit.signed_in(&state).await {
+        Ok(s) => s,
+        Err(e) => return visit.refuse(&state, e),
+    };
+    if let Err(e) = visit.check_form(&state, &headers, field(&form, "csrf")) {
+        return visit.refuse(&state, e);
+    }
+    let Some(slip_lang) = field(&form, "slip_lang").and_then(Lang::parse) else {
+        return visit.refuse(
+            &state,
+            ConsoleError::BadRequest("choose the slip's language"),
+        );
+    };
+    let issued: Result<IssuedCode, _> = state
+        .gateway
+        .execute(
+            &signed_in.access_token,
+            Purpose::CaseManagement,
+            "mutation($id: ID!) { issueConsentCode(survivorId: $id) { code } }",
+            json!({ "id": id }),
+        )
+        .await;
+    let code = match issued {
+        Ok(i) => i.issue_consent_code.code,
+        Err(e) => return visit.refuse(&state, e),
+    };
+    let agency = signed_in.principal.agency.as_str();
+    let portal_url = state.sign_in.portal_url(agency).map(str::to_owned);
+    let qr_svg = portal_url
+        .as_deref()
+        .and_then(|url| portal_qr(url, slip_lang));
+    let agency_name = state
+        .sign_in
+        .agencies()
+        .iter()
+        .find(|a| a.agency == agency)
+        .map_or_else(|| agency.to_owned(), |a| a.name.clone());
+    visit.page(
+        &state,
+        SlipPage {
+            chrome: visit.chrome(),
+            slip_lang,
+            code,
+            agency_name,
+            portal_url,
+            qr_svg,
+            survivor_id: id,
+        },
+    )
 }
 
 /// The page to return to after a form on survivor `id`'s page, and the

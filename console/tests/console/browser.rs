@@ -274,6 +274,24 @@ async fn a_caseworker_handles_a_referral_in_chromium_by_mouse_and_keyboard_on_pa
     click(&owner, "form[action$='/consents'] button[type=submit]").await;
     wait_for(&owner, ".notice").await;
     assert!(text_of(&owner).await.contains("The consent was recorded."));
+    // A consent code slip, in French, with its QR code.
+    owner
+        .find(Locator::Css("#slip-lang option[value=fr]"))
+        .await
+        .expect("French")
+        .click()
+        .await
+        .expect("choose French");
+    click(&owner, "form[action$='/consent-code'] button[type=submit]").await;
+    wait_for(&owner, ".slip svg").await;
+    axe.check(&owner, "consent code slip").await;
+    let dir = screenshot_dir();
+    std::fs::create_dir_all(&dir).expect("screenshot dir");
+    std::fs::write(
+        dir.join("console-consent-slip-fr.png"),
+        owner.screenshot().await.expect("screenshot"),
+    )
+    .expect("write");
     owner.close().await.expect("close owner window");
 
     // The category appears for the clinic.

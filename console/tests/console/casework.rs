@@ -386,3 +386,108 @@ async fn a_caseworker_registers_a_survivor_with_the_coded_intake_form_and_bad_co
         list.body
     );
 }
+
+#[tokio::test]
+async fn the_owner_prints_a_consent_code_slip_in_the_survivors_language_and_the_code_opens_the_portal()
+ {
+    let h = Harness::start().await;
+    let survivor = h
+        .federation
+        .register_survivor("shelter-north", "Maya")
+        .await;
+    let mut shelter = h.browser();
+    shelter
+        .sign_in("shelter-north", "caseworker@shelter-north")
+        .await;
+    let page = shelter.get(&format!("/survivors/{survivor}")).await;
+    let slip = shelter
+        .post(
+            &format!("/survivors/{survivor}/consent-code"),
+            &[("csrf", &page.csrf()), ("slip_lang", "ar")],
+        )
+        .await;
+    assert_eq!(slip.status, 200, "{slip:?}");
+    assert!(
+        slip.body.contains("lang=\"ar\" dir=\"rtl\""),
+        "{}",
+        slip.body
+    );
+    assert!(
+        slip.body.contains("بوابة الموافقة الخاصة بك"),
+        "{}",
+        slip.body
+    );
+    let portal = format!("{}/", h.federation.node("shelter-north").portal);
+    assert!(slip.body.contains(&portal), "{}", slip.body);
+    assert!(slip.body.contains("<svg"), "a QR code: {}", slip.body);
+    // The page around the slip stays in the caseworker's language.
+    assert!(
+        slip.body.contains("Back to the survivor&#39;s page"),
+        "{}",
+        slip.body
+    );
+    let marker = "id=\"consent-code\">";
+    let start = slip.body.find(marker).expect("the code") + marker.len();
+    let code = slip.body[start..]
+        .split('<')
+        .next()
+        .expect("code")
+        .trim()
+        .to_owned();
+    assert!(!code.is_empty());
+    // Nothing about the code is kept: the survivor's page does not show it.
+    assert!(
+        !shelter
+            .get(&format!("/survivors/{survivor}"))
+            .await
+            .body
+            .contains(&code)
+    );
+
+    // The code signs the survivor in at the portal.
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let start_page = client.get(&portal).send().await.expect("portal");
+    let cookie = start_page
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .expect("portal session")
+        .to_owned();
+    let body = start_page.text().await.expect("body");
+    let csrf_marker = "name=\"csrf\" value=\"";
+    let at = body.find(csrf_marker).expect("csrf") + csrf_marker.len();
+    let csrf = body[at..].split('"').next().expect("csrf").to_owned();
+    let signed_in = client
+        .post(format!("{portal}sign-in"))
+        .header("cookie", cookie)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("code", code.as_str()),
+            ("pin", ""),
+        ])
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(signed_in.status().as_u16(), 303);
+    assert_eq!(
+        signed_in
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok()),
+        Some("/pin")
+    );
+
+    // A slip in a language the portal does not speak is refused.
+    let page = shelter.get(&format!("/survivors/{survivor}")).await;
+    let refused = shelter
+        .post(
+            &format!("/survivors/{survivor}/consent-code"),
+            &[("csrf", &page.csrf()), ("slip_lang", "tlh")],
+        )
+        .await;
+    assert_eq!(refused.code.as_deref(), Some("BAD_REQUEST"));
+}

@@ -125,6 +125,7 @@ impl Harness {
                     client_secret_file: None,
                     scopes: Vec::new(),
                     extra_parameters: Default::default(),
+                    portal_url: Some(format!("{}/", federation.node(agency).portal)),
                 })
                 .collect(),
             session,

@@ -286,6 +286,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 client_secret_file: None,
                 scopes: Vec::new(),
                 extra_parameters: Default::default(),
+                portal_url: portals
+                    .iter()
+                    .find(|(id, _, _)| *id == a.id)
+                    .and_then(|(_, address, _)| *address)
+                    .map(|address| format!("http://localhost:{}/", address.port())),
             })
             .collect(),
         session: Default::default(),
