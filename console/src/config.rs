@@ -94,6 +94,11 @@ pub struct SessionConfig {
     /// every request.
     #[serde(default = "default_revalidate_seconds")]
     pub revalidate_seconds: u64,
+    /// Seconds between two reads of the agency's notifications for the live
+    /// notice on an open page (a new referral, an answer, a follow-up due).
+    /// Default 10; 1 to 300.
+    #[serde(default = "default_notice_seconds")]
+    pub notice_seconds: u64,
 }
 
 impl Default for SessionConfig {
@@ -102,6 +107,7 @@ impl Default for SessionConfig {
             idle_minutes: default_idle_minutes(),
             absolute_hours: default_absolute_hours(),
             revalidate_seconds: default_revalidate_seconds(),
+            notice_seconds: default_notice_seconds(),
         }
     }
 }
@@ -129,6 +135,9 @@ fn default_absolute_hours() -> u64 {
 }
 fn default_revalidate_seconds() -> u64 {
     300
+}
+fn default_notice_seconds() -> u64 {
+    10
 }
 
 impl ConsoleConfig {
@@ -163,6 +172,9 @@ impl ConsoleConfig {
         }
         if !(1..=24 * 60).contains(&self.session.idle_minutes) {
             return invalid("session.idle_minutes must be 1 to 1440".into());
+        }
+        if !(1..=300).contains(&self.session.notice_seconds) {
+            return invalid("session.notice_seconds must be 1 to 300".into());
         }
         if self.session.revalidate_seconds > 3600 {
             return invalid("session.revalidate_seconds must be at most 3600".into());
@@ -231,6 +243,14 @@ mod tests {
         assert_eq!(c.session.idle(), Duration::from_secs(1800));
         assert_eq!(c.session.absolute(), Duration::from_secs(8 * 3600));
         assert_eq!(c.redirect_uri(), "https://console.example/auth/callback");
+    }
+
+    #[test]
+    fn the_reference_configuration_in_deploy_is_valid() {
+        let text = include_str!("../../deploy/console.toml");
+        let c = config(text).unwrap();
+        assert_eq!(c.sign_in[0].agency, "shelter-north");
+        assert_eq!(c.session.notice_seconds, 10);
     }
 
     #[test]

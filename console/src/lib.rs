@@ -45,6 +45,8 @@ pub struct ConsoleState {
     pub sessions: SessionStore,
     /// How often a sign-in is confirmed with the provider again.
     pub revalidate: Duration,
+    /// How often an open page's live notices read the notifications.
+    pub notice_interval: Duration,
     pub sign_in: SignIn,
     pub gateway: GatewayClient,
     /// The console's own origin (`scheme://host[:port]`), for the check of
@@ -130,6 +132,7 @@ impl Application {
         let state = Arc::new(ConsoleState {
             sessions: SessionStore::new(config.session.idle(), config.session.absolute()),
             revalidate: config.session.revalidate(),
+            notice_interval: Duration::from_secs(config.session.notice_seconds),
             sign_in,
             gateway: GatewayClient::new(config.gateway_url.clone(), http),
             origin: origin_of(&config.public_url),
@@ -206,6 +209,8 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
         .route("/follow-ups", get(routes::follow_ups))
         .route("/agencies", get(routes::agencies))
         .route("/static/console.css", get(routes::stylesheet))
+        .route("/static/console.js", get(routes::script))
+        .route("/notices", get(routes::notices))
         .route("/healthz", get(routes::healthz))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM_BYTES))
         .layer(axum::middleware::from_fn_with_state(

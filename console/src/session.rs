@@ -287,6 +287,13 @@ impl SessionStore {
         (token, session)
     }
 
+    /// The session of `token` if it is alive, without counting this as
+    /// activity: a page left open must not keep a session from ending.
+    pub fn peek(&self, token: &str) -> Option<Session> {
+        let sessions = self.lock();
+        sessions.get(&key(token)).filter(|s| self.alive(s)).cloned()
+    }
+
     /// Changes the session of `token` with `change`, if it still exists.
     pub fn update(&self, token: &str, change: impl FnOnce(&mut Session)) {
         if let Some(session) = self.lock().get_mut(&key(token)) {

@@ -8,6 +8,7 @@
 
 mod agency;
 mod intake;
+mod notices;
 mod referrals;
 mod sign_in;
 mod supervision;
@@ -15,6 +16,7 @@ mod survivors;
 
 pub use agency::*;
 pub use intake::*;
+pub use notices::*;
 pub use referrals::*;
 pub use sign_in::*;
 pub use supervision::*;
@@ -35,7 +37,8 @@ use crate::session::{Ended, SESSION_COOKIE, Session, SignedIn, csrf_matches};
 
 /// The header naming the stable code of a refused request.
 pub const ERROR_CODE_HEADER: &str = "x-exchange-error-code";
-/// The policy: only the console's own stylesheet, no scripts at all; forms
+/// The policy: only the console's own stylesheet and its one script (the
+/// live notices; every page works without it), nothing inline; forms
 /// go to the console, or (sign-in and sign-out redirect there) to the
 /// identity providers' origins.
 pub fn content_security_policy(provider_origins: &[String]) -> String {
@@ -45,8 +48,8 @@ pub fn content_security_policy(provider_origins: &[String]) -> String {
         form_action.push_str(origin);
     }
     format!(
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action {form_action}; \
-         frame-ancestors 'none'; base-uri 'none'"
+        "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; \
+         img-src 'self'; form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
     )
 }
 
@@ -236,7 +239,7 @@ impl Visit {
     }
 }
 
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -309,6 +312,17 @@ pub async fn stylesheet() -> Response {
             (header::CACHE_CONTROL, "max-age=3600"),
         ],
         include_str!("../../static/console.css"),
+    )
+        .into_response()
+}
+
+pub async fn script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        include_str!("../../static/console.js"),
     )
         .into_response()
 }

@@ -168,7 +168,11 @@ async fn sign_out(browser: &Client, console: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caseworker_handles_a_referral_in_chromium_by_mouse_and_keyboard_on_pages_axe_finds_accessible()
  {
-    let h = Harness::start_with(IdentityProvider::OidcProvider, SessionConfig::default()).await;
+    let session = SessionConfig {
+        notice_seconds: 1,
+        ..SessionConfig::default()
+    };
+    let h = Harness::start_with(IdentityProvider::OidcProvider, session).await;
     let fed = &h.federation;
     let survivor = fed.register_survivor("shelter-north", "Grace").await;
     let referral = fed.refer(&survivor, "clinic-east").await;
@@ -206,6 +210,19 @@ async fn a_caseworker_handles_a_referral_in_chromium_by_mouse_and_keyboard_on_pa
     sign_in(&browser, &console, "East Clinic", "caseworker@clinic-east").await;
     assert!(text_of(&browser).await.contains("You are signed in."));
     axe.check(&browser, "referrals").await;
+
+    // A referral sent while the inbox is open is announced on the page.
+    let survivor_live = fed.register_survivor("shelter-north", "Live").await;
+    let live = fed.refer(&survivor_live, "clinic-east").await;
+    let announced = wait_for(
+        &browser,
+        &format!("#live-notices a[href='/referrals/{live}']"),
+    )
+    .await;
+    assert_eq!(
+        announced.text().await.expect("text"),
+        "A new referral has arrived. Open it."
+    );
 
     // The incoming referral, accepted by mouse.
     click(&browser, &format!("a[href='/referrals/{referral}']")).await;
