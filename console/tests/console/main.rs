@@ -75,6 +75,15 @@ impl Harness {
     }
 
     pub async fn start_with(kind: IdentityProvider, session: SessionConfig) -> Self {
+        Self::start_with_token_ttl(kind, session, Duration::from_secs(600)).await
+    }
+
+    /// A harness whose provider issues access tokens living `token_ttl`.
+    pub async fn start_with_token_ttl(
+        kind: IdentityProvider,
+        session: SessionConfig,
+        token_ttl: Duration,
+    ) -> Self {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let provider_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let provider_address = provider_listener.local_addr().expect("addr");
@@ -99,7 +108,7 @@ impl Harness {
                         post_logout_redirect_uris: vec![format!("{console}/")],
                     }],
                     users(),
-                    Duration::from_secs(600),
+                    token_ttl,
                 ));
                 tokio::spawn(async move {
                     let _ = axum::serve(provider_listener, op.router()).await;

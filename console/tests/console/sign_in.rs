@@ -195,3 +195,34 @@ async fn a_session_ended_at_the_console_cannot_act_and_a_new_sign_in_gets_a_new_
     assert_eq!(after.status, 303);
     assert_eq!(after.location.as_deref(), Some("/"));
 }
+
+#[tokio::test]
+async fn a_session_whose_access_token_expired_sends_the_caseworker_back_to_sign_in_with_session_expired()
+ {
+    // The development provider issues no refresh token: the session lasts
+    // as long as its access token.
+    let h = crate::Harness::start_with_token_ttl(
+        crate::IdentityProvider::Development,
+        exchange_console::config::SessionConfig::default(),
+        std::time::Duration::from_secs(2),
+    )
+    .await;
+    let mut browser = h.browser();
+    browser
+        .sign_in("clinic-east", "caseworker@clinic-east")
+        .await;
+    assert_eq!(browser.get("/referrals").await.status, 200);
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let expired = browser.get("/referrals").await;
+    assert_eq!(expired.status, 303, "{expired:?}");
+    assert_eq!(expired.location.as_deref(), Some("/"));
+    assert_eq!(expired.code.as_deref(), Some("SESSION_EXPIRED"));
+    let start = browser.get("/").await;
+    assert!(
+        start
+            .body
+            .contains("Your session ended. Please sign in again."),
+        "{}",
+        start.body
+    );
+}
