@@ -12,8 +12,10 @@ pub mod documents;
 pub mod files;
 pub mod lang;
 pub mod output;
+#[cfg(feature = "web-pages")]
+pub mod pages;
 pub mod shutdown;
 pub mod telemetry;
 pub mod tls;
-#[cfg(feature = "translations")]
+#[cfg(feature = "web-pages")]
 pub mod translations;

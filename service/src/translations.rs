@@ -1,5 +1,5 @@
 //! Fluent translations for a set of pages, one file a language compiled in
-//! (feature `translations`; the gateway does not build it): a [`Catalog`]
+//! (feature `web-pages`; the gateway does not build it): a [`Catalog`]
 //! formats a message in a [`Lang`], and lists message IDs so that a test can
 //! keep every language complete.
 

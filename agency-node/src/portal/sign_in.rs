@@ -195,10 +195,15 @@ pub(super) async fn quick_exit(State(portal): State<Arc<Portal>>, headers: Heade
     response
 }
 
+/// The shared page rules, then the portal's own.
+static STYLESHEET: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    exchange_service::pages::stylesheet(include_str!("../../static/portal.css"))
+});
+
 pub(super) async fn stylesheet() -> Response {
     (
         [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
-        include_str!("../../static/portal.css"),
+        STYLESHEET.as_str(),
     )
         .into_response()
 }

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 use time::OffsetDateTime;
 
-use super::Visit;
+use super::signed_in_visit;
 use super::survivors::SERVICES;
 use crate::ConsoleState;
 use crate::error::ConsoleError;
@@ -55,10 +55,9 @@ pub async fn follow_ups(
 ) -> Response {
     let days = query.days.unwrap_or(7);
     let here = format!("/follow-ups?days={days}");
-    let mut visit = Visit::open(&state, &headers, &here);
-    let signed_in = match visit.signed_in(&state).await {
-        Ok(s) => s,
-        Err(e) => return visit.refuse(&state, e),
+    let (visit, signed_in) = match signed_in_visit(&state, &headers, &here).await {
+        Ok(v) => v,
+        Err(refused) => return refused,
     };
     if !(1..=90).contains(&days) {
         return visit.refuse(&state, ConsoleError::BadRequest("days must be 1 to 90"));
@@ -130,10 +129,9 @@ pub async fn agencies(
             .append_pair("region", &region)
             .finish()
     );
-    let mut visit = Visit::open(&state, &headers, &here);
-    let signed_in = match visit.signed_in(&state).await {
-        Ok(s) => s,
-        Err(e) => return visit.refuse(&state, e),
+    let (visit, signed_in) = match signed_in_visit(&state, &headers, &here).await {
+        Ok(v) => v,
+        Err(refused) => return refused,
     };
     if !(service.is_empty() || SERVICES.contains(&service.as_str()))
         || language.chars().count() > 35

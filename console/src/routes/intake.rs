@@ -14,8 +14,8 @@ use exchange_schema::Purpose;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::Visit;
 use super::survivors::{SERVICES, field, pairs};
+use super::{form_visit, signed_in_visit};
 use crate::ConsoleState;
 use crate::error::ConsoleError;
 use crate::pages::IntakePage;
@@ -72,10 +72,10 @@ const MAX_TEXT: usize = 4000;
 
 /// `/survivors/new`: the intake form.
 pub async fn intake_form(State(state): State<Arc<ConsoleState>>, headers: HeaderMap) -> Response {
-    let mut visit = Visit::open(&state, &headers, "/survivors/new");
-    if let Err(e) = visit.signed_in(&state).await {
-        return visit.refuse(&state, e);
-    }
+    let (visit, _) = match signed_in_visit(&state, &headers, "/survivors/new").await {
+        Ok(v) => v,
+        Err(refused) => return refused,
+    };
     visit.page(
         &state,
         IntakePage {
@@ -102,14 +102,11 @@ pub async fn register(
     body: String,
 ) -> Response {
     let form = pairs(&body);
-    let mut visit = Visit::open(&state, &headers, "/survivors/new");
-    let signed_in = match visit.signed_in(&state).await {
-        Ok(s) => s,
-        Err(e) => return visit.refuse(&state, e),
-    };
-    if let Err(e) = visit.check_form(&state, &headers, field(&form, "csrf")) {
-        return visit.refuse(&state, e);
-    }
+    let (visit, signed_in) =
+        match form_visit(&state, &headers, "/survivors/new", field(&form, "csrf")).await {
+            Ok(v) => v,
+            Err(refused) => return refused,
+        };
     let input = match intake_input(&form) {
         Ok(input) => input,
         Err(e) => return visit.refuse(&state, e),

@@ -53,6 +53,36 @@ pub fn content_security_policy(provider_origins: &[String]) -> String {
     )
 }
 
+/// A page for a signed-in caseworker: the visit and who it is (confirmed
+/// with the provider when due), or the response that refuses it (back to
+/// the start page, or an error page with its code).
+pub(crate) async fn signed_in_visit(
+    state: &ConsoleState,
+    headers: &HeaderMap,
+    here: &str,
+) -> Result<(Visit, SignedIn), Response> {
+    let mut visit = Visit::open(state, headers, here);
+    match visit.signed_in(state).await {
+        Ok(signed_in) => Ok((visit, signed_in)),
+        Err(e) => Err(visit.refuse(state, e)),
+    }
+}
+
+/// A form from a signed-in caseworker: as [`signed_in_visit`], with the
+/// form's CSRF token, origin and Fetch Metadata checked.
+pub(crate) async fn form_visit(
+    state: &ConsoleState,
+    headers: &HeaderMap,
+    here: &str,
+    csrf: Option<&str>,
+) -> Result<(Visit, SignedIn), Response> {
+    let (visit, signed_in) = signed_in_visit(state, headers, here).await?;
+    match visit.check_form(state, headers, csrf) {
+        Ok(()) => Ok((visit, signed_in)),
+        Err(e) => Err(visit.refuse(state, e)),
+    }
+}
+
 /// One request's session, opened from its cookie.
 pub struct Visit {
     pub(crate) token: String,
@@ -305,13 +335,15 @@ pub async fn safety_headers(
     response
 }
 
+/// The shared page rules, then the console's own.
+static STYLESHEET: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    exchange_service::pages::stylesheet(include_str!("../../static/console.css"))
+});
+
 pub async fn stylesheet() -> Response {
     (
-        [
-            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
-            (header::CACHE_CONTROL, "max-age=3600"),
-        ],
-        include_str!("../../static/console.css"),
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        STYLESHEET.as_str(),
     )
         .into_response()
 }

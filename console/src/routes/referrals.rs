@@ -11,7 +11,7 @@ use exchange_schema::Purpose;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::Visit;
+use super::{form_visit, signed_in_visit};
 use crate::ConsoleState;
 use crate::error::ConsoleError;
 use crate::pages::{Referral, ReferralPage, ReferralsPage, referral_actions};
@@ -68,10 +68,9 @@ pub async fn referrals(
             .append_pair("status", &status)
             .finish()
     );
-    let mut visit = Visit::open(&state, &headers, &here);
-    let signed_in = match visit.signed_in(&state).await {
-        Ok(s) => s,
-        Err(e) => return visit.refuse(&state, e),
+    let (visit, signed_in) = match signed_in_visit(&state, &headers, &here).await {
+        Ok(v) => v,
+        Err(refused) => return refused,
     };
     if direction.is_empty()
         || !(status.is_empty()
@@ -155,11 +154,11 @@ pub async fn referral(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let mut visit = Visit::open(&state, &headers, &format!("/referrals/{id}"));
-    let signed_in = match visit.signed_in(&state).await {
-        Ok(s) => s,
-        Err(e) => return visit.refuse(&state, e),
-    };
+    let (visit, signed_in) =
+        match signed_in_visit(&state, &headers, &format!("/referrals/{id}")).await {
+            Ok(v) => v,
+            Err(refused) => return refused,
+        };
     let referral = match load_referral(&state, &signed_in, &id).await {
         Ok(r) => r,
         Err(e) => return visit.refuse(&state, e),
@@ -192,14 +191,17 @@ pub async fn answer(
     Path(id): Path<String>,
     Form(form): Form<AnswerForm>,
 ) -> Response {
-    let mut visit = Visit::open(&state, &headers, &format!("/referrals/{id}"));
-    let signed_in = match visit.signed_in(&state).await {
-        Ok(s) => s,
-        Err(e) => return visit.refuse(&state, e),
+    let (visit, signed_in) = match form_visit(
+        &state,
+        &headers,
+        &format!("/referrals/{id}"),
+        form.csrf.as_deref(),
+    )
+    .await
+    {
+        Ok(v) => v,
+        Err(refused) => return refused,
     };
-    if let Err(e) = visit.check_form(&state, &headers, form.csrf.as_deref()) {
-        return visit.refuse(&state, e);
-    }
     let reason = form
         .reason
         .as_deref()

@@ -10,10 +10,10 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use exchange_schema::{Purpose, Role};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::Visit;
-use super::survivors::{done, field, pairs};
+use super::signed_in_visit;
+use super::survivors::{Change, field, survivor_form};
 use crate::ConsoleState;
 use crate::error::ConsoleError;
 use crate::pages::{AuditEntry, ReviewPage};
@@ -39,10 +39,9 @@ struct AuditConnection {
 /// the AUDIT purpose. Supervisors only; other nodes refuse a supervisor
 /// their logs, which the page expects.
 pub async fn review(State(state): State<Arc<ConsoleState>>, headers: HeaderMap) -> Response {
-    let mut visit = Visit::open(&state, &headers, "/review");
-    let signed_in = match visit.signed_in(&state).await {
-        Ok(s) => s,
-        Err(e) => return visit.refuse(&state, e),
+    let (visit, signed_in) = match signed_in_visit(&state, &headers, "/review").await {
+        Ok(v) => v,
+        Err(refused) => return refused,
     };
     if !signed_in.principal.has_role(Role::Supervisor) {
         return visit.refuse(
@@ -118,30 +117,15 @@ pub async fn assign(
     Path(id): Path<String>,
     body: String,
 ) -> Response {
-    let form = pairs(&body);
-    let back = format!("/survivors/{id}");
-    let mut visit = Visit::open(&state, &headers, &back);
-    let signed_in = match visit.signed_in(&state).await {
-        Ok(s) => s,
-        Err(e) => return visit.refuse(&state, e),
-    };
-    if let Err(e) = visit.check_form(&state, &headers, field(&form, "csrf")) {
-        return visit.refuse(&state, e);
-    }
-    let users = match assigned_users(field(&form, "users").unwrap_or_default()) {
-        Ok(u) => u,
-        Err(e) => return visit.refuse(&state, e),
-    };
-    let result: Result<Value, _> = state
-        .gateway
-        .execute(
-            &signed_in.access_token,
-            Purpose::CaseManagement,
-            "mutation($id: ID!, $users: [String!]!) { assignCaseworkers(survivorId: $id, users: $users) { user } }",
-            json!({ "id": id, "users": users }),
-        )
-        .await;
-    done(&state, &visit, result, "notice-assigned", &back)
+    survivor_form(&state, &headers, &id, &body, |form, _, _| {
+        Ok(Change {
+            purpose: Purpose::CaseManagement,
+            mutation: "mutation($id: ID!, $users: [String!]!) { assignCaseworkers(survivorId: $id, users: $users) { user } }",
+            variables: json!({ "id": id, "users": assigned_users(field(form, "users").unwrap_or_default())? }),
+            notice: "notice-assigned",
+        })
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -13,8 +13,8 @@ use exchange_schema::{AgencyKind, Purpose, Role};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::Visit;
 use super::referrals::load_referral;
+use super::{Visit, form_visit, signed_in_visit};
 use crate::ConsoleState;
 use crate::error::ConsoleError;
 use crate::i18n::Lang;
@@ -74,10 +74,9 @@ pub async fn survivor_list(
     headers: HeaderMap,
     Query(query): Query<ListQuery>,
 ) -> Response {
-    let mut visit = Visit::open(&state, &headers, "/survivors");
-    let signed_in = match visit.signed_in(&state).await {
-        Ok(s) => s,
-        Err(e) => return visit.refuse(&state, e),
+    let (visit, signed_in) = match signed_in_visit(&state, &headers, "/survivors").await {
+        Ok(v) => v,
+        Err(refused) => return refused,
     };
     let answer: Result<ListAnswer, _> = state
         .gateway
@@ -210,10 +209,9 @@ pub async fn survivor(
         ),
         None => format!("/survivors/{id}"),
     };
-    let mut visit = Visit::open(&state, &headers, &here);
-    let signed_in = match visit.signed_in(&state).await {
-        Ok(s) => s,
-        Err(e) => return visit.refuse(&state, e),
+    let (visit, signed_in) = match signed_in_visit(&state, &headers, &here).await {
+        Ok(v) => v,
+        Err(refused) => return refused,
     };
     let way = match way_to(&state, &signed_in, &id, query.referral.as_deref()).await {
         Ok(w) => w,
@@ -395,127 +393,6 @@ pub fn consent_input(survivor: &str, pairs: &[(String, String)]) -> Result<Value
     }))
 }
 
-/// `POST /survivors/{id}/consents`: records a witnessed consent (the
-/// owning agency's staff; the node refuses anyone else).
-pub async fn record_consent(
-    State(state): State<Arc<ConsoleState>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: String,
-) -> Response {
-    let back = format!("/survivors/{id}");
-    let mut visit = Visit::open(&state, &headers, &back);
-    let signed_in = match visit.signed_in(&state).await {
-        Ok(s) => s,
-        Err(e) => return visit.refuse(&state, e),
-    };
-    let form = pairs(&body);
-    if let Err(e) = visit.check_form(&state, &headers, field(&form, "csrf")) {
-        return visit.refuse(&state, e);
-    }
-    let input = match consent_input(&id, &form) {
-        Ok(input) => input,
-        Err(e) => return visit.refuse(&state, e),
-    };
-    let result: Result<Value, _> = state
-        .gateway
-        .execute(
-            &signed_in.access_token,
-            Purpose::CaseManagement,
-            "mutation($input: RecordConsentInput!) { recordConsent(input: $input) { id } }",
-            json!({ "input": input }),
-        )
-        .await;
-    done(&state, &visit, result, "notice-consent-recorded", &back)
-}
-
-/// `POST /survivors/{id}/consents/{grant}/revoke`: withdraws a consent at
-/// the survivor's request, with the reason.
-pub async fn revoke_consent(
-    State(state): State<Arc<ConsoleState>>,
-    headers: HeaderMap,
-    Path((id, grant)): Path<(String, String)>,
-    body: String,
-) -> Response {
-    let back = format!("/survivors/{id}");
-    let mut visit = Visit::open(&state, &headers, &back);
-    let signed_in = match visit.signed_in(&state).await {
-        Ok(s) => s,
-        Err(e) => return visit.refuse(&state, e),
-    };
-    let form = pairs(&body);
-    if let Err(e) = visit.check_form(&state, &headers, field(&form, "csrf")) {
-        return visit.refuse(&state, e);
-    }
-    let reason = match text(field(&form, "reason")) {
-        Ok(Some(reason)) => reason,
-        Ok(None) => return visit.refuse(&state, ConsoleError::BadRequest("a reason is needed")),
-        Err(e) => return visit.refuse(&state, e),
-    };
-    let result: Result<Value, _> = state
-        .gateway
-        .execute(
-            &signed_in.access_token,
-            Purpose::CaseManagement,
-            "mutation($id: ID!, $reason: String) { revokeConsent(grantId: $id, reason: $reason) { id } }",
-            json!({ "id": grant, "reason": reason }),
-        )
-        .await;
-    done(&state, &visit, result, "notice-consent-revoked", &back)
-}
-
-/// `POST /survivors/{id}/referrals`: refers the survivor (the owner), or
-/// refers them onward (a partner that accepted a referral).
-pub async fn refer(
-    State(state): State<Arc<ConsoleState>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: String,
-) -> Response {
-    let form = pairs(&body);
-    let back = match field(&form, "referral") {
-        Some(r) => format!(
-            "/survivors/{id}?{}",
-            form_urlencoded::Serializer::new(String::new())
-                .append_pair("referral", r)
-                .finish()
-        ),
-        None => format!("/survivors/{id}"),
-    };
-    let mut visit = Visit::open(&state, &headers, &back);
-    let signed_in = match visit.signed_in(&state).await {
-        Ok(s) => s,
-        Err(e) => return visit.refuse(&state, e),
-    };
-    if let Err(e) = visit.check_form(&state, &headers, field(&form, "csrf")) {
-        return visit.refuse(&state, e);
-    }
-    let (Some(to), Some(service), Some(urgency)) = (
-        field(&form, "to_agency"),
-        field(&form, "service").filter(|s| SERVICES.contains(s)),
-        field(&form, "urgency").filter(|u| URGENCIES.contains(u)),
-    ) else {
-        return visit.refuse(
-            &state,
-            ConsoleError::BadRequest("choose an agency, a service and an urgency"),
-        );
-    };
-    let notes = match text(field(&form, "notes")) {
-        Ok(n) => n,
-        Err(e) => return visit.refuse(&state, e),
-    };
-    let result: Result<Value, _> = state
-        .gateway
-        .execute(
-            &signed_in.access_token,
-            Purpose::Referral,
-            "mutation($input: CreateReferralInput!) { createReferral(input: $input) { id } }",
-            json!({ "input": { "survivorId": id, "toAgency": to, "service": service, "urgency": urgency, "notes": notes } }),
-        )
-        .await;
-    done(&state, &visit, result, "notice-referred", &back)
-}
-
 /// Whether the baseline policies let this caseworker open break-glass: a
 /// supervisor (not also an auditor) of a shelter, a health clinic or a
 /// child-protection agency. The node decides; this only hides a form that
@@ -536,10 +413,11 @@ pub async fn break_glass_form(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let mut visit = Visit::open(&state, &headers, &format!("/survivors/{id}/break-glass"));
-    if let Err(e) = visit.signed_in(&state).await {
-        return visit.refuse(&state, e);
-    }
+    let (visit, _) =
+        match signed_in_visit(&state, &headers, &format!("/survivors/{id}/break-glass")).await {
+            Ok(v) => v,
+            Err(refused) => return refused,
+        };
     visit.page(
         &state,
         BreakGlassPage {
@@ -572,14 +450,17 @@ pub async fn open_break_glass(
     body: String,
 ) -> Response {
     let form = pairs(&body);
-    let mut visit = Visit::open(&state, &headers, &format!("/survivors/{id}/break-glass"));
-    let signed_in = match visit.signed_in(&state).await {
-        Ok(s) => s,
-        Err(e) => return visit.refuse(&state, e),
+    let (visit, signed_in) = match form_visit(
+        &state,
+        &headers,
+        &format!("/survivors/{id}/break-glass"),
+        field(&form, "csrf"),
+    )
+    .await
+    {
+        Ok(v) => v,
+        Err(refused) => return refused,
     };
-    if let Err(e) = visit.check_form(&state, &headers, field(&form, "csrf")) {
-        return visit.refuse(&state, e);
-    }
     let justification = match field(&form, "justification") {
         Some(j)
             if (MIN_JUSTIFICATION_CHARS..=MAX_JUSTIFICATION_CHARS).contains(&j.chars().count()) =>
@@ -668,14 +549,17 @@ pub async fn issue_consent_code(
     body: String,
 ) -> Response {
     let form = pairs(&body);
-    let mut visit = Visit::open(&state, &headers, &format!("/survivors/{id}"));
-    let signed_in = match visit.signed_in(&state).await {
-        Ok(s) => s,
-        Err(e) => return visit.refuse(&state, e),
+    let (visit, signed_in) = match form_visit(
+        &state,
+        &headers,
+        &format!("/survivors/{id}"),
+        field(&form, "csrf"),
+    )
+    .await
+    {
+        Ok(v) => v,
+        Err(refused) => return refused,
     };
-    if let Err(e) = visit.check_form(&state, &headers, field(&form, "csrf")) {
-        return visit.refuse(&state, e);
-    }
     let Some(slip_lang) = field(&form, "slip_lang").and_then(Lang::parse) else {
         return visit.refuse(
             &state,
@@ -743,6 +627,156 @@ async fn work_context(
     Ok((back, way.work))
 }
 
+/// What a form on a survivor's page asks of the gateway.
+pub struct Change {
+    pub purpose: Purpose,
+    pub mutation: &'static str,
+    pub variables: Value,
+    /// The notice on the page the caseworker returns to.
+    pub notice: &'static str,
+}
+
+/// A form on survivor `id`'s page: the session, the caseworker and the form
+/// checked; the referral it names, if any, checked to be about this
+/// survivor (its service gives the purpose of a partner's work); then the
+/// change `build` reads from the form, sent through the gateway; back to
+/// the page with a notice, or the refusal.
+pub(crate) async fn survivor_form(
+    state: &ConsoleState,
+    headers: &HeaderMap,
+    id: &str,
+    body: &str,
+    build: impl FnOnce(&[(String, String)], &SignedIn, Purpose) -> Result<Change, ConsoleError>,
+) -> Response {
+    let form = pairs(body);
+    let (visit, signed_in) = match form_visit(
+        state,
+        headers,
+        &format!("/survivors/{id}"),
+        field(&form, "csrf"),
+    )
+    .await
+    {
+        Ok(v) => v,
+        Err(refused) => return refused,
+    };
+    let (back, work) = match work_context(state, &signed_in, id, &form).await {
+        Ok(c) => c,
+        Err(e) => return visit.refuse(state, e),
+    };
+    let change = match build(&form, &signed_in, work) {
+        Ok(change) => change,
+        Err(e) => return visit.refuse(state, e),
+    };
+    let result: Result<Value, _> = state
+        .gateway
+        .execute(
+            &signed_in.access_token,
+            change.purpose,
+            change.mutation,
+            change.variables,
+        )
+        .await;
+    done(state, &visit, result, change.notice, &back)
+}
+
+/// `POST /survivors/{id}/consents`: records a witnessed consent (the
+/// owning agency's staff; the node refuses anyone else).
+pub async fn record_consent(
+    State(state): State<Arc<ConsoleState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: String,
+) -> Response {
+    survivor_form(&state, &headers, &id, &body, |form, _, _| {
+        Ok(Change {
+            purpose: Purpose::CaseManagement,
+            mutation: "mutation($input: RecordConsentInput!) { recordConsent(input: $input) { id } }",
+            variables: json!({ "input": consent_input(&id, form)? }),
+            notice: "notice-consent-recorded",
+        })
+    })
+    .await
+}
+
+/// `POST /survivors/{id}/consents/{grant}/revoke`: withdraws a consent at
+/// the survivor's request, with the reason.
+pub async fn revoke_consent(
+    State(state): State<Arc<ConsoleState>>,
+    headers: HeaderMap,
+    Path((id, grant)): Path<(String, String)>,
+    body: String,
+) -> Response {
+    survivor_form(&state, &headers, &id, &body, |form, _, _| {
+        let reason = text(field(form, "reason"))?
+            .ok_or(ConsoleError::BadRequest("a reason is needed"))?;
+        Ok(Change {
+            purpose: Purpose::CaseManagement,
+            mutation: "mutation($id: ID!, $reason: String) { revokeConsent(grantId: $id, reason: $reason) { id } }",
+            variables: json!({ "id": grant, "reason": reason }),
+            notice: "notice-consent-revoked",
+        })
+    })
+    .await
+}
+
+/// The referral form read into `createReferral`'s input.
+pub fn referral_change(survivor: &str, form: &[(String, String)]) -> Result<Change, ConsoleError> {
+    let (Some(to), Some(service), Some(urgency)) = (
+        field(form, "to_agency"),
+        field(form, "service").filter(|s| SERVICES.contains(s)),
+        field(form, "urgency").filter(|u| URGENCIES.contains(u)),
+    ) else {
+        return Err(ConsoleError::BadRequest(
+            "choose an agency, a service and an urgency",
+        ));
+    };
+    let notes = text(field(form, "notes"))?;
+    Ok(Change {
+        purpose: Purpose::Referral,
+        mutation: "mutation($input: CreateReferralInput!) { createReferral(input: $input) { id } }",
+        variables: json!({ "input": { "survivorId": survivor, "toAgency": to, "service": service,
+                                      "urgency": urgency, "notes": notes } }),
+        notice: "notice-referred",
+    })
+}
+
+/// `POST /survivors/{id}/referrals`: refers the survivor (the owner), or
+/// refers them onward (a partner that accepted a referral).
+pub async fn refer(
+    State(state): State<Arc<ConsoleState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: String,
+) -> Response {
+    survivor_form(&state, &headers, &id, &body, |form, _, _| {
+        referral_change(&id, form)
+    })
+    .await
+}
+
+/// The note form read into `addCaseNote`'s input, for the `work` purpose.
+pub fn note_change(
+    survivor: &str,
+    form: &[(String, String)],
+    work: Purpose,
+) -> Result<Change, ConsoleError> {
+    let category = field(form, "category")
+        .filter(|c| CATEGORIES.contains(c))
+        .ok_or(ConsoleError::BadRequest("choose a category"))?;
+    let note = match field(form, "body") {
+        Some(b) if b.chars().count() <= 4000 => b,
+        Some(_) => return Err(ConsoleError::BadRequest("the note is too long")),
+        None => return Err(ConsoleError::BadRequest("the note is empty")),
+    };
+    Ok(Change {
+        purpose: work,
+        mutation: "mutation($input: AddCaseNoteInput!) { addCaseNote(input: $input) { id } }",
+        variables: json!({ "input": { "survivorId": survivor, "category": category, "body": note } }),
+        notice: "notice-note-added",
+    })
+}
+
 /// `POST /survivors/{id}/notes`: adds a case note under one category.
 pub async fn add_note(
     State(state): State<Arc<ConsoleState>>,
@@ -750,37 +784,32 @@ pub async fn add_note(
     Path(id): Path<String>,
     body: String,
 ) -> Response {
-    let form = pairs(&body);
-    let mut visit = Visit::open(&state, &headers, &format!("/survivors/{id}"));
-    let signed_in = match visit.signed_in(&state).await {
-        Ok(s) => s,
-        Err(e) => return visit.refuse(&state, e),
-    };
-    if let Err(e) = visit.check_form(&state, &headers, field(&form, "csrf")) {
-        return visit.refuse(&state, e);
-    }
-    let (back, purpose) = match work_context(&state, &signed_in, &id, &form).await {
-        Ok(c) => c,
-        Err(e) => return visit.refuse(&state, e),
-    };
-    let Some(category) = field(&form, "category").filter(|c| CATEGORIES.contains(c)) else {
-        return visit.refuse(&state, ConsoleError::BadRequest("choose a category"));
-    };
-    let note = match field(&form, "body") {
-        Some(b) if b.chars().count() <= 4000 => b,
-        Some(_) => return visit.refuse(&state, ConsoleError::BadRequest("the note is too long")),
-        None => return visit.refuse(&state, ConsoleError::BadRequest("the note is empty")),
-    };
-    let result: Result<Value, _> = state
-        .gateway
-        .execute(
-            &signed_in.access_token,
-            purpose,
-            "mutation($input: AddCaseNoteInput!) { addCaseNote(input: $input) { id } }",
-            json!({ "input": { "survivorId": id, "category": category, "body": note } }),
-        )
-        .await;
-    done(&state, &visit, result, "notice-note-added", &back)
+    survivor_form(&state, &headers, &id, &body, |form, _, work| {
+        note_change(&id, form, work)
+    })
+    .await
+}
+
+/// The follow-up form read into `scheduleFollowUp`'s input: assigned to
+/// the caseworker's own agency and to them.
+pub fn follow_up_change(
+    survivor: &str,
+    form: &[(String, String)],
+    signed_in: &SignedIn,
+    work: Purpose,
+) -> Result<Change, ConsoleError> {
+    let kind = field(form, "kind")
+        .filter(|k| FOLLOW_UP_KINDS.contains(k))
+        .ok_or(ConsoleError::BadRequest("choose a kind of follow-up"))?;
+    let due = due_at(field(form, "due").unwrap_or_default())?;
+    Ok(Change {
+        purpose: work,
+        mutation: "mutation($input: ScheduleFollowUpInput!) { scheduleFollowUp(input: $input) { id } }",
+        variables: json!({ "input": { "survivorId": survivor, "kind": kind, "dueAt": due,
+                                      "assignedAgency": signed_in.principal.agency.as_str(),
+                                      "assignedUser": signed_in.principal.user } }),
+        notice: "notice-follow-up-scheduled",
+    })
 }
 
 /// `POST /survivors/{id}/follow-ups`: schedules a follow-up for the
@@ -791,46 +820,10 @@ pub async fn schedule_follow_up(
     Path(id): Path<String>,
     body: String,
 ) -> Response {
-    let form = pairs(&body);
-    let mut visit = Visit::open(&state, &headers, &format!("/survivors/{id}"));
-    let signed_in = match visit.signed_in(&state).await {
-        Ok(s) => s,
-        Err(e) => return visit.refuse(&state, e),
-    };
-    if let Err(e) = visit.check_form(&state, &headers, field(&form, "csrf")) {
-        return visit.refuse(&state, e);
-    }
-    let (back, purpose) = match work_context(&state, &signed_in, &id, &form).await {
-        Ok(c) => c,
-        Err(e) => return visit.refuse(&state, e),
-    };
-    let Some(kind) = field(&form, "kind").filter(|k| FOLLOW_UP_KINDS.contains(k)) else {
-        return visit.refuse(
-            &state,
-            ConsoleError::BadRequest("choose a kind of follow-up"),
-        );
-    };
-    let due = match field(&form, "due").map(due_at) {
-        Some(Ok(due)) => due,
-        _ => {
-            return visit.refuse(
-                &state,
-                ConsoleError::BadRequest("the due time is not a time"),
-            );
-        }
-    };
-    let result: Result<Value, _> = state
-        .gateway
-        .execute(
-            &signed_in.access_token,
-            purpose,
-            "mutation($input: ScheduleFollowUpInput!) { scheduleFollowUp(input: $input) { id } }",
-            json!({ "input": { "survivorId": id, "kind": kind, "dueAt": due,
-                               "assignedAgency": signed_in.principal.agency.as_str(),
-                               "assignedUser": signed_in.principal.user } }),
-        )
-        .await;
-    done(&state, &visit, result, "notice-follow-up-scheduled", &back)
+    survivor_form(&state, &headers, &id, &body, |form, signed_in, work| {
+        follow_up_change(&id, form, signed_in, work)
+    })
+    .await
 }
 
 /// A `datetime-local` value (`2027-01-05T09:30`, the browser's local time
@@ -869,6 +862,28 @@ mod tests {
 
     fn form(text: &str) -> Vec<(String, String)> {
         pairs(text)
+    }
+
+    #[test]
+    fn the_note_and_referral_forms_become_their_mutations_and_bad_choices_are_refused() {
+        let note = note_change(
+            "s1",
+            &form("category=HEALTH&body=Saw+the+nurse"),
+            Purpose::HealthCare,
+        )
+        .unwrap();
+        assert_eq!(note.purpose, Purpose::HealthCare);
+        assert_eq!(note.variables["input"]["category"], "HEALTH");
+        assert!(note_change("s1", &form("category=SECRETS&body=x"), Purpose::HealthCare).is_err());
+        assert!(note_change("s1", &form("category=CASE"), Purpose::HealthCare).is_err());
+        let referral = referral_change(
+            "s1",
+            &form("to_agency=legal-aid-city&service=LEGAL_AID&urgency=URGENT"),
+        )
+        .unwrap();
+        assert_eq!(referral.purpose, Purpose::Referral);
+        assert_eq!(referral.variables["input"]["urgency"], "URGENT");
+        assert!(referral_change("s1", &form("to_agency=x&service=LEGAL_AID&urgency=NOW")).is_err());
     }
 
     #[test]
