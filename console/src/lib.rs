@@ -192,6 +192,19 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
         )
         .route("/survivors/{id}/referrals", post(routes::refer))
         .route("/survivors/{id}/notes", post(routes::add_note))
+        .route("/survivors/{id}/services", post(routes::record_service))
+        .route(
+            "/survivors/{id}/services/{service}",
+            post(routes::update_service),
+        )
+        .route(
+            "/survivors/{id}/plan-actions",
+            post(routes::update_plan_action),
+        )
+        .route(
+            "/survivors/{id}/follow-ups/{follow_up}/close",
+            post(routes::close_follow_up),
+        )
         .route(
             "/survivors/{id}/break-glass",
             get(routes::break_glass_form).post(routes::open_break_glass),

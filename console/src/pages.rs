@@ -138,6 +138,24 @@ pub struct SurvivorPage {
     pub may_assign: bool,
     /// The portal languages, for the consent code slip: (tag, name).
     pub slip_languages: Vec<(&'static str, &'static str)>,
+    /// The caseworker's agency: what it provides, is responsible for and
+    /// is assigned, it may move on.
+    pub own_agency: String,
+}
+
+impl SurvivorPage {
+    pub fn next_statuses(&self, status: &str) -> &'static [&'static str] {
+        next_service_statuses(status)
+    }
+    pub fn plan_statuses(&self) -> &'static [&'static str] {
+        &PLAN_ACTION_STATUSES
+    }
+    pub fn closings(&self) -> &'static [&'static str] {
+        &FOLLOW_UP_CLOSINGS
+    }
+    pub fn initial_service_statuses(&self) -> &'static [&'static str] {
+        &["PLANNED", "IN_PROGRESS", "DELIVERED"]
+    }
 }
 
 /// Emergency access to the agency's records, for its supervisors.
@@ -360,6 +378,7 @@ pub struct NoteAuthor {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceRecord {
+    pub id: String,
     pub kind: String,
     pub provider_agency: String,
     pub status: String,
@@ -400,6 +419,7 @@ pub struct CarePlan {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CarePlanAction {
+    pub position: i64,
     pub description: String,
     pub responsible_agency: String,
     pub due_at: Option<String>,
@@ -423,6 +443,12 @@ pub struct FollowUpsPage {
     pub next: Option<String>,
 }
 
+impl FollowUpsPage {
+    pub fn closings(&self) -> &'static [&'static str] {
+        &FOLLOW_UP_CLOSINGS
+    }
+}
+
 /// The federation's agencies, filtered.
 #[derive(Template)]
 #[template(path = "agencies.html")]
@@ -434,6 +460,21 @@ pub struct AgenciesPage {
     pub region: String,
     pub services: &'static [&'static str],
 }
+
+/// Service statuses a service can move to from `status` (forward only).
+pub fn next_service_statuses(status: &str) -> &'static [&'static str] {
+    match status {
+        "PLANNED" => &["IN_PROGRESS", "DELIVERED", "CANCELLED"],
+        "IN_PROGRESS" => &["DELIVERED", "CANCELLED"],
+        _ => &[],
+    }
+}
+
+/// Plan action statuses offered to the responsible agency.
+pub const PLAN_ACTION_STATUSES: [&str; 4] = ["TO_DO", "IN_PROGRESS", "DONE", "CANCELLED"];
+
+/// How an open follow-up can be closed.
+pub const FOLLOW_UP_CLOSINGS: [&str; 3] = ["DONE", "MISSED", "CANCELLED"];
 
 /// Follow-up kinds, in the order offered.
 pub const FOLLOW_UP_KINDS: [&str; 5] = [

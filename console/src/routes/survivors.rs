@@ -238,10 +238,10 @@ pub async fn survivor(
              health { medicalNotes psychosocialNotes allergies } \
              legal { immigrationStatus proceedings protectionOrders notes } \
              caseNotes(first: 20) { nodes { category body author { agency user } createdAt } } \
-             services { kind providerAgency status plannedFor deliveredAt outcome } \
+             services { id kind providerAgency status plannedFor deliveredAt outcome } \
              followUps { id survivorId kind dueAt assignedAgency assignedUser status } \
              assignedCaseworkers { user assignedAt } \
-             carePlan { version goals actions { description responsibleAgency dueAt status } agreement { at method } } \
+             carePlan { version goals actions { position description responsibleAgency dueAt status } agreement { at method } } \
              withheld { category reason } } }",
             json!({ "id": id }),
         )
@@ -313,6 +313,7 @@ pub async fn survivor(
             work_purpose: way.work.as_str().to_owned(),
             may_break_glass: !own && may_break_glass(&signed_in),
             may_assign: own && signed_in.principal.has_role(Role::Supervisor),
+            own_agency: signed_in.principal.agency.to_string(),
             slip_languages: Lang::ALL
                 .into_iter()
                 .map(|l| (l.tag(), l.native_name()))
@@ -822,6 +823,122 @@ pub async fn schedule_follow_up(
 ) -> Response {
     survivor_form(&state, &headers, &id, &body, |form, signed_in, work| {
         follow_up_change(&id, form, signed_in, work)
+    })
+    .await
+}
+
+/// The service form read into `recordService`'s input: a service the
+/// caseworker's own agency provides.
+pub fn service_change(
+    survivor: &str,
+    form: &[(String, String)],
+    signed_in: &SignedIn,
+    work: Purpose,
+) -> Result<Change, ConsoleError> {
+    let kind = field(form, "kind")
+        .filter(|k| SERVICES.contains(k))
+        .ok_or(ConsoleError::BadRequest("choose a service"))?;
+    let status = field(form, "status")
+        .filter(|s| ["PLANNED", "IN_PROGRESS", "DELIVERED"].contains(s))
+        .ok_or(ConsoleError::BadRequest("choose a status"))?;
+    let planned_for = match field(form, "planned_for") {
+        Some(v) => Some(due_at(v)?),
+        None => None,
+    };
+    let outcome = text(field(form, "outcome"))?;
+    Ok(Change {
+        purpose: work,
+        mutation: "mutation($input: RecordServiceInput!) { recordService(input: $input) { id } }",
+        variables: json!({ "input": { "survivorId": survivor, "kind": kind,
+                                      "providerAgency": signed_in.principal.agency.as_str(),
+                                      "status": status, "plannedFor": planned_for, "outcome": outcome } }),
+        notice: "notice-service-recorded",
+    })
+}
+
+/// `POST /survivors/{id}/services`: records a service the caseworker's
+/// agency provides.
+pub async fn record_service(
+    State(state): State<Arc<ConsoleState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: String,
+) -> Response {
+    survivor_form(&state, &headers, &id, &body, |form, signed_in, work| {
+        service_change(&id, form, signed_in, work)
+    })
+    .await
+}
+
+/// `POST /survivors/{id}/services/{service}`: moves a service on (its
+/// status only goes forward; the node refuses otherwise).
+pub async fn update_service(
+    State(state): State<Arc<ConsoleState>>,
+    headers: HeaderMap,
+    Path((id, service)): Path<(String, String)>,
+    body: String,
+) -> Response {
+    survivor_form(&state, &headers, &id, &body, |form, _, work| {
+        let status = field(form, "status")
+            .filter(|s| ["IN_PROGRESS", "DELIVERED", "CANCELLED"].contains(s))
+            .ok_or(ConsoleError::BadRequest("choose a status"))?;
+        Ok(Change {
+            purpose: work,
+            mutation: "mutation($id: ID!, $input: UpdateServiceInput!) { updateService(id: $id, input: $input) { id } }",
+            variables: json!({ "id": service, "input": { "status": status, "outcome": text(field(form, "outcome"))? } }),
+            notice: "notice-service-updated",
+        })
+    })
+    .await
+}
+
+/// `POST /survivors/{id}/plan-actions`: moves on an action of the care
+/// plan the caseworker's agency is responsible for.
+pub async fn update_plan_action(
+    State(state): State<Arc<ConsoleState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: String,
+) -> Response {
+    survivor_form(&state, &headers, &id, &body, |form, _, work| {
+        let number = |name: &str| -> Result<i64, ConsoleError> {
+            field(form, name)
+                .and_then(|v| v.parse::<i64>().ok())
+                .filter(|v| (0..=10_000).contains(v))
+                .ok_or(ConsoleError::BadRequest("not a plan action"))
+        };
+        let status = field(form, "status")
+            .filter(|s| crate::pages::PLAN_ACTION_STATUSES.contains(s))
+            .ok_or(ConsoleError::BadRequest("choose a status"))?;
+        Ok(Change {
+            purpose: work,
+            mutation: "mutation($id: ID!, $version: Int!, $position: Int!, $status: PlanActionStatus!) \
+                       { updateCarePlanAction(survivorId: $id, version: $version, position: $position, status: $status) { position } }",
+            variables: json!({ "id": id, "version": number("version")?, "position": number("position")?, "status": status }),
+            notice: "notice-plan-action-updated",
+        })
+    })
+    .await
+}
+
+/// `POST /survivors/{id}/follow-ups/{follow_up}/close`: closes a follow-up
+/// as done, missed or cancelled.
+pub async fn close_follow_up(
+    State(state): State<Arc<ConsoleState>>,
+    headers: HeaderMap,
+    Path((id, follow_up)): Path<(String, String)>,
+    body: String,
+) -> Response {
+    survivor_form(&state, &headers, &id, &body, |form, _, work| {
+        let status = field(form, "status")
+            .filter(|s| crate::pages::FOLLOW_UP_CLOSINGS.contains(s))
+            .ok_or(ConsoleError::BadRequest("choose how it ended"))?;
+        Ok(Change {
+            purpose: work,
+            mutation: "mutation($id: ID!, $status: FollowUpStatus!) { closeFollowUp(id: $id, status: $status) { id } }",
+            variables: json!({ "id": follow_up, "status": status }),
+            notice: "notice-follow-up-closed",
+        })
     })
     .await
 }

@@ -491,3 +491,201 @@ async fn the_owner_prints_a_consent_code_slip_in_the_survivors_language_and_the_
         .await;
     assert_eq!(refused.code.as_deref(), Some("BAD_REQUEST"));
 }
+
+#[tokio::test]
+async fn a_partner_records_and_delivers_its_service_moves_its_plan_action_and_closes_its_follow_up()
+{
+    let h = Harness::start().await;
+    let fed = &h.federation;
+    let survivor = fed.register_survivor("shelter-north", "Omar").await;
+    let referral = fed.refer_accepted(&survivor, "clinic-east").await;
+    let plan = fed
+        .gateway_gql(
+            &fed.caseworker("shelter-north"),
+            "CASE_MANAGEMENT",
+            "mutation($input: ProposeCarePlanInput!) { proposeCarePlan(input: $input) { version } }",
+            serde_json::json!({ "input": { "survivorId": survivor, "goals": ["Recover"],
+                "actions": [{ "description": "First medical check", "responsibleAgency": "clinic-east" },
+                            { "description": "Find housing", "responsibleAgency": "shelter-north" }] } }),
+        )
+        .await;
+    assert_eq!(
+        plan.data()["proposeCarePlan"]["version"],
+        1,
+        "{}",
+        plan.body
+    );
+    let record = format!("/survivors/{survivor}?referral={referral}");
+
+    let mut clinic = h.browser();
+    clinic
+        .sign_in("clinic-east", "caseworker@clinic-east")
+        .await;
+    let page = clinic.get(&record).await;
+    // Only the clinic's own plan action offers a status form.
+    assert_eq!(
+        page.body.matches("name=\"position\"").count(),
+        1,
+        "{}",
+        page.body
+    );
+    let marker = "name=\"position\" value=\"";
+    let at = page.body.find(marker).expect("position") + marker.len();
+    let ours: i64 = page.body[at..]
+        .split('"')
+        .next()
+        .expect("n")
+        .parse()
+        .expect("number");
+    // The shelter's action comes after the clinic's in the plan.
+    let theirs = (ours + 1).to_string();
+    let ours = ours.to_string();
+    let csrf = page.csrf();
+    let recorded = clinic
+        .post(
+            &format!("/survivors/{survivor}/services"),
+            &[
+                ("csrf", &csrf),
+                ("referral", &referral),
+                ("kind", "MEDICAL"),
+                ("status", "PLANNED"),
+            ],
+        )
+        .await;
+    assert_eq!(recorded.status, 303, "{recorded:?}");
+    let page = clinic.get(&record).await;
+    assert!(
+        page.body.contains("The service was recorded."),
+        "{}",
+        page.body
+    );
+    let marker = format!("/survivors/{survivor}/services/");
+    let start = page.body.find(&marker).expect("the service's form") + marker.len();
+    let service = page.body[start..].split('"').next().expect("id").to_owned();
+    let delivered = clinic
+        .post(
+            &format!("/survivors/{survivor}/services/{service}"),
+            &[
+                ("csrf", &csrf),
+                ("referral", &referral),
+                ("status", "DELIVERED"),
+            ],
+        )
+        .await;
+    assert_eq!(delivered.status, 303, "{delivered:?}");
+    let page = clinic.get(&record).await;
+    assert!(
+        page.body.contains("The service was updated."),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains("<td>Medical care</td><td>clinic-east</td><td>Delivered"),
+        "{}",
+        page.body
+    );
+    // Backwards is refused by the node.
+    let back = clinic
+        .post(
+            &format!("/survivors/{survivor}/services/{service}"),
+            &[
+                ("csrf", &csrf),
+                ("referral", &referral),
+                ("status", "IN_PROGRESS"),
+            ],
+        )
+        .await;
+    assert_ne!(back.status, 303, "{back:?}");
+
+    let moved = clinic
+        .post(
+            &format!("/survivors/{survivor}/plan-actions"),
+            &[
+                ("csrf", &csrf),
+                ("referral", &referral),
+                ("version", "1"),
+                ("position", &ours),
+                ("status", "DONE"),
+            ],
+        )
+        .await;
+    assert_eq!(moved.status, 303, "{moved:?}");
+    // The shelter's action is not the clinic's to move.
+    let not_ours = clinic
+        .post(
+            &format!("/survivors/{survivor}/plan-actions"),
+            &[
+                ("csrf", &csrf),
+                ("referral", &referral),
+                ("version", "1"),
+                ("position", &theirs),
+                ("status", "DONE"),
+            ],
+        )
+        .await;
+    assert!(
+        matches!(not_ours.code.as_deref(), Some("FORBIDDEN" | "NOT_FOUND")),
+        "{not_ours:?}"
+    );
+    let owner = fed
+        .gateway_gql(
+            &fed.caseworker("shelter-north"),
+            "CASE_MANAGEMENT",
+            "query($id: ID!) { survivor(id: $id) { carePlan { actions { responsibleAgency status } } } }",
+            serde_json::json!({ "id": survivor }),
+        )
+        .await;
+    let actions = owner.data()["survivor"]["carePlan"]["actions"].clone();
+    assert_eq!(
+        actions,
+        serde_json::json!([{ "responsibleAgency": "clinic-east", "status": "DONE" },
+                           { "responsibleAgency": "shelter-north", "status": "TO_DO" }]),
+        "only the clinic's own action moved"
+    );
+
+    let due = (time::OffsetDateTime::now_utc() + time::Duration::days(1))
+        .format(time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]"
+        ))
+        .expect("format");
+    clinic
+        .post(
+            &format!("/survivors/{survivor}/follow-ups"),
+            &[
+                ("csrf", &csrf),
+                ("referral", &referral),
+                ("kind", "PHONE_CALL"),
+                ("due", &due),
+            ],
+        )
+        .await;
+    let page = clinic.get(&record).await;
+    let marker = format!("/survivors/{survivor}/follow-ups/");
+    let start = page.body.find(&marker).expect("the follow-up's close form") + marker.len();
+    let follow_up = page.body[start..].split('/').next().expect("id").to_owned();
+    let closed = clinic
+        .post(
+            &format!("/survivors/{survivor}/follow-ups/{follow_up}/close"),
+            &[("csrf", &csrf), ("referral", &referral), ("status", "DONE")],
+        )
+        .await;
+    assert_eq!(closed.status, 303, "{closed:?}");
+    let page = clinic.get(&record).await;
+    assert!(
+        page.body.contains("The follow-up was closed."),
+        "{}",
+        page.body
+    );
+    assert!(
+        !page.body.contains(&marker),
+        "no open follow-up left to close"
+    );
+    assert!(
+        clinic
+            .get("/follow-ups")
+            .await
+            .body
+            .contains("No follow-ups due.")
+    );
+}
