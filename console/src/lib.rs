@@ -226,6 +226,7 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
         .route("/notices", get(routes::notices))
         .route("/healthz", get(routes::healthz))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM_BYTES))
+        .layer(axum::middleware::from_fn(routes::plain_paths))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             routes::safety_headers,

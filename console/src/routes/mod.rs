@@ -306,6 +306,34 @@ pub(crate) fn render(page: impl Template) -> Response {
     }
 }
 
+/// Refuses a path with anything but letters, digits and `/ : . _ -`
+/// before it reaches a handler: record IDs never need more, and an ID
+/// carrying, say, an encoded line break must not reach a `Location`
+/// header. `BAD_REQUEST`, in the header like every refusal.
+pub async fn plain_paths(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = request.uri().path();
+    let plain = path.len() <= 512
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b':' | b'.' | b'_' | b'-'));
+    if plain {
+        return next.run(request).await;
+    }
+    let mut response = (
+        StatusCode::BAD_REQUEST,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "BAD_REQUEST: this address is not one of the console's\n",
+    )
+        .into_response();
+    response
+        .headers_mut()
+        .insert(ERROR_CODE_HEADER, HeaderValue::from_static("BAD_REQUEST"));
+    response
+}
+
 /// Adds the safety headers to every response.
 pub async fn safety_headers(
     State(state): State<Arc<ConsoleState>>,

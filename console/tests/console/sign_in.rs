@@ -150,6 +150,21 @@ async fn forms_without_the_session_token_or_from_another_origin_and_callbacks_wi
         .await;
     assert_eq!(status, "ACCEPTED");
 
+    // A record ID carrying an encoded line break never reaches a handler
+    // (nor a Location header).
+    let odd = browser
+        .post(
+            "/survivors/x%0D%0ASet-Cookie:%20a=b/notes",
+            &[("csrf", &csrf), ("category", "CASE"), ("body", "x")],
+        )
+        .await;
+    assert_eq!(odd.status, 400);
+    assert_eq!(odd.code.as_deref(), Some("BAD_REQUEST"));
+    assert_eq!(
+        browser.get("/referrals/%3Cscript%3E").await.code.as_deref(),
+        Some("BAD_REQUEST")
+    );
+
     // A callback that does not carry the state this session sent.
     let mut other = h.browser();
     let start = other.get("/").await;
