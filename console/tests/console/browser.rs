@@ -270,17 +270,30 @@ async fn a_caseworker_handles_a_referral_in_chromium_by_mouse_and_keyboard_on_pa
         "{page}"
     );
     axe.check(&browser, "survivor, as a partner").await;
+    // The break-glass form (the link is for supervisors; the page is the
+    // same for anyone who opens it).
+    browser
+        .goto(&format!("{console}/survivors/{survivor}/break-glass"))
+        .await
+        .expect("break-glass form");
+    wait_for(&browser, "#justification").await;
+    axe.check(&browser, "break-glass form").await;
+    browser.back().await.expect("back");
+    wait_for(&browser, "ul.withheld").await;
 
-    // The owner records the consent in a second window.
+    // The owner's supervisor records the consent in a second window.
     let owner_profile = tempfile::tempdir().expect("profile");
     let owner = start_browser(&driver, owner_profile.path()).await;
     sign_in(
         &owner,
         &console,
         "North Star Shelter",
-        "caseworker@shelter-north",
+        "supervisor@shelter-north",
     )
     .await;
+    click(&owner, "a[href='/review']").await;
+    wait_for_text(&owner, "Emergency access to our records").await;
+    axe.check(&owner, "emergency access review").await;
     click(&owner, "a[href='/survivors']").await;
     wait_for(&owner, &format!("a[href='/survivors/{survivor}']")).await;
     axe.check(&owner, "our survivors").await;
