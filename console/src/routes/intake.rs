@@ -9,13 +9,13 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::response::{Redirect, Response};
+use axum::response::Response;
 use exchange_schema::Purpose;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::survivors::{SERVICES, field, pairs};
-use super::{form_visit, signed_in_visit};
+use super::{form_visit, redirect_to, signed_in_visit};
 use crate::ConsoleState;
 use crate::error::ConsoleError;
 use crate::pages::IntakePage;
@@ -127,7 +127,7 @@ pub async fn register(
             });
             visit.finish(
                 &state,
-                Redirect::to(&format!("/survivors/{}", r.survivor.id)),
+                redirect_to(&format!("/survivors/{}", r.survivor.id)),
             )
         }
         Err(e) => visit.refuse(&state, e),

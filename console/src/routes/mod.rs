@@ -306,6 +306,19 @@ pub(crate) fn render(page: impl Template) -> Response {
     }
 }
 
+/// A 303 to `to`; to the start page instead if `to` could not be a
+/// `Location` header (axum's `Redirect::to` panics then). The addresses
+/// come from the console, a provider's metadata or a node's answer (a new
+/// record's ID): none is trusted to be well formed.
+pub(crate) fn redirect_to(to: &str) -> Redirect {
+    if HeaderValue::from_str(to).is_ok() {
+        Redirect::to(to)
+    } else {
+        tracing::warn!("refused to redirect to an address that is not a valid header");
+        Redirect::to("/")
+    }
+}
+
 /// Refuses a path with anything but letters, digits and `/ : . _ -`
 /// before it reaches a handler: record IDs never need more, and an ID
 /// carrying, say, an encoded line break must not reach a `Location`
@@ -389,4 +402,29 @@ pub async fn script() -> Response {
 
 pub async fn healthz() -> &'static str {
     "ok"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_redirect_to_an_address_that_cannot_be_a_header_goes_to_the_start_page() {
+        let location = |to: &str| {
+            redirect_to(to)
+                .into_response()
+                .headers()
+                .get(header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        assert_eq!(
+            location("/survivors/shelter-north:1").as_deref(),
+            Some("/survivors/shelter-north:1")
+        );
+        assert_eq!(
+            location("/survivors/x\r\nSet-Cookie: a=b").as_deref(),
+            Some("/")
+        );
+    }
 }

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use axum::response::{Redirect, Response};
+use axum::response::Response;
 use exchange_schema::Purpose;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{form_visit, signed_in_visit};
+use super::{form_visit, redirect_to, signed_in_visit};
 use crate::ConsoleState;
 use crate::error::ConsoleError;
 use crate::pages::{Referral, ReferralPage, ReferralsPage, referral_actions};
@@ -233,7 +233,7 @@ pub async fn answer(
             state
                 .sessions
                 .update(&visit.token, |s| s.notice = Some("notice-answered".into()));
-            visit.finish(&state, Redirect::to(&format!("/referrals/{id}")))
+            visit.finish(&state, redirect_to(&format!("/referrals/{id}")))
         }
         Err(e) => visit.refuse(&state, e),
     }

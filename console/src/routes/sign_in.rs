@@ -6,10 +6,11 @@ use std::sync::Arc;
 use axum::Form;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::Visit;
+use super::redirect_to;
 use super::set_session_cookie;
 use crate::ConsoleState;
 use crate::error::ConsoleError;
@@ -22,7 +23,7 @@ use axum::http::{HeaderValue, header};
 pub async fn start(State(state): State<Arc<ConsoleState>>, headers: HeaderMap) -> Response {
     let visit = Visit::open(&state, &headers, "/");
     if visit.session.signed_in.is_some() {
-        return visit.finish(&state, Redirect::to("/referrals"));
+        return visit.finish(&state, redirect_to("/referrals"));
     }
     let agencies = state
         .sign_in
@@ -56,11 +57,41 @@ pub async fn language(
         state.sessions.update(&visit.token, |s| s.lang = Some(lang));
     }
     // Only a path on this console, never another site.
-    let back = choice
-        .back
-        .filter(|b| b.starts_with('/') && !b.starts_with("//") && !b.contains('\\'))
-        .unwrap_or_else(|| "/".into());
-    visit.finish(&state, Redirect::to(&back))
+    visit.finish(&state, redirect_to(&local_path(choice.back)))
+}
+
+/// Where the language picker returns: a path on this console, in visible
+/// ASCII (a control character would make an invalid `Location` header), or
+/// the start page. Never another site (`//host`, `/\\host`).
+pub fn local_path(back: Option<String>) -> String {
+    back.filter(|b| {
+        b.starts_with('/')
+            && !b.starts_with("//")
+            && !b.contains('\\')
+            && b.len() <= 2048
+            && b.bytes().all(|c| c.is_ascii_graphic())
+    })
+    .unwrap_or_else(|| "/".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_language_picker_returns_only_to_a_plain_local_path() {
+        let back = |b: &str| local_path(Some(b.to_owned()));
+        assert_eq!(
+            back("/referrals?direction=ALL&status="),
+            "/referrals?direction=ALL&status="
+        );
+        assert_eq!(back("//evil.example/"), "/");
+        assert_eq!(back("/\\evil.example"), "/");
+        assert_eq!(back("https://evil.example/"), "/");
+        assert_eq!(back("/x\r\nSet-Cookie: a=b"), "/");
+        assert_eq!(back("/café"), "/");
+        assert_eq!(local_path(None), "/");
+    }
 }
 
 #[derive(Deserialize)]
@@ -84,7 +115,7 @@ pub async fn sign_in(
             state
                 .sessions
                 .update(&visit.token, |s| s.pending = Some(pending));
-            visit.finish(&state, Redirect::to(&url))
+            visit.finish(&state, redirect_to(&url))
         }
         Err(e) => visit.refuse(&state, e),
     }
@@ -139,7 +170,7 @@ pub async fn callback(
                 s.signed_in = Some(signed_in);
                 s.notice = Some("notice-signed-in".into());
             });
-            let mut response = Redirect::to("/referrals").into_response();
+            let mut response = redirect_to("/referrals").into_response();
             set_session_cookie(&state, &mut response, &token);
             response
         }
@@ -172,7 +203,7 @@ pub async fn sign_out(
             .unwrap_or_else(|| "/".into()),
         None => "/".into(),
     };
-    let mut response = Redirect::to(&target).into_response();
+    let mut response = redirect_to(&target).into_response();
     // The browser forgets the cookie too.
     let secure = if state.secure_cookie { "; Secure" } else { "" };
     if let Ok(value) = HeaderValue::from_str(&format!(

@@ -7,14 +7,14 @@ use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use axum::response::{Redirect, Response};
+use axum::response::Response;
 use exchange_schema::headers::{MAX_JUSTIFICATION_CHARS, MIN_JUSTIFICATION_CHARS};
 use exchange_schema::{AgencyKind, Purpose, Role};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::referrals::load_referral;
-use super::{Visit, form_visit, signed_in_visit};
+use super::{Visit, form_visit, redirect_to, signed_in_visit};
 use crate::ConsoleState;
 use crate::error::ConsoleError;
 use crate::i18n::Lang;
@@ -503,7 +503,7 @@ pub async fn open_break_glass(
                 s.break_glass.push(window);
                 s.notice = Some("notice-break-glass-opened".into());
             });
-            visit.finish(&state, Redirect::to(&format!("/survivors/{id}")))
+            visit.finish(&state, redirect_to(&format!("/survivors/{id}")))
         }
         Err(e) => visit.refuse(&state, e),
     }
@@ -967,7 +967,7 @@ pub(crate) fn done(
             state
                 .sessions
                 .update(&visit.token, |s| s.notice = Some(notice.to_owned()));
-            visit.finish(state, Redirect::to(back))
+            visit.finish(state, redirect_to(back))
         }
         Err(e) => visit.refuse(state, e),
     }

@@ -165,6 +165,13 @@ async fn forms_without_the_session_token_or_from_another_origin_and_callbacks_wi
         Some("BAD_REQUEST")
     );
 
+    // The language picker never redirects with a line break or off-site.
+    let picked = browser
+        .get("/language?lang=fr&back=%2Freferrals%0D%0ASet-Cookie%3A%20a%3Db")
+        .await;
+    assert_eq!(picked.status, 303);
+    assert_eq!(picked.location.as_deref(), Some("/"));
+
     // A callback that does not carry the state this session sent.
     let mut other = h.browser();
     let start = other.get("/").await;
