@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use agency_node::store::from_ms;
 use agency_node::store::referrals::{self, Direction, ReferralEvent, ReferralRecord};
 use agency_node::store::survivors::{self, SurvivorRecord};
+use agency_node::vault::{FileKek, Vault};
 use exchange_schema::{AgencyId, ReferralStatus, ServiceKind, Urgency};
 use exchange_test_kit::scratch::ScratchDatabase;
 use sqlx::AnyConnection;
@@ -40,7 +41,7 @@ fn single_or_statement(after: bool) -> String {
 
 /// Adds referrals until the node holds `total`: a quarter sent by the
 /// requester, a quarter sent to it, the rest between two other agencies.
-async fn fill(conn: &mut AnyConnection, from: usize, total: usize) {
+async fn fill(conn: &mut AnyConnection, vault: &Vault, from: usize, total: usize) {
     let agency = |a: &str| AgencyId::parse(a).unwrap();
     sqlx::query("BEGIN").execute(&mut *conn).await.unwrap();
     for i in from..total {
@@ -71,7 +72,9 @@ async fn fill(conn: &mut AnyConnection, from: usize, total: usize) {
             by_user: "bench".into(),
             note: None,
         };
-        referrals::insert(conn, &record, &first).await.unwrap();
+        referrals::insert(conn, vault, &record, &first)
+            .await
+            .unwrap();
     }
     sqlx::query("COMMIT").execute(&mut *conn).await.unwrap();
     sqlx::query("ANALYZE").execute(&mut *conn).await.unwrap();
@@ -80,6 +83,7 @@ async fn fill(conn: &mut AnyConnection, from: usize, total: usize) {
 /// The median of `RUNS` reads of one page.
 async fn p50(
     conn: &mut AnyConnection,
+    vault: &Vault,
     direction: Direction,
     after: Option<(i64, String)>,
     old: bool,
@@ -96,7 +100,7 @@ async fn p50(
             }
             query.bind(PAGE).fetch_all(&mut *conn).await.unwrap().len()
         } else {
-            referrals::page(conn, &requester, direction, &[], after.clone(), PAGE)
+            referrals::page(conn, vault, &requester, direction, &[], after.clone(), PAGE)
                 .await
                 .unwrap()
                 .len()
@@ -108,14 +112,22 @@ async fn p50(
     times[RUNS / 2]
 }
 
-async fn run(name: &str, url: &str) {
+async fn run(name: &str, url: &str, keys: &std::path::Path) {
     let db = agency_node::store::open(url, std::time::Duration::from_secs(10))
         .await
         .unwrap();
+    let vault = Vault::open(
+        std::sync::Arc::new(FileKek::from_bytes(&[9u8; 32]).unwrap()),
+        &exchange_service::db::sqlite_url(keys, agency_node::vault::KEY_STORE_FILE),
+        std::time::Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
     let mut conn = db.pool().acquire().await.unwrap();
     let at = from_ms(1_600_000_000_000);
     survivors::insert(
         &mut conn,
+        &vault,
         &SurvivorRecord {
             id: "survivor".into(),
             created_at: at,
@@ -132,7 +144,7 @@ async fn run(name: &str, url: &str) {
     .unwrap();
     let mut held = 0;
     for size in SIZES {
-        fill(&mut conn, held, size).await;
+        fill(&mut conn, &vault, held, size).await;
         held = size;
         // A cursor halfway down the listing: the newest referral concerning
         // the requester in the older half.
@@ -143,9 +155,9 @@ async fn run(name: &str, url: &str) {
         ));
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         for (label, after) in [("first page", None), ("halfway", deep)] {
-            let incoming = p50(&mut conn, Direction::Incoming, after.clone(), false).await;
-            let both = p50(&mut conn, Direction::Both, after.clone(), false).await;
-            let before = p50(&mut conn, Direction::Both, after, true).await;
+            let incoming = p50(&mut conn, &vault, Direction::Incoming, after.clone(), false).await;
+            let both = p50(&mut conn, &vault, Direction::Both, after.clone(), false).await;
+            let before = p50(&mut conn, &vault, Direction::Both, after, true).await;
             println!(
                 "{name:<10} {size:>6} referrals, {label:<10}: incoming {:.3} ms  both {:.3} ms  \
                  both before (one OR) {:.3} ms  (before / now {:.1}x)",
@@ -165,12 +177,19 @@ async fn main() {
     println!(
         "a page of {PAGE} referrals (p50 of {RUNS} reads), the requester sending or receiving half of them"
     );
-    run("SQLite", &agency_node::store::sqlite_url(dir.path())).await;
+    let keys = tempfile::tempdir().unwrap();
+    run(
+        "SQLite",
+        &agency_node::store::sqlite_url(dir.path()),
+        keys.path(),
+    )
+    .await;
+    let keys = tempfile::tempdir().unwrap();
     match ScratchDatabase::from_env("exchange_bench")
         .await
         .expect("creating a scratch PostgreSQL database")
     {
-        Some(database) => run("PostgreSQL", database.url()).await,
+        Some(database) => run("PostgreSQL", database.url(), keys.path()).await,
         None => println!(
             "PostgreSQL  not measured: set EXCHANGE_TEST_POSTGRES_URL (source scripts/postgres.sh)"
         ),

@@ -83,9 +83,24 @@ impl Application {
             },
         )
         .await?;
+        let kek = crate::vault::FileKek::load_or_generate(&crate::vault::kek::kek_path(
+            config.vault.kek_file.as_deref(),
+            &config.data_dir,
+        ))
+        .context("loading the key-encryption key")?;
+        let vault = crate::vault::Vault::open(
+            Arc::new(kek),
+            &config.key_store_url(),
+            config.audit.write_timeout(),
+        )
+        .await
+        .context("opening the key store")?;
         crate::store::coded_intake::upgrade_once(&db, &audit, &agency)
             .await
             .context("upgrading stored records to the coded intake")?;
+        crate::store::sealing::upgrade_once(&db, &vault, &audit, &agency)
+            .await
+            .context("sealing stored records at rest")?;
         let verifier = Arc::new(TokenVerifier::new(federation.clone()));
         let state = Arc::new(NodeState {
             agency,
@@ -96,6 +111,7 @@ impl Application {
             federation,
             verifier,
             node_key: key,
+            vault,
         });
         // Expired idempotency keys go at least every 10 minutes (sooner when
         // the window is shorter); the sweeper stops when the database closes.
@@ -219,6 +235,7 @@ impl Application {
             tracing::error!(error = ?err, "final audit checkpoint failed");
         }
         self.state.db.close().await;
+        self.state.vault.close().await;
         tracing::info!(agency = %self.state.agency, "agency node stopped");
         Ok(())
     }

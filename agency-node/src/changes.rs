@@ -89,6 +89,7 @@ pub async fn register_survivor_keyed(
         None,
     );
     let stored = record.clone();
+    let vault = state.vault.clone();
     state
         .audit
         .record::<_, crate::error::NodeError, _>(move |conn| {
@@ -97,7 +98,7 @@ pub async fn register_survivor_keyed(
                     id: stored.id.clone(),
                 };
                 idempotency::write(key.as_ref(), conn, &outcome).await?;
-                survivors::insert(conn, &stored)
+                survivors::insert(conn, &vault, &stored)
                     .await
                     .map_err(NodeError::internal)?;
                 Ok(((), event))
@@ -139,6 +140,7 @@ pub async fn record_consent_keyed(
     let stored = grant.clone();
     let receipt = receipt::for_grant(state, grant, ConsentEvent::Given, now);
     let local = survivor.local().to_owned();
+    let vault = state.vault.clone();
     state
         .audit
         .record::<_, crate::error::NodeError, _>(move |conn| {
@@ -148,10 +150,10 @@ pub async fn record_consent_keyed(
                 };
                 idempotency::write(key.as_ref(), conn, &outcome).await?;
                 require_survivor(conn, &local).await?;
-                grants::insert(conn, &stored)
+                grants::insert(conn, &vault, &stored)
                     .await
                     .map_err(NodeError::internal)?;
-                portal::insert_receipt(conn, &receipt)
+                portal::insert_receipt(conn, &vault, &receipt)
                     .await
                     .map_err(NodeError::internal)?;
                 Ok(((), event))
@@ -199,6 +201,7 @@ pub async fn create_referral_keyed(
     let stored = record.clone();
     let history = vec![first.clone()];
     let (owner, survivor_id) = (state.agency.clone(), survivor.clone());
+    let vault = state.vault.clone();
     state
         .audit
         .record::<_, crate::error::NodeError, _>(move |conn| {
@@ -211,7 +214,7 @@ pub async fn create_referral_keyed(
                 // An onward referral continues an accepted one: it must
                 // still be accepted when the new one is written.
                 if let Some(parent) = &stored.parent_id
-                    && referrals::get(conn, parent)
+                    && referrals::get(conn, &vault, parent)
                         .await
                         .map_err(NodeError::internal)?
                         .is_none_or(|p| p.status != exchange_schema::ReferralStatus::Accepted)
@@ -220,7 +223,7 @@ pub async fn create_referral_keyed(
                         "the referral your agency accepted is no longer accepted".into(),
                     ));
                 }
-                referrals::insert(conn, &stored, &first)
+                referrals::insert(conn, &vault, &stored, &first)
                     .await
                     .map_err(NodeError::internal)?;
                 crate::store::notifications::queue(

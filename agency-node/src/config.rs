@@ -63,6 +63,29 @@ pub struct NodeConfig {
     /// The survivor consent portal, on its own listener; off when left out.
     #[serde(default)]
     pub portal: Option<PortalConfig>,
+    /// Encryption at rest: where the key-encryption key and the survivors'
+    /// data keys are kept ([`crate::vault`]).
+    #[serde(default)]
+    pub vault: VaultConfig,
+}
+
+/// Where the node keeps the keys its survivors' records are sealed with
+/// (docs/encryption-at-rest.md).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaultConfig {
+    /// The key-encryption key's file (32 bytes, mode 0600, generated on
+    /// first start); `key-encryption-key` in `data_dir` when unset. Keep it
+    /// off the records database's disk and out of its backups.
+    #[serde(default)]
+    pub kek_file: Option<PathBuf>,
+    /// The key store holding each survivor's wrapped data key: a database
+    /// apart from the records, so that a backup of the records holds no
+    /// key. `keys.db` in `data_dir` when unset; with several replicas, a
+    /// `postgres://` URL of a database of its own that every replica
+    /// shares.
+    #[serde(default)]
+    pub key_store_url: Option<DatabaseUrl>,
 }
 
 /// The survivor consent portal ([`crate::portal`]). It listens apart from
@@ -260,6 +283,7 @@ impl NodeConfig {
             log_format: LogFormat::default(),
             tls: None,
             portal: None,
+            vault: VaultConfig::default(),
         }
     }
 
@@ -274,6 +298,13 @@ impl NodeConfig {
     pub fn check(&self) -> Result<(), ConfigError> {
         check_http_front(&self.graphql_path, self.max_body_bytes)?;
         DatabaseUrl::check(self.database_url.as_ref())?;
+        if let Some(url) = &self.vault.key_store_url
+            && exchange_service::db::Backend::for_url(&url.0).is_none()
+        {
+            return Err(ConfigError::Invalid(
+                "vault.key_store_url must start with sqlite: or postgres://".into(),
+            ));
+        }
         if let Some(problem) = self.limits.problem() {
             return Err(ConfigError::Invalid(problem.into()));
         }
@@ -322,6 +353,16 @@ impl NodeConfig {
             self.database_url.as_ref(),
             &self.data_dir,
             crate::store::DATABASE_FILE,
+        )
+    }
+
+    /// The key store's URL: the configured one, or `keys.db` in the data
+    /// directory.
+    pub fn key_store_url(&self) -> String {
+        DatabaseUrl::or_sqlite_in(
+            self.vault.key_store_url.as_ref(),
+            &self.data_dir,
+            crate::vault::KEY_STORE_FILE,
         )
     }
 

@@ -79,7 +79,7 @@ pub async fn disclose(
     let grants_by_survivor = if caller.principal.agency == state.agency {
         HashMap::new()
     } else {
-        grants::for_survivors(&mut conn, &ids, &caller.principal.agency)
+        grants::for_survivors(&mut conn, &state.vault, &ids, &caller.principal.agency)
             .await
             .map_err(crate::error::NodeError::internal)?
     };
@@ -88,6 +88,7 @@ pub async fn disclose(
         for id in &ids {
             if let Some(opening) = break_glass::latest(
                 &mut conn,
+                &state.vault,
                 id,
                 &caller.principal.agency,
                 &caller.principal.user,

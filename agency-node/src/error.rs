@@ -37,6 +37,12 @@ pub enum NodeError {
     /// Another agency's node, called by this one (a case transfer), did
     /// not answer; what it did is not known.
     PeerUnavailable(String),
+    /// The survivor's record was erased: when, and under which rule (none
+    /// known when only the key store says its key is gone).
+    Erased {
+        at: time::OffsetDateTime,
+        rule: Option<String>,
+    },
 }
 
 impl NodeError {
@@ -69,6 +75,13 @@ impl NodeError {
                 "the record moved to {} in a case transfer; ask for {to}",
                 to.agency()
             ),
+            Self::Erased { at, rule } => match rule {
+                Some(rule) => format!(
+                    "the record was erased on {} under the rule {rule}",
+                    at.date()
+                ),
+                None => format!("the record was erased on {}", at.date()),
+            },
         }
     }
 
@@ -87,6 +100,7 @@ impl NodeError {
             Self::Internal(_) => ErrorCode::Internal,
             Self::Moved(_) => ErrorCode::Moved,
             Self::PeerUnavailable(_) => ErrorCode::NodeUnavailable,
+            Self::Erased { .. } => ErrorCode::Erased,
         }
     }
 
@@ -136,6 +150,10 @@ impl From<anyhow::Error> for NodeError {
     /// As for [`sqlx::Error`]: a storage fault anywhere in the chain is
     /// [`NodeError::AuditUnavailable`].
     fn from(err: anyhow::Error) -> Self {
+        let err = match err.downcast::<crate::vault::VaultError>() {
+            Ok(vault) => return Self::from(vault),
+            Err(err) => err,
+        };
         let storage_fault = err.chain().any(|cause| {
             cause
                 .downcast_ref::<sqlx::Error>()
@@ -145,6 +163,19 @@ impl From<anyhow::Error> for NodeError {
             Self::AuditUnavailable(err)
         } else {
             Self::Internal(err)
+        }
+    }
+}
+
+impl From<crate::vault::VaultError> for NodeError {
+    /// A destroyed key is an erased record; a key store or key service that
+    /// cannot answer is a storage fault (nothing is disclosed or changed);
+    /// a value that does not open is internal (logged, never shown).
+    fn from(err: crate::vault::VaultError) -> Self {
+        match err {
+            crate::vault::VaultError::Destroyed { at, .. } => Self::Erased { at, rule: None },
+            err if err.is_unavailable() => Self::AuditUnavailable(err.into()),
+            err => Self::Internal(err.into()),
         }
     }
 }
@@ -169,6 +200,16 @@ impl From<NodeError> for async_graphql::Error {
             ext.set("code", err.code().as_str());
             if let NodeError::Moved(to) = &err {
                 ext.set("movedTo", to.to_string());
+            }
+            if let NodeError::Erased { at, rule } = &err {
+                ext.set(
+                    "erasedAt",
+                    at.format(&time::format_description::well_known::Rfc3339)
+                        .unwrap_or_default(),
+                );
+                if let Some(rule) = rule {
+                    ext.set("erasureRule", rule.as_str());
+                }
             }
         })
     }

@@ -27,6 +27,7 @@ pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod tls;
+pub mod vault;
 pub mod webhooks;
 
 pub use app::Application;

@@ -77,7 +77,7 @@ pub async fn seed_demo(
 ) -> Result<SeedSummary, NodeError> {
     let mut summary = SeedSummary::default();
     let mut conn = state.db.pool().acquire().await?;
-    let existing = survivors::page(&mut conn, None, 1)
+    let existing = survivors::page(&mut conn, &state.vault, None, 1)
         .await
         .map_err(NodeError::internal)?;
     drop(conn);
@@ -278,6 +278,7 @@ async fn seed_case_history(
     let user = caller.principal.user.clone();
 
     let (id, partner_id) = (referral.to_owned(), partner.clone());
+    let vault = state.vault.clone();
     seeded(
         state,
         caller,
@@ -293,7 +294,7 @@ async fn seed_case_history(
                     by_user: "partner-caseworker (synthetic)".into(),
                     note: Some("We can see her next week.".into()),
                 };
-                referrals::transition(conn, &id, ReferralStatus::Pending, &step).await?;
+                referrals::transition(conn, &vault, &id, ReferralStatus::Pending, &step).await?;
                 Ok(())
             })
         },
@@ -339,13 +340,14 @@ async fn seed_case_history(
             supersedes,
             superseded_by: None,
         };
+        let vault = state.vault.clone();
         seeded(
             state,
             caller,
             survivor,
             AuditKind::CaseNoteAdded,
             &reason,
-            move |conn| Box::pin(async move { case::insert_note(conn, &note).await }),
+            move |conn| Box::pin(async move { case::insert_note(conn, &vault, &note).await }),
         )
         .await?;
     }
@@ -383,13 +385,14 @@ async fn seed_case_history(
     ];
     for service in services {
         let reason = format!("NEW->{}", service.status);
+        let vault = state.vault.clone();
         seeded(
             state,
             caller,
             survivor,
             AuditKind::ServiceRecorded,
             &reason,
-            move |conn| Box::pin(async move { case::insert_service(conn, &service).await }),
+            move |conn| Box::pin(async move { case::insert_service(conn, &vault, &service).await }),
         )
         .await?;
     }
@@ -460,17 +463,19 @@ async fn seed_case_history(
             agreement: None,
             change_request: None,
         };
+        let vault = state.vault.clone();
         seeded(
             state,
             caller,
             survivor,
             AuditKind::CarePlanProposed,
             &format!("VERSION:{version}"),
-            move |conn| Box::pin(async move { care_plan::insert(conn, &plan).await }),
+            move |conn| Box::pin(async move { care_plan::insert(conn, &vault, &plan).await }),
         )
         .await?;
         if version == 1 {
             let (local, me) = (local.clone(), me.clone());
+            let vault = state.vault.clone();
             seeded(
                 state,
                 caller,
@@ -485,7 +490,7 @@ async fn seed_case_history(
                             by: me,
                             witness: Some("Intake supervisor (synthetic)".into()),
                         };
-                        care_plan::agree(conn, &local, 1, &agreement).await?;
+                        care_plan::agree(conn, &vault, &local, 1, &agreement).await?;
                         Ok(())
                     })
                 },

@@ -25,6 +25,9 @@ pub struct NodeState {
     /// The node's Ed25519 key: it signs audit checkpoints and consent
     /// receipts.
     pub node_key: Arc<aws_lc_rs::signature::Ed25519KeyPair>,
+    /// The survivors' data keys: every piece of a survivor's record is
+    /// sealed and opened with them.
+    pub vault: crate::vault::Vault,
 }
 
 /// An authenticated request: who, for what purpose, in which trace.

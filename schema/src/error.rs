@@ -41,11 +41,16 @@ pub enum ErrorCode {
     /// The record moved to another agency's node in a case transfer; the
     /// error's `extensions.movedTo` is its new global ID.
     Moved,
+    /// The record was erased (crypto-shredded: its data key destroyed) when
+    /// its retention period ran out or at the survivor's request; the
+    /// error's `extensions.erasedAt` says when and `extensions.erasureRule`
+    /// under which rule. An erased record is never reported as not found.
+    Erased,
 }
 
 /// Every code, with its text and the HTTP status of a response refused as a
 /// whole with it (an error on one field of an answer travels in a 200).
-const TABLE: [(ErrorCode, &str, u16); 15] = [
+const TABLE: [(ErrorCode, &str, u16); 16] = [
     (ErrorCode::Unauthenticated, "UNAUTHENTICATED", 401),
     (ErrorCode::Forbidden, "FORBIDDEN", 403),
     (ErrorCode::ConsentRequired, "CONSENT_REQUIRED", 403),
@@ -69,6 +74,7 @@ const TABLE: [(ErrorCode, &str, u16); 15] = [
     ),
     (ErrorCode::Internal, "INTERNAL_SERVER_ERROR", 500),
     (ErrorCode::Moved, "MOVED", 410),
+    (ErrorCode::Erased, "ERASED", 410),
 ];
 
 impl ErrorCode {

@@ -236,6 +236,7 @@ impl CarePlanMutation {
         let written_key = key.clone();
         let agency = caller.principal.agency.clone();
         let owner = state.agency.clone();
+        let vault = state.vault.clone();
         let written = state
             .audit
             .record::<_, NodeError, _>(move |conn| {
@@ -250,7 +251,7 @@ impl CarePlanMutation {
                         version: plan.version,
                     };
                     idempotency::write(written_key.as_ref(), conn, &outcome).await?;
-                    store::insert(conn, &plan).await.map_err(|e| {
+                    store::insert(conn, &vault, &plan).await.map_err(|e| {
                         if is_unique_violation(&e) {
                             NodeError::Conflict(
                                 "another version was proposed meanwhile; reload the plan".into(),
@@ -347,7 +348,7 @@ impl CarePlanMutation {
         let standing =
             case_standing(state, caller, purpose, Action::UpdatePlanAction, &gid).await?;
         let mut conn = crate::store::acquire(&state.db).await?;
-        let latest = store::latest(&mut conn, gid.local())
+        let latest = store::latest(&mut conn, &state.vault, gid.local())
             .await
             .map_err(NodeError::internal)?;
         drop(conn);
@@ -443,7 +444,7 @@ impl CarePlanMutation {
             refused(state, caller, written, &gid).await?;
         }
         let mut conn = crate::store::acquire(&state.db).await?;
-        store::latest(&mut conn, gid.local())
+        store::latest(&mut conn, &state.vault, gid.local())
             .await
             .map_err(NodeError::internal)?
             .and_then(|p| p.actions.into_iter().find(|a| a.position == position))
@@ -468,6 +469,7 @@ pub(super) async fn agree(
     let local = gid.local().to_owned();
     let agency = caller.principal.agency.clone();
     let owner = state.agency.clone();
+    let vault = state.vault.clone();
     state
         .audit
         .record::<_, NodeError, _>(move |conn| {
@@ -478,8 +480,8 @@ pub(super) async fn agree(
                 };
                 idempotency::write(key.as_ref(), conn, &outcome).await?;
                 still_standing(conn, &local, standing, &agency).await?;
-                agree_in(conn, &owner, &local, version, &agreement).await?;
-                let plan = store::latest(conn, &local)
+                agree_in(conn, &vault, &owner, &local, version, &agreement).await?;
+                let plan = store::latest(conn, &vault, &local)
                     .await
                     .map_err(NodeError::internal)?
                     .ok_or(NodeError::NotFound("care plan"))?;
@@ -494,6 +496,7 @@ pub(super) async fn agree(
 /// Inside a write: records the agreement, or says why not.
 pub async fn agree_in(
     conn: &mut sqlx::AnyConnection,
+    vault: &crate::vault::Vault,
     owner: &AgencyId,
     survivor: &str,
     version: i64,
@@ -512,7 +515,7 @@ pub async fn agree_in(
              {newest} is)"
         )));
     }
-    if !store::agree(conn, survivor, version, agreement)
+    if !store::agree(conn, vault, survivor, version, agreement)
         .await
         .map_err(NodeError::internal)?
     {
@@ -539,7 +542,7 @@ async fn replay_plan(state: &NodeState, outcome: Outcome) -> Result<CarePlan> {
         return Err(foreign(&outcome).into());
     };
     let mut conn = crate::store::acquire(&state.db).await?;
-    let plan = store::latest(&mut conn, survivor_id)
+    let plan = store::latest(&mut conn, &state.vault, survivor_id)
         .await
         .map_err(NodeError::internal)?
         .ok_or(NodeError::NotFound("care plan"))?;
@@ -555,7 +558,7 @@ pub async fn care_plan(ctx: &Context<'_>, survivor: &Survivor) -> Result<Option<
     let (state, caller) = (state(ctx), caller(ctx)?);
     let mut conn = crate::store::acquire(&state.db).await?;
     if survivor.allowed.contains(&Category::Case) {
-        let plan = store::latest(&mut conn, &survivor.local_id)
+        let plan = store::latest(&mut conn, &state.vault, &survivor.local_id)
             .await
             .map_err(NodeError::internal)?;
         return Ok(plan.map(|p| CarePlan::whole(&state.agency, p)));
@@ -568,7 +571,7 @@ pub async fn care_plan(ctx: &Context<'_>, survivor: &Survivor) -> Result<Option<
     {
         return Ok(None);
     }
-    let Some(plan) = store::latest(&mut conn, &survivor.local_id)
+    let Some(plan) = store::latest(&mut conn, &state.vault, &survivor.local_id)
         .await
         .map_err(NodeError::internal)?
     else {
@@ -610,7 +613,7 @@ pub async fn care_plan_versions(
     let state = state(ctx);
     let mut conn = crate::store::acquire(&state.db).await?;
     Ok(Some(
-        store::versions(&mut conn, &survivor.local_id)
+        store::versions(&mut conn, &state.vault, &survivor.local_id)
             .await
             .map_err(NodeError::internal)?
             .into_iter()

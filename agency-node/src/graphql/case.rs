@@ -428,6 +428,7 @@ impl CaseMutation {
         let outcome = Outcome::CaseNote {
             id: stored.id.clone(),
         };
+        let vault = state.vault.clone();
         let written = write_case(
             state,
             caller,
@@ -439,7 +440,7 @@ impl CaseMutation {
             move |conn| {
                 Box::pin(async move {
                     if let Some(old) = &stored.supersedes {
-                        let old = store::get_note(conn, old)
+                        let old = store::get_note(conn, &vault, old)
                             .await
                             .map_err(NodeError::internal)?
                             .filter(|o| o.survivor_id == stored.survivor_id)
@@ -461,15 +462,18 @@ impl CaseMutation {
                             ));
                         }
                     }
-                    store::insert_note(conn, &stored).await.map_err(|e| {
-                        if is_unique_violation(&e) {
-                            NodeError::Conflict(
-                                "that note was corrected meanwhile; correct the newest note".into(),
-                            )
-                        } else {
-                            NodeError::internal(e)
-                        }
-                    })?;
+                    store::insert_note(conn, &vault, &stored)
+                        .await
+                        .map_err(|e| {
+                            if is_unique_violation(&e) {
+                                NodeError::Conflict(
+                                    "that note was corrected meanwhile; correct the newest note"
+                                        .into(),
+                                )
+                            } else {
+                                NodeError::internal(e)
+                            }
+                        })?;
                     Ok(())
                 })
             },
@@ -536,6 +540,7 @@ impl CaseMutation {
         let outcome = Outcome::Service {
             id: stored.id.clone(),
         };
+        let vault = state.vault.clone();
         let written = write_case(
             state,
             caller,
@@ -546,7 +551,7 @@ impl CaseMutation {
             event,
             move |conn| {
                 Box::pin(async move {
-                    store::insert_service(conn, &stored)
+                    store::insert_service(conn, &vault, &stored)
                         .await
                         .map_err(NodeError::internal)?;
                     Ok(())
@@ -572,7 +577,7 @@ impl CaseMutation {
         let purpose = caller.purpose()?;
         let sid = state.local_id(&id)?;
         let mut conn = crate::store::acquire(&state.db).await?;
-        let current = store::get_service(&mut conn, sid.local())
+        let current = store::get_service(&mut conn, &state.vault, sid.local())
             .await
             .map_err(NodeError::internal)?;
         drop(conn);
@@ -636,6 +641,7 @@ impl CaseMutation {
         let outcome = Outcome::Service {
             id: stored.id.clone(),
         };
+        let vault = state.vault.clone();
         let written = write_case(
             state,
             caller,
@@ -646,7 +652,7 @@ impl CaseMutation {
             event,
             move |conn| {
                 Box::pin(async move {
-                    if !store::update_service(conn, from, &stored)
+                    if !store::update_service(conn, &vault, from, &stored)
                         .await
                         .map_err(NodeError::internal)?
                     {
@@ -732,6 +738,7 @@ impl CaseMutation {
         let outcome = Outcome::FollowUp {
             id: stored.id.clone(),
         };
+        let vault = state.vault.clone();
         let written = write_case(
             state,
             caller,
@@ -758,7 +765,7 @@ impl CaseMutation {
                         )));
                     }
                     if let Some(service) = &stored.service_id {
-                        store::get_service(conn, service)
+                        store::get_service(conn, &vault, service)
                             .await
                             .map_err(NodeError::internal)?
                             .filter(|s| s.survivor_id == stored.survivor_id)
@@ -990,7 +997,7 @@ async fn replay_note(state: &NodeState, outcome: Outcome) -> Result<CaseNote> {
         return Err(foreign(&outcome).into());
     };
     let mut conn = crate::store::acquire(&state.db).await?;
-    let note = store::get_note(&mut conn, id)
+    let note = store::get_note(&mut conn, &state.vault, id)
         .await
         .map_err(NodeError::internal)?
         .ok_or(NodeError::NotFound("case note"))?;
@@ -1003,7 +1010,7 @@ async fn replay_service(state: &NodeState, outcome: Outcome) -> Result<Service> 
         return Err(foreign(&outcome).into());
     };
     let mut conn = crate::store::acquire(&state.db).await?;
-    let service = store::get_service(&mut conn, id)
+    let service = store::get_service(&mut conn, &state.vault, id)
         .await
         .map_err(NodeError::internal)?
         .ok_or(NodeError::NotFound("service"))?;
@@ -1048,6 +1055,7 @@ pub async fn case_notes(
     let mut conn = crate::store::acquire(&state.db).await?;
     let mut notes = store::notes_page(
         &mut conn,
+        &state.vault,
         &survivor.local_id,
         &categories,
         include_superseded,
@@ -1091,7 +1099,7 @@ pub async fn services(ctx: &Context<'_>, survivor: &Survivor) -> Result<Option<V
     }
     let state = state(ctx);
     let mut conn = crate::store::acquire(&state.db).await?;
-    let list = store::services_for(&mut conn, &survivor.local_id)
+    let list = store::services_for(&mut conn, &state.vault, &survivor.local_id)
         .await
         .map_err(NodeError::internal)?;
     Ok(Some(
@@ -1196,11 +1204,11 @@ pub async fn survivor_referrals(
         return Ok(None);
     }
     let mut conn = crate::store::acquire(&state.db).await?;
-    let records = referrals::for_survivor(&mut conn, &survivor.local_id)
+    let records = referrals::for_survivor(&mut conn, &state.vault, &survivor.local_id)
         .await
         .map_err(NodeError::internal)?;
     let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
-    let histories = referrals::histories(&mut conn, &ids)
+    let histories = referrals::histories(&mut conn, &state.vault, &ids)
         .await
         .map_err(NodeError::internal)?;
     Ok(Some(

@@ -173,6 +173,7 @@ impl RecordMutation {
         let event = change_event(caller, AuditKind::SurvivorUpdated, Some(gid.clone()), None);
         let local = gid.local().to_owned();
         let written_key = key.clone();
+        let vault = state.vault.clone();
         let updated = state
             .audit
             .record::<_, crate::error::NodeError, _>(move |conn| {
@@ -180,7 +181,7 @@ impl RecordMutation {
                     let outcome = Outcome::Survivor { id: local.clone() };
                     idempotency::write(written_key.as_ref(), conn, &outcome).await?;
                     crate::changes::require_survivor(conn, &local).await?;
-                    let mut record = survivors::get(conn, &local)
+                    let mut record = survivors::get(conn, &vault, &local)
                         .await
                         .map_err(NodeError::internal)?
                         .ok_or(NodeError::NotFound("survivor"))?;
@@ -212,7 +213,7 @@ impl RecordMutation {
                         record.legal = Some(v);
                     }
                     record.updated_at = exchange_schema::audit::now_millis();
-                    survivors::update(conn, &record)
+                    survivors::update(conn, &vault, &record)
                         .await
                         .map_err(NodeError::internal)?;
                     Ok((record, event))
@@ -291,7 +292,7 @@ impl RecordMutation {
             return Err(state.deny(caller, err, Some(&gid), None).await.into());
         }
         let grants_to_receiver: Vec<exchange_policies::GrantFacts> =
-            grants::for_survivor(&mut conn, gid.local())
+            grants::for_survivor(&mut conn, &state.vault, gid.local())
                 .await
                 .map_err(NodeError::internal)?
                 .iter()
@@ -440,18 +441,19 @@ impl RecordMutation {
         let caller_for_event = caller.clone();
         let node = ctx.data_unchecked::<std::sync::Arc<NodeState>>().clone();
         let written_key = key.clone();
+        let vault = state.vault.clone();
         let outcome = state
             .audit
             .record::<_, crate::error::NodeError, _>(move |conn| {
                 Box::pin(async move {
                     let written = Outcome::ConsentGrant { id: local.clone() };
                     idempotency::write(written_key.as_ref(), conn, &written).await?;
-                    let grant = grants::get(conn, &local)
+                    let grant = grants::get(conn, &vault, &local)
                         .await
                         .map_err(NodeError::internal)?
                         .ok_or(NodeError::NotFound("consent grant"))?;
                     crate::changes::require_survivor(conn, &grant.survivor_id).await?;
-                    if !grants::revoke(conn, &local, now, &by, reason.as_deref())
+                    if !grants::revoke(conn, &vault, &local, now, &by, reason.as_deref())
                         .await
                         .map_err(NodeError::internal)?
                     {
@@ -467,7 +469,7 @@ impl RecordMutation {
                         Some(format!("{agency}:{local}")),
                     );
                     event.withheld = crate::disclosure::revoked_categories(&grant.categories);
-                    let revoked = grants::get(conn, &local)
+                    let revoked = grants::get(conn, &vault, &local)
                         .await
                         .map_err(NodeError::internal)?
                         .ok_or(NodeError::NotFound("consent grant"))?;
@@ -477,7 +479,7 @@ impl RecordMutation {
                         crate::receipt::ConsentEvent::Withdrawn,
                         now,
                     );
-                    crate::store::portal::insert_receipt(conn, &receipt)
+                    crate::store::portal::insert_receipt(conn, &vault, &receipt)
                         .await
                         .map_err(NodeError::internal)?;
                     Ok((revoked, event))
@@ -602,6 +604,7 @@ impl RecordMutation {
         let local = gid.local().to_owned();
         let written_key = key.clone();
         let (owner, survivor) = (state.agency.clone(), gid.clone());
+        let vault = state.vault.clone();
         let outcome = state
             .audit
             .record::<_, crate::error::NodeError, _>(move |conn| {
@@ -614,7 +617,7 @@ impl RecordMutation {
                     };
                     idempotency::write(written_key.as_ref(), conn, &written).await?;
                     crate::changes::require_survivor(conn, &local).await?;
-                    break_glass::insert(conn, &stored)
+                    break_glass::insert(conn, &vault, &stored)
                         .await
                         .map_err(NodeError::internal)?;
                     // The owner's staff learn of every emergency opening.
@@ -811,7 +814,7 @@ async fn answer_referral(
         check_text("note", note, crate::records::LONG_TEXT, true)?;
     }
     let mut conn = crate::store::acquire(&state.db).await?;
-    let record = referrals::get(&mut conn, gid.local())
+    let record = referrals::get(&mut conn, &state.vault, gid.local())
         .await
         .map_err(NodeError::internal)?;
     drop(conn);
@@ -906,6 +909,7 @@ async fn answer_referral(
     let local = gid.local().to_owned();
     let written_key = key.clone();
     let survivor_local = record.survivor_id.clone();
+    let vault = state.vault.clone();
     let outcome = state
         .audit
         .record::<_, crate::error::NodeError, _>(move |conn| {
@@ -913,7 +917,7 @@ async fn answer_referral(
                 let written = Outcome::Referral { id: local.clone() };
                 idempotency::write(written_key.as_ref(), conn, &written).await?;
                 crate::changes::require_survivor(conn, &survivor_local).await?;
-                if !referrals::transition(conn, &local, from, &step)
+                if !referrals::transition(conn, &vault, &local, from, &step)
                     .await
                     .map_err(NodeError::internal)?
                 {
@@ -925,11 +929,11 @@ async fn answer_referral(
                 crate::store::notifications::queue(conn, recipient, *kind, subject, Some(survivor))
                     .await
                     .map_err(NodeError::internal)?;
-                let record = referrals::get(conn, &local)
+                let record = referrals::get(conn, &vault, &local)
                     .await
                     .map_err(NodeError::internal)?
                     .ok_or(NodeError::NotFound("referral"))?;
-                let history = referrals::history(conn, &local)
+                let history = referrals::history(conn, &vault, &local)
                     .await
                     .map_err(NodeError::internal)?;
                 Ok(((record, history), event))
@@ -966,7 +970,7 @@ async fn replay_survivor(
         return Err(foreign_outcome(&outcome).into());
     };
     let mut conn = crate::store::acquire(&state.db).await?;
-    let record = survivors::get(&mut conn, id)
+    let record = survivors::get(&mut conn, &state.vault, id)
         .await
         .map_err(NodeError::internal)?;
     drop(conn);
@@ -983,11 +987,11 @@ async fn replay_referral(state: &NodeState, outcome: Outcome) -> Result<Referral
         return Err(foreign_outcome(&outcome).into());
     };
     let mut conn = crate::store::acquire(&state.db).await?;
-    let record = referrals::get(&mut conn, id)
+    let record = referrals::get(&mut conn, &state.vault, id)
         .await
         .map_err(NodeError::internal)?
         .ok_or(NodeError::NotFound("referral"))?;
-    let history = referrals::history(&mut conn, id)
+    let history = referrals::history(&mut conn, &state.vault, id)
         .await
         .map_err(NodeError::internal)?;
     Ok(Referral::new(state.agency.as_str(), record, history))
@@ -999,7 +1003,7 @@ async fn replay_grant(state: &NodeState, outcome: Outcome) -> Result<ConsentGran
         return Err(foreign_outcome(&outcome).into());
     };
     let mut conn = crate::store::acquire(&state.db).await?;
-    let grant = grants::get(&mut conn, id)
+    let grant = grants::get(&mut conn, &state.vault, id)
         .await
         .map_err(NodeError::internal)?
         .ok_or(NodeError::NotFound("consent grant"))?;

@@ -91,7 +91,7 @@ impl Query {
                 .into());
         }
         let mut conn = crate::store::acquire(&state.db).await?;
-        let mut rows = survivors::page(&mut conn, after, limit + 1)
+        let mut rows = survivors::page(&mut conn, &state.vault, after, limit + 1)
             .await
             .map_err(NodeError::internal)?;
         drop(conn);
@@ -118,7 +118,7 @@ impl Query {
         caller.purpose()?;
         let gid = state.local_id(&id)?;
         let mut conn = crate::store::acquire(&state.db).await?;
-        let record = referrals::get(&mut conn, gid.local())
+        let record = referrals::get(&mut conn, &state.vault, gid.local())
             .await
             .map_err(NodeError::internal)?;
         // The two agencies it joins, and the owner of the survivor's
@@ -139,7 +139,7 @@ impl Query {
                 .await
                 .into());
         };
-        let history = referrals::history(&mut conn, &record.id)
+        let history = referrals::history(&mut conn, &state.vault, &record.id)
             .await
             .map_err(NodeError::internal)?;
         Ok(Some(Referral::new(state.agency.as_str(), record, history)))
@@ -172,6 +172,7 @@ impl Query {
         let mut conn = crate::store::acquire(&state.db).await?;
         let mut rows = referrals::page(
             &mut conn,
+            &state.vault,
             &caller.principal.agency,
             direction,
             &status,
@@ -190,7 +191,7 @@ impl Query {
             || look.field("nodes").field("history").exists();
         let histories = if wants_history {
             let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-            referrals::histories(&mut conn, &ids)
+            referrals::histories(&mut conn, &state.vault, &ids)
                 .await
                 .map_err(NodeError::internal)?
         } else {
@@ -235,7 +236,7 @@ impl Query {
             drop(conn);
             return Err(state.deny(caller, err, Some(&gid), None).await.into());
         }
-        let list = grants::for_survivor(&mut conn, gid.local())
+        let list = grants::for_survivor(&mut conn, &state.vault, gid.local())
             .await
             .map_err(NodeError::internal)?;
         drop(conn);
@@ -378,7 +379,7 @@ pub async fn survivor_by_id(ctx: &Context<'_>, id: &str) -> Result<Option<Surviv
     let purpose = caller.purpose()?;
     let gid: GlobalId = state.local_id(id)?;
     let mut conn = crate::store::acquire(&state.db).await?;
-    let record = survivors::get(&mut conn, gid.local())
+    let record = survivors::get(&mut conn, &state.vault, gid.local())
         .await
         .map_err(NodeError::internal)?;
     let Some(record) = record else {

@@ -228,7 +228,7 @@ impl TransferMutation {
         };
 
         let mut conn = crate::store::acquire(&state.db).await?;
-        let package = store::export(&mut conn, gid.local())
+        let package = store::export(&mut conn, &state.vault, gid.local())
             .await
             .map_err(NodeError::internal)?;
         drop(conn);
@@ -362,11 +362,12 @@ impl TransferMutation {
             input.consent_method
         ));
         let stored = record.clone();
+        let vault = state.vault.clone();
         let received = state
             .audit
             .record::<_, NodeError, _>(move |conn| {
                 Box::pin(async move {
-                    store::import(conn, &package).await.map_err(|e| {
+                    store::import(conn, &vault, &package).await.map_err(|e| {
                         if super::case::is_unique_violation(&e) {
                             NodeError::Conflict(
                                 "this node already holds a record with one of the case's IDs"
@@ -376,7 +377,7 @@ impl TransferMutation {
                             NodeError::internal(e)
                         }
                     })?;
-                    readable(conn, &package.survivor_id).await?;
+                    readable(conn, &vault, &package.survivor_id).await?;
                     store::insert_transfer(conn, &stored)
                         .await
                         .map_err(NodeError::internal)?;
@@ -397,21 +398,28 @@ impl TransferMutation {
 /// Inside the import: everything imported reads back as this node's own
 /// records would (the closed lists, the JSON categories); a row that does
 /// not is refused and nothing is kept.
-async fn readable(conn: &mut sqlx::AnyConnection, survivor: &str) -> Result<(), NodeError> {
+async fn readable(
+    conn: &mut sqlx::AnyConnection,
+    vault: &crate::vault::Vault,
+    survivor: &str,
+) -> Result<(), NodeError> {
     let bad = |e: anyhow::Error| NodeError::bad_input(format!("package: {e:#}"));
-    survivors::get(&mut *conn, survivor).await.map_err(bad)?;
-    crate::store::grants::for_survivor(&mut *conn, survivor)
+    survivors::get(&mut *conn, vault, survivor)
         .await
         .map_err(bad)?;
-    let referrals = crate::store::referrals::for_survivor(&mut *conn, survivor)
+    crate::store::grants::for_survivor(&mut *conn, vault, survivor)
+        .await
+        .map_err(bad)?;
+    let referrals = crate::store::referrals::for_survivor(&mut *conn, vault, survivor)
         .await
         .map_err(bad)?;
     let ids: Vec<&str> = referrals.iter().map(|r| r.id.as_str()).collect();
-    crate::store::referrals::histories(&mut *conn, &ids)
+    crate::store::referrals::histories(&mut *conn, vault, &ids)
         .await
         .map_err(bad)?;
     crate::store::case::notes_page(
         &mut *conn,
+        vault,
         survivor,
         exchange_schema::Category::ALL,
         true,
@@ -420,13 +428,13 @@ async fn readable(conn: &mut sqlx::AnyConnection, survivor: &str) -> Result<(), 
     )
     .await
     .map_err(bad)?;
-    crate::store::case::services_for(&mut *conn, survivor)
+    crate::store::case::services_for(&mut *conn, vault, survivor)
         .await
         .map_err(bad)?;
     crate::store::case::follow_ups_for(&mut *conn, survivor)
         .await
         .map_err(bad)?;
-    crate::store::care_plan::versions(&mut *conn, survivor)
+    crate::store::care_plan::versions(&mut *conn, vault, survivor)
         .await
         .map_err(bad)?;
     Ok(())
@@ -536,6 +544,11 @@ async fn finish(
             })
         })
         .await?;
+    // The record lives at the new owner now, sealed under its key: this
+    // node's key goes, so the copies in this node's backups stay closed.
+    if let Err(err) = state.vault.destroy(gid.local(), now).await {
+        tracing::error!(error = %err, "the moved record's data key could not be destroyed");
+    }
     let mut done = transfer.clone();
     done.status = "COMPLETED".into();
     done.updated_at = now;

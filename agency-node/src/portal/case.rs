@@ -26,10 +26,10 @@ pub(super) async fn case_view(
 ) -> Result<(Option<PlanView>, Vec<MilestoneRow>), NodeError> {
     let node = &portal.node;
     let mut conn = node.db.pool().acquire().await?;
-    let versions = plans::versions(&mut conn, survivor_id)
+    let versions = plans::versions(&mut conn, &node.vault, survivor_id)
         .await
         .map_err(NodeError::internal)?;
-    let services = cases::services_for(&mut conn, survivor_id)
+    let services = cases::services_for(&mut conn, &node.vault, survivor_id)
         .await
         .map_err(NodeError::internal)?;
     let follow_ups = cases::follow_ups_for(&mut conn, survivor_id)
@@ -39,7 +39,7 @@ pub(super) async fn case_view(
         .await
         .map_err(NodeError::internal)?;
     let ids: Vec<&str> = referrals.iter().map(|r| r.id.as_str()).collect();
-    let histories = store::referrals::histories(&mut conn, &ids)
+    let histories = store::referrals::histories(&mut conn, &node.vault, &ids)
         .await
         .map_err(NodeError::internal)?;
     drop(conn);
@@ -179,7 +179,7 @@ async fn plan_waiting(
         .and_then(|v| v.parse().ok())
         .ok_or(NodeError::NotFound("care plan"))?;
     let mut conn = portal.node.db.pool().acquire().await?;
-    let plan = plans::latest(&mut conn, survivor_id)
+    let plan = plans::latest(&mut conn, &portal.node.vault, survivor_id)
         .await
         .map_err(NodeError::internal)?
         .ok_or(NodeError::NotFound("care plan"))?;
@@ -268,11 +268,12 @@ pub(super) async fn agree_in_portal(
     event.subject = Some(format!("{}:{survivor_id}/care-plan/{version}", node.agency));
     let owner = node.agency.clone();
     let local = survivor_id.to_owned();
+    let vault = node.vault.clone();
     node.audit
         .record::<_, NodeError, _>(move |conn| {
             Box::pin(async move {
                 crate::changes::require_survivor(conn, &local).await?;
-                agree_in(conn, &owner, &local, version, &agreement).await?;
+                agree_in(conn, &vault, &owner, &local, version, &agreement).await?;
                 Ok(((), event))
             })
         })
@@ -332,11 +333,12 @@ async fn request_change(
         at: now_millis(),
         text,
     };
+    let vault = node.vault.clone();
     node.audit
         .record::<_, NodeError, _>(move |conn| {
             Box::pin(async move {
                 crate::changes::require_survivor(conn, &local).await?;
-                if !plans::request_change(conn, &local, version, &request)
+                if !plans::request_change(conn, &vault, &local, version, &request)
                     .await
                     .map_err(NodeError::internal)?
                 {

@@ -376,14 +376,15 @@ pub(super) async fn give_consent(
     );
     event.subject = Some(format!("{}:{}", node.agency, grant.id));
     event.disclosed = grant.categories.clone();
+    let vault = node.vault.clone();
     node.audit
         .record::<_, crate::error::NodeError, _>(move |conn| {
             Box::pin(async move {
                 crate::changes::require_survivor(conn, &grant.survivor_id).await?;
-                grants::insert(conn, &grant)
+                grants::insert(conn, &vault, &grant)
                     .await
                     .map_err(NodeError::internal)?;
-                store::portal::insert_receipt(conn, &receipt)
+                store::portal::insert_receipt(conn, &vault, &receipt)
                     .await
                     .map_err(NodeError::internal)?;
                 Ok(((), event))
@@ -401,7 +402,7 @@ pub(super) async fn own_revocable_grant(
 ) -> Result<ConsentGrantRecord, NodeError> {
     let grant_id = grant_id.ok_or(NodeError::NotFound("consent grant"))?;
     let mut conn = node.db.pool().acquire().await?;
-    let grant = grants::get(&mut conn, grant_id)
+    let grant = grants::get(&mut conn, &node.vault, grant_id)
         .await
         .map_err(NodeError::internal)?
         .filter(|g| g.survivor_id == survivor_id)
@@ -486,12 +487,14 @@ pub(super) async fn withdraw_consent(
     );
     event.subject = Some(format!("{}:{}", node.agency, grant.id));
     event.withheld = crate::disclosure::revoked_categories(&grant.categories);
+    let vault = node.vault.clone();
     node.audit
         .record::<_, crate::error::NodeError, _>(move |conn| {
             Box::pin(async move {
                 crate::changes::require_survivor(conn, &grant.survivor_id).await?;
                 if !grants::revoke(
                     conn,
+                    &vault,
                     &grant.id,
                     now,
                     "survivor",
@@ -502,7 +505,7 @@ pub(super) async fn withdraw_consent(
                 {
                     return Err(NodeError::NotFound("consent grant"));
                 }
-                store::portal::insert_receipt(conn, &receipt)
+                store::portal::insert_receipt(conn, &vault, &receipt)
                     .await
                     .map_err(NodeError::internal)?;
                 Ok(((), event))

@@ -45,15 +45,16 @@ pub(super) async fn overview(
     let now = now_millis();
     let gid = GlobalId::new(node.agency.clone(), who.survivor_id.clone())?;
     let mut conn = node.db.pool().acquire().await?;
-    let grant_records = grants::for_survivor(&mut conn, &who.survivor_id)
+    let grant_records = grants::for_survivor(&mut conn, &node.vault, &who.survivor_id)
         .await
         .map_err(NodeError::internal)?;
-    let referral_records = store::referrals::for_survivor(&mut conn, &who.survivor_id)
+    let referral_records = store::referrals::for_survivor(&mut conn, &node.vault, &who.survivor_id)
         .await
         .map_err(NodeError::internal)?;
-    let receipt_records = store::portal::receipts_for(&mut conn, &who.survivor_id)
-        .await
-        .map_err(NodeError::internal)?;
+    let receipt_records =
+        store::portal::receipts_for(&mut conn, &portal.node.vault, &who.survivor_id)
+            .await
+            .map_err(NodeError::internal)?;
     drop(conn);
     let entries = exchange_audit::read::entries(
         &node.db,
@@ -179,7 +180,9 @@ pub(super) async fn download_receipt(
         Err(response) => return response,
     };
     let receipts = match portal.node.db.pool().acquire().await {
-        Ok(mut conn) => store::portal::receipts_for(&mut conn, &who.survivor_id).await,
+        Ok(mut conn) => {
+            store::portal::receipts_for(&mut conn, &portal.node.vault, &who.survivor_id).await
+        }
         Err(err) => Err(err.into()),
     };
     match receipts {

@@ -7,6 +7,7 @@ use sqlx::{AnyConnection, Row};
 use time::OffsetDateTime;
 
 use super::{from_ms, to_ms};
+use crate::vault::{Field, Vault};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct BreakGlassOpening {
@@ -29,7 +30,12 @@ impl BreakGlassOpening {
     }
 }
 
-pub async fn insert(conn: &mut AnyConnection, opening: &BreakGlassOpening) -> anyhow::Result<()> {
+pub async fn insert(
+    conn: &mut AnyConnection,
+    vault: &Vault,
+    opening: &BreakGlassOpening,
+) -> anyhow::Result<()> {
+    let key = vault.key(&opening.survivor_id).await?;
     sqlx::query(
         "INSERT INTO break_glass_openings (id, survivor_id, agency, user_id, justification, opened_at, expires_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -38,7 +44,7 @@ pub async fn insert(conn: &mut AnyConnection, opening: &BreakGlassOpening) -> an
     .bind(&opening.survivor_id)
     .bind(opening.agency.as_str())
     .bind(&opening.user)
-    .bind(&opening.justification)
+    .bind(key.seal(Field::BreakGlassJustification, &opening.justification)?)
     .bind(to_ms(opening.opened_at))
     .bind(to_ms(opening.expires_at))
     .execute(conn)
@@ -49,6 +55,7 @@ pub async fn insert(conn: &mut AnyConnection, opening: &BreakGlassOpening) -> an
 /// The latest opening by this user of this agency for this survivor.
 pub async fn latest(
     conn: &mut AnyConnection,
+    vault: &Vault,
     survivor_id: &str,
     agency: &AgencyId,
     user: &str,
@@ -63,16 +70,24 @@ pub async fn latest(
     .bind(user)
     .fetch_optional(conn)
     .await?;
-    row.map(|row| {
-        Ok(BreakGlassOpening {
-            id: row.try_get("id")?,
-            survivor_id: row.try_get("survivor_id")?,
-            agency: AgencyId::parse(&row.try_get::<String, _>("agency")?)?,
-            user: row.try_get("user_id")?,
-            justification: row.try_get("justification")?,
-            opened_at: from_ms(row.try_get("opened_at")?),
-            expires_at: from_ms(row.try_get("expires_at")?),
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let key = vault.key(survivor_id).await?;
+    Some(row)
+        .map(|row| -> anyhow::Result<_> {
+            Ok(BreakGlassOpening {
+                id: row.try_get("id")?,
+                survivor_id: row.try_get("survivor_id")?,
+                agency: AgencyId::parse(&row.try_get::<String, _>("agency")?)?,
+                user: row.try_get("user_id")?,
+                justification: key.open(
+                    Field::BreakGlassJustification,
+                    &row.try_get::<String, _>("justification")?,
+                )?,
+                opened_at: from_ms(row.try_get("opened_at")?),
+                expires_at: from_ms(row.try_get("expires_at")?),
+            })
         })
-    })
-    .transpose()
+        .transpose()
 }

@@ -9,6 +9,7 @@ use sqlx::{AnyConnection, Row};
 use time::OffsetDateTime;
 
 use super::{from_ms, to_ms};
+use crate::vault::{Field, SurvivorKey, Vault};
 
 /// The survivor's agreement to a plan version.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,7 +57,7 @@ pub struct CarePlanRecord {
 const COLUMNS: &str = "survivor_id, version, goals, created_at, created_by, agreed_at, \
      agreement_method, agreement_by, witness, change_requested_at, change_request";
 
-fn plan_from_row(row: &AnyRow) -> anyhow::Result<CarePlanRecord> {
+fn plan_from_row(row: &AnyRow, key: &SurvivorKey) -> anyhow::Result<CarePlanRecord> {
     let agreement = match row.try_get::<Option<i64>, _>("agreed_at")? {
         Some(at) => Some(Agreement {
             at: from_ms(at),
@@ -67,15 +68,22 @@ fn plan_from_row(row: &AnyRow) -> anyhow::Result<CarePlanRecord> {
             by: row
                 .try_get::<Option<String>, _>("agreement_by")?
                 .unwrap_or_default(),
-            witness: row.try_get("witness")?,
+            witness: key.open_opt(
+                Field::CarePlanWitness,
+                row.try_get::<Option<String>, _>("witness")?.as_deref(),
+            )?,
         }),
         None => None,
     };
     let change_request = match row.try_get::<Option<i64>, _>("change_requested_at")? {
         Some(at) => Some(ChangeRequest {
             at: from_ms(at),
-            text: row
-                .try_get::<Option<String>, _>("change_request")?
+            text: key
+                .open_opt(
+                    Field::CarePlanChangeRequest,
+                    row.try_get::<Option<String>, _>("change_request")?
+                        .as_deref(),
+                )?
                 .unwrap_or_default(),
         }),
         None => None,
@@ -83,7 +91,9 @@ fn plan_from_row(row: &AnyRow) -> anyhow::Result<CarePlanRecord> {
     Ok(CarePlanRecord {
         survivor_id: row.try_get("survivor_id")?,
         version: row.try_get("version")?,
-        goals: serde_json::from_str(&row.try_get::<String, _>("goals")?)?,
+        goals: serde_json::from_str(
+            &key.open(Field::CarePlanGoals, &row.try_get::<String, _>("goals")?)?,
+        )?,
         actions: Vec::new(),
         created_at: from_ms(row.try_get("created_at")?),
         created_by: row.try_get("created_by")?,
@@ -92,10 +102,13 @@ fn plan_from_row(row: &AnyRow) -> anyhow::Result<CarePlanRecord> {
     })
 }
 
-fn action_from_row(row: &AnyRow) -> anyhow::Result<PlanAction> {
+fn action_from_row(row: &AnyRow, key: &SurvivorKey) -> anyhow::Result<PlanAction> {
     Ok(PlanAction {
         position: row.try_get("position")?,
-        description: row.try_get("description")?,
+        description: key.open(
+            Field::CarePlanActionDescription,
+            &row.try_get::<String, _>("description")?,
+        )?,
         responsible: AgencyId::parse(&row.try_get::<String, _>("responsible_agency")?)?,
         due_at: row.try_get::<Option<i64>, _>("due_at")?.map(from_ms),
         status: row.try_get::<String, _>("status")?.parse()?,
@@ -106,6 +119,7 @@ fn action_from_row(row: &AnyRow) -> anyhow::Result<PlanAction> {
 
 async fn with_actions(
     conn: &mut AnyConnection,
+    key: &SurvivorKey,
     mut plans: Vec<CarePlanRecord>,
 ) -> anyhow::Result<Vec<CarePlanRecord>> {
     let Some(first) = plans.first() else {
@@ -122,7 +136,7 @@ async fn with_actions(
     for row in &rows {
         let version: i64 = row.try_get("version")?;
         if let Some(plan) = plans.iter_mut().find(|p| p.version == version) {
-            plan.actions.push(action_from_row(row)?);
+            plan.actions.push(action_from_row(row, key)?);
         }
     }
     Ok(plans)
@@ -131,6 +145,7 @@ async fn with_actions(
 /// Every version of a survivor's plan, newest first.
 pub async fn versions(
     conn: &mut AnyConnection,
+    vault: &Vault,
     survivor_id: &str,
 ) -> anyhow::Result<Vec<CarePlanRecord>> {
     let rows = sqlx::query(&format!(
@@ -139,16 +154,21 @@ pub async fn versions(
     .bind(survivor_id)
     .fetch_all(&mut *conn)
     .await?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let key = vault.key(survivor_id).await?;
     let plans = rows
         .iter()
-        .map(plan_from_row)
+        .map(|row| plan_from_row(row, &key))
         .collect::<anyhow::Result<_>>()?;
-    with_actions(conn, plans).await
+    with_actions(conn, &key, plans).await
 }
 
 /// The newest version of a survivor's plan.
 pub async fn latest(
     conn: &mut AnyConnection,
+    vault: &Vault,
     survivor_id: &str,
 ) -> anyhow::Result<Option<CarePlanRecord>> {
     let row = sqlx::query(&format!(
@@ -160,8 +180,9 @@ pub async fn latest(
     let Some(row) = row else {
         return Ok(None);
     };
-    let plan = plan_from_row(&row)?;
-    Ok(with_actions(conn, vec![plan]).await?.pop())
+    let key = vault.key(survivor_id).await?;
+    let plan = plan_from_row(&row, &key)?;
+    Ok(with_actions(conn, &key, vec![plan]).await?.pop())
 }
 
 /// The version number a new plan takes.
@@ -177,14 +198,19 @@ pub async fn next_version(conn: &mut AnyConnection, survivor_id: &str) -> anyhow
 
 /// Stores a new version with its actions. A version number taken meanwhile
 /// fails on the primary key, which the caller reports as a conflict.
-pub async fn insert(conn: &mut AnyConnection, plan: &CarePlanRecord) -> anyhow::Result<()> {
+pub async fn insert(
+    conn: &mut AnyConnection,
+    vault: &Vault,
+    plan: &CarePlanRecord,
+) -> anyhow::Result<()> {
+    let key = vault.key(&plan.survivor_id).await?;
     sqlx::query(
         "INSERT INTO care_plans (survivor_id, version, goals, created_at, created_by) \
          VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(&plan.survivor_id)
     .bind(plan.version)
-    .bind(serde_json::to_string(&plan.goals)?)
+    .bind(key.seal(Field::CarePlanGoals, &serde_json::to_string(&plan.goals)?)?)
     .bind(to_ms(plan.created_at))
     .bind(&plan.created_by)
     .execute(&mut *conn)
@@ -198,7 +224,7 @@ pub async fn insert(conn: &mut AnyConnection, plan: &CarePlanRecord) -> anyhow::
         .bind(&plan.survivor_id)
         .bind(plan.version)
         .bind(action.position)
-        .bind(&action.description)
+        .bind(key.seal(Field::CarePlanActionDescription, &action.description)?)
         .bind(action.responsible.as_str())
         .bind(action.due_at.map(to_ms))
         .bind(action.status.as_str())
@@ -213,10 +239,12 @@ pub async fn insert(conn: &mut AnyConnection, plan: &CarePlanRecord) -> anyhow::
 /// Records the agreement to a version not yet agreed to; false otherwise.
 pub async fn agree(
     conn: &mut AnyConnection,
+    vault: &Vault,
     survivor_id: &str,
     version: i64,
     agreement: &Agreement,
 ) -> anyhow::Result<bool> {
+    let key = vault.key(survivor_id).await?;
     let done = sqlx::query(
         "UPDATE care_plans SET agreed_at = $3, agreement_method = $4, agreement_by = $5, \
          witness = $6 WHERE survivor_id = $1 AND version = $2 AND agreed_at IS NULL",
@@ -226,7 +254,7 @@ pub async fn agree(
     .bind(to_ms(agreement.at))
     .bind(agreement.method.as_str())
     .bind(&agreement.by)
-    .bind(&agreement.witness)
+    .bind(key.seal_opt(Field::CarePlanWitness, agreement.witness.as_deref())?)
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -236,10 +264,12 @@ pub async fn agree(
 /// a later request replaces an earlier one. False when agreed meanwhile.
 pub async fn request_change(
     conn: &mut AnyConnection,
+    vault: &Vault,
     survivor_id: &str,
     version: i64,
     request: &ChangeRequest,
 ) -> anyhow::Result<bool> {
+    let key = vault.key(survivor_id).await?;
     let done = sqlx::query(
         "UPDATE care_plans SET change_requested_at = $3, change_request = $4 \
          WHERE survivor_id = $1 AND version = $2 AND agreed_at IS NULL",
@@ -247,7 +277,7 @@ pub async fn request_change(
     .bind(survivor_id)
     .bind(version)
     .bind(to_ms(request.at))
-    .bind(&request.text)
+    .bind(key.seal(Field::CarePlanChangeRequest, &request.text)?)
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)

@@ -13,7 +13,8 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 use time::OffsetDateTime;
 
-use super::{from_ms, placeholders, to_ms};
+use super::{from_ms, open_rows, placeholders, to_ms};
+use crate::vault::{Field, SurvivorKeys, Vault};
 
 /// One case note. Never updated: a correction is a new note whose
 /// `supersedes` names this one.
@@ -85,12 +86,16 @@ fn opt_time(row: &AnyRow, column: &str) -> anyhow::Result<Option<OffsetDateTime>
 const NOTE_COLUMNS: &str = "n.id, n.survivor_id, n.category, n.body, n.author_agency, \
      n.author_user, n.author_role, n.created_at, n.supersedes, s.id AS superseded_by";
 
-fn note_from_row(row: &AnyRow) -> anyhow::Result<CaseNoteRecord> {
+fn note_from_row(row: &AnyRow, keys: &SurvivorKeys) -> anyhow::Result<CaseNoteRecord> {
+    let survivor_id: String = row.try_get("survivor_id")?;
+    let body = keys
+        .get(&survivor_id)?
+        .open(Field::CaseNoteBody, &row.try_get::<String, _>("body")?)?;
     Ok(CaseNoteRecord {
         id: row.try_get("id")?,
-        survivor_id: row.try_get("survivor_id")?,
+        survivor_id,
         category: row.try_get::<String, _>("category")?.parse()?,
-        body: row.try_get("body")?,
+        body,
         author_agency: AgencyId::parse(&row.try_get::<String, _>("author_agency")?)?,
         author_user: row.try_get("author_user")?,
         author_role: row.try_get::<String, _>("author_role")?.parse()?,
@@ -102,7 +107,12 @@ fn note_from_row(row: &AnyRow) -> anyhow::Result<CaseNoteRecord> {
 
 /// Appends a note. A second correction of the same note fails on the
 /// unique index, which the caller reports as a conflict.
-pub async fn insert_note(conn: &mut AnyConnection, note: &CaseNoteRecord) -> anyhow::Result<()> {
+pub async fn insert_note(
+    conn: &mut AnyConnection,
+    vault: &Vault,
+    note: &CaseNoteRecord,
+) -> anyhow::Result<()> {
+    let key = vault.key(&note.survivor_id).await?;
     sqlx::query(
         "INSERT INTO case_notes (id, survivor_id, category, body, author_agency, author_user, \
          author_role, created_at, supersedes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -110,7 +120,7 @@ pub async fn insert_note(conn: &mut AnyConnection, note: &CaseNoteRecord) -> any
     .bind(&note.id)
     .bind(&note.survivor_id)
     .bind(note.category.as_str())
-    .bind(&note.body)
+    .bind(key.seal(Field::CaseNoteBody, &note.body)?)
     .bind(note.author_agency.as_str())
     .bind(&note.author_user)
     .bind(note.author_role.as_str())
@@ -123,6 +133,7 @@ pub async fn insert_note(conn: &mut AnyConnection, note: &CaseNoteRecord) -> any
 
 pub async fn get_note(
     conn: &mut AnyConnection,
+    vault: &Vault,
     id: &str,
 ) -> anyhow::Result<Option<CaseNoteRecord>> {
     let row = sqlx::query(&format!(
@@ -132,13 +143,17 @@ pub async fn get_note(
     .bind(id)
     .fetch_optional(conn)
     .await?;
-    row.as_ref().map(note_from_row).transpose()
+    let rows: Vec<AnyRow> = row.into_iter().collect();
+    Ok(open_rows(vault, &rows, "survivor_id", note_from_row)
+        .await?
+        .pop())
 }
 
 /// A page of a survivor's notes in `categories`, newest first, after a
 /// `(created_at, id)` cursor; superseded notes only when asked for.
 pub async fn notes_page(
     conn: &mut AnyConnection,
+    vault: &Vault,
     survivor_id: &str,
     categories: &[Category],
     include_superseded: bool,
@@ -176,7 +191,7 @@ pub async fn notes_page(
         query = query.bind(at).bind(id);
     }
     let rows = query.bind(limit).fetch_all(conn).await?;
-    rows.iter().map(note_from_row).collect()
+    open_rows(vault, &rows, "survivor_id", note_from_row).await
 }
 
 // ---- Services -----------------------------------------------------------
@@ -184,24 +199,34 @@ pub async fn notes_page(
 const SERVICE_COLUMNS: &str = "id, survivor_id, kind, provider_agency, status, planned_for, \
      started_at, delivered_at, outcome, created_at, created_by, updated_at";
 
-fn service_from_row(row: &AnyRow) -> anyhow::Result<ServiceRecord> {
+fn service_from_row(row: &AnyRow, keys: &SurvivorKeys) -> anyhow::Result<ServiceRecord> {
+    let survivor_id: String = row.try_get("survivor_id")?;
+    let outcome = keys.get(&survivor_id)?.open_opt(
+        Field::ServiceOutcome,
+        row.try_get::<Option<String>, _>("outcome")?.as_deref(),
+    )?;
     Ok(ServiceRecord {
         id: row.try_get("id")?,
-        survivor_id: row.try_get("survivor_id")?,
+        survivor_id,
         kind: row.try_get::<String, _>("kind")?.parse()?,
         provider: AgencyId::parse(&row.try_get::<String, _>("provider_agency")?)?,
         status: row.try_get::<String, _>("status")?.parse()?,
         planned_for: opt_time(row, "planned_for")?,
         started_at: opt_time(row, "started_at")?,
         delivered_at: opt_time(row, "delivered_at")?,
-        outcome: row.try_get("outcome")?,
+        outcome,
         created_at: from_ms(row.try_get("created_at")?),
         created_by: row.try_get("created_by")?,
         updated_at: from_ms(row.try_get("updated_at")?),
     })
 }
 
-pub async fn insert_service(conn: &mut AnyConnection, s: &ServiceRecord) -> anyhow::Result<()> {
+pub async fn insert_service(
+    conn: &mut AnyConnection,
+    vault: &Vault,
+    s: &ServiceRecord,
+) -> anyhow::Result<()> {
+    let key = vault.key(&s.survivor_id).await?;
     sqlx::query(&format!(
         "INSERT INTO services ({SERVICE_COLUMNS}) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
@@ -214,7 +239,7 @@ pub async fn insert_service(conn: &mut AnyConnection, s: &ServiceRecord) -> anyh
     .bind(s.planned_for.map(to_ms))
     .bind(s.started_at.map(to_ms))
     .bind(s.delivered_at.map(to_ms))
-    .bind(&s.outcome)
+    .bind(key.seal_opt(Field::ServiceOutcome, s.outcome.as_deref())?)
     .bind(to_ms(s.created_at))
     .bind(&s.created_by)
     .bind(to_ms(s.updated_at))
@@ -225,6 +250,7 @@ pub async fn insert_service(conn: &mut AnyConnection, s: &ServiceRecord) -> anyh
 
 pub async fn get_service(
     conn: &mut AnyConnection,
+    vault: &Vault,
     id: &str,
 ) -> anyhow::Result<Option<ServiceRecord>> {
     let row = sqlx::query(&format!(
@@ -233,16 +259,21 @@ pub async fn get_service(
     .bind(id)
     .fetch_optional(conn)
     .await?;
-    row.as_ref().map(service_from_row).transpose()
+    let rows: Vec<AnyRow> = row.into_iter().collect();
+    Ok(open_rows(vault, &rows, "survivor_id", service_from_row)
+        .await?
+        .pop())
 }
 
 /// Moves a service from `from` to `updated.status`, writing its dates and
 /// outcome; false when it was no longer in `from` (a concurrent change won).
 pub async fn update_service(
     conn: &mut AnyConnection,
+    vault: &Vault,
     from: ServiceStatus,
     updated: &ServiceRecord,
 ) -> anyhow::Result<bool> {
+    let key = vault.key(&updated.survivor_id).await?;
     let done = sqlx::query(
         "UPDATE services SET status = $3, started_at = $4, delivered_at = $5, outcome = $6, \
          updated_at = $7 WHERE id = $1 AND status = $2",
@@ -252,7 +283,7 @@ pub async fn update_service(
     .bind(updated.status.as_str())
     .bind(updated.started_at.map(to_ms))
     .bind(updated.delivered_at.map(to_ms))
-    .bind(&updated.outcome)
+    .bind(key.seal_opt(Field::ServiceOutcome, updated.outcome.as_deref())?)
     .bind(to_ms(updated.updated_at))
     .execute(conn)
     .await?;
@@ -262,6 +293,7 @@ pub async fn update_service(
 /// A survivor's services, newest first (a case has tens, not thousands).
 pub async fn services_for(
     conn: &mut AnyConnection,
+    vault: &Vault,
     survivor_id: &str,
 ) -> anyhow::Result<Vec<ServiceRecord>> {
     let rows = sqlx::query(&format!(
@@ -271,7 +303,7 @@ pub async fn services_for(
     .bind(survivor_id)
     .fetch_all(conn)
     .await?;
-    rows.iter().map(service_from_row).collect()
+    open_rows(vault, &rows, "survivor_id", service_from_row).await
 }
 
 // ---- Follow-ups ---------------------------------------------------------

@@ -136,6 +136,11 @@ fn upgrade_record(
     identity: Option<&str>,
     case: Option<&str>,
 ) -> Result<(Option<Value>, Option<Value>, bool), UpgradeError> {
+    // A sealed record was written by a build that stores the coded form
+    // (encryption at rest came after it): nothing to do.
+    if identity.is_some_and(crate::vault::is_sealed) || case.is_some_and(crate::vault::is_sealed) {
+        return Ok((None, None, false));
+    }
     let identity = identity.map(upgrade_identity).transpose()?;
     let case = case.map(upgrade_case).transpose()?;
     let changed =

@@ -9,7 +9,8 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 use time::OffsetDateTime;
 
-use super::{from_ms, join_wire, placeholders, split_wire, to_ms};
+use super::{from_ms, join_wire, open_rows, placeholders, split_wire, to_ms};
+use crate::vault::{Field, SurvivorKeys, Vault};
 
 /// A stored consent grant.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,12 +58,24 @@ impl ConsentGrantRecord {
 const COLUMNS: &str = "id, survivor_id, grantee, categories, purposes, valid_from, valid_until, \
      method, recorded_by, witness, created_at, revoked_at, revoked_by, revocation_reason";
 
-fn from_row(row: &AnyRow) -> anyhow::Result<ConsentGrantRecord> {
+/// A grant as read: an erased survivor's grant keeps its facts and reads
+/// without its texts.
+fn from_row(row: &AnyRow, keys: &SurvivorKeys) -> anyhow::Result<ConsentGrantRecord> {
     let grantee: String = row.try_get("grantee")?;
     let method: String = row.try_get("method")?;
+    let survivor_id: String = row.try_get("survivor_id")?;
+    let open = |field: Field, column: &str| -> anyhow::Result<Option<String>> {
+        Ok(keys.open_or_erased(
+            &survivor_id,
+            field,
+            row.try_get::<Option<String>, _>(column)?.as_deref(),
+        )?)
+    };
+    let witness = open(Field::GrantWitness, "witness")?;
+    let revocation_reason = open(Field::GrantRevocationReason, "revocation_reason")?;
     Ok(ConsentGrantRecord {
         id: row.try_get("id")?,
-        survivor_id: row.try_get("survivor_id")?,
+        survivor_id,
         grantee: AgencyId::parse(&grantee)?,
         categories: split_wire(&row.try_get::<String, _>("categories")?)?,
         purposes: split_wire(&row.try_get::<String, _>("purposes")?)?,
@@ -70,15 +83,20 @@ fn from_row(row: &AnyRow) -> anyhow::Result<ConsentGrantRecord> {
         valid_until: row.try_get::<Option<i64>, _>("valid_until")?.map(from_ms),
         method: method.parse()?,
         recorded_by: row.try_get("recorded_by")?,
-        witness: row.try_get("witness")?,
+        witness,
         created_at: from_ms(row.try_get("created_at")?),
         revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(from_ms),
         revoked_by: row.try_get("revoked_by")?,
-        revocation_reason: row.try_get("revocation_reason")?,
+        revocation_reason,
     })
 }
 
-pub async fn insert(conn: &mut AnyConnection, grant: &ConsentGrantRecord) -> anyhow::Result<()> {
+pub async fn insert(
+    conn: &mut AnyConnection,
+    vault: &Vault,
+    grant: &ConsentGrantRecord,
+) -> anyhow::Result<()> {
+    let key = vault.key(&grant.survivor_id).await?;
     sqlx::query(&format!(
         "INSERT INTO consent_grants ({COLUMNS}) VALUES ({})",
         placeholders(1, 14)
@@ -92,34 +110,55 @@ pub async fn insert(conn: &mut AnyConnection, grant: &ConsentGrantRecord) -> any
     .bind(grant.valid_until.map(to_ms))
     .bind(grant.method.as_str())
     .bind(&grant.recorded_by)
-    .bind(&grant.witness)
+    .bind(key.seal_opt(Field::GrantWitness, grant.witness.as_deref())?)
     .bind(to_ms(grant.created_at))
     .bind(grant.revoked_at.map(to_ms))
     .bind(&grant.revoked_by)
-    .bind(&grant.revocation_reason)
+    .bind(key.seal_opt(
+        Field::GrantRevocationReason,
+        grant.revocation_reason.as_deref(),
+    )?)
     .execute(conn)
     .await?;
     Ok(())
 }
 
-pub async fn get(conn: &mut AnyConnection, id: &str) -> anyhow::Result<Option<ConsentGrantRecord>> {
+pub async fn get(
+    conn: &mut AnyConnection,
+    vault: &Vault,
+    id: &str,
+) -> anyhow::Result<Option<ConsentGrantRecord>> {
     let row = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM consent_grants WHERE id = $1"
     ))
     .bind(id)
     .fetch_optional(conn)
     .await?;
-    row.as_ref().map(from_row).transpose()
+    let rows: Vec<AnyRow> = row.into_iter().collect();
+    Ok(open_rows(vault, &rows, "survivor_id", from_row)
+        .await?
+        .pop())
 }
 
 /// Marks a grant revoked; false when it was already revoked or is unknown.
 pub async fn revoke(
     conn: &mut AnyConnection,
+    vault: &Vault,
     id: &str,
     at: OffsetDateTime,
     by: &str,
     reason: Option<&str>,
 ) -> anyhow::Result<bool> {
+    let Some(grant) = sqlx::query("SELECT survivor_id FROM consent_grants WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+    else {
+        return Ok(false);
+    };
+    let key = vault
+        .key(&grant.try_get::<String, _>("survivor_id")?)
+        .await?;
     let done = sqlx::query(
         "UPDATE consent_grants SET revoked_at = $2, revoked_by = $3, revocation_reason = $4 \
          WHERE id = $1 AND revoked_at IS NULL",
@@ -127,7 +166,7 @@ pub async fn revoke(
     .bind(id)
     .bind(to_ms(at))
     .bind(by)
-    .bind(reason)
+    .bind(key.seal_opt(Field::GrantRevocationReason, reason)?)
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -136,6 +175,7 @@ pub async fn revoke(
 /// Every grant of one survivor, oldest first.
 pub async fn for_survivor(
     conn: &mut AnyConnection,
+    vault: &Vault,
     survivor_id: &str,
 ) -> anyhow::Result<Vec<ConsentGrantRecord>> {
     let rows = sqlx::query(&format!(
@@ -144,13 +184,14 @@ pub async fn for_survivor(
     .bind(survivor_id)
     .fetch_all(conn)
     .await?;
-    rows.iter().map(from_row).collect()
+    open_rows(vault, &rows, "survivor_id", from_row).await
 }
 
 /// Grants of several survivors naming one grantee, keyed by survivor: what a
 /// page of records needs for its disclosure decisions, in one query.
 pub async fn for_survivors(
     conn: &mut AnyConnection,
+    vault: &Vault,
     survivor_ids: &[String],
     grantee: &AgencyId,
 ) -> anyhow::Result<HashMap<String, Vec<ConsentGrantRecord>>> {
@@ -167,8 +208,8 @@ pub async fn for_survivors(
     for id in survivor_ids {
         query = query.bind(id);
     }
-    for row in query.fetch_all(conn).await? {
-        let grant = from_row(&row)?;
+    let rows = query.fetch_all(conn).await?;
+    for grant in open_rows(vault, &rows, "survivor_id", from_row).await? {
         out.entry(grant.survivor_id.clone())
             .or_default()
             .push(grant);

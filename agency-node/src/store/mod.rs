@@ -17,6 +17,7 @@ pub mod grants;
 pub mod notifications;
 pub mod portal;
 pub mod referrals;
+pub mod sealing;
 pub mod survivors;
 pub mod transfer;
 
@@ -66,6 +67,27 @@ pub async fn acquire(
     db: &Db,
 ) -> Result<sqlx::pool::PoolConnection<sqlx::Any>, crate::error::NodeError> {
     Ok(db.pool().acquire().await?)
+}
+
+/// Decodes rows holding survivors' sealed content ([`crate::vault`]): the
+/// data keys of the rows' survivors (named by `survivor_column`) are read
+/// once for all of them, then each row is decoded with them.
+pub async fn open_rows<T>(
+    vault: &crate::vault::Vault,
+    rows: &[sqlx::any::AnyRow],
+    survivor_column: &str,
+    decode: impl Fn(&sqlx::any::AnyRow, &crate::vault::SurvivorKeys) -> anyhow::Result<T>,
+) -> anyhow::Result<Vec<T>> {
+    use sqlx::Row as _;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids = rows
+        .iter()
+        .map(|row| row.try_get::<String, _>(survivor_column))
+        .collect::<Result<Vec<_>, _>>()?;
+    let keys = vault.keys(&ids).await?;
+    rows.iter().map(|row| decode(row, &keys)).collect()
 }
 
 /// `$first, $first+1, ...` placeholders for an `IN (...)` list.

@@ -176,18 +176,28 @@ pub struct StoredReceipt {
     pub receipt: String,
 }
 
-fn receipt(row: &AnyRow) -> anyhow::Result<StoredReceipt> {
+fn receipt(row: &AnyRow, keys: &crate::vault::SurvivorKeys) -> anyhow::Result<StoredReceipt> {
+    let survivor_id: String = row.try_get("survivor_id")?;
+    let receipt = keys.get(&survivor_id)?.open(
+        crate::vault::Field::ConsentReceipt,
+        &row.try_get::<String, _>("receipt")?,
+    )?;
     Ok(StoredReceipt {
         id: row.try_get("id")?,
         survivor_id: row.try_get("survivor_id")?,
         grant_id: row.try_get("grant_id")?,
         event: row.try_get("event")?,
         created_at: from_ms(row.try_get("created_at")?),
-        receipt: row.try_get("receipt")?,
+        receipt,
     })
 }
 
-pub async fn insert_receipt(conn: &mut AnyConnection, r: &StoredReceipt) -> anyhow::Result<()> {
+pub async fn insert_receipt(
+    conn: &mut AnyConnection,
+    vault: &crate::vault::Vault,
+    r: &StoredReceipt,
+) -> anyhow::Result<()> {
+    let key = vault.key(&r.survivor_id).await?;
     sqlx::query(
         "INSERT INTO consent_receipts (id, survivor_id, grant_id, event, created_at, receipt) \
          VALUES ($1, $2, $3, $4, $5, $6)",
@@ -197,7 +207,7 @@ pub async fn insert_receipt(conn: &mut AnyConnection, r: &StoredReceipt) -> anyh
     .bind(&r.grant_id)
     .bind(&r.event)
     .bind(to_ms(r.created_at))
-    .bind(&r.receipt)
+    .bind(key.seal(crate::vault::Field::ConsentReceipt, &r.receipt)?)
     .execute(conn)
     .await?;
     Ok(())
@@ -206,6 +216,7 @@ pub async fn insert_receipt(conn: &mut AnyConnection, r: &StoredReceipt) -> anyh
 /// A survivor's receipts, newest first.
 pub async fn receipts_for(
     conn: &mut AnyConnection,
+    vault: &crate::vault::Vault,
     survivor_id: &str,
 ) -> anyhow::Result<Vec<StoredReceipt>> {
     let rows = sqlx::query(
@@ -215,5 +226,5 @@ pub async fn receipts_for(
     .bind(survivor_id)
     .fetch_all(conn)
     .await?;
-    rows.iter().map(receipt).collect()
+    super::open_rows(vault, &rows, "survivor_id", receipt).await
 }

@@ -7,7 +7,8 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 use time::OffsetDateTime;
 
-use super::{from_ms, to_ms};
+use super::{from_ms, open_rows, to_ms};
+use crate::vault::{Field, SurvivorKey, SurvivorKeys, Vault};
 
 /// A stored referral.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,16 +52,24 @@ pub enum Direction {
 const COLUMNS: &str = "id, survivor_id, from_agency, to_agency, service, urgency, status, notes, \
      created_at, updated_at, created_by, parent_id";
 
-fn from_row(row: &AnyRow) -> anyhow::Result<ReferralRecord> {
+/// A referral as read: an erased survivor's referral keeps its coded
+/// facts (service, status, dates) and reads without its notes.
+fn from_row(row: &AnyRow, keys: &SurvivorKeys) -> anyhow::Result<ReferralRecord> {
+    let survivor_id: String = row.try_get("survivor_id")?;
+    let notes = keys.open_or_erased(
+        &survivor_id,
+        Field::ReferralNotes,
+        row.try_get::<Option<String>, _>("notes")?.as_deref(),
+    )?;
     Ok(ReferralRecord {
         id: row.try_get("id")?,
-        survivor_id: row.try_get("survivor_id")?,
+        survivor_id,
         from_agency: AgencyId::parse(&row.try_get::<String, _>("from_agency")?)?,
         to_agency: AgencyId::parse(&row.try_get::<String, _>("to_agency")?)?,
         service: row.try_get::<String, _>("service")?.parse()?,
         urgency: row.try_get::<String, _>("urgency")?.parse()?,
         status: row.try_get::<String, _>("status")?.parse()?,
-        notes: row.try_get("notes")?,
+        notes,
         created_at: from_ms(row.try_get("created_at")?),
         updated_at: from_ms(row.try_get("updated_at")?),
         created_by: row.try_get("created_by")?,
@@ -70,9 +79,11 @@ fn from_row(row: &AnyRow) -> anyhow::Result<ReferralRecord> {
 
 pub async fn insert(
     conn: &mut AnyConnection,
+    vault: &Vault,
     referral: &ReferralRecord,
     first: &ReferralEvent,
 ) -> anyhow::Result<()> {
+    let key = vault.key(&referral.survivor_id).await?;
     sqlx::query(&format!(
         "INSERT INTO referrals ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
     ))
@@ -83,18 +94,19 @@ pub async fn insert(
     .bind(referral.service.as_str())
     .bind(referral.urgency.as_str())
     .bind(referral.status.as_str())
-    .bind(&referral.notes)
+    .bind(key.seal_opt(Field::ReferralNotes, referral.notes.as_deref())?)
     .bind(to_ms(referral.created_at))
     .bind(to_ms(referral.updated_at))
     .bind(&referral.created_by)
     .bind(&referral.parent_id)
     .execute(&mut *conn)
     .await?;
-    append_event(conn, &referral.id, first).await
+    append_event(conn, &key, &referral.id, first).await
 }
 
 async fn append_event(
     conn: &mut AnyConnection,
+    key: &SurvivorKey,
     referral_id: &str,
     event: &ReferralEvent,
 ) -> anyhow::Result<()> {
@@ -107,7 +119,7 @@ async fn append_event(
     .bind(to_ms(event.at))
     .bind(event.by_agency.as_str())
     .bind(&event.by_user)
-    .bind(&event.note)
+    .bind(key.seal_opt(Field::ReferralEventNote, event.note.as_deref())?)
     .execute(conn)
     .await?;
     Ok(())
@@ -117,10 +129,21 @@ async fn append_event(
 /// longer in `from` (a concurrent answer won).
 pub async fn transition(
     conn: &mut AnyConnection,
+    vault: &Vault,
     id: &str,
     from: ReferralStatus,
     event: &ReferralEvent,
 ) -> anyhow::Result<bool> {
+    let Some(survivor) = sqlx::query("SELECT survivor_id FROM referrals WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+    else {
+        return Ok(false);
+    };
+    let key = vault
+        .key(&survivor.try_get::<String, _>("survivor_id")?)
+        .await?;
     let done = sqlx::query(
         "UPDATE referrals SET status = $3, updated_at = $4 WHERE id = $1 AND status = $2",
     )
@@ -133,21 +156,35 @@ pub async fn transition(
     if done.rows_affected() != 1 {
         return Ok(false);
     }
-    append_event(conn, id, event).await?;
+    append_event(conn, &key, id, event).await?;
     Ok(true)
 }
 
-pub async fn get(conn: &mut AnyConnection, id: &str) -> anyhow::Result<Option<ReferralRecord>> {
+pub async fn get(
+    conn: &mut AnyConnection,
+    vault: &Vault,
+    id: &str,
+) -> anyhow::Result<Option<ReferralRecord>> {
     let row = sqlx::query(&format!("SELECT {COLUMNS} FROM referrals WHERE id = $1"))
         .bind(id)
         .fetch_optional(conn)
         .await?;
-    row.as_ref().map(from_row).transpose()
+    let rows: Vec<AnyRow> = row.into_iter().collect();
+    Ok(open_rows(vault, &rows, "survivor_id", from_row)
+        .await?
+        .pop())
 }
 
 /// One referral's history, oldest first.
-pub async fn history(conn: &mut AnyConnection, id: &str) -> anyhow::Result<Vec<ReferralEvent>> {
-    Ok(histories(conn, &[id]).await?.pop().unwrap_or_default())
+pub async fn history(
+    conn: &mut AnyConnection,
+    vault: &Vault,
+    id: &str,
+) -> anyhow::Result<Vec<ReferralEvent>> {
+    Ok(histories(conn, vault, &[id])
+        .await?
+        .pop()
+        .unwrap_or_default())
 }
 
 /// The histories of several referrals (a page of them) in one query rather
@@ -155,14 +192,16 @@ pub async fn history(conn: &mut AnyConnection, id: &str) -> anyhow::Result<Vec<R
 /// `ids`, each history oldest first.
 pub async fn histories(
     conn: &mut AnyConnection,
+    vault: &Vault,
     ids: &[&str],
 ) -> anyhow::Result<Vec<Vec<ReferralEvent>>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
     let sql = format!(
-        "SELECT referral_id, status, at, by_agency, by_user, note FROM referral_events \
-         WHERE referral_id IN ({}) ORDER BY referral_id, position",
+        "SELECT e.referral_id, r.survivor_id, e.status, e.at, e.by_agency, e.by_user, e.note \
+         FROM referral_events e JOIN referrals r ON r.id = e.referral_id \
+         WHERE e.referral_id IN ({}) ORDER BY e.referral_id, e.position",
         super::placeholders(1, ids.len())
     );
     let mut query = sqlx::query(&sql);
@@ -170,13 +209,17 @@ pub async fn histories(
         query = query.bind(*id);
     }
     let rows = query.fetch_all(conn).await?;
+    let events = open_rows(vault, &rows, "survivor_id", |row, keys| {
+        Ok((
+            row.try_get::<String, _>("referral_id")?,
+            event_from_row(row, keys)?,
+        ))
+    })
+    .await?;
     let mut by_id: std::collections::HashMap<String, Vec<ReferralEvent>> =
         std::collections::HashMap::with_capacity(ids.len());
-    for row in &rows {
-        by_id
-            .entry(row.try_get("referral_id")?)
-            .or_default()
-            .push(event_from_row(row)?);
+    for (referral, event) in events {
+        by_id.entry(referral).or_default().push(event);
     }
     Ok(ids
         .iter()
@@ -184,13 +227,18 @@ pub async fn histories(
         .collect())
 }
 
-fn event_from_row(row: &AnyRow) -> anyhow::Result<ReferralEvent> {
+fn event_from_row(row: &AnyRow, keys: &SurvivorKeys) -> anyhow::Result<ReferralEvent> {
+    let survivor_id: String = row.try_get("survivor_id")?;
     Ok(ReferralEvent {
         status: row.try_get::<String, _>("status")?.parse()?,
         at: from_ms(row.try_get("at")?),
         by_agency: AgencyId::parse(&row.try_get::<String, _>("by_agency")?)?,
         by_user: row.try_get("by_user")?,
-        note: row.try_get("note")?,
+        note: keys.open_or_erased(
+            &survivor_id,
+            Field::ReferralEventNote,
+            row.try_get::<Option<String>, _>("note")?.as_deref(),
+        )?,
     })
 }
 
@@ -200,6 +248,7 @@ fn event_from_row(row: &AnyRow) -> anyhow::Result<ReferralEvent> {
 /// the query: a referral between two other agencies is never read.
 pub async fn page(
     conn: &mut AnyConnection,
+    vault: &Vault,
     requester: &AgencyId,
     direction: Direction,
     statuses: &[ReferralStatus],
@@ -215,7 +264,7 @@ pub async fn page(
         query = query.bind(status.as_str());
     }
     let rows = query.bind(limit).fetch_all(conn).await?;
-    rows.iter().map(from_row).collect()
+    open_rows(vault, &rows, "survivor_id", from_row).await
 }
 
 /// The statement [`page`] runs. Its parameters: `$1` the requesting agency;
@@ -264,6 +313,7 @@ pub fn page_sql(direction: Direction, after: bool, statuses: usize) -> String {
 /// Referrals concerning one survivor (for the survivor's own view).
 pub async fn for_survivor(
     conn: &mut AnyConnection,
+    vault: &Vault,
     survivor_id: &str,
 ) -> anyhow::Result<Vec<ReferralRecord>> {
     let rows = sqlx::query(&format!(
@@ -272,7 +322,7 @@ pub async fn for_survivor(
     .bind(survivor_id)
     .fetch_all(conn)
     .await?;
-    rows.iter().map(from_row).collect()
+    open_rows(vault, &rows, "survivor_id", from_row).await
 }
 
 /// Whether `agency` holds an accepted referral of the survivor: it works

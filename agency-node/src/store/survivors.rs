@@ -1,4 +1,5 @@
-//! Survivor rows: one JSON column per data category.
+//! Survivor rows: one JSON column per data category, each sealed under the
+//! survivor's data key ([`crate::vault`]).
 
 use anyhow::Context as _;
 use serde::Serialize;
@@ -9,6 +10,7 @@ use time::OffsetDateTime;
 
 use super::{from_ms, placeholders, to_ms};
 use crate::records::{CaseDetails, Contact, HealthNotes, Identity, LegalStatus};
+use crate::vault::{Field, SurvivorKey, SurvivorKeys, Vault};
 
 /// A survivor's stored record, all categories included. Never handed to a
 /// client as is: it goes through [`crate::disclosure`] first.
@@ -29,34 +31,65 @@ pub struct SurvivorRecord {
 const COLUMNS: &str =
     "id, created_at, updated_at, created_by, identity, contact, case_details, health, legal";
 
-fn encode<T: Serialize>(value: &Option<T>) -> anyhow::Result<Option<String>> {
-    value
-        .as_ref()
-        .map(|v| serde_json::to_string(v).context("encoding a category"))
-        .transpose()
+fn encode<T: Serialize>(
+    key: &SurvivorKey,
+    field: Field,
+    value: &Option<T>,
+) -> anyhow::Result<Option<String>> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let json = serde_json::to_string(value).context("encoding a category")?;
+    Ok(Some(key.seal(field, &json)?))
 }
 
-fn decode<T: DeserializeOwned>(row: &AnyRow, column: &str) -> anyhow::Result<Option<T>> {
+fn decode<T: DeserializeOwned>(
+    key: &SurvivorKey,
+    row: &AnyRow,
+    field: Field,
+) -> anyhow::Result<Option<T>> {
+    let column = field.location().1;
     let raw: Option<String> = row.try_get(column)?;
-    raw.map(|s| serde_json::from_str(&s).with_context(|| format!("decoding stored {column}")))
-        .transpose()
+    let Some(json) = key.open_opt(field, raw.as_deref())? else {
+        return Ok(None);
+    };
+    Ok(Some(
+        serde_json::from_str(&json).with_context(|| format!("decoding stored {column}"))?,
+    ))
 }
 
-fn from_row(row: &AnyRow) -> anyhow::Result<SurvivorRecord> {
+fn from_row(keys: &SurvivorKeys, row: &AnyRow) -> anyhow::Result<SurvivorRecord> {
+    let id: String = row.try_get("id")?;
+    let key = keys.get(&id)?;
     Ok(SurvivorRecord {
-        id: row.try_get("id")?,
         created_at: from_ms(row.try_get("created_at")?),
         updated_at: from_ms(row.try_get("updated_at")?),
         created_by: row.try_get("created_by")?,
-        identity: decode(row, "identity")?,
-        contact: decode(row, "contact")?,
-        case: decode(row, "case_details")?,
-        health: decode(row, "health")?,
-        legal: decode(row, "legal")?,
+        identity: decode(key, row, Field::SurvivorIdentity)?,
+        contact: decode(key, row, Field::SurvivorContact)?,
+        case: decode(key, row, Field::SurvivorCase)?,
+        health: decode(key, row, Field::SurvivorHealth)?,
+        legal: decode(key, row, Field::SurvivorLegal)?,
+        id,
     })
 }
 
-pub async fn insert(conn: &mut AnyConnection, record: &SurvivorRecord) -> anyhow::Result<()> {
+async fn from_rows(vault: &Vault, rows: &[AnyRow]) -> anyhow::Result<Vec<SurvivorRecord>> {
+    let ids = rows
+        .iter()
+        .map(|row| row.try_get::<String, _>("id"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let keys = vault.keys(&ids).await?;
+    rows.iter().map(|row| from_row(&keys, row)).collect()
+}
+
+/// Stores a new survivor's record, sealed under a data key made for it.
+pub async fn insert(
+    conn: &mut AnyConnection,
+    vault: &Vault,
+    record: &SurvivorRecord,
+) -> anyhow::Result<()> {
+    let key = vault.create(&record.id).await?;
     sqlx::query(
         "INSERT INTO survivors (id, created_at, updated_at, created_by, identity, contact, \
          case_details, health, legal) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -65,40 +98,52 @@ pub async fn insert(conn: &mut AnyConnection, record: &SurvivorRecord) -> anyhow
     .bind(to_ms(record.created_at))
     .bind(to_ms(record.updated_at))
     .bind(&record.created_by)
-    .bind(encode(&record.identity)?)
-    .bind(encode(&record.contact)?)
-    .bind(encode(&record.case)?)
-    .bind(encode(&record.health)?)
-    .bind(encode(&record.legal)?)
+    .bind(encode(&key, Field::SurvivorIdentity, &record.identity)?)
+    .bind(encode(&key, Field::SurvivorContact, &record.contact)?)
+    .bind(encode(&key, Field::SurvivorCase, &record.case)?)
+    .bind(encode(&key, Field::SurvivorHealth, &record.health)?)
+    .bind(encode(&key, Field::SurvivorLegal, &record.legal)?)
     .execute(conn)
     .await?;
     Ok(())
 }
 
 /// Writes every category of an existing record back.
-pub async fn update(conn: &mut AnyConnection, record: &SurvivorRecord) -> anyhow::Result<bool> {
+pub async fn update(
+    conn: &mut AnyConnection,
+    vault: &Vault,
+    record: &SurvivorRecord,
+) -> anyhow::Result<bool> {
+    let key = vault.key(&record.id).await?;
     let done = sqlx::query(
         "UPDATE survivors SET updated_at = $2, identity = $3, contact = $4, case_details = $5, \
          health = $6, legal = $7 WHERE id = $1",
     )
     .bind(&record.id)
     .bind(to_ms(record.updated_at))
-    .bind(encode(&record.identity)?)
-    .bind(encode(&record.contact)?)
-    .bind(encode(&record.case)?)
-    .bind(encode(&record.health)?)
-    .bind(encode(&record.legal)?)
+    .bind(encode(&key, Field::SurvivorIdentity, &record.identity)?)
+    .bind(encode(&key, Field::SurvivorContact, &record.contact)?)
+    .bind(encode(&key, Field::SurvivorCase, &record.case)?)
+    .bind(encode(&key, Field::SurvivorHealth, &record.health)?)
+    .bind(encode(&key, Field::SurvivorLegal, &record.legal)?)
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn get(conn: &mut AnyConnection, id: &str) -> anyhow::Result<Option<SurvivorRecord>> {
+pub async fn get(
+    conn: &mut AnyConnection,
+    vault: &Vault,
+    id: &str,
+) -> anyhow::Result<Option<SurvivorRecord>> {
     let row = sqlx::query(&format!("SELECT {COLUMNS} FROM survivors WHERE id = $1"))
         .bind(id)
         .fetch_optional(conn)
         .await?;
-    row.as_ref().map(from_row).transpose()
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    Ok(from_rows(vault, &[row]).await?.pop())
 }
 
 pub async fn exists(conn: &mut AnyConnection, id: &str) -> anyhow::Result<bool> {
@@ -112,6 +157,7 @@ pub async fn exists(conn: &mut AnyConnection, id: &str) -> anyhow::Result<bool> 
 /// Survivors by local ID, in the order of `ids`; missing ones are skipped.
 pub async fn get_many(
     conn: &mut AnyConnection,
+    vault: &Vault,
     ids: &[String],
 ) -> anyhow::Result<Vec<SurvivorRecord>> {
     if ids.is_empty() {
@@ -126,8 +172,7 @@ pub async fn get_many(
         query = query.bind(id);
     }
     let rows = query.fetch_all(conn).await?;
-    let mut found: Vec<SurvivorRecord> =
-        rows.iter().map(from_row).collect::<anyhow::Result<_>>()?;
+    let mut found = from_rows(vault, &rows).await?;
     found.sort_by_key(|r| ids.iter().position(|id| id == &r.id));
     Ok(found)
 }
@@ -135,6 +180,7 @@ pub async fn get_many(
 /// A page of the node's survivors in registration order, after a cursor.
 pub async fn page(
     conn: &mut AnyConnection,
+    vault: &Vault,
     after: Option<(i64, String)>,
     limit: i64,
 ) -> anyhow::Result<Vec<SurvivorRecord>> {
@@ -159,5 +205,5 @@ pub async fn page(
             .await?
         }
     };
-    rows.iter().map(from_row).collect()
+    from_rows(vault, &rows).await
 }

@@ -21,6 +21,7 @@ use sqlx::{AnyConnection, Column as _, Row};
 use time::OffsetDateTime;
 
 use super::{from_ms, to_ms};
+use crate::vault::{Field, Vault};
 
 /// Which rows of a table belong to the survivor.
 #[derive(Debug, Clone, Copy)]
@@ -281,8 +282,15 @@ fn scoped_sql(table: &MovedTable, what: &str) -> String {
     format!("{what} FROM {} WHERE {filter}", table.name)
 }
 
-/// Reads every row of the survivor that travels.
-pub async fn export(conn: &mut AnyConnection, survivor_id: &str) -> anyhow::Result<CasePackage> {
+/// Reads every row of the survivor that travels, its sealed values opened
+/// (the package travels over the federation's mutual TLS and is sealed
+/// again under the receiver's own key as it is imported).
+pub async fn export(
+    conn: &mut AnyConnection,
+    vault: &Vault,
+    survivor_id: &str,
+) -> anyhow::Result<CasePackage> {
+    let key = vault.key(survivor_id).await?;
     let mut tables = BTreeMap::new();
     for table in MOVED_TABLES {
         let sql = format!(
@@ -303,8 +311,12 @@ pub async fn export(conn: &mut AnyConnection, survivor_id: &str) -> anyhow::Resu
                     row.try_get::<Option<i64>, _>(name)?
                         .map_or(Value::Null, Value::from)
                 } else {
-                    row.try_get::<Option<String>, _>(name)?
-                        .map_or(Value::Null, Value::from)
+                    let text = row.try_get::<Option<String>, _>(name)?;
+                    let text = match Field::at(table.name, name) {
+                        Some(field) => key.open_opt(field, text.as_deref())?,
+                        None => text,
+                    };
+                    text.map_or(Value::Null, Value::from)
                 };
                 out.insert(name.to_owned(), value);
             }
@@ -379,9 +391,15 @@ pub fn check(package: &CasePackage) -> Result<(), PackageRefused> {
     Ok(())
 }
 
-/// Inserts a checked package's rows, parents first. An ID already held
-/// here fails on its key (reported as a conflict by the caller).
-pub async fn import(conn: &mut AnyConnection, package: &CasePackage) -> anyhow::Result<()> {
+/// Inserts a checked package's rows, parents first, sealing the
+/// survivor's content under a data key made here. An ID already held here
+/// fails on its key (reported as a conflict by the caller).
+pub async fn import(
+    conn: &mut AnyConnection,
+    vault: &Vault,
+    package: &CasePackage,
+) -> anyhow::Result<()> {
+    let key = vault.create(&package.survivor_id).await?;
     for table in MOVED_TABLES {
         for row in package.rows(table.name) {
             let columns: Vec<&str> = table
@@ -402,7 +420,11 @@ pub async fn import(conn: &mut AnyConnection, package: &CasePackage) -> anyhow::
                 query = if table.integers.contains(column) {
                     query.bind(value.as_i64())
                 } else {
-                    query.bind(value.as_str().map(str::to_owned))
+                    let text = value.as_str();
+                    query.bind(match Field::at(table.name, column) {
+                        Some(field) => key.seal_opt(field, text)?,
+                        None => text.map(str::to_owned),
+                    })
                 };
             }
             query

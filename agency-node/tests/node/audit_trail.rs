@@ -3,7 +3,7 @@
 //! and names the first entry edited, deleted or reordered; auditors read the
 //! log and their reads are audited; caseworkers cannot.
 
-use exchange_schema::{AuditKind, Decision, Role};
+use exchange_schema::{AuditKind, Decision, GlobalId, Role};
 use serde_json::json;
 
 use crate::common::*;
@@ -189,16 +189,16 @@ async fn failed_change_leaves_no_data_and_no_entry(backend: Backend) {
             .all(|e| e.kind == AuditKind::Denial && e.decision == Decision::Deny)
     );
     assert_eq!(node.count("consent_grants").await, 1);
-    let revoked_reason: String = {
-        use sqlx::Row as _;
-        sqlx::query("SELECT revocation_reason FROM consent_grants")
-            .fetch_one(node.state.db.pool())
-            .await
-            .unwrap()
-            .get("revocation_reason")
-    };
+    let mut conn = node.state.db.pool().acquire().await.unwrap();
+    let local = GlobalId::parse(&grant).unwrap().local().to_owned();
+    let revoked_reason = agency_node::store::grants::get(&mut conn, &node.state.vault, &local)
+        .await
+        .unwrap()
+        .unwrap()
+        .revocation_reason;
     assert_eq!(
-        revoked_reason, "survivor asked",
+        revoked_reason.as_deref(),
+        Some("survivor asked"),
         "the first revocation stands unchanged"
     );
 }

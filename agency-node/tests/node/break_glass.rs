@@ -367,6 +367,7 @@ async fn store_opening(
     let mut conn = node.state.db.pool().acquire().await.unwrap();
     break_glass::insert(
         &mut conn,
+        &node.state.vault,
         &BreakGlassOpening {
             id: agency_node::store::new_local_id(),
             survivor_id: gid.local().to_owned(),

@@ -303,6 +303,39 @@ async fn records_stored_before_the_vocabularies_are_upgraded(backend: Backend) {
     );
     assert_eq!(upgrade().await.unwrap(), 0);
 
+    // Records from before encryption at rest are sealed at the next start,
+    // each survivor once; the coded one already was.
+    let seal = || {
+        agency_node::store::sealing::upgrade_once(
+            &node.state.db,
+            &node.state.vault,
+            &node.state.audit,
+            &node.state.agency,
+        )
+    };
+    assert_eq!(seal().await.unwrap(), 2, "the two legacy records");
+    sqlx::query("DELETE FROM data_upgrades WHERE name = 'SEALED_AT_REST'")
+        .execute(node.state.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(seal().await.unwrap(), 0, "a sealed record stays as it is");
+    let raw: Vec<String> = {
+        use sqlx::Row as _;
+        sqlx::query("SELECT identity FROM survivors WHERE id LIKE 'legacy-%'")
+            .fetch_all(node.state.db.pool())
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get("identity"))
+            .collect()
+    };
+    assert_eq!(raw.len(), 2);
+    assert!(
+        raw.iter()
+            .all(|r| r.starts_with("sealed:v1:") && !r.contains("Old")),
+        "{raw:?}"
+    );
+
     let read = |id: String| {
         let owner = owner.clone();
         let node = &node;
@@ -369,9 +402,9 @@ async fn records_stored_before_the_vocabularies_are_upgraded(backend: Backend) {
         .into_iter()
         .filter(|e| e.kind == exchange_schema::AuditKind::RecordUpgraded)
         .collect();
-    assert_eq!(upgraded.len(), 2);
+    assert_eq!(upgraded.len(), 4);
     for event in &upgraded {
-        assert_eq!(event.reason, "CODED_INTAKE");
+        assert!(["CODED_INTAKE", "SEALED_AT_REST"].contains(&event.reason.as_str()));
         let text = serde_json::to_string(event).unwrap();
         for content in ["Nigeria", "Yoruba", "two-spirit", "Invented", "Old One"] {
             assert!(

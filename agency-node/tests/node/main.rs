@@ -3,6 +3,7 @@
 
 mod common;
 
+mod at_rest;
 mod audit_export;
 mod audit_trail;
 mod audit_verify;

@@ -71,7 +71,9 @@ async fn stored_referrals(node: &TestNode) -> Vec<ReferralRecord> {
             by_user: "paging-test".into(),
             note: None,
         };
-        referrals::insert(&mut conn, &record, &first).await.unwrap();
+        referrals::insert(&mut conn, &node.state.vault, &record, &first)
+            .await
+            .unwrap();
         made.push(record);
     }
     made
@@ -121,10 +123,17 @@ async fn every_page_holds_the_requesters_referrals_in_order(backend: Backend) {
                 let mut got = Vec::new();
                 let mut after = None;
                 loop {
-                    let page =
-                        referrals::page(&mut conn, &agency, direction, statuses, after, PAGE)
-                            .await
-                            .unwrap();
+                    let page = referrals::page(
+                        &mut conn,
+                        &node.state.vault,
+                        &agency,
+                        direction,
+                        statuses,
+                        after,
+                        PAGE,
+                    )
+                    .await
+                    .unwrap();
                     assert!(page.len() as i64 <= PAGE);
                     let Some(last) = page.last() else { break };
                     after = Some((to_ms(last.created_at), last.id.clone()));

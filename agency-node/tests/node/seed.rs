@@ -56,9 +56,10 @@ async fn seeding_writes_every_record_with_its_audit_entry_and_receipt(backend: B
     let mut conn = node.state.db.pool().acquire().await.unwrap();
     let mut receipted = Vec::new();
     for survivor in &summary.survivors {
-        for receipt in agency_node::store::portal::receipts_for(&mut conn, survivor.local())
-            .await
-            .unwrap()
+        for receipt in
+            agency_node::store::portal::receipts_for(&mut conn, &node.state.vault, survivor.local())
+                .await
+                .unwrap()
         {
             assert_eq!(receipt.event, "GIVEN");
             receipted.push(receipt.grant_id);

@@ -50,7 +50,9 @@ async fn a_case_exports_imports_and_leaves_only_tombstones(backend: Backend) {
         .data();
 
     let mut conn = from.state.db.pool().acquire().await.unwrap();
-    let package = transfer::export(&mut conn, &local).await.unwrap();
+    let package = transfer::export(&mut conn, &from.state.vault, &local)
+        .await
+        .unwrap();
     drop(conn);
     transfer::check(&package).unwrap();
     assert_eq!(package.rows("case_notes").len(), 2);
@@ -61,14 +63,20 @@ async fn a_case_exports_imports_and_leaves_only_tombstones(backend: Backend) {
     );
 
     let mut tx = to.state.db.pool().begin().await.unwrap();
-    transfer::import(&mut tx, &package).await.unwrap();
+    transfer::import(&mut tx, &to.state.vault, &package)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     let mut conn = to.state.db.pool().acquire().await.unwrap();
-    let again = transfer::export(&mut conn, &local).await.unwrap();
+    let again = transfer::export(&mut conn, &to.state.vault, &local)
+        .await
+        .unwrap();
     assert_eq!(again, package, "the import is the export, row for row");
     let mut tx = to.state.db.pool().begin().await.unwrap();
     assert!(
-        transfer::import(&mut tx, &package).await.is_err(),
+        transfer::import(&mut tx, &to.state.vault, &package)
+            .await
+            .is_err(),
         "a second import fails on the keys"
     );
     tx.rollback().await.unwrap();

@@ -392,7 +392,7 @@ async fn demo_consent_code(
     intake: &agency_node::state::Caller,
 ) -> anyhow::Result<Option<(String, String)>> {
     let mut conn = state.db.pool().acquire().await?;
-    let first = agency_node::store::survivors::page(&mut conn, None, 1).await?;
+    let first = agency_node::store::survivors::page(&mut conn, &state.vault, None, 1).await?;
     drop(conn);
     let Some(survivor) = first.first() else {
         return Ok(None);
