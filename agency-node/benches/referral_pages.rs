@@ -138,6 +138,7 @@ async fn run(name: &str, url: &str, keys: &std::path::Path) {
             case: None,
             health: None,
             legal: None,
+            erased: Vec::new(),
         },
     )
     .await

@@ -101,6 +101,8 @@ impl Application {
         crate::store::sealing::upgrade_once(&db, &vault, &audit, &agency)
             .await
             .context("sealing stored records at rest")?;
+        let retention = crate::retention::RetentionRules::load(config.policies.as_deref())
+            .context("loading the retention rules")?;
         let verifier = Arc::new(TokenVerifier::new(federation.clone()));
         let state = Arc::new(NodeState {
             agency,
@@ -112,7 +114,13 @@ impl Application {
             verifier,
             node_key: key,
             vault,
+            retention: retention.clone(),
         });
+        crate::retention::spawn(
+            state.clone(),
+            retention,
+            std::time::Duration::from_secs(config.retention.check_every_minutes.max(1) * 60),
+        );
         // Expired idempotency keys go at least every 10 minutes (sooner when
         // the window is shorter); the sweeper stops when the database closes.
         crate::notifications::spawn_due_sweeper(state.clone());

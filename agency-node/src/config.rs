@@ -67,6 +67,26 @@ pub struct NodeConfig {
     /// data keys are kept ([`crate::vault`]).
     #[serde(default)]
     pub vault: VaultConfig,
+    /// Retention periods: how often the expiry job runs (the rules are in
+    /// the policy directory's `retention.toml`).
+    #[serde(default)]
+    pub retention: RetentionConfig,
+}
+
+/// The retention expiry job ([`crate::retention`]).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Minutes between runs of the expiry job (at least 1; default 60).
+    pub check_every_minutes: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            check_every_minutes: 60,
+        }
+    }
 }
 
 /// Where the node keeps the keys its survivors' records are sealed with
@@ -284,6 +304,7 @@ impl NodeConfig {
             tls: None,
             portal: None,
             vault: VaultConfig::default(),
+            retention: RetentionConfig::default(),
         }
     }
 

@@ -41,6 +41,10 @@ pub struct DisclosedSurvivor {
     pub allowed: Vec<Category>,
     /// Whether this disclosure relied on break-glass.
     pub break_glass: bool,
+    /// The categories the requester may see that were erased (withheld as
+    /// `ERASED`); an erasure is told only to whom the category would have
+    /// been disclosed.
+    pub erased: Vec<crate::store::survivors::ErasedCategory>,
 }
 
 /// Decides and discloses a batch of records for one request, auditing each.
@@ -114,6 +118,14 @@ pub async fn disclose(
         let id = GlobalId::new(state.agency.clone(), record.id.clone())?;
 
         let allowed = |c: Category| decision.is_allowed(c);
+        let erased: Vec<_> = record
+            .erased
+            .iter()
+            .filter(|e| allowed(e.category))
+            .cloned()
+            .collect();
+        let mut withheld = decision.withheld();
+        withheld.extend(erased.iter().map(|e| (e.category, WithheldReason::Erased)));
         let out = DisclosedSurvivor {
             id: id.clone(),
             registered_at: record.created_at,
@@ -122,9 +134,10 @@ pub async fn disclose(
             case: record.case.filter(|_| allowed(Category::Case)),
             health: record.health.filter(|_| allowed(Category::Health)),
             legal: record.legal.filter(|_| allowed(Category::Legal)),
-            withheld: decision.withheld(),
+            withheld,
             allowed: decision.allowed(),
             break_glass: decision.break_glass_used(),
+            erased,
         };
 
         let mut event = caller.event(
@@ -141,7 +154,7 @@ pub async fn disclose(
         event.disclosed = decision
             .allowed()
             .into_iter()
-            .filter(|c| selected.contains(c))
+            .filter(|c| selected.contains(c) && !out.erased.iter().any(|e| e.category == *c))
             .collect();
         event.withheld = out
             .withheld

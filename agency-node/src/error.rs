@@ -154,6 +154,15 @@ impl From<anyhow::Error> for NodeError {
             Ok(vault) => return Self::from(vault),
             Err(err) => err,
         };
+        let err = match err.downcast::<crate::store::survivors::ErasedRecord>() {
+            Ok(erased) => {
+                return Self::Erased {
+                    at: erased.at,
+                    rule: erased.rule,
+                };
+            }
+            Err(err) => err,
+        };
         let storage_fault = err.chain().any(|cause| {
             cause
                 .downcast_ref::<sqlx::Error>()

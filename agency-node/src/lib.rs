@@ -22,6 +22,7 @@ pub mod peers;
 pub mod portal;
 pub mod receipt;
 pub mod records;
+pub mod retention;
 pub mod seed;
 pub mod state;
 pub mod store;

@@ -144,6 +144,7 @@ pub async fn seed_demo(
                 protection_orders: vec![],
                 notes: None,
             }),
+            erased: Vec::new(),
         };
         // The seed's records pass the same checks as a caseworker's input
         // (and get the age band their date of birth gives).

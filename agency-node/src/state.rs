@@ -28,6 +28,8 @@ pub struct NodeState {
     /// The survivors' data keys: every piece of a survivor's record is
     /// sealed and opened with them.
     pub vault: crate::vault::Vault,
+    /// The retention rules in force ([`crate::retention`]).
+    pub retention: crate::retention::RetentionRules,
 }
 
 /// An authenticated request: who, for what purpose, in which trace.

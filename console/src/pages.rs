@@ -563,6 +563,7 @@ impl Withheld {
     pub fn remedy_id(&self) -> &'static str {
         match self.reason.as_str() {
             "FORBIDDEN_BY_POLICY" => "remedy-policy",
+            "ERASED" => "remedy-erased",
             _ => "remedy-consent",
         }
     }
@@ -613,6 +614,7 @@ mod tests {
                 "GRANT_REVOKED",
                 "PURPOSE_NOT_GRANTED",
                 "FORBIDDEN_BY_POLICY",
+                "ERASED",
             ] {
                 let w = Withheld {
                     category: "HEALTH".into(),

@@ -78,6 +78,14 @@ pub enum AuditKind {
     /// (`reason` `DELIVERED`, `RETRY`, `DEAD_LETTER`, or `REQUEUED` when a
     /// supervisor sends a dead letter again; `subject` the notification).
     WebhookDelivery,
+    /// Parts of a survivor's record were erased by destroying their data
+    /// keys (`reason` the retention rule, or `REQUEST` for an erasure asked
+    /// for; the explanation lists the parts). Never any contents.
+    RecordErased,
+    /// A legal hold on a survivor's record was placed or lifted (`reason`
+    /// `PLACED` or `LIFTED`; `subject` the hold). The hold's reason is kept
+    /// with the record, sealed, not here.
+    LegalHold,
 }
 
 impl AuditKind {
@@ -107,6 +115,8 @@ impl AuditKind {
             Self::CaseTransfer => "CASE_TRANSFER",
             Self::NotificationDelivered => "NOTIFICATION_DELIVERED",
             Self::WebhookDelivery => "WEBHOOK_DELIVERY",
+            Self::RecordErased => "RECORD_ERASED",
+            Self::LegalHold => "LEGAL_HOLD",
         }
     }
 }

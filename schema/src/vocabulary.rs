@@ -140,6 +140,9 @@ vocabulary! {
         PurposeNotGranted => "PURPOSE_NOT_GRANTED",
         /// A rule no consent can override forbids it.
         ForbiddenByPolicy => "FORBIDDEN_BY_POLICY",
+        /// The category was erased: its retention period ran out, or the
+        /// survivor asked for it (the answer says when, and under which rule).
+        Erased => "ERASED",
     }
 }
 

@@ -7,6 +7,7 @@ pub mod case;
 pub mod documents;
 pub mod mutation;
 pub mod query;
+pub mod retention;
 pub mod transfer;
 pub mod types;
 
@@ -29,6 +30,7 @@ pub struct Mutation(
     care_plan::CarePlanMutation,
     transfer::TransferMutation,
     crate::webhooks::WebhookMutation,
+    retention::RetentionMutation,
 );
 
 /// Limits every operation is held to, checked on its text before

@@ -142,6 +142,7 @@ impl RecordMutation {
             case: input.case,
             health: input.health,
             legal: input.legal,
+            erased: Vec::new(),
         };
         let written =
             crate::changes::register_survivor_keyed(state, caller, &record, key.clone()).await;

@@ -546,7 +546,11 @@ async fn finish(
         .await?;
     // The record lives at the new owner now, sealed under its key: this
     // node's key goes, so the copies in this node's backups stay closed.
-    if let Err(err) = state.vault.destroy(gid.local(), now).await {
+    if let Err(err) = state
+        .vault
+        .destroy(gid.local(), &crate::vault::Part::ALL, now)
+        .await
+    {
         tracing::error!(error = %err, "the moved record's data key could not be destroyed");
     }
     let mut done = transfer.clone();

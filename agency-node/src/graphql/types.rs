@@ -107,6 +107,11 @@ impl Survivor {
 pub struct WithheldCategory {
     pub category: Category,
     pub reason: WithheldReason,
+    /// When the category was erased (reason `ERASED` only).
+    pub erased_at: Option<OffsetDateTime>,
+    /// The retention rule it was erased under, or `REQUEST` (reason
+    /// `ERASED` only).
+    pub erasure_rule: Option<String>,
 }
 
 impl From<DisclosedSurvivor> for Survivor {
@@ -123,7 +128,15 @@ impl From<DisclosedSurvivor> for Survivor {
             withheld: d
                 .withheld
                 .into_iter()
-                .map(|(category, reason)| WithheldCategory { category, reason })
+                .map(|(category, reason)| {
+                    let erased = d.erased.iter().find(|e| e.category == category);
+                    WithheldCategory {
+                        category,
+                        reason,
+                        erased_at: erased.map(|e| e.at),
+                        erasure_rule: erased.and_then(|e| e.rule.clone()),
+                    }
+                })
                 .collect(),
             break_glass: d.break_glass,
             allowed: d.allowed,
@@ -300,6 +313,8 @@ impl From<StoredAuditEntry> for AuditEntry {
                 .map(|w| WithheldCategory {
                     category: w.category,
                     reason: w.reason,
+                    erased_at: None,
+                    erasure_rule: None,
                 })
                 .collect(),
             purpose: ev.purpose,

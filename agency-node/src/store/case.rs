@@ -14,7 +14,7 @@ use sqlx::{AnyConnection, Row};
 use time::OffsetDateTime;
 
 use super::{from_ms, open_rows, placeholders, to_ms};
-use crate::vault::{Field, SurvivorKeys, Vault};
+use crate::vault::{Field, Part, SurvivorKeys, Vault, VaultError};
 
 /// One case note. Never updated: a correction is a new note whose
 /// `supersedes` names this one.
@@ -86,15 +86,20 @@ fn opt_time(row: &AnyRow, column: &str) -> anyhow::Result<Option<OffsetDateTime>
 const NOTE_COLUMNS: &str = "n.id, n.survivor_id, n.category, n.body, n.author_agency, \
      n.author_user, n.author_role, n.created_at, n.supersedes, s.id AS superseded_by";
 
+/// A note as read; a note whose category was erased reads as erased
+/// ([`crate::vault::VaultError::Destroyed`]).
 fn note_from_row(row: &AnyRow, keys: &SurvivorKeys) -> anyhow::Result<CaseNoteRecord> {
     let survivor_id: String = row.try_get("survivor_id")?;
-    let body = keys
-        .get(&survivor_id)?
-        .open(Field::CaseNoteBody, &row.try_get::<String, _>("body")?)?;
+    let category: Category = row.try_get::<String, _>("category")?.parse()?;
+    let body = keys.get(&survivor_id)?.open_in(
+        Part::of(category),
+        Field::CaseNoteBody,
+        &row.try_get::<String, _>("body")?,
+    )?;
     Ok(CaseNoteRecord {
         id: row.try_get("id")?,
         survivor_id,
-        category: row.try_get::<String, _>("category")?.parse()?,
+        category,
         body,
         author_agency: AgencyId::parse(&row.try_get::<String, _>("author_agency")?)?,
         author_user: row.try_get("author_user")?,
@@ -120,7 +125,7 @@ pub async fn insert_note(
     .bind(&note.id)
     .bind(&note.survivor_id)
     .bind(note.category.as_str())
-    .bind(key.seal(Field::CaseNoteBody, &note.body)?)
+    .bind(key.seal_in(Part::of(note.category), Field::CaseNoteBody, &note.body)?)
     .bind(note.author_agency.as_str())
     .bind(&note.author_user)
     .bind(note.author_role.as_str())
@@ -191,7 +196,21 @@ pub async fn notes_page(
         query = query.bind(at).bind(id);
     }
     let rows = query.bind(limit).fetch_all(conn).await?;
-    open_rows(vault, &rows, "survivor_id", note_from_row).await
+    // Notes of an erased category are gone: the page leaves them out.
+    let notes = open_rows(
+        vault,
+        &rows,
+        "survivor_id",
+        |row, keys| match note_from_row(row, keys) {
+            Ok(note) => Ok(Some(note)),
+            Err(err) if matches!(err.downcast_ref(), Some(VaultError::Destroyed { .. })) => {
+                Ok(None)
+            }
+            Err(err) => Err(err),
+        },
+    )
+    .await?;
+    Ok(notes.into_iter().flatten().collect())
 }
 
 // ---- Services -----------------------------------------------------------

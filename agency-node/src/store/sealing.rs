@@ -15,7 +15,7 @@ use exchange_schema::{AgencyId, AuditEvent, AuditKind, Decision, GlobalId};
 use sqlx::{AnyConnection, Row as _};
 
 use super::{Backend, Db, to_ms};
-use crate::vault::{Field, SurvivorKey, Vault, is_sealed};
+use crate::vault::{Field, Part, SurvivorKey, Vault, is_sealed};
 
 /// The upgrade's name in `data_upgrades` and its audit entries' reason.
 pub const UPGRADE: &str = "SEALED_AT_REST";
@@ -61,8 +61,14 @@ pub async fn seal_survivor(conn: &mut AnyConnection, key: &SurvivorKey) -> anyho
     for field in Field::ALL {
         let (table, column) = field.location();
         let rows = rows_of(field);
+        // A case note is sealed in the part of its own category.
+        let category = if field == Field::CaseNoteBody {
+            ", category"
+        } else {
+            ""
+        };
         let select = format!(
-            "SELECT {}, {column} FROM {table} WHERE {} AND {column} IS NOT NULL",
+            "SELECT {}, {column}{category} FROM {table} WHERE {} AND {column} IS NOT NULL",
             rows.key.join(", "),
             rows.scope
         );
@@ -83,7 +89,12 @@ pub async fn seal_survivor(conn: &mut AnyConnection, key: &SurvivorKey) -> anyho
             if is_sealed(&value) {
                 continue;
             }
-            let mut query = sqlx::query(&update).bind(key.seal(field, &value)?);
+            let part = if field == Field::CaseNoteBody {
+                Part::of(row.try_get::<String, _>("category")?.parse()?)
+            } else {
+                field.part()
+            };
+            let mut query = sqlx::query(&update).bind(key.seal_in(part, field, &value)?);
             for (i, k) in rows.key.iter().enumerate() {
                 query = match *k {
                     "version" | "position" => query.bind(row.try_get::<i64, _>(i)?),

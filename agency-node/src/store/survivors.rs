@@ -10,7 +10,8 @@ use time::OffsetDateTime;
 
 use super::{from_ms, placeholders, to_ms};
 use crate::records::{CaseDetails, Contact, HealthNotes, Identity, LegalStatus};
-use crate::vault::{Field, SurvivorKey, SurvivorKeys, Vault};
+use crate::vault::{Field, Part, SurvivorKey, SurvivorKeys, Vault, VaultError};
+use exchange_schema::Category;
 
 /// A survivor's stored record, all categories included. Never handed to a
 /// client as is: it goes through [`crate::disclosure`] first.
@@ -26,6 +27,27 @@ pub struct SurvivorRecord {
     pub case: Option<CaseDetails>,
     pub health: Option<HealthNotes>,
     pub legal: Option<LegalStatus>,
+    /// The categories erased (their data key destroyed by a retention rule
+    /// or on request): they read as `None`.
+    pub erased: Vec<ErasedCategory>,
+}
+
+/// A category of a record that was erased: when, and under which rule
+/// (unknown only while an erasure is half done).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ErasedCategory {
+    pub category: Category,
+    pub at: OffsetDateTime,
+    pub rule: Option<String>,
+}
+
+/// A whole record was erased: it reads as erased (`ERASED`), with when and
+/// under which rule, never as not found.
+#[derive(Debug, thiserror::Error)]
+#[error("the record was erased")]
+pub struct ErasedRecord {
+    pub at: OffsetDateTime,
+    pub rule: Option<String>,
 }
 
 const COLUMNS: &str =
@@ -50,7 +72,7 @@ fn decode<T: DeserializeOwned>(
 ) -> anyhow::Result<Option<T>> {
     let column = field.location().1;
     let raw: Option<String> = row.try_get(column)?;
-    let Some(json) = key.open_opt(field, raw.as_deref())? else {
+    let Some(json) = key.open_or_erased(field, raw.as_deref())? else {
         return Ok(None);
     };
     Ok(Some(
@@ -61,7 +83,27 @@ fn decode<T: DeserializeOwned>(
 fn from_row(keys: &SurvivorKeys, row: &AnyRow) -> anyhow::Result<SurvivorRecord> {
     let id: String = row.try_get("id")?;
     let key = keys.get(&id)?;
+    // The record as a whole erased: it reads as erased, never as found.
+    if let Some(at) = key.erased(Part::Record) {
+        return Err(VaultError::Destroyed {
+            survivor: id,
+            part: Part::Record,
+            at,
+        }
+        .into());
+    }
+    let erased = Part::ALL
+        .into_iter()
+        .filter_map(|part| {
+            Some(ErasedCategory {
+                category: part.category()?,
+                at: key.erased(part)?,
+                rule: None,
+            })
+        })
+        .collect();
     Ok(SurvivorRecord {
+        erased,
         created_at: from_ms(row.try_get("created_at")?),
         updated_at: from_ms(row.try_get("updated_at")?),
         created_by: row.try_get("created_by")?,
@@ -74,13 +116,47 @@ fn from_row(keys: &SurvivorKeys, row: &AnyRow) -> anyhow::Result<SurvivorRecord>
     })
 }
 
-async fn from_rows(vault: &Vault, rows: &[AnyRow]) -> anyhow::Result<Vec<SurvivorRecord>> {
+/// The records of `rows`; a wholly erased one is left out of a listing
+/// (`skip_erased`) or, read alone, is an [`ErasedRecord`] error.
+async fn from_rows(
+    conn: &mut AnyConnection,
+    vault: &Vault,
+    rows: &[AnyRow],
+    skip_erased: bool,
+) -> anyhow::Result<Vec<SurvivorRecord>> {
     let ids = rows
         .iter()
         .map(|row| row.try_get::<String, _>("id"))
         .collect::<Result<Vec<_>, _>>()?;
     let keys = vault.keys(&ids).await?;
-    rows.iter().map(|row| from_row(&keys, row)).collect()
+    let mut out = Vec::with_capacity(rows.len());
+    for (row, id) in rows.iter().zip(&ids) {
+        match from_row(&keys, row) {
+            Ok(mut record) => {
+                if !record.erased.is_empty() {
+                    let rules = crate::retention::erasures_of(conn, id).await?;
+                    for erased in &mut record.erased {
+                        erased.rule = rules
+                            .get(&Part::of(erased.category))
+                            .map(|(_, rule)| rule.clone());
+                    }
+                }
+                out.push(record);
+            }
+            Err(err) => match err.downcast_ref::<VaultError>() {
+                Some(VaultError::Destroyed { .. }) if skip_erased => {}
+                Some(VaultError::Destroyed { at, .. }) => {
+                    let rule = crate::retention::erasures_of(conn, id)
+                        .await?
+                        .get(&Part::Record)
+                        .map(|(_, rule)| rule.clone());
+                    return Err(ErasedRecord { at: *at, rule }.into());
+                }
+                _ => return Err(err),
+            },
+        }
+    }
+    Ok(out)
 }
 
 /// Stores a new survivor's record, sealed under a data key made for it.
@@ -138,12 +214,12 @@ pub async fn get(
 ) -> anyhow::Result<Option<SurvivorRecord>> {
     let row = sqlx::query(&format!("SELECT {COLUMNS} FROM survivors WHERE id = $1"))
         .bind(id)
-        .fetch_optional(conn)
+        .fetch_optional(&mut *conn)
         .await?;
     let Some(row) = row else {
         return Ok(None);
     };
-    Ok(from_rows(vault, &[row]).await?.pop())
+    Ok(from_rows(conn, vault, &[row], false).await?.pop())
 }
 
 pub async fn exists(conn: &mut AnyConnection, id: &str) -> anyhow::Result<bool> {
@@ -171,8 +247,8 @@ pub async fn get_many(
     for id in ids {
         query = query.bind(id);
     }
-    let rows = query.fetch_all(conn).await?;
-    let mut found = from_rows(vault, &rows).await?;
+    let rows = query.fetch_all(&mut *conn).await?;
+    let mut found = from_rows(conn, vault, &rows, true).await?;
     found.sort_by_key(|r| ids.iter().position(|id| id == &r.id));
     Ok(found)
 }
@@ -193,7 +269,7 @@ pub async fn page(
             .bind(at)
             .bind(id)
             .bind(limit)
-            .fetch_all(conn)
+            .fetch_all(&mut *conn)
             .await?
         }
         None => {
@@ -201,9 +277,9 @@ pub async fn page(
                 "SELECT {COLUMNS} FROM survivors ORDER BY created_at, id LIMIT $1"
             ))
             .bind(limit)
-            .fetch_all(conn)
+            .fetch_all(&mut *conn)
             .await?
         }
     };
-    from_rows(vault, &rows).await
+    from_rows(conn, vault, &rows, true).await
 }

@@ -243,6 +243,7 @@ const LEFT_BEHIND: &[&str] = &[
     "portal_credentials",
     "case_assignments",
     "break_glass_openings",
+    "legal_holds",
 ];
 
 /// One row, column by column: integers as JSON numbers, text as strings.

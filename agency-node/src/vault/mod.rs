@@ -26,6 +26,7 @@ use std::time::Duration;
 use aws_lc_rs::aead::{AES_256_GCM, Aad, NONCE_LEN, Nonce, RandomizedNonceKey};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
+use exchange_schema::Category;
 use exchange_service::db::{Db, Migrations, from_ms, to_ms};
 use sqlx::Row as _;
 use time::OffsetDateTime;
@@ -68,11 +69,12 @@ pub enum Field {
     GrantRevocationReason,
     BreakGlassJustification,
     ConsentReceipt,
+    LegalHoldReason,
 }
 
 impl Field {
     /// All of them, in the order the docs list them.
-    pub const ALL: [Field; 17] = [
+    pub const ALL: [Field; 18] = [
         Field::SurvivorIdentity,
         Field::SurvivorContact,
         Field::SurvivorCase,
@@ -90,6 +92,7 @@ impl Field {
         Field::GrantRevocationReason,
         Field::BreakGlassJustification,
         Field::ConsentReceipt,
+        Field::LegalHoldReason,
     ];
 
     /// `(table, column)` where it is stored.
@@ -112,6 +115,7 @@ impl Field {
             Field::GrantRevocationReason => ("consent_grants", "revocation_reason"),
             Field::BreakGlassJustification => ("break_glass_openings", "justification"),
             Field::ConsentReceipt => ("consent_receipts", "receipt"),
+            Field::LegalHoldReason => ("legal_holds", "reason"),
         }
     }
 
@@ -123,13 +127,106 @@ impl Field {
     }
 }
 
+/// A part of a survivor's record with a data key of its own: a category
+/// (so a retention period can erase one category by destroying its key),
+/// or the record as a whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Part {
+    Identity,
+    Contact,
+    Case,
+    Health,
+    Legal,
+    /// What belongs to the record as a whole (consent texts, referral
+    /// notes, receipts, break-glass justifications): erased only with it.
+    Record,
+}
+
+impl Part {
+    pub const ALL: [Part; 6] = [
+        Part::Identity,
+        Part::Contact,
+        Part::Case,
+        Part::Health,
+        Part::Legal,
+        Part::Record,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Part::Identity => "IDENTITY",
+            Part::Contact => "CONTACT",
+            Part::Case => "CASE",
+            Part::Health => "HEALTH",
+            Part::Legal => "LEGAL",
+            Part::Record => "RECORD",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Part> {
+        Part::ALL.into_iter().find(|p| p.as_str() == text)
+    }
+
+    /// The part holding a category's content.
+    pub fn of(category: Category) -> Part {
+        match category {
+            Category::Identity => Part::Identity,
+            Category::Contact => Part::Contact,
+            Category::Case => Part::Case,
+            Category::Health => Part::Health,
+            Category::Legal => Part::Legal,
+        }
+    }
+
+    /// The category a part holds (none for the record as a whole).
+    pub fn category(self) -> Option<Category> {
+        match self {
+            Part::Identity => Some(Category::Identity),
+            Part::Contact => Some(Category::Contact),
+            Part::Case => Some(Category::Case),
+            Part::Health => Some(Category::Health),
+            Part::Legal => Some(Category::Legal),
+            Part::Record => None,
+        }
+    }
+}
+
+impl Field {
+    /// The part whose key seals this field. A case note is sealed in the
+    /// part of its own category instead ([`SurvivorKey::seal_in`]).
+    pub fn part(self) -> Part {
+        match self {
+            Field::SurvivorIdentity => Part::Identity,
+            Field::SurvivorContact => Part::Contact,
+            Field::SurvivorHealth => Part::Health,
+            Field::SurvivorLegal => Part::Legal,
+            Field::SurvivorCase
+            | Field::CaseNoteBody
+            | Field::ServiceOutcome
+            | Field::CarePlanGoals
+            | Field::CarePlanWitness
+            | Field::CarePlanChangeRequest
+            | Field::CarePlanActionDescription => Part::Case,
+            Field::ReferralNotes
+            | Field::ReferralEventNote
+            | Field::GrantWitness
+            | Field::GrantRevocationReason
+            | Field::BreakGlassJustification
+            | Field::ConsentReceipt
+            | Field::LegalHoldReason => Part::Record,
+        }
+    }
+}
+
 /// Why a survivor's content could not be sealed or opened.
 #[derive(Debug, thiserror::Error)]
 pub enum VaultError {
-    /// The survivor's data key was destroyed (the record was erased).
-    #[error("the data key of survivor {survivor} was destroyed")]
+    /// The key of this part of the survivor's record was destroyed (the
+    /// part was erased).
+    #[error("the {} data key of survivor {survivor} was destroyed", part.as_str())]
     Destroyed {
         survivor: String,
+        part: Part,
         at: OffsetDateTime,
     },
     /// No data key was ever made for this survivor.
@@ -177,12 +274,12 @@ impl std::fmt::Debug for Vault {
     }
 }
 
-/// The context a data key is wrapped under: it names the survivor.
-fn wrap_context(survivor_id: &str) -> Vec<u8> {
-    let mut context = b"exchange/data-key/v1\0".to_vec();
-    context.extend_from_slice(survivor_id.as_bytes());
-    context
+/// The context a data key is wrapped under: it names the survivor and part.
+fn wrap_context(survivor_id: &str, part: Part) -> Vec<u8> {
+    format!("exchange/data-key/v1\0{survivor_id}\0{}", part.as_str()).into_bytes()
 }
+
+const KEY_COLUMNS: &str = "survivor_id, part, wrapped, destroyed_at";
 
 impl Vault {
     /// Opens the key store at `url` (applying its migrations) with `kek`.
@@ -206,43 +303,60 @@ impl Vault {
         &self.keys
     }
 
-    /// The survivor's data key, made (and stored, wrapped) if it has none.
-    /// A destroyed key is never made again: that survivor's ID stays erased.
+    /// The survivor's data keys, made (and stored, wrapped) for every part
+    /// that has none. A destroyed key is never made again: that part stays
+    /// erased.
     pub async fn create(&self, survivor_id: &str) -> Result<SurvivorKey, VaultError> {
         match self.key(survivor_id).await {
-            Err(VaultError::Missing(_)) => {}
-            other => return other,
+            Ok(key) if key.parts.len() == Part::ALL.len() => return Ok(key),
+            Ok(_) | Err(VaultError::Missing(_)) => {}
+            Err(err) => return Err(err),
         }
-        let mut fresh = [0u8; 32];
-        aws_lc_rs::rand::fill(&mut fresh)
-            .map_err(|_| KekError::Unavailable("no randomness for a data key".into()))?;
-        let wrapped = self.kek.wrap(&wrap_context(survivor_id), &fresh).await?;
-        // Two makers at once: the first insert wins and both use its key.
-        sqlx::query(
-            "INSERT INTO survivor_keys (survivor_id, kek_id, wrapped, created_at) \
-             VALUES ($1, $2, $3, $4) ON CONFLICT (survivor_id) DO NOTHING",
-        )
-        .bind(survivor_id)
-        .bind(self.kek.id())
-        .bind(STANDARD_NO_PAD.encode(&wrapped))
-        .bind(to_ms(OffsetDateTime::now_utc()))
-        .execute(self.keys.pool())
-        .await?;
+        let now = to_ms(OffsetDateTime::now_utc());
+        for part in Part::ALL {
+            let mut fresh = [0u8; 32];
+            aws_lc_rs::rand::fill(&mut fresh)
+                .map_err(|_| KekError::Unavailable("no randomness for a data key".into()))?;
+            let wrapped = self
+                .kek
+                .wrap(&wrap_context(survivor_id, part), &fresh)
+                .await?;
+            // Two makers at once: the first insert wins and both use its key.
+            sqlx::query(
+                "INSERT INTO survivor_keys (survivor_id, part, kek_id, wrapped, created_at) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (survivor_id, part) DO NOTHING",
+            )
+            .bind(survivor_id)
+            .bind(part.as_str())
+            .bind(self.kek.id())
+            .bind(STANDARD_NO_PAD.encode(&wrapped))
+            .bind(now)
+            .execute(self.keys.pool())
+            .await?;
+        }
         self.key(survivor_id).await
     }
 
-    /// The survivor's data key.
+    /// The survivor's data keys.
     pub async fn key(&self, survivor_id: &str) -> Result<SurvivorKey, VaultError> {
-        let row = sqlx::query(
-            "SELECT survivor_id, wrapped, destroyed_at FROM survivor_keys WHERE survivor_id = $1",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {KEY_COLUMNS} FROM survivor_keys WHERE survivor_id = $1"
+        ))
         .bind(survivor_id)
-        .fetch_optional(self.keys.pool())
+        .fetch_all(self.keys.pool())
         .await?;
-        let Some(row) = row else {
+        if rows.is_empty() {
             return Err(VaultError::Missing(survivor_id.to_owned()));
+        }
+        let mut key = SurvivorKey {
+            survivor_id: survivor_id.to_owned(),
+            parts: HashMap::new(),
         };
-        self.unwrap_row(&row).await?.into_result()
+        for row in &rows {
+            let (part, state) = self.unwrap_row(row).await?;
+            key.parts.insert(part, state);
+        }
+        Ok(key)
     }
 
     /// The data keys of several survivors (those with none are left out).
@@ -253,8 +367,7 @@ impl Vault {
         unique.dedup();
         for chunk in unique.chunks(500) {
             let sql = format!(
-                "SELECT survivor_id, wrapped, destroyed_at FROM survivor_keys \
-                 WHERE survivor_id IN ({})",
+                "SELECT {KEY_COLUMNS} FROM survivor_keys WHERE survivor_id IN ({})",
                 crate::store::placeholders(1, chunk.len())
             );
             let mut query = sqlx::query(&sql);
@@ -263,63 +376,79 @@ impl Vault {
             }
             for row in query.fetch_all(self.keys.pool()).await? {
                 let id: String = row.try_get("survivor_id")?;
-                let state = self.unwrap_row(&row).await?;
-                keys.by_survivor.insert(id, state);
+                let (part, state) = self.unwrap_row(&row).await?;
+                keys.by_survivor
+                    .entry(id.clone())
+                    .or_insert_with(|| SurvivorKey {
+                        survivor_id: id,
+                        parts: HashMap::new(),
+                    })
+                    .parts
+                    .insert(part, state);
             }
         }
         Ok(keys)
     }
 
-    async fn unwrap_row(&self, row: &sqlx::any::AnyRow) -> Result<KeyState, VaultError> {
+    async fn unwrap_row(&self, row: &sqlx::any::AnyRow) -> Result<(Part, PartKey), VaultError> {
         let id: String = row.try_get("survivor_id")?;
+        let part_text: String = row.try_get("part")?;
         let wrapped: Option<String> = row.try_get("wrapped")?;
         let destroyed_at: Option<i64> = row.try_get("destroyed_at")?;
+        let tampered = || KekError::WrongKeyOrTampered(self.kek.id().to_owned());
+        let part = Part::parse(&part_text).ok_or_else(tampered)?;
         let (Some(wrapped), None) = (wrapped, destroyed_at) else {
-            return Ok(KeyState::Destroyed {
-                survivor: id,
-                at: from_ms(destroyed_at.unwrap_or_default()),
-            });
+            return Ok((
+                part,
+                PartKey::Destroyed(from_ms(destroyed_at.unwrap_or_default())),
+            ));
         };
-        let wrapped = STANDARD_NO_PAD
-            .decode(wrapped)
-            .map_err(|_| KekError::WrongKeyOrTampered(self.kek.id().to_owned()))?;
-        let bytes = self.kek.unwrap(&wrap_context(&id), &wrapped).await?;
-        let key = RandomizedNonceKey::new(&AES_256_GCM, &bytes)
-            .map_err(|_| KekError::WrongKeyOrTampered(self.kek.id().to_owned()))?;
-        Ok(KeyState::Live(SurvivorKey {
-            survivor_id: id,
-            key: Arc::new(key),
-        }))
+        let wrapped = STANDARD_NO_PAD.decode(wrapped).map_err(|_| tampered())?;
+        let bytes = self.kek.unwrap(&wrap_context(&id, part), &wrapped).await?;
+        let key = RandomizedNonceKey::new(&AES_256_GCM, &bytes).map_err(|_| tampered())?;
+        Ok((part, PartKey::Live(Arc::new(key))))
     }
 
-    /// Destroys the survivor's data key: from now on nothing sealed under
-    /// it opens, in this database or any copy of it. Returns whether a
-    /// live key was destroyed (false: none, or already destroyed).
-    pub async fn destroy(&self, survivor_id: &str, at: OffsetDateTime) -> Result<bool, VaultError> {
-        let done = sqlx::query(
-            "UPDATE survivor_keys SET wrapped = NULL, destroyed_at = $2 \
-             WHERE survivor_id = $1 AND destroyed_at IS NULL",
-        )
-        .bind(survivor_id)
-        .bind(to_ms(at))
-        .execute(self.keys.pool())
-        .await?;
-        if done.rows_affected() == 0 {
-            // None at all: record the destruction, so the ID can never be
-            // given a key later.
-            let made = sqlx::query(
-                "INSERT INTO survivor_keys (survivor_id, kek_id, wrapped, created_at, destroyed_at) \
-                 VALUES ($1, $2, NULL, $3, $3) ON CONFLICT (survivor_id) DO NOTHING",
+    /// Destroys the keys of these parts of the survivor's record: from now
+    /// on nothing sealed under them opens, in this database or any copy of
+    /// it. Returns the parts whose live key this call destroyed (a part
+    /// already destroyed is left with its first time).
+    pub async fn destroy(
+        &self,
+        survivor_id: &str,
+        parts: &[Part],
+        at: OffsetDateTime,
+    ) -> Result<Vec<Part>, VaultError> {
+        let mut destroyed = Vec::new();
+        for part in parts {
+            let done = sqlx::query(
+                "UPDATE survivor_keys SET wrapped = NULL, destroyed_at = $3 \
+                 WHERE survivor_id = $1 AND part = $2 AND destroyed_at IS NULL",
             )
             .bind(survivor_id)
-            .bind(self.kek.id())
+            .bind(part.as_str())
             .bind(to_ms(at))
             .execute(self.keys.pool())
             .await?;
-            let _ = made;
-            return Ok(false);
+            if done.rows_affected() == 1 {
+                destroyed.push(*part);
+            } else {
+                // None at all: record the destruction, so the part can never
+                // be given a key later.
+                sqlx::query(
+                    "INSERT INTO survivor_keys \
+                     (survivor_id, part, kek_id, wrapped, created_at, destroyed_at) \
+                     VALUES ($1, $2, $3, NULL, $4, $4) ON CONFLICT (survivor_id, part) DO NOTHING",
+                )
+                .bind(survivor_id)
+                .bind(part.as_str())
+                .bind(self.kek.id())
+                .bind(to_ms(at))
+                .execute(self.keys.pool())
+                .await?;
+            }
         }
-        Ok(true)
+        Ok(destroyed)
     }
 
     /// Closes the key store.
@@ -328,29 +457,18 @@ impl Vault {
     }
 }
 
-/// A survivor's key as the store holds it.
-enum KeyState {
-    Live(SurvivorKey),
-    Destroyed {
-        survivor: String,
-        at: OffsetDateTime,
-    },
+/// One part's key as the store holds it.
+#[derive(Clone)]
+enum PartKey {
+    Live(Arc<RandomizedNonceKey>),
+    Destroyed(OffsetDateTime),
 }
 
-impl KeyState {
-    fn into_result(self) -> Result<SurvivorKey, VaultError> {
-        match self {
-            KeyState::Live(key) => Ok(key),
-            KeyState::Destroyed { survivor, at } => Err(VaultError::Destroyed { survivor, at }),
-        }
-    }
-}
-
-/// One survivor's data key, unwrapped, in memory only.
+/// One survivor's data keys, unwrapped, in memory only.
 #[derive(Clone)]
 pub struct SurvivorKey {
     survivor_id: String,
-    key: Arc<RandomizedNonceKey>,
+    parts: HashMap<Part, PartKey>,
 }
 
 impl std::fmt::Debug for SurvivorKey {
@@ -372,11 +490,37 @@ impl SurvivorKey {
         &self.survivor_id
     }
 
-    /// Seals a value of `field`.
+    /// When the key of `part` was destroyed, if it was.
+    pub fn erased(&self, part: Part) -> Option<OffsetDateTime> {
+        match self.parts.get(&part) {
+            Some(PartKey::Destroyed(at)) => Some(*at),
+            _ => None,
+        }
+    }
+
+    fn part_key(&self, part: Part) -> Result<&RandomizedNonceKey, VaultError> {
+        match self.parts.get(&part) {
+            Some(PartKey::Live(key)) => Ok(key),
+            Some(PartKey::Destroyed(at)) => Err(VaultError::Destroyed {
+                survivor: self.survivor_id.clone(),
+                part,
+                at: *at,
+            }),
+            None => Err(VaultError::Missing(self.survivor_id.clone())),
+        }
+    }
+
+    /// Seals a value of `field` under its part's key.
     pub fn seal(&self, field: Field, plain: &str) -> Result<String, VaultError> {
+        self.seal_in(field.part(), field, plain)
+    }
+
+    /// Seals a value of `field` under the key of `part` (a case note: the
+    /// part of its category).
+    pub fn seal_in(&self, part: Part, field: Field, plain: &str) -> Result<String, VaultError> {
+        let key = self.part_key(part)?;
         let mut in_out = plain.as_bytes().to_vec();
-        let nonce = self
-            .key
+        let nonce = key
             .seal_in_place_append_tag(Aad::from(aad(&self.survivor_id, field)), &mut in_out)
             .map_err(|_| KekError::Unavailable("sealing failed".into()))?;
         let mut stored = nonce.as_ref().to_vec();
@@ -395,6 +539,12 @@ impl SurvivorKey {
 
     /// Opens a stored value of `field`.
     pub fn open(&self, field: Field, stored: &str) -> Result<String, VaultError> {
+        self.open_in(field.part(), field, stored)
+    }
+
+    /// Opens a stored value of `field` sealed under the key of `part`.
+    pub fn open_in(&self, part: Part, field: Field, stored: &str) -> Result<String, VaultError> {
+        let key = self.part_key(part)?;
         let (table, column) = field.location();
         let unreadable = || VaultError::Unreadable {
             survivor: self.survivor_id.clone(),
@@ -409,8 +559,7 @@ impl SurvivorKey {
         let (nonce, sealed) = bytes.split_at(NONCE_LEN);
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| unreadable())?;
         let mut in_out = sealed.to_vec();
-        let plain = self
-            .key
+        let plain = key
             .open_in_place(nonce, Aad::from(aad(&self.survivor_id, field)), &mut in_out)
             .map_err(|_| unreadable())?;
         String::from_utf8(plain.to_vec()).map_err(|_| unreadable())
@@ -424,6 +573,18 @@ impl SurvivorKey {
     ) -> Result<Option<String>, VaultError> {
         stored.map(|s| self.open(field, s)).transpose()
     }
+
+    /// Opens an optional stored value, or `None` when its part was erased.
+    pub fn open_or_erased(
+        &self,
+        field: Field,
+        stored: Option<&str>,
+    ) -> Result<Option<String>, VaultError> {
+        match self.open_opt(field, stored) {
+            Err(VaultError::Destroyed { .. }) => Ok(None),
+            other => other,
+        }
+    }
 }
 
 /// Whether a stored value is sealed (the at-rest upgrade seals those that
@@ -435,36 +596,27 @@ pub fn is_sealed(stored: &str) -> bool {
 /// The data keys of several survivors.
 #[derive(Default)]
 pub struct SurvivorKeys {
-    by_survivor: HashMap<String, KeyState>,
+    by_survivor: HashMap<String, SurvivorKey>,
 }
 
 impl SurvivorKeys {
-    /// The key of one of them.
+    /// The keys of one of them.
     pub fn get(&self, survivor_id: &str) -> Result<&SurvivorKey, VaultError> {
-        match self.by_survivor.get(survivor_id) {
-            Some(KeyState::Live(key)) => Ok(key),
-            Some(KeyState::Destroyed { survivor, at }) => Err(VaultError::Destroyed {
-                survivor: survivor.clone(),
-                at: *at,
-            }),
-            None => Err(VaultError::Missing(survivor_id.to_owned())),
-        }
+        self.by_survivor
+            .get(survivor_id)
+            .ok_or_else(|| VaultError::Missing(survivor_id.to_owned()))
     }
 
-    /// Opens a stored value of a survivor's; `None` when that survivor's
-    /// key was destroyed (an erased survivor's content in a list of other
-    /// things reads as absent, the list does not fail).
+    /// Opens a stored value of a survivor's; `None` when its part was
+    /// erased (an erased survivor's content in a list of other things reads
+    /// as absent, the list does not fail).
     pub fn open_or_erased(
         &self,
         survivor_id: &str,
         field: Field,
         stored: Option<&str>,
     ) -> Result<Option<String>, VaultError> {
-        match self.get(survivor_id) {
-            Ok(key) => key.open_opt(field, stored),
-            Err(VaultError::Destroyed { .. }) => Ok(None),
-            Err(err) => Err(err),
-        }
+        self.get(survivor_id)?.open_or_erased(field, stored)
     }
 }
 
@@ -525,30 +677,46 @@ mod tests {
     #[tokio::test]
     async fn a_destroyed_key_is_gone_for_good() {
         let (_dir, vault) = vault().await;
-        vault.create("a").await.unwrap();
+        let key = vault.create("a").await.unwrap();
+        let contact = key.seal(Field::SurvivorContact, "phone").unwrap();
+        let identity = key.seal(Field::SurvivorIdentity, "name").unwrap();
         let at = OffsetDateTime::now_utc();
-        assert!(vault.destroy("a", at).await.unwrap());
-        assert!(!vault.destroy("a", at).await.unwrap());
-        assert!(matches!(
-            vault.key("a").await,
-            Err(VaultError::Destroyed { .. })
-        ));
-        assert!(matches!(
-            vault.create("a").await,
-            Err(VaultError::Destroyed { .. })
-        ));
-        // Never keyed, then erased: it can never be keyed.
-        vault.destroy("never", at).await.unwrap();
-        assert!(matches!(
-            vault.create("never").await,
-            Err(VaultError::Destroyed { .. })
-        ));
-        let keys = vault.keys(&["a".into(), "b".into()]).await.unwrap();
         assert_eq!(
-            keys.open_or_erased("a", Field::ReferralNotes, Some("x"))
+            vault.destroy("a", &[Part::Contact], at).await.unwrap(),
+            vec![Part::Contact]
+        );
+        assert!(
+            vault
+                .destroy("a", &[Part::Contact], at)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // Only that part is gone, for good: making keys again leaves it.
+        let key = vault.create("a").await.unwrap();
+        assert!(matches!(
+            key.open(Field::SurvivorContact, &contact),
+            Err(VaultError::Destroyed {
+                part: Part::Contact,
+                ..
+            })
+        ));
+        assert!(key.erased(Part::Contact).is_some());
+        assert_eq!(
+            key.open(Field::SurvivorIdentity, &identity).unwrap(),
+            "name"
+        );
+        assert_eq!(
+            key.open_or_erased(Field::SurvivorContact, Some(&contact))
                 .unwrap(),
             None
         );
+        // Never keyed, then erased: that part can never be keyed.
+        vault.destroy("never", &Part::ALL, at).await.unwrap();
+        let never = vault.create("never").await.unwrap();
+        assert!(never.seal(Field::ReferralNotes, "x").is_err());
+        let keys = vault.keys(&["a".into(), "b".into()]).await.unwrap();
+        assert!(keys.get("a").is_ok());
         assert!(matches!(keys.get("b"), Err(VaultError::Missing(_))));
     }
 

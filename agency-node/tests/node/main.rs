@@ -26,6 +26,7 @@ mod policy_startup;
 mod portal;
 mod referral_pages;
 mod referrals;
+mod retention;
 mod scratch_database;
 mod seed;
 mod shared_log;

@@ -1,0 +1,211 @@
+//! Legal holds and erasure asked for, as mutations for the owner's
+//! supervisors and data-protection officer ([`crate::retention`] does the
+//! work; the expiry job erases by the rules without anyone asking).
+
+use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
+use exchange_schema::{AuditKind, Role};
+use time::OffsetDateTime;
+
+use super::{caller, state};
+use crate::disclosure::change_event;
+use crate::error::NodeError;
+use crate::retention::{self, LegalHold as StoredHold};
+use crate::state::{Caller, NodeState};
+use crate::vault::Part;
+
+/// A part of a survivor's record with a key of its own: a category, or the
+/// record as a whole.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(rename_items = "SCREAMING_SNAKE_CASE")]
+pub enum RecordPart {
+    Identity,
+    Contact,
+    Case,
+    Health,
+    Legal,
+    /// Everything: every category, consent texts and notes included.
+    Record,
+}
+
+impl From<RecordPart> for Part {
+    fn from(part: RecordPart) -> Self {
+        match part {
+            RecordPart::Identity => Part::Identity,
+            RecordPart::Contact => Part::Contact,
+            RecordPart::Case => Part::Case,
+            RecordPart::Health => Part::Health,
+            RecordPart::Legal => Part::Legal,
+            RecordPart::Record => Part::Record,
+        }
+    }
+}
+
+impl From<Part> for RecordPart {
+    fn from(part: Part) -> Self {
+        match part {
+            Part::Identity => RecordPart::Identity,
+            Part::Contact => RecordPart::Contact,
+            Part::Case => RecordPart::Case,
+            Part::Health => RecordPart::Health,
+            Part::Legal => RecordPart::Legal,
+            Part::Record => RecordPart::Record,
+        }
+    }
+}
+
+/// A legal hold on a survivor's record: while in force, nothing of the
+/// record is erased.
+#[derive(SimpleObject)]
+pub struct LegalHold {
+    pub id: ID,
+    pub survivor_id: ID,
+    pub reason: String,
+    pub placed_at: OffsetDateTime,
+    pub placed_by: String,
+    pub lifted_at: Option<OffsetDateTime>,
+    pub lifted_by: Option<String>,
+}
+
+impl LegalHold {
+    fn new(state: &NodeState, hold: StoredHold) -> Self {
+        Self {
+            id: ID(hold.id),
+            survivor_id: ID(format!("{}:{}", state.agency, hold.survivor_id)),
+            reason: hold.reason,
+            placed_at: hold.placed_at,
+            placed_by: hold.placed_by,
+            lifted_at: hold.lifted_at,
+            lifted_by: hold.lifted_by,
+        }
+    }
+}
+
+/// What an erasure did.
+#[derive(SimpleObject)]
+pub struct Erasure {
+    pub survivor_id: ID,
+    /// The parts this request erased (parts erased before are not listed).
+    pub erased: Vec<RecordPart>,
+    pub erased_at: OffsetDateTime,
+    /// `REQUEST` for an erasure asked for.
+    pub rule: String,
+}
+
+/// Only the owner's supervisors and data-protection officer place holds
+/// and erase; anyone else is refused (and the refusal audited).
+async fn require_records_officer(
+    state: &NodeState,
+    caller: &Caller,
+    gid: &exchange_schema::GlobalId,
+) -> Result<(), NodeError> {
+    let officer = caller
+        .principal
+        .roles
+        .iter()
+        .any(|r| matches!(r, Role::Supervisor | Role::DataProtectionOfficer));
+    if state.is_own_staff(caller) && officer {
+        return Ok(());
+    }
+    let err = NodeError::Forbidden(format!(
+        "only supervisors and the data-protection officer of {} hold or erase its records",
+        state.agency
+    ));
+    Err(state.deny(caller, err, Some(gid), None).await)
+}
+
+fn by(caller: &Caller) -> String {
+    format!("{}/{}", caller.principal.agency, caller.principal.user)
+}
+
+#[derive(Default)]
+pub struct RetentionMutation;
+
+#[Object]
+impl RetentionMutation {
+    /// Places a legal hold on a survivor's record, with its reason
+    /// (required): no retention rule and no request erases the record until
+    /// the hold is lifted.
+    async fn place_legal_hold(
+        &self,
+        ctx: &Context<'_>,
+        survivor_id: ID,
+        reason: String,
+    ) -> Result<LegalHold> {
+        let (state, caller) = (state(ctx), caller(ctx)?);
+        let purpose = caller.purpose()?;
+        let gid = state.local_id(&survivor_id)?;
+        require_records_officer(state, caller, &gid).await?;
+        let mut event = change_event(caller, AuditKind::LegalHold, Some(gid.clone()), None);
+        event.purpose = Some(purpose);
+        match retention::place_hold(state, event, gid.local(), &reason, &by(caller)).await {
+            Ok(hold) => Ok(LegalHold::new(state, hold)),
+            Err(err @ (NodeError::BadInput(_) | NodeError::NotFound(_))) => {
+                Err(state.deny(caller, err, Some(&gid), None).await.into())
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Lifts the legal hold in force on a survivor's record.
+    async fn lift_legal_hold(&self, ctx: &Context<'_>, survivor_id: ID) -> Result<LegalHold> {
+        let (state, caller) = (state(ctx), caller(ctx)?);
+        let purpose = caller.purpose()?;
+        let gid = state.local_id(&survivor_id)?;
+        require_records_officer(state, caller, &gid).await?;
+        let mut event = change_event(caller, AuditKind::LegalHold, Some(gid.clone()), None);
+        event.purpose = Some(purpose);
+        match retention::lift_hold(state, event, gid.local(), &by(caller)).await {
+            Ok(hold) => Ok(LegalHold::new(state, hold)),
+            Err(err @ (NodeError::NotFound(_) | NodeError::Conflict(_))) => {
+                Err(state.deny(caller, err, Some(&gid), None).await.into())
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Erases parts of a survivor's record now (the survivor asked, or the
+    /// data-protection officer decided), by destroying their data keys:
+    /// every copy, backups included, becomes unreadable. Refused with
+    /// `CONFLICT` under a legal hold.
+    async fn erase_survivor_record(
+        &self,
+        ctx: &Context<'_>,
+        survivor_id: ID,
+        parts: Vec<RecordPart>,
+    ) -> Result<Erasure> {
+        let (state, caller) = (state(ctx), caller(ctx)?);
+        let purpose = caller.purpose()?;
+        let gid = state.local_id(&survivor_id)?;
+        require_records_officer(state, caller, &gid).await?;
+        let mut event = change_event(caller, AuditKind::RecordErased, Some(gid.clone()), None);
+        event.purpose = Some(purpose);
+        // RECORD is the record as a whole: every part.
+        let parts: Vec<Part> = if parts.contains(&RecordPart::Record) {
+            Part::ALL.to_vec()
+        } else {
+            parts.into_iter().map(Part::from).collect()
+        };
+        let at = exchange_schema::audit::now_millis();
+        match retention::erase(
+            state,
+            event,
+            gid.local(),
+            &parts,
+            retention::REQUEST_RULE,
+            at,
+        )
+        .await
+        {
+            Ok(erased) => Ok(Erasure {
+                survivor_id: ID(gid.to_string()),
+                erased: erased.into_iter().map(RecordPart::from).collect(),
+                erased_at: at,
+                rule: retention::REQUEST_RULE.into(),
+            }),
+            Err(
+                err @ (NodeError::BadInput(_) | NodeError::NotFound(_) | NodeError::Conflict(_)),
+            ) => Err(state.deny(caller, err, Some(&gid), None).await.into()),
+            Err(err) => Err(err.into()),
+        }
+    }
+}
