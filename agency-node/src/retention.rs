@@ -225,6 +225,74 @@ async fn anchors_page(
     Ok(out)
 }
 
+/// One part of a record's retention, as its survivor and caseworkers see it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PartRetention {
+    pub part: &'static str,
+    /// When it is due for erasure, by which rule and why (none when no
+    /// rule covers it).
+    pub due_at: Option<OffsetDateTime>,
+    pub rule: Option<String>,
+    pub why: Option<String>,
+    /// When it was erased, and under which rule.
+    pub erased_at: Option<OffsetDateTime>,
+    pub erasure_rule: Option<String>,
+    /// Whether a legal hold keeps it past its date.
+    pub held: bool,
+}
+
+/// The retention of each part of one survivor's record.
+pub async fn schedule(
+    state: &NodeState,
+    survivor_id: &str,
+) -> Result<Vec<PartRetention>, NodeError> {
+    let mut conn = crate::store::acquire(&state.db).await?;
+    // The page after the ID just before this one: this survivor's anchors.
+    let before = sqlx::query("SELECT MAX(id) AS id FROM survivors WHERE id < $1")
+        .bind(survivor_id)
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get::<Option<String>, _>("id")?
+        .unwrap_or_default();
+    let anchors = anchors_page(&mut conn, &before, 1)
+        .await?
+        .into_iter()
+        .find(|(id, _)| id == survivor_id)
+        .map(|(_, anchors)| anchors)
+        .ok_or(NodeError::NotFound("survivor"))?;
+    let erased = erasures_of(&mut conn, survivor_id).await?;
+    let held = hold_in_force(&mut conn, &state.vault, survivor_id)
+        .await?
+        .is_some();
+    let due = state.retention.due_dates(state.agency_kind, &anchors);
+    let why = |name: &str| {
+        state
+            .retention
+            .rules
+            .iter()
+            .find(|(rule, _)| rule.name == name)
+            .and_then(|(rule, _)| rule.why.clone())
+    };
+    Ok(Part::ALL
+        .into_iter()
+        .map(|part| {
+            let (due_at, rule) = due
+                .get(&part)
+                .map_or((None, None), |(at, rule)| (Some(*at), Some(rule.clone())));
+            let erasure = erased.get(&part);
+            PartRetention {
+                part: part.as_str(),
+                why: rule.as_deref().and_then(why),
+                due_at,
+                rule,
+                erased_at: erasure.map(|(at, _)| *at),
+                erasure_rule: erasure.map(|(_, rule)| rule.clone()),
+                held,
+            }
+        })
+        .collect())
+}
+
 /// A legal hold as stored (its reason opened).
 #[derive(Debug, Clone, PartialEq)]
 pub struct LegalHold {

@@ -180,3 +180,14 @@ milestone-follow-up-court-date = جلسة في المحكمة، مع { $agency }
 milestone-transfer-in = انتقل ملفك من { $from } إلى { $agency }
 error-conflict = تغيّر هذا أثناء قراءتك. عد إلى صفحتك الرئيسية وانظر مرة أخرى.
 error-bad-input = كان هناك خطأ في النموذج. عد وحاول مرة أخرى.
+
+retention-heading = مدة الاحتفاظ بسجلك
+retention-intro = يُمحى كل جزء من سجلك من جميع النسخ عند انتهاء مدته. قد تُلزمنا محكمة أو واجب قانوني بالاحتفاظ به مدة أطول؛ وسنخبرك بذلك.
+retention-part = الجزء
+retention-kept = مدة الاحتفاظ
+retention-part-record = كل ما عدا ذلك (الموافقات، الإحالات، الملاحظات)
+retention-until = حتى { $date }
+retention-erased = مُحي في { $date }
+retention-held = محفوظ حاليًا: يوجد تعليق قانوني ساري
+retention-no-end = لا يوجد تاريخ انتهاء
+download-everything = تنزيل كل ما نحتفظ به عنك (JSON)

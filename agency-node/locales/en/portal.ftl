@@ -180,3 +180,14 @@ milestone-follow-up-court-date = Court hearing, with { $agency }
 milestone-transfer-in = Your case moved from { $from } to { $agency }
 error-conflict = This changed while you were reading it. Go back to your overview and look again.
 error-bad-input = Something in the form was not right. Go back and try again.
+
+retention-heading = How long your record is kept
+retention-intro = Each part of your record is erased when its time ends, from every copy. A court or a legal duty can make us keep it longer; we tell you when.
+retention-part = Part
+retention-kept = Kept
+retention-part-record = Everything else (consents, referrals, notes)
+retention-until = until { $date }
+retention-erased = erased on { $date }
+retention-held = kept for now: a legal hold is in force
+retention-no-end = no end date set
+download-everything = Download everything we hold about you (JSON)

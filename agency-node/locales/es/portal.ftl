@@ -180,3 +180,14 @@ milestone-follow-up-court-date = Audiencia en el tribunal, con { $agency }
 milestone-transfer-in = Su caso pasó de { $from } a { $agency }
 error-conflict = Esto cambió mientras lo leía. Vuelva a su resumen y mire de nuevo.
 error-bad-input = Algo en el formulario no estaba bien. Vuelva atrás e inténtelo de nuevo.
+
+retention-heading = Cuánto tiempo se guarda su expediente
+retention-intro = Cada parte de su expediente se borra de todas las copias cuando termina su plazo. Un tribunal o una obligación legal pueden hacernos guardarla más tiempo; se lo diremos.
+retention-part = Parte
+retention-kept = Se guarda
+retention-part-record = Todo lo demás (consentimientos, derivaciones, notas)
+retention-until = hasta el { $date }
+retention-erased = borrada el { $date }
+retention-held = se guarda por ahora: hay una retención legal
+retention-no-end = sin fecha de fin
+download-everything = Descargar todo lo que guardamos sobre usted (JSON)

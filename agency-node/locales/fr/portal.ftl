@@ -180,3 +180,14 @@ milestone-follow-up-court-date = Audience au tribunal, avec { $agency }
 milestone-transfer-in = Votre dossier est passé de { $from } à { $agency }
 error-conflict = Cela a changé pendant votre lecture. Revenez à votre page d’accueil et regardez à nouveau.
 error-bad-input = Quelque chose dans le formulaire n’allait pas. Revenez en arrière et réessayez.
+
+retention-heading = Combien de temps votre dossier est conservé
+retention-intro = Chaque partie de votre dossier est effacée de toutes les copies à la fin de sa durée. Un tribunal ou une obligation légale peut nous obliger à la garder plus longtemps ; nous vous le dirons.
+retention-part = Partie
+retention-kept = Conservée
+retention-part-record = Tout le reste (consentements, orientations, notes)
+retention-until = jusqu'au { $date }
+retention-erased = effacée le { $date }
+retention-held = conservée pour l'instant : une suspension légale est en vigueur
+retention-no-end = pas de date de fin
+download-everything = Télécharger tout ce que nous détenons sur vous (JSON)

@@ -102,6 +102,7 @@ pub fn router(node: Arc<NodeState>, config: PortalConfig) -> Router {
         .route("/revoke", post(revoke_review))
         .route("/revoke/confirm", post(revoke_confirm))
         .route("/receipts/{id}", get(download_receipt))
+        .route("/my-record.json", get(download_everything))
         .route("/plan/agree", post(plan_agree_review))
         .route("/plan/agree/confirm", post(plan_agree_confirm))
         .route("/plan/change", post(plan_change))

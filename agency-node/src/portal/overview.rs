@@ -97,7 +97,7 @@ pub(super) async fn overview(
 
     let history: Vec<AccessRow> = entries
         .iter()
-        .filter(|e| e.event.kind == AuditKind::Disclosure)
+        .filter(|e| e.event.kind == AuditKind::Disclosure && e.event.reason != "SURVIVOR_EXPORT")
         .map(|e| {
             let agency = e.event.actor_agency.clone();
             AccessRow {
@@ -154,6 +154,23 @@ pub(super) async fn overview(
         .collect();
 
     let (plan, timeline) = case_view(portal, &chrome, &who.survivor_id, &referral_records).await?;
+    let retention = crate::retention::schedule(node, &who.survivor_id)
+        .await?
+        .into_iter()
+        .map(|r| RetentionRow {
+            part: match crate::vault::Part::parse(r.part).and_then(|p| p.category()) {
+                Some(category) => category_text(&chrome, category),
+                None => chrome.t("retention-part-record"),
+            },
+            kept: match (r.erased_at, r.due_at) {
+                (Some(at), _) => chrome.t1("retention-erased", "date", &date_text(at)),
+                (None, _) if r.held => chrome.t("retention-held"),
+                (None, Some(at)) => chrome.t1("retention-until", "date", &date_text(at)),
+                (None, None) => chrome.t("retention-no-end"),
+            },
+            why: r.erased_at.is_none().then_some(r.why).flatten(),
+        })
+        .collect();
     let agency_name = portal.agency_name(&node.agency);
     Ok(HomePage {
         heading: chrome.t1("home-heading", "agency", &agency_name),
@@ -166,7 +183,187 @@ pub(super) async fn overview(
         receipts,
         plan,
         timeline,
+        retention,
     })
+}
+
+/// Everything the node holds about the signed-in survivor, as one JSON
+/// file: the record's categories, consent grants and receipts, referrals
+/// with their histories, case notes, services, follow-ups and care plan,
+/// how long each part is kept, and every disclosure of the record. The
+/// download is audited (`DISCLOSURE`, reason `SURVIVOR_EXPORT`).
+pub(super) async fn download_everything(
+    State(portal): State<Arc<Portal>>,
+    headers: HeaderMap,
+) -> Response {
+    let visit = portal.visit(&headers, None);
+    let who = match portal.signed_in(&visit).await {
+        Ok(who) => who,
+        Err(response) => return response,
+    };
+    match everything(&portal.node, &who.survivor_id).await {
+        Ok(json) => (
+            [
+                (header::CONTENT_TYPE, "application/json".to_owned()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"my-record.json\"".to_owned(),
+                ),
+            ],
+            json,
+        )
+            .into_response(),
+        Err(err) => error_page(&portal, &visit, err.into()),
+    }
+}
+
+/// The export's JSON (see [`download_everything`]).
+pub async fn everything(node: &NodeState, survivor_id: &str) -> Result<String, NodeError> {
+    let gid = GlobalId::new(node.agency.clone(), survivor_id.to_owned())?;
+    // Audited first: nothing leaves without its entry.
+    let mut event = exchange_schema::AuditEvent::new(
+        AuditKind::Disclosure,
+        Decision::Permit,
+        "SURVIVOR_EXPORT",
+    );
+    event.survivor = Some(gid.clone());
+    event.actor_user = Some("survivor".into());
+    event.disclosed = Category::ALL.to_vec();
+    node.audit.append(event).await?;
+    let vault = &node.vault;
+    let mut conn = node.db.pool().acquire().await?;
+    let internal = NodeError::internal;
+    let record = store::survivors::get(&mut conn, vault, survivor_id)
+        .await
+        .map_err(internal)?
+        .ok_or(NodeError::NotFound("survivor"))?;
+    let categories = Category::ALL.to_vec();
+    let notes = store::case::notes_page(
+        &mut conn,
+        vault,
+        survivor_id,
+        &categories,
+        true,
+        None,
+        10_000,
+    )
+    .await
+    .map_err(internal)?;
+    let services = store::case::services_for(&mut conn, vault, survivor_id)
+        .await
+        .map_err(internal)?;
+    let follow_ups = store::case::follow_ups_for(&mut conn, survivor_id)
+        .await
+        .map_err(internal)?;
+    let plans = store::care_plan::versions(&mut conn, vault, survivor_id)
+        .await
+        .map_err(internal)?;
+    let grant_records = grants::for_survivor(&mut conn, vault, survivor_id)
+        .await
+        .map_err(internal)?;
+    let referral_records = store::referrals::for_survivor(&mut conn, vault, survivor_id)
+        .await
+        .map_err(internal)?;
+    let ids: Vec<&str> = referral_records.iter().map(|r| r.id.as_str()).collect();
+    let histories = store::referrals::histories(&mut conn, vault, &ids)
+        .await
+        .map_err(internal)?;
+    let receipts = store::portal::receipts_for(&mut conn, vault, survivor_id)
+        .await
+        .map_err(internal)?;
+    drop(conn);
+    let retention = crate::retention::schedule(node, survivor_id).await?;
+    let entries = exchange_audit::read::entries(
+        &node.db,
+        &exchange_audit::read::AuditFilter {
+            survivor: Some(gid.to_string()),
+            ..Default::default()
+        },
+        10_000,
+    )
+    .await
+    .map_err(internal)?;
+    let time = |t: OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    };
+    let json = serde_json::json!({
+        "exportedAt": time(now_millis()),
+        "holder": node.agency.as_str(),
+        "survivorId": gid.to_string(),
+        "registeredAt": time(record.created_at),
+        "record": {
+            "identity": record.identity,
+            "contact": record.contact,
+            "case": record.case,
+            "health": record.health,
+            "legal": record.legal,
+            "erased": record.erased.iter().map(|e| serde_json::json!({
+                "category": e.category.as_str(), "erasedAt": time(e.at), "rule": e.rule,
+            })).collect::<Vec<_>>(),
+        },
+        "retention": retention.iter().map(|r| serde_json::json!({
+            "part": r.part,
+            "keptUntil": r.due_at.map(time),
+            "rule": r.rule,
+            "why": r.why,
+            "erasedAt": r.erased_at.map(time),
+            "erasureRule": r.erasure_rule,
+            "legalHold": r.held,
+        })).collect::<Vec<_>>(),
+        "consentGrants": grant_records.iter().map(|g| serde_json::json!({
+            "id": g.id, "grantee": g.grantee.as_str(),
+            "categories": g.categories.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+            "purposes": g.purposes.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
+            "validFrom": time(g.valid_from), "validUntil": g.valid_until.map(time),
+            "method": g.method.as_str(), "witness": g.witness,
+            "revokedAt": g.revoked_at.map(time), "revocationReason": g.revocation_reason,
+        })).collect::<Vec<_>>(),
+        "consentReceipts": receipts.iter().map(|r| {
+            serde_json::from_str::<serde_json::Value>(&r.receipt).unwrap_or(serde_json::Value::Null)
+        }).collect::<Vec<_>>(),
+        "referrals": referral_records.iter().zip(&histories).map(|(r, history)| serde_json::json!({
+            "id": r.id, "from": r.from_agency.as_str(), "to": r.to_agency.as_str(),
+            "service": r.service.as_str(), "urgency": r.urgency.as_str(),
+            "status": r.status.as_str(), "notes": r.notes, "createdAt": time(r.created_at),
+            "history": history.iter().map(|e| serde_json::json!({
+                "status": e.status.as_str(), "at": time(e.at), "by": e.by_agency.as_str(), "note": e.note,
+            })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "caseNotes": notes.iter().map(|n| serde_json::json!({
+            "id": n.id, "category": n.category.as_str(), "body": n.body,
+            "author": n.author_agency.as_str(), "at": time(n.created_at),
+            "supersedes": n.supersedes,
+        })).collect::<Vec<_>>(),
+        "services": services.iter().map(|s| serde_json::json!({
+            "id": s.id, "kind": s.kind.as_str(), "provider": s.provider.as_str(),
+            "status": s.status.as_str(), "plannedFor": s.planned_for.map(time),
+            "deliveredAt": s.delivered_at.map(time), "outcome": s.outcome,
+        })).collect::<Vec<_>>(),
+        "followUps": follow_ups.iter().map(|f| serde_json::json!({
+            "id": f.id, "kind": f.kind.as_str(), "dueAt": time(f.due_at),
+            "agency": f.assigned_agency.as_str(), "status": f.status.as_str(),
+        })).collect::<Vec<_>>(),
+        "carePlan": plans.iter().map(|p| serde_json::json!({
+            "version": p.version, "goals": p.goals,
+            "actions": p.actions.iter().map(|a| serde_json::json!({
+                "description": a.description, "responsible": a.responsible.as_str(),
+                "status": a.status.as_str(), "dueAt": a.due_at.map(time),
+            })).collect::<Vec<_>>(),
+            "agreedAt": p.agreement.as_ref().map(|a| time(a.at)),
+        })).collect::<Vec<_>>(),
+        "disclosures": entries.iter()
+            .filter(|e| e.event.kind == AuditKind::Disclosure && e.event.reason != "SURVIVOR_EXPORT")
+            .map(|e| serde_json::json!({
+                "at": time(e.event.at),
+                "agency": e.event.actor_agency.as_ref().map(|a| a.as_str()),
+                "purpose": e.event.purpose.map(|p| p.as_str()),
+                "disclosed": e.event.disclosed.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+                "withheld": e.event.withheld.iter().map(|w| w.category.as_str()).collect::<Vec<_>>(),
+                "breakGlass": e.event.break_glass,
+            })).collect::<Vec<_>>(),
+    });
+    serde_json::to_string_pretty(&json).map_err(NodeError::internal)
 }
 
 pub(super) async fn download_receipt(

@@ -147,6 +147,15 @@ pub struct HomePage {
     pub receipts: Vec<ReceiptRow>,
     pub plan: Option<PlanView>,
     pub timeline: Vec<MilestoneRow>,
+    /// How long each part of the record is kept.
+    pub retention: Vec<RetentionRow>,
+}
+
+/// One part of the record and how long it is kept, in plain words.
+pub struct RetentionRow {
+    pub part: String,
+    pub kept: String,
+    pub why: Option<String>,
 }
 
 /// A choice in a list (select option or checkbox).

@@ -23,6 +23,7 @@ on_both_backends!(
     a_cross_site_form_post_is_refused_by_sec_fetch_site,
     only_failures_in_a_row_lock_the_code,
     the_lock_ends_after_lockout_minutes,
+    a_survivor_sees_retention_dates_and_downloads_everything_held,
 );
 
 /// How many failures lock a code in these tests.
@@ -916,4 +917,78 @@ async fn the_portal_speaks_the_browsers_language_and_the_picked_one() {
     let mut unknown = Browser::new(&node);
     unknown.language = Some("de");
     assert!(unknown.get("/").await.body.contains("<html lang=\"en\""));
+}
+
+/// The survivor sees how long each part of the record is kept (and when a
+/// part was erased), and downloads everything the node holds, with the
+/// disclosures of the record; the download is audited, and no one signed
+/// out gets it.
+async fn a_survivor_sees_retention_dates_and_downloads_everything_held(backend: Backend) {
+    let node = start(backend).await;
+    let survivor = node.register_full_survivor("Dara").await;
+    let code = issue_code(&node, &survivor).await;
+    let mut stranger = Browser::new(&node);
+    let refused = stranger.get("/my-record.json").await;
+    assert_ne!(refused.status, StatusCode::OK);
+    assert!(!refused.body.contains("Dara"));
+
+    let mut browser = Browser::new(&node);
+    browser.first_sign_in(&code, "246810").await;
+    // A read by the owner, which the export lists as a disclosure.
+    node.read_survivor(&node.caseworker(OWNER), "CASE_MANAGEMENT", &survivor)
+        .await
+        .data();
+    // The contact details erased on request: the page says when.
+    node.gql(
+        Some(&node.token(OWNER, &[Role::DataProtectionOfficer])),
+        Some("CASE_MANAGEMENT"),
+        "mutation($id: ID!) { eraseSurvivorRecord(survivorId: $id, parts: [CONTACT]) { erased } }",
+        serde_json::json!({ "id": survivor }),
+    )
+    .await
+    .data();
+
+    let home = browser.get("/home").await;
+    assert_eq!(home.status, StatusCode::OK);
+    assert!(home.body.contains("id=\"retention\""), "{}", home.body);
+    let today = time::OffsetDateTime::now_utc().date().to_string();
+    assert!(
+        home.body.contains(&format!("erased on {today}")),
+        "{}",
+        home.body
+    );
+    let health_until =
+        (time::OffsetDateTime::now_utc().date() + time::Duration::days(730)).to_string();
+    assert!(
+        home.body.contains(&format!("until {health_until}")),
+        "{}",
+        home.body
+    );
+
+    let download = browser.get("/my-record.json").await;
+    assert_eq!(download.status, StatusCode::OK);
+    let json: serde_json::Value = serde_json::from_str(&download.body).unwrap();
+    assert_eq!(json["record"]["identity"]["given_name"], "Dara");
+    assert!(json["record"]["contact"].is_null());
+    assert_eq!(json["record"]["erased"][0]["category"], "CONTACT");
+    assert_eq!(json["record"]["erased"][0]["rule"], "REQUEST");
+    let retention = json["retention"].as_array().unwrap();
+    assert_eq!(retention.len(), 6);
+    assert!(
+        retention
+            .iter()
+            .any(|r| r["part"] == "HEALTH" && r["rule"] == "health-2y-after-last-activity")
+    );
+    let disclosures = json["disclosures"].as_array().unwrap();
+    assert!(
+        disclosures.iter().any(|d| d["agency"] == OWNER),
+        "{disclosures:?}"
+    );
+    let exported = node
+        .audit_events()
+        .await
+        .into_iter()
+        .filter(|e| e.reason == "SURVIVOR_EXPORT")
+        .count();
+    assert_eq!(exported, 1, "the download is audited");
 }
