@@ -88,10 +88,11 @@ impl Application {
             &config.data_dir,
         ))
         .context("loading the key-encryption key")?;
-        let vault = crate::vault::Vault::open(
+        let vault = crate::vault::Vault::open_with_cache(
             Arc::new(kek),
             &config.key_store_url(),
             config.audit.write_timeout(),
+            std::time::Duration::from_secs(config.vault.key_cache_seconds),
         )
         .await
         .context("opening the key store")?;

@@ -91,7 +91,7 @@ impl Default for RetentionConfig {
 
 /// Where the node keeps the keys its survivors' records are sealed with
 /// (docs/encryption-at-rest.md).
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VaultConfig {
     /// The key-encryption key's file (32 bytes, mode 0600, generated on
@@ -106,6 +106,25 @@ pub struct VaultConfig {
     /// shares.
     #[serde(default)]
     pub key_store_url: Option<DatabaseUrl>,
+    /// How long an unwrapped data key stays in memory, in seconds (default
+    /// 30; 0: no cache). An erasure takes effect at once on the replica
+    /// that did it, and on the others within this age.
+    #[serde(default = "default_key_cache_seconds")]
+    pub key_cache_seconds: u64,
+}
+
+fn default_key_cache_seconds() -> u64 {
+    crate::vault::KEY_CACHE_SECONDS
+}
+
+impl Default for VaultConfig {
+    fn default() -> Self {
+        Self {
+            kek_file: None,
+            key_store_url: None,
+            key_cache_seconds: default_key_cache_seconds(),
+        }
+    }
 }
 
 /// The survivor consent portal ([`crate::portal`]). It listens apart from

@@ -496,6 +496,7 @@ pub async fn erase(
         .collect();
     if !new.is_empty() {
         let (local, rule_name, written) = (survivor_id.to_owned(), rule.to_owned(), new.clone());
+        let owner = state.agency.clone();
         let mut event = event;
         event.reason = rule.to_owned();
         event.explanation = Some(format!(
@@ -510,6 +511,9 @@ pub async fn erase(
             .record::<_, NodeError, _>(move |conn| {
                 Box::pin(async move {
                     crate::changes::require_survivor(conn, &local).await?;
+                    if written.contains(&Part::Record) {
+                        notify_partners(conn, &owner, &local, at).await?;
+                    }
                     for part in &written {
                         sqlx::query(
                             "INSERT INTO erasures (survivor_id, part, erased_at, rule) \
@@ -530,6 +534,71 @@ pub async fn erase(
     // The keys go last: should this fail, the next run finishes the job.
     state.vault.destroy(survivor_id, &parts, at).await?;
     Ok(new)
+}
+
+/// Inside a whole record's erasure: its pending referrals are withdrawn
+/// (with a history step, no note), and every other agency holding a
+/// referral of it is told (`RECORD_ERASED`, the survivor's global ID only),
+/// through the gateway's subscriptions and the agencies' signed webhooks,
+/// each delivery audited where it happens.
+async fn notify_partners(
+    conn: &mut AnyConnection,
+    owner: &exchange_schema::AgencyId,
+    survivor_id: &str,
+    at: OffsetDateTime,
+) -> Result<(), NodeError> {
+    let rows = sqlx::query(
+        "SELECT id, from_agency, to_agency, status FROM referrals WHERE survivor_id = $1",
+    )
+    .bind(survivor_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut partners = std::collections::BTreeSet::new();
+    for row in &rows {
+        for column in ["from_agency", "to_agency"] {
+            let agency: String = row.try_get(column)?;
+            if agency != owner.as_str() {
+                partners.insert(agency);
+            }
+        }
+        let status: String = row.try_get("status")?;
+        if status == exchange_schema::ReferralStatus::Pending.as_str() {
+            let id: String = row.try_get("id")?;
+            let withdrawn = exchange_schema::ReferralStatus::Withdrawn.as_str();
+            sqlx::query("UPDATE referrals SET status = $2, updated_at = $3 WHERE id = $1")
+                .bind(&id)
+                .bind(withdrawn)
+                .bind(to_ms(at))
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query(
+                "INSERT INTO referral_events (referral_id, position, status, at, by_agency, \
+                 by_user, note) SELECT $1, COALESCE(MAX(position), 0) + 1, $2, $3, $4, $5, NULL \
+                 FROM referral_events WHERE referral_id = $1",
+            )
+            .bind(&id)
+            .bind(withdrawn)
+            .bind(to_ms(at))
+            .bind(owner.as_str())
+            .bind("retention")
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    let gid = GlobalId::new(owner.clone(), survivor_id.to_owned())?;
+    for partner in partners {
+        let partner = exchange_schema::AgencyId::parse(&partner)?;
+        crate::store::notifications::queue(
+            conn,
+            &partner,
+            exchange_schema::NotificationKind::RecordErased,
+            &gid.to_string(),
+            Some(&gid),
+        )
+        .await
+        .map_err(NodeError::internal)?;
+    }
+    Ok(())
 }
 
 /// What one run of the expiry job did.

@@ -100,6 +100,10 @@ vocabulary! {
         /// One of the agency's records was read under break-glass (the
         /// subject is the survivor).
         BreakGlassRead => "BREAK_GLASS_READ",
+        /// A survivor's record the agency holds a referral of was erased at
+        /// its owner (the subject is the survivor): pending referrals of it
+        /// are withdrawn, and anything the agency kept of it should go too.
+        RecordErased => "RECORD_ERASED",
     }
 }
 

@@ -260,11 +260,25 @@ impl VaultError {
 }
 
 /// The node's key store and its KEK.
+///
+/// Unwrapped keys are cached in memory for the cache's age
+/// (`[vault] key_cache_seconds`, [`KEY_CACHE_SECONDS`] by default; 0 turns
+/// it off; at most [`KEY_CACHE_SURVIVORS`] survivors), which saves a
+/// key-store query and the unwrapping on most reads. [`Vault::destroy`]
+/// empties the entry at once in this process; another replica of the node
+/// may still open that part for at most the cache's age.
 #[derive(Clone)]
 pub struct Vault {
     kek: Arc<dyn KeyEncryptionKey>,
     keys: Db,
+    cache: Arc<quick_cache::sync::Cache<String, (std::time::Instant, SurvivorKey)>>,
+    cache_age: Duration,
 }
+
+/// How long an unwrapped key stays cached by default, in seconds.
+pub const KEY_CACHE_SECONDS: u64 = 30;
+/// How many survivors' keys the cache holds at most.
+pub const KEY_CACHE_SURVIVORS: usize = 10_000;
 
 impl std::fmt::Debug for Vault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -282,15 +296,43 @@ fn wrap_context(survivor_id: &str, part: Part) -> Vec<u8> {
 const KEY_COLUMNS: &str = "survivor_id, part, wrapped, destroyed_at";
 
 impl Vault {
-    /// Opens the key store at `url` (applying its migrations) with `kek`.
+    /// Opens the key store at `url` (applying its migrations) with `kek`,
+    /// caching unwrapped keys for [`KEY_CACHE_SECONDS`].
     pub async fn open(
         kek: Arc<dyn KeyEncryptionKey>,
         url: &str,
         acquire_timeout: Duration,
     ) -> anyhow::Result<Self> {
+        Self::open_with_cache(
+            kek,
+            url,
+            acquire_timeout,
+            Duration::from_secs(KEY_CACHE_SECONDS),
+        )
+        .await
+    }
+
+    /// As [`Vault::open`], caching unwrapped keys for `cache_age` (zero: no
+    /// cache, every read asks the key store).
+    pub async fn open_with_cache(
+        kek: Arc<dyn KeyEncryptionKey>,
+        url: &str,
+        acquire_timeout: Duration,
+        cache_age: Duration,
+    ) -> anyhow::Result<Self> {
         let keys = Db::connect_with(url, acquire_timeout).await?;
         keys.migrate(&KEY_MIGRATIONS).await?;
-        Ok(Self { kek, keys })
+        Ok(Self {
+            kek,
+            keys,
+            cache: Arc::new(quick_cache::sync::Cache::new(KEY_CACHE_SURVIVORS)),
+            cache_age,
+        })
+    }
+
+    fn cached(&self, survivor_id: &str) -> Option<SurvivorKey> {
+        let (at, key) = self.cache.get(survivor_id)?;
+        (at.elapsed() < self.cache_age).then_some(key)
     }
 
     /// The KEK's name.
@@ -312,6 +354,7 @@ impl Vault {
             Ok(_) | Err(VaultError::Missing(_)) => {}
             Err(err) => return Err(err),
         }
+        self.cache.remove(survivor_id);
         let now = to_ms(OffsetDateTime::now_utc());
         for part in Part::ALL {
             let mut fresh = [0u8; 32];
@@ -334,11 +377,15 @@ impl Vault {
             .execute(self.keys.pool())
             .await?;
         }
+        self.cache.remove(survivor_id);
         self.key(survivor_id).await
     }
 
     /// The survivor's data keys.
     pub async fn key(&self, survivor_id: &str) -> Result<SurvivorKey, VaultError> {
+        if let Some(key) = self.cached(survivor_id) {
+            return Ok(key);
+        }
         let rows = sqlx::query(&format!(
             "SELECT {KEY_COLUMNS} FROM survivor_keys WHERE survivor_id = $1"
         ))
@@ -356,6 +403,10 @@ impl Vault {
             let (part, state) = self.unwrap_row(row).await?;
             key.parts.insert(part, state);
         }
+        self.cache.insert(
+            survivor_id.to_owned(),
+            (std::time::Instant::now(), key.clone()),
+        );
         Ok(key)
     }
 
@@ -365,6 +416,14 @@ impl Vault {
         let mut unique: Vec<&String> = survivor_ids.iter().collect();
         unique.sort();
         unique.dedup();
+        unique.retain(|id| match self.cached(id) {
+            Some(key) => {
+                keys.by_survivor.insert((*id).clone(), key);
+                false
+            }
+            None => true,
+        });
+        let fetched: Vec<String> = unique.iter().map(|id| (*id).clone()).collect();
         for chunk in unique.chunks(500) {
             let sql = format!(
                 "SELECT {KEY_COLUMNS} FROM survivor_keys WHERE survivor_id IN ({})",
@@ -385,6 +444,12 @@ impl Vault {
                     })
                     .parts
                     .insert(part, state);
+            }
+        }
+        let now = std::time::Instant::now();
+        for id in fetched {
+            if let Some(key) = keys.by_survivor.get(&id) {
+                self.cache.insert(id, (now, key.clone()));
             }
         }
         Ok(keys)
@@ -419,6 +484,7 @@ impl Vault {
         parts: &[Part],
         at: OffsetDateTime,
     ) -> Result<Vec<Part>, VaultError> {
+        self.cache.remove(survivor_id);
         let mut destroyed = Vec::new();
         for part in parts {
             let done = sqlx::query(
@@ -448,6 +514,7 @@ impl Vault {
                 .await?;
             }
         }
+        self.cache.remove(survivor_id);
         Ok(destroyed)
     }
 

@@ -16,7 +16,8 @@ use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
 
 use crate::common::{
-    Backend, OWNER, SHELTER, SURVIVOR_QUERY, TestNode, fresh_postgres_database, on_both_backends,
+    Backend, LEGAL, OWNER, SHELTER, SURVIVOR_QUERY, TestNode, fresh_postgres_database,
+    on_both_backends,
 };
 
 on_both_backends!(
@@ -174,6 +175,20 @@ async fn periods_end_holds_stop_them_and_erasure_reaches_a_restored_backup(backe
         "+00 000 0000"
     );
 
+    // A pending referral of the record that is about to be erased.
+    node.grant(&shredded, LEGAL, &["IDENTITY"], &["REFERRAL"], json!({}))
+        .await;
+    let referral = node
+        .gql(
+            Some(&node.caseworker(OWNER)),
+            Some("REFERRAL"),
+            "mutation($input: CreateReferralInput!) { createReferral(input: $input) { id } }",
+            json!({ "input": { "survivorId": shredded, "toAgency": LEGAL,
+                               "service": "LEGAL_AID", "urgency": "ROUTINE" } }),
+        )
+        .await
+        .id("createReferral");
+
     // Erasing the whole of one record now, on request; a backup of the
     // records taken just before it.
     let dir = tempfile::tempdir().unwrap();
@@ -187,6 +202,30 @@ async fn periods_end_holds_stop_them_and_erasure_reaches_a_restored_backup(backe
         )
         .await;
     assert_eq!(erasure.data()["eraseSurvivorRecord"]["rule"], "REQUEST");
+    // The pending referral is withdrawn, and legal aid is told the record
+    // is gone (its global ID only).
+    let referral_now = node
+        .gql(
+            Some(&node.caseworker(LEGAL)),
+            Some("REFERRAL"),
+            "query($id: ID!) { referral(id: $id) { status } }",
+            json!({ "id": referral }),
+        )
+        .await;
+    assert_eq!(referral_now.data()["referral"]["status"], "WITHDRAWN");
+    let told = node
+        .gql(
+            Some(&node.caseworker(LEGAL)),
+            Some("CASE_MANAGEMENT"),
+            "{ notifications(first: 50) { edges { node { kind subjectId } } } }",
+            json!({}),
+        )
+        .await;
+    let told = told.data()["notifications"]["edges"].to_string();
+    assert!(
+        told.contains("RECORD_ERASED") && told.contains(&shredded),
+        "{told}"
+    );
     let gone = read(&node, &shredded).await;
     assert_eq!(gone.code(), "ERASED", "never NOT_FOUND: {:?}", gone.body);
     assert_eq!(gone.errors()[0]["extensions"]["erasureRule"], "REQUEST");

@@ -291,6 +291,7 @@ live-referral-answered = تلقّت إحالة أرسلتها ردًا. افتح
 live-referral-withdrawn = سُحبت إحالة موجّهة إلى جهتك. افتحها.
 live-follow-up-due = تستحق متابعة خلال يوم. اطّلع على المتابعات.
 live-break-glass = استخدم أحدهم الوصول الطارئ على أحد ملفاتكم. راجعه.
+live-record-erased = مُحي لدى مالكه سجل شخص لديك إحالة له؛ احذف كل ما احتفظت به منه.
 live-care-plan-agreed = وافق شخص على خطة رعايته. افتح الملف.
 save = حفظ
 follow-up-close = إغلاق

@@ -291,6 +291,7 @@ live-referral-answered = A referral you sent was answered. Open it.
 live-referral-withdrawn = A referral to your agency was withdrawn. Open it.
 live-follow-up-due = A follow-up is due within a day. See follow-ups.
 live-break-glass = Someone used emergency access on one of your records. Review it.
+live-record-erased = A survivor's record you hold a referral of was erased at its owner; drop anything you kept of it.
 live-care-plan-agreed = A survivor agreed to their care plan. Open the record.
 save = Save
 follow-up-close = Close

@@ -291,6 +291,7 @@ live-referral-answered = Una derivación que envió recibió respuesta. Ábrala.
 live-referral-withdrawn = Se retiró una derivación dirigida a su organización. Ábrala.
 live-follow-up-due = Un seguimiento vence en menos de un día. Vea los seguimientos.
 live-break-glass = Alguien usó el acceso de emergencia en uno de sus expedientes. Revíselo.
+live-record-erased = Se borró en su titular el expediente de una persona de la que tiene una derivación; elimine lo que haya guardado de él.
 live-care-plan-agreed = Una persona aceptó su plan de atención. Abra el expediente.
 save = Guardar
 follow-up-close = Cerrar

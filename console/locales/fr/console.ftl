@@ -291,6 +291,7 @@ live-referral-answered = Une orientation que vous avez envoyée a reçu une rép
 live-referral-withdrawn = Une orientation vers votre organisation a été retirée. Ouvrez-la.
 live-follow-up-due = Un suivi arrive à échéance dans la journée. Voir les suivis.
 live-break-glass = Quelqu'un a utilisé l'accès d'urgence sur l'un de vos dossiers. Examinez-le.
+live-record-erased = Le dossier d'une personne dont vous avez une orientation a été effacé chez son titulaire ; supprimez ce que vous en avez gardé.
 live-care-plan-agreed = Une personne a accepté son plan d'accompagnement. Ouvrez le dossier.
 save = Enregistrer
 follow-up-close = Clore

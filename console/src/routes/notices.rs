@@ -69,6 +69,7 @@ fn notice(n: &Notification, lang: Lang) -> Option<(String, String)> {
         ),
         "FOLLOW_UP_DUE" => ("live-follow-up-due", "/follow-ups".to_owned()),
         "BREAK_GLASS_OPENED" | "BREAK_GLASS_READ" => ("live-break-glass", "/review".to_owned()),
+        "RECORD_ERASED" => ("live-record-erased", "/".to_owned()),
         "CARE_PLAN_AGREED" => (
             "live-care-plan-agreed",
             format!("/survivors/{}", n.survivor_id.as_deref()?),
