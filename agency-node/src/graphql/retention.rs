@@ -3,7 +3,7 @@
 //! work; the expiry job erases by the rules without anyone asking).
 
 use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
-use exchange_schema::{AuditKind, Role};
+use exchange_schema::{AuditEvent, AuditKind, GlobalId, Role};
 use time::OffsetDateTime;
 
 use super::{caller, state};
@@ -117,6 +117,39 @@ fn by(caller: &Caller) -> String {
     format!("{}/{}", caller.principal.agency, caller.principal.user)
 }
 
+/// What every one of these mutations does first: the caller, the record
+/// (of this node), the officer check, and the audit entry to fill.
+async fn officer_change<'a>(
+    ctx: &'a Context<'_>,
+    survivor_id: &ID,
+    kind: AuditKind,
+) -> Result<(&'a NodeState, &'a Caller, GlobalId, AuditEvent)> {
+    let (state, caller) = (state(ctx), caller(ctx)?);
+    let purpose = caller.purpose()?;
+    let gid = state.local_id(survivor_id)?;
+    require_records_officer(state, caller, &gid).await?;
+    let mut event = change_event(caller, kind, Some(gid.clone()), None);
+    event.purpose = Some(purpose);
+    Ok((state, caller, gid, event))
+}
+
+/// The answer to the client: a refusal for bad input, a missing record or
+/// hold, or a conflict is audited as a denial; anything else goes as is.
+async fn answer<T>(
+    state: &NodeState,
+    caller: &Caller,
+    gid: &GlobalId,
+    result: Result<T, NodeError>,
+) -> Result<T> {
+    match result {
+        Ok(value) => Ok(value),
+        Err(err @ (NodeError::BadInput(_) | NodeError::NotFound(_) | NodeError::Conflict(_))) => {
+            Err(state.deny(caller, err, Some(gid), None).await.into())
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
 #[derive(Default)]
 pub struct RetentionMutation;
 
@@ -131,36 +164,20 @@ impl RetentionMutation {
         survivor_id: ID,
         reason: String,
     ) -> Result<LegalHold> {
-        let (state, caller) = (state(ctx), caller(ctx)?);
-        let purpose = caller.purpose()?;
-        let gid = state.local_id(&survivor_id)?;
-        require_records_officer(state, caller, &gid).await?;
-        let mut event = change_event(caller, AuditKind::LegalHold, Some(gid.clone()), None);
-        event.purpose = Some(purpose);
-        match retention::place_hold(state, event, gid.local(), &reason, &by(caller)).await {
-            Ok(hold) => Ok(LegalHold::new(state, hold)),
-            Err(err @ (NodeError::BadInput(_) | NodeError::NotFound(_))) => {
-                Err(state.deny(caller, err, Some(&gid), None).await.into())
-            }
-            Err(err) => Err(err.into()),
-        }
+        let (state, caller, gid, event) =
+            officer_change(ctx, &survivor_id, AuditKind::LegalHold).await?;
+        let done = retention::place_hold(state, event, gid.local(), &reason, &by(caller)).await;
+        let hold = answer(state, caller, &gid, done).await?;
+        Ok(LegalHold::new(state, hold))
     }
 
     /// Lifts the legal hold in force on a survivor's record.
     async fn lift_legal_hold(&self, ctx: &Context<'_>, survivor_id: ID) -> Result<LegalHold> {
-        let (state, caller) = (state(ctx), caller(ctx)?);
-        let purpose = caller.purpose()?;
-        let gid = state.local_id(&survivor_id)?;
-        require_records_officer(state, caller, &gid).await?;
-        let mut event = change_event(caller, AuditKind::LegalHold, Some(gid.clone()), None);
-        event.purpose = Some(purpose);
-        match retention::lift_hold(state, event, gid.local(), &by(caller)).await {
-            Ok(hold) => Ok(LegalHold::new(state, hold)),
-            Err(err @ (NodeError::NotFound(_) | NodeError::Conflict(_))) => {
-                Err(state.deny(caller, err, Some(&gid), None).await.into())
-            }
-            Err(err) => Err(err.into()),
-        }
+        let (state, caller, gid, event) =
+            officer_change(ctx, &survivor_id, AuditKind::LegalHold).await?;
+        let done = retention::lift_hold(state, event, gid.local(), &by(caller)).await;
+        let hold = answer(state, caller, &gid, done).await?;
+        Ok(LegalHold::new(state, hold))
     }
 
     /// Erases parts of a survivor's record now (the survivor asked, or the
@@ -173,12 +190,8 @@ impl RetentionMutation {
         survivor_id: ID,
         parts: Vec<RecordPart>,
     ) -> Result<Erasure> {
-        let (state, caller) = (state(ctx), caller(ctx)?);
-        let purpose = caller.purpose()?;
-        let gid = state.local_id(&survivor_id)?;
-        require_records_officer(state, caller, &gid).await?;
-        let mut event = change_event(caller, AuditKind::RecordErased, Some(gid.clone()), None);
-        event.purpose = Some(purpose);
+        let (state, caller, gid, event) =
+            officer_change(ctx, &survivor_id, AuditKind::RecordErased).await?;
         // RECORD is the record as a whole: every part.
         let parts: Vec<Part> = if parts.contains(&RecordPart::Record) {
             Part::ALL.to_vec()
@@ -186,7 +199,7 @@ impl RetentionMutation {
             parts.into_iter().map(Part::from).collect()
         };
         let at = exchange_schema::audit::now_millis();
-        match retention::erase(
+        let erased = retention::erase(
             state,
             event,
             gid.local(),
@@ -194,18 +207,13 @@ impl RetentionMutation {
             retention::REQUEST_RULE,
             at,
         )
-        .await
-        {
-            Ok(erased) => Ok(Erasure {
-                survivor_id: ID(gid.to_string()),
-                erased: erased.into_iter().map(RecordPart::from).collect(),
-                erased_at: at,
-                rule: retention::REQUEST_RULE.into(),
-            }),
-            Err(
-                err @ (NodeError::BadInput(_) | NodeError::NotFound(_) | NodeError::Conflict(_)),
-            ) => Err(state.deny(caller, err, Some(&gid), None).await.into()),
-            Err(err) => Err(err.into()),
-        }
+        .await;
+        let erased = answer(state, caller, &gid, erased).await?;
+        Ok(Erasure {
+            survivor_id: ID(gid.to_string()),
+            erased: erased.into_iter().map(RecordPart::from).collect(),
+            erased_at: at,
+            rule: retention::REQUEST_RULE.into(),
+        })
     }
 }

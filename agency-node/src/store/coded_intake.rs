@@ -25,7 +25,7 @@ use exchange_schema::{AgencyId, AuditEvent, AuditKind, Decision, GlobalId};
 use serde_json::{Map, Value, json};
 use sqlx::Row;
 
-use super::{Db, to_ms};
+use super::Db;
 
 /// The upgrade's name in `data_upgrades` and its audit entries' reason.
 pub const UPGRADE: &str = "CODED_INTAKE";
@@ -33,23 +33,11 @@ pub const UPGRADE: &str = "CODED_INTAKE";
 /// Runs the upgrade unless `data_upgrades` says it is done; returns how
 /// many records it rewrote.
 pub async fn upgrade_once(db: &Db, audit: &AuditLog, agency: &AgencyId) -> anyhow::Result<usize> {
-    let mut conn = db.pool().acquire().await?;
-    let done = sqlx::query("SELECT name FROM data_upgrades WHERE name = $1")
-        .bind(UPGRADE)
-        .fetch_optional(&mut *conn)
-        .await?
-        .is_some();
-    drop(conn);
-    if done {
+    if super::upgrade_done(db, UPGRADE).await? {
         return Ok(0);
     }
     let upgraded = upgrade(db, audit, agency).await?;
-    let mut conn = db.pool().acquire().await?;
-    sqlx::query("INSERT INTO data_upgrades (name, done_at) VALUES ($1, $2)")
-        .bind(UPGRADE)
-        .bind(to_ms(exchange_schema::audit::now_millis()))
-        .execute(&mut *conn)
-        .await?;
+    super::mark_upgrade_done(db, UPGRADE).await?;
     if upgraded > 0 {
         tracing::info!(
             records = upgraded,

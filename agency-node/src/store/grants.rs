@@ -149,16 +149,10 @@ pub async fn revoke(
     by: &str,
     reason: Option<&str>,
 ) -> anyhow::Result<bool> {
-    let Some(grant) = sqlx::query("SELECT survivor_id FROM consent_grants WHERE id = $1")
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?
-    else {
+    let Some(survivor) = super::survivor_of(conn, "consent_grants", id).await? else {
         return Ok(false);
     };
-    let key = vault
-        .key(&grant.try_get::<String, _>("survivor_id")?)
-        .await?;
+    let key = vault.key(&survivor).await?;
     let done = sqlx::query(
         "UPDATE consent_grants SET revoked_at = $2, revoked_by = $3, revocation_reason = $4 \
          WHERE id = $1 AND revoked_at IS NULL",

@@ -69,6 +69,44 @@ pub async fn acquire(
     Ok(db.pool().acquire().await?)
 }
 
+/// The survivor a row of `table` (with `id` and `survivor_id` columns)
+/// belongs to, if the row exists.
+pub async fn survivor_of(
+    conn: &mut sqlx::AnyConnection,
+    table: &'static str,
+    id: &str,
+) -> anyhow::Result<Option<String>> {
+    use sqlx::Row as _;
+    let row = sqlx::query(&format!("SELECT survivor_id FROM {table} WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.map(|r| r.try_get("survivor_id")).transpose()?)
+}
+
+/// Whether the data upgrade `name` is recorded as done in `data_upgrades`.
+pub async fn upgrade_done(db: &Db, name: &str) -> anyhow::Result<bool> {
+    let mut conn = db.pool().acquire().await?;
+    Ok(
+        sqlx::query("SELECT name FROM data_upgrades WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&mut *conn)
+            .await?
+            .is_some(),
+    )
+}
+
+/// Records the data upgrade `name` as done: later starts skip it.
+pub async fn mark_upgrade_done(db: &Db, name: &str) -> anyhow::Result<()> {
+    let mut conn = db.pool().acquire().await?;
+    sqlx::query("INSERT INTO data_upgrades (name, done_at) VALUES ($1, $2)")
+        .bind(name)
+        .bind(to_ms(exchange_schema::audit::now_millis()))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 /// Decodes rows holding survivors' sealed content ([`crate::vault`]): the
 /// data keys of the rows' survivors (named by `survivor_column`) are read
 /// once for all of them, then each row is decoded with them.

@@ -134,16 +134,10 @@ pub async fn transition(
     from: ReferralStatus,
     event: &ReferralEvent,
 ) -> anyhow::Result<bool> {
-    let Some(survivor) = sqlx::query("SELECT survivor_id FROM referrals WHERE id = $1")
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?
-    else {
+    let Some(survivor) = super::survivor_of(conn, "referrals", id).await? else {
         return Ok(false);
     };
-    let key = vault
-        .key(&survivor.try_get::<String, _>("survivor_id")?)
-        .await?;
+    let key = vault.key(&survivor).await?;
     let done = sqlx::query(
         "UPDATE referrals SET status = $3, updated_at = $4 WHERE id = $1 AND status = $2",
     )

@@ -14,7 +14,7 @@ use exchange_audit::AuditLog;
 use exchange_schema::{AgencyId, AuditEvent, AuditKind, Decision, GlobalId};
 use sqlx::{AnyConnection, Row as _};
 
-use super::{Backend, Db, to_ms};
+use super::{Backend, Db};
 use crate::vault::{Field, Part, SurvivorKey, Vault, is_sealed};
 
 /// The upgrade's name in `data_upgrades` and its audit entries' reason.
@@ -116,15 +116,10 @@ pub async fn upgrade_once(
     audit: &AuditLog,
     agency: &AgencyId,
 ) -> anyhow::Result<usize> {
-    let mut conn = db.pool().acquire().await?;
-    let done = sqlx::query("SELECT name FROM data_upgrades WHERE name = $1")
-        .bind(UPGRADE)
-        .fetch_optional(&mut *conn)
-        .await?
-        .is_some();
-    if done {
+    if super::upgrade_done(db, UPGRADE).await? {
         return Ok(0);
     }
+    let mut conn = db.pool().acquire().await?;
     let ids: Vec<String> = sqlx::query("SELECT id FROM survivors ORDER BY id")
         .fetch_all(&mut *conn)
         .await?
@@ -158,14 +153,10 @@ pub async fn upgrade_once(
             Err(err) => return Err(anyhow::anyhow!(err)),
         }
     }
-    let mut conn = db.pool().acquire().await?;
-    sqlx::query("INSERT INTO data_upgrades (name, done_at) VALUES ($1, $2)")
-        .bind(UPGRADE)
-        .bind(to_ms(exchange_schema::audit::now_millis()))
-        .execute(&mut *conn)
-        .await?;
+    super::mark_upgrade_done(db, UPGRADE).await?;
     if upgraded > 0 {
         if db.backend() == Backend::Sqlite {
+            let mut conn = db.pool().acquire().await?;
             // The clear text may linger in free pages: rewrite the file.
             sqlx::query("VACUUM").execute(&mut *conn).await?;
             sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
