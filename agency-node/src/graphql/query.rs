@@ -207,6 +207,16 @@ impl Query {
         Ok(connection)
     }
 
+    /// How long each part of a survivor's record is kept, what was erased,
+    /// and the legal hold in force (owning agency only).
+    async fn retention_schedule(
+        &self,
+        ctx: &Context<'_>,
+        survivor_id: ID,
+    ) -> Result<super::retention::RetentionSchedule> {
+        super::retention::schedule(ctx, &survivor_id).await
+    }
+
     /// Every consent grant of a survivor (owning agency only).
     async fn consent_grants(
         &self,

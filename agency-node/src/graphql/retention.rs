@@ -150,6 +150,77 @@ async fn answer<T>(
     }
 }
 
+/// One part of a record: when it is due for erasure and by which rule, or
+/// when it was erased.
+#[derive(SimpleObject)]
+pub struct PartRetention {
+    pub part: RecordPart,
+    /// When its period ends (none when no rule covers it).
+    pub due_at: Option<OffsetDateTime>,
+    pub rule: Option<String>,
+    /// The rule's reason, in the data-protection officer's words.
+    pub why: Option<String>,
+    pub erased_at: Option<OffsetDateTime>,
+    pub erasure_rule: Option<String>,
+}
+
+/// The retention of a survivor's record, part by part.
+#[derive(SimpleObject)]
+pub struct RetentionSchedule {
+    pub survivor_id: ID,
+    pub parts: Vec<PartRetention>,
+    /// The legal hold in force, which keeps every part past its date.
+    pub legal_hold: Option<LegalHold>,
+}
+
+/// The `retentionSchedule` query: the owner's staff only; the read is
+/// audited (`DISCLOSURE`, reason `RETENTION_SCHEDULE`: the hold's reason is
+/// record content).
+pub async fn schedule(ctx: &Context<'_>, survivor_id: &ID) -> Result<RetentionSchedule> {
+    let (state, caller) = (state(ctx), caller(ctx)?);
+    let purpose = caller.purpose()?;
+    let gid = state.local_id(survivor_id)?;
+    if !state.is_own_staff(caller) {
+        let err = NodeError::Forbidden(format!(
+            "only staff of {} see its records' retention",
+            state.agency
+        ));
+        return Err(state.deny(caller, err, Some(&gid), None).await.into());
+    }
+    let parts = retention::schedule(state, gid.local()).await;
+    let parts = answer(state, caller, &gid, parts).await?;
+    let mut conn = crate::store::acquire(&state.db).await?;
+    let hold = retention::hold_in_force(&mut conn, &state.vault, gid.local())
+        .await
+        .map_err(NodeError::internal)?;
+    drop(conn);
+    let mut event = caller.event(
+        AuditKind::Disclosure,
+        exchange_schema::Decision::Permit,
+        "RETENTION_SCHEDULE",
+    );
+    event.purpose = Some(purpose);
+    event.survivor = Some(gid.clone());
+    state.audit.append(event).await.map_err(NodeError::from)?;
+    Ok(RetentionSchedule {
+        survivor_id: ID(gid.to_string()),
+        parts: parts
+            .into_iter()
+            .filter_map(|p| {
+                Some(PartRetention {
+                    part: Part::parse(p.part)?.into(),
+                    due_at: p.due_at,
+                    rule: p.rule,
+                    why: p.why,
+                    erased_at: p.erased_at,
+                    erasure_rule: p.erasure_rule,
+                })
+            })
+            .collect(),
+        legal_hold: hold.map(|h| LegalHold::new(state, h)),
+    })
+}
+
 #[derive(Default)]
 pub struct RetentionMutation;
 

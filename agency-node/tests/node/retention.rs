@@ -420,4 +420,31 @@ async fn holds_and_erasure_are_for_the_owners_officers_with_reasons(backend: Bac
         answer.data()["survivor"]["health"]["medicalNotes"],
         "invented note"
     );
+
+    // The owner's staff see the schedule, with the hold; no one else does.
+    let schedule = "query($id: ID!) { retentionSchedule(survivorId: $id) { parts { part dueAt rule why erasedAt } legalHold { reason } } }";
+    let seen = node
+        .gql(
+            Some(&node.caseworker(OWNER)),
+            Some("CASE_MANAGEMENT"),
+            schedule,
+            json!({ "id": survivor }),
+        )
+        .await;
+    let seen = &seen.data()["retentionSchedule"];
+    assert_eq!(seen["legalHold"]["reason"], "Appeal pending");
+    let parts = seen["parts"].as_array().unwrap();
+    assert_eq!(parts.len(), 6);
+    let health = parts.iter().find(|p| p["part"] == "HEALTH").unwrap();
+    assert_eq!(health["rule"], "health-2y-after-last-activity");
+    assert!(health["dueAt"].is_string() && health["erasedAt"].is_null());
+    let other = node
+        .gql(
+            Some(&node.caseworker(SHELTER)),
+            Some("CASE_MANAGEMENT"),
+            schedule,
+            json!({ "id": survivor }),
+        )
+        .await;
+    assert_eq!(other.code(), "FORBIDDEN");
 }
