@@ -6,6 +6,7 @@ mod audit;
 mod auditors;
 mod case;
 mod consent;
+mod erasure;
 mod failure;
 mod graphiql_browser;
 mod idempotency;
