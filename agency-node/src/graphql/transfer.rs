@@ -202,6 +202,19 @@ impl TransferMutation {
             drop(conn);
             return Err(state.deny(caller, err, Some(&gid), None).await.into());
         }
+        // A legal hold is this agency's duty to keep the record: it does not
+        // travel, so the record does not either while one is in force.
+        if let Some(hold) = crate::retention::hold_in_force(&mut conn, &state.vault, gid.local())
+            .await
+            .map_err(NodeError::internal)?
+        {
+            drop(conn);
+            let err = NodeError::Conflict(format!(
+                "the record is under a legal hold since {}: lift it before transferring the case",
+                hold.placed_at.date()
+            ));
+            return Err(state.deny(caller, err, Some(&gid), None).await.into());
+        }
         let accepted = crate::store::referrals::is_partner(&mut conn, gid.local(), &to)
             .await
             .map_err(NodeError::internal)?;

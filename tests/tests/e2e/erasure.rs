@@ -1,6 +1,7 @@
 //! Retention and erasure through the gateway: the owner's data-protection
 //! officer places a legal hold (erasure then waits, saying why), lifts it
-//! and erases a record, routed to the owner's node; the record then reads
+//! and erases a record, routed to the owner's node (a held record is not
+//! transferred either); the record then reads
 //! as `ERASED` through the gateway, to its owner and to a partner, never as
 //! not found; another agency's officer cannot erase it.
 
@@ -47,6 +48,19 @@ async fn an_officer_holds_then_erases_a_record_through_the_gateway_and_it_reads_
         .await;
     assert_eq!(waits.code(), "CONFLICT", "{}", waits.body);
     assert!(waits.body.to_string().contains("Trial in March"));
+    // Nor does a held record leave by a case transfer (the hold would not
+    // travel with it).
+    let moving = fed
+        .gateway_gql(
+            &fed.caseworker(SHELTER),
+            "CASE_MANAGEMENT",
+            "mutation($input: TransferCaseInput!) { transferCase(input: $input) { status } }",
+            json!({ "input": { "survivorId": survivor, "toAgency": LEGAL,
+                               "consentMethod": "WITNESSED_VERBAL" } }),
+        )
+        .await;
+    assert_eq!(moving.code(), "CONFLICT", "{}", moving.body);
+    assert!(moving.body.to_string().contains("legal hold"));
     fed.gateway_gql(
         &officer,
         "CASE_MANAGEMENT",
