@@ -12,9 +12,12 @@ use exchange_schema::{AgencyId, Category, Purpose};
 use serde_json::{Value, json};
 use sqlx::Row as _;
 
-use crate::common::{Backend, LEGAL, OWNER, TestNode, on_both_backends};
+use crate::common::{Backend, LEGAL, OWNER, SURVIVOR_QUERY, TestNode, on_both_backends};
 
-on_both_backends!(a_raw_copy_of_the_records_holds_no_survivor_content);
+on_both_backends!(
+    a_raw_copy_of_the_records_holds_no_survivor_content,
+    a_key_store_that_cannot_answer_discloses_and_writes_nothing
+);
 
 fn intake(node: &TestNode) -> Caller {
     Caller {
@@ -190,4 +193,47 @@ async fn a_raw_copy_of_the_records_holds_no_survivor_content(backend: Backend) {
         .collect();
     assert!(found.is_empty(), "in clear in the raw copy: {found:?}");
     assert!(raw.contains("sealed:v1:"));
+}
+
+/// The key store down (its database closed, as when it is unreachable or
+/// restarting), with no key cached: a read answers `AUDIT_UNAVAILABLE` and
+/// discloses nothing, a registration writes no record and no entry.
+async fn a_key_store_that_cannot_answer_discloses_and_writes_nothing(backend: Backend) {
+    let node = TestNode::start_with(backend, |config| config.vault.key_cache_seconds = 0).await;
+    let survivor = node.register_full_survivor("Keyless").await;
+    let owner = node.caseworker(OWNER);
+    let before = node.audit_events().await.len();
+    let records = node.count("survivors").await;
+    node.state.vault.key_store().close().await;
+
+    let read = node
+        .gql(
+            Some(&owner),
+            Some("CASE_MANAGEMENT"),
+            SURVIVOR_QUERY,
+            json!({ "id": survivor }),
+        )
+        .await;
+    assert_eq!(read.code(), "AUDIT_UNAVAILABLE", "{}", read.body);
+    assert!(read.body["data"]["survivor"].is_null());
+    assert!(!read.body.to_string().contains("Keyless"));
+
+    let register = node
+        .gql(
+            Some(&owner),
+            Some("CASE_MANAGEMENT"),
+            exchange_test_kit::survivors::REGISTER_SURVIVOR,
+            json!({ "input": crate::common::full_survivor_input("Never Stored") }),
+        )
+        .await;
+    assert_eq!(register.code(), "AUDIT_UNAVAILABLE", "{}", register.body);
+    assert_eq!(node.count("survivors").await, records);
+    let added = &node.audit_events().await[before..];
+    assert!(
+        added.iter().all(|e| !matches!(
+            e.kind,
+            exchange_schema::AuditKind::Disclosure | exchange_schema::AuditKind::SurvivorRegistered
+        )),
+        "{added:?}"
+    );
 }
