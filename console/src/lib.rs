@@ -55,6 +55,9 @@ pub struct ConsoleState {
     /// Whether cookies carry `Secure` (the console is served over https).
     pub secure_cookie: bool,
     pub content_security_policy: HeaderValue,
+    /// The live-notice streams open per session, held to
+    /// [`routes::notices::MOST_STREAMS_PER_SESSION`].
+    pub notice_streams: Arc<routes::notices::OpenStreams>,
 }
 
 /// A console bound to its address, ready to serve.
@@ -138,6 +141,7 @@ impl Application {
             origin: origin_of(&config.public_url),
             secure_cookie: config.public_url.starts_with("https://"),
             content_security_policy,
+            notice_streams: Arc::default(),
         });
         let router = router(state.clone());
         Ok(Self {

@@ -8,7 +8,7 @@
 
 mod agency;
 mod intake;
-mod notices;
+pub mod notices;
 mod referrals;
 mod sign_in;
 mod supervision;

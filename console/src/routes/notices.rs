@@ -8,6 +8,9 @@
 //!
 //! The stream reads the session without counting as activity, so a page
 //! left open does not keep a session alive; it ends when the session does.
+//! A session holds at most [`MOST_STREAMS_PER_SESSION`] streams at once
+//! (a caseworker's open tabs); one more is refused with 429, so no session
+//! can make the console poll the gateway without bound.
 
 use std::collections::HashSet;
 use std::convert::Infallible;
@@ -31,6 +34,59 @@ use crate::session::SESSION_COOKIE;
 
 /// Notifications read per poll.
 const PAGE: i64 = 50;
+
+/// Live-notice streams one session may hold open at once.
+pub const MOST_STREAMS_PER_SESSION: usize = 4;
+
+/// The streams open per session (by the session's cookie value).
+#[derive(Default)]
+pub struct OpenStreams(std::sync::Mutex<std::collections::HashMap<String, usize>>);
+
+impl std::fmt::Debug for OpenStreams {
+    /// How many sessions have streams open; never their cookies.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let open = self.0.lock().map(|o| o.len()).unwrap_or_default();
+        f.debug_struct("OpenStreams")
+            .field("sessions", &open)
+            .finish()
+    }
+}
+
+impl OpenStreams {
+    /// A slot for one more stream of `session`, or `None` when it holds
+    /// the most already.
+    fn take(self: &Arc<Self>, session: &str) -> Option<StreamSlot> {
+        let mut open = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let count = open.entry(session.to_owned()).or_default();
+        if *count >= MOST_STREAMS_PER_SESSION {
+            return None;
+        }
+        *count += 1;
+        Some(StreamSlot {
+            streams: self.clone(),
+            session: session.to_owned(),
+        })
+    }
+}
+
+/// One open stream; its place is given back when the stream ends or the
+/// browser goes.
+struct StreamSlot {
+    streams: Arc<OpenStreams>,
+    session: String,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self.streams.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = open.get_mut(&self.session) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.session);
+            }
+        }
+    }
+}
 
 #[derive(Deserialize)]
 struct Answer {
@@ -86,6 +142,7 @@ struct Poll {
     seen: HashSet<String>,
     first: bool,
     done: bool,
+    _slot: StreamSlot,
 }
 
 /// `/notices`: the event stream (signed-in sessions only; otherwise 401).
@@ -102,6 +159,9 @@ pub async fn notices(State(state): State<Arc<ConsoleState>>, headers: HeaderMap)
     {
         return axum::http::StatusCode::UNAUTHORIZED.into_response();
     }
+    let Some(slot) = state.notice_streams.take(&token) else {
+        return axum::http::StatusCode::TOO_MANY_REQUESTS.into_response();
+    };
     let since = OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
@@ -113,6 +173,7 @@ pub async fn notices(State(state): State<Arc<ConsoleState>>, headers: HeaderMap)
         seen: HashSet::new(),
         first: true,
         done: false,
+        _slot: slot,
     };
     let stream = futures::stream::unfold(poll, move |mut poll| async move {
         if poll.done {

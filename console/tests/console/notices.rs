@@ -1,6 +1,6 @@
 //! The live notices' event stream: a referral created while a page is open
 //! is announced with a link to it; the stream ends with the session and is
-//! refused without one.
+//! refused without one; a session holds a bounded number of streams.
 
 use std::time::Duration;
 
@@ -78,4 +78,40 @@ async fn a_referral_sent_while_a_page_is_open_is_announced_and_the_stream_ends_w
         .await
         .expect("anonymous");
     assert_eq!(anonymous.status().as_u16(), 401);
+}
+
+#[tokio::test]
+async fn a_session_holds_a_bounded_number_of_notice_streams() {
+    let h = Harness::start_with(IdentityProvider::Development, SessionConfig::default()).await;
+    let client = reqwest::Client::new();
+    let open = |cookie: String| {
+        let client = client.clone();
+        let url = format!("{}/notices", h.console);
+        async move {
+            client
+                .get(url)
+                .header("cookie", format!("console_session={cookie}"))
+                .send()
+                .await
+                .expect("event stream")
+        }
+    };
+    let mut clinic = h.browser();
+    clinic
+        .sign_in("clinic-east", "caseworker@clinic-east")
+        .await;
+    let cookie = clinic.cookie.clone().expect("session");
+    let mut held = Vec::new();
+    for _ in 0..exchange_console::routes::notices::MOST_STREAMS_PER_SESSION {
+        let stream = open(cookie.clone()).await;
+        assert_eq!(stream.status().as_u16(), 200);
+        held.push(stream);
+    }
+    let one_more = open(cookie.clone()).await;
+    assert_eq!(one_more.status().as_u16(), 429);
+    // Another caseworker's session is not held to the first one's streams.
+    let mut other = h.browser();
+    other.sign_in("clinic-east", "supervisor@clinic-east").await;
+    let theirs = open(other.cookie.clone().expect("session")).await;
+    assert_eq!(theirs.status().as_u16(), 200);
 }
