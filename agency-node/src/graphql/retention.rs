@@ -2,7 +2,7 @@
 //! supervisors and data-protection officer ([`crate::retention`] does the
 //! work; the expiry job erases by the rules without anyone asking).
 
-use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
+use async_graphql::{Context, ID, Object, Result, SimpleObject};
 use exchange_schema::{AuditEvent, AuditKind, GlobalId, Role};
 use time::OffsetDateTime;
 
@@ -13,45 +13,8 @@ use crate::retention::{self, LegalHold as StoredHold};
 use crate::state::{Caller, NodeState};
 use crate::vault::Part;
 
-/// A part of a survivor's record with a key of its own: a category, or the
-/// record as a whole.
-#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
-#[graphql(rename_items = "SCREAMING_SNAKE_CASE")]
-pub enum RecordPart {
-    Identity,
-    Contact,
-    Case,
-    Health,
-    Legal,
-    /// Everything: every category, consent texts and notes included.
-    Record,
-}
-
-impl From<RecordPart> for Part {
-    fn from(part: RecordPart) -> Self {
-        match part {
-            RecordPart::Identity => Part::Identity,
-            RecordPart::Contact => Part::Contact,
-            RecordPart::Case => Part::Case,
-            RecordPart::Health => Part::Health,
-            RecordPart::Legal => Part::Legal,
-            RecordPart::Record => Part::Record,
-        }
-    }
-}
-
-impl From<Part> for RecordPart {
-    fn from(part: Part) -> Self {
-        match part {
-            Part::Identity => RecordPart::Identity,
-            Part::Contact => RecordPart::Contact,
-            Part::Case => RecordPart::Case,
-            Part::Health => RecordPart::Health,
-            Part::Legal => RecordPart::Legal,
-            Part::Record => RecordPart::Record,
-        }
-    }
-}
+/// The parts of a record, as the API names them (`RecordPart`).
+pub use crate::vault::Part as RecordPart;
 
 /// A legal hold on a survivor's record: while in force, nothing of the
 /// record is erased.
@@ -208,7 +171,7 @@ pub async fn schedule(ctx: &Context<'_>, survivor_id: &ID) -> Result<RetentionSc
             .into_iter()
             .filter_map(|p| {
                 Some(PartRetention {
-                    part: Part::parse(p.part)?.into(),
+                    part: Part::parse(p.part)?,
                     due_at: p.due_at,
                     rule: p.rule,
                     why: p.why,
@@ -264,10 +227,10 @@ impl RetentionMutation {
         let (state, caller, gid, event) =
             officer_change(ctx, &survivor_id, AuditKind::RecordErased).await?;
         // RECORD is the record as a whole: every part.
-        let parts: Vec<Part> = if parts.contains(&RecordPart::Record) {
+        let parts: Vec<Part> = if parts.contains(&Part::Record) {
             Part::ALL.to_vec()
         } else {
-            parts.into_iter().map(Part::from).collect()
+            parts
         };
         let at = exchange_schema::audit::now_millis();
         let erased = retention::erase(
@@ -282,7 +245,7 @@ impl RetentionMutation {
         let erased = answer(state, caller, &gid, erased).await?;
         Ok(Erasure {
             survivor_id: ID(gid.to_string()),
-            erased: erased.into_iter().map(RecordPart::from).collect(),
+            erased,
             erased_at: at,
             rule: retention::REQUEST_RULE.into(),
         })

@@ -130,7 +130,8 @@ impl Field {
 /// A part of a survivor's record with a data key of its own: a category
 /// (so a retention period can erase one category by destroying its key),
 /// or the record as a whole.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, async_graphql::Enum)]
+#[graphql(name = "RecordPart", rename_items = "SCREAMING_SNAKE_CASE")]
 pub enum Part {
     Identity,
     Contact,
@@ -138,7 +139,8 @@ pub enum Part {
     Health,
     Legal,
     /// What belongs to the record as a whole (consent texts, referral
-    /// notes, receipts, break-glass justifications): erased only with it.
+    /// notes, receipts, break-glass justifications). Erasing RECORD erases
+    /// every part.
     Record,
 }
 
