@@ -116,6 +116,9 @@ impl Application {
             node_key: key,
             vault,
             retention: retention.clone(),
+            answer_requests_within: time::Duration::days(i64::from(
+                config.retention.answer_requests_within_days,
+            )),
         });
         crate::retention::spawn(
             state.clone(),

@@ -73,18 +73,24 @@ pub struct NodeConfig {
     pub retention: RetentionConfig,
 }
 
-/// The retention expiry job ([`crate::retention`]).
+/// The retention expiry job ([`crate::retention`]) and the agency's
+/// deadline to answer a survivor's requests ([`crate::rights`]).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetentionConfig {
     /// Minutes between runs of the expiry job (at least 1; default 60).
     pub check_every_minutes: u64,
+    /// Days the agency takes at most to answer a survivor's request to
+    /// correct or erase their record, shown to the survivor as a date
+    /// (1 to 90; default 30, the month most data-protection laws give).
+    pub answer_requests_within_days: u32,
 }
 
 impl Default for RetentionConfig {
     fn default() -> Self {
         Self {
             check_every_minutes: 60,
+            answer_requests_within_days: 30,
         }
     }
 }
@@ -351,6 +357,11 @@ impl NodeConfig {
         if self.break_glass.window_minutes == 0 || self.break_glass.window_minutes > 24 * 60 {
             return Err(ConfigError::Invalid(
                 "break_glass.window_minutes must be between 1 and 1440 (hours, not days)".into(),
+            ));
+        }
+        if !(1..=90).contains(&self.retention.answer_requests_within_days) {
+            return Err(ConfigError::Invalid(
+                "retention.answer_requests_within_days must be between 1 and 90".into(),
             ));
         }
         if !IDEMPOTENCY_WINDOW_SECS.contains(&self.idempotency_window) {

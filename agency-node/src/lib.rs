@@ -23,6 +23,7 @@ pub mod portal;
 pub mod receipt;
 pub mod records;
 pub mod retention;
+pub mod rights;
 pub mod seed;
 pub mod state;
 pub mod store;

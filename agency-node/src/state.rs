@@ -30,6 +30,9 @@ pub struct NodeState {
     pub vault: crate::vault::Vault,
     /// The retention rules in force ([`crate::retention`]).
     pub retention: crate::retention::RetentionRules,
+    /// How long the agency takes at most to answer a survivor's request
+    /// to correct or erase their record ([`crate::rights`]).
+    pub answer_requests_within: time::Duration,
 }
 
 /// An authenticated request: who, for what purpose, in which trace.

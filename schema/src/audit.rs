@@ -86,6 +86,11 @@ pub enum AuditKind {
     /// `PLACED` or `LIFTED`; `subject` the hold). The hold's reason is kept
     /// with the record, sealed, not here.
     LegalHold,
+    /// A survivor's request to correct or erase their record was asked for
+    /// or answered (`reason` `ASKED:<kind>`, `DONE:<kind>` or
+    /// `REFUSED:<kind>`; `subject` the request). The survivor's words and
+    /// the answer are kept with the record, sealed, not here.
+    RightsRequest,
 }
 
 impl AuditKind {
@@ -117,6 +122,7 @@ impl AuditKind {
             Self::WebhookDelivery => "WEBHOOK_DELIVERY",
             Self::RecordErased => "RECORD_ERASED",
             Self::LegalHold => "LEGAL_HOLD",
+            Self::RightsRequest => "RIGHTS_REQUEST",
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod documents;
 pub mod mutation;
 pub mod query;
 pub mod retention;
+pub mod rights;
 pub mod transfer;
 pub mod types;
 
@@ -31,6 +32,7 @@ pub struct Mutation(
     transfer::TransferMutation,
     crate::webhooks::WebhookMutation,
     retention::RetentionMutation,
+    rights::RightsMutation,
 );
 
 /// Limits every operation is held to, checked on its text before

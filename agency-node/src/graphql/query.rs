@@ -217,6 +217,19 @@ impl Query {
         super::retention::schedule(ctx, &survivor_id).await
     }
 
+    /// Survivors' requests to correct or erase their records, the first
+    /// due first: the whole queue (supervisors and the data-protection
+    /// officer) or one survivor's (any of the agency's staff). At most 200.
+    async fn rights_requests(
+        &self,
+        ctx: &Context<'_>,
+        status: Option<crate::rights::RequestStatus>,
+        survivor_id: Option<ID>,
+        first: Option<i32>,
+    ) -> Result<Vec<super::rights::RightsRequest>> {
+        super::rights::requests(ctx, status, survivor_id, first).await
+    }
+
     /// Every consent grant of a survivor (owning agency only).
     async fn consent_grants(
         &self,

@@ -25,12 +25,14 @@ pub mod credentials;
 pub mod i18n;
 mod overview;
 pub mod pages;
+mod rights;
 pub mod session;
 mod sign_in;
 
 use case::*;
 use consent::*;
 use overview::*;
+use rights::*;
 use sign_in::*;
 
 use std::sync::Arc;
@@ -103,6 +105,9 @@ pub fn router(node: Arc<NodeState>, config: PortalConfig) -> Router {
         .route("/revoke/confirm", post(revoke_confirm))
         .route("/receipts/{id}", get(download_receipt))
         .route("/my-record.json", get(download_everything))
+        .route("/my-record", get(my_record))
+        .route("/requests", post(request_review))
+        .route("/requests/confirm", post(request_confirm))
         .route("/plan/agree", post(plan_agree_review))
         .route("/plan/agree/confirm", post(plan_agree_confirm))
         .route("/plan/change", post(plan_change))

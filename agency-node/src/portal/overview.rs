@@ -154,6 +154,15 @@ pub(super) async fn overview(
         .collect();
 
     let (plan, timeline) = case_view(portal, &chrome, &who.survivor_id, &referral_records).await?;
+    let mut conn = node.db.pool().acquire().await?;
+    let requests = store::rights::for_survivor(&mut conn, &node.vault, &who.survivor_id)
+        .await
+        .map_err(NodeError::internal)?;
+    let hold = crate::retention::hold_in_force(&mut conn, &node.vault, &who.survivor_id)
+        .await
+        .map_err(NodeError::internal)?
+        .map(|h| h.reason);
+    drop(conn);
     let retention = crate::retention::schedule(node, &who.survivor_id)
         .await?
         .into_iter()
@@ -168,9 +177,20 @@ pub(super) async fn overview(
                 (None, Some(at)) => chrome.t1("retention-until", "date", &date_text(at)),
                 (None, None) => chrome.t("retention-no-end"),
             },
-            why: r.erased_at.is_none().then_some(r.why).flatten(),
+            why: match (&r.erased_at, &hold) {
+                (Some(_), _) => None,
+                (None, Some(reason)) => Some(chrome.t1("hold-reason", "reason", reason)),
+                (None, None) => r.why,
+            },
         })
         .collect();
+    let requests = super::rights::request_rows(&chrome, &requests, hold.as_deref());
+    let request_parts = super::rights::part_choices(&chrome);
+    let request_deadline = chrome.t1(
+        "request-deadline",
+        "days",
+        &node.answer_requests_within.whole_days().to_string(),
+    );
     let agency_name = portal.agency_name(&node.agency);
     Ok(HomePage {
         heading: chrome.t1("home-heading", "agency", &agency_name),
@@ -184,6 +204,9 @@ pub(super) async fn overview(
         plan,
         timeline,
         retention,
+        requests,
+        request_parts,
+        request_deadline,
     })
 }
 
@@ -219,6 +242,16 @@ pub(super) async fn download_everything(
 
 /// The export's JSON (see [`download_everything`]).
 pub async fn everything(node: &NodeState, survivor_id: &str) -> Result<String, NodeError> {
+    serde_json::to_string_pretty(&everything_held(node, survivor_id).await?)
+        .map_err(NodeError::internal)
+}
+
+/// Everything held about the survivor, as one JSON value, its reading
+/// audited first (`DISCLOSURE`, reason `SURVIVOR_EXPORT`).
+pub async fn everything_held(
+    node: &NodeState,
+    survivor_id: &str,
+) -> Result<serde_json::Value, NodeError> {
     let gid = GlobalId::new(node.agency.clone(), survivor_id.to_owned())?;
     // Audited first: nothing leaves without its entry.
     let mut event = exchange_schema::AuditEvent::new(
@@ -269,6 +302,9 @@ pub async fn everything(node: &NodeState, survivor_id: &str) -> Result<String, N
         .await
         .map_err(internal)?;
     let receipts = store::portal::receipts_for(&mut conn, vault, survivor_id)
+        .await
+        .map_err(internal)?;
+    let requests = store::rights::for_survivor(&mut conn, vault, survivor_id)
         .await
         .map_err(internal)?;
     drop(conn);
@@ -352,6 +388,13 @@ pub async fn everything(node: &NodeState, survivor_id: &str) -> Result<String, N
             })).collect::<Vec<_>>(),
             "agreedAt": p.agreement.as_ref().map(|a| time(a.at)),
         })).collect::<Vec<_>>(),
+        "rightsRequests": requests.iter().map(|r| serde_json::json!({
+            "id": r.id, "kind": r.kind.as_str(),
+            "parts": r.parts.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
+            "details": r.details, "askedAt": time(r.asked_at),
+            "answerDueAt": time(r.answer_due_at), "status": r.status.as_str(),
+            "answer": r.answer, "answeredAt": r.answered_at.map(time),
+        })).collect::<Vec<_>>(),
         "disclosures": entries.iter()
             .filter(|e| e.event.kind == AuditKind::Disclosure && e.event.reason != "SURVIVOR_EXPORT")
             .map(|e| serde_json::json!({
@@ -363,7 +406,7 @@ pub async fn everything(node: &NodeState, survivor_id: &str) -> Result<String, N
                 "breakGlass": e.event.break_glass,
             })).collect::<Vec<_>>(),
     });
-    serde_json::to_string_pretty(&json).map_err(NodeError::internal)
+    Ok(json)
 }
 
 pub(super) async fn download_receipt(

@@ -149,6 +149,39 @@ pub struct HomePage {
     pub timeline: Vec<MilestoneRow>,
     /// How long each part of the record is kept.
     pub retention: Vec<RetentionRow>,
+    /// The survivor's requests to correct or erase, newest first.
+    pub requests: Vec<RequestRow>,
+    /// The parts a request can name, for the request forms.
+    pub request_parts: Vec<Choice>,
+    /// The agency's deadline, in plain words ("we answer within 30 days").
+    pub request_deadline: String,
+}
+
+/// A request to correct or erase, as the survivor sees it.
+pub struct RequestRow {
+    pub id: String,
+    pub kind: String,
+    pub parts: Vec<String>,
+    pub details: Option<String>,
+    pub asked: String,
+    /// "We will answer by ..." while open; "Answered on ..." after.
+    pub when: String,
+    pub status: String,
+    /// `OPEN`, `DONE` or `REFUSED` (for tests and styling).
+    pub status_code: &'static str,
+    pub answer: Option<String>,
+    /// Why an open erasure must wait: the legal hold's reason.
+    pub held: Option<String>,
+}
+
+/// Everything the node holds about the survivor, as a page to read.
+#[derive(Template)]
+#[template(path = "portal/my_record.html")]
+pub struct MyRecordPage {
+    pub chrome: Chrome,
+    pub intro: String,
+    /// Each section's heading and its contents, escaped HTML.
+    pub sections: Vec<(String, String)>,
 }
 
 /// One part of the record and how long it is kept, in plain words.

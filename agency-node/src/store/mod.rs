@@ -17,6 +17,7 @@ pub mod grants;
 pub mod notifications;
 pub mod portal;
 pub mod referrals;
+pub mod rights;
 pub mod sealing;
 pub mod survivors;
 pub mod transfer;

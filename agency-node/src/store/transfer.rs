@@ -236,6 +236,25 @@ pub const MOVED_TABLES: &[MovedTable] = &[
         scope: Scope::Survivor,
         order: "version, position",
     },
+    MovedTable {
+        name: "rights_requests",
+        columns: &[
+            "id",
+            "survivor_id",
+            "kind",
+            "parts",
+            "details",
+            "asked_at",
+            "answer_due_at",
+            "status",
+            "answer",
+            "answered_at",
+            "answered_by",
+        ],
+        integers: &["asked_at", "answer_due_at", "answered_at"],
+        scope: Scope::Survivor,
+        order: "asked_at, id",
+    },
 ];
 
 /// Tables deleted with the record at the sending node without travelling.

@@ -70,11 +70,13 @@ pub enum Field {
     BreakGlassJustification,
     ConsentReceipt,
     LegalHoldReason,
+    RightsRequestDetails,
+    RightsRequestAnswer,
 }
 
 impl Field {
     /// All of them, in the order the docs list them.
-    pub const ALL: [Field; 18] = [
+    pub const ALL: [Field; 20] = [
         Field::SurvivorIdentity,
         Field::SurvivorContact,
         Field::SurvivorCase,
@@ -93,6 +95,8 @@ impl Field {
         Field::BreakGlassJustification,
         Field::ConsentReceipt,
         Field::LegalHoldReason,
+        Field::RightsRequestDetails,
+        Field::RightsRequestAnswer,
     ];
 
     /// `(table, column)` where it is stored.
@@ -116,6 +120,8 @@ impl Field {
             Field::BreakGlassJustification => ("break_glass_openings", "justification"),
             Field::ConsentReceipt => ("consent_receipts", "receipt"),
             Field::LegalHoldReason => ("legal_holds", "reason"),
+            Field::RightsRequestDetails => ("rights_requests", "details"),
+            Field::RightsRequestAnswer => ("rights_requests", "answer"),
         }
     }
 
@@ -215,7 +221,9 @@ impl Field {
             | Field::GrantRevocationReason
             | Field::BreakGlassJustification
             | Field::ConsentReceipt
-            | Field::LegalHoldReason => Part::Record,
+            | Field::LegalHoldReason
+            | Field::RightsRequestDetails
+            | Field::RightsRequestAnswer => Part::Record,
         }
     }
 }
