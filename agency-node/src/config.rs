@@ -516,4 +516,15 @@ mod tests {
         }
         assert!(config.check().is_ok());
     }
+
+    #[test]
+    fn the_deadline_to_answer_a_survivors_request_is_between_one_and_ninety_days() {
+        let mut config: NodeConfig =
+            toml::from_str("agency = \"shelter-north\"\nfederation = \"f\"").unwrap();
+        assert_eq!(config.retention.answer_requests_within_days, 30);
+        for (days, valid) in [(0, false), (1, true), (90, true), (91, false)] {
+            config.retention.answer_requests_within_days = days;
+            assert_eq!(config.check().is_ok(), valid, "{days} days");
+        }
+    }
 }

@@ -110,6 +110,13 @@ async fn content(node: &TestNode) -> BTreeSet<String> {
             texts(&json!(grant.witness), &mut out);
             texts(&json!(grant.revocation_reason), &mut out);
         }
+        for request in agency_node::store::rights::for_survivor(&mut conn, vault, &s.id)
+            .await
+            .unwrap()
+        {
+            texts(&json!(request.details), &mut out);
+            texts(&json!(request.answer), &mut out);
+        }
     }
     out
 }
@@ -174,6 +181,33 @@ async fn a_raw_copy_of_the_records_holds_no_survivor_content(backend: Backend) {
         .grant(&survivor, LEGAL, &["IDENTITY"], &["REFERRAL"], json!({}))
         .await;
     node.revoke(&grant).await;
+    // A request to correct, with the survivor's words and the answer.
+    let local = &survivor[OWNER.len() + 1..];
+    let request = agency_node::rights::ask(
+        &node.state,
+        local,
+        agency_node::rights::RequestKind::Correction,
+        &[agency_node::vault::Part::Identity],
+        Some("My second name is Amparo"),
+    )
+    .await
+    .unwrap();
+    let mut event = exchange_schema::AuditEvent::new(
+        exchange_schema::AuditKind::RightsRequest,
+        exchange_schema::Decision::Permit,
+        "ANSWER",
+    );
+    event.actor_user = Some("test".into());
+    agency_node::rights::answer(
+        &node.state,
+        event,
+        request,
+        agency_node::rights::Outcome::Done,
+        Some("Corrected to Marisol Amparo Quintero"),
+        "shelter-north/test",
+    )
+    .await
+    .unwrap();
 
     let content = content(&node).await;
     assert!(
@@ -182,6 +216,8 @@ async fn a_raw_copy_of_the_records_holds_no_survivor_content(backend: Backend) {
     );
     assert!(content.contains("Marisol Quintero"));
     assert!(content.contains("survivor asked"));
+    assert!(content.contains("My second name is Amparo"));
+    assert!(content.contains("Corrected to Marisol Amparo Quintero"));
     let raw = raw_copy(&node).await;
     assert!(
         raw.contains(&survivor[OWNER.len() + 1..]),

@@ -27,6 +27,7 @@ mod portal;
 mod referral_pages;
 mod referrals;
 mod retention;
+mod rights_requests;
 mod scratch_database;
 mod seed;
 mod shared_log;

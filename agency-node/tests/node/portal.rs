@@ -35,12 +35,25 @@ pub(crate) async fn start(backend: Backend) -> TestNode {
 
 /// A node with its portal on, adjusted by `adjust` on top of the usual.
 async fn start_with_portal(backend: Backend, adjust: impl FnOnce(&mut PortalConfig)) -> TestNode {
+    start_with_node_config(backend, |config| {
+        if let Some(portal) = config.portal.as_mut() {
+            adjust(portal);
+        }
+    })
+    .await
+}
+
+/// A node with its portal on, its configuration adjusted by `adjust`.
+pub(crate) async fn start_with_node_config(
+    backend: Backend,
+    adjust: impl FnOnce(&mut NodeConfig),
+) -> TestNode {
     TestNode::start_with(backend, |config: &mut NodeConfig| {
         let mut portal = PortalConfig::new(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
         portal.max_failed_sign_ins = MAX_FAILURES;
         portal.quick_exit_url = "https://neutral.example/".into();
-        adjust(&mut portal);
         config.portal = Some(portal);
+        adjust(config);
     })
     .await
 }

@@ -2,7 +2,9 @@
 //! `chromium` and `chromium-driver`, installed by `.ci/run`) driven over
 //! WebDriver. A survivor signs in, grants consent, a caseworker's federated
 //! query shows the category, the survivor withdraws it, the same query
-//! withholds it, and the access history lists those reads. Screenshots of
+//! withholds it, and the access history lists those reads; the survivor
+//! asks for an erasure, sees the deadline and then the officer's answer,
+//! and reads everything held as a page. Screenshots of
 //! the portal in every language are written to `target/portal-screenshots`
 //! (or `$PORTAL_SCREENSHOT_DIR`).
 //!
@@ -13,6 +15,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use exchange_test_kit::browser::{start_browser, start_driver, wait_for};
+use exchange_schema::Role;
 use exchange_test_kit::{LEGAL, SHELTER, TestFederation};
 use fantoccini::{Client, Locator};
 use serde_json::{Value, json};
@@ -212,6 +215,70 @@ async fn a_survivor_grants_and_withdraws_consent_in_a_real_browser() {
         "the withdrawn grant is listed as withdrawn"
     );
 
+    // The survivor's rights: ask to erase the contact details, see the
+    // date the agency answers by, and the officer's answer (through the
+    // gateway) on the page; read everything held as a page.
+    wait_for(&browser, "#ask-erasure").await;
+    assert_eq!(
+        browser
+            .find_all(Locator::Css("#retention tbody tr"))
+            .await
+            .expect("retention rows")
+            .len(),
+        6,
+        "a retention row for every part of the record"
+    );
+    click(&browser, "#erase-CONTACT").await;
+    fill(&browser, "#erasure-details", "Please erase my old phone number").await;
+    click(&browser, "#ask-erasure-button").await;
+    wait_for(&browser, "form[method=post][action='/requests/confirm']").await;
+    click(&browser, "#confirm").await;
+    let sent = wait_for(&browser, "#done").await;
+    assert!(
+        sent.text().await.expect("text").contains("We will answer by"),
+        "the survivor is told the deadline"
+    );
+    click(&browser, "#home").await;
+    wait_for(&browser, "#requests tr[data-status='OPEN']").await;
+    let officer = federation.token(SHELTER, &[Role::DataProtectionOfficer]);
+    let queue = federation
+        .gateway_gql(
+            &officer,
+            "CASE_MANAGEMENT",
+            "{ rightsRequests(status: OPEN) { id kind parts details } }",
+            json!({}),
+        )
+        .await;
+    let request = queue.data()["rightsRequests"][0].clone();
+    assert_eq!(request["details"], "Please erase my old phone number", "{request}");
+    let answered = federation
+        .gateway_gql(
+            &officer,
+            "CASE_MANAGEMENT",
+            "mutation($id: ID!) { answerRightsRequest(id: $id, outcome: DONE, \
+             answer: \"Your old number is erased.\") { status } }",
+            json!({ "id": request["id"] }),
+        )
+        .await;
+    assert_eq!(answered.data()["answerRightsRequest"]["status"], "DONE");
+    browser
+        .goto(&format!("{portal}/home"))
+        .await
+        .expect("overview");
+    let done_row = wait_for(&browser, "#requests tr[data-status='DONE']").await;
+    assert!(
+        done_row
+            .text()
+            .await
+            .expect("text")
+            .contains("Your old number is erased."),
+        "the survivor sees the answer"
+    );
+    click(&browser, "#read-everything").await;
+    arrive(&browser, "/my-record").await;
+    let held = wait_for(&browser, "#my-record").await;
+    assert!(held.text().await.expect("text").contains("Ioana"));
+
     // Screenshots of the signed-in overview in every language.
     let dir = screenshot_dir();
     std::fs::create_dir_all(&dir).expect("screenshot dir");
@@ -232,6 +299,13 @@ async fn a_survivor_grants_and_withdraws_consent_in_a_real_browser() {
         let png = browser.screenshot().await.expect("screenshot");
         assert!(png.starts_with(b"\x89PNG"), "a PNG for {lang}");
         std::fs::write(dir.join(format!("portal-home-{lang}.png")), png).expect("writing");
+        browser
+            .goto(&format!("{portal}/my-record?lang={lang}"))
+            .await
+            .expect("everything held");
+        wait_for(&browser, "#my-record").await;
+        let png = browser.screenshot().await.expect("screenshot");
+        std::fs::write(dir.join(format!("portal-my-record-{lang}.png")), png).expect("writing");
     }
 
     // The quick exit ends the session: back in the portal, sign-in again.
