@@ -22,7 +22,9 @@ use crate::common::{
 
 on_both_backends!(
     periods_end_holds_stop_them_and_erasure_reaches_a_restored_backup,
-    holds_and_erasure_are_for_the_owners_officers_with_reasons
+    holds_and_erasure_are_for_the_owners_officers_with_reasons,
+    a_key_destruction_that_failed_is_finished_by_the_next_run,
+    notes_of_an_erased_category_are_left_out_and_the_rest_stay,
 );
 
 const READ: &str = "query($id: ID!) { survivor(id: $id) { id identity { givenName } \
@@ -447,4 +449,121 @@ async fn holds_and_erasure_are_for_the_owners_officers_with_reasons(backend: Bac
         )
         .await;
     assert_eq!(other.code(), "FORBIDDEN");
+}
+
+/// Makes the key store refuse to change any key (as a full disk or an I/O
+/// error would), or lets it again. The harness keeps the key store in
+/// SQLite beside the records on both backends (`keys.db`, the default).
+async fn key_store_refuses_changes(node: &TestNode, refuse: bool) {
+    let store = node.state.vault.key_store();
+    assert_eq!(store.backend(), exchange_service::db::Backend::Sqlite);
+    let statement = if refuse {
+        "CREATE TRIGGER refuse_key_changes BEFORE UPDATE ON survivor_keys \
+         BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END"
+    } else {
+        "DROP TRIGGER refuse_key_changes"
+    };
+    sqlx::query(statement).execute(store.pool()).await.unwrap();
+}
+
+/// The erasure is recorded and audited, then the key store fails to
+/// destroy the key: the request fails, and the next run of the expiry job
+/// (nothing else due) destroys it, after which the part reads as erased.
+async fn a_key_destruction_that_failed_is_finished_by_the_next_run(backend: Backend) {
+    let node = TestNode::start(backend).await;
+    let survivor = node.register_full_survivor("Half Erased").await;
+    key_store_refuses_changes(&node, true).await;
+    let failed = node
+        .gql(
+            Some(&officer(&node)),
+            Some("CASE_MANAGEMENT"),
+            "mutation($id: ID!) { eraseSurvivorRecord(survivorId: $id, parts: [CONTACT]) { erased } }",
+            json!({ "id": survivor }),
+        )
+        .await;
+    assert!(!failed.errors().is_empty(), "{:?}", failed.body);
+    // A trigger's refusal is not one of the storage fault codes the node
+    // retries on: the request fails as internal, its detail in the log.
+    assert_eq!(failed.code(), "INTERNAL_SERVER_ERROR", "{:?}", failed.body);
+    assert_eq!(node.count("erasures").await, 1, "the erasure is recorded");
+    assert!(
+        node.audit_events()
+            .await
+            .iter()
+            .any(|e| e.kind == AuditKind::RecordErased),
+        "and audited"
+    );
+
+    // Still failing: the run reports the failure and destroys nothing.
+    let rules = node.state.retention.clone();
+    assert!(
+        retention::run(&node.state, &rules, OffsetDateTime::now_utc())
+            .await
+            .is_err()
+    );
+    key_store_refuses_changes(&node, false).await;
+    let report = retention::run(&node.state, &rules, OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    assert!(report.erased.is_empty(), "nothing else was due: {report:?}");
+    let after = read(&node, &survivor).await;
+    let after = &after.data()["survivor"];
+    assert!(after["contact"].is_null(), "{after}");
+    assert_eq!(withheld(after, "CONTACT")["reason"], "ERASED", "{after}");
+    assert_eq!(after["identity"]["givenName"], "Half Erased");
+}
+
+/// Case notes of an erased category are left out of the note pages; notes
+/// of the other categories still read.
+async fn notes_of_an_erased_category_are_left_out_and_the_rest_stay(backend: Backend) {
+    let node = TestNode::start(backend).await;
+    let survivor = node.register_full_survivor("Noted").await;
+    let owner = node.caseworker(OWNER);
+    for (category, body) in [
+        ("HEALTH", "Sees the clinic on Tuesdays"),
+        ("CASE", "Found a job"),
+    ] {
+        node.gql(
+            Some(&owner),
+            Some("CASE_MANAGEMENT"),
+            "mutation($input: AddCaseNoteInput!) { addCaseNote(input: $input) { id } }",
+            json!({ "input": { "survivorId": survivor, "category": category, "body": body } }),
+        )
+        .await
+        .data();
+    }
+    const NOTES: &str = "query($id: ID!) { survivor(id: $id) { caseNotes(first: 50) { \
+        nodes { category body } } } }";
+    let notes = |answer: &exchange_test_kit::Gql| -> Vec<String> {
+        answer.data()["survivor"]["caseNotes"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["body"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let supervisor = node.token(OWNER, &[Role::Supervisor]);
+    let read_notes = || {
+        node.gql(
+            Some(&supervisor),
+            Some("CASE_MANAGEMENT"),
+            NOTES,
+            json!({ "id": survivor }),
+        )
+    };
+    let before = notes(&read_notes().await);
+    assert!(
+        before.contains(&"Sees the clinic on Tuesdays".to_owned()),
+        "{before:?}"
+    );
+    node.gql(
+        Some(&officer(&node)),
+        Some("CASE_MANAGEMENT"),
+        "mutation($id: ID!) { eraseSurvivorRecord(survivorId: $id, parts: [HEALTH]) { erased } }",
+        json!({ "id": survivor }),
+    )
+    .await
+    .data();
+    let after = notes(&read_notes().await);
+    assert_eq!(after, vec!["Found a job".to_owned()]);
 }

@@ -70,7 +70,12 @@ const QUEUE: &str = "query($status: RightsRequestStatus, $survivor: ID) { \
 const ANSWER: &str = "mutation($id: ID!, $outcome: RightsRequestOutcome!, $answer: String) { \
     answerRightsRequest(id: $id, outcome: $outcome, answer: $answer) { id status answer answeredBy } }";
 
-async fn queue(node: &TestNode, token: &str, status: Option<&str>, survivor: Option<&str>) -> Value {
+async fn queue(
+    node: &TestNode,
+    token: &str,
+    status: Option<&str>,
+    survivor: Option<&str>,
+) -> Value {
     node.gql(
         Some(token),
         Some("CASE_MANAGEMENT"),
@@ -124,7 +129,11 @@ async fn an_erasure_asked_in_the_portal_waits_for_a_hold_and_is_done_by_an_offic
     )
     .await;
     assert_eq!(done.status, StatusCode::OK, "{}", done.body);
-    assert!(done.body.contains(&format!("answer by {due}")), "{}", done.body);
+    assert!(
+        done.body.contains(&format!("answer by {due}")),
+        "{}",
+        done.body
+    );
     let home = browser.get("/home").await;
     assert!(home.body.contains("data-status=\"OPEN\""), "{}", home.body);
     assert!(home.body.contains(&format!("answer by {due}")));
@@ -237,12 +246,20 @@ async fn a_correction_says_what_and_a_refusal_says_why(backend: Backend) {
     let node = start(backend).await;
     let (survivor, mut browser) = signed_in(&node, "Tomas").await;
 
-    let empty = ask(&mut browser, &[("kind", "CORRECTION"), ("part", "IDENTITY")]).await;
+    let empty = ask(
+        &mut browser,
+        &[("kind", "CORRECTION"), ("part", "IDENTITY")],
+    )
+    .await;
     assert_eq!(empty.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(empty.error_code(), "BAD_USER_INPUT");
     let unknown = ask(
         &mut browser,
-        &[("kind", "CORRECTION"), ("part", "PASSWORD"), ("details", "x")],
+        &[
+            ("kind", "CORRECTION"),
+            ("part", "PASSWORD"),
+            ("details", "x"),
+        ],
     )
     .await;
     assert_eq!(unknown.error_code(), "BAD_USER_INPUT");
@@ -289,7 +306,11 @@ async fn a_correction_says_what_and_a_refusal_says_why(backend: Backend) {
     .await;
     assert_eq!(refused.data()["answerRightsRequest"]["status"], "REFUSED");
     let home = browser.get("/home").await;
-    assert!(home.body.contains("data-status=\"REFUSED\""), "{}", home.body);
+    assert!(
+        home.body.contains("data-status=\"REFUSED\""),
+        "{}",
+        home.body
+    );
     assert!(
         home.body
             .contains("Your passport says Nowak; bring the new one and we correct it.")
@@ -301,12 +322,8 @@ async fn a_correction_says_what_and_a_refusal_says_why(backend: Backend) {
             .any(|e| e.kind == AuditKind::RightsRequest && e.reason == "REFUSED:CORRECTION")
     );
     // Reading the requests is audited for the survivor whose words were shown.
-    assert!(
-        events
-            .iter()
-            .any(|e| e.reason == "RIGHTS_REQUESTS"
-                && e.survivor.as_ref().map(ToString::to_string) == Some(survivor.clone()))
-    );
+    assert!(events.iter().any(|e| e.reason == "RIGHTS_REQUESTS"
+        && e.survivor.as_ref().map(ToString::to_string) == Some(survivor.clone())));
 }
 
 /// Another agency's staff neither read nor answer the owner's requests; a
@@ -319,7 +336,11 @@ async fn requests_are_for_the_owners_staff_and_their_survivor_only(backend: Back
     let (_, mut other) = signed_in(&node, "Beatriz").await;
     let sent = ask(
         &mut browser,
-        &[("kind", "ERASURE"), ("part", "RECORD"), ("details", "Ana's reason")],
+        &[
+            ("kind", "ERASURE"),
+            ("part", "RECORD"),
+            ("details", "Ana's reason"),
+        ],
     )
     .await;
     assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
@@ -363,7 +384,14 @@ async fn requests_are_for_the_owners_staff_and_their_survivor_only(backend: Back
     assert_eq!(whole_queue.code(), "FORBIDDEN");
     let erased_by_caseworker = answer(&node, &caseworker, &id, "DONE", None).await;
     assert_eq!(erased_by_caseworker.code(), "FORBIDDEN");
-    let missing = answer(&node, &officer, &format!("{OWNER}:no-such-request"), "DONE", None).await;
+    let missing = answer(
+        &node,
+        &officer,
+        &format!("{OWNER}:no-such-request"),
+        "DONE",
+        None,
+    )
+    .await;
     assert_eq!(missing.code(), "NOT_FOUND");
     let elsewhere = answer(&node, &officer, "legal-aid-city:abc", "DONE", None).await;
     assert_eq!(elsewhere.code(), "BAD_USER_INPUT");
@@ -373,7 +401,10 @@ async fn requests_are_for_the_owners_staff_and_their_survivor_only(backend: Back
         .iter()
         .filter(|e| e.kind == AuditKind::Denial)
         .count();
-    assert!(denials >= denials_before + 5, "{denials_before} -> {denials}");
+    assert!(
+        denials >= denials_before + 5,
+        "{denials_before} -> {denials}"
+    );
 
     // Nothing was erased by the refused attempts.
     let read = node

@@ -14,8 +14,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use exchange_test_kit::browser::{start_browser, start_driver, wait_for};
 use exchange_schema::Role;
+use exchange_test_kit::browser::{start_browser, start_driver, wait_for};
 use exchange_test_kit::{LEGAL, SHELTER, TestFederation};
 use fantoccini::{Client, Locator};
 use serde_json::{Value, json};
@@ -229,13 +229,21 @@ async fn a_survivor_grants_and_withdraws_consent_in_a_real_browser() {
         "a retention row for every part of the record"
     );
     click(&browser, "#erase-CONTACT").await;
-    fill(&browser, "#erasure-details", "Please erase my old phone number").await;
+    fill(
+        &browser,
+        "#erasure-details",
+        "Please erase my old phone number",
+    )
+    .await;
     click(&browser, "#ask-erasure-button").await;
     wait_for(&browser, "form[method=post][action='/requests/confirm']").await;
     click(&browser, "#confirm").await;
     let sent = wait_for(&browser, "#done").await;
     assert!(
-        sent.text().await.expect("text").contains("We will answer by"),
+        sent.text()
+            .await
+            .expect("text")
+            .contains("We will answer by"),
         "the survivor is told the deadline"
     );
     click(&browser, "#home").await;
@@ -250,7 +258,10 @@ async fn a_survivor_grants_and_withdraws_consent_in_a_real_browser() {
         )
         .await;
     let request = queue.data()["rightsRequests"][0].clone();
-    assert_eq!(request["details"], "Please erase my old phone number", "{request}");
+    assert_eq!(
+        request["details"], "Please erase my old phone number",
+        "{request}"
+    );
     let answered = federation
         .gateway_gql(
             &officer,
