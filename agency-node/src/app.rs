@@ -83,19 +83,22 @@ impl Application {
             },
         )
         .await?;
-        let kek = crate::vault::FileKek::load_or_generate(&crate::vault::kek::kek_path(
-            config.vault.kek_file.as_deref(),
-            &config.data_dir,
-        ))
-        .context("loading the key-encryption key")?;
-        let vault = crate::vault::Vault::open_with_cache(
-            Arc::new(kek),
-            &config.key_store_url(),
-            config.audit.write_timeout(),
-            std::time::Duration::from_secs(config.vault.key_cache_seconds),
-        )
-        .await
-        .context("opening the key store")?;
+        let vault = open_vault(&config).await?;
+        if !config.vault.retired_kek_files.is_empty() {
+            // A rotation in progress: wrap every data key again under the
+            // current KEK while the node serves (both KEKs unwrap meanwhile).
+            let rotating = vault.clone();
+            tokio::spawn(async move {
+                match rotating.rewrap().await {
+                    Ok(count) => tracing::info!(
+                        rewrapped = count,
+                        "every data key is wrapped by the current key-encryption key: remove \
+                         [vault] retired_kek_files and destroy the retired keys"
+                    ),
+                    Err(err) => tracing::error!(error = %err, "wrapping data keys again failed"),
+                }
+            });
+        }
         crate::store::coded_intake::upgrade_once(&db, &audit, &agency)
             .await
             .context("upgrading stored records to the coded intake")?;
@@ -273,3 +276,28 @@ async fn serve(
 }
 
 pub use exchange_service::shutdown::shutdown_signal;
+
+/// The node's key store with its key-encryption key (generated on first
+/// start) and any retired ones still being rotated away from.
+pub async fn open_vault(config: &NodeConfig) -> anyhow::Result<crate::vault::Vault> {
+    let kek = crate::vault::FileKek::load_or_generate(&crate::vault::kek::kek_path(
+        config.vault.kek_file.as_deref(),
+        &config.data_dir,
+    ))
+    .context("loading the key-encryption key")?;
+    let mut retired: Vec<Arc<dyn crate::vault::KeyEncryptionKey>> = Vec::new();
+    for path in &config.vault.retired_kek_files {
+        retired.push(Arc::new(
+            crate::vault::FileKek::load(path).context("loading a retired key-encryption key")?,
+        ));
+    }
+    crate::vault::Vault::open_with_cache(
+        Arc::new(kek),
+        &config.key_store_url(),
+        config.audit.write_timeout(),
+        std::time::Duration::from_secs(config.vault.key_cache_seconds),
+    )
+    .await
+    .context("opening the key store")?
+    .with_retired(retired)
+}

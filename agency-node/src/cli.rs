@@ -44,6 +44,20 @@ pub enum Command {
     /// Check a consent receipt a survivor downloaded from the portal.
     #[command(subcommand)]
     Receipt(ReceiptCommand),
+    /// The survivors' data keys: rotation of the key-encryption key.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// How many live data keys each key-encryption key wraps (the current
+    /// one first). A rotation is done when the retired ones wrap none.
+    Status,
+    /// Wrap every data key a retired key-encryption key wrapped again under
+    /// the current one (`[vault] retired_kek_files`), and print how many.
+    /// Safe while the node runs; the node also does it at start.
+    Rewrap,
 }
 
 #[derive(Subcommand, Debug)]
@@ -130,6 +144,27 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             exchange_audit::cli::run(command, &configured).await
         }
         Command::Receipt(ReceiptCommand::Verify(args)) => receipt_verify(args),
+        Command::Keys(command) => {
+            let config = NodeConfig::load(cli.config.as_deref())?;
+            let vault = crate::app::open_vault(&config).await?;
+            if matches!(command, KeysCommand::Rewrap) {
+                let count = vault.rewrap().await?;
+                say(format!(
+                    "wrapped {count} data keys again under {}",
+                    vault.kek_id()
+                ));
+            }
+            for kek in vault.census().await? {
+                say(format!(
+                    "{}\t{}\t{} live data keys",
+                    kek.kek_id,
+                    kek.role.as_str(),
+                    kek.live_keys
+                ));
+            }
+            vault.close().await;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Dev(DevCommand::Token(args)) => dev_token(cli.config.as_deref(), args),
     }
 }

@@ -105,6 +105,13 @@ pub struct VaultConfig {
     /// off the records database's disk and out of its backups.
     #[serde(default)]
     pub kek_file: Option<PathBuf>,
+    /// Retired key-encryption keys, during a rotation: they still unwrap the
+    /// data keys they wrapped while the node wraps every one again under
+    /// `kek_file` (at start, in the background; or `agency-node keys
+    /// rewrap`). Once `agency-node keys status` shows none left under them,
+    /// remove them from here and destroy them (docs/encryption-at-rest.md).
+    #[serde(default)]
+    pub retired_kek_files: Vec<PathBuf>,
     /// The key store holding each survivor's wrapped data key: a database
     /// apart from the records, so that a backup of the records holds no
     /// key. `keys.db` in `data_dir` when unset; with several replicas, a
@@ -127,6 +134,7 @@ impl Default for VaultConfig {
     fn default() -> Self {
         Self {
             kek_file: None,
+            retired_kek_files: Vec::new(),
             key_store_url: None,
             key_cache_seconds: default_key_cache_seconds(),
         }

@@ -23,6 +23,13 @@ pub enum KekError {
     /// The key service could not be reached or refused (a KMS or HSM).
     #[error("the key service is unavailable: {0}")]
     Unavailable(String),
+    /// The data key was wrapped by a KEK this node was not given (neither
+    /// the current one nor a retired one still being rotated away from).
+    #[error(
+        "a data key is wrapped by key-encryption key {0}, which this node does not have: \
+         list its file in [vault] retired_kek_files until the rotation is done"
+    )]
+    Unknown(String),
 }
 
 /// What wraps and unwraps data keys. A KMS or HSM implements it by calling
@@ -75,6 +82,15 @@ impl FileKek {
             fresh.to_vec()
         };
         Self::from_bytes(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    }
+
+    /// Loads an existing key (a retired one, kept to unwrap until every
+    /// data key is wrapped again): never generates one.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        if !path.exists() {
+            anyhow::bail!("no key-encryption key at {}", path.display());
+        }
+        Self::load_or_generate(path)
     }
 
     /// A KEK from its 32 bytes.

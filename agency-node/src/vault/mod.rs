@@ -280,6 +280,9 @@ impl VaultError {
 #[derive(Clone)]
 pub struct Vault {
     kek: Arc<dyn KeyEncryptionKey>,
+    /// Retired KEKs: they still unwrap the data keys they wrapped, until
+    /// [`Vault::rewrap`] has wrapped every one under `kek`; they wrap none.
+    retired: Vec<Arc<dyn KeyEncryptionKey>>,
     keys: Db,
     cache: Arc<quick_cache::sync::Cache<String, (std::time::Instant, SurvivorKey)>>,
     cache_age: Duration,
@@ -303,7 +306,39 @@ fn wrap_context(survivor_id: &str, part: Part) -> Vec<u8> {
     format!("exchange/data-key/v1\0{survivor_id}\0{}", part.as_str()).into_bytes()
 }
 
-const KEY_COLUMNS: &str = "survivor_id, part, wrapped, destroyed_at";
+const KEY_COLUMNS: &str = "survivor_id, part, kek_id, wrapped, destroyed_at";
+
+/// Which key-encryption key this is, to this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KekRole {
+    /// It wraps every new data key.
+    Current,
+    /// Listed in `[vault] retired_kek_files`: it only unwraps.
+    Retired,
+    /// Named in the key store, but this node does not have it.
+    Unknown,
+}
+
+impl KekRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KekRole::Current => "current",
+            KekRole::Retired => "retired",
+            KekRole::Unknown => "unknown",
+        }
+    }
+}
+
+/// How many live data keys one key-encryption key wraps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KekCensus {
+    pub kek_id: String,
+    pub role: KekRole,
+    pub live_keys: i64,
+}
+
+/// How many data keys [`Vault::rewrap`] wraps again per batch.
+const REWRAP_BATCH: i64 = 500;
 
 impl Vault {
     /// Opens the key store at `url` (applying its migrations) with `kek`,
@@ -334,10 +369,117 @@ impl Vault {
         keys.migrate(&KEY_MIGRATIONS).await?;
         Ok(Self {
             kek,
+            retired: Vec::new(),
             keys,
             cache: Arc::new(quick_cache::sync::Cache::new(KEY_CACHE_SURVIVORS)),
             cache_age,
         })
+    }
+
+    /// The same key store with retired KEKs that still unwrap the keys they
+    /// wrapped (a rotation in progress). A retired KEK that is the current
+    /// one is refused.
+    pub fn with_retired(mut self, retired: Vec<Arc<dyn KeyEncryptionKey>>) -> anyhow::Result<Self> {
+        if let Some(same) = retired.iter().find(|k| k.id() == self.kek.id()) {
+            anyhow::bail!(
+                "key-encryption key {} is both the current one and a retired one",
+                same.id()
+            );
+        }
+        self.retired = retired;
+        Ok(self)
+    }
+
+    /// The KEK named `id`: the current one or a retired one.
+    fn kek_named(&self, id: &str) -> Result<&Arc<dyn KeyEncryptionKey>, KekError> {
+        std::iter::once(&self.kek)
+            .chain(&self.retired)
+            .find(|k| k.id() == id)
+            .ok_or_else(|| KekError::Unknown(id.to_owned()))
+    }
+
+    /// Wraps again, under the current KEK, every live data key a retired
+    /// KEK wrapped (a batch at a time, each key in its own conditional
+    /// update, so replicas and a restart can share the work); returns how
+    /// many it wrapped. Destroyed keys have nothing to wrap. When it
+    /// returns, the retired KEKs can be removed from the configuration and
+    /// destroyed. The data keys themselves do not change: nothing sealed
+    /// is rewritten.
+    pub async fn rewrap(&self) -> Result<u64, VaultError> {
+        let mut done = 0;
+        loop {
+            let rows = sqlx::query(&format!(
+                "SELECT {KEY_COLUMNS} FROM survivor_keys \
+                 WHERE kek_id <> $1 AND wrapped IS NOT NULL AND destroyed_at IS NULL \
+                 ORDER BY survivor_id, part LIMIT $2"
+            ))
+            .bind(self.kek.id())
+            .bind(REWRAP_BATCH)
+            .fetch_all(self.keys.pool())
+            .await?;
+            if rows.is_empty() {
+                return Ok(done);
+            }
+            for row in &rows {
+                let survivor: String = row.try_get("survivor_id")?;
+                let part_text: String = row.try_get("part")?;
+                let old: String = row.try_get("kek_id")?;
+                let wrapped: String = row.try_get("wrapped")?;
+                let part = Part::parse(&part_text)
+                    .ok_or_else(|| KekError::WrongKeyOrTampered(old.clone()))?;
+                let context = wrap_context(&survivor, part);
+                let bytes = STANDARD_NO_PAD
+                    .decode(&wrapped)
+                    .map_err(|_| KekError::WrongKeyOrTampered(old.clone()))?;
+                let data_key = self.kek_named(&old)?.unwrap(&context, &bytes).await?;
+                let rewrapped = self.kek.wrap(&context, &data_key).await?;
+                let updated = sqlx::query(
+                    "UPDATE survivor_keys SET wrapped = $4, kek_id = $5 \
+                     WHERE survivor_id = $1 AND part = $2 AND kek_id = $3 \
+                     AND destroyed_at IS NULL",
+                )
+                .bind(&survivor)
+                .bind(&part_text)
+                .bind(&old)
+                .bind(STANDARD_NO_PAD.encode(rewrapped))
+                .bind(self.kek.id())
+                .execute(self.keys.pool())
+                .await?;
+                done += updated.rows_affected();
+            }
+        }
+    }
+
+    /// How many live data keys each KEK wraps: the current one, then each
+    /// retired one, then any other the key store names (which this node
+    /// could not unwrap). A rotation is done when the retired ones wrap none.
+    pub async fn census(&self) -> Result<Vec<KekCensus>, VaultError> {
+        let rows = sqlx::query(
+            "SELECT kek_id, COUNT(*) AS n FROM survivor_keys \
+             WHERE wrapped IS NOT NULL AND destroyed_at IS NULL GROUP BY kek_id ORDER BY kek_id",
+        )
+        .fetch_all(self.keys.pool())
+        .await?;
+        let mut out: Vec<KekCensus> = std::iter::once((&self.kek, KekRole::Current))
+            .chain(self.retired.iter().map(|k| (k, KekRole::Retired)))
+            .map(|(k, role)| KekCensus {
+                kek_id: k.id().to_owned(),
+                role,
+                live_keys: 0,
+            })
+            .collect();
+        for row in rows {
+            let (id, n): (String, i64) = (row.try_get("kek_id")?, row.try_get("n")?);
+            match out.iter_mut().find(|c| c.kek_id == id) {
+                Some(entry) => entry.live_keys = n,
+                None => out.push(KekCensus {
+                    kek_id: id,
+                    role: KekRole::Unknown,
+                    live_keys: n,
+                }),
+            }
+        }
+        Ok(out)
     }
 
     fn cached(&self, survivor_id: &str) -> Option<SurvivorKey> {
@@ -470,7 +612,8 @@ impl Vault {
         let part_text: String = row.try_get("part")?;
         let wrapped: Option<String> = row.try_get("wrapped")?;
         let destroyed_at: Option<i64> = row.try_get("destroyed_at")?;
-        let tampered = || KekError::WrongKeyOrTampered(self.kek.id().to_owned());
+        let kek_id: String = row.try_get("kek_id")?;
+        let tampered = || KekError::WrongKeyOrTampered(kek_id.clone());
         let part = Part::parse(&part_text).ok_or_else(tampered)?;
         let (Some(wrapped), None) = (wrapped, destroyed_at) else {
             return Ok((
@@ -479,7 +622,10 @@ impl Vault {
             ));
         };
         let wrapped = STANDARD_NO_PAD.decode(wrapped).map_err(|_| tampered())?;
-        let bytes = self.kek.unwrap(&wrap_context(&id, part), &wrapped).await?;
+        let bytes = self
+            .kek_named(&kek_id)?
+            .unwrap(&wrap_context(&id, part), &wrapped)
+            .await?;
         let key = RandomizedNonceKey::new(&AES_256_GCM, &bytes).map_err(|_| tampered())?;
         Ok((part, PartKey::Live(Arc::new(key))))
     }
@@ -751,6 +897,104 @@ mod tests {
         assert_eq!(key.open(Field::CaseNoteBody, &sealed).unwrap(), "note");
     }
 
+    /// The key store at `dir` opened with KEK `current` (bytes all equal to
+    /// it) and retired KEKs, with no key cache.
+    async fn vault_with(dir: &std::path::Path, current: u8, retired: &[u8]) -> Vault {
+        let url = exchange_service::db::sqlite_url(dir, KEY_STORE_FILE);
+        let kek = Arc::new(FileKek::from_bytes(&[current; 32]).unwrap());
+        Vault::open_with_cache(kek, &url, Duration::from_secs(5), Duration::ZERO)
+            .await
+            .unwrap()
+            .with_retired(
+                retired
+                    .iter()
+                    .map(|b| {
+                        Arc::new(FileKek::from_bytes(&[*b; 32]).unwrap())
+                            as Arc<dyn KeyEncryptionKey>
+                    })
+                    .collect(),
+            )
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_new_kek_takes_over_every_live_key_and_the_old_one_can_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = vault_with(dir.path(), 3, &[]).await;
+        let sealed_a = old
+            .create("a")
+            .await
+            .unwrap()
+            .seal(Field::SurvivorIdentity, "Amal")
+            .unwrap();
+        let sealed_b = old
+            .create("b")
+            .await
+            .unwrap()
+            .seal(Field::CaseNoteBody, "note")
+            .unwrap();
+        old.destroy("b", &[Part::Contact], OffsetDateTime::now_utc())
+            .await
+            .unwrap();
+        old.close().await;
+
+        // The new KEK alone cannot unwrap what the old one wrapped.
+        let alone = vault_with(dir.path(), 4, &[]).await;
+        assert!(matches!(
+            alone.key("a").await,
+            Err(VaultError::Kek(KekError::Unknown(_)))
+        ));
+        alone.close().await;
+
+        // With the old one retired: reads work before, during and after.
+        let rotating = vault_with(dir.path(), 4, &[3]).await;
+        let census = rotating.census().await.unwrap();
+        assert_eq!(census[0].role, KekRole::Current);
+        assert_eq!(census[0].live_keys, 0);
+        assert_eq!(
+            (census[1].role, census[1].live_keys),
+            (KekRole::Retired, 11)
+        );
+        let key = rotating.key("a").await.unwrap();
+        assert_eq!(
+            key.open(Field::SurvivorIdentity, &sealed_a).unwrap(),
+            "Amal"
+        );
+        // Six parts a survivor, less b's destroyed contact key.
+        assert_eq!(rotating.rewrap().await.unwrap(), 11);
+        assert_eq!(rotating.rewrap().await.unwrap(), 0, "nothing left to do");
+        let census = rotating.census().await.unwrap();
+        assert_eq!(census[0].live_keys, 11);
+        assert_eq!(census[1].live_keys, 0);
+        // A key made during the rotation is wrapped by the new KEK.
+        rotating.create("c").await.unwrap();
+        rotating.close().await;
+
+        // The old KEK can go: the new one alone opens everything.
+        let after = vault_with(dir.path(), 4, &[]).await;
+        let b = after.key("b").await.unwrap();
+        assert_eq!(b.open(Field::CaseNoteBody, &sealed_b).unwrap(), "note");
+        assert!(
+            b.erased(Part::Contact).is_some(),
+            "a destroyed key stays destroyed"
+        );
+        after.key("c").await.unwrap();
+        // And the old one alone opens nothing now.
+        let old_only = vault_with(dir.path(), 3, &[]).await;
+        assert!(old_only.key("a").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_retired_kek_cannot_be_the_current_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = exchange_service::db::sqlite_url(dir.path(), KEY_STORE_FILE);
+        let kek = Arc::new(FileKek::from_bytes(&[3; 32]).unwrap());
+        let vault = Vault::open(kek.clone(), &url, Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert!(vault.with_retired(vec![kek]).is_err());
+    }
+
     #[tokio::test]
     async fn a_destroyed_key_is_gone_for_good() {
         let (_dir, vault) = vault().await;
@@ -804,7 +1048,18 @@ mod tests {
         vault.close().await;
         let other = Arc::new(FileKek::from_bytes(&[4u8; 32]).unwrap());
         let url = exchange_service::db::sqlite_url(dir.path(), KEY_STORE_FILE);
-        let thief = Vault::open(other, &url, Duration::from_secs(5))
+        let thief = Vault::open_with_cache(other, &url, Duration::from_secs(5), Duration::ZERO)
+            .await
+            .unwrap();
+        assert!(matches!(
+            thief.key("a").await,
+            Err(VaultError::Kek(KekError::Unknown(_)))
+        ));
+        // Naming its own KEK in the store does not help: the wrapped keys
+        // do not open with it.
+        sqlx::query("UPDATE survivor_keys SET kek_id = $1")
+            .bind(thief.kek_id().to_owned())
+            .execute(thief.key_store().pool())
             .await
             .unwrap();
         assert!(matches!(

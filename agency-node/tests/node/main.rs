@@ -17,6 +17,7 @@ mod consent;
 mod contract;
 mod dev_token;
 mod idempotency;
+mod key_rotation;
 mod lifecycle;
 mod limits;
 mod notifications;
