@@ -223,6 +223,8 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
             post(routes::issue_consent_code),
         )
         .route("/review", get(routes::review))
+        .route("/requests", get(routes::requests))
+        .route("/requests/{id}/answer", post(routes::answer_request))
         .route("/follow-ups", get(routes::follow_ups))
         .route("/agencies", get(routes::agencies))
         .route("/static/console.css", get(routes::stylesheet))

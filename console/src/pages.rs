@@ -25,6 +25,9 @@ pub struct Chrome {
     /// Whether the signed-in caseworker is a supervisor (their pages in
     /// the navigation).
     pub supervisor: bool,
+    /// Whether they answer survivors' requests to correct or erase (a
+    /// supervisor or the data-protection officer).
+    pub records_officer: bool,
 }
 
 impl Chrome {
@@ -156,6 +159,29 @@ impl SurvivorPage {
     pub fn initial_service_statuses(&self) -> &'static [&'static str] {
         &["PLANNED", "IN_PROGRESS", "DELIVERED"]
     }
+}
+
+/// Survivors' requests to correct or erase their records, waiting for the
+/// agency's answer (supervisors and the data-protection officer).
+#[derive(Template)]
+#[template(path = "requests.html")]
+pub struct RequestsPage {
+    pub chrome: Chrome,
+    pub requests: Vec<RightsRequest>,
+}
+
+/// A survivor's request, as the gateway returns it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RightsRequest {
+    pub id: String,
+    pub survivor_id: String,
+    pub kind: String,
+    pub parts: Vec<String>,
+    pub details: Option<String>,
+    pub asked_at: String,
+    pub answer_due_at: String,
+    pub overdue: bool,
 }
 
 /// Emergency access to the agency's records, for its supervisors.
@@ -606,6 +632,7 @@ mod tests {
                 here: "/".into(),
                 break_glass_until: None,
                 supervisor: false,
+                records_officer: false,
             };
             for reason in [
                 "NO_GRANT",

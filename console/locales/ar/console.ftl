@@ -303,3 +303,23 @@ notice-service-recorded = سُجّلت الخدمة.
 notice-service-updated = حُدّثت الخدمة.
 notice-plan-action-updated = حُدّث إجراء الخطة.
 notice-follow-up-closed = أُغلقت المتابعة.
+
+## طلبات التصحيح أو المحو
+nav-requests = طلبات الناجين
+requests-title = طلبات تصحيح السجلات أو محوها
+requests-intro = الطلبات المقدَّمة في البوابة، الأقرب موعدًا أولًا. أجب عن كل طلب قبل موعده: سيرى الشخص إجابتك. أجرِ التصحيح أولًا في صفحة الشخص؛ ويتم المحو عند الإجابة بـ«تم» ولا يمكن التراجع عنه.
+requests-none = لا يوجد طلب بانتظار إجابة.
+request-asked = تاريخ الطلب
+request-due = الإجابة قبل
+request-overdue = متأخر
+request-details = بكلمات الشخص
+request-outcome = إجابتك
+request-done-erasure = تم: امحُ هذه الأجزاء الآن
+request-done-correction = تم: صُحِّح السجل
+request-refused = مرفوض (اذكر السبب)
+request-answer = ما سيقرؤه الشخص
+request-send = إرسال الإجابة
+notice-request-answered = أُرسلت الإجابة؛ يراها الشخص في البوابة.
+value-correction = تصحيح
+value-erasure = محو
+value-record = السجل كله

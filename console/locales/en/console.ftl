@@ -303,3 +303,23 @@ notice-service-recorded = The service was recorded.
 notice-service-updated = The service was updated.
 notice-plan-action-updated = The care plan action was updated.
 notice-follow-up-closed = The follow-up was closed.
+
+## Survivors' requests to correct or erase
+nav-requests = Survivors' requests
+requests-title = Survivors' requests to correct or erase
+requests-intro = Requests survivors made in the portal, the first due first. Answer each before its date: the survivor sees your answer. Make a correction on the survivor's page first; an erasure is done when you answer "done", and cannot be undone.
+requests-none = No request waits for an answer.
+request-asked = Asked
+request-due = Answer by
+request-overdue = Overdue
+request-details = In the survivor's words
+request-outcome = Your answer
+request-done-erasure = Done: erase these parts now
+request-done-correction = Done: the record is corrected
+request-refused = Refused (say why)
+request-answer = What the survivor will read
+request-send = Send the answer
+notice-request-answered = The answer was sent; the survivor sees it in the portal.
+value-correction = Correction
+value-erasure = Erasure
+value-record = The whole record

@@ -303,3 +303,23 @@ notice-service-recorded = El servicio quedó registrado.
 notice-service-updated = El servicio fue actualizado.
 notice-plan-action-updated = La acción del plan fue actualizada.
 notice-follow-up-closed = El seguimiento fue cerrado.
+
+## Solicitudes de corrección o borrado
+nav-requests = Solicitudes de sobrevivientes
+requests-title = Solicitudes de corrección o borrado
+requests-intro = Solicitudes hechas en el portal, la más urgente primero. Responda cada una antes de su fecha: la persona verá su respuesta. Haga primero la corrección en la página de la persona; un borrado se hace al responder "hecho" y no se puede deshacer.
+requests-none = Ninguna solicitud espera respuesta.
+request-asked = Pedida
+request-due = Responder antes del
+request-overdue = Vencida
+request-details = En palabras de la persona
+request-outcome = Su respuesta
+request-done-erasure = Hecho: borrar ahora estas partes
+request-done-correction = Hecho: el expediente está corregido
+request-refused = Rechazada (diga por qué)
+request-answer = Lo que leerá la persona
+request-send = Enviar la respuesta
+notice-request-answered = La respuesta se envió; la persona la ve en el portal.
+value-correction = Corrección
+value-erasure = Borrado
+value-record = Todo el expediente

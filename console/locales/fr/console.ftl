@@ -303,3 +303,23 @@ notice-service-recorded = Le service a été enregistré.
 notice-service-updated = Le service a été mis à jour.
 notice-plan-action-updated = L'action du plan a été mise à jour.
 notice-follow-up-closed = Le suivi a été clos.
+
+## Demandes de correction ou d'effacement
+nav-requests = Demandes des personnes
+requests-title = Demandes de correction ou d'effacement
+requests-intro = Les demandes faites dans le portail, la plus urgente d'abord. Répondez à chacune avant sa date : la personne voit votre réponse. Faites d'abord la correction sur la page de la personne ; un effacement a lieu quand vous répondez « fait » et ne peut pas être annulé.
+requests-none = Aucune demande n'attend de réponse.
+request-asked = Demandée
+request-due = Répondre avant le
+request-overdue = En retard
+request-details = Dans les mots de la personne
+request-outcome = Votre réponse
+request-done-erasure = Fait : effacer ces parties maintenant
+request-done-correction = Fait : le dossier est corrigé
+request-refused = Refusée (dites pourquoi)
+request-answer = Ce que la personne lira
+request-send = Envoyer la réponse
+notice-request-answered = La réponse est envoyée ; la personne la voit dans le portail.
+value-correction = Correction
+value-erasure = Effacement
+value-record = Tout le dossier

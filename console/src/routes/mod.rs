@@ -140,6 +140,11 @@ impl Visit {
                 .signed_in
                 .as_ref()
                 .is_some_and(|s| s.principal.has_role(exchange_schema::Role::Supervisor)),
+            records_officer: self.session.signed_in.as_ref().is_some_and(|s| {
+                s.principal.has_role(exchange_schema::Role::Supervisor)
+                    || s.principal
+                        .has_role(exchange_schema::Role::DataProtectionOfficer)
+            }),
         }
     }
 

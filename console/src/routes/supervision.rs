@@ -1,7 +1,8 @@
 //! What supervisors do in the console: review emergency (break-glass)
-//! access to their agency's records, and assign caseworkers to a case
-//! their agency owns. The nodes decide who may; the console only hides
-//! what would be refused.
+//! access to their agency's records, assign caseworkers to a case their
+//! agency owns, and (with the data-protection officer) answer survivors'
+//! requests to correct or erase their records. The nodes decide who may;
+//! the console only hides what would be refused.
 
 use std::sync::Arc;
 
@@ -12,11 +13,12 @@ use exchange_schema::{Purpose, Role};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::signed_in_visit;
 use super::survivors::{Change, field, survivor_form};
+use super::survivors::{done, pairs};
+use super::{form_visit, signed_in_visit};
 use crate::ConsoleState;
 use crate::error::ConsoleError;
-use crate::pages::{AuditEntry, ReviewPage};
+use crate::pages::{AuditEntry, RequestsPage, ReviewPage, RightsRequest};
 
 /// Entries the review page shows.
 const PAGE_SIZE: i64 = 50;
@@ -87,6 +89,118 @@ pub async fn review(State(state): State<Arc<ConsoleState>>, headers: HeaderMap) 
     )
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RequestsAnswer {
+    rights_requests: Vec<RightsRequest>,
+}
+
+/// The longest answer the form takes (the node's limit).
+const MAX_ANSWER_CHARS: usize = 2000;
+/// Requests the page lists (the first due first).
+const REQUESTS_LISTED: i64 = 100;
+
+fn forbidden(message: &str) -> ConsoleError {
+    ConsoleError::Gateway {
+        code: exchange_schema::ErrorCode::Forbidden,
+        message: message.into(),
+    }
+}
+
+/// `/requests`: the survivors' requests to correct or erase that wait for
+/// the agency's answer, the first due first, overdue ones marked, each with
+/// the form to answer it. Supervisors and the data-protection officer.
+pub async fn requests(State(state): State<Arc<ConsoleState>>, headers: HeaderMap) -> Response {
+    let (visit, signed_in) = match signed_in_visit(&state, &headers, "/requests").await {
+        Ok(v) => v,
+        Err(refused) => return refused,
+    };
+    if !visit.chrome().records_officer {
+        return visit.refuse(
+            &state,
+            forbidden("supervisors and the data-protection officer only"),
+        );
+    }
+    let answer: Result<RequestsAnswer, _> = state
+        .gateway
+        .execute(
+            &signed_in.access_token,
+            Purpose::CaseManagement,
+            "query($first: Int) { rightsRequests(status: OPEN, first: $first) { id survivorId \
+             kind parts details askedAt answerDueAt overdue } }",
+            json!({ "first": REQUESTS_LISTED }),
+        )
+        .await;
+    match answer {
+        Ok(answer) => visit.page(
+            &state,
+            RequestsPage {
+                chrome: visit.chrome(),
+                requests: answer.rights_requests,
+            },
+        ),
+        Err(e) => visit.refuse(&state, e),
+    }
+}
+
+/// The answer form read into `answerRightsRequest`'s variables; refuses
+/// what the form could not have sent.
+pub fn request_answer(
+    id: &str,
+    form: &[(String, String)],
+) -> Result<serde_json::Value, ConsoleError> {
+    let outcome = field(form, "outcome")
+        .filter(|o| ["DONE", "REFUSED"].contains(o))
+        .ok_or(ConsoleError::BadRequest("choose done or refused"))?;
+    let answer = field(form, "answer");
+    if answer.is_some_and(|a| a.chars().count() > MAX_ANSWER_CHARS) {
+        return Err(ConsoleError::BadRequest("the answer is too long"));
+    }
+    if outcome == "REFUSED" && answer.is_none() {
+        return Err(ConsoleError::BadRequest(
+            "a refusal must give the survivor its reason",
+        ));
+    }
+    Ok(json!({ "id": id, "outcome": outcome, "answer": answer }))
+}
+
+/// `POST /requests/{id}/answer`: answers a survivor's request (for an
+/// erasure, done means erased now); back to the list with a notice.
+pub async fn answer_request(
+    State(state): State<Arc<ConsoleState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: String,
+) -> Response {
+    let form = pairs(&body);
+    let (visit, signed_in) =
+        match form_visit(&state, &headers, "/requests", field(&form, "csrf")).await {
+            Ok(v) => v,
+            Err(refused) => return refused,
+        };
+    let variables = match request_answer(&id, &form) {
+        Ok(v) => v,
+        Err(e) => return visit.refuse(&state, e),
+    };
+    let result: Result<serde_json::Value, _> = state
+        .gateway
+        .execute(
+            &signed_in.access_token,
+            Purpose::CaseManagement,
+            "mutation($id: ID!, $outcome: RightsRequestOutcome!, $answer: String) { \
+             answerRightsRequest(id: $id, outcome: $outcome, answer: $answer) { id status } }",
+            variables,
+        )
+        .await;
+    done(
+        &state,
+        &visit,
+        result,
+        "notice-request-answered",
+        "/requests",
+    )
+}
+
 /// The users of the assignment form: comma- or line-separated, trimmed,
 /// without repeats; at most [`MAX_ASSIGNED`].
 pub fn assigned_users(text: &str) -> Result<Vec<String>, ConsoleError> {
@@ -131,6 +245,24 @@ pub async fn assign(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_request_answer_needs_an_outcome_and_a_refusal_its_reason() {
+        let form = |text: &str| pairs(text);
+        assert_eq!(
+            request_answer("a:1", &form("outcome=DONE")).unwrap(),
+            json!({ "id": "a:1", "outcome": "DONE", "answer": null })
+        );
+        assert!(request_answer("a:1", &form("outcome=REFUSED&answer=+")).is_err());
+        assert!(request_answer("a:1", &form("outcome=ERASED")).is_err());
+        assert!(request_answer("a:1", &form("")).is_err());
+        let long = format!("outcome=REFUSED&answer={}", "x".repeat(2001));
+        assert!(request_answer("a:1", &form(&long)).is_err());
+        assert_eq!(
+            request_answer("a:1", &form("outcome=REFUSED&answer=Court+order")).unwrap()["answer"],
+            "Court order"
+        );
+    }
 
     #[test]
     fn assigned_users_are_split_trimmed_and_deduplicated_within_the_limit() {

@@ -9,6 +9,7 @@ mod browser;
 mod casework;
 mod notices;
 mod oidc_provider;
+mod rights;
 mod sign_in;
 
 use std::sync::Arc;
