@@ -207,6 +207,16 @@ async fn a_caseworker_handles_a_referral_in_chromium_by_mouse_and_keyboard_on_pa
     // directly: the console's own consent form is exercised below).
     fed.grant(&survivor, "legal-aid-city", &["IDENTITY"], &["REFERRAL"])
         .await;
+    // A request the survivor made in the portal, for the supervisor's queue.
+    agency_node::rights::ask(
+        &fed.node("shelter-north").state,
+        second.split_once(':').expect("global ID").1,
+        agency_node::rights::RequestKind::Correction,
+        &[agency_node::vault::Part::Identity],
+        Some("My name is spelled Hanna"),
+    )
+    .await
+    .expect("asked");
 
     let mut axe = AxeRun::new().await;
     let driver = start_driver().await;
@@ -294,6 +304,9 @@ async fn a_caseworker_handles_a_referral_in_chromium_by_mouse_and_keyboard_on_pa
     click(&owner, "a[href='/review']").await;
     wait_for_text(&owner, "Emergency access to our records").await;
     axe.check(&owner, "emergency access review").await;
+    click(&owner, "a[href='/requests']").await;
+    wait_for_text(&owner, "My name is spelled Hanna").await;
+    axe.check(&owner, "survivors' requests").await;
     click(&owner, "a[href='/survivors']").await;
     wait_for(&owner, &format!("a[href='/survivors/{survivor}']")).await;
     axe.check(&owner, "our survivors").await;
