@@ -13,6 +13,8 @@
 //! * [`idempotency`]: the `Idempotency-Key` header of mutations.
 //! * [`headers`]: the purpose, justification and trace-context headers.
 //! * [`limits`]: the operation limits the gateway and every node enforce.
+//! * [`statistics`]: the catalogue of counted tables and how a release
+//!   of their sums is protected.
 //! * [`SUBGRAPH_SDL`]: the checked-in SDL every node must serve.
 
 pub mod audit;
@@ -23,6 +25,7 @@ pub mod idempotency;
 pub mod ids;
 pub mod intake;
 pub mod limits;
+pub mod statistics;
 pub mod vocabulary;
 
 pub use audit::{AuditEvent, AuditKind, Decision};
