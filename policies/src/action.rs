@@ -19,6 +19,9 @@ pub enum Action {
     AnswerReferral,
     WithdrawReferral,
     ReadAuditLog,
+    /// Count a node's records for the federation's statistics (counts
+    /// only, never a record).
+    CountRecords,
     OpenBreakGlass,
     IssueConsentCode,
     /// Append a case note (never edit one).
@@ -45,6 +48,7 @@ pub(crate) enum ResourceKind {
     SurvivorRecord,
     Referral,
     AuditLog,
+    Statistics,
     Case,
 }
 
@@ -58,6 +62,7 @@ impl Action {
         Self::AnswerReferral,
         Self::WithdrawReferral,
         Self::ReadAuditLog,
+        Self::CountRecords,
         Self::OpenBreakGlass,
         Self::IssueConsentCode,
         Self::WriteCaseNote,
@@ -80,6 +85,7 @@ impl Action {
             Self::AnswerReferral => "answerReferral",
             Self::WithdrawReferral => "withdrawReferral",
             Self::ReadAuditLog => "readAuditLog",
+            Self::CountRecords => "countRecords",
             Self::OpenBreakGlass => "openBreakGlass",
             Self::IssueConsentCode => "issueConsentCode",
             Self::WriteCaseNote => "writeCaseNote",
@@ -104,6 +110,7 @@ impl Action {
             | Self::AnswerReferral
             | Self::WithdrawReferral => ResourceKind::Referral,
             Self::ReadAuditLog => ResourceKind::AuditLog,
+            Self::CountRecords => ResourceKind::Statistics,
             Self::WriteCaseNote
             | Self::RecordService
             | Self::AssignCaseworkers

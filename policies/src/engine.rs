@@ -109,6 +109,7 @@ struct CedarNames {
     referral: EntityTypeName,
     case: EntityTypeName,
     audit_log: EntityTypeName,
+    statistics: EntityTypeName,
     action_type: EntityTypeName,
     disclose: EntityUid,
 }
@@ -132,6 +133,7 @@ impl CedarNames {
             referral: ty("Referral"),
             case: ty("Case"),
             audit_log: ty("AuditLog"),
+            statistics: ty("Statistics"),
             disclose: Self::uid(&action_type, "disclose"),
             action_type,
         }
@@ -179,6 +181,11 @@ fn resource_entities(names: &CedarNames) -> Vec<Entity> {
         ));
         out.push(Entity::new(
             CedarNames::uid(&names.audit_log, owned_id(owned)),
+            attrs.clone(),
+            HashSet::new(),
+        ));
+        out.push(Entity::new(
+            CedarNames::uid(&names.statistics, owned_id(owned)),
             attrs,
             HashSet::new(),
         ));
@@ -809,6 +816,9 @@ impl<'a> DecisionScope<'a> {
             }
             crate::action::ResourceKind::AuditLog => {
                 CedarNames::uid(&names.audit_log, owned_id(key.owned))
+            }
+            crate::action::ResourceKind::Statistics => {
+                CedarNames::uid(&names.statistics, owned_id(key.owned))
             }
             crate::action::ResourceKind::Case => {
                 CedarNames::uid(&names.case, &referral_id(key.owned, key.received))

@@ -98,6 +98,9 @@ vocabulary! {
         Audit => "AUDIT",
         /// Break-glass: the survivor is in danger and cannot be asked.
         Emergency => "EMERGENCY",
+        /// Counting records for the federation's published statistics:
+        /// counts leave a node, never a survivor's data.
+        Statistics => "STATISTICS",
     }
 }
 
@@ -108,6 +111,8 @@ vocabulary! {
         Supervisor => "SUPERVISOR",
         Auditor => "AUDITOR",
         DataProtectionOfficer => "DATA_PROTECTION_OFFICER",
+        /// Produces the federation's statistics releases (counts only).
+        Statistician => "STATISTICIAN",
     }
 }
 
