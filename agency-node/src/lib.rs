@@ -26,6 +26,7 @@ pub mod retention;
 pub mod rights;
 pub mod seed;
 pub mod state;
+pub mod statistics;
 pub mod store;
 pub mod telemetry;
 pub mod tls;

@@ -91,6 +91,10 @@ pub enum AuditKind {
     /// `REFUSED:<kind>`; `subject` the request). The survivor's words and
     /// the answer are kept with the record, sealed, not here.
     RightsRequest,
+    /// A node counted its records for the federation's statistics
+    /// (`reason` the period; the explanation names the tables). Counts
+    /// only; no survivor is named.
+    StatisticsCounted,
 }
 
 impl AuditKind {
@@ -123,6 +127,7 @@ impl AuditKind {
             Self::RecordErased => "RECORD_ERASED",
             Self::LegalHold => "LEGAL_HOLD",
             Self::RightsRequest => "RIGHTS_REQUEST",
+            Self::StatisticsCounted => "STATISTICS_COUNTED",
         }
     }
 }

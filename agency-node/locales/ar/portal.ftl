@@ -114,6 +114,7 @@ purpose-health-care = رعاية صحية
 purpose-investigation = تحقيق جنائي
 purpose-audit = تدقيق السجلات
 purpose-emergency = حالة طارئة
+purpose-statistics = العدّ لإحصاءات منشورة (أرقام فقط، وليس سجلك أبدًا)
 
 kind-shelter = دار إيواء
 kind-legal-aid = مساعدة قانونية
@@ -243,3 +244,13 @@ export-care-plan = خطة الرعاية
 export-rights-requests = طلباتك
 export-disclosures = من اطّلع على سجلك
 export-erased = ممحو
+
+## الإحصاءات
+statistics-heading = أن تُحتسب في الإحصاءات
+statistics-intro = تنشر الجهات أرقامًا، مثل عدد الأشخاص الذين ساعدتهم حسب العمر والجنسية، لكي تموّل الحكومات والجهات المانحة المساعدة المناسبة. لا يخرج من الجهة إلا الأرقام، وليس سجلك أبدًا، وتُخفى الأعداد الصغيرة حتى لا يمكن التعرّف على أحد. يمكنك أن تختار ألا تُحتسب.
+statistics-state-in = أنت محتسب في الأرقام المنشورة.
+statistics-state-out = أنت غير محتسب في الأرقام المنشورة.
+statistics-opt-out = لا تحتسبني
+statistics-opt-in = احتسبني من جديد
+statistics-out-done = لن تُحتسب في الأرقام المنشورة القادمة.
+statistics-in-done = ستُحتسب من جديد في الأرقام المنشورة القادمة.

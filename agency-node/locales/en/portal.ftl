@@ -114,6 +114,7 @@ purpose-health-care = Health care
 purpose-investigation = A criminal investigation
 purpose-audit = Checking the records (audit)
 purpose-emergency = An emergency
+purpose-statistics = Counting for published statistics (numbers only, never your record)
 
 kind-shelter = shelter
 kind-legal-aid = legal aid
@@ -243,3 +244,13 @@ export-care-plan = Care plan
 export-rights-requests = Your requests
 export-disclosures = Who saw your record
 export-erased = Erased
+
+## Statistics
+statistics-heading = Being counted in statistics
+statistics-intro = Agencies publish numbers, such as how many people they helped by age and nationality, so that governments and donors fund the right help. Only numbers leave the agency, never your record, and small numbers are hidden so no one can be recognised. You can choose not to be counted.
+statistics-state-in = You are counted in the published numbers.
+statistics-state-out = You are not counted in the published numbers.
+statistics-opt-out = Do not count me
+statistics-opt-in = Count me again
+statistics-out-done = You will not be counted in the next published numbers.
+statistics-in-done = You will be counted again in the next published numbers.

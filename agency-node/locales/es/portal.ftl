@@ -114,6 +114,7 @@ purpose-health-care = Atención de salud
 purpose-investigation = Una investigación penal
 purpose-audit = Revisar los registros (auditoría)
 purpose-emergency = Una emergencia
+purpose-statistics = Contar para estadísticas públicas (solo números, nunca su expediente)
 
 kind-shelter = albergue
 kind-legal-aid = asistencia legal
@@ -243,3 +244,13 @@ export-care-plan = Plan de atención
 export-rights-requests = Sus solicitudes
 export-disclosures = Quién vio su expediente
 export-erased = Borrado
+
+## Estadísticas
+statistics-heading = Ser contado en las estadísticas
+statistics-intro = Las agencias publican cifras, como cuántas personas ayudaron por edad y nacionalidad, para que gobiernos y donantes financien la ayuda adecuada. Solo salen cifras, nunca su expediente, y las cifras pequeñas se ocultan para que nadie pueda ser reconocido. Puede elegir que no le cuenten.
+statistics-state-in = Usted se cuenta en las cifras publicadas.
+statistics-state-out = Usted no se cuenta en las cifras publicadas.
+statistics-opt-out = No contarme
+statistics-opt-in = Volver a contarme
+statistics-out-done = No se le contará en las próximas cifras publicadas.
+statistics-in-done = Se le volverá a contar en las próximas cifras publicadas.

@@ -114,6 +114,7 @@ purpose-health-care = Soins de santé
 purpose-investigation = Une enquête pénale
 purpose-audit = Contrôler les registres (audit)
 purpose-emergency = Une urgence
+purpose-statistics = Compter pour des statistiques publiques (des chiffres seulement, jamais votre dossier)
 
 kind-shelter = foyer d'accueil
 kind-legal-aid = aide juridique
@@ -243,3 +244,13 @@ export-care-plan = Plan d'accompagnement
 export-rights-requests = Vos demandes
 export-disclosures = Qui a consulté votre dossier
 export-erased = Effacé
+
+## Statistiques
+statistics-heading = Être compté dans les statistiques
+statistics-intro = Les agences publient des chiffres, par exemple combien de personnes elles ont aidées par âge et nationalité, pour que les gouvernements et les donateurs financent l'aide qu'il faut. Seuls des chiffres sortent de l'agence, jamais votre dossier, et les petits nombres sont masqués pour que personne ne puisse être reconnu. Vous pouvez choisir de ne pas être compté.
+statistics-state-in = Vous êtes compté dans les chiffres publiés.
+statistics-state-out = Vous n'êtes pas compté dans les chiffres publiés.
+statistics-opt-out = Ne pas me compter
+statistics-opt-in = Me compter à nouveau
+statistics-out-done = Vous ne serez pas compté dans les prochains chiffres publiés.
+statistics-in-done = Vous serez de nouveau compté dans les prochains chiffres publiés.

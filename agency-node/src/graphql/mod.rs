@@ -9,6 +9,7 @@ pub mod mutation;
 pub mod query;
 pub mod retention;
 pub mod rights;
+pub mod statistics;
 pub mod transfer;
 pub mod types;
 

@@ -230,6 +230,19 @@ impl Query {
         super::rights::requests(ctx, status, survivor_id, first).await
     }
 
+    /// This node's counts of its records for tables of the statistics
+    /// catalogue in one quarter (`2026-Q3`; every table when none is
+    /// named). Statisticians, for the `STATISTICS` purpose; the gateway
+    /// sums and protects them before release.
+    async fn statistics_counts(
+        &self,
+        ctx: &Context<'_>,
+        period: String,
+        tables: Option<Vec<String>>,
+    ) -> Result<Vec<super::statistics::StatisticsCount>> {
+        super::statistics::counts(ctx, &period, tables).await
+    }
+
     /// Every consent grant of a survivor (owning agency only).
     async fn consent_grants(
         &self,

@@ -28,12 +28,14 @@ pub mod pages;
 mod rights;
 pub mod session;
 mod sign_in;
+mod statistics;
 
 use case::*;
 use consent::*;
 use overview::*;
 use rights::*;
 use sign_in::*;
+use statistics::*;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -108,6 +110,7 @@ pub fn router(node: Arc<NodeState>, config: PortalConfig) -> Router {
         .route("/my-record", get(my_record))
         .route("/requests", post(request_review))
         .route("/requests/confirm", post(request_confirm))
+        .route("/statistics-choice", post(statistics_choice))
         .route("/plan/agree", post(plan_agree_review))
         .route("/plan/agree/confirm", post(plan_agree_confirm))
         .route("/plan/change", post(plan_change))

@@ -162,6 +162,9 @@ pub(super) async fn overview(
         .await
         .map_err(NodeError::internal)?
         .map(|h| h.reason);
+    let statistics_opt_out = crate::statistics::opted_out(&mut conn, &who.survivor_id)
+        .await
+        .map_err(NodeError::internal)?;
     drop(conn);
     let retention = crate::retention::schedule(node, &who.survivor_id)
         .await?
@@ -207,6 +210,7 @@ pub(super) async fn overview(
         requests,
         request_parts,
         request_deadline,
+        statistics_opt_out,
     })
 }
 

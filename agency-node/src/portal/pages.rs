@@ -155,6 +155,8 @@ pub struct HomePage {
     pub request_parts: Vec<Choice>,
     /// The agency's deadline, in plain words ("we answer within 30 days").
     pub request_deadline: String,
+    /// Whether the survivor opted out of the federation's statistics.
+    pub statistics_opt_out: bool,
 }
 
 /// A request to correct or erase, as the survivor sees it.

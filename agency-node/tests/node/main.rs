@@ -32,5 +32,6 @@ mod rights_requests;
 mod scratch_database;
 mod seed;
 mod shared_log;
+mod statistics;
 mod storage_faults;
 mod transfer_store;

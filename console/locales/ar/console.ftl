@@ -86,6 +86,7 @@ value-withdrawn = مسحوبة
 value-routine = عادية
 value-urgent = عاجلة
 value-emergency = طارئة
+value-statistics = الإحصاءات
 value-shelter = إيواء
 value-legal-aid = مساعدة قانونية
 value-medical = رعاية طبية

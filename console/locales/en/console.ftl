@@ -86,6 +86,7 @@ value-withdrawn = Withdrawn
 value-routine = Routine
 value-urgent = Urgent
 value-emergency = Emergency
+value-statistics = Statistics
 value-shelter = Shelter
 value-legal-aid = Legal aid
 value-medical = Medical care

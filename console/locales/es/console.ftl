@@ -86,6 +86,7 @@ value-withdrawn = Retirada
 value-routine = Ordinaria
 value-urgent = Urgente
 value-emergency = Emergencia
+value-statistics = Estadísticas
 value-shelter = Albergue
 value-legal-aid = Asistencia jurídica
 value-medical = Atención médica

@@ -86,6 +86,7 @@ value-withdrawn = Retirée
 value-routine = Ordinaire
 value-urgent = Urgente
 value-emergency = Urgence vitale
+value-statistics = Statistiques
 value-shelter = Hébergement
 value-legal-aid = Aide juridique
 value-medical = Soins médicaux
