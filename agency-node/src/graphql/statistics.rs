@@ -60,7 +60,7 @@ pub async fn counts(
     let mut event = caller.event(
         AuditKind::StatisticsCounted,
         Decision::Permit,
-        &period.to_string(),
+        period.to_string(),
     );
     event.purpose = Some(purpose);
     event.explanation = Some(format!(
