@@ -115,6 +115,13 @@ impl Application {
             graphql_path: config.graphql_path.clone(),
             checkpoints: checkpoints.clone(),
             auditors: config.auditors.clone(),
+            statistics: Arc::new(
+                crate::statistics::ReleaseStore::open(
+                    &config.data_dir,
+                    config.statistics.protection(),
+                )
+                .context("opening the statistics releases")?,
+            ),
             subscriptions: crate::subscriptions::schema(gateway.clone()),
         });
         if !config.cors_allowed_origins.is_empty() {

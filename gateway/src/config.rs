@@ -66,6 +66,40 @@ pub struct GatewayConfig {
     /// The threads the gateway runs on.
     #[serde(default)]
     pub runtime: RuntimeConfig,
+    /// How statistics releases are protected ([`crate::statistics`]).
+    #[serde(default)]
+    pub statistics: StatisticsConfig,
+}
+
+/// The protection of statistics releases.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StatisticsConfig {
+    /// Counts from 1 to k - 1 are withheld from a release (at least 2;
+    /// default 10, as the Counter Trafficking Data Collaborative uses).
+    pub k: u64,
+    /// Published counts are rounded to a multiple of this (1: not rounded;
+    /// default 5).
+    pub rounding_base: u64,
+}
+
+impl Default for StatisticsConfig {
+    fn default() -> Self {
+        let d = exchange_schema::statistics::Protection::default();
+        Self {
+            k: d.k,
+            rounding_base: d.rounding_base,
+        }
+    }
+}
+
+impl StatisticsConfig {
+    pub fn protection(&self) -> exchange_schema::statistics::Protection {
+        exchange_schema::statistics::Protection {
+            k: self.k.max(2),
+            rounding_base: self.rounding_base.max(1),
+        }
+    }
 }
 
 /// The gateway's async runtime (tokio).
@@ -253,6 +287,7 @@ impl GatewayConfig {
             auditors: AuditorsConfig::default(),
             cors_allowed_origins: Vec::new(),
             runtime: RuntimeConfig::default(),
+            statistics: StatisticsConfig::default(),
         }
     }
 
@@ -276,6 +311,11 @@ impl GatewayConfig {
         DatabaseUrl::check(self.database_url.as_ref())?;
         if let Some(problem) = self.limits.problem() {
             return invalid(problem);
+        }
+        if self.statistics.k < 2 || !(1..=100).contains(&self.statistics.rounding_base) {
+            return invalid(
+                "statistics.k must be at least 2 and statistics.rounding_base between 1 and 100",
+            );
         }
         let n = &self.nodes;
         if !(50..=120_000).contains(&n.timeout_ms) {

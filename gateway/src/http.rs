@@ -38,6 +38,8 @@ pub struct HttpState {
     /// The checkpoints collected from every node.
     pub checkpoints: Arc<crate::audit::CheckpointStore>,
     pub auditors: crate::config::AuditorsConfig,
+    /// The statistics releases ([`crate::statistics`]).
+    pub statistics: Arc<crate::statistics::ReleaseStore>,
 }
 
 pub fn router(state: HttpState) -> Router {
@@ -59,6 +61,11 @@ pub fn router(state: HttpState) -> Router {
         .route(
             "/audit/checkpoints/collect",
             axum::routing::post(crate::audit::collect_now),
+        )
+        .route("/statistics/releases", get(crate::statistics::list))
+        .route(
+            "/statistics/releases/{file}",
+            get(crate::statistics::download).post(crate::statistics::produce),
         )
         .with_state(state)
 }

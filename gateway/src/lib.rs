@@ -36,6 +36,7 @@ pub mod nodes;
 pub mod pipeline;
 pub mod plan;
 pub mod routing;
+pub mod statistics;
 pub mod subscriptions;
 pub mod telemetry;
 

@@ -16,6 +16,7 @@ mod notifications;
 mod pathway;
 mod portal_browser;
 mod referrals;
+mod statistics;
 mod trace;
 mod transfer;
 mod webhooks;
