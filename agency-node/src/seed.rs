@@ -513,3 +513,109 @@ async fn seed_case_history(
     )
     .await
 }
+
+/// Seeds `count` synthetic survivors registered in `period` (a quarter
+/// that has ended), with varied coded intake (sex, age, nationality,
+/// exploitation, functioning) and nothing else, for the demo's statistics
+/// release. Deterministic: the same node gets the same records. Each
+/// registration is audited like any other.
+pub async fn seed_statistics(
+    state: &NodeState,
+    caller: &Caller,
+    count: usize,
+    period: exchange_schema::statistics::Period,
+) -> Result<usize, NodeError> {
+    // A small linear congruential sequence, seeded by the agency: enough
+    // variety for a dashboard, the same on every start.
+    let mut x: u64 = state
+        .agency
+        .as_str()
+        .bytes()
+        .fold(1469598103934665603, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(1099511628211)
+        });
+    let mut next = |n: u64| {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (x >> 33) % n
+    };
+    // Skewed like a real caseload: a few nationalities and forms of
+    // exploitation are common, the rest rare.
+    const NATIONALITIES: [&str; 10] = ["RO", "RO", "RO", "NG", "NG", "VN", "UA", "UA", "AL", "BR"];
+    let quarter_ms = (period.end() - period.start()).whole_milliseconds() as u64;
+    for i in 0..count {
+        let at =
+            period.start() + time::Duration::milliseconds((next(quarter_ms.max(1)) as i64).max(0));
+        let sex = match next(10) {
+            0..=5 => Sex::Female,
+            6..=8 => Sex::Male,
+            _ => Sex::NotDisclosed,
+        };
+        let year = [2010, 2006, 2001, 1996, 1990, 1984, 1975][next(7) as usize] + next(4) as i32;
+        let difficulty = |r: u64| match r {
+            0..=6 => DifficultyLevel::NoDifficulty,
+            7 | 8 => DifficultyLevel::SomeDifficulty,
+            _ => DifficultyLevel::ALotOfDifficulty,
+        };
+        let mut record = SurvivorRecord {
+            id: new_local_id(),
+            created_at: at,
+            updated_at: at,
+            created_by: caller.principal.user.clone(),
+            identity: Some(Identity {
+                given_name: format!("Statistics {}", i + 1),
+                family_name: Some("Synthetic".into()),
+                preferred_name: None,
+                date_of_birth: Some(format!("{year}-0{}-1{}", 1 + next(9), next(10))),
+                age_band: None,
+                sex: Some(sex),
+                gender_identity: None,
+                gender_self_description: None,
+                nationality: Some(NATIONALITIES[next(10) as usize].into()),
+                languages: vec!["en".into()],
+                unmapped: vec![],
+            }),
+            contact: None,
+            case: Some(CaseDetails {
+                exploitation_types: vec![
+                    [
+                        ExploitationType::SexualExploitation,
+                        ExploitationType::SexualExploitation,
+                        ExploitationType::ForcedLabour,
+                        ExploitationType::ForcedLabour,
+                        ExploitationType::DomesticServitude,
+                        ExploitationType::ForcedCriminality,
+                    ][next(6) as usize],
+                ],
+                exploitation_other: None,
+                countries_of_exploitation: vec![],
+                risk_level: RiskLevel::Medium,
+                intake_date: None,
+                needs: vec![],
+                summary: None,
+                unmapped: vec![],
+            }),
+            health: Some(HealthNotes {
+                medical_notes: None,
+                psychosocial_notes: None,
+                allergies: vec![],
+                functioning: Some(Functioning {
+                    seeing: Some(difficulty(next(10))),
+                    hearing: Some(difficulty(next(10))),
+                    walking: Some(difficulty(next(10))),
+                    cognition: Some(difficulty(next(10))),
+                    self_care: Some(DifficultyLevel::NoDifficulty),
+                    communication: Some(DifficultyLevel::NoDifficulty),
+                }),
+            }),
+            legal: None,
+            erased: Vec::new(),
+        };
+        record.identity.validate()?;
+        record.case.validate()?;
+        record.health.validate()?;
+        crate::changes::register_survivor(state, caller, &record).await?;
+    }
+    Ok(count)
+}

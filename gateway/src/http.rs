@@ -62,6 +62,12 @@ pub fn router(state: HttpState) -> Router {
             "/audit/checkpoints/collect",
             axum::routing::post(crate::audit::collect_now),
         )
+        .route("/statistics", get(crate::dashboard::latest))
+        .route(
+            "/statistics/dashboard.css",
+            get(crate::dashboard::stylesheet),
+        )
+        .route("/statistics/{period}", get(crate::dashboard::quarter))
         .route("/statistics/releases", get(crate::statistics::list))
         .route(
             "/statistics/releases/{file}",

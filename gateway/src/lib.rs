@@ -28,6 +28,7 @@
 pub mod app;
 pub mod audit;
 pub mod config;
+pub mod dashboard;
 pub mod directory;
 pub mod error;
 pub mod http;

@@ -10,3 +10,31 @@ pub const SHARED_STYLESHEET: &str = include_str!("../static/pages.css");
 pub fn stylesheet(own: &str) -> String {
     format!("{SHARED_STYLESHEET}\n{own}")
 }
+
+/// Text for HTML or SVG built outside a template: `&`, `<`, `>`, `"` and
+/// `'` escaped.
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn markup_is_escaped() {
+        assert_eq!(
+            super::escape_html("<a href='x'>&\"</a>"),
+            "&lt;a href=&#39;x&#39;&gt;&amp;&quot;&lt;/a&gt;"
+        );
+    }
+}

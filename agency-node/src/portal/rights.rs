@@ -231,18 +231,9 @@ fn kebab(name: &str) -> String {
     out
 }
 
-/// Text for HTML: `&`, `<`, `>`, `"` and `'` escaped.
+/// Text for HTML, escaped ([`exchange_service::pages::escape_html`]).
 fn escape(text: &str, out: &mut String) {
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
+    out.push_str(&exchange_service::pages::escape_html(text));
 }
 
 /// A closed-list value in words where the portal has them (categories,

@@ -49,6 +49,10 @@ struct Cli {
     /// Synthetic survivors seeded per node on first start.
     #[arg(long, default_value_t = 6)]
     survivors: usize,
+    /// Synthetic survivors per node registered in the last quarter on first
+    /// start (coded intake only), counted for the statistics dashboard.
+    #[arg(long, default_value_t = 150)]
+    statistics_survivors: usize,
 }
 
 /// The token audience of the demo federation.
@@ -215,6 +219,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         let summary = agency_node::seed::seed_demo(&state, &intake, &partners, cli.survivors)
             .await
             .map_err(|e| anyhow::anyhow!("seeding {}: {e:?}", agency.id))?;
+        if summary.seeded {
+            agency_node::seed::seed_statistics(
+                &state,
+                &intake,
+                cli.statistics_survivors,
+                last_quarter(),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("seeding {}'s statistics: {e:?}", agency.id))?;
+        }
         let portal = demo_consent_code(&state, &intake).await?;
         seeded.push((agency.id, summary));
         portals.push((agency.id, app.portal_address(), portal));
@@ -309,7 +323,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .map_err(anyhow::Error::from)
     }));
 
+    let dashboard = release_statistics(&federation, address).await;
     print_welcome(&federation, address, &seeded, &portals)?;
+    match dashboard {
+        Ok(url) => println!("\nStatistics dashboard (public, no sign-in): {url}"),
+        Err(err) => eprintln!("\nthe statistics release was not produced: {err:#}"),
+    }
     println!();
     println!("Caseworker console (open in a browser, choose your agency, then a demo user;");
     println!("no token to paste): {console_url}/");
@@ -446,6 +465,41 @@ fn uuid_like() -> String {
         .map(|d| d.as_nanos())
         .unwrap_or_default();
     format!("{nanos:032x}")
+}
+
+/// The last quarter that has ended.
+fn last_quarter() -> exchange_schema::statistics::Period {
+    use exchange_schema::statistics::Period;
+    let now = time::OffsetDateTime::now_utc();
+    Period::of(Period::of(now).start() - time::Duration::days(1))
+}
+
+/// Produces the last quarter's statistics release as the oversight board's
+/// statistician (once: a later start finds it released), and returns the
+/// dashboard's address.
+async fn release_statistics(
+    federation: &DevFederation,
+    address: std::net::SocketAddr,
+) -> anyhow::Result<String> {
+    let quarter = last_quarter();
+    let token = mint(
+        federation,
+        "oversight-board",
+        "demo-statistician",
+        Role::Statistician,
+        Duration::from_secs(300),
+    )?;
+    let response = reqwest::Client::new()
+        .post(format!("http://{address}/statistics/releases/{quarter}"))
+        .bearer_auth(token)
+        .header(exchange_schema::PURPOSE_HEADER, "STATISTICS")
+        .send()
+        .await?;
+    let status = response.status();
+    if !(status.is_success() || status == reqwest::StatusCode::CONFLICT) {
+        anyhow::bail!("the gateway answered {status}: {}", response.text().await?);
+    }
+    Ok(format!("http://{address}/statistics"))
 }
 
 fn mint(

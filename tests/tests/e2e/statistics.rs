@@ -4,11 +4,14 @@
 //! cells and what would give them away, rounds, keeps the release and
 //! audits it; the release is public as JSON and CSV; a quarter is never
 //! released twice, an unfinished one not at all, and only a statistician
-//! for the STATISTICS purpose may ask.
+//! for the STATISTICS purpose may ask; the public dashboard shows it in
+//! headless Chromium (Debian's, installed by `.ci/run`; never skipped).
 
 use exchange_schema::statistics::Period;
 use exchange_schema::{AuditKind, Role};
+use exchange_test_kit::browser::{start_browser, start_driver, wait_for};
 use exchange_test_kit::{CLINIC, LEGAL, OVERSIGHT, SHELTER, TestFederation};
+use fantoccini::Locator;
 use serde_json::{Value, json};
 
 fn last_quarter() -> Period {
@@ -224,4 +227,46 @@ async fn a_statistician_releases_an_ended_quarter_once_protected_and_public() {
             .count()
             >= 6
     );
+
+    // The public dashboard in a real browser, in Arabic (right to left)
+    // and English: a chart and a table for every table of the release,
+    // the withheld numbers said as withheld.
+    let driver = start_driver().await;
+    let profile = tempfile::tempdir().expect("profile dir");
+    let browser = start_browser(&driver, profile.path()).await;
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/dashboard-screenshots");
+    std::fs::create_dir_all(&dir).expect("screenshot dir");
+    for (lang, direction, withheld) in [("ar", "rtl", "محجوب"), ("en", "ltr", "withheld")] {
+        browser
+            .goto(&format!(
+                "{}/statistics?lang={lang}",
+                federation.gateway_base
+            ))
+            .await
+            .expect("dashboard");
+        wait_for(&browser, "#survivors-by-nationality table").await;
+        let html = browser.find(Locator::Css("html")).await.expect("html");
+        assert_eq!(
+            html.attr("dir").await.expect("dir").as_deref(),
+            Some(direction)
+        );
+        let charts = browser
+            .find_all(Locator::Css("section.release-table svg.chart"))
+            .await
+            .expect("charts");
+        assert_eq!(charts.len(), exchange_schema::statistics::CATALOGUE.len());
+        let table = browser
+            .find(Locator::Css("#survivors-by-nationality table"))
+            .await
+            .expect("table")
+            .text()
+            .await
+            .expect("text");
+        assert!(table.contains(withheld), "{table}");
+        assert!(table.contains("15"), "{table}");
+        let png = browser.screenshot().await.expect("screenshot");
+        std::fs::write(dir.join(format!("dashboard-{lang}.png")), png).expect("writing");
+    }
+    browser.close().await.expect("closing the browser");
 }
