@@ -514,65 +514,82 @@ async fn seed_case_history(
     .await
 }
 
-/// Seeds `count` synthetic survivors registered in `period` (a quarter
-/// that has ended), with varied coded intake (sex, age, nationality,
-/// exploitation, functioning) and nothing else, for the demo's statistics
-/// release. Deterministic: the same node gets the same records. Each
-/// registration is audited like any other.
-pub async fn seed_statistics(
-    state: &NodeState,
-    caller: &Caller,
-    count: usize,
-    period: exchange_schema::statistics::Period,
-) -> Result<usize, NodeError> {
-    // A small linear congruential sequence, seeded by the agency: enough
-    // variety for a dashboard, the same on every start.
-    let mut x: u64 = state
-        .agency
-        .as_str()
-        .bytes()
-        .fold(1469598103934665603, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(1099511628211)
-        });
-    let mut next = |n: u64| {
-        x = x
+/// A generator of synthetic coded intakes, skewed like a real caseload (a
+/// few nationalities and forms of exploitation common, the rest rare):
+/// sex, date of birth, nationality, exploitation, functioning, and nothing
+/// else. Deterministic for a given seed.
+pub struct SyntheticIntake {
+    x: u64,
+}
+
+impl SyntheticIntake {
+    /// A generator seeded by `seed` (an agency's ID, say).
+    pub fn new(seed: &str) -> Self {
+        Self {
+            x: seed.bytes().fold(1469598103934665603, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(1099511628211)
+            }),
+        }
+    }
+
+    /// A number below `n` (a linear congruential step).
+    fn next(&mut self, n: u64) -> u64 {
+        self.x = self
+            .x
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
-        (x >> 33) % n
-    };
-    // Skewed like a real caseload: a few nationalities and forms of
-    // exploitation are common, the rest rare.
-    const NATIONALITIES: [&str; 10] = ["RO", "RO", "RO", "NG", "NG", "VN", "UA", "UA", "AL", "BR"];
-    let quarter_ms = (period.end() - period.start()).whole_milliseconds() as u64;
-    for i in 0..count {
-        let at =
-            period.start() + time::Duration::milliseconds((next(quarter_ms.max(1)) as i64).max(0));
-        let sex = match next(10) {
+        (self.x >> 33) % n.max(1)
+    }
+
+    /// The `i`th synthetic survivor, registered at a moment of `period`.
+    pub fn record(
+        &mut self,
+        i: usize,
+        period: exchange_schema::statistics::Period,
+        created_by: &str,
+    ) -> SurvivorRecord {
+        const NATIONALITIES: [&str; 10] = ["RO", "RO", "RO", "NG", "NG", "VN", "UA", "UA", "AL", "BR"];
+        let quarter_ms = (period.end() - period.start()).whole_milliseconds() as u64;
+        let at = period.start() + time::Duration::milliseconds(self.next(quarter_ms) as i64);
+        let sex = match self.next(10) {
             0..=5 => Sex::Female,
             6..=8 => Sex::Male,
             _ => Sex::NotDisclosed,
         };
-        let year = [2010, 2006, 2001, 1996, 1990, 1984, 1975][next(7) as usize] + next(4) as i32;
-        let difficulty = |r: u64| match r {
+        let year = [2010, 2006, 2001, 1996, 1990, 1984, 1975][self.next(7) as usize]
+            + self.next(4) as i32;
+        let mut difficulty = || match self.next(10) {
             0..=6 => DifficultyLevel::NoDifficulty,
             7 | 8 => DifficultyLevel::SomeDifficulty,
             _ => DifficultyLevel::ALotOfDifficulty,
         };
-        let mut record = SurvivorRecord {
+        let functioning = Functioning {
+            seeing: Some(difficulty()),
+            hearing: Some(difficulty()),
+            walking: Some(difficulty()),
+            cognition: Some(difficulty()),
+            self_care: Some(DifficultyLevel::NoDifficulty),
+            communication: Some(DifficultyLevel::NoDifficulty),
+        };
+        SurvivorRecord {
             id: new_local_id(),
             created_at: at,
             updated_at: at,
-            created_by: caller.principal.user.clone(),
+            created_by: created_by.to_owned(),
             identity: Some(Identity {
                 given_name: format!("Statistics {}", i + 1),
                 family_name: Some("Synthetic".into()),
                 preferred_name: None,
-                date_of_birth: Some(format!("{year}-0{}-1{}", 1 + next(9), next(10))),
+                date_of_birth: Some(format!(
+                    "{year}-0{}-1{}",
+                    1 + self.next(9),
+                    self.next(10)
+                )),
                 age_band: None,
                 sex: Some(sex),
                 gender_identity: None,
                 gender_self_description: None,
-                nationality: Some(NATIONALITIES[next(10) as usize].into()),
+                nationality: Some(NATIONALITIES[self.next(10) as usize].into()),
                 languages: vec!["en".into()],
                 unmapped: vec![],
             }),
@@ -586,7 +603,7 @@ pub async fn seed_statistics(
                         ExploitationType::ForcedLabour,
                         ExploitationType::DomesticServitude,
                         ExploitationType::ForcedCriminality,
-                    ][next(6) as usize],
+                    ][self.next(6) as usize],
                 ],
                 exploitation_other: None,
                 countries_of_exploitation: vec![],
@@ -600,18 +617,26 @@ pub async fn seed_statistics(
                 medical_notes: None,
                 psychosocial_notes: None,
                 allergies: vec![],
-                functioning: Some(Functioning {
-                    seeing: Some(difficulty(next(10))),
-                    hearing: Some(difficulty(next(10))),
-                    walking: Some(difficulty(next(10))),
-                    cognition: Some(difficulty(next(10))),
-                    self_care: Some(DifficultyLevel::NoDifficulty),
-                    communication: Some(DifficultyLevel::NoDifficulty),
-                }),
+                functioning: Some(functioning),
             }),
             legal: None,
             erased: Vec::new(),
-        };
+        }
+    }
+}
+
+/// Seeds `count` synthetic survivors registered in `period` (a quarter
+/// that has ended) with [`SyntheticIntake`], for the demo's statistics
+/// release. Each registration is audited like any other.
+pub async fn seed_statistics(
+    state: &NodeState,
+    caller: &Caller,
+    count: usize,
+    period: exchange_schema::statistics::Period,
+) -> Result<usize, NodeError> {
+    let mut intake = SyntheticIntake::new(state.agency.as_str());
+    for i in 0..count {
+        let mut record = intake.record(i, period, &caller.principal.user);
         record.identity.validate()?;
         record.case.validate()?;
         record.health.validate()?;

@@ -166,6 +166,16 @@ pub async fn insert(
     record: &SurvivorRecord,
 ) -> anyhow::Result<()> {
     let key = vault.create(&record.id).await?;
+    insert_sealed(conn, &key, record).await
+}
+
+/// Inserts a record whose data keys exist already (`key`, from
+/// [`Vault::create`] or [`Vault::create_many`] for a bulk import).
+pub async fn insert_sealed(
+    conn: &mut AnyConnection,
+    key: &crate::vault::SurvivorKey,
+    record: &SurvivorRecord,
+) -> anyhow::Result<()> {
     sqlx::query(
         "INSERT INTO survivors (id, created_at, updated_at, created_by, identity, contact, \
          case_details, health, legal) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -174,11 +184,11 @@ pub async fn insert(
     .bind(to_ms(record.created_at))
     .bind(to_ms(record.updated_at))
     .bind(&record.created_by)
-    .bind(encode(&key, Field::SurvivorIdentity, &record.identity)?)
-    .bind(encode(&key, Field::SurvivorContact, &record.contact)?)
-    .bind(encode(&key, Field::SurvivorCase, &record.case)?)
-    .bind(encode(&key, Field::SurvivorHealth, &record.health)?)
-    .bind(encode(&key, Field::SurvivorLegal, &record.legal)?)
+    .bind(encode(key, Field::SurvivorIdentity, &record.identity)?)
+    .bind(encode(key, Field::SurvivorContact, &record.contact)?)
+    .bind(encode(key, Field::SurvivorCase, &record.case)?)
+    .bind(encode(key, Field::SurvivorHealth, &record.health)?)
+    .bind(encode(key, Field::SurvivorLegal, &record.legal)?)
     .execute(conn)
     .await?;
     Ok(())

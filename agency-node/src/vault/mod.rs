@@ -533,6 +533,38 @@ impl Vault {
         self.key(survivor_id).await
     }
 
+    /// Data keys for many new survivors at once, in one transaction of the
+    /// key store (a bulk import or a generator; [`Vault::create`] makes one
+    /// survivor's). Survivors that have keys keep them.
+    pub async fn create_many(&self, survivor_ids: &[String]) -> Result<SurvivorKeys, VaultError> {
+        let now = to_ms(OffsetDateTime::now_utc());
+        let mut tx = self.keys.pool().begin().await?;
+        for id in survivor_ids {
+            for part in Part::ALL {
+                let mut fresh = [0u8; 32];
+                aws_lc_rs::rand::fill(&mut fresh)
+                    .map_err(|_| KekError::Unavailable("no randomness for a data key".into()))?;
+                let wrapped = self.kek.wrap(&wrap_context(id, part), &fresh).await?;
+                sqlx::query(
+                    "INSERT INTO survivor_keys (survivor_id, part, kek_id, wrapped, created_at) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (survivor_id, part) DO NOTHING",
+                )
+                .bind(id)
+                .bind(part.as_str())
+                .bind(self.kek.id())
+                .bind(STANDARD_NO_PAD.encode(&wrapped))
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        for id in survivor_ids {
+            self.cache.remove(id);
+        }
+        self.keys(survivor_ids).await
+    }
+
     /// The survivor's data keys.
     pub async fn key(&self, survivor_id: &str) -> Result<SurvivorKey, VaultError> {
         if let Some(key) = self.cached(survivor_id) {
