@@ -548,7 +548,8 @@ impl SyntheticIntake {
         period: exchange_schema::statistics::Period,
         created_by: &str,
     ) -> SurvivorRecord {
-        const NATIONALITIES: [&str; 10] = ["RO", "RO", "RO", "NG", "NG", "VN", "UA", "UA", "AL", "BR"];
+        const NATIONALITIES: [&str; 10] =
+            ["RO", "RO", "RO", "NG", "NG", "VN", "UA", "UA", "AL", "BR"];
         let quarter_ms = (period.end() - period.start()).whole_milliseconds() as u64;
         let at = period.start() + time::Duration::milliseconds(self.next(quarter_ms) as i64);
         let sex = match self.next(10) {
@@ -556,8 +557,8 @@ impl SyntheticIntake {
             6..=8 => Sex::Male,
             _ => Sex::NotDisclosed,
         };
-        let year = [2010, 2006, 2001, 1996, 1990, 1984, 1975][self.next(7) as usize]
-            + self.next(4) as i32;
+        let year =
+            [2010, 2006, 2001, 1996, 1990, 1984, 1975][self.next(7) as usize] + self.next(4) as i32;
         let mut difficulty = || match self.next(10) {
             0..=6 => DifficultyLevel::NoDifficulty,
             7 | 8 => DifficultyLevel::SomeDifficulty,
@@ -580,11 +581,7 @@ impl SyntheticIntake {
                 given_name: format!("Statistics {}", i + 1),
                 family_name: Some("Synthetic".into()),
                 preferred_name: None,
-                date_of_birth: Some(format!(
-                    "{year}-0{}-1{}",
-                    1 + self.next(9),
-                    self.next(10)
-                )),
+                date_of_birth: Some(format!("{year}-0{}-1{}", 1 + self.next(9), self.next(10))),
                 age_band: None,
                 sex: Some(sex),
                 gender_identity: None,

@@ -108,26 +108,31 @@ pub async fn count(
         .filter(|i| tables[*i].measure == Measure::Survivors)
         .collect();
     if !survivor_tables.is_empty() {
-        let mut after = String::new();
+        // Keyset pages in registration order, on the (created_at, id) index.
+        let mut after: (i64, String) = (start - 1, String::new());
         loop {
             let mut conn = crate::store::acquire(&state.db).await?;
-            let ids: Vec<String> = sqlx::query(
-                "SELECT id FROM survivors WHERE created_at >= $1 AND created_at < $2 \
-                 AND statistics_opt_out = 0 AND id > $3 ORDER BY id LIMIT $4",
+            let rows = sqlx::query(
+                "SELECT id, created_at FROM survivors WHERE created_at < $2 \
+                 AND (created_at > $3 OR (created_at = $3 AND id > $4)) \
+                 AND created_at >= $1 AND statistics_opt_out = 0 \
+                 ORDER BY created_at, id LIMIT $5",
             )
             .bind(start)
             .bind(end)
-            .bind(&after)
+            .bind(after.0)
+            .bind(&after.1)
             .bind(BATCH)
             .fetch_all(&mut *conn)
-            .await?
-            .iter()
-            .map(|row| row.try_get("id"))
-            .collect::<Result<_, _>>()?;
-            let Some(last) = ids.last().cloned() else {
+            .await?;
+            let ids: Vec<String> = rows
+                .iter()
+                .map(|row| row.try_get("id"))
+                .collect::<Result<_, _>>()?;
+            let Some(last) = rows.last() else {
                 break;
             };
-            after = last;
+            after = (last.try_get("created_at")?, last.try_get("id")?);
             // Records erased as a whole are left out by `get_many`.
             let records = crate::store::survivors::get_many(&mut conn, &state.vault, &ids)
                 .await

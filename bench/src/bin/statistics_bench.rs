@@ -111,8 +111,12 @@ async fn run(survivors: usize, node_count: usize) -> anyhow::Result<()> {
             let keys = state.vault.create_many(&ids).await?;
             let mut tx = state.db.pool().begin().await?;
             for record in &records {
-                agency_node::store::survivors::insert_sealed(&mut tx, keys.get(&record.id)?, record)
-                    .await?;
+                agency_node::store::survivors::insert_sealed(
+                    &mut tx,
+                    keys.get(&record.id)?,
+                    record,
+                )
+                .await?;
             }
             tx.commit().await?;
             written += batch;
@@ -131,7 +135,8 @@ async fn run(survivors: usize, node_count: usize) -> anyhow::Result<()> {
 
     let release = Instant::now();
     let tables: Vec<&'static statistics::TableSpec> = statistics::CATALOGUE.iter().collect();
-    let counted = futures::future::join_all(states.iter().map(|s| count(s, quarter, &tables))).await;
+    let counted =
+        futures::future::join_all(states.iter().map(|s| count(s, quarter, &tables))).await;
     let counting = release.elapsed();
     let mut sums: Vec<CountTable> = tables.iter().map(|t| CountTable::new(t.id)).collect();
     for node in counted {
