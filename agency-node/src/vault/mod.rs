@@ -506,31 +506,9 @@ impl Vault {
             Ok(_) | Err(VaultError::Missing(_)) => {}
             Err(err) => return Err(err),
         }
-        self.cache.remove(survivor_id);
-        let now = to_ms(OffsetDateTime::now_utc());
-        for part in Part::ALL {
-            let mut fresh = [0u8; 32];
-            aws_lc_rs::rand::fill(&mut fresh)
-                .map_err(|_| KekError::Unavailable("no randomness for a data key".into()))?;
-            let wrapped = self
-                .kek
-                .wrap(&wrap_context(survivor_id, part), &fresh)
-                .await?;
-            // Two makers at once: the first insert wins and both use its key.
-            sqlx::query(
-                "INSERT INTO survivor_keys (survivor_id, part, kek_id, wrapped, created_at) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (survivor_id, part) DO NOTHING",
-            )
-            .bind(survivor_id)
-            .bind(part.as_str())
-            .bind(self.kek.id())
-            .bind(STANDARD_NO_PAD.encode(&wrapped))
-            .bind(now)
-            .execute(self.keys.pool())
-            .await?;
-        }
-        self.cache.remove(survivor_id);
-        self.key(survivor_id).await
+        // Two makers at once: the first insert wins and both use its key.
+        let keys = self.create_many(&[survivor_id.to_owned()]).await?;
+        keys.get(survivor_id).cloned()
     }
 
     /// Data keys for many new survivors at once, in one transaction of the
