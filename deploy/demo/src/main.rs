@@ -563,6 +563,20 @@ fn print_welcome(
     )?;
     println!("\n  auditor at oversight-board:");
     println!("  {{ \"Authorization\": \"Bearer {auditor}\", \"x-exchange-purpose\": \"AUDIT\" }}");
+    // Legal holds, erasure and survivors' requests to correct or erase.
+    let officer = mint(
+        federation,
+        "shelter-north",
+        "shelter-north-dpo",
+        Role::DataProtectionOfficer,
+        ttl,
+    )?;
+    println!(
+        "\n  data-protection officer at shelter-north (rightsRequests, placeLegalHold, eraseSurvivorRecord):"
+    );
+    println!(
+        "  {{ \"Authorization\": \"Bearer {officer}\", \"x-exchange-purpose\": \"CASE_MANAGEMENT\" }}"
+    );
     println!();
     println!("Try (as the clinic's caseworker, purpose REFERRAL):");
     println!(
