@@ -506,34 +506,62 @@ impl Vault {
             Ok(_) | Err(VaultError::Missing(_)) => {}
             Err(err) => return Err(err),
         }
-        // Two makers at once: the first insert wins and both use its key.
-        let keys = self.create_many(&[survivor_id.to_owned()]).await?;
-        keys.get(survivor_id).cloned()
+        self.cache.remove(survivor_id);
+        let now = to_ms(OffsetDateTime::now_utc());
+        // Each key in its own statement, so that a storage fault surfaces as
+        // the statement's error (a transaction's failed commit on a full
+        // SQLite disk was seen to leave no key and report none).
+        for part in Part::ALL {
+            self.insert_key(self.keys.pool(), survivor_id, part, now)
+                .await?;
+        }
+        self.cache.remove(survivor_id);
+        self.key(survivor_id).await
+    }
+
+    /// Wraps a fresh data key for one part and stores it. Two makers at
+    /// once: the first insert wins and both use its key.
+    async fn insert_key<'e, E>(
+        &self,
+        executor: E,
+        survivor_id: &str,
+        part: Part,
+        now: i64,
+    ) -> Result<(), VaultError>
+    where
+        E: sqlx::Executor<'e, Database = sqlx::Any>,
+    {
+        let mut fresh = [0u8; 32];
+        aws_lc_rs::rand::fill(&mut fresh)
+            .map_err(|_| KekError::Unavailable("no randomness for a data key".into()))?;
+        let wrapped = self
+            .kek
+            .wrap(&wrap_context(survivor_id, part), &fresh)
+            .await?;
+        sqlx::query(
+            "INSERT INTO survivor_keys (survivor_id, part, kek_id, wrapped, created_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (survivor_id, part) DO NOTHING",
+        )
+        .bind(survivor_id)
+        .bind(part.as_str())
+        .bind(self.kek.id())
+        .bind(STANDARD_NO_PAD.encode(&wrapped))
+        .bind(now)
+        .execute(executor)
+        .await?;
+        Ok(())
     }
 
     /// Data keys for many new survivors at once, in one transaction of the
-    /// key store (a bulk import or a generator; [`Vault::create`] makes one
-    /// survivor's). Survivors that have keys keep them.
+    /// key store, for generators of synthetic data (the statistics bench);
+    /// survivors that have keys keep them. The node's own writes use
+    /// [`Vault::create`], whose every statement reports its storage fault.
     pub async fn create_many(&self, survivor_ids: &[String]) -> Result<SurvivorKeys, VaultError> {
         let now = to_ms(OffsetDateTime::now_utc());
         let mut tx = self.keys.pool().begin().await?;
         for id in survivor_ids {
             for part in Part::ALL {
-                let mut fresh = [0u8; 32];
-                aws_lc_rs::rand::fill(&mut fresh)
-                    .map_err(|_| KekError::Unavailable("no randomness for a data key".into()))?;
-                let wrapped = self.kek.wrap(&wrap_context(id, part), &fresh).await?;
-                sqlx::query(
-                    "INSERT INTO survivor_keys (survivor_id, part, kek_id, wrapped, created_at) \
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (survivor_id, part) DO NOTHING",
-                )
-                .bind(id)
-                .bind(part.as_str())
-                .bind(self.kek.id())
-                .bind(STANDARD_NO_PAD.encode(&wrapped))
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+                self.insert_key(&mut *tx, id, part, now).await?;
             }
         }
         tx.commit().await?;
