@@ -249,6 +249,16 @@ fn value_text(chrome: &Chrome, field: &str, value: &str) -> String {
         "part" | "parts" => {
             Part::parse(value).map_or_else(|| value.to_owned(), |p| part_text(chrome, p))
         }
+        "service" | "kind" => value.parse::<exchange_schema::ServiceKind>().map_or_else(
+            |_| value.to_owned(),
+            |k| chrome.t(&message_id("service", k.as_str())),
+        ),
+        "status" => value
+            .parse::<exchange_schema::ReferralStatus>()
+            .map_or_else(
+                |_| value.to_owned(),
+                |k| chrome.t(&message_id("referral-status", k.as_str())),
+            ),
         _ => value.to_owned(),
     }
 }
@@ -319,7 +329,12 @@ mod tests {
     fn field_names_read_as_words_and_codes_as_their_messages() {
         let chrome = chrome();
         assert_eq!(kebab("validFrom"), "valid-from");
-        assert_eq!(field_label(&chrome, "given_name"), "given name");
+        assert_eq!(field_label(&chrome, "given_name"), "Given name");
+        assert_eq!(field_label(&chrome, "no_such_field"), "no such field");
+        assert_eq!(
+            value_text(&chrome, "service", "LEGAL_AID"),
+            chrome.t("service-legal-aid")
+        );
         assert_eq!(
             value_text(&chrome, "categories", "HEALTH"),
             category_text(&chrome, Category::Health)
