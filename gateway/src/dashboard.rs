@@ -306,10 +306,16 @@ pub async fn latest(
     let words = Words {
         lang: language(&headers, &query),
     };
-    let periods = state.statistics.periods().unwrap_or_default();
-    let release = periods
-        .first()
-        .and_then(|p| state.statistics.get(*p).ok().flatten());
+    // A store that cannot be read is an error, never "nothing released".
+    let periods = match state.statistics.periods() {
+        Ok(periods) => periods,
+        Err(err) => return unavailable(err),
+    };
+    let release = match periods.first().map(|p| state.statistics.get(*p)) {
+        None => None,
+        Some(Ok(release)) => release,
+        Some(Err(err)) => return unavailable(err),
+    };
     render(page(words, release.as_ref(), periods), StatusCode::OK)
 }
 
@@ -323,10 +329,15 @@ pub async fn quarter(
     let words = Words {
         lang: language(&headers, &query),
     };
-    let periods = state.statistics.periods().unwrap_or_default();
-    let release = Period::parse(&period)
-        .ok()
-        .and_then(|p| state.statistics.get(p).ok().flatten());
+    let periods = match state.statistics.periods() {
+        Ok(periods) => periods,
+        Err(err) => return unavailable(err),
+    };
+    let release = match Period::parse(&period).ok().map(|p| state.statistics.get(p)) {
+        None | Some(Ok(None)) => None,
+        Some(Ok(release)) => release,
+        Some(Err(err)) => return unavailable(err),
+    };
     let status = if release.is_some() {
         StatusCode::OK
     } else {
@@ -339,6 +350,21 @@ pub async fn quarter(
             HeaderValue::from_static("NOT_FOUND"),
         );
     }
+    response
+}
+
+/// The releases could not be read: logged, and said as such.
+fn unavailable(err: anyhow::Error) -> Response {
+    tracing::error!(error = %err, "reading the statistics releases failed");
+    let mut response = (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "the statistics releases cannot be read now",
+    )
+        .into_response();
+    response.headers_mut().insert(
+        "x-exchange-error-code",
+        HeaderValue::from_static("INTERNAL_SERVER_ERROR"),
+    );
     response
 }
 

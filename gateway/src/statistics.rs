@@ -96,17 +96,30 @@ impl ReleaseStore {
         Ok(out)
     }
 
-    /// Keeps a release: written to a temporary file, flushed to disk, then
-    /// renamed into place, so a reader sees all of it or none.
-    fn keep(&self, period: Period, release: &Release) -> anyhow::Result<()> {
+    fn draft(&self, period: Period) -> PathBuf {
+        self.dir.join(format!(".{period}.json.tmp"))
+    }
+
+    /// Writes a release to a draft file, flushed to disk, not yet served.
+    fn prepare(&self, period: Period, release: &Release) -> anyhow::Result<()> {
         use std::io::Write as _;
-        let tmp = self.dir.join(format!(".{period}.json.tmp"));
-        let mut file = std::fs::File::create(&tmp)?;
+        let mut file = std::fs::File::create(self.draft(period))?;
         file.write_all(&serde_json::to_vec_pretty(release)?)?;
         file.sync_all()?;
-        std::fs::rename(&tmp, self.file(period))?;
+        Ok(())
+    }
+
+    /// Serves a prepared release: the draft renamed into place, so a reader
+    /// sees all of it or none.
+    fn publish(&self, period: Period) -> anyhow::Result<()> {
+        std::fs::rename(self.draft(period), self.file(period))?;
         std::fs::File::open(&self.dir)?.sync_all()?;
         Ok(())
+    }
+
+    /// Drops a prepared release that will not be served.
+    fn discard(&self, period: Period) {
+        let _ = std::fs::remove_file(self.draft(period));
     }
 }
 
@@ -197,9 +210,15 @@ async fn release(
     headers: &HeaderMap,
 ) -> Result<Release, Refusal> {
     let principal = principal.ok_or_else(|| Refusal::new(ErrorCode::Unauthenticated, "sign in"))?;
-    let purpose = headers
-        .get(PURPOSE_HEADER)
-        .and_then(|v| v.to_str().ok())
+    let Some(declared) = headers.get(PURPOSE_HEADER) else {
+        return Err(Refusal::new(
+            ErrorCode::PurposeRequired,
+            "declare the STATISTICS purpose in the `x-exchange-purpose` header",
+        ));
+    };
+    let purpose = declared
+        .to_str()
+        .ok()
         .and_then(|v| v.trim().parse::<Purpose>().ok());
     if purpose != Some(Purpose::Statistics) {
         return Err(Refusal::new(
@@ -281,11 +300,24 @@ async fn release(
             ));
         };
         for table in data.statistics_counts {
-            let Some(sum) = sums.iter_mut().find(|s| s.table == table.table) else {
+            let (Some(spec), Some(sum)) = (
+                statistics::table(&table.table),
+                sums.iter_mut().find(|s| s.table == table.table),
+            ) else {
                 continue;
             };
             let mut counted = CountTable::new(&table.table);
             for cell in table.cells {
+                // Only values of the table's dimensions are published: a
+                // node answering anything else releases nothing.
+                if !spec.accepts(&cell.key) {
+                    return Err(Refusal::new(
+                        ErrorCode::NodeUnavailable,
+                        format!(
+                            "{agency}'s node counted a value outside the catalogue; nothing was released"
+                        ),
+                    ));
+                }
                 counted.cells.insert(cell.key, cell.count);
             }
             sum.merge(&counted);
@@ -305,7 +337,7 @@ async fn release(
         agencies: agencies.iter().map(|a| a.to_string()).collect(),
         tables,
     };
-    store.keep(period, &release).map_err(internal)?;
+    store.prepare(period, &release).map_err(internal)?;
     Ok(release)
 }
 
@@ -341,10 +373,24 @@ async fn finish(
     if let Err(refusal) = &outcome {
         event.explanation = Some(refusal.message.clone());
     }
+    let prepared = outcome
+        .as_ref()
+        .ok()
+        .and_then(|r| Period::parse(&r.period).ok());
+    // The entry first: a release is served only once its entry is durable.
     if let Err(err) = state.gateway.audit.append(event).await {
         tracing::error!(error = ?err, "writing the gateway audit entry failed");
+        if let Some(period) = prepared {
+            state.statistics.discard(period);
+        }
         return Refusal::new(ErrorCode::AuditUnavailable, "the audit log is unavailable")
             .response();
+    }
+    if let Some(period) = prepared
+        && let Err(err) = state.statistics.publish(period)
+    {
+        state.statistics.discard(period);
+        return internal(err).response();
     }
     match outcome {
         Ok(release) => (
@@ -475,5 +521,46 @@ fn csv_field(value: &str) -> String {
         format!("\"{}\"", value.replace('"', "\"\""))
     } else {
         value.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn release(period: &str) -> Release {
+        Release {
+            period: period.into(),
+            produced_at: "2026-10-02T00:00:00Z".into(),
+            protection: Protection::default(),
+            agencies: vec!["shelter-north".into()],
+            tables: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_release_is_served_only_once_published_and_a_broken_one_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ReleaseStore::open(dir.path(), Protection::default()).unwrap();
+        let q3 = Period::parse("2026-Q3").unwrap();
+        store.prepare(q3, &release("2026-Q3")).unwrap();
+        assert_eq!(store.get(q3).unwrap(), None, "a draft is not served");
+        assert!(store.periods().unwrap().is_empty());
+        store.discard(q3);
+        store.prepare(q3, &release("2026-Q3")).unwrap();
+        store.publish(q3).unwrap();
+        assert_eq!(store.get(q3).unwrap(), Some(release("2026-Q3")));
+        assert_eq!(store.periods().unwrap(), vec![q3]);
+        // A file that does not parse is an error, never "not released".
+        let q2 = Period::parse("2026-Q2").unwrap();
+        std::fs::write(dir.path().join(RELEASES_DIR).join("2026-Q2.json"), b"{").unwrap();
+        assert!(store.get(q2).is_err());
+    }
+
+    #[test]
+    fn csv_fields_with_separators_are_quoted() {
+        assert_eq!(csv_field("RO"), "RO");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"x\""), "\"say \"\"x\"\"\"");
     }
 }

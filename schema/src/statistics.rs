@@ -139,6 +139,30 @@ pub const CATALOGUE: &[TableSpec] = &[
     },
 ];
 
+impl Dimension {
+    /// Whether `value` is a value of this dimension: one of its closed list,
+    /// or for nationality an ISO 3166-1 alpha-2 code (two capital letters),
+    /// `STATELESS` or `UNKNOWN`.
+    pub fn accepts(self, value: &str) -> bool {
+        match self.values() {
+            Some(values) => values.contains(&value),
+            None => {
+                matches!(value, "STATELESS" | "UNKNOWN")
+                    || (value.len() == 2 && value.bytes().all(|b| b.is_ascii_uppercase()))
+            }
+        }
+    }
+}
+
+impl TableSpec {
+    /// Whether `key` names a cell of this table: one value of each of its
+    /// dimensions, in order.
+    pub fn accepts(&self, key: &[String]) -> bool {
+        key.len() == self.dimensions.len()
+            && self.dimensions.iter().zip(key).all(|(d, v)| d.accepts(v))
+    }
+}
+
 /// The table of the catalogue named `id`.
 pub fn table(id: &str) -> Option<&'static TableSpec> {
     CATALOGUE.iter().find(|t| t.id == id)
@@ -583,6 +607,21 @@ mod tests {
             assert!(Period::parse(bad).is_err(), "{bad}");
         }
         assert_eq!(Period::of(p.start()), p);
+    }
+
+    #[test]
+    fn a_cell_key_must_be_values_of_the_tables_dimensions() {
+        let t = table("survivors-by-disability-and-sex").unwrap();
+        let key = |a: &str, b: &str| vec![a.to_owned(), b.to_owned()];
+        assert!(t.accepts(&key("YES", "FEMALE")));
+        assert!(!t.accepts(&key("FEMALE", "YES")));
+        assert!(!t.accepts(&key("YES", "=cmd()")));
+        assert!(!t.accepts(&["YES".to_owned()]));
+        let n = table("survivors-by-nationality").unwrap();
+        assert!(n.accepts(&["RO".to_owned()]));
+        assert!(n.accepts(&["STATELESS".to_owned()]));
+        assert!(!n.accepts(&["ro".to_owned()]));
+        assert!(!n.accepts(&["<b>".to_owned()]));
     }
 
     #[test]

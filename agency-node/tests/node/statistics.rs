@@ -11,7 +11,7 @@ use exchange_schema::{AuditKind, Role};
 use serde_json::{Value, json};
 
 use crate::common::{
-    Backend, OWNER, SURVIVOR_QUERY, TestNode, full_survivor_input, on_both_backends,
+    Backend, LEGAL, OWNER, SURVIVOR_QUERY, TestNode, full_survivor_input, on_both_backends,
 };
 use crate::portal::{Browser, issue_code, start};
 
@@ -47,11 +47,42 @@ fn last_quarter() -> Period {
 /// registered now; the quarter counted must have ended).
 async fn backdate(node: &TestNode, period: Period) {
     let at = (period.start() + time::Duration::days(3)).unix_timestamp() * 1000;
-    sqlx::query("UPDATE survivors SET created_at = $1")
-        .bind(at)
-        .execute(node.state.db.pool())
-        .await
-        .unwrap();
+    for sql in [
+        "UPDATE survivors SET created_at = $1",
+        "UPDATE referrals SET created_at = $1",
+        "UPDATE services SET delivered_at = $1 WHERE delivered_at IS NOT NULL",
+    ] {
+        sqlx::query(sql)
+            .bind(at)
+            .execute(node.state.db.pool())
+            .await
+            .unwrap();
+    }
+}
+
+/// A referral of the survivor to legal aid (under its consent) and a
+/// medical service delivered.
+async fn refer_and_serve(node: &TestNode, survivor: &str) {
+    node.grant(survivor, LEGAL, &["IDENTITY"], &["REFERRAL"], json!({}))
+        .await;
+    node.gql(
+        Some(&node.caseworker(OWNER)),
+        Some("REFERRAL"),
+        "mutation($input: CreateReferralInput!) { createReferral(input: $input) { id } }",
+        json!({ "input": { "survivorId": survivor, "toAgency": LEGAL,
+                           "service": "LEGAL_AID", "urgency": "ROUTINE" } }),
+    )
+    .await
+    .data();
+    node.gql(
+        Some(&node.caseworker(OWNER)),
+        Some("CASE_MANAGEMENT"),
+        "mutation($input: RecordServiceInput!) { recordService(input: $input) { deliveredAt } }",
+        json!({ "input": { "survivorId": survivor, "kind": "MEDICAL",
+                           "providerAgency": OWNER, "status": "DELIVERED" } }),
+    )
+    .await
+    .data();
 }
 
 fn cells(answer: &Value, table: &str) -> Vec<(Vec<String>, i64)> {
@@ -83,14 +114,25 @@ async fn a_statistician_gets_the_quarters_counts_without_opted_out_or_erased_sur
     backend: Backend,
 ) {
     let node = start(backend).await;
+    let mut ids = Vec::new();
     for (name, sex, nationality) in [
         ("A", "FEMALE", "RO"),
         ("B", "FEMALE", "RO"),
         ("C", "MALE", "UA"),
         ("D", "MALE", "RO"),
     ] {
-        register(&node, name, sex, nationality).await;
+        ids.push(register(&node, name, sex, nationality).await);
     }
+    let officer = node.token(OWNER, &[Role::DataProtectionOfficer]);
+    // D's identity is erased: D counts, as UNKNOWN where identity decides.
+    node.gql(
+        Some(&officer),
+        Some("CASE_MANAGEMENT"),
+        "mutation($id: ID!) { eraseSurvivorRecord(survivorId: $id, parts: [IDENTITY]) { erased } }",
+        json!({ "id": ids[3] }),
+    )
+    .await
+    .data();
     // E opts out in the portal; F is erased as a whole.
     let opted = register(&node, "E", "FEMALE", "UA").await;
     let code = issue_code(&node, &opted).await;
@@ -112,9 +154,13 @@ async fn a_statistician_gets_the_quarters_counts_without_opted_out_or_erased_sur
             .body
             .contains("data-opted-out=\"true\"")
     );
+    // A's and E's referral and delivered service: only A's count.
+    for survivor in [&ids[0], &opted] {
+        refer_and_serve(&node, survivor).await;
+    }
     let erased = register(&node, "F", "MALE", "UA").await;
     node.gql(
-        Some(&node.token(OWNER, &[Role::DataProtectionOfficer])),
+        Some(&officer),
         Some("CASE_MANAGEMENT"),
         "mutation($id: ID!) { eraseSurvivorRecord(survivorId: $id, parts: [RECORD]) { erased } }",
         json!({ "id": erased }),
@@ -136,29 +182,40 @@ async fn a_statistician_gets_the_quarters_counts_without_opted_out_or_erased_sur
     let answer = answer.data();
     assert_eq!(
         cells(answer, "survivors-by-nationality"),
-        vec![(key(&["RO"]), 3), (key(&["UA"]), 1)],
+        vec![(key(&["RO"]), 2), (key(&["UA"]), 1), (key(&["UNKNOWN"]), 1)],
         "{answer}"
     );
     assert_eq!(
         cells(answer, "survivors-by-sex-and-age"),
         vec![
             (key(&["AGE_25_34", "FEMALE"]), 2),
-            (key(&["AGE_25_34", "MALE"]), 2)
+            (key(&["AGE_25_34", "MALE"]), 1),
+            (key(&["UNKNOWN", "UNKNOWN"]), 1)
         ]
     );
     assert_eq!(
         cells(answer, "survivors-by-exploitation-and-sex"),
         vec![
             (key(&["FORCED_LABOUR", "FEMALE"]), 2),
-            (key(&["FORCED_LABOUR", "MALE"]), 2)
+            (key(&["FORCED_LABOUR", "MALE"]), 1),
+            (key(&["FORCED_LABOUR", "UNKNOWN"]), 1)
         ]
     );
     assert_eq!(
         cells(answer, "survivors-by-disability-and-sex"),
         vec![
             (key(&["UNKNOWN", "FEMALE"]), 2),
-            (key(&["UNKNOWN", "MALE"]), 2)
+            (key(&["UNKNOWN", "MALE"]), 1),
+            (key(&["UNKNOWN", "UNKNOWN"]), 1)
         ]
+    );
+    assert_eq!(
+        cells(answer, "referrals-by-service-and-status"),
+        vec![(key(&["LEGAL_AID", "PENDING"]), 1)]
+    );
+    assert_eq!(
+        cells(answer, "services-delivered-by-service"),
+        vec![(key(&["MEDICAL"]), 1)]
     );
 
     // The quarter before holds no one.
@@ -221,7 +278,8 @@ async fn counts_are_for_statisticians_for_the_statistics_purpose_and_the_catalog
     assert_eq!(supervisor.code(), "FORBIDDEN");
     let audit_purpose = ask(statistician.clone(), "AUDIT", quarter.clone(), Value::Null).await;
     assert_eq!(audit_purpose.code(), "FORBIDDEN");
-    for period in ["2026", "2026-Q5", "next quarter", ""] {
+    let current = Period::of(time::OffsetDateTime::now_utc()).to_string();
+    for period in ["2026", "2026-Q5", "next quarter", "", current.as_str()] {
         let bad = ask(
             statistician.clone(),
             "STATISTICS",

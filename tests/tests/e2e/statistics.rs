@@ -99,6 +99,14 @@ async fn a_statistician_releases_an_ended_quarter_once_protected_and_public() {
     .await;
     assert_eq!((status, code(&body)), (403, "FORBIDDEN"), "{body}");
     let (status, body) = ask(&federation, &statistician, None, &quarter.to_string()).await;
+    assert_eq!((status, code(&body)), (400, "PURPOSE_REQUIRED"), "{body}");
+    let (status, body) = ask(
+        &federation,
+        &statistician,
+        Some("AUDIT"),
+        &quarter.to_string(),
+    )
+    .await;
     assert_eq!((status, code(&body)), (403, "FORBIDDEN"), "{body}");
     let current = Period::of(time::OffsetDateTime::now_utc()).to_string();
     let (status, body) = ask(&federation, &statistician, Some("STATISTICS"), &current).await;
@@ -269,4 +277,55 @@ async fn a_statistician_releases_an_ended_quarter_once_protected_and_public() {
         std::fs::write(dir.join(format!("dashboard-{lang}.png")), png).expect("writing");
     }
     browser.close().await.expect("closing the browser");
+
+    // The gateway's log cannot be written: the release of another quarter
+    // is refused and never served (it is kept only once its entry is).
+    let earlier = Period::of(quarter.start() - time::Duration::days(1));
+    federation.gateway.audit.db().pool().close().await;
+    let (status, body) = ask(
+        &federation,
+        &statistician,
+        Some("STATISTICS"),
+        &earlier.to_string(),
+    )
+    .await;
+    assert_eq!((status, code(&body)), (503, "AUDIT_UNAVAILABLE"), "{body}");
+    let unserved = federation
+        .client
+        .get(format!(
+            "{}/statistics/releases/{earlier}.json",
+            federation.gateway_base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unserved.status().as_u16(), 404);
+}
+
+/// A node that cannot count stops the release: a sum without one agency
+/// would be published as the federation's and be wrong.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_needs_every_node() {
+    let mut federation = TestFederation::start().await;
+    let statistician = federation.token(OVERSIGHT, &[Role::Statistician]);
+    federation.node_mut(CLINIC).stop().await;
+    let quarter = last_quarter().to_string();
+    let (status, body) = ask(&federation, &statistician, Some("STATISTICS"), &quarter).await;
+    assert_eq!((status, code(&body)), (502, "NODE_UNAVAILABLE"), "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains(CLINIC)
+    );
+    let list: Value = federation
+        .client
+        .get(format!("{}/statistics/releases", federation.gateway_base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["releases"], json!([]));
 }
