@@ -71,14 +71,17 @@ pub async fn register_survivor(
     caller: &Caller,
     record: &SurvivorRecord,
 ) -> Result<GlobalId, NodeError> {
-    register_survivor_keyed(state, caller, record, None).await
+    register_survivor_keyed(state, caller, record, false, None).await
 }
 
-/// [`register_survivor`] under an idempotency key.
+/// [`register_survivor`] under an idempotency key; `statistics_opt_out`
+/// when the survivor asked at intake not to be counted in the federation's
+/// statistics (stored in the same transaction as the record).
 pub async fn register_survivor_keyed(
     state: &NodeState,
     caller: &Caller,
     record: &SurvivorRecord,
+    statistics_opt_out: bool,
     key: Option<FieldKey>,
 ) -> Result<GlobalId, NodeError> {
     let gid = GlobalId::new(state.agency.clone(), record.id.clone())?;
@@ -101,6 +104,11 @@ pub async fn register_survivor_keyed(
                 survivors::insert(conn, &vault, &stored)
                     .await
                     .map_err(NodeError::internal)?;
+                if statistics_opt_out {
+                    crate::statistics::set_opt_out(conn, &stored.id, true)
+                        .await
+                        .map_err(NodeError::internal)?;
+                }
                 Ok(((), event))
             })
         })

@@ -13,8 +13,8 @@
 use async_graphql::{Enum, InputObject, SimpleObject};
 use exchange_schema::ServiceKind;
 use exchange_schema::intake::{
-    AgeBand, CountryCode, DifficultyLevel, ExploitationType, GenderIdentity, LanguageTag, Sex,
-    Unmapped,
+    AgeBand, CountryCode, DifficultyLevel, ExploitationType, GenderIdentity, LanguageTag,
+    RegionCode, Sex, Unmapped,
 };
 use serde::{Deserialize, Serialize};
 
@@ -268,6 +268,11 @@ pub struct CaseDetails {
     #[serde(default)]
     pub countries_of_exploitation: Vec<String>,
     pub risk_level: RiskLevel,
+    /// Where the survivor was identified: an ISO 3166-2 subdivision code
+    /// (`NG-LA`), as the federation's region map names regions, or
+    /// `UNKNOWN`. Counted in the statistics by region.
+    #[serde(default)]
+    pub region_of_identification: Option<String>,
     /// `YYYY-MM-DD`.
     pub intake_date: Option<String>,
     /// Services the survivor needs.
@@ -305,6 +310,9 @@ impl Validate for CaseDetails {
         }
         for country in &self.countries_of_exploitation {
             CountryCode::country("case.countriesOfExploitation", country).map_err(intake)?;
+        }
+        if let Some(region) = &self.region_of_identification {
+            RegionCode::parse("case.regionOfIdentification", region).map_err(intake)?;
         }
         check_date("case.intakeDate", &self.intake_date)?;
         if self.needs.len() > LIST_ITEMS {

@@ -119,6 +119,7 @@ pub async fn seed_demo(
                 exploitation_other: None,
                 countries_of_exploitation: vec![COUNTRIES[(n + 1) % COUNTRIES.len()].into()],
                 risk_level: [RiskLevel::Low, RiskLevel::Medium, RiskLevel::High][n % 3],
+                region_of_identification: Some(DEMO_REGIONS[n % DEMO_REGIONS.len()].into()),
                 intake_date: Some("2026-10-01".into()),
                 needs: vec![ServiceKind::Shelter, ServiceKind::LegalAid],
                 summary: Some("Synthetic demo record.".into()),
@@ -520,15 +521,23 @@ async fn seed_case_history(
 /// else. Deterministic for a given seed.
 pub struct SyntheticIntake {
     x: u64,
+    /// The region most of its survivors were identified in.
+    home: &'static str,
 }
+
+/// The regions of the demo's synthetic map (`deploy/demo/regions.geojson`;
+/// `XZ` is a user-assigned code, so no real place is named).
+pub const DEMO_REGIONS: [&str; 6] = ["XZ-N", "XZ-C", "XZ-E", "XZ-S", "XZ-W", "XZ-M"];
 
 impl SyntheticIntake {
     /// A generator seeded by `seed` (an agency's ID, say).
     pub fn new(seed: &str) -> Self {
+        let x = seed.bytes().fold(1469598103934665603, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(1099511628211)
+        });
         Self {
-            x: seed.bytes().fold(1469598103934665603, |h, b| {
-                (h ^ u64::from(b)).wrapping_mul(1099511628211)
-            }),
+            x,
+            home: DEMO_REGIONS[(x % DEMO_REGIONS.len() as u64) as usize],
         }
     }
 
@@ -539,6 +548,16 @@ impl SyntheticIntake {
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         (self.x >> 33) % n.max(1)
+    }
+
+    /// A region of the demo's map, the generator's own region (the one its
+    /// seed names, if any) most often.
+    fn region(&mut self) -> &'static str {
+        let home = self.home;
+        match self.next(10) {
+            0..=3 => home,
+            n => DEMO_REGIONS[(n as usize) % DEMO_REGIONS.len()],
+        }
     }
 
     /// The `i`th synthetic survivor, registered at a moment of `period`.
@@ -605,6 +624,7 @@ impl SyntheticIntake {
                 exploitation_other: None,
                 countries_of_exploitation: vec![],
                 risk_level: RiskLevel::Medium,
+                region_of_identification: Some(self.region().into()),
                 intake_date: None,
                 needs: vec![],
                 summary: None,

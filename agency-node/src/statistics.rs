@@ -12,7 +12,9 @@
 //! sealed categories, so the node opens each record to count it, as it
 //! would to read it.
 
-use exchange_schema::statistics::{CountTable, Dimension, Measure, Period, TableSpec};
+use exchange_schema::statistics::{
+    CountTable, Dimension, Measure, Period, TableSpec, time_to_answer_band,
+};
 use sqlx::Row;
 
 use crate::error::NodeError;
@@ -73,7 +75,12 @@ fn survivor_values(record: &SurvivorRecord, dimension: Dimension) -> Vec<String>
                 .collect(),
             _ => unknown(),
         },
-        Dimension::Service | Dimension::ReferralStatus => unknown(),
+        Dimension::Region => record
+            .case
+            .as_ref()
+            .and_then(|c| c.region_of_identification.clone())
+            .map_or_else(unknown, |r| vec![r]),
+        Dimension::Service | Dimension::ReferralStatus | Dimension::TimeToAnswer => unknown(),
     }
 }
 
@@ -151,9 +158,13 @@ pub async fn count(
     for (i, table) in tables.iter().enumerate() {
         let sql = match table.measure {
             Measure::Survivors => continue,
+            // The answer is the first acceptance or refusal of the
+            // referral; its time, from when the referral was made.
             Measure::Referrals => {
-                "SELECT r.service AS a, r.status AS b FROM referrals r \
-                 JOIN survivors s ON s.id = r.survivor_id \
+                "SELECT r.service AS a, r.status AS b, r.created_at AS made, \
+                 (SELECT MIN(e.at) FROM referral_events e WHERE e.referral_id = r.id \
+                  AND e.status IN ('ACCEPTED', 'DECLINED')) AS answered \
+                 FROM referrals r JOIN survivors s ON s.id = r.survivor_id \
                  WHERE r.created_at >= $1 AND r.created_at < $2 AND s.statistics_opt_out = 0"
             }
             Measure::ServicesDelivered => {
@@ -169,8 +180,14 @@ pub async fn count(
             .await?;
         for row in rows {
             let mut key: Vec<String> = vec![row.try_get("a")?];
-            if table.dimensions.len() == 2 {
-                key.push(row.try_get("b")?);
+            match table.dimensions.get(1) {
+                Some(Dimension::TimeToAnswer) => {
+                    let made: i64 = row.try_get("made")?;
+                    let answered: Option<i64> = row.try_get("answered")?;
+                    key.push(time_to_answer_band(answered.map(|at| at - made)).to_owned());
+                }
+                Some(_) => key.push(row.try_get("b")?),
+                None => {}
             }
             out[i].add(key);
         }

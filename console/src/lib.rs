@@ -205,6 +205,16 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
             "/survivors/{id}/plan-actions",
             post(routes::update_plan_action),
         )
+        .route("/survivors/{id}/care-plan", post(routes::propose_care_plan))
+        .route(
+            "/survivors/{id}/care-plan/agreement",
+            post(routes::record_plan_agreement),
+        )
+        .route("/survivors/{id}/legal-hold", post(routes::place_legal_hold))
+        .route(
+            "/survivors/{id}/legal-hold/lift",
+            post(routes::lift_legal_hold),
+        )
         .route(
             "/survivors/{id}/follow-ups/{follow_up}/close",
             post(routes::close_follow_up),

@@ -144,6 +144,56 @@ pub struct SurvivorPage {
     /// The caseworker's agency: what it provides, is responsible for and
     /// is assigned, it may move on.
     pub own_agency: String,
+    /// How long each part of the record is kept and the legal hold in
+    /// force (the owner's staff).
+    pub retention: Option<RetentionSchedule>,
+    /// Whether the caseworker may place or lift a legal hold (a supervisor
+    /// or the data-protection officer of the owning agency).
+    pub may_hold: bool,
+    /// The goals of the newest plan, one a line, to start a new version
+    /// from.
+    pub plan_goals: String,
+    /// The rows of the proposal form: the newest plan's actions, then
+    /// blank rows.
+    pub plan_rows: Vec<PlanRow>,
+    /// Agencies an action can be given to: (ID, name), the own first.
+    pub plan_agencies: Vec<(String, String)>,
+}
+
+/// One action row of the care plan proposal form.
+pub struct PlanRow {
+    pub description: String,
+    pub agency: String,
+    /// As a `datetime-local` value, or empty.
+    pub due: String,
+}
+
+/// How long a record's parts are kept, and the legal hold in force.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetentionSchedule {
+    pub parts: Vec<PartRetention>,
+    pub legal_hold: Option<LegalHold>,
+}
+
+/// One part of a record: its end of keeping, or its erasure.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PartRetention {
+    pub part: String,
+    pub due_at: Option<String>,
+    pub rule: Option<String>,
+    pub why: Option<String>,
+    pub erased_at: Option<String>,
+}
+
+/// A legal hold in force.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LegalHold {
+    pub reason: String,
+    pub placed_at: String,
+    pub placed_by: String,
 }
 
 impl SurvivorPage {

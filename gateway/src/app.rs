@@ -120,7 +120,16 @@ impl Application {
                     &config.data_dir,
                     config.statistics.protection(),
                 )
-                .context("opening the statistics releases")?,
+                .context("opening the statistics releases")?
+                .with_regions(
+                    config
+                        .statistics
+                        .regions_file
+                        .as_deref()
+                        .map(crate::regions::RegionMap::load)
+                        .transpose()
+                        .context("loading the statistics region map")?,
+                ),
             ),
             subscriptions: crate::subscriptions::schema(gateway.clone()),
         });

@@ -81,6 +81,11 @@ pub struct StatisticsConfig {
     /// Published counts are rounded to a multiple of this (1: not rounded;
     /// default 5).
     pub rounding_base: u64,
+    /// A GeoJSON file of the federation's regions (a FeatureCollection
+    /// whose features have `code`, `name` and optionally `population`):
+    /// the dashboard draws the table by region as a map with it. Read and
+    /// checked at start; none: no map, the table only.
+    pub regions_file: Option<std::path::PathBuf>,
 }
 
 impl Default for StatisticsConfig {
@@ -89,6 +94,7 @@ impl Default for StatisticsConfig {
         Self {
             k: d.k,
             rounding_base: d.rounding_base,
+            regions_file: None,
         }
     }
 }

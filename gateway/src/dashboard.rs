@@ -2,7 +2,8 @@
 //! released quarters' tables ([`crate::statistics`]) as server-rendered SVG
 //! charts, each with its data table for screen readers and anyone who
 //! prefers numbers, the release's metadata (period, k, rounding), and the
-//! JSON and CSV downloads; in English, Spanish, French and Arabic (right
+//! JSON and CSV downloads; the table by region also as a map of the
+//! deployment's regions shaded by rate ([`crate::regions`]); in English, Spanish, French and Arabic (right
 //! to left). No script, no third-party resource; the page's own stylesheet
 //! only.
 //!
@@ -22,6 +23,7 @@ use exchange_service::translations::{Catalog, FluentArgs};
 use serde::Deserialize;
 
 use crate::http::HttpState;
+use crate::regions::{MapWords, RegionMap};
 use crate::statistics::Release;
 
 static CATALOG: LazyLock<Catalog> = LazyLock::new(|| {
@@ -172,8 +174,16 @@ pub fn bar_chart(words: &Words, table: &ReleasedTable, title_id: &str, title: &s
     svg
 }
 
-fn shown(words: &Words, table: &ReleasedTable) -> ShownTable {
+fn shown(words: &Words, table: &ReleasedTable, regions: Option<&RegionMap>) -> ShownTable {
     let title = words.t(&format!("table-{}", table.table));
+    let by_region = table.dimensions == [Dimension::Region];
+    // A region reads as its name on the map, with its code.
+    let label = |code: &str| -> String {
+        match regions.and_then(|m| m.name(code)) {
+            Some(name) if by_region => format!("{name} ({code})"),
+            _ => words.value(code),
+        }
+    };
     let two = table.dimensions.len() == 2;
     let mut header = vec![words.dimension(table.dimensions[0])];
     if two {
@@ -194,7 +204,7 @@ fn shown(words: &Words, table: &ReleasedTable) -> ShownTable {
             if two {
                 cells.push(number(words, table.row_totals[r]));
             }
-            (words.value(row), cells)
+            (label(row), cells)
         })
         .collect();
     let mut totals: Vec<String> = if two {
@@ -208,9 +218,26 @@ fn shown(words: &Words, table: &ReleasedTable) -> ShownTable {
     };
     totals.push(number(words, table.total));
     let title_id = format!("chart-{}", table.table);
+    let map = regions.filter(|_| by_region);
     ShownTable {
-        chart: bar_chart(words, table, &title_id, &title),
-        chart_caption: if two {
+        chart: match map {
+            Some(map) => map.choropleth(
+                table,
+                &title_id,
+                &title,
+                &MapWords {
+                    per_100k: words.t("per-100k"),
+                    withheld: words.t("withheld"),
+                    no_data: words.t("no-data"),
+                    rate_unit: words.t("map-rate-unit"),
+                    count_unit: words.t("map-count-unit"),
+                },
+            ),
+            None => bar_chart(words, table, &title_id, &title),
+        },
+        chart_caption: if map.is_some() {
+            words.t("map-caption")
+        } else if two {
             words.t1(
                 "chart-caption-totals",
                 "dimension",
@@ -247,7 +274,12 @@ fn language(headers: &HeaderMap, query: &LangQuery) -> Lang {
         })
 }
 
-fn page(words: Words, release: Option<&Release>, periods: Vec<Period>) -> DashboardPage {
+fn page(
+    words: Words,
+    release: Option<&Release>,
+    periods: Vec<Period>,
+    regions: Option<&RegionMap>,
+) -> DashboardPage {
     DashboardPage {
         period: release.map(|r| r.period.clone()),
         facts: release.map(|r| {
@@ -263,7 +295,7 @@ fn page(words: Words, release: Option<&Release>, periods: Vec<Period>) -> Dashbo
             CATALOG.translate(words.lang, "release-facts", Some(&args))
         }),
         tables: release
-            .map(|r| r.tables.iter().map(|t| shown(&words, t)).collect())
+            .map(|r| r.tables.iter().map(|t| shown(&words, t, regions)).collect())
             .unwrap_or_default(),
         periods: periods.iter().map(ToString::to_string).collect(),
         words,
@@ -316,7 +348,10 @@ pub async fn latest(
         Some(Ok(release)) => release,
         Some(Err(err)) => return unavailable(err),
     };
-    render(page(words, release.as_ref(), periods), StatusCode::OK)
+    render(
+        page(words, release.as_ref(), periods, state.statistics.regions()),
+        StatusCode::OK,
+    )
 }
 
 /// `GET /statistics/{period}`: one quarter's release.
@@ -343,7 +378,10 @@ pub async fn quarter(
     } else {
         StatusCode::NOT_FOUND
     };
-    let mut response = render(page(words, release.as_ref(), periods), status);
+    let mut response = render(
+        page(words, release.as_ref(), periods, state.statistics.regions()),
+        status,
+    );
     if status == StatusCode::NOT_FOUND {
         response.headers_mut().insert(
             "x-exchange-error-code",

@@ -36,6 +36,7 @@ pub mod merge;
 pub mod nodes;
 pub mod pipeline;
 pub mod plan;
+pub mod regions;
 pub mod routing;
 pub mod statistics;
 pub mod subscriptions;

@@ -54,6 +54,8 @@ pub struct ReleaseStore {
     protection: Protection,
     /// One production at a time (the second finds the first's file).
     producing: tokio::sync::Mutex<()>,
+    /// The deployment's region map, for the dashboard.
+    regions: Option<crate::regions::RegionMap>,
 }
 
 impl ReleaseStore {
@@ -64,7 +66,19 @@ impl ReleaseStore {
             dir,
             protection,
             producing: tokio::sync::Mutex::new(()),
+            regions: None,
         })
+    }
+
+    /// The store with the deployment's region map.
+    pub fn with_regions(mut self, regions: Option<crate::regions::RegionMap>) -> Self {
+        self.regions = regions;
+        self
+    }
+
+    /// The deployment's region map, if it has one.
+    pub fn regions(&self) -> Option<&crate::regions::RegionMap> {
+        self.regions.as_ref()
     }
 
     fn file(&self, period: Period) -> PathBuf {

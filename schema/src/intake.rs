@@ -191,6 +191,48 @@ impl CountryCode {
     }
 }
 
+/// A region as an ISO 3166-2 subdivision code (`NG-LA`: a country's
+/// alpha-2 code, a hyphen, one to three capital letters or digits), or
+/// `UNKNOWN`: where a survivor was identified, as the federation's region
+/// map names regions. The country part may be a user-assigned code (`XZ`)
+/// for regions a federation defines itself, as the demo's do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegionCode(String);
+
+impl RegionCode {
+    /// `text` as a region code, or the error naming `field`.
+    pub fn parse(field: &str, text: &str) -> Result<Self, IntakeError> {
+        if Self::is_code(text) {
+            Ok(Self(text.to_owned()))
+        } else {
+            Err(IntakeError::new(
+                field,
+                "must be an ISO 3166-2 subdivision code in upper case (for example NG-LA) or UNKNOWN",
+            ))
+        }
+    }
+
+    /// Whether `text` is a region code or `UNKNOWN`.
+    pub fn is_code(text: &str) -> bool {
+        if text == CountryCode::UNKNOWN {
+            return true;
+        }
+        let Some((country, part)) = text.split_once('-') else {
+            return false;
+        };
+        country.len() == 2
+            && country.bytes().all(|b| b.is_ascii_uppercase())
+            && (1..=3).contains(&part.len())
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// A language as a valid BCP 47 tag (`en`, `pt-BR`, `sr-Latn`), in its
 /// canonical letter case. Records store and send it as that text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -320,6 +362,22 @@ pub mod legacy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn region_codes_are_iso_3166_2_shaped_or_unknown() {
+        for good in ["NG-LA", "XZ-N", "GB-ENG", "FR-75", "UNKNOWN"] {
+            assert!(
+                RegionCode::parse("case.regionOfIdentification", good).is_ok(),
+                "{good}"
+            );
+        }
+        for bad in [
+            "", "NG", "ng-la", "NG-", "NG-LAGO", "NGA-LA", "NG LA", "NG-LA-1", "-LA",
+        ] {
+            let err = RegionCode::parse("case.regionOfIdentification", bad).unwrap_err();
+            assert_eq!(err.field, "case.regionOfIdentification", "{bad}");
+        }
+    }
     use time::macros::date;
 
     #[test]

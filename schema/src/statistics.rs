@@ -42,6 +42,11 @@ vocabulary! {
         Disability => "DISABILITY",
         /// Form of exploitation (a survivor may count under several).
         ExploitationType => "EXPLOITATION_TYPE",
+        /// Where the survivor was identified (ISO 3166-2, or `UNKNOWN`).
+        Region => "REGION",
+        /// How long a referral waited for its answer (accepted or
+        /// declined), in bands.
+        TimeToAnswer => "TIME_TO_ANSWER",
         /// The service a referral asked for, or that was delivered.
         Service => "SERVICE",
         /// Where a referral stands.
@@ -71,7 +76,8 @@ impl Dimension {
             Dimension::AgeBand => {
                 names(&AgeBand::ALL.iter().map(|v| v.as_str()).collect::<Vec<_>>())
             }
-            Dimension::Nationality => None,
+            Dimension::Nationality | Dimension::Region => None,
+            Dimension::TimeToAnswer => names(&TIME_TO_ANSWER),
             Dimension::Disability => names(&["YES", "NO", "UNKNOWN"]),
             Dimension::ExploitationType => names(
                 &ExploitationType::ALL
@@ -92,6 +98,28 @@ impl Dimension {
                     .collect::<Vec<_>>(),
             ),
         }
+    }
+}
+
+/// The bands of [`Dimension::TimeToAnswer`], shortest first.
+pub const TIME_TO_ANSWER: [&str; 5] = [
+    "WITHIN_1_DAY",
+    "WITHIN_7_DAYS",
+    "WITHIN_30_DAYS",
+    "OVER_30_DAYS",
+    "NOT_ANSWERED",
+];
+
+/// The band of a referral answered `millis` after it was made, or not
+/// answered (`None`).
+pub fn time_to_answer_band(millis: Option<i64>) -> &'static str {
+    const DAY: i64 = 24 * 60 * 60 * 1000;
+    match millis {
+        None => "NOT_ANSWERED",
+        Some(m) if m <= DAY => "WITHIN_1_DAY",
+        Some(m) if m <= 7 * DAY => "WITHIN_7_DAYS",
+        Some(m) if m <= 30 * DAY => "WITHIN_30_DAYS",
+        Some(_) => "OVER_30_DAYS",
     }
 }
 
@@ -133,6 +161,16 @@ pub const CATALOGUE: &[TableSpec] = &[
         dimensions: &[Dimension::Service, Dimension::ReferralStatus],
     },
     TableSpec {
+        id: "survivors-by-region",
+        measure: Measure::Survivors,
+        dimensions: &[Dimension::Region],
+    },
+    TableSpec {
+        id: "referrals-by-service-and-time-to-answer",
+        measure: Measure::Referrals,
+        dimensions: &[Dimension::Service, Dimension::TimeToAnswer],
+    },
+    TableSpec {
         id: "services-delivered-by-service",
         measure: Measure::ServicesDelivered,
         dimensions: &[Dimension::Service],
@@ -141,11 +179,12 @@ pub const CATALOGUE: &[TableSpec] = &[
 
 impl Dimension {
     /// Whether `value` is a value of this dimension: one of its closed list,
-    /// or for nationality an ISO 3166-1 alpha-2 code (two capital letters),
-    /// `STATELESS` or `UNKNOWN`.
+    /// for nationality an ISO 3166-1 alpha-2 code (two capital letters),
+    /// `STATELESS` or `UNKNOWN`, for region an ISO 3166-2 code or `UNKNOWN`.
     pub fn accepts(self, value: &str) -> bool {
         match self.values() {
             Some(values) => values.contains(&value),
+            None if self == Dimension::Region => crate::intake::RegionCode::is_code(value),
             None => {
                 matches!(value, "STATELESS" | "UNKNOWN")
                     || (value.len() == 2 && value.bytes().all(|b| b.is_ascii_uppercase()))

@@ -418,6 +418,10 @@ impl TestFederation {
         let mut config = GatewayConfig::new(&dev.path, &gateway_data_dir);
         config.listen = loopback();
         config.log_format = exchange_service::config::LogFormat::Pretty;
+        // The demo's synthetic region map, so the dashboard draws one.
+        config.statistics.regions_file = Some(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/demo/regions.geojson"),
+        );
         config.nodes.timeout_ms = options.node_timeout_ms;
         config.nodes.connect_timeout_ms = options.node_timeout_ms.min(1_000);
         config.nodes.failure_threshold = options.failure_threshold;

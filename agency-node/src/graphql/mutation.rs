@@ -53,6 +53,10 @@ pub struct RegisterSurvivorInput {
     pub case: Option<CaseDetails>,
     pub health: Option<HealthNotes>,
     pub legal: Option<LegalStatus>,
+    /// The survivor asked not to be counted in the federation's
+    /// statistics (they can change this in the portal).
+    #[graphql(default)]
+    pub statistics_opt_out: bool,
 }
 
 /// Categories to replace; a category left out is unchanged.
@@ -144,8 +148,14 @@ impl RecordMutation {
             legal: input.legal,
             erased: Vec::new(),
         };
-        let written =
-            crate::changes::register_survivor_keyed(state, caller, &record, key.clone()).await;
+        let written = crate::changes::register_survivor_keyed(
+            state,
+            caller,
+            &record,
+            input.statistics_opt_out,
+            key.clone(),
+        )
+        .await;
         match idempotency::settle(key.as_ref(), &state.db, written).await? {
             Written::Done(_) => disclosed_one(ctx, state, caller, purpose, record).await,
             Written::Replayed(outcome) => {

@@ -1,7 +1,7 @@
 //! The node's counts for the federation's statistics: a statistician, for
 //! the STATISTICS purpose, gets counts of the quarter's records by the
 //! catalogue's dimensions, equal to a count by hand of what was registered;
-//! a survivor who opted out in the portal is not counted, nor is a record
+//! a survivor who opted out in the portal or at intake is not counted, nor is a record
 //! erased as a whole; anyone else, another purpose, a malformed quarter or
 //! a table outside the catalogue is refused with a stable code; every
 //! count is audited; and the STATISTICS purpose never discloses a record.
@@ -24,9 +24,24 @@ const COUNTS: &str = "query($period: String!, $tables: [String!]) { \
     statisticsCounts(period: $period, tables: $tables) { table cells { key count } } }";
 
 async fn register(node: &TestNode, name: &str, sex: &str, nationality: &str) -> String {
+    register_in(node, name, sex, nationality, None, false).await
+}
+
+/// Registers a survivor identified in `region`, opted out of statistics at
+/// intake when `opt_out`.
+async fn register_in(
+    node: &TestNode,
+    name: &str,
+    sex: &str,
+    nationality: &str,
+    region: Option<&str>,
+    opt_out: bool,
+) -> String {
     let mut input = full_survivor_input(name);
     input["identity"]["sex"] = json!(sex);
     input["identity"]["nationality"] = json!(nationality);
+    input["case"]["regionOfIdentification"] = json!(region);
+    input["statisticsOptOut"] = json!(opt_out);
     node.gql(
         Some(&node.caseworker(OWNER)),
         Some("CASE_MANAGEMENT"),
@@ -115,14 +130,37 @@ async fn a_statistician_gets_the_quarters_counts_without_opted_out_or_erased_sur
 ) {
     let node = start(backend).await;
     let mut ids = Vec::new();
-    for (name, sex, nationality) in [
-        ("A", "FEMALE", "RO"),
-        ("B", "FEMALE", "RO"),
-        ("C", "MALE", "UA"),
-        ("D", "MALE", "RO"),
+    for (name, sex, nationality, region) in [
+        ("A", "FEMALE", "RO", Some("XZ-N")),
+        ("B", "FEMALE", "RO", Some("XZ-N")),
+        ("C", "MALE", "UA", Some("XZ-S")),
+        ("D", "MALE", "RO", None),
     ] {
-        ids.push(register(&node, name, sex, nationality).await);
+        ids.push(register_in(&node, name, sex, nationality, region, false).await);
     }
+    // G asks at intake not to be counted: neither G nor G's referral is.
+    let opted_at_intake = register_in(&node, "G", "FEMALE", "RO", Some("XZ-N"), true).await;
+    refer_and_serve(&node, &opted_at_intake).await;
+    // A bad region code is refused, naming the field.
+    let mut bad = full_survivor_input("H");
+    bad["case"]["regionOfIdentification"] = json!("North");
+    let refused = node
+        .gql(
+            Some(&node.caseworker(OWNER)),
+            Some("CASE_MANAGEMENT"),
+            exchange_test_kit::survivors::REGISTER_SURVIVOR,
+            json!({ "input": bad }),
+        )
+        .await;
+    assert_eq!(refused.code(), "BAD_USER_INPUT", "{}", refused.body);
+    assert!(
+        refused
+            .body
+            .to_string()
+            .contains("case.regionOfIdentification"),
+        "{}",
+        refused.body
+    );
     let officer = node.token(OWNER, &[Role::DataProtectionOfficer]);
     // D's identity is erased: D counts, as UNKNOWN where identity decides.
     node.gql(
@@ -168,8 +206,35 @@ async fn a_statistician_gets_the_quarters_counts_without_opted_out_or_erased_sur
     .await
     .data();
 
+    // C's referral is accepted two days after it was made (after the
+    // backdating below): WITHIN_7_DAYS; A's waits: NOT_ANSWERED.
+    refer_and_serve(&node, &ids[2]).await;
+    let c_referral: String = sqlx::query_scalar("SELECT id FROM referrals WHERE survivor_id = $1")
+        .bind(ids[2].split_once(':').unwrap().1)
+        .fetch_one(node.state.db.pool())
+        .await
+        .unwrap();
+    let accepted = node
+        .gql(
+            Some(&node.caseworker(LEGAL)),
+            Some("REFERRAL"),
+            "mutation($id: ID!) { acceptReferral(id: $id) { status } }",
+            json!({ "id": format!("{OWNER}:{c_referral}") }),
+        )
+        .await;
+    assert_eq!(accepted.data()["acceptReferral"]["status"], "ACCEPTED");
+
     let quarter = last_quarter();
     backdate(&node, quarter).await;
+    let made = (quarter.start() + time::Duration::days(3)).unix_timestamp() * 1000;
+    sqlx::query(
+        "UPDATE referral_events SET at = $1 WHERE referral_id = $2 AND status = 'ACCEPTED'",
+    )
+    .bind(made + 2 * 24 * 3600 * 1000)
+    .bind(&c_referral)
+    .execute(node.state.db.pool())
+    .await
+    .unwrap();
     let statistician = node.token("oversight-board", &[Role::Statistician]);
     let answer = node
         .gql(
@@ -211,11 +276,29 @@ async fn a_statistician_gets_the_quarters_counts_without_opted_out_or_erased_sur
     );
     assert_eq!(
         cells(answer, "referrals-by-service-and-status"),
-        vec![(key(&["LEGAL_AID", "PENDING"]), 1)]
+        vec![
+            (key(&["LEGAL_AID", "ACCEPTED"]), 1),
+            (key(&["LEGAL_AID", "PENDING"]), 1)
+        ]
+    );
+    assert_eq!(
+        cells(answer, "referrals-by-service-and-time-to-answer"),
+        vec![
+            (key(&["LEGAL_AID", "NOT_ANSWERED"]), 1),
+            (key(&["LEGAL_AID", "WITHIN_7_DAYS"]), 1)
+        ]
     );
     assert_eq!(
         cells(answer, "services-delivered-by-service"),
-        vec![(key(&["MEDICAL"]), 1)]
+        vec![(key(&["MEDICAL"]), 2)]
+    );
+    assert_eq!(
+        cells(answer, "survivors-by-region"),
+        vec![
+            (key(&["UNKNOWN"]), 1),
+            (key(&["XZ-N"]), 2),
+            (key(&["XZ-S"]), 1)
+        ]
     );
 
     // The quarter before holds no one.

@@ -324,3 +324,39 @@ notice-request-answered = أُرسلت الإجابة؛ يراها الشخص ف
 value-correction = تصحيح
 value-erasure = محو
 value-record = السجل كله
+
+# Care plan versions and agreements, retention and legal holds (routes/keeping.rs)
+plan-agreement-title = تسجيل موافقة الشخص على خطة الرعاية
+plan-agreement-hint = وافق الشخص على النسخة { $version } حضوريًا، بحضور أحد الموظفين شاهدًا. ويمكنه الموافقة بنفسه في البوابة.
+plan-agreement-method = كيف وافق الشخص
+plan-agreement-record = تسجيل الموافقة
+plan-propose-title = اقتراح نسخة جديدة من خطة الرعاية
+plan-propose-hint = تحل النسخة الجديدة محل الخطة عندما يوافق عليها الشخص، وتُحفظ كل النسخ السابقة. تُترك الصفوف التي لا إجراء فيها.
+plan-goals = الأهداف
+plan-goals-hint = هدف واحد في كل سطر، بكلمات الشخص.
+plan-action-n = الإجراء { $n }
+plan-agency = الجهة المسؤولة
+plan-propose = اقتراح هذه النسخة
+retention-title = مدة الاحتفاظ بهذا السجل
+col-part = جزء السجل
+retention-kept-until = يُحتفظ به حتى
+retention-why = السبب
+retention-no-end = بلا موعد انتهاء
+retention-erased-on = مُحي في { $date }
+hold-in-force = حجز قانوني يُبقي كل الأجزاء بعد موعدها: { $reason }.
+hold-placed = وضعه { $by }
+hold-reason = سبب الحجز القانوني
+hold-reason-hint = قضية أو تحقيق أو شكوى تقتضي الاحتفاظ بالسجل. يرى الشخص هذا السبب.
+hold-place = وضع حجز قانوني
+hold-lift = رفع الحجز القانوني
+notice-plan-proposed = اقتُرحت النسخة الجديدة من الخطة، وهي بانتظار موافقة الشخص.
+notice-plan-agreed = سُجّلت موافقة الشخص.
+notice-hold-placed = وُضع الحجز القانوني.
+notice-hold-lifted = رُفع الحجز القانوني.
+
+# The intake form: region and statistics choice (routes/intake.rs)
+region-of-identification = المنطقة التي حُدّد فيها الشخص
+region-hint = رمزها وفق ISO 3166-2، مثل NG-LA، كما في خريطة إحصاءات الاتحاد.
+statistics-legend = الإحصاءات
+statistics-hint = تنشر الجهات أعدادًا للناجين على مستوى الاتحاد، ولا تنشر سجل أي شخص أبدًا. يمكن للشخص أن يطلب عدم احتسابه، الآن أو لاحقًا في البوابة.
+statistics-opt-out = طلب الشخص عدم احتسابه في الإحصاءات

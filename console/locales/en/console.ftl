@@ -324,3 +324,39 @@ notice-request-answered = The answer was sent; the survivor sees it in the porta
 value-correction = Correction
 value-erasure = Erasure
 value-record = The whole record
+
+# Care plan versions and agreements, retention and legal holds (routes/keeping.rs)
+plan-agreement-title = Record the survivor's agreement to the care plan
+plan-agreement-hint = The survivor agreed to version { $version } in person, with a staff member as witness. In the portal they can agree themselves.
+plan-agreement-method = How the survivor agreed
+plan-agreement-record = Record the agreement
+plan-propose-title = Propose a new version of the care plan
+plan-propose-hint = A new version replaces the plan once the survivor agrees to it; every earlier version is kept. Rows left without an action are left out.
+plan-goals = Goals
+plan-goals-hint = One goal a line, in words the survivor uses.
+plan-action-n = Action { $n }
+plan-agency = Agency responsible
+plan-propose = Propose this version
+retention-title = How long this record is kept
+col-part = Part of the record
+retention-kept-until = Kept until
+retention-why = Why
+retention-no-end = No end set
+retention-erased-on = Erased on { $date }
+hold-in-force = A legal hold keeps every part past its date: { $reason }.
+hold-placed = Placed by { $by }
+hold-reason = Reason for a legal hold
+hold-reason-hint = A court case, an investigation or a complaint that needs the record kept. The survivor sees this reason.
+hold-place = Place a legal hold
+hold-lift = Lift the legal hold
+notice-plan-proposed = The new care plan version was proposed. It waits for the survivor's agreement.
+notice-plan-agreed = The survivor's agreement was recorded.
+notice-hold-placed = The legal hold was placed.
+notice-hold-lifted = The legal hold was lifted.
+
+# The intake form: region and statistics choice (routes/intake.rs)
+region-of-identification = Region where the survivor was identified
+region-hint = Its ISO 3166-2 code, for example NG-LA, as on the federation's statistics map.
+statistics-legend = Statistics
+statistics-hint = Agencies publish counts of survivors across the federation, never a person's record. The survivor may ask not to be counted at all, now or later in the portal.
+statistics-opt-out = The survivor asked not to be counted in the statistics

@@ -324,3 +324,39 @@ notice-request-answered = La respuesta se envió; la persona la ve en el portal.
 value-correction = Corrección
 value-erasure = Borrado
 value-record = Todo el expediente
+
+# Care plan versions and agreements, retention and legal holds (routes/keeping.rs)
+plan-agreement-title = Registrar el acuerdo de la persona con el plan de atención
+plan-agreement-hint = La persona aceptó la versión { $version } en persona, con un miembro del personal como testigo. En el portal puede aceptarla ella misma.
+plan-agreement-method = Cómo aceptó la persona
+plan-agreement-record = Registrar el acuerdo
+plan-propose-title = Proponer una nueva versión del plan de atención
+plan-propose-hint = Una nueva versión sustituye al plan cuando la persona la acepta; se conservan todas las anteriores. Las filas sin acción se omiten.
+plan-goals = Objetivos
+plan-goals-hint = Un objetivo por línea, con las palabras de la persona.
+plan-action-n = Acción { $n }
+plan-agency = Agencia responsable
+plan-propose = Proponer esta versión
+retention-title = Cuánto tiempo se conserva este expediente
+col-part = Parte del expediente
+retention-kept-until = Se conserva hasta
+retention-why = Por qué
+retention-no-end = Sin fecha de fin
+retention-erased-on = Borrado el { $date }
+hold-in-force = Una retención legal conserva todas las partes más allá de su fecha: { $reason }.
+hold-placed = Establecida por { $by }
+hold-reason = Motivo de la retención legal
+hold-reason-hint = Un juicio, una investigación o una queja que exige conservar el expediente. La persona ve este motivo.
+hold-place = Establecer una retención legal
+hold-lift = Levantar la retención legal
+notice-plan-proposed = Se propuso la nueva versión del plan. Espera el acuerdo de la persona.
+notice-plan-agreed = Se registró el acuerdo de la persona.
+notice-hold-placed = Se estableció la retención legal.
+notice-hold-lifted = Se levantó la retención legal.
+
+# The intake form: region and statistics choice (routes/intake.rs)
+region-of-identification = Región donde se identificó a la persona
+region-hint = Su código ISO 3166-2, por ejemplo NG-LA, como en el mapa de estadísticas de la federación.
+statistics-legend = Estadísticas
+statistics-hint = Las agencias publican recuentos de personas en toda la federación, nunca el expediente de nadie. La persona puede pedir no ser contada, ahora o más tarde en el portal.
+statistics-opt-out = La persona pidió no ser contada en las estadísticas

@@ -324,3 +324,39 @@ notice-request-answered = La réponse est envoyée ; la personne la voit dans le
 value-correction = Correction
 value-erasure = Effacement
 value-record = Tout le dossier
+
+# Care plan versions and agreements, retention and legal holds (routes/keeping.rs)
+plan-agreement-title = Enregistrer l'accord de la personne sur le plan d'accompagnement
+plan-agreement-hint = La personne a accepté la version { $version } en personne, devant un membre du personnel comme témoin. Dans le portail, elle peut l'accepter elle-même.
+plan-agreement-method = Comment la personne a accepté
+plan-agreement-record = Enregistrer l'accord
+plan-propose-title = Proposer une nouvelle version du plan d'accompagnement
+plan-propose-hint = Une nouvelle version remplace le plan dès que la personne l'accepte ; toutes les versions précédentes sont conservées. Les lignes sans action sont ignorées.
+plan-goals = Objectifs
+plan-goals-hint = Un objectif par ligne, avec les mots de la personne.
+plan-action-n = Action { $n }
+plan-agency = Agence responsable
+plan-propose = Proposer cette version
+retention-title = Durée de conservation de ce dossier
+col-part = Partie du dossier
+retention-kept-until = Conservé jusqu'au
+retention-why = Pourquoi
+retention-no-end = Pas de fin fixée
+retention-erased-on = Effacé le { $date }
+hold-in-force = Une conservation judiciaire garde toutes les parties au-delà de leur date : { $reason }.
+hold-placed = Décidée par { $by }
+hold-reason = Motif de la conservation judiciaire
+hold-reason-hint = Un procès, une enquête ou une plainte qui exige de garder le dossier. La personne voit ce motif.
+hold-place = Placer une conservation judiciaire
+hold-lift = Lever la conservation judiciaire
+notice-plan-proposed = La nouvelle version du plan a été proposée. Elle attend l'accord de la personne.
+notice-plan-agreed = L'accord de la personne a été enregistré.
+notice-hold-placed = La conservation judiciaire a été placée.
+notice-hold-lifted = La conservation judiciaire a été levée.
+
+# The intake form: region and statistics choice (routes/intake.rs)
+region-of-identification = Région où la personne a été identifiée
+region-hint = Son code ISO 3166-2, par exemple NG-LA, comme sur la carte des statistiques de la fédération.
+statistics-legend = Statistiques
+statistics-hint = Les agences publient des décomptes de personnes pour toute la fédération, jamais le dossier de quelqu'un. La personne peut demander à ne pas être comptée, maintenant ou plus tard dans le portail.
+statistics-opt-out = La personne a demandé à ne pas être comptée dans les statistiques

@@ -270,6 +270,11 @@ pub fn intake_input(form: &[(String, String)]) -> Result<Value, ConsoleError> {
         "countriesOfExploitation".into(),
         json!(list(field(form, "countries"))),
     );
+    insert(
+        &mut case,
+        "regionOfIdentification",
+        field(form, "region").map(str::trim),
+    );
     insert(&mut case, "intakeDate", date(field(form, "intake_date"))?);
     case.insert("needs".into(), json!(codes(form, "need", &SERVICES)?));
     insert(&mut case, "summary", text(form, "summary")?);
@@ -311,6 +316,13 @@ pub fn intake_input(form: &[(String, String)]) -> Result<Value, ConsoleError> {
     if !legal.is_empty() {
         input.insert("legal".into(), Value::Object(legal));
     }
+    // Asked at intake; the survivor can change it in the portal.
+    let opt_out = match field(form, "statistics_opt_out") {
+        None => false,
+        Some("yes") => true,
+        Some(_) => return Err(ConsoleError::BadRequest("not a statistics choice")),
+    };
+    input.insert("statisticsOptOut".into(), opt_out.into());
     Ok(Value::Object(input))
 }
 

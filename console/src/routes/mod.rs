@@ -1,6 +1,6 @@
 //! The console's HTTP routes, a file per area: [`sign_in`] (start page,
 //! language, sign-in and sign-out), [`referrals`] (the inbox, a referral and
-//! its answers), [`survivors`] (a survivor's page and its forms) and
+//! its answers), [`survivors`] (a survivor's page and its forms), [`keeping`] (care plan versions and agreements, legal holds) and
 //! [`agency`] (follow-ups due, the directory) and [`supervision`] (review
 //! of emergency access, assigning caseworkers). This file holds what they share: the visit (session, CSRF and
 //! origin checks, refusals as pages with a stable code) and the safety
@@ -8,6 +8,7 @@
 
 mod agency;
 mod intake;
+mod keeping;
 pub mod notices;
 mod referrals;
 mod sign_in;
@@ -16,6 +17,7 @@ mod survivors;
 
 pub use agency::*;
 pub use intake::*;
+pub use keeping::*;
 pub use notices::*;
 pub use referrals::*;
 pub use sign_in::*;

@@ -13,14 +13,16 @@ use exchange_schema::{AgencyKind, Purpose, Role};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::keeping::PLAN_FORM_ROWS;
 use super::referrals::load_referral;
 use super::{Visit, form_visit, redirect_to, signed_in_visit};
 use crate::ConsoleState;
 use crate::error::ConsoleError;
 use crate::i18n::Lang;
 use crate::pages::{
-    BreakGlassPage, ConsentGrant, FOLLOW_UP_KINDS, GRANTABLE_PURPOSES, MemberAgency, SlipPage,
-    Survivor, SurvivorListPage, SurvivorListRow, SurvivorPage, work_purpose,
+    BreakGlassPage, CarePlan, ConsentGrant, FOLLOW_UP_KINDS, GRANTABLE_PURPOSES, MemberAgency,
+    PlanRow, RetentionSchedule, SlipPage, Survivor, SurvivorListPage, SurvivorListRow,
+    SurvivorPage, work_purpose,
 };
 use crate::session::{BreakGlass, SignedIn};
 
@@ -278,6 +280,24 @@ pub async fn survivor(
     } else {
         Vec::new()
     };
+    let retention = if own {
+        let answer: Result<RetentionAnswer, _> = state
+            .gateway
+            .execute(
+                &signed_in.access_token,
+                Purpose::CaseManagement,
+                "query($id: ID!) { retentionSchedule(survivorId: $id) { parts { part dueAt rule why erasedAt } \
+                 legalHold { reason placedAt placedBy } } }",
+                json!({ "id": id }),
+            )
+            .await;
+        match answer {
+            Ok(a) => Some(a.retention_schedule),
+            Err(e) => return visit.refuse(&state, e),
+        }
+    } else {
+        None
+    };
     let agencies: Result<AgenciesAnswer, _> = state
         .gateway
         .execute(
@@ -287,14 +307,30 @@ pub async fn survivor(
             json!({}),
         )
         .await;
-    let agencies = match agencies {
-        Ok(a) => a
-            .agencies
-            .into_iter()
-            .filter(|a| a.has_node && a.id != signed_in.principal.agency.as_str())
-            .collect(),
+    let (agencies, own_name): (Vec<MemberAgency>, String) = match agencies {
+        Ok(a) => {
+            let own_agency = signed_in.principal.agency.as_str();
+            let own_name = a
+                .agencies
+                .iter()
+                .find(|a| a.id == own_agency)
+                .map_or_else(|| own_agency.to_owned(), |a| a.name.clone());
+            (
+                a.agencies
+                    .into_iter()
+                    .filter(|a| a.has_node && a.id != own_agency)
+                    .collect(),
+                own_name,
+            )
+        }
         Err(e) => return visit.refuse(&state, e),
     };
+    let (plan_goals, plan_rows) = plan_form(
+        survivor.care_plan.as_ref(),
+        signed_in.principal.agency.as_str(),
+    );
+    let mut plan_agencies = vec![(signed_in.principal.agency.to_string(), own_name)];
+    plan_agencies.extend(agencies.iter().map(|a| (a.id.clone(), a.name.clone())));
     visit.page(
         &state,
         SurvivorPage {
@@ -319,8 +355,59 @@ pub async fn survivor(
                 .map(|l| (l.tag(), l.native_name()))
                 .collect(),
             break_glass_open: window.is_some(),
+            retention,
+            may_hold: own
+                && (signed_in.principal.has_role(Role::Supervisor)
+                    || signed_in.principal.has_role(Role::DataProtectionOfficer)),
+            plan_goals,
+            plan_rows,
+            plan_agencies,
         },
     )
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RetentionAnswer {
+    retention_schedule: RetentionSchedule,
+}
+
+/// The proposal form started from the newest plan: its goals one a line,
+/// its actions (due times as `datetime-local` values), then blank rows
+/// for the caseworker's agency up to [`PLAN_FORM_ROWS`].
+fn plan_form(plan: Option<&CarePlan>, own_agency: &str) -> (String, Vec<PlanRow>) {
+    let goals = plan
+        .and_then(|p| p.goals.as_ref())
+        .map(|g| g.join("\n"))
+        .unwrap_or_default();
+    let mut rows: Vec<PlanRow> = plan
+        .map(|p| {
+            p.actions
+                .iter()
+                .filter(|a| a.status != "CANCELLED")
+                .take(PLAN_FORM_ROWS)
+                .map(|a| PlanRow {
+                    description: a.description.clone(),
+                    agency: a.responsible_agency.clone(),
+                    // `2027-02-01T10:00:00Z` as `2027-02-01T10:00`.
+                    due: a
+                        .due_at
+                        .as_deref()
+                        .and_then(|d| d.get(..16))
+                        .unwrap_or_default()
+                        .to_owned(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    while rows.len() < PLAN_FORM_ROWS {
+        rows.push(PlanRow {
+            description: String::new(),
+            agency: own_agency.to_owned(),
+            due: String::new(),
+        });
+    }
+    (goals, rows)
 }
 
 /// A form body with repeated fields (checkboxes), as pairs.

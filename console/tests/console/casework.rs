@@ -130,9 +130,11 @@ async fn consent_recorded_in_the_console_shows_the_category_to_the_partner_who_r
     // The owner withdraws the clinic's health consent; it is hidden again.
     let own = shelter.get(&format!("/survivors/{survivor}")).await;
     let marker = format!("/survivors/{survivor}/consents/");
+    // The health grant's row: the last "Health" cell, as the grants
+    // table comes after the retention table's.
     let row = own
         .body
-        .find("<td>Health</td>")
+        .rfind("<td>Health</td>")
         .expect("the health grant's row");
     let start = own.body[row..].find(&marker).expect("its revoke form") + row + marker.len();
     let grant = own.body[start..]
@@ -321,11 +323,37 @@ async fn a_caseworker_registers_a_survivor_with_the_coded_intake_form_and_bad_co
                 ("need", "SHELTER"),
                 ("functioning_walking", "SOME_DIFFICULTY"),
                 ("phone", "+00 555"),
+                ("region", "XZ-N"),
+                ("statistics_opt_out", "yes"),
             ],
         )
         .await;
     assert_eq!(registered.status, 303, "{registered:?}");
     let location = registered.location.expect("the new record");
+    // The region and the survivor's choice not to be counted reach the node.
+    let survivor = location.trim_start_matches("/survivors/").to_owned();
+    let node = h.federation.node("shelter-north");
+    let mut conn = node.state.db.pool().acquire().await.expect("connection");
+    assert!(
+        agency_node::statistics::opted_out(&mut conn, survivor.split_once(':').expect("global").1)
+            .await
+            .expect("read"),
+        "opted out at intake"
+    );
+    drop(conn);
+    let case = h
+        .federation
+        .gateway_gql(
+            &h.federation.caseworker("shelter-north"),
+            "CASE_MANAGEMENT",
+            "query($id: ID!) { survivor(id: $id) { case { regionOfIdentification } } }",
+            serde_json::json!({ "id": survivor }),
+        )
+        .await;
+    assert_eq!(
+        case.data()["survivor"]["case"]["regionOfIdentification"],
+        "XZ-N"
+    );
     assert!(
         location.starts_with("/survivors/shelter-north:"),
         "{location}"
@@ -375,6 +403,22 @@ async fn a_caseworker_registers_a_survivor_with_the_coded_intake_form_and_bad_co
         bad_country.code.as_deref(),
         Some("BAD_USER_INPUT"),
         "{bad_country:?}"
+    );
+    let bad_region = shelter
+        .post(
+            "/survivors",
+            &[
+                ("csrf", &csrf),
+                ("given_name", "X"),
+                ("risk_level", "LOW"),
+                ("region", "Northern Plains"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        bad_region.code.as_deref(),
+        Some("BAD_USER_INPUT"),
+        "{bad_region:?}"
     );
     let list = shelter.get("/survivors").await;
     assert_eq!(

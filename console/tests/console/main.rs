@@ -7,6 +7,7 @@
 mod break_glass;
 mod browser;
 mod casework;
+mod keeping;
 mod notices;
 mod oidc_provider;
 mod rights;

@@ -242,6 +242,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut config = GatewayConfig::new(&federation.path, dir.join("gateway"));
     config.listen = format!("127.0.0.1:{}", cli.port).parse()?;
     config.log_format = agency_node::config::LogFormat::Pretty;
+    // The dashboard's map: the demo's synthetic regions.
+    config.statistics.regions_file =
+        Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("regions.geojson"));
     config.tls = Some(ClientTlsConfig {
         cert_file: client.cert_file,
         key_file: client.key_file,

@@ -23,6 +23,13 @@ async fn register(federation: &TestFederation, agency: &str, n: usize, nationali
     for i in 0..n {
         let mut input = exchange_test_kit::survivor_input(&format!("{agency} {i}"));
         input["identity"]["nationality"] = json!(nationality);
+        // Each agency's survivors were identified in its own region.
+        let region = match agency {
+            SHELTER => "XZ-N",
+            LEGAL => "XZ-C",
+            _ => "XZ-S",
+        };
+        input["case"]["regionOfIdentification"] = json!(region);
         federation
             .gateway_gql(
                 &federation.caseworker(agency),
@@ -152,6 +159,19 @@ async fn a_statistician_releases_an_ended_quarter_once_protected_and_public() {
     // and zeros; nothing small to hide.
     let by_sex = table(&release, "survivors-by-sex-and-age");
     assert_eq!(by_sex["total"], json!(15), "{by_sex}");
+    // By region: 11 in the north (published, 10); 4 and 1 withheld, and
+    // their sum alone is known.
+    let by_region = table(&release, "survivors-by-region");
+    assert_eq!(
+        by_region["rows"],
+        json!(["XZ-C", "XZ-N", "XZ-S"]),
+        "{by_region}"
+    );
+    assert_eq!(
+        by_region["cells"],
+        json!([[null], [10], [null]]),
+        "{by_region}"
+    );
 
     // Public, as stored: JSON, CSV, the list.
     let public = federation
@@ -273,6 +293,42 @@ async fn a_statistician_releases_an_ended_quarter_once_protected_and_public() {
             .expect("text");
         assert!(table.contains(withheld), "{table}");
         assert!(table.contains("15"), "{table}");
+        // The map by region: the north shaded (the highest rate), the two
+        // withheld regions hatched, the three without survivors blank; the
+        // table names each region.
+        let map = browser
+            .find(Locator::Css("#survivors-by-region svg.map"))
+            .await
+            .expect("the map by region");
+        let shaded = map
+            .find_all(Locator::Css("path.shade-4"))
+            .await
+            .expect("shaded");
+        assert_eq!(shaded.len(), 1);
+        let hatched = map
+            .find_all(Locator::Css("path.withheld-region"))
+            .await
+            .expect("hatched");
+        assert_eq!(hatched.len(), 2);
+        let blank = map
+            .find_all(Locator::Css("path.no-data"))
+            .await
+            .expect("blank");
+        assert_eq!(blank.len(), 3);
+        let regions = browser
+            .find(Locator::Css("#survivors-by-region table"))
+            .await
+            .expect("table")
+            .text()
+            .await
+            .expect("text");
+        assert!(regions.contains("Northern Plains (XZ-N)"), "{regions}");
+        let section = browser
+            .find(Locator::Css("#survivors-by-region"))
+            .await
+            .expect("the section by region");
+        let png = section.screenshot().await.expect("map screenshot");
+        std::fs::write(dir.join(format!("dashboard-map-{lang}.png")), png).expect("writing");
         let png = browser.screenshot().await.expect("screenshot");
         std::fs::write(dir.join(format!("dashboard-{lang}.png")), png).expect("writing");
     }
