@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (README): every crate's unit and integration
 # tests, the agency-node suite on SQLite and on PostgreSQL, the policy
-# decision tables and the end-to-end federation tests.
+# decision tables, the end-to-end federation tests, and the deployment
+# files (scripts/check-deploy.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,13 @@ if [ -z "$given_postgres_url" ]; then
   bash scripts/test-postgres-sweep.sh
 else
   echo "scripts/test-postgres-sweep.sh not run: EXCHANGE_TEST_POSTGRES_URL names a server postgres.sh does not manage"
+fi
+
+# The deployment files (Kubernetes manifests, Containerfile, systemd units),
+# offline; skipped only when a test filter was given (a developer's run of
+# some tests), never in CI, which passes none.
+if [ $# -eq 0 ]; then
+  bash scripts/check-deploy.sh
 fi
 
 cargo test --workspace --locked "$@"

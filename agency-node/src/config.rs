@@ -503,6 +503,55 @@ mod tests {
         assert!(err.to_string().contains("agency"), "{err}");
     }
 
+    /// The nodes' configurations in the Kubernetes demo overlay are valid
+    /// (their secret files stood in for by temporary ones), through the
+    /// loader the binary uses, and the federation file they share loads
+    /// with its identity providers' JWKS.
+    #[test]
+    fn the_kubernetes_node_configurations_are_valid() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path.display().to_string()
+        };
+        let database = secret(
+            "database-url",
+            "postgres://exchange:pw@postgres/shelter_north\n",
+        );
+        let keys = secret(
+            "key-store-url",
+            "postgres://exchange:pw@postgres/shelter_north_keys",
+        );
+        let overlay =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/kubernetes/overlays/demo");
+        for agency in ["shelter-north", "clinic-east"] {
+            let text =
+                std::fs::read_to_string(overlay.join(agency).join("agency-node.toml")).unwrap();
+            let text = text
+                .replace("/etc/exchange/secrets/database-url", &database)
+                .replace("/etc/exchange/secrets/key-store-url", &keys);
+            let file = dir.path().join(format!("{agency}.toml"));
+            std::fs::write(&file, text).unwrap();
+            let config = NodeConfig::load(Some(&file)).expect("the overlay's node configuration");
+            assert_eq!(config.agency.as_str(), agency);
+            assert_eq!(
+                config.database_url(),
+                "postgres://exchange:pw@postgres/shelter_north"
+            );
+            assert_eq!(
+                config.key_store_url(),
+                "postgres://exchange:pw@postgres/shelter_north_keys"
+            );
+            assert!(config.portal.is_some() && config.tls.is_some());
+        }
+        let federation = exchange_trust::federation::Federation::load(
+            overlay.join("federation/federation.toml"),
+        )
+        .expect("the overlay's federation file and its JWKS");
+        assert_eq!(federation.agencies().len(), 2);
+    }
+
     #[test]
     fn the_reference_configuration_is_valid() {
         let text = include_str!("../../deploy/agency-node.toml");

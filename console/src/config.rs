@@ -254,6 +254,13 @@ mod tests {
     }
 
     #[test]
+    fn the_kubernetes_console_configuration_is_valid() {
+        let text = include_str!("../../deploy/kubernetes/overlays/demo/shared/console.toml");
+        let c = config(text).unwrap();
+        assert_eq!(c.sign_in.len(), 2);
+    }
+
+    #[test]
     fn plain_http_is_refused_except_on_loopback() {
         let remote = GOOD.replace("https://console.example", "http://console.example");
         assert!(

@@ -435,6 +435,28 @@ mod tests {
         assert!(config.cors_allowed_origins.is_empty());
     }
 
+    /// The gateway's configuration in the Kubernetes demo overlay loads
+    /// (its secret file stood in for by a temporary one).
+    #[test]
+    fn the_kubernetes_gateway_configuration_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = dir.path().join("database-url");
+        std::fs::write(&url, "postgres://exchange:pw@postgres/gateway\n").unwrap();
+        let text = include_str!("../../deploy/kubernetes/overlays/demo/shared/gateway.toml")
+            .replace(
+                "/etc/exchange/secrets/database-url",
+                &url.display().to_string(),
+            );
+        let file = dir.path().join("gateway.toml");
+        std::fs::write(&file, text).unwrap();
+        let config = GatewayConfig::load(Some(&file)).expect("the overlay's gateway configuration");
+        assert_eq!(
+            config.database_url(),
+            "postgres://exchange:pw@postgres/gateway"
+        );
+        assert!(config.tls.is_some());
+    }
+
     #[test]
     fn the_runtime_takes_a_positive_number_of_workers_or_one_per_core() {
         let base = "federation = \"f.toml\"\n";

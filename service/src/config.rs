@@ -77,9 +77,51 @@ pub fn check_http_front(graphql_path: &str, max_body_bytes: usize) -> Result<(),
 /// A database URL, which may hold a password: it is never printed whole
 /// (`Debug` shows it with the password replaced by `***`). The node's and
 /// the gateway's configurations both hold one.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
+///
+/// Written as the URL itself (`database_url = "postgres://…"`, or through
+/// the environment), or as a file that holds it (`database_url = { file =
+/// "/run/secrets/database-url" }`): a secret mounted as a file, never in
+/// the process's environment. The file is read once, at start; surrounding
+/// white space is ignored.
+#[derive(Clone, PartialEq, Eq)]
 pub struct DatabaseUrl(pub String);
+
+/// How a [`DatabaseUrl`] is written in a configuration.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum DatabaseUrlSource {
+    Url(String),
+    File(DatabaseUrlFile),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DatabaseUrlFile {
+    file: std::path::PathBuf,
+}
+
+impl<'de> Deserialize<'de> for DatabaseUrl {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        match DatabaseUrlSource::deserialize(deserializer).map_err(|_| {
+            D::Error::custom(
+                "a database URL is a text, or { file = \"<path of a file holding it>\" }",
+            )
+        })? {
+            DatabaseUrlSource::Url(url) => Ok(Self(url)),
+            // The error names the file, never what it holds.
+            DatabaseUrlSource::File(DatabaseUrlFile { file }) => std::fs::read_to_string(&file)
+                .map(|text| Self(text.trim().to_owned()))
+                .map_err(|e| {
+                    D::Error::custom(format!(
+                        "the database URL file {} cannot be read: {}",
+                        file.display(),
+                        e.kind()
+                    ))
+                }),
+        }
+    }
+}
 
 impl fmt::Debug for DatabaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -121,6 +163,41 @@ pub fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Deserialize, Debug)]
+    struct WithUrl {
+        database_url: DatabaseUrl,
+    }
+
+    #[test]
+    fn a_database_url_is_read_from_its_text_or_from_the_file_that_holds_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("database-url");
+        std::fs::write(&file, "postgres://u:s3cret@db/exchange\n").unwrap();
+        let inline: WithUrl = toml::from_str("database_url = \"postgres://u:p@db/x\"").unwrap();
+        assert_eq!(inline.database_url.0, "postgres://u:p@db/x");
+        let from_file: WithUrl = toml::from_str(&format!(
+            "database_url = {{ file = {:?} }}",
+            file.display().to_string()
+        ))
+        .unwrap();
+        assert_eq!(from_file.database_url.0, "postgres://u:s3cret@db/exchange");
+        let missing = toml::from_str::<WithUrl>("database_url = { file = \"/nonexistent/url\" }")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            missing.contains("/nonexistent/url cannot be read"),
+            "{missing}"
+        );
+        let wrong = toml::from_str::<WithUrl>("database_url = { path = \"x\" }")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            wrong.contains("a database URL is a text, or { file ="),
+            "{wrong}"
+        );
+        assert!(toml::from_str::<WithUrl>("database_url = 3").is_err());
+    }
 
     #[test]
     fn passwords_are_never_printed() {

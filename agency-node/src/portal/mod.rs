@@ -117,12 +117,30 @@ pub fn router(node: Arc<NodeState>, config: PortalConfig) -> Router {
         .route("/sign-out", post(sign_out))
         .route("/exit", get(quick_exit))
         .route("/static/portal.css", get(stylesheet))
+        // The same probes as the node's API listener, on the listener an
+        // orchestrator reaches without a client certificate.
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM_BYTES))
         .layer(axum::middleware::map_response(
             move |response: Response| async move { security_headers(response, hsts) },
         ))
         .with_state(portal)
+}
+
+/// Ready only while a durable write to the node's audit log succeeds (as
+/// the API listener's `/readyz`).
+async fn ready(State(portal): State<Arc<Portal>>) -> Response {
+    if portal.node.audit.probe().await {
+        (StatusCode::OK, "ready").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the audit log cannot be written",
+        )
+            .into_response()
+    }
 }
 
 fn security_headers(mut response: Response, hsts: bool) -> Response {

@@ -115,17 +115,22 @@ impl FileKek {
     }
 }
 
+/// The KEK file must be private: readable and writable by its owner only
+/// (0600 or 0400); or, as PostgreSQL allows for its key files, owned by
+/// root and readable by its group, never writable by it (at most 0640) —
+/// how Kubernetes mounts a Secret for a pod's `fsGroup`.
 #[cfg(unix)]
 fn check_private(path: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::PermissionsExt as _;
-    let mode = std::fs::metadata(path)
-        .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?
-        .permissions()
-        .mode();
-    if mode & 0o077 != 0 {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    let metadata =
+        std::fs::metadata(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+    let mode = metadata.permissions().mode();
+    let allowed_beyond_owner = if metadata.uid() == 0 { 0o040 } else { 0 };
+    if mode & 0o077 & !allowed_beyond_owner != 0 {
         anyhow::bail!(
             "{} can be read or written by others than its owner (mode {:o}); \
-             make it 0600 (chmod 600) before the node will use it",
+             make it 0600 (chmod 600), or owned by root and at most 0640, \
+             before the node will use it",
             path.display(),
             mode & 0o777
         );
@@ -236,5 +241,15 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let err = FileKek::load_or_generate(&path).err().unwrap().to_string();
         assert!(err.contains("chmod 600"), "{err}");
+        // Group-readable (a Kubernetes Secret for the pod's fsGroup) is
+        // private enough only when root owns the file; group-writable never.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let root_owned = {
+            use std::os::unix::fs::MetadataExt as _;
+            std::fs::metadata(&path).unwrap().uid() == 0
+        };
+        assert_eq!(FileKek::load_or_generate(&path).is_ok(), root_owned);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660)).unwrap();
+        assert!(FileKek::load_or_generate(&path).is_err());
     }
 }

@@ -24,7 +24,36 @@ on_both_backends!(
     only_failures_in_a_row_lock_the_code,
     the_lock_ends_after_lockout_minutes,
     a_survivor_sees_retention_dates_and_downloads_everything_held,
+    the_portal_listener_answers_the_probes_and_is_not_ready_without_its_audit_log,
 );
+
+/// An orchestrator probes the node on the portal's listener (the API's
+/// asks for a client certificate): `/healthz` while the process runs,
+/// `/readyz` only while the audit log can be written.
+async fn the_portal_listener_answers_the_probes_and_is_not_ready_without_its_audit_log(
+    backend: Backend,
+) {
+    let node = start(backend).await;
+    let portal = node.portal.clone().expect("portal on");
+    let status = |path: &'static str| {
+        let client = node.client.clone();
+        let url = format!("{portal}{path}");
+        async move {
+            client
+                .get(url)
+                .send()
+                .await
+                .expect("answer")
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(status("/healthz").await, 200);
+    assert_eq!(status("/readyz").await, 200);
+    node.state.db.pool().close().await;
+    assert_eq!(status("/readyz").await, 503, "not ready without the log");
+    assert_eq!(status("/healthz").await, 200, "alive all the same");
+}
 
 /// How many failures lock a code in these tests.
 const MAX_FAILURES: u32 = 3;
