@@ -27,6 +27,7 @@ mod policy_startup;
 mod portal;
 mod referral_pages;
 mod referrals;
+mod replicas;
 mod retention;
 mod rights_requests;
 mod scratch_database;
