@@ -26,6 +26,8 @@ pub struct Application {
     state: Arc<NodeState>,
     tls: Option<Arc<rustls::ServerConfig>>,
     portal: Option<PortalListener>,
+    /// `/metrics`, on a listener of its own (`[metrics] listen`).
+    metrics_listener: Option<TcpListener>,
 }
 
 /// The survivor portal's own listener.
@@ -72,6 +74,8 @@ impl Application {
             &config.data_dir,
         )?);
         let db = crate::store::open(&config.database_url(), config.audit.write_timeout()).await?;
+        let metrics = exchange_service::metrics::Metrics::new();
+        metrics.watch_pool("records", db.pool().clone());
         let audit = AuditLog::open(
             db.clone(),
             key.clone(),
@@ -79,6 +83,7 @@ impl Application {
                 checkpoint_every: config.audit.checkpoint_every.max(1),
                 checkpoint_interval: config.checkpoint_interval(),
                 timeout: config.audit.write_timeout(),
+                metrics: Some(metrics.audit.clone()),
                 ..AuditOptions::new(agency.as_str())
             },
         )
@@ -122,6 +127,7 @@ impl Application {
             answer_requests_within: time::Duration::days(i64::from(
                 config.retention.answer_requests_within_days,
             )),
+            metrics: metrics.clone(),
         });
         crate::retention::spawn(
             state.clone(),
@@ -164,6 +170,10 @@ impl Application {
             graphql_path: config.graphql_path.clone(),
             idempotency_window: config.idempotency_window(),
         })
+        .layer(axum::middleware::from_fn_with_state(
+            metrics.clone(),
+            exchange_service::metrics::track_http,
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http());
 
         let tls = config
@@ -191,10 +201,22 @@ impl Application {
                     address: listener.local_addr()?,
                     listener,
                     router: crate::portal::router(state.clone(), portal.clone())
+                        .layer(axum::middleware::from_fn_with_state(
+                            metrics.clone(),
+                            exchange_service::metrics::track_http,
+                        ))
                         .layer(tower_http::trace::TraceLayer::new_for_http()),
                     tls,
                 })
             }
+            None => None,
+        };
+        let metrics_listener = match config.metrics.listen {
+            Some(at) => Some(
+                TcpListener::bind(at)
+                    .await
+                    .with_context(|| format!("binding the metrics listener to {at}"))?,
+            ),
             None => None,
         };
         Ok(Self {
@@ -204,6 +226,7 @@ impl Application {
             state,
             tls,
             portal,
+            metrics_listener,
         })
     }
 
@@ -215,6 +238,13 @@ impl Application {
     /// The survivor portal's address, when the portal is on.
     pub fn portal_address(&self) -> Option<SocketAddr> {
         self.portal.as_ref().map(|p| p.address)
+    }
+
+    /// The metrics listener's address, when `[metrics] listen` is set.
+    pub fn metrics_address(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     /// The node's shared state (tests and the demo seed through it).
@@ -242,10 +272,22 @@ impl Application {
                 None => Ok(()),
             }
         };
+        let metrics = async {
+            match self.metrics_listener {
+                Some(listener) => {
+                    let router = exchange_service::metrics::router(self.state.metrics.clone());
+                    serve(listener, router, None, shutdown.clone())
+                        .await
+                        .context("serving the metrics")
+                }
+                None => Ok(()),
+            }
+        };
         let federation = serve(self.listener, self.router, self.tls, shutdown.clone());
-        let (federation, portal) = tokio::join!(federation, portal);
+        let (federation, portal, metrics) = tokio::join!(federation, portal, metrics);
         federation?;
         portal?;
+        metrics?;
         if let Err(err) = self.state.audit.checkpoint_now().await {
             tracing::error!(error = ?err, "final audit checkpoint failed");
         }

@@ -26,8 +26,12 @@ pub struct NodeConfig {
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
     /// `postgres://...` to use PostgreSQL; SQLite in `data_dir` when unset.
+    /// The URL itself, or `{ file = "<path of a file holding it>" }`.
     #[serde(default)]
     pub database_url: Option<DatabaseUrl>,
+    /// Prometheus metrics on a listener of their own.
+    #[serde(default)]
+    pub metrics: exchange_service::config::MetricsConfig,
     /// The federation trust list (agencies, issuers, keys).
     pub federation: PathBuf,
     /// Directory of the Cedar policy set; the shipped baseline when unset.
@@ -324,6 +328,7 @@ impl NodeConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: data_dir.to_owned(),
             database_url: None,
+            metrics: Default::default(),
             federation: federation.to_owned(),
             policies: None,
             graphql_path: default_graphql_path(),

@@ -89,6 +89,7 @@ pub fn error_response(status: StatusCode, code: ErrorCode, message: &str) -> Res
 }
 
 async fn graphql(State(state): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
+    let started = std::time::Instant::now();
     let trace_id = trace_id(&headers);
     if !exchange_service::body::is_json(&headers) {
         return error_response(
@@ -154,19 +155,22 @@ async fn graphql(State(state): State<HttpState>, headers: HeaderMap, body: Body)
     };
     // The limits hold before async-graphql parses, validates or runs
     // anything of the operation.
-    if let Err(refusal) = crate::graphql::documents::prepare(
+    let root_fields = match crate::graphql::documents::prepare(
         &state.documents,
         &state.operation_schema,
         &state.limits,
         &mut request,
     ) {
-        tracing::info!(code = %refusal.code(), "operation refused before it ran");
-        return error_response(
-            status_of(refusal.code()),
-            refusal.code(),
-            &refusal.to_string(),
-        );
-    }
+        Ok(fields) => fields,
+        Err(refusal) => {
+            tracing::info!(code = %refusal.code(), "operation refused before it ran");
+            return error_response(
+                status_of(refusal.code()),
+                refusal.code(),
+                &refusal.to_string(),
+            );
+        }
+    };
     if let Some(key) = idempotency_key
         && is_mutation(&mut request)
     {
@@ -223,6 +227,7 @@ async fn graphql(State(state): State<HttpState>, headers: HeaderMap, body: Body)
         request = request.data(crate::peers::BearerToken(token.to_owned()));
     }
     let mut response = state.schema.execute(request.data(caller)).await;
+    state.node.metrics.operation(&root_fields, started);
     for error in &mut response.errors {
         let has_code = error
             .extensions

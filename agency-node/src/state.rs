@@ -33,6 +33,8 @@ pub struct NodeState {
     /// How long the agency takes at most to answer a survivor's request
     /// to correct or erase their record ([`crate::rights`]).
     pub answer_requests_within: time::Duration,
+    /// The node's Prometheus metrics (served on `[metrics] listen`).
+    pub metrics: Arc<exchange_service::metrics::Metrics>,
 }
 
 /// An authenticated request: who, for what purpose, in which trace.

@@ -72,6 +72,10 @@ pub struct AuditOptions {
     /// durable; past it the request is refused with `AUDIT_UNAVAILABLE` and
     /// nothing is disclosed.
     pub timeout: Duration,
+    /// Where durable entries are counted (by kind and decision, the
+    /// categories disclosed and withheld, refusals by code) and the
+    /// writer's queue and commit time reported; none: not counted.
+    pub metrics: Option<exchange_service::metrics::AuditMetrics>,
 }
 
 impl AuditOptions {
@@ -82,6 +86,7 @@ impl AuditOptions {
             checkpoint_interval: Duration::from_secs(60),
             max_batch: 512,
             timeout: Duration::from_secs(5),
+            metrics: None,
         }
     }
 }
@@ -237,6 +242,7 @@ impl AuditLog {
         };
         // A failed change leaves `conn` to be closed on drop, whatever state
         // the failure left it in.
+        let started = Instant::now();
         let (value, event) = change(&mut tx).await.inspect_err(|err| {
             if err.is_audit_unavailable() {
                 inner.write_failed();
@@ -260,6 +266,7 @@ impl AuditLog {
         chain.seq = seq;
         chain.head = head;
         inner.write_succeeded();
+        inner.count(std::slice::from_ref(&event), started);
         inner.maybe_checkpoint(&mut chain, false).await;
         Ok(value)
     }
@@ -607,6 +614,79 @@ fn adopt_head(chain: &mut ChainState, (seq, head): (u64, ChainHash)) -> bool {
     true
 }
 
+impl Inner {
+    /// Counts entries that became durable (see [`AuditOptions::metrics`]).
+    fn count(&self, events: &[AuditEvent], started: Instant) {
+        let refs: Vec<&AuditEvent> = events.iter().collect();
+        self.count_refs(&refs, started);
+    }
+
+    fn count_refs(&self, events: &[&AuditEvent], started: Instant) {
+        use exchange_service::metrics::{
+            CodeLabels, DisclosureLabels, EntryLabels, WithheldLabels,
+        };
+        let Some(metrics) = &self.options.metrics else {
+            return;
+        };
+        metrics
+            .commit_seconds
+            .observe(started.elapsed().as_secs_f64());
+        metrics.group_size.observe(events.len() as f64);
+        for event in events {
+            metrics
+                .entries
+                .get_or_create(&EntryLabels {
+                    kind: event.kind.as_str().to_owned(),
+                    decision: match event.decision {
+                        exchange_schema::Decision::Permit => "PERMIT",
+                        exchange_schema::Decision::Deny => "DENY",
+                    }
+                    .to_owned(),
+                })
+                .inc();
+            let purpose = event.purpose.map_or("NONE", |p| p.as_str());
+            for category in &event.disclosed {
+                metrics
+                    .disclosed
+                    .get_or_create(&DisclosureLabels {
+                        category: category.as_str().to_owned(),
+                        purpose: purpose.to_owned(),
+                    })
+                    .inc();
+            }
+            for withheld in &event.withheld {
+                metrics
+                    .withheld
+                    .get_or_create(&WithheldLabels {
+                        category: withheld.category.as_str().to_owned(),
+                        reason: withheld.reason.as_str().to_owned(),
+                    })
+                    .inc();
+            }
+            // A denial's reason is its error code, or why a token was
+            // refused (then the code is UNAUTHENTICATED); anything else is
+            // not a label (it could be text).
+            if event.kind == exchange_schema::AuditKind::Denial {
+                let code = match exchange_schema::ErrorCode::parse(&event.reason) {
+                    Some(code) => code.as_str(),
+                    None if exchange_trust::AuthError::REASON_CODES
+                        .contains(&event.reason.as_str()) =>
+                    {
+                        exchange_schema::ErrorCode::Unauthenticated.as_str()
+                    }
+                    None => "OTHER",
+                };
+                metrics
+                    .refusals
+                    .get_or_create(&CodeLabels {
+                        code: code.to_owned(),
+                    })
+                    .inc();
+            }
+        }
+    }
+}
+
 /// The group-commit writer: takes whatever is queued (up to `max_batch`),
 /// writes it in one transaction, then answers every waiter.
 async fn group_commit(inner: Arc<Inner>, mut rx: mpsc::Receiver<Pending>) {
@@ -618,9 +698,15 @@ async fn group_commit(inner: Arc<Inner>, mut rx: mpsc::Receiver<Pending>) {
         if batch.is_empty() {
             continue;
         }
+        if let Some(metrics) = &inner.options.metrics {
+            metrics.queue_depth.set(rx.len() as i64);
+        }
+        let started = Instant::now();
         match write_batch(&inner, &mut writer, &batch).await {
             Ok(first_seq) => {
                 inner.write_succeeded();
+                let events: Vec<&AuditEvent> = batch.iter().map(|p| &p.event).collect();
+                inner.count_refs(&events, started);
                 for (i, pending) in batch.drain(..).enumerate() {
                     let _ = pending.done.send(Ok(first_seq + i as u64));
                 }

@@ -42,6 +42,9 @@ pub struct ConsoleConfig {
     /// (Debian, Ubuntu); without either, only plain-HTTP loopback works.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// Prometheus metrics on a listener of their own.
+    #[serde(default)]
+    pub metrics: exchange_service::config::MetricsConfig,
 }
 
 /// The system's CA bundle on Debian and Ubuntu.

@@ -65,6 +65,9 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     state: Arc<ConsoleState>,
+    /// `/metrics`, on a listener of its own (`[metrics] listen`).
+    metrics_listener: Option<TcpListener>,
+    metrics: Arc<exchange_service::metrics::Metrics>,
 }
 
 /// `scheme://host[:port]` of a URL.
@@ -143,17 +146,38 @@ impl Application {
             content_security_policy,
             notice_streams: Arc::default(),
         });
-        let router = router(state.clone());
+        let metrics = exchange_service::metrics::Metrics::new();
+        let router = router(state.clone()).layer(axum::middleware::from_fn_with_state(
+            metrics.clone(),
+            exchange_service::metrics::track_http,
+        ));
+        let metrics_listener = match config.metrics.listen {
+            Some(at) => Some(
+                TcpListener::bind(at)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("binding the metrics listener to {at}: {e}"))?,
+            ),
+            None => None,
+        };
         Ok(Self {
             listener,
             router,
             state,
+            metrics_listener,
+            metrics,
         })
     }
 
     /// The address actually bound.
     pub fn address(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The metrics listener's address, when `[metrics] listen` is set.
+    pub fn metrics_address(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     /// The shared state (tests end sessions through it).
@@ -166,9 +190,25 @@ impl Application {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router)
+        use futures::FutureExt as _;
+        let shutdown = shutdown.shared();
+        let metrics = self.metrics_listener.map(|listener| {
+            let router = exchange_service::metrics::router(self.metrics.clone());
+            tokio::spawn(
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(shutdown.clone())
+                    .into_future(),
+            )
+        });
+        let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
-            .await
+            .await;
+        if let Some(metrics) = metrics
+            && let Ok(Err(err)) = metrics.await
+        {
+            tracing::error!(error = %err, "the metrics listener stopped");
+        }
+        served
     }
 }
 

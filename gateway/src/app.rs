@@ -41,6 +41,8 @@ pub struct Application {
     db: Db,
     checkpoints: Arc<crate::audit::CheckpointStore>,
     auditors: crate::config::AuditorsConfig,
+    /// `/metrics`, on a listener of its own (`[metrics] listen`).
+    metrics_listener: Option<TcpListener>,
 }
 
 impl Application {
@@ -79,6 +81,34 @@ impl Application {
         )
         .await?;
         db.migrate(&exchange_audit::MIGRATIONS).await?;
+        let metrics = exchange_service::metrics::Metrics::new();
+        metrics.watch_pool("audit", db.pool().clone());
+        {
+            // Each node's circuit, read at every scrape.
+            let nodes = Arc::downgrade(&nodes);
+            let agencies: Vec<exchange_schema::AgencyId> = federation
+                .agencies()
+                .iter()
+                .filter(|a| a.node_url.is_some())
+                .map(|a| a.id.clone())
+                .collect();
+            let circuits = metrics.circuits.clone();
+            metrics.on_scrape(move || {
+                let Some(nodes) = nodes.upgrade() else { return };
+                for agency in &agencies {
+                    let state = match nodes.circuit(agency) {
+                        crate::nodes::CircuitState::Closed => 0,
+                        crate::nodes::CircuitState::HalfOpen => 1,
+                        crate::nodes::CircuitState::Open => 2,
+                    };
+                    circuits
+                        .get_or_create(&exchange_service::metrics::AgencyLabels {
+                            agency: agency.to_string(),
+                        })
+                        .set(state);
+                }
+            });
+        }
         let audit = AuditLog::open(
             db.clone(),
             key,
@@ -86,6 +116,7 @@ impl Application {
                 checkpoint_every: config.audit.checkpoint_every.max(1),
                 checkpoint_interval: config.checkpoint_interval(),
                 timeout: std::time::Duration::from_millis(config.audit.write_timeout_ms.max(1)),
+                metrics: Some(metrics.audit.clone()),
                 ..AuditOptions::new(AUDIT_LOG_ID)
             },
         )
@@ -103,6 +134,7 @@ impl Application {
                 DOCUMENT_CACHE_ENTRIES,
                 DOCUMENT_CACHE_TEXT_BYTES,
             ),
+            metrics: metrics.clone(),
         });
         let checkpoints = Arc::new(
             crate::audit::CheckpointStore::open(&config.data_dir, &config.auditors)
@@ -153,11 +185,24 @@ impl Application {
                     ]),
             );
         }
+        let router = router.layer(axum::middleware::from_fn_with_state(
+            metrics.clone(),
+            exchange_service::metrics::track_http,
+        ));
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
         let address = listener.local_addr()?;
+        let metrics_listener = match config.metrics.listen {
+            Some(at) => Some(
+                TcpListener::bind(at)
+                    .await
+                    .with_context(|| format!("binding the metrics listener to {at}"))?,
+            ),
+            None => None,
+        };
         Ok(Self {
+            metrics_listener,
             listener,
             address,
             router,
@@ -172,6 +217,13 @@ impl Application {
     /// The address the gateway listens on.
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// The metrics listener's address, when `[metrics] listen` is set.
+    pub fn metrics_address(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     /// The node clients (tests watch their in-flight bounds).
@@ -196,10 +248,29 @@ impl Application {
             self.nodes.clone(),
             self.auditors.clone(),
         ));
+        use futures::FutureExt as _;
+        let shutdown = shutdown.shared();
+        let metrics = match self.metrics_listener {
+            Some(listener) => {
+                let router = exchange_service::metrics::router(self.gateway.metrics.clone());
+                let stop = shutdown.clone();
+                Some(tokio::spawn(async move {
+                    axum::serve(listener, router)
+                        .with_graceful_shutdown(stop)
+                        .await
+                }))
+            }
+            None => None,
+        };
         let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await
             .context("serving");
+        if let Some(metrics) = metrics
+            && let Ok(Err(err)) = metrics.await
+        {
+            tracing::error!(error = %err, "the metrics listener stopped");
+        }
         collector.abort();
         served?;
         if let Err(err) = self.gateway.audit.checkpoint_now().await {

@@ -35,6 +35,9 @@ pub struct GatewayConfig {
     /// its password replaced by `***`.
     #[serde(default)]
     pub database_url: Option<DatabaseUrl>,
+    /// Prometheus metrics on a listener of their own.
+    #[serde(default)]
+    pub metrics: exchange_service::config::MetricsConfig,
     /// The federation trust list, the same file every node reads.
     pub federation: PathBuf,
     /// Path of the client-facing GraphQL endpoint (GraphiQL on GET).
@@ -282,6 +285,7 @@ impl GatewayConfig {
             listen: default_listen(),
             data_dir: data_dir.into(),
             database_url: None,
+            metrics: Default::default(),
             federation: federation.into(),
             graphql_path: default_graphql_path(),
             max_body_bytes: default_max_body(),

@@ -258,6 +258,42 @@ pub struct CheckedOperation {
     pub measure: Measure,
 }
 
+/// The root fields `operation_name` selects in `document`, each as
+/// `<type>:<field>` (`query:survivor`, `mutation:registerSurvivor`), in
+/// order, each once, fragments spread at the root included. The document
+/// was validated against the schema, so every name is one the schema
+/// declares (or `__typename`, `__schema`, `__type`): a bounded set, fit to
+/// label metrics with. None when no operation is selected.
+pub fn root_fields(
+    document: &Valid<ExecutableDocument>,
+    operation_name: Option<&str>,
+) -> Vec<String> {
+    let Ok(operation) = document.operations.get(operation_name) else {
+        return Vec::new();
+    };
+    operation_root_fields(document, operation)
+}
+
+/// [`root_fields`] of an operation already picked from `document`.
+pub fn operation_root_fields(
+    document: &Valid<ExecutableDocument>,
+    operation: &Operation,
+) -> Vec<String> {
+    let kind = match operation.operation_type {
+        apollo_compiler::ast::OperationType::Query => "query",
+        apollo_compiler::ast::OperationType::Mutation => "mutation",
+        apollo_compiler::ast::OperationType::Subscription => "subscription",
+    };
+    let mut out: Vec<String> = Vec::new();
+    for field in operation.root_fields(document) {
+        let label = format!("{kind}:{}", field.name);
+        if !out.contains(&label) {
+            out.push(label);
+        }
+    }
+    out
+}
+
 /// Picks the named operation of `document`, coerces `variables` against
 /// `schema`, measures the operation and holds it to `limits`.
 pub fn check_operation(
@@ -528,6 +564,27 @@ mod tests {
             Limited::RootFields => d.max_root_fields,
         };
         OperationError::OverLimit { what, found, limit }
+    }
+
+    /// The root fields are the schema's names, aliases never (a client
+    /// chooses those), each once, fragments at the root spread.
+    #[test]
+    fn root_fields_are_the_schemas_names_once_each() {
+        let schema = federation();
+        let limits = OperationLimits::default();
+        let text = "query Q { who: agencies { id } agencies { id } ...R }\n\
+                    fragment R on Query { nodeHealth { agency } }\n\
+                    mutation M { withdrawReferral(id: \"a:b\") { id } }";
+        let document = parse_and_validate(&schema, &limits, text).unwrap();
+        assert_eq!(
+            root_fields(&document, Some("Q")),
+            vec!["query:agencies".to_owned(), "query:nodeHealth".to_owned()]
+        );
+        assert_eq!(
+            root_fields(&document, Some("M")),
+            vec!["mutation:withdrawReferral".to_owned()]
+        );
+        assert!(root_fields(&document, Some("Nope")).is_empty());
     }
 
     /// `levels` fragments, each spreading the next twice: the operation of

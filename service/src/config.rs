@@ -74,6 +74,15 @@ pub fn check_http_front(graphql_path: &str, max_body_bytes: usize) -> Result<(),
     Ok(())
 }
 
+/// Where a process serves its Prometheus metrics (`/metrics`): a listener
+/// of its own, for the monitoring system only, never the public one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// The address (`0.0.0.0:9100`); none: no metrics listener.
+    pub listen: Option<std::net::SocketAddr>,
+}
+
 /// A database URL, which may hold a password: it is never printed whole
 /// (`Debug` shows it with the password replaced by `***`). The node's and
 /// the gateway's configurations both hold one.

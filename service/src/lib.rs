@@ -1,7 +1,7 @@
 //! What an agency node and the gateway share as running services: their
 //! database connection and the read-only opening an auditor uses, reading
 //! request bodies within a limit, the cache of parsed operations, layered
-//! configuration, the stop signal, secret files, command output, and
+//! configuration, the stop signal, secret files, command output, metrics, and
 //! mutual TLS with the development PKI. Each piece is written
 //! once here so the two cannot drift apart.
 
@@ -11,6 +11,7 @@ pub mod db;
 pub mod documents;
 pub mod files;
 pub mod lang;
+pub mod metrics;
 pub mod output;
 #[cfg(feature = "web-pages")]
 pub mod pages;

@@ -219,6 +219,8 @@ pub struct TestFederation {
     pub dev: DevFederation,
     pub nodes: Vec<TestNode>,
     pub gateway_base: String,
+    /// The gateway's metrics listener (`/metrics`).
+    pub gateway_metrics: String,
     pub gateway: Arc<Gateway>,
     /// The gateway's node clients.
     pub gateway_nodes: Arc<exchange_gateway::nodes::Nodes>,
@@ -435,6 +437,7 @@ impl TestFederation {
             .gateway_database_url
             .map(exchange_gateway::config::DatabaseUrl);
         let gateway_database_url = config.database_url();
+        config.metrics.listen = Some(loopback());
         if let Some(pki) = &pki {
             let id = pki
                 .identity("gateway", &["gateway.test".into()], false, true)
@@ -447,6 +450,10 @@ impl TestFederation {
         }
         let app = GatewayApp::build(config).await.expect("gateway starts");
         let gateway_base = format!("http://{}", app.address());
+        let gateway_metrics = format!(
+            "http://{}",
+            app.metrics_address().expect("metrics listener")
+        );
         let gateway = app.gateway();
         let gateway_nodes = app.nodes();
         let (tx, rx) = oneshot::channel();
@@ -458,6 +465,7 @@ impl TestFederation {
             dev,
             nodes,
             gateway_base,
+            gateway_metrics,
             gateway,
             gateway_nodes,
             gateway_data_dir,

@@ -132,6 +132,23 @@ pub enum AuthError {
 }
 
 impl AuthError {
+    /// Every [`Self::reason_code`]: a denial audited with one of these was
+    /// refused as `UNAUTHENTICATED`.
+    pub const REASON_CODES: [&'static str; 12] = [
+        "TOKEN_MISSING",
+        "TOKEN_MALFORMED",
+        "TOKEN_TOO_LARGE",
+        "ALGORITHM_NOT_ALLOWED",
+        "UNKNOWN_ISSUER",
+        "UNKNOWN_KEY",
+        "BAD_SIGNATURE",
+        "TOKEN_EXPIRED",
+        "TOKEN_NOT_YET_VALID",
+        "WRONG_AUDIENCE",
+        "AGENCY_MISMATCH",
+        "BAD_CLAIMS",
+    ];
+
     /// The stable code for logs, metrics and tests.
     pub const fn reason_code(&self) -> &'static str {
         match self {
@@ -250,5 +267,34 @@ impl AuthError {
             detail,
             claimed: UnverifiedClaims::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod reason_code_tests {
+    use super::*;
+
+    #[test]
+    fn every_refusal_reason_is_listed() {
+        let claimed = UnverifiedClaims::default;
+        let all = [
+            AuthError::Missing,
+            AuthError::Malformed,
+            AuthError::TooLarge { limit: 1 },
+            AuthError::AlgorithmNotAllowed { claimed: claimed() },
+            AuthError::UnknownIssuer { claimed: claimed() },
+            AuthError::UnknownKey { claimed: claimed() },
+            AuthError::BadSignature { claimed: claimed() },
+            AuthError::Expired { claimed: claimed() },
+            AuthError::NotYetValid { claimed: claimed() },
+            AuthError::WrongAudience { claimed: claimed() },
+            AuthError::AgencyMismatch { claimed: claimed() },
+            AuthError::BadClaims {
+                detail: "x",
+                claimed: claimed(),
+            },
+        ];
+        let codes: Vec<&str> = all.iter().map(AuthError::reason_code).collect();
+        assert_eq!(codes, AuthError::REASON_CODES);
     }
 }

@@ -48,13 +48,14 @@ pub type NodeDocuments = DocumentCache<NodeDocument>;
 /// cost, aliases, root fields, introspection), then hands it its parsed
 /// document. A text is parsed and validated once and kept in `cache`; the
 /// checks that depend on the operation name and the variables run on every
-/// request. A text that fails is not kept.
+/// request. A text that fails is not kept. Answers the operation's root
+/// fields ([`limits::root_fields`]), to count it by.
 pub fn prepare(
     cache: &NodeDocuments,
     schema: &Valid<apollo_compiler::Schema>,
     limits: &OperationLimits,
     request: &mut async_graphql::Request,
-) -> Result<(), OperationError> {
+) -> Result<Vec<String>, OperationError> {
     let document = match cache.get(&request.query) {
         Some(document) => document,
         None => {
@@ -79,7 +80,10 @@ pub fn prepare(
     // A copy: execution removes `@skip`ped selections from the document it
     // is given, which depends on each request's variables.
     request.set_parsed_query(document.parsed.clone());
-    Ok(())
+    Ok(limits::root_fields(
+        &document.validated,
+        request.operation_name.as_deref(),
+    ))
 }
 
 #[cfg(test)]

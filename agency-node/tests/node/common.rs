@@ -72,6 +72,8 @@ pub struct TestNode {
     pub backend: Backend,
     /// The survivor portal's base URL, when the test turned it on.
     pub portal: Option<String>,
+    /// The metrics listener's base URL, when the test turned it on.
+    pub metrics: Option<String>,
     _dir: tempfile::TempDir,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -139,6 +141,7 @@ impl TestNode {
         let app = Application::build(config).await.expect("node starts");
         let base = format!("http://{}", app.address());
         let portal = app.portal_address().map(|a| format!("http://{a}"));
+        let metrics = app.metrics_address().map(|a| format!("http://{a}"));
         let state = app.state();
         let (tx, rx) = oneshot::channel();
         let server = tokio::spawn(app.run(async {
@@ -153,6 +156,7 @@ impl TestNode {
             data_dir,
             backend,
             portal,
+            metrics,
             _dir: dir,
             shutdown: Some(tx),
             server: Some(server),

@@ -20,6 +20,7 @@ mod idempotency;
 mod key_rotation;
 mod lifecycle;
 mod limits;
+mod metrics;
 mod notifications;
 mod onward_referral;
 mod parsed_operations;

@@ -120,7 +120,10 @@ async fn two_node_processes_on_one_postgresql_answer_as_one_and_their_log_verifi
     // (its data keys, made by one replica, open on the other).
     for (i, id) in registered.iter().enumerate().take(6) {
         let other = ports[(i + 1) % 2];
-        assert_eq!(read_name(&client, other, &token, id).await, format!("Replica {i}"));
+        assert_eq!(
+            read_name(&client, other, &token, id).await,
+            format!("Replica {i}")
+        );
     }
 
     // Replica 0 stops while registrations are in flight on it.
@@ -139,8 +142,14 @@ async fn two_node_processes_on_one_postgresql_answer_as_one_and_their_log_verifi
     let mut replicas = replicas.into_iter();
     terminate(replicas.next().unwrap()).await;
     let answered: Vec<String> = in_flight.await.unwrap().into_iter().flatten().collect();
-    assert!(!answered.is_empty(), "the stopping replica answered none in flight");
-    eprintln!("registrations sent to the stopping replica: 150, answered: {}", answered.len());
+    assert!(
+        !answered.is_empty(),
+        "the stopping replica answered none in flight"
+    );
+    eprintln!(
+        "registrations sent to the stopping replica: 150, answered: {}",
+        answered.len()
+    );
     // The other replica goes on serving.
     let after = register(&client, ports[1], &token, "After").await;
     assert!(after.is_some(), "the second replica still answers");
@@ -166,14 +175,26 @@ async fn two_node_processes_on_one_postgresql_answer_as_one_and_their_log_verifi
         .chain(after.iter())
         .collect();
     for id in &expected {
-        assert!(unique.contains(id), "{id} was answered but has no audit entry");
+        assert!(
+            unique.contains(id),
+            "{id} was answered but has no audit entry"
+        );
     }
     // The harness registered no one; every entry is an answered request.
-    assert_eq!(unique.len(), expected.len(), "an entry for a request never answered");
+    assert_eq!(
+        unique.len(),
+        expected.len(),
+        "an entry for a request never answered"
+    );
 
     // The one chain both replicas appended to verifies, with the key they
     // share pinned, and holds the checkpoints both signed on SIGTERM.
-    let key = std::fs::read(harness.data_dir.join(exchange_audit::keys::SIGNING_KEY_FILE)).unwrap();
+    let key = std::fs::read(
+        harness
+            .data_dir
+            .join(exchange_audit::keys::SIGNING_KEY_FILE),
+    )
+    .unwrap();
     let key = aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8(&key).unwrap();
     let public = hex::encode(aws_lc_rs::signature::KeyPair::public_key(&key).as_ref());
     let out = Command::new(env!("CARGO_BIN_EXE_agency-node"))
@@ -187,8 +208,8 @@ async fn two_node_processes_on_one_postgresql_answer_as_one_and_their_log_verifi
         ])
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned()
-        + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("checkpoint"), "{text}");
     drop(keys);

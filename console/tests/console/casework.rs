@@ -733,3 +733,35 @@ async fn a_partner_records_and_delivers_its_service_moves_its_plan_action_and_cl
             .contains("No follow-ups due.")
     );
 }
+
+/// The console's metrics count requests by route template: a survivor's
+/// page is `/survivors/{id}`, never the survivor's ID.
+#[tokio::test]
+async fn the_console_metrics_name_routes_never_the_survivor() {
+    let h = Harness::start().await;
+    let survivor = h
+        .federation
+        .register_survivor("shelter-north", "Metrics")
+        .await;
+    let mut shelter = h.browser();
+    shelter
+        .sign_in("shelter-north", "caseworker@shelter-north")
+        .await;
+    let page = shelter.get(&format!("/survivors/{survivor}")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let text = reqwest::get(format!("{}/metrics", h.metrics))
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        text.contains(
+            "exchange_http_requests_total{route=\"/survivors/{id}\",method=\"GET\",status=\"200\"} 1"
+        ),
+        "{text}"
+    );
+    let local = survivor.split_once(':').expect("global ID").1;
+    assert!(!text.contains(local), "the survivor's ID in the metrics");
+    assert!(!text.contains("caseworker@"), "a user in the metrics");
+}

@@ -28,6 +28,8 @@ use tokio::net::TcpListener;
 pub struct Harness {
     pub federation: TestFederation,
     pub console: String,
+    /// The console's metrics listener (`/metrics`).
+    pub metrics: String,
     pub provider: String,
     pub state: Arc<exchange_console::ConsoleState>,
     /// The oidc-provider process, when that is the provider (killed on drop).
@@ -143,15 +145,23 @@ impl Harness {
             session,
             log_format: Default::default(),
             ca_file: None,
+            metrics: exchange_service::config::MetricsConfig {
+                listen: Some("127.0.0.1:0".parse().expect("address")),
+            },
         };
         let app = Application::build_with_listener(config, console_listener)
             .await
             .expect("console");
         let state = app.state();
+        let metrics = format!(
+            "http://{}",
+            app.metrics_address().expect("metrics listener")
+        );
         tokio::spawn(app.run_until(std::future::pending()));
         Self {
             federation,
             console,
+            metrics,
             provider,
             state,
             _provider_process: provider_process,

@@ -313,6 +313,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         session: Default::default(),
         log_format: agency_node::config::LogFormat::Pretty,
         ca_file: None,
+        metrics: Default::default(),
     })
     .await
     .context("starting the caseworker console")?;

@@ -60,6 +60,8 @@ pub struct Gateway {
     pub audit: AuditLog,
     /// Parsed and validated operations, by text.
     pub documents: crate::plan::DocumentCache,
+    /// The gateway's Prometheus metrics.
+    pub metrics: Arc<exchange_service::metrics::Metrics>,
 }
 
 /// Who is asking, as verified at the gateway, and what travels on.
@@ -124,8 +126,13 @@ impl Gateway {
         request: ClientRequest,
         trace: &TraceParent,
     ) -> Result<Executed, RequestError> {
+        let started = std::time::Instant::now();
         let context = RequestContext { caller, trace };
         let operation = check::run(&self.schema, &self.limits, &self.documents, request)?;
+        let root_fields = exchange_schema::limits::operation_root_fields(
+            &operation.checked.document,
+            &operation.checked.operation,
+        );
         let plan = plan::run(
             &self.schema,
             &operation,
@@ -154,6 +161,7 @@ impl Gateway {
         if executed.outcomes.iter().any(NodeOutcome::failed) {
             audit::partial(&self.audit, &context, &operation, &plan, &executed.outcomes).await?;
         }
+        self.metrics.operation(&root_fields, started);
         Ok(executed)
     }
 

@@ -128,6 +128,7 @@ async fn harness(answers: Vec<(&str, Result<JsonValue, NodeFailure>)>) -> Harnes
         transport: nodes.clone(),
         audit,
         documents: crate::plan::DocumentCache::new(16, 1 << 16),
+        metrics: exchange_service::metrics::Metrics::new(),
     };
     Harness {
         gateway,

@@ -11,6 +11,7 @@ mod failure;
 mod graphiql_browser;
 mod idempotency;
 mod limits;
+mod metrics;
 mod mtls;
 mod notifications;
 mod pathway;
