@@ -47,6 +47,20 @@ pub enum Command {
     /// The survivors' data keys: rotation of the key-encryption key.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Back up a node on SQLite while it runs: a consistent copy of the
+    /// records database and, to another file, of the key store. Never
+    /// overwrites a file. On PostgreSQL use pg_dump (docs/operations.md).
+    Backup(BackupArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BackupArgs {
+    /// The new file for the records and the audit log.
+    #[arg(long)]
+    pub records: PathBuf,
+    /// The new file for the key store (keep it apart from the records).
+    #[arg(long)]
+    pub keys: PathBuf,
 }
 
 #[derive(Subcommand, Debug)]
@@ -163,6 +177,25 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 ));
             }
             vault.close().await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Backup(args) => {
+            let config = NodeConfig::load(cli.config.as_deref())?;
+            let db = exchange_service::db::Db::connect_with(
+                &config.database_url(),
+                config.audit.write_timeout(),
+            )
+            .await?;
+            let vault = crate::app::open_vault(&config).await?;
+            let done = crate::backup::sqlite(&db, &vault, &args.records, &args.keys).await;
+            db.close().await;
+            vault.close().await;
+            done?;
+            say(format!(
+                "records backed up to {}, the key store to {}",
+                args.records.display(),
+                args.keys.display()
+            ));
             Ok(ExitCode::SUCCESS)
         }
         Command::Dev(DevCommand::Token(args)) => dev_token(cli.config.as_deref(), args),

@@ -9,6 +9,7 @@
 
 pub mod app;
 pub mod audit_endpoints;
+pub mod backup;
 pub mod changes;
 pub mod cli;
 pub mod config;

@@ -509,6 +509,29 @@ impl TestFederation {
         self.rewrite_federation_file();
     }
 
+    /// Starts a stopped node again on its data at the address it had, so
+    /// the gateway reaches it as before (a restart in place, or a node
+    /// restored from a backup).
+    pub async fn restart_node_in_place(&mut self, agency: &str) {
+        let dir = self.dir.path().to_owned();
+        let at = self
+            .nodes
+            .iter()
+            .position(|n| n.agency.as_str() == agency)
+            .expect("a node of that agency");
+        let address: std::net::SocketAddr = self.nodes[at]
+            .base
+            .split_once("://")
+            .map_or(self.nodes[at].base.as_str(), |(_, rest)| rest)
+            .parse()
+            .expect("the node's address");
+        let node = start_node(&self.dev.path, &dir, agency, |config| {
+            config.listen = address;
+        })
+        .await;
+        self.nodes[at] = node;
+    }
+
     /// Replaces the agencies' webhooks in the federation file, as an
     /// operator edits it while everything runs.
     pub fn set_webhooks(&mut self, webhooks: Vec<(String, exchange_trust::WebhookEntry)>) {

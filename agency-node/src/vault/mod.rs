@@ -713,6 +713,11 @@ impl Vault {
     }
 
     /// Closes the key store.
+    /// The key store's database (backups read it).
+    pub fn db(&self) -> &Db {
+        &self.keys
+    }
+
     pub async fn close(&self) {
         self.keys.close().await;
     }

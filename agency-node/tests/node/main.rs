@@ -8,6 +8,7 @@ mod audit_export;
 mod audit_trail;
 mod audit_verify;
 mod auth;
+mod backup;
 mod bad_input;
 mod break_glass;
 mod care_plan;

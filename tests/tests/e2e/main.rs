@@ -4,6 +4,7 @@
 mod access;
 mod audit;
 mod auditors;
+mod backup;
 mod case;
 mod consent;
 mod erasure;

@@ -1,0 +1,186 @@
+//! Backups of a node on PostgreSQL restore: `pg_dump` of the records
+//! database and, apart, of the key store, restored with `pg_restore` into
+//! new databases under a node started on them (the same key-encryption key
+//! and signing key): the survivor reads as before and the log verifies with
+//! the node's pinned key. `agency-node backup` refuses a PostgreSQL node,
+//! naming pg_dump; on SQLite it copies while the node runs and never
+//! overwrites a file.
+
+use std::process::Command;
+
+use serde_json::json;
+
+use crate::common::*;
+
+fn run(program: &str, args: &[&str]) {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_restored_from_pg_dump_reads_as_before_and_its_log_verifies() {
+    let keys = fresh_postgres_database().await;
+    let keys_url = keys.url().to_owned();
+    let mut node = TestNode::start_with(Backend::Postgres, |config| {
+        config.vault.key_store_url = Some(agency_node::config::DatabaseUrl(keys_url.clone()));
+    })
+    .await;
+    let survivor = node.register_full_survivor("Dumped").await;
+    let public_key = node.state.audit.public_key_hex();
+
+    // `agency-node backup` is for SQLite: on PostgreSQL it says what to use.
+    let config = node.data_dir.join("backup.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "agency = \"{OWNER}\"\nfederation = \"{}\"\ndata_dir = \"{}\"\ndatabase_url = \"{}\"\n\
+             [vault]\nkey_store_url = \"{keys_url}\"\n",
+            node.federation_path().display(),
+            node.data_dir.display(),
+            node.database_url,
+        ),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (records_dump, keys_dump) = (
+        dir.path().join("records.dump"),
+        dir.path().join("keys.dump"),
+    );
+    let (ok, output) = node.cli(&[
+        "--config",
+        config.to_str().unwrap(),
+        "backup",
+        "--records",
+        records_dump.to_str().unwrap(),
+        "--keys",
+        keys_dump.to_str().unwrap(),
+    ]);
+    assert!(!ok && output.contains("pg_dump"), "{output}");
+
+    // The operator's backup: pg_dump of each database, while the node runs.
+    run(
+        "pg_dump",
+        &[
+            "--format=custom",
+            "--file",
+            records_dump.to_str().unwrap(),
+            &node.database_url,
+        ],
+    );
+    run(
+        "pg_dump",
+        &[
+            "--format=custom",
+            "--file",
+            keys_dump.to_str().unwrap(),
+            &keys_url,
+        ],
+    );
+    node.stop().await;
+
+    // Restored into new databases, under a node on the same data
+    // directory (its KEK and signing key).
+    let (records_restored, keys_restored) = (
+        fresh_postgres_database().await,
+        fresh_postgres_database().await,
+    );
+    for (dump, target) in [
+        (&records_dump, &records_restored),
+        (&keys_dump, &keys_restored),
+    ] {
+        run(
+            "pg_restore",
+            &[
+                "--no-owner",
+                "--dbname",
+                target.url(),
+                dump.to_str().unwrap(),
+            ],
+        );
+    }
+    let data_dir = node.data_dir.clone();
+    let (records_url, keys_url) = (
+        records_restored.url().to_owned(),
+        keys_restored.url().to_owned(),
+    );
+    let restored = TestNode::start_with(Backend::Postgres, |config| {
+        config.data_dir = data_dir;
+        config.database_url = Some(agency_node::config::DatabaseUrl(records_url.clone()));
+        config.vault.key_store_url = Some(agency_node::config::DatabaseUrl(keys_url.clone()));
+    })
+    .await;
+    assert_eq!(restored.state.audit.public_key_hex(), public_key);
+    let read = restored
+        .gql(
+            Some(&restored.caseworker(OWNER)),
+            Some("CASE_MANAGEMENT"),
+            "query($id: ID!) { survivor(id: $id) { identity { givenName } } }",
+            json!({ "id": survivor }),
+        )
+        .await;
+    assert_eq!(
+        read.data()["survivor"]["identity"]["givenName"],
+        "Dumped",
+        "{}",
+        read.body
+    );
+    let (ok, output) = restored.cli(&[
+        "audit",
+        "verify",
+        "--database",
+        &records_url,
+        "--public-key",
+        &public_key,
+    ]);
+    assert!(ok, "{output}");
+    drop((records_restored, keys_restored, keys));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backup_command_copies_a_running_sqlite_node_and_never_overwrites() {
+    let node = TestNode::start(Backend::Sqlite).await;
+    node.register_full_survivor("Copied").await;
+    let config = node.data_dir.join("backup.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "agency = \"{OWNER}\"\nfederation = \"{}\"\ndata_dir = \"{}\"\n",
+            node.federation_path().display(),
+            node.data_dir.display(),
+        ),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (records, keys) = (dir.path().join("records.db"), dir.path().join("keys.db"));
+    let args = [
+        "--config",
+        config.to_str().unwrap(),
+        "backup",
+        "--records",
+        records.to_str().unwrap(),
+        "--keys",
+        keys.to_str().unwrap(),
+    ];
+    let (ok, output) = node.cli(&args);
+    assert!(ok, "{output}");
+    assert!(records.metadata().unwrap().len() > 0 && keys.metadata().unwrap().len() > 0);
+    let (ok, output) = node.cli(&args);
+    assert!(!ok && output.contains("exists already"), "{output}");
+    // The copy is a whole log: it verifies with the node's key.
+    let (ok, output) = node.cli(&[
+        "audit",
+        "verify",
+        "--database",
+        &format!("sqlite://{}", records.display()),
+        "--public-key",
+        &node.state.audit.public_key_hex(),
+    ]);
+    assert!(ok, "{output}");
+}
