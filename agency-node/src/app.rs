@@ -113,6 +113,10 @@ impl Application {
         let retention = crate::retention::RetentionRules::load(config.policies.as_deref())
             .context("loading the retention rules")?;
         let verifier = Arc::new(TokenVerifier::new(federation.clone()));
+        // The providers' keys at JWKS URLs: fetched now, then kept fresh.
+        let jwks = exchange_service::jwks::JwksRefresher::new(verifier.clone())
+            .context("preparing the identity providers' key fetches")?;
+        jwks.start().await;
         let state = Arc::new(NodeState {
             agency,
             agency_kind,
@@ -128,6 +132,7 @@ impl Application {
                 config.retention.answer_requests_within_days,
             )),
             metrics: metrics.clone(),
+            jwks,
         });
         crate::retention::spawn(
             state.clone(),

@@ -282,9 +282,7 @@ pub async fn authenticate(
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let principal = match exchange_trust::parse_authorization_header(authorization)
-        .and_then(|token| node.verifier.verify(token))
-    {
+    let principal = match node.jwks.verify_authorization(authorization).await {
         Ok(principal) => principal,
         Err(err) => {
             let mut event = AuditEvent::new(AuditKind::Denial, Decision::Deny, err.reason_code());

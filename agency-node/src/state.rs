@@ -35,6 +35,9 @@ pub struct NodeState {
     pub answer_requests_within: time::Duration,
     /// The node's Prometheus metrics (served on `[metrics] listen`).
     pub metrics: Arc<exchange_service::metrics::Metrics>,
+    /// The identity providers' keys published at JWKS URLs, fetched into
+    /// `verifier`; tokens are verified through it.
+    pub jwks: Arc<exchange_service::jwks::JwksRefresher>,
 }
 
 /// An authenticated request: who, for what purpose, in which trace.

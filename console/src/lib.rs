@@ -119,7 +119,9 @@ impl Application {
             }
         }
         let http = http.build()?;
-        let sign_in = SignIn::new(&config, &federation, verifier, http.clone())?;
+        let jwks = exchange_service::jwks::JwksRefresher::new(verifier)?;
+        jwks.start().await;
+        let sign_in = SignIn::new(&config, &federation, jwks, http.clone())?;
         let mut provider_origins: Vec<String> = config
             .sign_in
             .iter()

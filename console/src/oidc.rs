@@ -15,7 +15,7 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use exchange_trust::{Federation, TokenVerifier};
+use exchange_trust::Federation;
 use openidconnect::core::{
     CoreAuthenticationFlow, CoreClient, CoreIdToken, CoreJwsSigningAlgorithm,
 };
@@ -53,7 +53,9 @@ pub struct SignIn {
     http: reqwest::Client,
     redirect_uri: String,
     after_sign_out: String,
-    verifier: Arc<TokenVerifier>,
+    /// Verifies access tokens, fetching a provider's keys again when one
+    /// names a key not yet known (its `jwks_url`).
+    verifier: Arc<exchange_service::jwks::JwksRefresher>,
 }
 
 impl std::fmt::Debug for SignIn {
@@ -70,7 +72,7 @@ impl SignIn {
     pub fn new(
         config: &ConsoleConfig,
         federation: &Federation,
-        verifier: Arc<TokenVerifier>,
+        verifier: Arc<exchange_service::jwks::JwksRefresher>,
         http: reqwest::Client,
     ) -> anyhow::Result<Self> {
         let mut providers = Vec::new();
@@ -258,6 +260,7 @@ impl SignIn {
         let principal = self
             .verifier
             .verify(&access_token)
+            .await
             .map_err(|e| ConsoleError::SignInRefused(format!("access token refused: {e}")))?;
         if principal.agency.as_str() != pending.agency {
             return Err(ConsoleError::SignInRefused(format!(
@@ -307,7 +310,7 @@ impl SignIn {
                 other => ConsoleError::IdentityProvider(format!("refresh failed: {other}")),
             })?;
         let access_token = response.access_token().secret().clone();
-        let principal = self.verifier.verify(&access_token).map_err(|e| {
+        let principal = self.verifier.verify(&access_token).await.map_err(|e| {
             ConsoleError::SignInRevoked(format!("renewed access token refused: {e}"))
         })?;
         if principal.agency != signed_in.principal.agency

@@ -122,11 +122,15 @@ impl Application {
         )
         .await?;
         let verifier = Arc::new(TokenVerifier::new(federation.clone()));
+        let jwks = exchange_service::jwks::JwksRefresher::new(verifier.clone())
+            .context("preparing the identity providers' key fetches")?;
+        jwks.start().await;
         let directory = crate::directory::schema(federation, nodes.clone());
         let gateway = Arc::new(Gateway {
             schema,
             limits: config.limits.clone(),
             verifier,
+            jwks,
             transport: nodes.clone(),
             directory,
             audit,

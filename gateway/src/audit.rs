@@ -443,7 +443,7 @@ fn internal() -> Refusal {
 
 /// Checks the token (with the nodes' own rules), the AUDIT purpose and the
 /// auditor or data-protection officer role.
-fn authorise(
+async fn authorise(
     state: &HttpState,
     headers: &HeaderMap,
 ) -> Result<AuditorCall, Box<(Option<Principal>, Refusal)>> {
@@ -452,8 +452,9 @@ fn authorise(
         .and_then(|v| v.to_str().ok());
     let principal = state
         .gateway
-        .verifier
+        .jwks
         .verify_authorization(authorization)
+        .await
         .map_err(|err| {
             let mut refusal = Refusal::new(
                 StatusCode::UNAUTHORIZED,
@@ -571,7 +572,7 @@ where
     Fut: std::future::Future<Output = Result<(String, Response), Refusal>>,
 {
     let trace = trace_of(&headers);
-    let call = match authorise(&state, &headers) {
+    let call = match authorise(&state, &headers).await {
         Ok(call) => call,
         Err(denied) => {
             let (principal, refusal) = *denied;

@@ -155,7 +155,7 @@ async fn handle(state: HttpState, headers: HeaderMap, body: Body, trace: TracePa
     };
 
     // Authenticate before reading the operation, with the nodes' own rules.
-    let principal = match authenticate::principal(&gateway.verifier, &headers) {
+    let principal = match authenticate::principal(&gateway.jwks, &headers).await {
         Ok(principal) => principal,
         Err(refusal) => {
             if gateway

@@ -202,7 +202,7 @@ pub async fn produce(
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let principal = match state.gateway.verifier.verify_authorization(authorization) {
+    let principal = match state.gateway.jwks.verify_authorization(authorization).await {
         Ok(p) => Some(p),
         Err(err) => {
             let refusal = Refusal::new(

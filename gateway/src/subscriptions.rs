@@ -132,7 +132,8 @@ pub async fn authenticate(gateway: Arc<Gateway>, payload: Value) -> Result<Data>
             headers.insert(name, value);
         }
     }
-    let principal = authenticate::principal(&gateway.verifier, &headers)
+    let principal = authenticate::principal(&gateway.jwks, &headers)
+        .await
         .map_err(|e| coded(ErrorCode::Unauthenticated, &e.to_string()))?;
     let caller = authenticate::caller(&headers, principal)
         .map_err(|e| coded(ErrorCode::BadUserInput, &e.to_string()))?;

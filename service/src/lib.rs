@@ -10,6 +10,7 @@ pub mod config;
 pub mod db;
 pub mod documents;
 pub mod files;
+pub mod jwks;
 pub mod lang;
 pub mod metrics;
 pub mod output;

@@ -40,6 +40,8 @@ use crate::keys::{KeyError, VerificationKey};
 const MAX_FILE_BYTES: u64 = 1024 * 1024;
 /// Most keys one agency may list.
 const MAX_KEYS_PER_AGENCY: usize = 16;
+/// How often keys at a `jwks_url` are fetched again by default.
+pub const DEFAULT_JWKS_REFRESH: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// The federation file as written on disk.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +54,12 @@ pub struct FederationFile {
     /// The member agencies, as `[[agency]]` tables. At least one.
     #[serde(rename = "agency", default)]
     pub agencies: Vec<AgencyEntry>,
+    /// How often the keys published at a `jwks_url` are fetched again, in
+    /// seconds (30 to 86400; default 300). A token naming a key not yet
+    /// fetched makes its issuer's keys be fetched at once, at most every
+    /// 10 seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_refresh_seconds: Option<u64>,
 }
 
 /// One `[[agency]]` table.
@@ -149,6 +157,11 @@ pub struct KeyEntry {
     /// or RSA keys; keys with `"use": "enc"` are skipped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwks_file: Option<String>,
+    /// The identity provider's JWKS URL (`https://`; `http://` on loopback
+    /// only), fetched at start and every `jwks_refresh_seconds`: the
+    /// provider rolls its keys over without anyone editing this file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_url: Option<String>,
 }
 
 impl FederationFile {
@@ -174,6 +187,9 @@ pub struct Agency {
     pub tls_identity: Option<String>,
     pub issuer: String,
     pub keys: Vec<VerificationKey>,
+    /// Where its provider publishes its keys; the verifier fetches them
+    /// ([`crate::TokenVerifier::set_fetched_keys`]).
+    pub jwks_urls: Vec<String>,
     pub webhook: Option<Webhook>,
 }
 
@@ -182,6 +198,7 @@ pub struct Agency {
 #[derive(Debug, Clone)]
 pub struct Federation {
     audience: String,
+    jwks_refresh: std::time::Duration,
     agencies: Vec<Agency>,
     by_id: HashMap<AgencyId, usize>,
     by_issuer: HashMap<String, usize>,
@@ -214,6 +231,18 @@ impl Federation {
     /// Validates an already parsed federation file.
     pub fn from_file(file: FederationFile, base_dir: &Path) -> Result<Self, TrustError> {
         check_audience(&file.audience)?;
+        let jwks_refresh = match file.jwks_refresh_seconds {
+            None => DEFAULT_JWKS_REFRESH,
+            Some(seconds) if (30..=86_400).contains(&seconds) => {
+                std::time::Duration::from_secs(seconds)
+            }
+            Some(_) => {
+                return Err(TrustError::Federation {
+                    field: "jwks_refresh_seconds",
+                    message: "must be between 30 and 86400".into(),
+                });
+            }
+        };
         if file.agencies.is_empty() {
             return Err(TrustError::Federation {
                 field: "agency",
@@ -247,6 +276,7 @@ impl Federation {
         }
         Ok(Self {
             audience: file.audience,
+            jwks_refresh,
             agencies,
             by_id,
             by_issuer,
@@ -256,6 +286,11 @@ impl Federation {
     /// The `aud` every token must carry.
     pub fn audience(&self) -> &str {
         &self.audience
+    }
+
+    /// How often keys published at a `jwks_url` are fetched again.
+    pub fn jwks_refresh(&self) -> std::time::Duration {
+        self.jwks_refresh
     }
 
     /// Every member agency, in file order: the directory.
@@ -271,6 +306,20 @@ impl Federation {
     /// The agency whose identity provider is `issuer` (exact match).
     pub fn agency_by_issuer(&self, issuer: &str) -> Option<&Agency> {
         self.by_issuer.get(issuer).map(|&i| &self.agencies[i])
+    }
+}
+
+/// A JWKS URL the verifier may fetch: https, or http to a loopback host.
+fn jwks_url_allowed(url: &str) -> bool {
+    let Ok(parsed) = url.parse::<http::Uri>() else {
+        return false;
+    };
+    match (parsed.scheme_str(), parsed.host()) {
+        (Some("https"), Some(_)) => true,
+        (Some("http"), Some(host)) => {
+            matches!(host, "localhost" | "127.0.0.1" | "[::1]" | "::1")
+        }
+        _ => false,
     }
 }
 
@@ -392,6 +441,7 @@ fn validate_agency(index: usize, entry: AgencyEntry, base: &Path) -> Result<Agen
         return Err(err("keys", "at least one key is required".into()));
     }
     let mut keys: Vec<VerificationKey> = Vec::new();
+    let mut jwks_urls: Vec<String> = Vec::new();
     for (i, key) in entry.keys.iter().enumerate() {
         let field = format!("keys[{i}]");
         let key_err = |field: String, source: KeyError| TrustError::Key {
@@ -399,8 +449,24 @@ fn validate_agency(index: usize, entry: AgencyEntry, base: &Path) -> Result<Agen
             field,
             source,
         };
-        let loaded = match (&key.pem_file, &key.pem, &key.jwks_file) {
-            (Some(file), None, None) => {
+        let loaded = match (&key.pem_file, &key.pem, &key.jwks_file, &key.jwks_url) {
+            (None, None, None, Some(url)) => {
+                if key.kid.is_some() {
+                    return Err(err(
+                        &format!("{field}.kid"),
+                        "not allowed with jwks_url: the JWKS names its own keys".into(),
+                    ));
+                }
+                if !jwks_url_allowed(url) {
+                    return Err(err(
+                        &format!("{field}.jwks_url"),
+                        "must be an https:// URL (http:// only on a loopback address)".into(),
+                    ));
+                }
+                jwks_urls.push(url.clone());
+                Vec::new()
+            }
+            (Some(file), None, None, None) => {
                 let path = base.join(file);
                 let text = read_bounded(&path)
                     .map_err(|e| err(&format!("{field}.pem_file"), e.to_string()))?;
@@ -409,11 +475,11 @@ fn validate_agency(index: usize, entry: AgencyEntry, base: &Path) -> Result<Agen
                         .map_err(|e| key_err(format!("{field}.pem_file"), e))?,
                 ]
             }
-            (None, Some(pem), None) => vec![
+            (None, Some(pem), None, None) => vec![
                 VerificationKey::from_public_pem(pem, key.kid.clone())
                     .map_err(|e| key_err(format!("{field}.pem"), e))?,
             ],
-            (None, None, Some(file)) => {
+            (None, None, Some(file), None) => {
                 if key.kid.is_some() {
                     return Err(err(
                         &format!("{field}.kid"),
@@ -429,7 +495,8 @@ fn validate_agency(index: usize, entry: AgencyEntry, base: &Path) -> Result<Agen
             _ => {
                 return Err(err(
                     &field,
-                    "exactly one of `pem_file`, `pem` and `jwks_file` is required".into(),
+                    "exactly one of `pem_file`, `pem`, `jwks_file` and `jwks_url` is required"
+                        .into(),
                 ));
             }
         };
@@ -462,6 +529,7 @@ fn validate_agency(index: usize, entry: AgencyEntry, base: &Path) -> Result<Agen
         tls_identity: entry.tls_identity,
         issuer: entry.issuer,
         keys,
+        jwks_urls,
         webhook,
     })
 }

@@ -15,6 +15,7 @@
 //! expiry (and `nbf`) is checked again on every hit. The federation behind a
 //! verifier never changes; to reload it, build a new verifier.
 
+use crate::VerificationKey;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -96,6 +97,10 @@ pub struct TokenVerifier {
     leeway: i64,
     max_token_bytes: usize,
     cache: Mutex<TokenCache>,
+    /// Keys fetched from agencies' `jwks_url`s, by agency: they replace
+    /// that agency's earlier fetch as a whole (a key the provider dropped
+    /// stops verifying), beside the keys the federation file lists.
+    fetched: std::sync::RwLock<HashMap<exchange_schema::AgencyId, Vec<VerificationKey>>>,
 }
 
 impl TokenVerifier {
@@ -135,7 +140,26 @@ impl TokenVerifier {
                 entries: HashMap::new(),
                 capacity: config.cache_capacity,
             }),
+            fetched: std::sync::RwLock::new(HashMap::new()),
         }
+    }
+
+    /// Replaces the keys fetched from `agency`'s `jwks_url`s. Tokens already
+    /// verified stay verified until they expire.
+    pub fn set_fetched_keys(&self, agency: &exchange_schema::AgencyId, keys: Vec<VerificationKey>) {
+        self.fetched
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(agency.clone(), keys);
+    }
+
+    /// How many keys were fetched for `agency`.
+    pub fn fetched_key_count(&self, agency: &exchange_schema::AgencyId) -> usize {
+        self.fetched
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(agency)
+            .map_or(0, Vec::len)
     }
 
     /// The federation this verifier trusts.
@@ -281,9 +305,11 @@ impl TokenVerifier {
             .ok_or_else(AuthError::unknown_issuer)?;
 
         // 3. The key: chosen by issuer and kid; its algorithm must be alg.
+        let fetched = self.fetched.read().unwrap_or_else(|p| p.into_inner());
         let by_kid: Vec<_> = agency
             .keys
             .iter()
+            .chain(fetched.get(&agency.id).into_iter().flatten())
             .filter(|k| match (header.kid.as_deref(), k.kid()) {
                 (Some(wanted), Some(have)) => wanted == have,
                 _ => true,

@@ -18,6 +18,7 @@ mod consent;
 mod contract;
 mod dev_token;
 mod idempotency;
+mod jwks_rollover;
 mod key_rotation;
 mod lifecycle;
 mod limits;

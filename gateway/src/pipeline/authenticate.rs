@@ -9,17 +9,21 @@ use axum::http::{HeaderMap, header};
 use exchange_schema::{
     IDEMPOTENCY_KEY_HEADER, IdempotencyKey, JUSTIFICATION_HEADER, PURPOSE_HEADER,
 };
-use exchange_trust::{Principal, TokenVerifier};
+use exchange_trust::Principal;
 
 use crate::error::RequestError;
 use crate::nodes::Forwarded;
 
 use super::Caller;
 
-/// The verified principal of the request's bearer token.
-pub fn principal(verifier: &TokenVerifier, headers: &HeaderMap) -> Result<Principal, RequestError> {
-    verifier
-        .verify_authorization(authorization(headers))
+/// The verified principal of the request's bearer token (its issuer's
+/// keys fetched again when it names one not yet known).
+pub async fn principal(
+    jwks: &exchange_service::jwks::JwksRefresher,
+    headers: &HeaderMap,
+) -> Result<Principal, RequestError> {
+    jwks.verify_authorization(authorization(headers))
+        .await
         .map_err(|err| RequestError::Unauthenticated(err.reason_code()))
 }
 

@@ -53,6 +53,9 @@ pub struct Gateway {
     pub schema: FederationSchema,
     pub limits: LimitsConfig,
     pub verifier: Arc<TokenVerifier>,
+    /// The identity providers' keys at JWKS URLs, fetched into `verifier`;
+    /// tokens are verified through it.
+    pub jwks: Arc<exchange_service::jwks::JwksRefresher>,
     /// How node calls are sent: the HTTP clients in production, canned
     /// answers in unit tests.
     pub transport: Arc<dyn NodeTransport>,

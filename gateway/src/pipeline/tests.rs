@@ -120,10 +120,12 @@ async fn harness(answers: Vec<(&str, Result<JsonValue, NodeFailure>)>) -> Harnes
     let audit = AuditLog::open(db.clone(), key, AuditOptions::new("gateway"))
         .await
         .unwrap();
+    let verifier = Arc::new(TokenVerifier::new(federation.clone()));
     let gateway = Gateway {
         schema: crate::routing::FederationSchema::load().unwrap(),
         limits: LimitsConfig::default(),
-        verifier: Arc::new(TokenVerifier::new(federation.clone())),
+        verifier: verifier.clone(),
+        jwks: exchange_service::jwks::JwksRefresher::new(verifier.clone()).unwrap(),
         directory: crate::directory::schema(federation, http_nodes),
         transport: nodes.clone(),
         audit,
