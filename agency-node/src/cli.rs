@@ -72,6 +72,11 @@ pub enum KeysCommand {
     /// the current one (`[vault] retired_kek_files`), and print how many.
     /// Safe while the node runs; the node also does it at start.
     Rewrap,
+    /// Rotate the audit log's signing key: the old key signs a checkpoint
+    /// announcing the new one, which signs from then on (`audit verify` and
+    /// the gateway's collectors follow the handover). Stop every process of
+    /// the node first; run again to finish an interrupted rotation.
+    RotateSigningKey,
 }
 
 #[derive(Subcommand, Debug)]
@@ -158,6 +163,17 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             exchange_audit::cli::run(command, &configured).await
         }
         Command::Receipt(ReceiptCommand::Verify(args)) => receipt_verify(args),
+        Command::Keys(KeysCommand::RotateSigningKey) => {
+            let config = NodeConfig::load(cli.config.as_deref())?;
+            let rotation = crate::signing_key::rotate(&config).await?;
+            say(format!(
+                "the audit log's signing key was rotated at seq {}: the checkpoint there, signed by \
+                 {}, hands over to {}. Destroy every copy of the old key; give the new public key to \
+                 the gateway's operator if it pins keys ([auditors.pinned_keys]).",
+                rotation.seq, rotation.old_key, rotation.new_key
+            ));
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Keys(command) => {
             let config = NodeConfig::load(cli.config.as_deref())?;
             let vault = crate::app::open_vault(&config).await?;

@@ -26,6 +26,7 @@ pub mod records;
 pub mod retention;
 pub mod rights;
 pub mod seed;
+pub mod signing_key;
 pub mod state;
 pub mod statistics;
 pub mod store;

@@ -11,6 +11,8 @@ use exchange_service::files::write_private;
 /// File name of the log's checkpoint-signing key in a data directory (a
 /// node's or the gateway's).
 pub const SIGNING_KEY_FILE: &str = "node-signing-key.pk8";
+/// During a rotation: the new key, until the old one has announced it.
+pub const NEXT_SIGNING_KEY_FILE: &str = "node-signing-key.pk8.next";
 
 /// Loads the log's Ed25519 signing key (checkpoints and signed head), generating it (readable
 /// by the owner only) on first start.
@@ -37,4 +39,19 @@ pub fn public_key_hex(data_dir: &Path) -> anyhow::Result<String> {
     let key = Ed25519KeyPair::from_pkcs8(&bytes)
         .map_err(|_| anyhow::anyhow!("{} is not an Ed25519 PKCS#8 key", path.display()))?;
     Ok(hex::encode(key.public_key().as_ref()))
+}
+
+/// Generates a new Ed25519 signing key into `path` (readable by the owner
+/// only), or loads the one a rotation interrupted there left.
+pub fn load_or_generate_next_key(path: &Path) -> anyhow::Result<Ed25519KeyPair> {
+    if path.exists() {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        return Ed25519KeyPair::from_pkcs8(&bytes)
+            .map_err(|_| anyhow::anyhow!("{} is not an Ed25519 PKCS#8 key", path.display()));
+    }
+    let doc = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
+        .map_err(|_| anyhow::anyhow!("generating the signing key failed"))?;
+    write_private(path, doc.as_ref())?;
+    Ed25519KeyPair::from_pkcs8(doc.as_ref())
+        .map_err(|_| anyhow::anyhow!("generated key did not load"))
 }

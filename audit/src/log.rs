@@ -271,6 +271,51 @@ impl AuditLog {
         Ok(value)
     }
 
+    /// Hands the log over to a new signing key (`next_public`, hex):
+    /// appends a `SIGNING_KEY_ROTATED` entry and, at it, a checkpoint signed
+    /// by the current key that announces the new one; answers the entry's
+    /// `seq`. The caller must be the log's only writer (every process of
+    /// the node stopped) and must sign with the new key from then on.
+    pub async fn hand_over(&self, next_public: &str) -> anyhow::Result<u64> {
+        let next_public = next_public.trim().to_ascii_lowercase();
+        anyhow::ensure!(
+            hex::decode(&next_public).is_ok_and(|k| k.len() == 32),
+            "the new key is not an Ed25519 public key in hex"
+        );
+        let mut event = AuditEvent::new(
+            exchange_schema::AuditKind::SigningKeyRotated,
+            Decision::Permit,
+            "ROTATED",
+        );
+        event.subject = Some(next_public.clone());
+        let seq = self.append(event).await?;
+        let mut chain = self.inner.chain.lock().await;
+        anyhow::ensure!(
+            chain.seq == seq,
+            "another process appended to the log during the rotation; stop every process of the node first"
+        );
+        anyhow::ensure!(
+            chain.checkpointed_seq < seq,
+            "a checkpoint was signed at the rotation's entry already; run the rotation again"
+        );
+        let checkpoint = Checkpoint::sign_handover(
+            &self.inner.key,
+            &self.inner.options.log_id,
+            seq,
+            &chain.head,
+            &next_public,
+        );
+        let mut conn = WriteConnection::pooled(&self.inner.db).await?;
+        sqlx::query("INSERT INTO audit_checkpoints (seq, checkpoint) VALUES ($1, $2)")
+            .bind(seq as i64)
+            .bind(serde_json::to_string(&checkpoint)?)
+            .execute(conn.connection())
+            .await?;
+        conn.release();
+        chain.checkpointed_seq = seq;
+        Ok(seq)
+    }
+
     /// Whether a durable write to the log's database succeeds now (within
     /// the timeout): one row rewritten in its own transaction. `/readyz`
     /// asks this, so a node whose storage is full, failing, read-only or
@@ -370,7 +415,10 @@ impl Inner {
     }
 
     async fn maybe_checkpoint(&self, chain: &mut ChainState, force: bool) {
-        let due = chain.seq >= chain.checkpointed_seq + self.options.checkpoint_every;
+        let due = chain.seq
+            >= chain
+                .checkpointed_seq
+                .saturating_add(self.options.checkpoint_every);
         if (due || force)
             && chain.seq > chain.checkpointed_seq
             && let Err(err) = self.checkpoint(chain).await

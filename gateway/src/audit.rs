@@ -166,6 +166,10 @@ impl CheckpointStore {
                 last_head: String::new(),
                 forked: false,
             });
+            // A key rotation: the checkpoints after it are the new key's.
+            if let Some(next) = &cp.next_key {
+                known.key = next.to_ascii_lowercase();
+            }
             if cp.seq > known.last_seq {
                 known.last_seq = cp.seq;
                 known.last_head = cp.head.clone();
@@ -252,6 +256,10 @@ impl CheckpointStore {
                             known.last_seq = cp.seq;
                             known.last_head = cp.head.clone();
                         }
+                        // The node rotated its key: follow the handover.
+                        if let Some(next) = new.iter().rev().find_map(|c| c.next_key.as_ref()) {
+                            known.key = next.to_ascii_lowercase();
+                        }
                         entry.outcome = "COLLECTED";
                         entry.collected = new.len() as u64;
                         entry.last_seq = known.last_seq;
@@ -290,7 +298,7 @@ impl CheckpointStore {
             .map(|k| k.key.clone())
             .or_else(|| self.pinned.get(id).cloned())
             .or_else(|| served.first().map(|cp| cp.public_key.to_ascii_lowercase()));
-        let Some(key) = key else {
+        let Some(mut key) = key else {
             return Step::Append(Vec::new());
         };
         let (last_seq, last_head) = known.map_or((0, ""), |k| (k.last_seq, k.last_head.as_str()));
@@ -317,6 +325,11 @@ impl CheckpointStore {
                     ),
                     other => Step::Refuse("FAILED", other.to_string()),
                 };
+            }
+            // A rotation, announced under the key it replaces: the node's
+            // later checkpoints are signed by the key it names.
+            if let Some(next) = &cp.next_key {
+                key = next.to_ascii_lowercase();
             }
             let floor = new.last().map_or(last_seq, |c: &Checkpoint| c.seq);
             if cp.seq == last_seq && last_seq > 0 {
@@ -851,6 +864,49 @@ mod tests {
             Step::Refuse(outcome, _) => (outcome, 0),
             Step::Fork(..) => ("FORK", 0),
         }
+    }
+
+    /// A node that rotated its key: the handover, signed by the old key,
+    /// names the new one, which the later checkpoints are checked against
+    /// (in the same round and, once stored, in later rounds and after the
+    /// store is reopened); a key nobody handed over to is still refused.
+    #[test]
+    fn a_key_rotation_announced_by_the_old_key_is_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (old, new, stranger) = (new_key(), new_key(), new_key());
+        let store = CheckpointStore::open(dir.path(), &config(&[(NODE, hex_of(&old))])).unwrap();
+        let five = Checkpoint::sign(&old, NODE, 5, &[1; 32]);
+        let handover = Checkpoint::sign_handover(&old, NODE, 6, &[2; 32], &hex_of(&new));
+        let ten = Checkpoint::sign(&new, NODE, 10, &[3; 32]);
+        let first = store.check(NODE, None, vec![five, handover.clone(), ten.clone()]);
+        assert_eq!(outcome(&first), ("APPEND", 3));
+        let Step::Append(new_ones) = first else {
+            unreachable!()
+        };
+        store.append(&store.path, &new_ones).unwrap();
+        // Reopened, the store knows the node by its new key.
+        let reopened = CheckpointStore::open(dir.path(), &config(&[(NODE, hex_of(&old))])).unwrap();
+        let logs = reopened.logs.try_lock().unwrap();
+        let known = logs.get(NODE).unwrap();
+        assert_eq!(known.key, hex_of(&new));
+        let fifteen = Checkpoint::sign(&new, NODE, 15, &[4; 32]);
+        assert_eq!(
+            outcome(&reopened.check(NODE, Some(known), vec![ten.clone(), fifteen])),
+            ("APPEND", 1)
+        );
+        let by_stranger = Checkpoint::sign(&stranger, NODE, 15, &[4; 32]);
+        assert_eq!(
+            outcome(&reopened.check(NODE, Some(known), vec![ten, by_stranger])),
+            ("KEY_MISMATCH", 0)
+        );
+        // A handover signed by a key that was not the node's is refused.
+        let forged = Checkpoint::sign_handover(&stranger, NODE, 6, &[2; 32], &hex_of(&stranger));
+        let fresh = tempfile::tempdir().unwrap();
+        let pinned = CheckpointStore::open(fresh.path(), &config(&[(NODE, hex_of(&old))])).unwrap();
+        assert_eq!(
+            outcome(&pinned.check(NODE, None, vec![forged])),
+            ("KEY_MISMATCH", 0)
+        );
     }
 
     #[test]

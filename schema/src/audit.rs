@@ -95,6 +95,10 @@ pub enum AuditKind {
     /// (`reason` the period; the explanation names the tables). Counts
     /// only; no survivor is named.
     StatisticsCounted,
+    /// The log's signing key was rotated (`reason` `ROTATED`; `subject` the
+    /// new public key, hex): the checkpoint at this entry, signed by the
+    /// old key, announces the new one.
+    SigningKeyRotated,
 }
 
 impl AuditKind {
@@ -128,6 +132,7 @@ impl AuditKind {
             Self::LegalHold => "LEGAL_HOLD",
             Self::RightsRequest => "RIGHTS_REQUEST",
             Self::StatisticsCounted => "STATISTICS_COUNTED",
+            Self::SigningKeyRotated => "SIGNING_KEY_ROTATED",
         }
     }
 }
@@ -278,6 +283,12 @@ pub struct Checkpoint {
     pub public_key: String,
     /// Hex of the Ed25519 signature over [`Checkpoint::signed_bytes`].
     pub signature: String,
+    /// A key rotation: hex of the public key that signs this log's
+    /// checkpoints from the next one on, announced here under the signature
+    /// of the key it replaces. Verifiers and collectors follow the chain of
+    /// keys from the one they pinned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_key: Option<String>,
 }
 
 /// Why a checkpoint did not verify.
@@ -292,23 +303,56 @@ pub enum CheckpointError {
 }
 
 impl Checkpoint {
-    fn message(log_id: &str, seq: u64, head: &str, signed_at: OffsetDateTime) -> Vec<u8> {
+    fn message(
+        log_id: &str,
+        seq: u64,
+        head: &str,
+        signed_at: OffsetDateTime,
+        next_key: Option<&str>,
+    ) -> Vec<u8> {
         let at = signed_at
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default();
-        format!("exchange-checkpoint-v1\n{log_id}\n{seq}\n{head}\n{at}").into_bytes()
+        match next_key {
+            None => format!("exchange-checkpoint-v1\n{log_id}\n{seq}\n{head}\n{at}").into_bytes(),
+            Some(next) => {
+                format!("exchange-checkpoint-v2\n{log_id}\n{seq}\n{head}\n{at}\nnext-key:{next}")
+                    .into_bytes()
+            }
+        }
     }
 
     /// The bytes the signature covers.
     pub fn signed_bytes(&self) -> Vec<u8> {
-        Self::message(&self.log_id, self.seq, &self.head, self.signed_at)
+        Self::message(
+            &self.log_id,
+            self.seq,
+            &self.head,
+            self.signed_at,
+            self.next_key.as_deref(),
+        )
     }
 
-    /// Signs the head of a log.
-    pub fn sign(key: &Ed25519KeyPair, log_id: &str, seq: u64, head: &ChainHash) -> Self {
+    /// A key rotation's checkpoint: the head at `seq`, signed by the
+    /// retiring `key`, announcing `next_key` (hex) as the log's key from
+    /// now on.
+    pub fn sign_handover(
+        key: &Ed25519KeyPair,
+        log_id: &str,
+        seq: u64,
+        head: &ChainHash,
+        next_key: &str,
+    ) -> Self {
         let head = hex::encode(head);
         let signed_at = now_millis();
-        let sig = key.sign(&Self::message(log_id, seq, &head, signed_at));
+        let next_key = next_key.to_ascii_lowercase();
+        let sig = key.sign(&Self::message(
+            log_id,
+            seq,
+            &head,
+            signed_at,
+            Some(&next_key),
+        ));
         Self {
             log_id: log_id.to_owned(),
             seq,
@@ -316,6 +360,23 @@ impl Checkpoint {
             signed_at,
             public_key: hex::encode(key.public_key().as_ref()),
             signature: hex::encode(sig.as_ref()),
+            next_key: Some(next_key),
+        }
+    }
+
+    /// Signs the head of a log.
+    pub fn sign(key: &Ed25519KeyPair, log_id: &str, seq: u64, head: &ChainHash) -> Self {
+        let head = hex::encode(head);
+        let signed_at = now_millis();
+        let sig = key.sign(&Self::message(log_id, seq, &head, signed_at, None));
+        Self {
+            log_id: log_id.to_owned(),
+            seq,
+            head,
+            signed_at,
+            public_key: hex::encode(key.public_key().as_ref()),
+            signature: hex::encode(sig.as_ref()),
+            next_key: None,
         }
     }
 
@@ -354,6 +415,27 @@ mod tests {
         assert_ne!(base, chain_hash_event(&GENESIS, 1, &edited));
         assert_ne!(base, chain_hash_event(&GENESIS, 2, &event));
         assert_ne!(base, chain_hash_event(&[1; 32], 1, &event));
+    }
+
+    #[test]
+    fn a_handover_signature_covers_the_key_it_hands_over_to() {
+        let (old, new, other) = (new_key(), new_key(), new_key());
+        let next = hex::encode(new.public_key().as_ref());
+        let handover = Checkpoint::sign_handover(&old, "shelter-north", 7, &[5; 32], &next);
+        let old_hex = hex::encode(old.public_key().as_ref());
+        handover.verify(Some(&old_hex)).unwrap();
+        let mut swapped = handover.clone();
+        swapped.next_key = Some(hex::encode(other.public_key().as_ref()));
+        assert_eq!(
+            swapped.verify(Some(&old_hex)),
+            Err(CheckpointError::BadSignature(7))
+        );
+        let mut dropped = handover;
+        dropped.next_key = None;
+        assert_eq!(
+            dropped.verify(Some(&old_hex)),
+            Err(CheckpointError::BadSignature(7))
+        );
     }
 
     #[test]

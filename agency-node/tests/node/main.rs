@@ -36,6 +36,7 @@ mod rights_requests;
 mod scratch_database;
 mod seed;
 mod shared_log;
+mod signing_key_rotation;
 mod statistics;
 mod storage_faults;
 mod transfer_store;

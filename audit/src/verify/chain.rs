@@ -32,6 +32,8 @@ pub(super) struct Chain {
     log_id: Option<String>,
     key: Option<String>,
     pinned: bool,
+    /// The key rotations followed: (seq of the handover, new key).
+    rotations: Vec<(u64, String)>,
     /// The last `seq` verified (0 before the first entry).
     pub(super) last: u64,
     /// The recomputed hash at `last`.
@@ -94,6 +96,7 @@ impl Chain {
         }
         Ok(Self {
             log_id,
+            rotations: Vec::new(),
             pinned: key.is_some(),
             key,
             last: 0,
@@ -207,17 +210,35 @@ impl Chain {
             .find(|&s| chain_hash(prev, s, digest) == *hash)
     }
 
-    /// Checks the checkpoints at `seq`, which the chain has just reached.
+    /// Checks the checkpoints at `seq`, which the chain has just reached,
+    /// with the log's key; a checkpoint there that announces a new key (a
+    /// rotation, signed by the key it replaces) makes that key the one the
+    /// later checkpoints must be signed with.
     pub(super) fn pass(&mut self, seq: u64) -> Result<(), VerifyFailure> {
+        let mut next_key: Option<String> = None;
         if let Some(checkpoints) = self.pending.remove(&seq) {
             for cp in &checkpoints {
                 self.check_own(cp)?;
+                next_key = cp.next_key.clone().or(next_key);
             }
         }
         if let Some(checkpoints) = self.collected.remove(&seq) {
             for cp in &checkpoints {
                 self.check_collected(cp)?;
+                next_key = cp.next_key.clone().or(next_key);
             }
+        }
+        if let Some(next) = next_key {
+            let next = next.to_ascii_lowercase();
+            if !hex::decode(&next).is_ok_and(|k| k.len() == 32) {
+                return Err(VerifyFailure::MalformedCheckpoint {
+                    seq,
+                    reason: "the key it hands over to is not an Ed25519 public key in hex"
+                        .to_owned(),
+                });
+            }
+            self.rotations.push((seq, next.clone()));
+            self.key = Some(next);
         }
         Ok(())
     }
@@ -358,6 +379,7 @@ impl Chain {
             collected_matched: self.collected_matched,
             public_key: self.key,
             key_pinned: self.pinned,
+            key_rotations: self.rotations,
         })
     }
 }

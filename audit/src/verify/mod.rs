@@ -118,6 +118,10 @@ pub struct VerifyReport {
     /// Whether that key was given by the caller (otherwise it is the key of
     /// the log's first checkpoint, which proves only self-consistency).
     pub key_pinned: bool,
+    /// The key rotations followed: at which `seq` the log handed over to
+    /// which key (hex), each announced by a checkpoint the key before
+    /// signed. `public_key` is the last one's.
+    pub key_rotations: Vec<(u64, String)>,
 }
 
 impl VerifyReport {
@@ -176,6 +180,12 @@ impl fmt::Display for VerifyReport {
             "; {} collected checkpoints matched",
             self.collected_matched
         )?;
+        for (seq, key) in &self.key_rotations {
+            write!(
+                f,
+                "\nsigning key rotated at seq {seq}: checkpoints after it verified with {key}"
+            )?;
+        }
         for warning in self.warnings() {
             write!(f, "\nwarning: {warning}")?;
         }
