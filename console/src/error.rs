@@ -86,6 +86,12 @@ impl ConsoleError {
             Self::IdentityProvider(_) => "error-identity-provider",
             Self::SignInRefused(_) => "error-sign-in-refused",
             Self::GatewayUnavailable(_) => "error-gateway-unavailable",
+            // The owner's log could not record the access: nothing was
+            // shown, and saying so plainly tells the caseworker to retry.
+            Self::Gateway {
+                code: exchange_schema::ErrorCode::AuditUnavailable,
+                ..
+            } => "error-audit-unavailable",
             Self::Gateway { .. } => "error-gateway-refused",
             Self::BadRequest(_) => "error-bad-request",
             Self::Internal(_) => "error-internal",

@@ -73,6 +73,7 @@ error-identity-provider = تعذّر الوصول إلى خدمة تسجيل ا�
 error-sign-in-refused = تعذّر إكمال تسجيل الدخول. يُرجى البدء من جديد.
 error-gateway-unavailable = تعذّر الوصول إلى منصة التبادل. حاول بعد لحظات.
 error-gateway-refused = رفضت منصة التبادل هذا الطلب.
+error-audit-unavailable = لا تستطيع الجهة التي تحفظ هذا السجل تسجيل الاطلاع الآن، لذلك لم يُعرض شيء. حاول مرة أخرى بعد بضع دقائق.
 error-bad-request = لم يُفهم هذا الطلب.
 error-internal = حدث عطل من جهتنا وقد سُجّل.
 value-incoming = الواردة إلى جهتي

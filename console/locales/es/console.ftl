@@ -73,6 +73,7 @@ error-identity-provider = No se pudo contactar el servicio de inicio de sesión 
 error-sign-in-refused = No se pudo completar el inicio de sesión. Empiece de nuevo.
 error-gateway-unavailable = No se pudo contactar el intercambio. Inténtelo en un momento.
 error-gateway-refused = El intercambio rechazó esta solicitud.
+error-audit-unavailable = La agencia que guarda este expediente no puede registrar el acceso ahora mismo, así que no se mostró nada. Inténtelo de nuevo en unos minutos.
 error-bad-request = No se entendió esta solicitud.
 error-internal = Algo falló de nuestro lado. Quedó registrado.
 value-incoming = Recibidas por mi organización

@@ -765,3 +765,38 @@ async fn the_console_metrics_name_routes_never_the_survivor() {
     assert!(!text.contains(local), "the survivor's ID in the metrics");
     assert!(!text.contains("caseworker@"), "a user in the metrics");
 }
+
+/// The owning node cannot write its audit log: the survivor's page shows
+/// nothing of the record, says so in plain words, and answers with the
+/// stable code AUDIT_UNAVAILABLE.
+#[tokio::test]
+async fn a_node_that_cannot_log_the_access_shows_nothing_and_says_why() {
+    let h = Harness::start().await;
+    let survivor = h
+        .federation
+        .register_survivor("shelter-north", "Unlogged-Name")
+        .await;
+    let mut shelter = h.browser();
+    shelter
+        .sign_in("shelter-north", "caseworker@shelter-north")
+        .await;
+    let before = shelter.get(&format!("/survivors/{survivor}")).await;
+    assert!(before.body.contains("Unlogged-Name"), "{}", before.body);
+    h.federation
+        .node("shelter-north")
+        .state
+        .db
+        .pool()
+        .close()
+        .await;
+    let page = shelter.get(&format!("/survivors/{survivor}")).await;
+    assert_eq!(page.status, 503, "{page:?}");
+    assert_eq!(page.code.as_deref(), Some("AUDIT_UNAVAILABLE"));
+    assert!(
+        page.body
+            .contains("cannot log the access right now, so nothing was shown"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("Unlogged-Name"));
+}
