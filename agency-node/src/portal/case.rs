@@ -195,7 +195,10 @@ pub(super) async fn plan_agree_review(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let visit = portal.visit(&headers, None);
+    let visit = match portal.visit(&headers, None).await {
+        Ok(visit) => visit,
+        Err(refused) => return refused,
+    };
     let (who, form) = match signed_in_form(&portal, &visit, &headers, &body).await {
         Ok(found) => found,
         Err(response) => return response,
@@ -227,7 +230,10 @@ pub(super) async fn plan_agree_confirm(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let visit = portal.visit(&headers, None);
+    let visit = match portal.visit(&headers, None).await {
+        Ok(visit) => visit,
+        Err(refused) => return refused,
+    };
     let (who, form) = match signed_in_form(&portal, &visit, &headers, &body).await {
         Ok(found) => found,
         Err(response) => return response,
@@ -286,7 +292,10 @@ pub(super) async fn plan_change(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let visit = portal.visit(&headers, None);
+    let visit = match portal.visit(&headers, None).await {
+        Ok(visit) => visit,
+        Err(refused) => return refused,
+    };
     let (who, form) = match signed_in_form(&portal, &visit, &headers, &body).await {
         Ok(found) => found,
         Err(response) => return response,

@@ -161,7 +161,10 @@ pub(super) async fn grant_form(
     Query(q): Query<LangQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let visit = portal.visit(&headers, q.lang.as_deref());
+    let visit = match portal.visit(&headers, q.lang.as_deref()).await {
+        Ok(visit) => visit,
+        Err(refused) => return refused,
+    };
     if let Err(response) = portal.signed_in(&visit).await {
         return response;
     }
@@ -255,7 +258,10 @@ pub(super) async fn grant_review(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let visit = portal.visit(&headers, None);
+    let visit = match portal.visit(&headers, None).await {
+        Ok(visit) => visit,
+        Err(refused) => return refused,
+    };
     let (_, form) = match signed_in_form(&portal, &visit, &headers, &body).await {
         Ok(found) => found,
         Err(response) => return response,
@@ -297,7 +303,10 @@ pub(super) async fn grant_confirm(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let visit = portal.visit(&headers, None);
+    let visit = match portal.visit(&headers, None).await {
+        Ok(visit) => visit,
+        Err(refused) => return refused,
+    };
     let (who, form) = match signed_in_form(&portal, &visit, &headers, &body).await {
         Ok(found) => found,
         Err(response) => return response,
@@ -420,7 +429,10 @@ pub(super) async fn revoke_review(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let visit = portal.visit(&headers, None);
+    let visit = match portal.visit(&headers, None).await {
+        Ok(visit) => visit,
+        Err(refused) => return refused,
+    };
     let (who, form) = match signed_in_form(&portal, &visit, &headers, &body).await {
         Ok(found) => found,
         Err(response) => return response,
@@ -447,7 +459,10 @@ pub(super) async fn revoke_confirm(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let visit = portal.visit(&headers, None);
+    let visit = match portal.visit(&headers, None).await {
+        Ok(visit) => visit,
+        Err(refused) => return refused,
+    };
     let (who, form) = match signed_in_form(&portal, &visit, &headers, &body).await {
         Ok(found) => found,
         Err(response) => return response,

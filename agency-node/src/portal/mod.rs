@@ -92,7 +92,10 @@ pub struct Portal {
 pub fn router(node: Arc<NodeState>, config: PortalConfig) -> Router {
     let hsts = config.tls.is_some();
     let portal = Arc::new(Portal {
-        sessions: SessionStore::new(Duration::from_secs(config.session_idle_minutes * 60)),
+        sessions: SessionStore::new(
+            node.db.clone(),
+            Duration::from_secs(config.session_idle_minutes * 60),
+        ),
         node,
         config,
     });
@@ -201,35 +204,61 @@ struct LangQuery {
 }
 
 impl Portal {
-    fn visit(&self, headers: &HeaderMap, lang_choice: Option<&str>) -> Visit {
+    /// The visitor's session (made when there is none), or the error page
+    /// when the session store cannot be read or written.
+    async fn visit(
+        &self,
+        headers: &HeaderMap,
+        lang_choice: Option<&str>,
+    ) -> Result<Visit, Response> {
         let chosen = lang_choice.and_then(Lang::parse);
-        let existing = cookie_token(headers)
-            .and_then(|token| self.sessions.get(&token).map(|session| (token, session)));
-        let (token, mut session, new_cookie) = match existing {
-            Some((token, session)) => (token, session, false),
-            None => {
-                let (token, session) = self.sessions.create(chosen, None);
-                (token, session, true)
-            }
-        };
-        if let Some(lang) = chosen
-            && session.lang != Some(lang)
-        {
-            self.sessions.update(&token, |s| s.lang = Some(lang));
-            session.lang = Some(lang);
-        }
-        let lang = session.lang.unwrap_or_else(|| {
+        let negotiated = || {
             Lang::negotiate(
                 headers
                     .get(header::ACCEPT_LANGUAGE)
                     .and_then(|v| v.to_str().ok()),
             )
-        });
-        Visit {
-            token,
-            session,
-            new_cookie,
-            lang,
+        };
+        let stored = async {
+            let existing = match cookie_token(headers) {
+                Some(token) => self.sessions.get(&token).await?.map(|s| (token, s)),
+                None => None,
+            };
+            let (token, mut session, new_cookie) = match existing {
+                Some((token, session)) => (token, session, false),
+                None => {
+                    let (token, session) = self.sessions.create(chosen, None).await?;
+                    (token, session, true)
+                }
+            };
+            if let Some(lang) = chosen
+                && session.lang != Some(lang)
+            {
+                self.sessions.set_lang(&token, lang).await?;
+                session.lang = Some(lang);
+            }
+            Ok::<_, sqlx::Error>((token, session, new_cookie))
+        }
+        .await;
+        match stored {
+            Ok((token, session, new_cookie)) => {
+                let lang = session.lang.unwrap_or_else(negotiated);
+                Ok(Visit {
+                    token,
+                    session,
+                    new_cookie,
+                    lang,
+                })
+            }
+            Err(err) => {
+                let visit = Visit {
+                    token: String::new(),
+                    session: Session::transient(chosen),
+                    new_cookie: false,
+                    lang: chosen.unwrap_or_else(negotiated),
+                };
+                Err(error_page(self, &visit, NodeError::from(err).into()))
+            }
         }
     }
 
@@ -262,7 +291,7 @@ impl Portal {
             .map_err(NodeError::internal)?;
         if current.is_none_or(|c| c.issued_at != who.code_issued_at) {
             // A new code was issued: every session of the old one ends.
-            self.sessions.sign_out_survivor(&who.survivor_id);
+            self.sessions.sign_out_survivor(&who.survivor_id).await?;
             return Ok(None);
         }
         Ok(who.pin_chosen.then_some(who))

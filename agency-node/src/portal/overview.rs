@@ -24,7 +24,10 @@ pub(super) async fn home(
     Query(q): Query<LangQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let visit = portal.visit(&headers, q.lang.as_deref());
+    let visit = match portal.visit(&headers, q.lang.as_deref()).await {
+        Ok(visit) => visit,
+        Err(refused) => return refused,
+    };
     let who = match portal.signed_in(&visit).await {
         Ok(who) => who,
         Err(response) => return response,
@@ -223,7 +226,10 @@ pub(super) async fn download_everything(
     State(portal): State<Arc<Portal>>,
     headers: HeaderMap,
 ) -> Response {
-    let visit = portal.visit(&headers, None);
+    let visit = match portal.visit(&headers, None).await {
+        Ok(visit) => visit,
+        Err(refused) => return refused,
+    };
     let who = match portal.signed_in(&visit).await {
         Ok(who) => who,
         Err(response) => return response,
@@ -418,7 +424,10 @@ pub(super) async fn download_receipt(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let visit = portal.visit(&headers, None);
+    let visit = match portal.visit(&headers, None).await {
+        Ok(visit) => visit,
+        Err(refused) => return refused,
+    };
     let who = match portal.signed_in(&visit).await {
         Ok(who) => who,
         Err(response) => return response,

@@ -85,7 +85,10 @@ pub(super) async fn request_review(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let visit = portal.visit(&headers, None);
+    let visit = match portal.visit(&headers, None).await {
+        Ok(visit) => visit,
+        Err(refused) => return refused,
+    };
     let (_who, form) = match signed_in_form(&portal, &visit, &headers, &body).await {
         Ok(found) => found,
         Err(response) => return response,
@@ -122,7 +125,10 @@ pub(super) async fn request_confirm(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let visit = portal.visit(&headers, None);
+    let visit = match portal.visit(&headers, None).await {
+        Ok(visit) => visit,
+        Err(refused) => return refused,
+    };
     let (who, form) = match signed_in_form(&portal, &visit, &headers, &body).await {
         Ok(found) => found,
         Err(response) => return response,
@@ -164,7 +170,10 @@ pub(super) async fn my_record(
     Query(q): Query<LangQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let visit = portal.visit(&headers, q.lang.as_deref());
+    let visit = match portal.visit(&headers, q.lang.as_deref()).await {
+        Ok(visit) => visit,
+        Err(refused) => return refused,
+    };
     let who = match portal.signed_in(&visit).await {
         Ok(who) => who,
         Err(response) => return response,

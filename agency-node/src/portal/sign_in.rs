@@ -2,13 +2,17 @@
 //! signing out, and the quick exit.
 
 use super::*;
+use crate::error::NodeError;
 
 pub(super) async fn start(
     State(portal): State<Arc<Portal>>,
     Query(q): Query<LangQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let visit = portal.visit(&headers, q.lang.as_deref());
+    let visit = match portal.visit(&headers, q.lang.as_deref()).await {
+        Ok(visit) => visit,
+        Err(refused) => return refused,
+    };
     if let Some(who) = &visit.session.signed_in {
         return redirect(if who.pin_chosen { "/home" } else { "/pin" }, None);
     }
@@ -28,7 +32,10 @@ pub(super) async fn sign_in(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let visit = portal.visit(&headers, None);
+    let visit = match portal.visit(&headers, None).await {
+        Ok(visit) => visit,
+        Err(refused) => return refused,
+    };
     let form = match checked_form(&visit, &headers, &body) {
         Ok(form) => form,
         Err(err) => return error_page(&portal, &visit, err),
@@ -52,15 +59,25 @@ pub(super) async fn sign_in(
             pin_chosen,
         }) => {
             // A fresh session for the signed-in survivor: no fixation.
-            portal.sessions.remove(&visit.token);
-            let (token, _) = portal.sessions.create(
-                visit.session.lang,
-                Some(SignedIn {
-                    survivor_id,
-                    code_issued_at,
-                    pin_chosen,
-                }),
-            );
+            let fresh = async {
+                portal.sessions.remove(&visit.token).await?;
+                portal
+                    .sessions
+                    .create(
+                        visit.session.lang,
+                        Some(SignedIn {
+                            survivor_id,
+                            code_issued_at,
+                            pin_chosen,
+                        }),
+                    )
+                    .await
+            }
+            .await;
+            let token = match fresh {
+                Ok((token, _)) => token,
+                Err(err) => return error_page(&portal, &visit, NodeError::from(err).into()),
+            };
             redirect(
                 if pin_chosen { "/home" } else { "/pin" },
                 Some(session_cookie(&token)),
@@ -97,7 +114,10 @@ pub(super) async fn choose_pin_page(
     Query(q): Query<LangQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let visit = portal.visit(&headers, q.lang.as_deref());
+    let visit = match portal.visit(&headers, q.lang.as_deref()).await {
+        Ok(visit) => visit,
+        Err(refused) => return refused,
+    };
     match &visit.session.signed_in {
         Some(who) if !who.pin_chosen => {
             let chrome = portal.chrome(&visit, "/pin");
@@ -119,7 +139,10 @@ pub(super) async fn choose_pin(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let visit = portal.visit(&headers, None);
+    let visit = match portal.visit(&headers, None).await {
+        Ok(visit) => visit,
+        Err(refused) => return refused,
+    };
     let form = match checked_form(&visit, &headers, &body) {
         Ok(form) => form,
         Err(err) => return error_page(&portal, &visit, err),
@@ -151,19 +174,15 @@ pub(super) async fn choose_pin(
         );
     }
     match credentials::choose_pin(&portal.node, &who.survivor_id, who.code_issued_at, pin).await {
-        Ok(true) => {
-            portal.sessions.update(&visit.token, |s| {
-                if let Some(w) = s.signed_in.as_mut() {
-                    w.pin_chosen = true;
-                }
-            });
-            redirect("/home", None)
-        }
+        Ok(true) => match portal.sessions.set_pin_chosen(&visit.token).await {
+            Ok(()) => redirect("/home", None),
+            Err(err) => error_page(&portal, &visit, NodeError::from(err).into()),
+        },
         // The code was replaced, or a PIN chosen elsewhere: sign in again.
-        Ok(false) => {
-            portal.sessions.remove(&visit.token);
-            redirect("/", Some(expired_cookie()))
-        }
+        Ok(false) => match portal.sessions.remove(&visit.token).await {
+            Ok(()) => redirect("/", Some(expired_cookie())),
+            Err(err) => error_page(&portal, &visit, NodeError::from(err).into()),
+        },
         Err(err) => error_page(&portal, &visit, err.into()),
     }
 }
@@ -173,19 +192,29 @@ pub(super) async fn sign_out(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let visit = portal.visit(&headers, None);
+    let visit = match portal.visit(&headers, None).await {
+        Ok(visit) => visit,
+        Err(refused) => return refused,
+    };
     if let Err(err) = checked_form(&visit, &headers, &body) {
         return error_page(&portal, &visit, err);
     }
-    portal.sessions.remove(&visit.token);
+    // Signing out must end the session: if it cannot, say so.
+    if let Err(err) = portal.sessions.remove(&visit.token).await {
+        return error_page(&portal, &visit, NodeError::from(err).into());
+    }
     redirect("/", Some(expired_cookie()))
 }
 
 /// The quick exit: ends the session, asks the browser to forget this site's
 /// cookies and cache, and leaves for the neutral site.
 pub(super) async fn quick_exit(State(portal): State<Arc<Portal>>, headers: HeaderMap) -> Response {
-    if let Some(token) = cookie_token(&headers) {
-        portal.sessions.remove(&token);
+    // Leaving quickly is never held up: the cookie is cleared below
+    // whatever the store answers, and a failure is logged.
+    if let Some(token) = cookie_token(&headers)
+        && let Err(err) = portal.sessions.remove(&token).await
+    {
+        tracing::error!(error = %err, "ending a portal session on quick exit failed");
     }
     let mut response = redirect(&portal.config.quick_exit_url, Some(expired_cookie()));
     response.headers_mut().insert(
@@ -209,6 +238,9 @@ pub(super) async fn stylesheet() -> Response {
 }
 
 pub(super) async fn not_found(State(portal): State<Arc<Portal>>, headers: HeaderMap) -> Response {
-    let visit = portal.visit(&headers, None);
+    let visit = match portal.visit(&headers, None).await {
+        Ok(visit) => visit,
+        Err(refused) => return refused,
+    };
     error_page(&portal, &visit, PortalError::NotFound)
 }

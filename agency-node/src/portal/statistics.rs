@@ -10,7 +10,10 @@ pub(super) async fn statistics_choice(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let visit = portal.visit(&headers, None);
+    let visit = match portal.visit(&headers, None).await {
+        Ok(visit) => visit,
+        Err(refused) => return refused,
+    };
     let (who, form) = match signed_in_form(&portal, &visit, &headers, &body).await {
         Ok(found) => found,
         Err(response) => return response,

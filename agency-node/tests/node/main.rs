@@ -28,6 +28,7 @@ mod onward_referral;
 mod parsed_operations;
 mod policy_startup;
 mod portal;
+mod portal_replicas;
 mod referral_pages;
 mod referrals;
 mod replicas;

@@ -103,7 +103,7 @@ pub(crate) struct Page {
 }
 
 impl Page {
-    fn location(&self) -> &str {
+    pub(crate) fn location(&self) -> &str {
         self.headers
             .get("location")
             .and_then(|v| v.to_str().ok())
@@ -147,6 +147,16 @@ impl Browser {
                 .unwrap(),
             cookie: None,
             language: None,
+        }
+    }
+
+    /// The same browser (its cookie) pointed at another replica's portal.
+    pub(crate) fn at(&self, other: &TestNode) -> Self {
+        Self {
+            base: other.portal.clone().expect("the portal is on"),
+            client: self.client.clone(),
+            cookie: self.cookie.clone(),
+            language: self.language,
         }
     }
 
@@ -204,7 +214,7 @@ impl Browser {
     }
 
     /// Signs in through the form; the page the sign-in answered with.
-    async fn sign_in(&mut self, code: &str, pin: &str) -> Page {
+    pub(crate) async fn sign_in(&mut self, code: &str, pin: &str) -> Page {
         let csrf = self.get("/").await.csrf();
         self.post("/sign-in", &[("csrf", &csrf), ("code", code), ("pin", pin)])
             .await
