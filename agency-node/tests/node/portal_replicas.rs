@@ -33,7 +33,11 @@ async fn a_portal_session_made_on_one_replica_is_honoured_and_ended_on_the_other
     let mut on_second = on_first.at(&second);
     let there = on_second.get("/home").await;
     assert_eq!(there.status, reqwest::StatusCode::OK, "{}", there.body);
-    assert!(there.body.contains("data-opted-out"), "the signed-in home: {}", there.body);
+    assert!(
+        there.body.contains("data-opted-out"),
+        "the signed-in home: {}",
+        there.body
+    );
 
     // Signed out on the second: the first no longer knows the session.
     let out = on_second
