@@ -142,7 +142,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve => {
             let config = NodeConfig::load(cli.config.as_deref())?;
-            crate::telemetry::init(config.log_format);
+            // Logs, and spans exported over OTLP when
+            // OTEL_EXPORTER_OTLP_ENDPOINT is set; flushed at the end.
+            let _telemetry =
+                exchange_service::telemetry::init_with_traces(config.log_format, "agency-node")?;
             let app = Application::build(config).await?;
             app.run(shutdown_signal()).await?;
             Ok(ExitCode::SUCCESS)

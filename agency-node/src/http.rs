@@ -88,7 +88,28 @@ pub fn error_response(status: StatusCode, code: ErrorCode, message: &str) -> Res
     exchange_service::body::json_response(status, body.to_string())
 }
 
+/// `POST /graphql`, in a `graphql.request` span whose parent is the
+/// request's `traceparent` (the gateway's `node.call` span), so the trace
+/// a client started runs on through this node.
 async fn graphql(State(state): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
+    use tracing::Instrument as _;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let span = tracing::info_span!("graphql.request", agency = %state.node.agency);
+    if let Some(parent) = headers
+        .get(exchange_schema::TRACEPARENT_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(exchange_schema::TraceContext::parse)
+    {
+        let _ = span.set_parent(exchange_service::telemetry::remote_parent(
+            parent.trace_id,
+            parent.parent_id,
+            parent.sampled(),
+        ));
+    }
+    graphql_request(state, headers, body).instrument(span).await
+}
+
+async fn graphql_request(state: HttpState, headers: HeaderMap, body: Body) -> Response {
     let started = std::time::Instant::now();
     let trace_id = trace_id(&headers);
     if !exchange_service::body::is_json(&headers) {

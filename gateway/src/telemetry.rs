@@ -14,78 +14,15 @@
 //! subscriber), trace IDs still flow: they come from the incoming
 //! `traceparent` or are generated per operation.
 
-use exchange_service::config::LogFormat;
 use opentelemetry::trace::{
-    SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState, TracerProvider as _,
+    SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
 };
-use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
-use tracing_subscriber::EnvFilter;
-use tracing_subscriber::layer::SubscriberExt as _;
-use tracing_subscriber::util::SubscriberInitExt as _;
 
-/// The environment variable that switches OTLP export on.
-pub const OTLP_ENDPOINT_ENV: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
-
-/// Keeps the tracer provider alive; flushes and shuts it down when dropped.
-pub struct TelemetryGuard {
-    provider: SdkTracerProvider,
-}
-
-impl Drop for TelemetryGuard {
-    fn drop(&mut self) {
-        if let Err(err) = self.provider.shutdown() {
-            eprintln!("shutting down the trace exporter: {err}");
-        }
-    }
-}
-
-/// Why telemetry could not be set up.
-#[derive(Debug, thiserror::Error)]
-pub enum TelemetryError {
-    #[error("building the OTLP exporter: {0}")]
-    Exporter(String),
-}
-
-/// A tracer provider for `service`: exporting over OTLP/HTTP when
-/// `OTEL_EXPORTER_OTLP_ENDPOINT` is set, exporting nothing otherwise.
-pub fn provider(service: &str) -> Result<SdkTracerProvider, TelemetryError> {
-    let resource = Resource::builder()
-        .with_service_name(service.to_owned())
-        .build();
-    let builder = SdkTracerProvider::builder().with_resource(resource);
-    let endpoint_set = std::env::var(OTLP_ENDPOINT_ENV).is_ok_and(|v| !v.trim().is_empty());
-    let builder = if endpoint_set {
-        let exporter = opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .build()
-            .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
-        builder.with_batch_exporter(exporter)
-    } else {
-        builder
-    };
-    Ok(builder.build())
-}
-
-/// Installs the global subscriber: log lines (`json` or `pretty`, filtered by
-/// `RUST_LOG`, default `info`) and the OpenTelemetry layer. Call once, from
-/// `main`.
-pub fn init(log_format: LogFormat, service: &str) -> Result<TelemetryGuard, TelemetryError> {
-    let provider = provider(service)?;
-    let tracer = provider.tracer("exchange-gateway");
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let otel = tracing_opentelemetry::layer().with_tracer(tracer);
-    let registry = tracing_subscriber::registry().with(filter).with(otel);
-    let _ = match log_format {
-        LogFormat::Pretty => registry.with(tracing_subscriber::fmt::layer()).try_init(),
-        LogFormat::Json => registry
-            .with(tracing_subscriber::fmt::layer().json().flatten_event(true))
-            .try_init(),
-    };
-    Ok(TelemetryGuard { provider })
-}
+pub use exchange_service::telemetry::{
+    OTLP_ENDPOINT_ENV, TelemetryError, TelemetryGuard, init_with_traces as init, provider,
+};
 
 /// A W3C trace context: trace ID, the parent span ID to send, and flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

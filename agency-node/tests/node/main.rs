@@ -40,4 +40,5 @@ mod shared_log;
 mod signing_key_rotation;
 mod statistics;
 mod storage_faults;
+mod traces;
 mod transfer_store;
