@@ -216,14 +216,7 @@ impl Application {
             }
             None => None,
         };
-        let metrics_listener = match config.metrics.listen {
-            Some(at) => Some(
-                TcpListener::bind(at)
-                    .await
-                    .with_context(|| format!("binding the metrics listener to {at}"))?,
-            ),
-            None => None,
-        };
+        let metrics_listener = config.metrics.bind().await?;
         Ok(Self {
             listener,
             address,

@@ -153,14 +153,7 @@ impl Application {
             metrics.clone(),
             exchange_service::metrics::track_http,
         ));
-        let metrics_listener = match config.metrics.listen {
-            Some(at) => Some(
-                TcpListener::bind(at)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("binding the metrics listener to {at}: {e}"))?,
-            ),
-            None => None,
-        };
+        let metrics_listener = config.metrics.bind().await?;
         Ok(Self {
             listener,
             router,

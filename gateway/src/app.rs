@@ -197,14 +197,7 @@ impl Application {
             .await
             .with_context(|| format!("binding {}", config.listen))?;
         let address = listener.local_addr()?;
-        let metrics_listener = match config.metrics.listen {
-            Some(at) => Some(
-                TcpListener::bind(at)
-                    .await
-                    .with_context(|| format!("binding the metrics listener to {at}"))?,
-            ),
-            None => None,
-        };
+        let metrics_listener = config.metrics.bind().await?;
         Ok(Self {
             metrics_listener,
             listener,

@@ -83,6 +83,20 @@ pub struct MetricsConfig {
     pub listen: Option<std::net::SocketAddr>,
 }
 
+impl MetricsConfig {
+    /// Binds the metrics listener when one is configured; the error names
+    /// the address.
+    pub async fn bind(&self) -> anyhow::Result<Option<tokio::net::TcpListener>> {
+        match self.listen {
+            Some(at) => tokio::net::TcpListener::bind(at)
+                .await
+                .map(Some)
+                .map_err(|e| anyhow::anyhow!("binding the metrics listener to {at}: {e}")),
+            None => Ok(None),
+        }
+    }
+}
+
 /// A database URL, which may hold a password: it is never printed whole
 /// (`Debug` shows it with the password replaced by `***`). The node's and
 /// the gateway's configurations both hold one.
