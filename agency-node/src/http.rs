@@ -111,7 +111,7 @@ async fn graphql(State(state): State<HttpState>, headers: HeaderMap, body: Body)
 
 async fn graphql_request(state: HttpState, headers: HeaderMap, body: Body) -> Response {
     let started = std::time::Instant::now();
-    let trace_id = trace_id(&headers);
+    let trace_id = span_trace_id().unwrap_or_else(|| trace_id(&headers));
     if !exchange_service::body::is_json(&headers) {
         return error_response(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -355,6 +355,21 @@ pub async fn authenticate(
         justification,
         trace_id: trace_id.to_owned(),
     })
+}
+
+/// The trace ID of the current span, when an OpenTelemetry layer tracks
+/// it: the incoming `traceparent`'s, or the one the tracer started for a
+/// request without one, so the audit entries and the exported spans of a
+/// request always name the same trace.
+fn span_trace_id() -> Option<String> {
+    use opentelemetry::trace::TraceContextExt as _;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let context = tracing::Span::current().context();
+    let span = context.span();
+    let span_context = span.span_context();
+    span_context
+        .is_valid()
+        .then(|| span_context.trace_id().to_string())
 }
 
 /// The W3C trace ID of the request's `traceparent` (read by the gateway's

@@ -123,6 +123,15 @@ async fn a_request_span_is_exported_in_the_callers_trace_to_an_otlp_receiver() {
         .await
         .unwrap();
     assert!(answer["errors"].is_null(), "{answer}");
+    // A request with no trace context (refused: no token): its audit entry
+    // names the trace the node's span started.
+    let refused = client
+        .post(format!("{base}/graphql"))
+        .json(&json!({ "query": "{ agency { id } }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
     terminate(child).await;
 
     let mut found = None;
@@ -144,4 +153,27 @@ async fn a_request_span_is_exported_in_the_callers_trace_to_an_otlp_receiver() {
     });
     assert_eq!(service, "agency-node");
     assert_eq!(span["parentSpanId"], parent_id, "{span}");
+
+    let db = agency_node::store::open(
+        &agency_node::store::sqlite_url(&harness.data_dir.join("traced")),
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    let denial = exchange_test_kit::events(&db)
+        .await
+        .into_iter()
+        .find(|e| e.kind == exchange_schema::AuditKind::Denial)
+        .expect("the refusal is audited");
+    let audited = denial.trace_id.expect("a trace ID");
+    assert_ne!(audited, trace_id);
+    let traces: Vec<String> = spans(&received.lock().unwrap())
+        .into_iter()
+        .filter(|(_, s)| s["name"] == "graphql.request")
+        .filter_map(|(_, s)| s["traceId"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        traces.contains(&audited),
+        "the audit entry's trace {audited} is no exported span's: {traces:?}"
+    );
 }
