@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 
 use exchange_service::db::{Backend, Db};
 
-/// Why a backup was not taken.
+/// Why a backup was not taken. A backup that failed leaves no file behind
+/// (not a partial copy that looks like one), so the operator can retry.
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
     #[error(
@@ -26,35 +27,74 @@ pub enum BackupError {
     Exists(PathBuf),
     #[error("the backup's path {0} is not valid UTF-8")]
     Path(PathBuf),
-    #[error("copying {which} failed: {source}")]
+    #[error("copying {which} failed (nothing was left at the backup's path): {source}")]
     Copy {
         which: &'static str,
         source: sqlx::Error,
     },
+    #[error(
+        "making the copy of {which} durable failed (nothing was left at the backup's path): {source}"
+    )]
+    Sync {
+        which: &'static str,
+        source: std::io::Error,
+    },
 }
 
 /// Writes a consistent copy of the SQLite database `db` (`which` names it
-/// in errors) to the new file `to`.
+/// in errors) to the new file `to`: first to `<to>.partial`, which is
+/// synced to disk and only then renamed to `to` (the directory synced
+/// too), so that `to` exists only as a whole copy; on any failure the
+/// partial file is removed.
 pub async fn sqlite_copy(db: &Db, which: &'static str, to: &Path) -> Result<(), BackupError> {
     if db.backend() != Backend::Sqlite {
         return Err(BackupError::NotSqlite { which });
     }
-    if to.exists() {
-        return Err(BackupError::Exists(to.to_owned()));
+    let partial = partial_path(to);
+    for path in [to, partial.as_path()] {
+        if path.exists() {
+            return Err(BackupError::Exists(path.to_owned()));
+        }
     }
-    let target = to
+    let target = partial
         .to_str()
         .ok_or_else(|| BackupError::Path(to.to_owned()))?;
-    sqlx::query("VACUUM INTO $1")
+    let copied = sqlx::query("VACUUM INTO $1")
         .bind(target)
         .execute(db.pool())
         .await
-        .map_err(|source| BackupError::Copy { which, source })?;
-    Ok(())
+        .map_err(|source| BackupError::Copy { which, source })
+        .and_then(|_| {
+            durable_rename(&partial, to).map_err(|source| BackupError::Sync { which, source })
+        });
+    if copied.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    copied
+}
+
+/// `<to>.partial`, beside `to`.
+fn partial_path(to: &Path) -> PathBuf {
+    let mut name = to.as_os_str().to_owned();
+    name.push(".partial");
+    PathBuf::from(name)
+}
+
+/// Syncs `from`, renames it to `to` and syncs their directory.
+fn durable_rename(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::File::open(from)?.sync_all()?;
+    std::fs::rename(from, to)?;
+    let dir = match to.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// Backs up a node on SQLite: its records database to `records` and its
-/// key store to `keys` (two files, to be stored apart).
+/// key store to `keys` (two files, to be stored apart). When the key
+/// store's copy fails, the records' copy is removed too: a backup is both
+/// files or neither.
 pub async fn sqlite(
     records_db: &Db,
     vault: &crate::vault::Vault,
@@ -67,5 +107,9 @@ pub async fn sqlite(
         }
     }
     sqlite_copy(records_db, "the records database", records).await?;
-    sqlite_copy(vault.db(), "the key store", keys).await
+    let keys_copied = sqlite_copy(vault.db(), "the key store", keys).await;
+    if keys_copied.is_err() {
+        let _ = std::fs::remove_file(records);
+    }
+    keys_copied
 }

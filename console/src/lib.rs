@@ -209,6 +209,7 @@ impl Application {
 
 /// The console's routes over `state`.
 pub fn router(state: Arc<ConsoleState>) -> Router {
+    use routes::{survivor_action, survivor_item_action};
     Router::new()
         .route("/", get(routes::start))
         .route("/language", get(routes::language))
@@ -224,35 +225,55 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
         )
         .route("/survivors/new", get(routes::intake_form))
         .route("/survivors/{id}", get(routes::survivor))
-        .route("/survivors/{id}/consents", post(routes::record_consent))
+        // The forms on a survivor's page, each read into one mutation by
+        // a function of `routes` and sent through the gateway.
+        .route(
+            "/survivors/{id}/consents",
+            survivor_action(routes::consent_change),
+        )
         .route(
             "/survivors/{id}/consents/{grant}/revoke",
-            post(routes::revoke_consent),
+            survivor_item_action(routes::consent_revocation),
         )
-        .route("/survivors/{id}/referrals", post(routes::refer))
-        .route("/survivors/{id}/notes", post(routes::add_note))
-        .route("/survivors/{id}/services", post(routes::record_service))
+        .route(
+            "/survivors/{id}/referrals",
+            survivor_action(|f| routes::referral_change(f.survivor, f.fields)),
+        )
+        .route(
+            "/survivors/{id}/notes",
+            survivor_action(|f| routes::note_change(f.survivor, f.fields, f.work)),
+        )
+        .route(
+            "/survivors/{id}/services",
+            survivor_action(|f| routes::service_change(f.survivor, f.fields, f.signed_in, f.work)),
+        )
         .route(
             "/survivors/{id}/services/{service}",
-            post(routes::update_service),
+            survivor_item_action(routes::service_update),
         )
         .route(
             "/survivors/{id}/plan-actions",
-            post(routes::update_plan_action),
+            survivor_action(routes::plan_action_update),
         )
-        .route("/survivors/{id}/care-plan", post(routes::propose_care_plan))
+        .route(
+            "/survivors/{id}/care-plan",
+            survivor_action(|f| routes::plan_change(f.survivor, f.fields)),
+        )
         .route(
             "/survivors/{id}/care-plan/agreement",
-            post(routes::record_plan_agreement),
+            survivor_action(|f| routes::agreement_change(f.survivor, f.fields)),
         )
-        .route("/survivors/{id}/legal-hold", post(routes::place_legal_hold))
+        .route(
+            "/survivors/{id}/legal-hold",
+            survivor_action(|f| routes::hold_change(f.survivor, f.fields)),
+        )
         .route(
             "/survivors/{id}/legal-hold/lift",
-            post(routes::lift_legal_hold),
+            survivor_action(routes::hold_lifting),
         )
         .route(
             "/survivors/{id}/follow-ups/{follow_up}/close",
-            post(routes::close_follow_up),
+            survivor_item_action(routes::follow_up_closing),
         )
         .route(
             "/survivors/{id}/break-glass",
@@ -260,9 +281,14 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
         )
         .route(
             "/survivors/{id}/follow-ups",
-            post(routes::schedule_follow_up),
+            survivor_action(|f| {
+                routes::follow_up_change(f.survivor, f.fields, f.signed_in, f.work)
+            }),
         )
-        .route("/survivors/{id}/caseworkers", post(routes::assign))
+        .route(
+            "/survivors/{id}/caseworkers",
+            survivor_action(routes::assignment),
+        )
         .route(
             "/survivors/{id}/consent-code",
             post(routes::issue_consent_code),

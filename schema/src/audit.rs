@@ -343,15 +343,29 @@ impl Checkpoint {
         head: &ChainHash,
         next_key: &str,
     ) -> Self {
+        Self::signed(key, log_id, seq, head, Some(next_key.to_ascii_lowercase()))
+    }
+
+    /// Signs the head of a log.
+    pub fn sign(key: &Ed25519KeyPair, log_id: &str, seq: u64, head: &ChainHash) -> Self {
+        Self::signed(key, log_id, seq, head, None)
+    }
+
+    fn signed(
+        key: &Ed25519KeyPair,
+        log_id: &str,
+        seq: u64,
+        head: &ChainHash,
+        next_key: Option<String>,
+    ) -> Self {
         let head = hex::encode(head);
         let signed_at = now_millis();
-        let next_key = next_key.to_ascii_lowercase();
         let sig = key.sign(&Self::message(
             log_id,
             seq,
             &head,
             signed_at,
-            Some(&next_key),
+            next_key.as_deref(),
         ));
         Self {
             log_id: log_id.to_owned(),
@@ -360,23 +374,7 @@ impl Checkpoint {
             signed_at,
             public_key: hex::encode(key.public_key().as_ref()),
             signature: hex::encode(sig.as_ref()),
-            next_key: Some(next_key),
-        }
-    }
-
-    /// Signs the head of a log.
-    pub fn sign(key: &Ed25519KeyPair, log_id: &str, seq: u64, head: &ChainHash) -> Self {
-        let head = hex::encode(head);
-        let signed_at = now_millis();
-        let sig = key.sign(&Self::message(log_id, seq, &head, signed_at, None));
-        Self {
-            log_id: log_id.to_owned(),
-            seq,
-            head,
-            signed_at,
-            public_key: hex::encode(key.public_key().as_ref()),
-            signature: hex::encode(sig.as_ref()),
-            next_key: None,
+            next_key,
         }
     }
 

@@ -73,7 +73,7 @@ impl JwksRefresher {
     }
 
     async fn fetch(&self, url: &str) -> Result<Vec<VerificationKey>, String> {
-        let response = self
+        let mut response = self
             .client
             .get(url)
             .send()
@@ -82,12 +82,25 @@ impl JwksRefresher {
         if !response.status().is_success() {
             return Err(format!("the provider answered {}", response.status()));
         }
-        let body = response
-            .bytes()
+        // Read chunk by chunk, so that a provider sending without end is
+        // cut off at the bound, not held in memory.
+        let too_large = || format!("the JWKS is larger than {MAX_JWKS_BYTES} bytes");
+        if response
+            .content_length()
+            .is_some_and(|n| n > MAX_JWKS_BYTES as u64)
+        {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
             .await
-            .map_err(|e| format!("reading: {e}"))?;
-        if body.len() > MAX_JWKS_BYTES {
-            return Err(format!("the JWKS is larger than {MAX_JWKS_BYTES} bytes"));
+            .map_err(|e| format!("reading: {e}"))?
+        {
+            if body.len() + chunk.len() > MAX_JWKS_BYTES {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
         }
         let text = std::str::from_utf8(&body).map_err(|_| "the JWKS is not UTF-8".to_owned())?;
         VerificationKey::from_jwks(text).map_err(|e| e.to_string())
@@ -330,6 +343,63 @@ mod tests {
             before + 1,
             "no fetch within the gap"
         );
+    }
+
+    /// A provider that sends a JWKS without end, or announces one above the
+    /// bound, is cut off at the bound: the fetch fails, nothing is held,
+    /// and the keys fetched before stay in use.
+    #[tokio::test]
+    async fn an_oversized_or_endless_jwks_is_cut_off_and_the_last_keys_stay() {
+        let agency = AgencyId::parse("shelter-north").unwrap();
+        let issuer = "https://idp.shelter-north.example";
+        let dir = tempfile::tempdir().unwrap();
+        let key = DevIdentityProvider::load_or_generate(dir.path(), &agency)
+            .unwrap()
+            .with_issuer(issuer);
+        let good = jwks_of(&[&key]);
+        let mode = Arc::new(AtomicUsize::new(0));
+        let m = mode.clone();
+        let app = axum::Router::new().route(
+            "/jwks",
+            axum::routing::get(move || {
+                let (good, m) = (good.clone(), m.clone());
+                async move {
+                    match m.load(Ordering::SeqCst) {
+                        0 => axum::body::Body::from(good),
+                        1 => axum::body::Body::from(vec![b' '; MAX_JWKS_BYTES + 1]),
+                        _ => axum::body::Body::from_stream(futures::stream::repeat_with(|| {
+                            Ok::<_, std::io::Error>(axum::body::Bytes::from_static(&[b' '; 4096]))
+                        })),
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/jwks", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let federation = Federation::from_toml(
+            &format!(
+                "audience = \"{AUDIENCE}\"\n[[agency]]\nid = \"shelter-north\"\nname = \"North\"\n\
+                 kind = \"SHELTER\"\nservices = []\nlanguages = [\"en\"]\nregion = \"North\"\n\
+                 issuer = \"{issuer}\"\n[[agency.keys]]\njwks_url = \"{url}\"\n"
+            ),
+            Path::new("."),
+        )
+        .unwrap();
+        let verifier = Arc::new(TokenVerifier::new(federation.clone()));
+        let refresher = JwksRefresher::new(verifier.clone()).unwrap();
+        let shelter = federation.agency(&agency).unwrap().clone();
+        assert_eq!(refresher.refresh(&shelter).await, Ok(1));
+
+        mode.store(1, Ordering::SeqCst);
+        let err = refresher.refresh(&shelter).await.unwrap_err();
+        assert!(err.contains("larger than"), "{err}");
+        // Without the bound, reading would go on until the fetch's time
+        // limit and fail with a read error, having held all it read.
+        mode.store(2, Ordering::SeqCst);
+        let err = refresher.refresh(&shelter).await.unwrap_err();
+        assert!(err.contains("larger than"), "{err}");
+        assert!(verifier.verify(&token(&key, "a")).is_ok());
     }
 
     #[test]

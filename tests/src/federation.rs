@@ -86,6 +86,21 @@ impl Default for Options {
     }
 }
 
+impl Options {
+    /// A federation with the outreach agency's hung node, a short timeout,
+    /// and a circuit that opens at the first failure and stays open for the
+    /// test's length.
+    pub fn hung_node() -> Self {
+        Self {
+            node_timeout_ms: 300,
+            failure_threshold: 1,
+            cool_down_ms: 600_000,
+            silent_node: true,
+            ..Self::default()
+        }
+    }
+}
+
 /// The DNS name in an agency node's TLS certificate.
 pub fn tls_identity(agency: &str) -> String {
     format!("node.{agency}.test")

@@ -184,3 +184,65 @@ async fn the_backup_command_copies_a_running_sqlite_node_and_never_overwrites() 
     ]);
     assert!(ok, "{output}");
 }
+
+/// The disk fills while the copy is written (a file-size limit on the
+/// backup process, so its writes fail with EFBIG as on a full disk): the
+/// command fails with a clear error and leaves no file at either backup
+/// path, not even a partial one, so the retry, with room, succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_cut_short_by_a_full_disk_leaves_nothing_and_can_be_retried() {
+    let node = TestNode::start(Backend::Sqlite).await;
+    node.register_full_survivor("Cut-Short").await;
+    let config = node.data_dir.join("backup.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "agency = \"{OWNER}\"\nfederation = \"{}\"\ndata_dir = \"{}\"\n",
+            node.federation_path().display(),
+            node.data_dir.display(),
+        ),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (records, keys) = (dir.path().join("records.db"), dir.path().join("keys.db"));
+    let args = [
+        "--config",
+        config.to_str().unwrap(),
+        "backup",
+        "--records",
+        records.to_str().unwrap(),
+        "--keys",
+        keys.to_str().unwrap(),
+    ];
+    // 16 KiB: far less than the records' copy.
+    let output = Command::new("bash")
+        .arg("-c")
+        .arg("trap '' XFSZ; ulimit -f 16; exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_agency-node"))
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{text}");
+    assert!(
+        text.contains("copying the records database failed"),
+        "{text}"
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "a failed backup left {left:?}");
+
+    let (ok, output) = node.cli(&args);
+    assert!(ok, "{output}");
+    let (ok, output) = node.cli(&[
+        "audit",
+        "verify",
+        "--database",
+        &format!("sqlite://{}", records.display()),
+        "--public-key",
+        &node.state.audit.public_key_hex(),
+    ]);
+    assert!(ok, "{output}");
+}

@@ -238,24 +238,22 @@ async fn the_shipped_single_node_configuration_accepts_its_dev_token() {
     let app = agency_node::Application::build(config)
         .await
         .expect("the shipped configuration starts once `dev token` made its key");
-    let base = format!("http://{}/graphql", app.address());
+    let base = format!("http://{}", app.address());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run(async {
         let _ = stopped.await;
     }));
-    let response: serde_json::Value = reqwest::Client::new()
-        .post(&base)
-        .bearer_auth(&token)
-        .header("x-exchange-purpose", "CASE_MANAGEMENT")
-        .json(&json!({ "query": "query { agency { id } survivors(first: 1) { edges { node { id } } } }" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(response.get("errors").is_none(), "{response}");
-    assert_eq!(response["data"]["agency"]["id"], OWNER);
+    let answer = exchange_test_kit::graphql::post(
+        &reqwest::Client::new(),
+        &base,
+        Some(&token),
+        Some("CASE_MANAGEMENT"),
+        None,
+        "query { agency { id } survivors(first: 1) { edges { node { id } } } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(answer.data()["agency"]["id"], OWNER);
     let _ = stop.send(());
     server.await.unwrap().unwrap();
 }

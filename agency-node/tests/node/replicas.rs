@@ -51,23 +51,19 @@ async fn register(client: &reqwest::Client, port: u16, token: &str, name: &str) 
 }
 
 async fn read_name(client: &reqwest::Client, port: u16, token: &str, id: &str) -> String {
-    let body: Value = client
-        .post(format!("http://127.0.0.1:{port}/graphql"))
-        .bearer_auth(token)
-        .header("x-exchange-purpose", "CASE_MANAGEMENT")
-        .json(&json!({
-            "query": "query($id: ID!) { survivor(id: $id) { identity { givenName } } }",
-            "variables": { "id": id },
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["data"]["survivor"]["identity"]["givenName"]
+    let answer = exchange_test_kit::graphql::post(
+        client,
+        &format!("http://127.0.0.1:{port}"),
+        Some(token),
+        Some("CASE_MANAGEMENT"),
+        None,
+        "query($id: ID!) { survivor(id: $id) { identity { givenName } } }",
+        json!({ "id": id }),
+    )
+    .await;
+    answer.data()["survivor"]["identity"]["givenName"]
         .as_str()
-        .unwrap_or_else(|| panic!("{body}"))
+        .unwrap_or_else(|| panic!("{:?}", answer.body))
         .to_owned()
 }
 

@@ -4,16 +4,10 @@
 //! and the data-protection officer). Each form becomes one mutation sent
 //! through the gateway with the caseworker's token; the node decides.
 
-use std::sync::Arc;
-
-use axum::extract::{Path, State};
-use axum::http::HeaderMap;
-use axum::response::Response;
 use exchange_schema::Purpose;
 use serde_json::{Value, json};
 
-use super::survivors::{Change, due_at, field, survivor_form};
-use crate::ConsoleState;
+use super::survivors::{Change, SurvivorForm, due_at, field};
 use crate::error::ConsoleError;
 
 /// Action rows the proposal form offers (the current plan's actions and
@@ -113,62 +107,14 @@ pub fn hold_change(survivor: &str, form: &[(String, String)]) -> Result<Change, 
     })
 }
 
-/// `POST /survivors/{id}/care-plan`: proposes a new version of the plan.
-pub async fn propose_care_plan(
-    State(state): State<Arc<ConsoleState>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: String,
-) -> Response {
-    survivor_form(&state, &headers, &id, &body, |form, _, _| {
-        plan_change(&id, form)
-    })
-    .await
-}
-
-/// `POST /survivors/{id}/care-plan/agreement`: records the survivor's
-/// witnessed agreement to a version.
-pub async fn record_plan_agreement(
-    State(state): State<Arc<ConsoleState>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: String,
-) -> Response {
-    survivor_form(&state, &headers, &id, &body, |form, _, _| {
-        agreement_change(&id, form)
-    })
-    .await
-}
-
-/// `POST /survivors/{id}/legal-hold`: places a legal hold.
-pub async fn place_legal_hold(
-    State(state): State<Arc<ConsoleState>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: String,
-) -> Response {
-    survivor_form(&state, &headers, &id, &body, |form, _, _| {
-        hold_change(&id, form)
-    })
-    .await
-}
-
 /// `POST /survivors/{id}/legal-hold/lift`: lifts the hold in force.
-pub async fn lift_legal_hold(
-    State(state): State<Arc<ConsoleState>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: String,
-) -> Response {
-    survivor_form(&state, &headers, &id, &body, |_, _, _| {
-        Ok(Change {
-            purpose: Purpose::CaseManagement,
-            mutation: "mutation($id: ID!) { liftLegalHold(survivorId: $id) { id } }",
-            variables: json!({ "id": id }),
-            notice: "notice-hold-lifted",
-        })
+pub fn hold_lifting(f: &SurvivorForm) -> Result<Change, ConsoleError> {
+    Ok(Change {
+        purpose: Purpose::CaseManagement,
+        mutation: "mutation($id: ID!) { liftLegalHold(survivorId: $id) { id } }",
+        variables: json!({ "id": f.survivor }),
+        notice: "notice-hold-lifted",
     })
-    .await
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use exchange_schema::{Purpose, Role};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::survivors::{Change, field, survivor_form};
+use super::survivors::{Change, SurvivorForm, field};
 use super::survivors::{done, pairs};
 use super::{form_visit, signed_in_visit};
 use crate::ConsoleState;
@@ -225,21 +225,14 @@ pub fn assigned_users(text: &str) -> Result<Vec<String>, ConsoleError> {
 
 /// `POST /survivors/{id}/caseworkers`: replaces the caseworkers assigned
 /// to a case the agency owns (its supervisors; the node decides).
-pub async fn assign(
-    State(state): State<Arc<ConsoleState>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: String,
-) -> Response {
-    survivor_form(&state, &headers, &id, &body, |form, _, _| {
-        Ok(Change {
-            purpose: Purpose::CaseManagement,
-            mutation: "mutation($id: ID!, $users: [String!]!) { assignCaseworkers(survivorId: $id, users: $users) { user } }",
-            variables: json!({ "id": id, "users": assigned_users(field(form, "users").unwrap_or_default())? }),
-            notice: "notice-assigned",
-        })
+pub fn assignment(f: &SurvivorForm) -> Result<Change, ConsoleError> {
+    let form = f.fields;
+    Ok(Change {
+        purpose: Purpose::CaseManagement,
+        mutation: "mutation($id: ID!, $users: [String!]!) { assignCaseworkers(survivorId: $id, users: $users) { user } }",
+        variables: json!({ "id": f.survivor, "users": assigned_users(field(form, "users").unwrap_or_default())? }),
+        notice: "notice-assigned",
     })
-    .await
 }
 
 #[cfg(test)]

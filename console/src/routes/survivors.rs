@@ -8,6 +8,7 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
+use axum::routing::{MethodRouter, post};
 use exchange_schema::headers::{MAX_JUSTIFICATION_CHARS, MIN_JUSTIFICATION_CHARS};
 use exchange_schema::{AgencyKind, Purpose, Role};
 use serde::Deserialize;
@@ -724,35 +725,88 @@ pub struct Change {
     pub notice: &'static str,
 }
 
+/// A form posted on a survivor's page, as the function that reads it into
+/// a [`Change`] sees it: the caseworker, the session and the form already
+/// checked by [`survivor_action`].
+pub struct SurvivorForm<'a> {
+    /// The survivor's id, from the route.
+    pub survivor: &'a str,
+    /// The form's fields.
+    pub fields: &'a [(String, String)],
+    /// Who is signed in.
+    pub signed_in: &'a SignedIn,
+    /// The purpose of this caseworker's work with this survivor: case
+    /// management for the owner, the referral's service for a partner.
+    pub work: Purpose,
+}
+
+/// Reads a survivor page's form into the change it asks for.
+pub type ReadChange = fn(&SurvivorForm) -> Result<Change, ConsoleError>;
+
+/// Reads a form about one item of a survivor's record (a consent grant, a
+/// service, a follow-up: the route's second segment) into its change.
+pub type ReadItemChange = fn(&SurvivorForm, &str) -> Result<Change, ConsoleError>;
+
+/// `POST /survivors/{id}/…`: a form on survivor `id`'s page, read by `read`.
+pub fn survivor_action(read: ReadChange) -> MethodRouter<Arc<ConsoleState>> {
+    post(
+        move |State(state): State<Arc<ConsoleState>>,
+              headers: HeaderMap,
+              Path(id): Path<String>,
+              body: String| async move {
+            survivor_form(&state, &headers, &id, &body, |form| read(form)).await
+        },
+    )
+}
+
+/// `POST /survivors/{id}/…/{item}/…`: a form about one item of survivor
+/// `id`'s record, read by `read`.
+pub fn survivor_item_action(read: ReadItemChange) -> MethodRouter<Arc<ConsoleState>> {
+    post(
+        move |State(state): State<Arc<ConsoleState>>,
+              headers: HeaderMap,
+              Path((id, item)): Path<(String, String)>,
+              body: String| async move {
+            survivor_form(&state, &headers, &id, &body, |form| read(form, &item)).await
+        },
+    )
+}
+
 /// A form on survivor `id`'s page: the session, the caseworker and the form
 /// checked; the referral it names, if any, checked to be about this
 /// survivor (its service gives the purpose of a partner's work); then the
-/// change `build` reads from the form, sent through the gateway; back to
+/// change `read` reads from the form, sent through the gateway; back to
 /// the page with a notice, or the refusal.
-pub(crate) async fn survivor_form(
+async fn survivor_form(
     state: &ConsoleState,
     headers: &HeaderMap,
     id: &str,
     body: &str,
-    build: impl FnOnce(&[(String, String)], &SignedIn, Purpose) -> Result<Change, ConsoleError>,
+    read: impl FnOnce(&SurvivorForm) -> Result<Change, ConsoleError>,
 ) -> Response {
-    let form = pairs(body);
+    let fields = pairs(body);
     let (visit, signed_in) = match form_visit(
         state,
         headers,
         &format!("/survivors/{id}"),
-        field(&form, "csrf"),
+        field(&fields, "csrf"),
     )
     .await
     {
         Ok(v) => v,
         Err(refused) => return refused,
     };
-    let (back, work) = match work_context(state, &signed_in, id, &form).await {
+    let (back, work) = match work_context(state, &signed_in, id, &fields).await {
         Ok(c) => c,
         Err(e) => return visit.refuse(state, e),
     };
-    let change = match build(&form, &signed_in, work) {
+    let form = SurvivorForm {
+        survivor: id,
+        fields: &fields,
+        signed_in: &signed_in,
+        work,
+    };
+    let change = match read(&form) {
         Ok(change) => change,
         Err(e) => return visit.refuse(state, e),
     };
@@ -770,42 +824,28 @@ pub(crate) async fn survivor_form(
 
 /// `POST /survivors/{id}/consents`: records a witnessed consent (the
 /// owning agency's staff; the node refuses anyone else).
-pub async fn record_consent(
-    State(state): State<Arc<ConsoleState>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: String,
-) -> Response {
-    survivor_form(&state, &headers, &id, &body, |form, _, _| {
-        Ok(Change {
-            purpose: Purpose::CaseManagement,
-            mutation: "mutation($input: RecordConsentInput!) { recordConsent(input: $input) { id } }",
-            variables: json!({ "input": consent_input(&id, form)? }),
-            notice: "notice-consent-recorded",
-        })
+pub fn consent_change(f: &SurvivorForm) -> Result<Change, ConsoleError> {
+    let form = f.fields;
+    Ok(Change {
+        purpose: Purpose::CaseManagement,
+        mutation: "mutation($input: RecordConsentInput!) { recordConsent(input: $input) { id } }",
+        variables: json!({ "input": consent_input(f.survivor, form)? }),
+        notice: "notice-consent-recorded",
     })
-    .await
 }
 
 /// `POST /survivors/{id}/consents/{grant}/revoke`: withdraws a consent at
 /// the survivor's request, with the reason.
-pub async fn revoke_consent(
-    State(state): State<Arc<ConsoleState>>,
-    headers: HeaderMap,
-    Path((id, grant)): Path<(String, String)>,
-    body: String,
-) -> Response {
-    survivor_form(&state, &headers, &id, &body, |form, _, _| {
-        let reason = text(field(form, "reason"))?
-            .ok_or(ConsoleError::BadRequest("a reason is needed"))?;
-        Ok(Change {
-            purpose: Purpose::CaseManagement,
-            mutation: "mutation($id: ID!, $reason: String) { revokeConsent(grantId: $id, reason: $reason) { id } }",
-            variables: json!({ "id": grant, "reason": reason }),
-            notice: "notice-consent-revoked",
-        })
+pub fn consent_revocation(f: &SurvivorForm, grant: &str) -> Result<Change, ConsoleError> {
+    let form = f.fields;
+    let reason =
+        text(field(form, "reason"))?.ok_or(ConsoleError::BadRequest("a reason is needed"))?;
+    Ok(Change {
+        purpose: Purpose::CaseManagement,
+        mutation: "mutation($id: ID!, $reason: String) { revokeConsent(grantId: $id, reason: $reason) { id } }",
+        variables: json!({ "id": grant, "reason": reason }),
+        notice: "notice-consent-revoked",
     })
-    .await
 }
 
 /// The referral form read into `createReferral`'s input.
@@ -827,20 +867,6 @@ pub fn referral_change(survivor: &str, form: &[(String, String)]) -> Result<Chan
                                       "urgency": urgency, "notes": notes } }),
         notice: "notice-referred",
     })
-}
-
-/// `POST /survivors/{id}/referrals`: refers the survivor (the owner), or
-/// refers them onward (a partner that accepted a referral).
-pub async fn refer(
-    State(state): State<Arc<ConsoleState>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: String,
-) -> Response {
-    survivor_form(&state, &headers, &id, &body, |form, _, _| {
-        referral_change(&id, form)
-    })
-    .await
 }
 
 /// The note form read into `addCaseNote`'s input, for the `work` purpose.
@@ -865,19 +891,6 @@ pub fn note_change(
     })
 }
 
-/// `POST /survivors/{id}/notes`: adds a case note under one category.
-pub async fn add_note(
-    State(state): State<Arc<ConsoleState>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: String,
-) -> Response {
-    survivor_form(&state, &headers, &id, &body, |form, _, work| {
-        note_change(&id, form, work)
-    })
-    .await
-}
-
 /// The follow-up form read into `scheduleFollowUp`'s input: assigned to
 /// the caseworker's own agency and to them.
 pub fn follow_up_change(
@@ -898,20 +911,6 @@ pub fn follow_up_change(
                                       "assignedUser": signed_in.principal.user } }),
         notice: "notice-follow-up-scheduled",
     })
-}
-
-/// `POST /survivors/{id}/follow-ups`: schedules a follow-up for the
-/// caseworker's own agency.
-pub async fn schedule_follow_up(
-    State(state): State<Arc<ConsoleState>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: String,
-) -> Response {
-    survivor_form(&state, &headers, &id, &body, |form, signed_in, work| {
-        follow_up_change(&id, form, signed_in, work)
-    })
-    .await
 }
 
 /// The service form read into `recordService`'s input: a service the
@@ -943,91 +942,59 @@ pub fn service_change(
     })
 }
 
-/// `POST /survivors/{id}/services`: records a service the caseworker's
-/// agency provides.
-pub async fn record_service(
-    State(state): State<Arc<ConsoleState>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: String,
-) -> Response {
-    survivor_form(&state, &headers, &id, &body, |form, signed_in, work| {
-        service_change(&id, form, signed_in, work)
-    })
-    .await
-}
-
 /// `POST /survivors/{id}/services/{service}`: moves a service on (its
 /// status only goes forward; the node refuses otherwise).
-pub async fn update_service(
-    State(state): State<Arc<ConsoleState>>,
-    headers: HeaderMap,
-    Path((id, service)): Path<(String, String)>,
-    body: String,
-) -> Response {
-    survivor_form(&state, &headers, &id, &body, |form, _, work| {
-        let status = field(form, "status")
-            .filter(|s| ["IN_PROGRESS", "DELIVERED", "CANCELLED"].contains(s))
-            .ok_or(ConsoleError::BadRequest("choose a status"))?;
-        Ok(Change {
-            purpose: work,
-            mutation: "mutation($id: ID!, $input: UpdateServiceInput!) { updateService(id: $id, input: $input) { id } }",
-            variables: json!({ "id": service, "input": { "status": status, "outcome": text(field(form, "outcome"))? } }),
-            notice: "notice-service-updated",
-        })
+pub fn service_update(f: &SurvivorForm, service: &str) -> Result<Change, ConsoleError> {
+    let form = f.fields;
+    let work = f.work;
+    let status = field(form, "status")
+        .filter(|s| ["IN_PROGRESS", "DELIVERED", "CANCELLED"].contains(s))
+        .ok_or(ConsoleError::BadRequest("choose a status"))?;
+    Ok(Change {
+        purpose: work,
+        mutation: "mutation($id: ID!, $input: UpdateServiceInput!) { updateService(id: $id, input: $input) { id } }",
+        variables: json!({ "id": service, "input": { "status": status, "outcome": text(field(form, "outcome"))? } }),
+        notice: "notice-service-updated",
     })
-    .await
 }
 
 /// `POST /survivors/{id}/plan-actions`: moves on an action of the care
 /// plan the caseworker's agency is responsible for.
-pub async fn update_plan_action(
-    State(state): State<Arc<ConsoleState>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: String,
-) -> Response {
-    survivor_form(&state, &headers, &id, &body, |form, _, work| {
-        let number = |name: &str| -> Result<i64, ConsoleError> {
-            field(form, name)
-                .and_then(|v| v.parse::<i64>().ok())
-                .filter(|v| (0..=10_000).contains(v))
-                .ok_or(ConsoleError::BadRequest("not a plan action"))
-        };
-        let status = field(form, "status")
-            .filter(|s| crate::pages::PLAN_ACTION_STATUSES.contains(s))
-            .ok_or(ConsoleError::BadRequest("choose a status"))?;
-        Ok(Change {
-            purpose: work,
-            mutation: "mutation($id: ID!, $version: Int!, $position: Int!, $status: PlanActionStatus!) \
-                       { updateCarePlanAction(survivorId: $id, version: $version, position: $position, status: $status) { position } }",
-            variables: json!({ "id": id, "version": number("version")?, "position": number("position")?, "status": status }),
-            notice: "notice-plan-action-updated",
-        })
+pub fn plan_action_update(f: &SurvivorForm) -> Result<Change, ConsoleError> {
+    let form = f.fields;
+    let work = f.work;
+    let number = |name: &str| -> Result<i64, ConsoleError> {
+        field(form, name)
+            .and_then(|v| v.parse::<i64>().ok())
+            .filter(|v| (0..=10_000).contains(v))
+            .ok_or(ConsoleError::BadRequest("not a plan action"))
+    };
+    let status = field(form, "status")
+        .filter(|s| crate::pages::PLAN_ACTION_STATUSES.contains(s))
+        .ok_or(ConsoleError::BadRequest("choose a status"))?;
+    Ok(Change {
+        purpose: work,
+        mutation: "mutation($id: ID!, $version: Int!, $position: Int!, $status: PlanActionStatus!) \
+                   { updateCarePlanAction(survivorId: $id, version: $version, position: $position, status: $status) { position } }",
+        variables: json!({ "id": f.survivor, "version": number("version")?, "position": number("position")?, "status": status }),
+        notice: "notice-plan-action-updated",
     })
-    .await
 }
 
 /// `POST /survivors/{id}/follow-ups/{follow_up}/close`: closes a follow-up
 /// as done, missed or cancelled.
-pub async fn close_follow_up(
-    State(state): State<Arc<ConsoleState>>,
-    headers: HeaderMap,
-    Path((id, follow_up)): Path<(String, String)>,
-    body: String,
-) -> Response {
-    survivor_form(&state, &headers, &id, &body, |form, _, work| {
-        let status = field(form, "status")
-            .filter(|s| crate::pages::FOLLOW_UP_CLOSINGS.contains(s))
-            .ok_or(ConsoleError::BadRequest("choose how it ended"))?;
-        Ok(Change {
-            purpose: work,
-            mutation: "mutation($id: ID!, $status: FollowUpStatus!) { closeFollowUp(id: $id, status: $status) { id } }",
-            variables: json!({ "id": follow_up, "status": status }),
-            notice: "notice-follow-up-closed",
-        })
+pub fn follow_up_closing(f: &SurvivorForm, follow_up: &str) -> Result<Change, ConsoleError> {
+    let form = f.fields;
+    let work = f.work;
+    let status = field(form, "status")
+        .filter(|s| crate::pages::FOLLOW_UP_CLOSINGS.contains(s))
+        .ok_or(ConsoleError::BadRequest("choose how it ended"))?;
+    Ok(Change {
+        purpose: work,
+        mutation: "mutation($id: ID!, $status: FollowUpStatus!) { closeFollowUp(id: $id, status: $status) { id } }",
+        variables: json!({ "id": follow_up, "status": status }),
+        notice: "notice-follow-up-closed",
     })
-    .await
 }
 
 /// A `datetime-local` value (`2027-01-05T09:30`, the browser's local time

@@ -11,10 +11,7 @@ async fn a_clinic_supervisor_opens_break_glass_with_a_justification_and_reads_he
     let survivor = h.federation.register_survivor("shelter-north", "Jun").await;
     let record = format!("/survivors/{survivor}");
 
-    let mut supervisor = h.browser();
-    supervisor
-        .sign_in("clinic-east", "supervisor@clinic-east")
-        .await;
+    let mut supervisor = h.signed_in("clinic-east", "supervisor@clinic-east").await;
     let before = supervisor.get(&record).await;
     assert!(!before.body.contains("invented note"), "{}", before.body);
     assert!(
@@ -64,10 +61,7 @@ async fn a_clinic_supervisor_opens_break_glass_with_a_justification_and_reads_he
 
     // A caseworker is offered no such form, and the node refuses one sent
     // by hand.
-    let mut caseworker = h.browser();
-    caseworker
-        .sign_in("clinic-east", "caseworker@clinic-east")
-        .await;
+    let mut caseworker = h.signed_in("clinic-east", "caseworker@clinic-east").await;
     let page = caseworker.get(&record).await;
     assert!(!page.body.contains(&format!("{record}/break-glass")));
     let refused = caseworker
@@ -80,9 +74,8 @@ async fn a_clinic_supervisor_opens_break_glass_with_a_justification_and_reads_he
     assert!(!caseworker.get(&record).await.body.contains("invented note"));
 
     // The owner's supervisor reviews it; the owner's caseworker may not.
-    let mut owner = h.browser();
-    owner
-        .sign_in("shelter-north", "supervisor@shelter-north")
+    let mut owner = h
+        .signed_in("shelter-north", "supervisor@shelter-north")
         .await;
     let review = owner.get("/review").await;
     assert_eq!(review.status, 200, "{}", review.body);
@@ -92,9 +85,8 @@ async fn a_clinic_supervisor_opens_break_glass_with_a_justification_and_reads_he
         review.body
     );
     assert!(review.body.contains(why), "{}", review.body);
-    let mut owner_caseworker = h.browser();
-    owner_caseworker
-        .sign_in("shelter-north", "caseworker@shelter-north")
+    let mut owner_caseworker = h
+        .signed_in("shelter-north", "caseworker@shelter-north")
         .await;
     let inbox = owner_caseworker.get("/referrals").await;
     assert!(
@@ -115,9 +107,8 @@ async fn an_owning_supervisor_assigns_caseworkers_and_a_caseworker_cannot() {
         .register_survivor("shelter-north", "Kofi")
         .await;
     let record = format!("/survivors/{survivor}");
-    let mut supervisor = h.browser();
-    supervisor
-        .sign_in("shelter-north", "supervisor@shelter-north")
+    let mut supervisor = h
+        .signed_in("shelter-north", "supervisor@shelter-north")
         .await;
     let page = supervisor.get(&record).await;
     assert!(page.body.contains("name=\"users\""), "{}", page.body);
@@ -152,9 +143,8 @@ async fn an_owning_supervisor_assigns_caseworkers_and_a_caseworker_cannot() {
         "no repeats: {line}"
     );
 
-    let mut caseworker = h.browser();
-    caseworker
-        .sign_in("shelter-north", "caseworker@shelter-north")
+    let mut caseworker = h
+        .signed_in("shelter-north", "caseworker@shelter-north")
         .await;
     let page = caseworker.get(&record).await;
     assert!(!page.body.contains("name=\"users\""));

@@ -16,10 +16,7 @@ async fn consent_recorded_in_the_console_shows_the_category_to_the_partner_who_r
     let referral = h.federation.refer(&survivor, "clinic-east").await;
     let record_path = format!("/survivors/{survivor}?referral={referral}");
 
-    let mut clinic = h.browser();
-    clinic
-        .sign_in("clinic-east", "caseworker@clinic-east")
-        .await;
+    let mut clinic = h.signed_in("clinic-east", "caseworker@clinic-east").await;
     let page = clinic.get(&format!("/referrals/{referral}")).await;
     clinic
         .post(
@@ -49,9 +46,8 @@ async fn consent_recorded_in_the_console_shows_the_category_to_the_partner_who_r
     assert!(!before.body.contains("Record a witnessed consent"));
 
     // The owner finds the survivor in its list and records a consent.
-    let mut shelter = h.browser();
-    shelter
-        .sign_in("shelter-north", "caseworker@shelter-north")
+    let mut shelter = h
+        .signed_in("shelter-north", "caseworker@shelter-north")
         .await;
     let list = shelter.get("/survivors").await;
     assert!(
@@ -169,10 +165,7 @@ async fn a_partner_cannot_record_consent_and_a_reading_through_someone_elses_ref
         .await;
     let other = h.federation.register_survivor("shelter-north", "Eve").await;
     let referral = h.federation.refer(&survivor, "clinic-east").await;
-    let mut clinic = h.browser();
-    clinic
-        .sign_in("clinic-east", "caseworker@clinic-east")
-        .await;
+    let mut clinic = h.signed_in("clinic-east", "caseworker@clinic-east").await;
     let page = clinic.get(&format!("/referrals/{referral}")).await;
     // Even posting the owner's form by hand, the node refuses the partner.
     let refused = clinic
@@ -208,10 +201,7 @@ async fn a_partner_adds_a_note_and_schedules_a_follow_up_it_then_finds_due_and_t
     let referral = h.federation.refer_accepted(&survivor, "clinic-east").await;
     let record = format!("/survivors/{survivor}?referral={referral}");
 
-    let mut clinic = h.browser();
-    clinic
-        .sign_in("clinic-east", "caseworker@clinic-east")
-        .await;
+    let mut clinic = h.signed_in("clinic-east", "caseworker@clinic-east").await;
     let page = clinic.get(&record).await;
     // The referral is for MEDICAL care: the clinic's work is HEALTH_CARE.
     assert!(
@@ -276,9 +266,8 @@ async fn a_partner_adds_a_note_and_schedules_a_follow_up_it_then_finds_due_and_t
     assert!(clinic.get("/follow-ups?days=0").await.code.as_deref() == Some("BAD_REQUEST"));
 
     // The owner reads the partner's note on its own page.
-    let mut shelter = h.browser();
-    shelter
-        .sign_in("shelter-north", "caseworker@shelter-north")
+    let mut shelter = h
+        .signed_in("shelter-north", "caseworker@shelter-north")
         .await;
     let own = shelter.get(&format!("/survivors/{survivor}")).await;
     assert!(own.body.contains("First appointment kept"), "{}", own.body);
@@ -302,9 +291,8 @@ async fn a_partner_adds_a_note_and_schedules_a_follow_up_it_then_finds_due_and_t
 #[tokio::test]
 async fn a_caseworker_registers_a_survivor_with_the_coded_intake_form_and_bad_codes_are_refused() {
     let h = Harness::start().await;
-    let mut shelter = h.browser();
-    shelter
-        .sign_in("shelter-north", "caseworker@shelter-north")
+    let mut shelter = h
+        .signed_in("shelter-north", "caseworker@shelter-north")
         .await;
     let form = shelter.get("/survivors/new").await;
     assert_eq!(form.status, 200, "{}", form.body);
@@ -439,9 +427,8 @@ async fn the_owner_prints_a_consent_code_slip_in_the_survivors_language_and_the_
         .federation
         .register_survivor("shelter-north", "Maya")
         .await;
-    let mut shelter = h.browser();
-    shelter
-        .sign_in("shelter-north", "caseworker@shelter-north")
+    let mut shelter = h
+        .signed_in("shelter-north", "caseworker@shelter-north")
         .await;
     let page = shelter.get(&format!("/survivors/{survivor}")).await;
     let slip = shelter
@@ -561,10 +548,7 @@ async fn a_partner_records_and_delivers_its_service_moves_its_plan_action_and_cl
     );
     let record = format!("/survivors/{survivor}?referral={referral}");
 
-    let mut clinic = h.browser();
-    clinic
-        .sign_in("clinic-east", "caseworker@clinic-east")
-        .await;
+    let mut clinic = h.signed_in("clinic-east", "caseworker@clinic-east").await;
     let page = clinic.get(&record).await;
     // Only the clinic's own plan action offers a status form.
     assert_eq!(
@@ -743,9 +727,8 @@ async fn the_console_metrics_name_routes_never_the_survivor() {
         .federation
         .register_survivor("shelter-north", "Metrics")
         .await;
-    let mut shelter = h.browser();
-    shelter
-        .sign_in("shelter-north", "caseworker@shelter-north")
+    let mut shelter = h
+        .signed_in("shelter-north", "caseworker@shelter-north")
         .await;
     let page = shelter.get(&format!("/survivors/{survivor}")).await;
     assert_eq!(page.status, 200, "{}", page.body);
@@ -776,9 +759,8 @@ async fn a_node_that_cannot_log_the_access_shows_nothing_and_says_why() {
         .federation
         .register_survivor("shelter-north", "Unlogged-Name")
         .await;
-    let mut shelter = h.browser();
-    shelter
-        .sign_in("shelter-north", "caseworker@shelter-north")
+    let mut shelter = h
+        .signed_in("shelter-north", "caseworker@shelter-north")
         .await;
     let before = shelter.get(&format!("/survivors/{survivor}")).await;
     assert!(before.body.contains("Unlogged-Name"), "{}", before.body);

@@ -18,9 +18,8 @@ async fn the_owner_proposes_a_plan_records_its_agreement_and_a_supervisor_holds_
     let survivor = fed.register_survivor(SHELTER_NORTH, "Amara").await;
     let page_path = format!("/survivors/{survivor}");
 
-    let mut caseworker = h.browser();
-    caseworker
-        .sign_in(SHELTER_NORTH, &format!("caseworker@{SHELTER_NORTH}"))
+    let mut caseworker = h
+        .signed_in(SHELTER_NORTH, &format!("caseworker@{SHELTER_NORTH}"))
         .await;
     let page = caseworker.get(&page_path).await;
     assert_eq!(page.status, 200, "{}", page.body);
@@ -151,9 +150,8 @@ async fn the_owner_proposes_a_plan_records_its_agreement_and_a_supervisor_holds_
         .await;
     assert_eq!(refused.code.as_deref(), Some("FORBIDDEN"), "{refused:?}");
 
-    let mut supervisor = h.browser();
-    supervisor
-        .sign_in(SHELTER_NORTH, &format!("supervisor@{SHELTER_NORTH}"))
+    let mut supervisor = h
+        .signed_in(SHELTER_NORTH, &format!("supervisor@{SHELTER_NORTH}"))
         .await;
     let page = supervisor.get(&page_path).await;
     assert!(page.body.contains("Place a legal hold"), "{}", page.body);
@@ -218,10 +216,7 @@ async fn the_owner_proposes_a_plan_records_its_agreement_and_a_supervisor_holds_
     // A partner with an accepted referral sees neither the retention nor
     // the owner's plan forms.
     let referral = fed.refer_accepted(&survivor, "clinic-east").await;
-    let mut clinic = h.browser();
-    clinic
-        .sign_in("clinic-east", "caseworker@clinic-east")
-        .await;
+    let mut clinic = h.signed_in("clinic-east", "caseworker@clinic-east").await;
     let partner = clinic
         .get(&format!("/survivors/{survivor}?referral={referral}"))
         .await;

@@ -168,6 +168,14 @@ impl Harness {
         }
     }
 
+    /// A browser signed in at `agency` as `user` through the provider.
+    pub async fn signed_in(&self, agency: &str, user: &str) -> Browser {
+        let mut browser = self.browser();
+        let landed = browser.sign_in(agency, user).await;
+        assert_eq!(landed.status, 303, "{landed:?}");
+        browser
+    }
+
     /// A browser with no cookies.
     pub fn browser(&self) -> Browser {
         Browser {

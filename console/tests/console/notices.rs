@@ -32,10 +32,7 @@ async fn a_referral_sent_while_a_page_is_open_is_announced_and_the_stream_ends_w
         ..SessionConfig::default()
     };
     let h = Harness::start_with(IdentityProvider::Development, session).await;
-    let mut clinic = h.browser();
-    clinic
-        .sign_in("clinic-east", "caseworker@clinic-east")
-        .await;
+    let mut clinic = h.signed_in("clinic-east", "caseworker@clinic-east").await;
     let cookie = clinic.cookie.clone().expect("session");
     let client = reqwest::Client::new();
     let mut stream = client
@@ -96,10 +93,7 @@ async fn a_session_holds_a_bounded_number_of_notice_streams() {
                 .expect("event stream")
         }
     };
-    let mut clinic = h.browser();
-    clinic
-        .sign_in("clinic-east", "caseworker@clinic-east")
-        .await;
+    let mut clinic = h.signed_in("clinic-east", "caseworker@clinic-east").await;
     let cookie = clinic.cookie.clone().expect("session");
     let mut held = Vec::new();
     for _ in 0..exchange_console::routes::notices::MOST_STREAMS_PER_SESSION {
@@ -110,8 +104,7 @@ async fn a_session_holds_a_bounded_number_of_notice_streams() {
     let one_more = open(cookie.clone()).await;
     assert_eq!(one_more.status().as_u16(), 429);
     // Another caseworker's session is not held to the first one's streams.
-    let mut other = h.browser();
-    other.sign_in("clinic-east", "supervisor@clinic-east").await;
+    let mut other = h.signed_in("clinic-east", "supervisor@clinic-east").await;
     let theirs = open(other.cookie.clone().expect("session")).await;
     assert_eq!(theirs.status().as_u16(), 200);
 }

@@ -37,9 +37,8 @@ async fn a_supervisor_answers_survivors_requests_and_a_caseworker_sees_no_queue(
     .await
     .expect("asked");
 
-    let mut caseworker = h.browser();
-    caseworker
-        .sign_in(SHELTER_NORTH, &format!("caseworker@{SHELTER_NORTH}"))
+    let mut caseworker = h
+        .signed_in(SHELTER_NORTH, &format!("caseworker@{SHELTER_NORTH}"))
         .await;
     let inbox = caseworker.get("/referrals").await;
     assert!(!inbox.body.contains("href=\"/requests\""), "no queue link");
@@ -48,9 +47,8 @@ async fn a_supervisor_answers_survivors_requests_and_a_caseworker_sees_no_queue(
         Some("FORBIDDEN")
     );
 
-    let mut supervisor = h.browser();
-    supervisor
-        .sign_in(SHELTER_NORTH, &format!("supervisor@{SHELTER_NORTH}"))
+    let mut supervisor = h
+        .signed_in(SHELTER_NORTH, &format!("supervisor@{SHELTER_NORTH}"))
         .await;
     let queue = supervisor.get("/requests").await;
     assert_eq!(queue.status, 200, "{}", queue.body);

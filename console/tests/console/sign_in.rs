@@ -109,10 +109,7 @@ async fn forms_without_the_session_token_or_from_another_origin_and_callbacks_wi
     let h = Harness::start().await;
     let survivor = h.federation.register_survivor("shelter-north", "Bea").await;
     let referral = h.federation.refer(&survivor, "clinic-east").await;
-    let mut browser = h.browser();
-    browser
-        .sign_in("clinic-east", "caseworker@clinic-east")
-        .await;
+    let mut browser = h.signed_in("clinic-east", "caseworker@clinic-east").await;
     let page = browser.get(&format!("/referrals/{referral}")).await;
     let csrf = page.csrf();
     let path = format!("/referrals/{referral}/answer");
@@ -229,10 +226,7 @@ async fn a_session_whose_access_token_expired_sends_the_caseworker_back_to_sign_
         std::time::Duration::from_secs(2),
     )
     .await;
-    let mut browser = h.browser();
-    browser
-        .sign_in("clinic-east", "caseworker@clinic-east")
-        .await;
+    let mut browser = h.signed_in("clinic-east", "caseworker@clinic-east").await;
     assert_eq!(browser.get("/referrals").await.status, 200);
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     let expired = browser.get("/referrals").await;

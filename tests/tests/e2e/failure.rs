@@ -104,14 +104,7 @@ async fn a_stopped_node_costs_only_its_part_of_the_answer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_node_times_out_and_then_its_circuit_opens() {
-    let fed = TestFederation::start_with(Options {
-        node_timeout_ms: 300,
-        failure_threshold: 1,
-        cool_down_ms: 600_000,
-        silent_node: true,
-        ..Options::default()
-    })
-    .await;
+    let fed = TestFederation::start_with(Options::hung_node()).await;
     let survivor = fed.register_survivor(SHELTER, "Dara").await;
     let referral = fed.refer(&survivor, CLINIC).await;
     let clinic = fed.caseworker(CLINIC);

@@ -20,14 +20,7 @@ async fn scrape(fed: &TestFederation) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateway_counts_operations_and_circuits_and_names_no_one() {
-    let fed = TestFederation::start_with(Options {
-        node_timeout_ms: 300,
-        failure_threshold: 1,
-        cool_down_ms: 600_000,
-        silent_node: true,
-        ..Options::default()
-    })
-    .await;
+    let fed = TestFederation::start_with(Options::hung_node()).await;
     let survivor = fed.register_survivor(SHELTER, "Olumide-Metrics").await;
     let token = fed.caseworker(SHELTER);
     let read = fed

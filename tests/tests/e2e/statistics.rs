@@ -210,15 +210,7 @@ async fn a_statistician_releases_an_ended_quarter_once_protected_and_public() {
     assert!(csv.contains(&format!(
         "{quarter},10,5,survivors-by-nationality,SURVIVORS,NATIONALITY,UA,,,\n"
     )));
-    let list: Value = federation
-        .client
-        .get(format!("{}/statistics/releases", federation.gateway_base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = published_releases(&federation).await;
     assert_eq!(list["releases"], json!([quarter.to_string()]));
 
     // Never twice.
@@ -374,14 +366,17 @@ async fn a_release_needs_every_node() {
             .unwrap()
             .contains(CLINIC)
     );
-    let list: Value = federation
+    let list = published_releases(&federation).await;
+    assert_eq!(list["releases"], json!([]));
+}
+
+/// The periods the gateway lists as released.
+async fn published_releases(federation: &TestFederation) -> Value {
+    let answer = federation
         .client
         .get(format!("{}/statistics/releases", federation.gateway_base))
         .send()
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(list["releases"], json!([]));
+        .expect("the release list");
+    answer.json().await.expect("a JSON list")
 }
