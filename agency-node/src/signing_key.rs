@@ -42,23 +42,44 @@ pub async fn rotate(config: &NodeConfig) -> anyhow::Result<Rotation> {
     let old_key = hex::encode(old.public_key().as_ref());
     let new_key = hex::encode(next.public_key().as_ref());
     let db = crate::store::open(&config.database_url(), config.audit.write_timeout()).await?;
-    // The only writer: no checkpoint of its own but the handover.
-    let audit = AuditLog::open(
-        db.clone(),
-        std::sync::Arc::new(old),
-        AuditOptions {
-            checkpoint_every: u64::MAX,
-            checkpoint_interval: std::time::Duration::from_secs(365 * 24 * 3600),
-            timeout: config.audit.write_timeout(),
-            ..AuditOptions::new(config.agency.as_str())
-        },
-    )
-    .await?;
-    let seq = audit
-        .hand_over(&new_key)
-        .await
-        .context("announcing the new key in the audit log")?;
-    drop(audit);
+    let announced = {
+        let mut conn = db.pool().acquire().await?;
+        exchange_audit::newest_handover(&mut conn, 0, i64::MAX as u64).await?
+    };
+    let seq = match announced {
+        // Interrupted after the announcement: only the key file is left
+        // to move.
+        Some(handover) if handover.key == new_key => handover.seq,
+        Some(handover) if handover.key != old_key => {
+            db.close().await;
+            anyhow::bail!(
+                "the audit log's key is {} since seq {}, not the key in {} ({old_key})",
+                handover.key,
+                handover.seq,
+                current_path.display()
+            );
+        }
+        _ => {
+            // The only writer: no checkpoint of its own but the handover.
+            let audit = AuditLog::open(
+                db.clone(),
+                std::sync::Arc::new(old),
+                AuditOptions {
+                    checkpoint_every: u64::MAX,
+                    checkpoint_interval: std::time::Duration::from_secs(365 * 24 * 3600),
+                    timeout: config.audit.write_timeout(),
+                    ..AuditOptions::new(config.agency.as_str())
+                },
+            )
+            .await?;
+            let seq = audit
+                .hand_over(&new_key)
+                .await
+                .context("announcing the new key in the audit log")?;
+            drop(audit);
+            seq
+        }
+    };
     db.close().await;
     std::fs::rename(&next_path, &current_path).with_context(|| {
         format!(

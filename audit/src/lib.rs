@@ -28,7 +28,8 @@ pub mod verify;
 
 pub use error::AuditError;
 pub use log::{
-    AuditLog, AuditOptions, Change, ChangeError, begin_append, decision_str, signed_head,
+    AuditLog, AuditOptions, Change, ChangeError, Handover, begin_append, decision_str,
+    newest_handover, signed_head,
 };
 
 use exchange_service::db::Migrations;

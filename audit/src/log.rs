@@ -105,6 +105,11 @@ struct Pending {
 struct Inner {
     db: Db,
     key: Arc<Ed25519KeyPair>,
+    /// `key`'s public half, hex.
+    public_key: String,
+    /// Set once a handover in the log retired `key`: from then on this
+    /// process writes nothing (another process signs the log now).
+    retired: std::sync::atomic::AtomicBool,
     options: AuditOptions,
     chain: Mutex<ChainState>,
     /// When a write to the log last failed, unless one succeeded since.
@@ -146,6 +151,17 @@ impl AuditLog {
     ) -> anyhow::Result<Self> {
         let mut conn = db.pool().acquire().await?;
         let (seq, head) = stored_head(&mut conn).await?;
+        let public_key = hex::encode(aws_lc_rs::signature::KeyPair::public_key(&*key).as_ref());
+        if let Some(handover) = newest_handover(&mut conn, 0, seq).await?
+            && handover.key != public_key
+        {
+            anyhow::bail!(
+                "the audit log's signing key was rotated at seq {} to {}; this process's key ({public_key}) \
+                 is not that key: start it with the log's current key",
+                handover.seq,
+                handover.key
+            );
+        }
         let checkpointed: Option<i64> =
             sqlx::query("SELECT MAX(seq) AS seq FROM audit_checkpoints")
                 .fetch_one(&mut *conn)
@@ -155,6 +171,8 @@ impl AuditLog {
         let inner = Arc::new(Inner {
             db,
             key,
+            public_key,
+            retired: Default::default(),
             options,
             chain: Mutex::new(ChainState {
                 seq,
@@ -231,6 +249,11 @@ impl AuditLog {
         let mut chain = tokio::time::timeout(limit, inner.chain.lock())
             .await
             .map_err(|_| inner.unavailable("the audit log stayed busy"))?;
+        if inner.is_retired() {
+            return Err(inner
+                .unavailable("this process's signing key was retired")
+                .into());
+        }
         let mut conn = match tokio::time::timeout(limit, WriteConnection::pooled(&inner.db)).await {
             Ok(Ok(conn)) => conn,
             Ok(Err(err)) => return Err(inner.storage_failed(err).into()),
@@ -251,7 +274,7 @@ impl AuditLog {
         let written = async {
             // Another process may have appended since this one last wrote:
             // chain the entry to the stored head, read under the write lock.
-            adopt_stored_head(&mut tx, &mut chain).await?;
+            adopt_stored_head(&mut tx, inner, &mut chain).await?;
             let seq = chain.seq + 1;
             let row = EntryRow::new(seq, &chain.head, &event)?;
             let head = row.hash;
@@ -281,6 +304,10 @@ impl AuditLog {
         anyhow::ensure!(
             hex::decode(&next_public).is_ok_and(|k| k.len() == 32),
             "the new key is not an Ed25519 public key in hex"
+        );
+        anyhow::ensure!(
+            next_public != self.inner.public_key,
+            "the new key is the current key"
         );
         let mut event = AuditEvent::new(
             exchange_schema::AuditKind::SigningKeyRotated,
@@ -322,7 +349,7 @@ impl AuditLog {
     /// locked says it is not ready, and says ready again once it recovers.
     pub async fn probe(&self) -> bool {
         let inner = &self.inner;
-        if inner.failed_within(RECENT_FAILURE) {
+        if inner.failed_within(RECENT_FAILURE) || inner.is_retired() {
             return false;
         }
         let write = async {
@@ -380,8 +407,7 @@ impl AuditLog {
 
     /// Hex of the public key that signs checkpoints.
     pub fn public_key_hex(&self) -> String {
-        use aws_lc_rs::signature::KeyPair;
-        hex::encode(self.inner.key.public_key().as_ref())
+        self.inner.public_key.clone()
     }
 }
 
@@ -640,10 +666,51 @@ async fn stored_head(conn: &mut AnyConnection) -> anyhow::Result<(u64, ChainHash
 /// since; returns whether it moved.
 async fn adopt_stored_head(
     conn: &mut AnyConnection,
+    inner: &Inner,
     chain: &mut ChainState,
 ) -> anyhow::Result<bool> {
     let stored = stored_head(conn).await?;
-    Ok(adopt_head(chain, stored))
+    let since = chain.seq;
+    let moved = adopt_head(chain, stored);
+    if moved {
+        inner.refuse_if_retired(conn, since, chain.seq).await?;
+    }
+    Ok(moved)
+}
+
+/// A handover of the log to a new signing key: the `SIGNING_KEY_ROTATED`
+/// entry at `seq` announcing `key` (hex).
+pub struct Handover {
+    pub seq: u64,
+    pub key: String,
+}
+
+/// The newest handover among the entries after `after` up to `upto`.
+pub async fn newest_handover(
+    conn: &mut AnyConnection,
+    after: u64,
+    upto: u64,
+) -> anyhow::Result<Option<Handover>> {
+    let row = sqlx::query(
+        "SELECT seq, event FROM audit_log WHERE kind = 'SIGNING_KEY_ROTATED' \
+         AND seq > $1 AND seq <= $2 ORDER BY seq DESC LIMIT 1",
+    )
+    .bind(after as i64)
+    .bind(upto as i64)
+    .fetch_optional(conn)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let seq: i64 = row.try_get("seq")?;
+    let event: serde_json::Value = serde_json::from_str(&row.try_get::<String, _>("event")?)?;
+    let key = event["subject"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("the handover at seq {seq} names no key"))?;
+    Ok(Some(Handover {
+        seq: seq as u64,
+        key: key.to_owned(),
+    }))
 }
 
 /// Moves `chain`'s head to `stored` (the newest stored entry's `seq` and
@@ -663,6 +730,40 @@ fn adopt_head(chain: &mut ChainState, (seq, head): (u64, ChainHash)) -> bool {
 }
 
 impl Inner {
+    /// Fails, and retires this process's writer for good, when a handover
+    /// among the entries after `after` up to `upto` (appended by another
+    /// process: `keys rotate-signing-key` while this one still ran)
+    /// announced a key other than this process's: what this process would
+    /// sign after it, the log's verifiers would refuse.
+    async fn refuse_if_retired(
+        &self,
+        conn: &mut AnyConnection,
+        after: u64,
+        upto: u64,
+    ) -> anyhow::Result<()> {
+        match newest_handover(conn, after, upto).await? {
+            Some(handover) if handover.key != self.public_key => {
+                self.retired
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+                tracing::error!(
+                    seq = handover.seq,
+                    new_key = %handover.key,
+                    "the audit log was handed over to a new signing key while this process ran \
+                     with the old one; it writes nothing more: restart it with the new key"
+                );
+                anyhow::bail!(
+                    "this process's signing key was retired at seq {}",
+                    handover.seq
+                )
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn is_retired(&self) -> bool {
+        self.retired.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Counts entries that became durable (see [`AuditOptions::metrics`]).
     fn count(&self, events: &[AuditEvent], started: Instant) {
         let refs: Vec<&AuditEvent> = events.iter().collect();
@@ -827,13 +928,17 @@ async fn write_group(
     chain: &mut ChainState,
     batch: &[Pending],
 ) -> anyhow::Result<u64> {
+    anyhow::ensure!(
+        !inner.is_retired(),
+        "this process's signing key was retired"
+    );
     let mut tx = begin_append(conn, inner.db.backend()).await?;
     let mut at = ChainState {
         seq: chain.seq,
         head: chain.head,
         checkpointed_seq: chain.checkpointed_seq,
     };
-    adopt_stored_head(&mut tx, &mut at).await?;
+    adopt_stored_head(&mut tx, inner, &mut at).await?;
     let (rows, head) = chain_rows(&at, batch)?;
     let first = at.seq + 1;
     let last = at.seq + batch.len() as u64;
@@ -869,6 +974,10 @@ async fn write_group_sqlite(
     chain: &mut ChainState,
     batch: &[Pending],
 ) -> anyhow::Result<u64> {
+    anyhow::ensure!(
+        !inner.is_retired(),
+        "this process's signing key was retired"
+    );
     let head_rows =
         sqlx::query("BEGIN IMMEDIATE; SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
             .fetch_all(&mut *conn)
@@ -887,7 +996,10 @@ async fn write_group_sqlite(
         head: chain.head,
         checkpointed_seq: chain.checkpointed_seq,
     };
-    adopt_head(&mut at, stored);
+    let since = at.seq;
+    if adopt_head(&mut at, stored) {
+        inner.refuse_if_retired(conn, since, at.seq).await?;
+    }
     let (rows, head) = chain_rows(&at, batch)?;
     let first = at.seq + 1;
     let last = at.seq + batch.len() as u64;

@@ -36,18 +36,10 @@ async fn a_node_restored_from_pg_dump_reads_as_before_and_its_log_verifies() {
     let public_key = node.state.audit.public_key_hex();
 
     // `agency-node backup` is for SQLite: on PostgreSQL it says what to use.
-    let config = node.data_dir.join("backup.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "agency = \"{OWNER}\"\nfederation = \"{}\"\ndata_dir = \"{}\"\ndatabase_url = \"{}\"\n\
-             [vault]\nkey_store_url = \"{keys_url}\"\n",
-            node.federation_path().display(),
-            node.data_dir.display(),
-            node.database_url,
-        ),
-    )
-    .unwrap();
+    let config = node.command_config(
+        "backup.toml",
+        &format!("[vault]\nkey_store_url = \"{keys_url}\"\n"),
+    );
     let dir = tempfile::tempdir().unwrap();
     let (records_dump, keys_dump) = (
         dir.path().join("records.dump"),
@@ -147,16 +139,7 @@ async fn a_node_restored_from_pg_dump_reads_as_before_and_its_log_verifies() {
 async fn the_backup_command_copies_a_running_sqlite_node_and_never_overwrites() {
     let node = TestNode::start(Backend::Sqlite).await;
     node.register_full_survivor("Copied").await;
-    let config = node.data_dir.join("backup.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "agency = \"{OWNER}\"\nfederation = \"{}\"\ndata_dir = \"{}\"\n",
-            node.federation_path().display(),
-            node.data_dir.display(),
-        ),
-    )
-    .unwrap();
+    let config = node.command_config("backup.toml", "");
     let dir = tempfile::tempdir().unwrap();
     let (records, keys) = (dir.path().join("records.db"), dir.path().join("keys.db"));
     let args = [
@@ -193,16 +176,7 @@ async fn the_backup_command_copies_a_running_sqlite_node_and_never_overwrites() 
 async fn a_backup_cut_short_by_a_full_disk_leaves_nothing_and_can_be_retried() {
     let node = TestNode::start(Backend::Sqlite).await;
     node.register_full_survivor("Cut-Short").await;
-    let config = node.data_dir.join("backup.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "agency = \"{OWNER}\"\nfederation = \"{}\"\ndata_dir = \"{}\"\n",
-            node.federation_path().display(),
-            node.data_dir.display(),
-        ),
-    )
-    .unwrap();
+    let config = node.command_config("backup.toml", "");
     let dir = tempfile::tempdir().unwrap();
     let (records, keys) = (dir.path().join("records.db"), dir.path().join("keys.db"));
     let args = [

@@ -340,6 +340,24 @@ impl TestNode {
     }
 
     /// Runs `agency-node` with arguments; returns (exit success, stdout+stderr).
+    /// Writes `<data_dir>/<name>`: a configuration for the node's commands
+    /// (`backup`, `keys`, …) naming this node's agency, federation, data
+    /// directory and database, followed by `extra` (TOML); answers its path.
+    pub fn command_config(&self, name: &str, extra: &str) -> std::path::PathBuf {
+        let path = self.data_dir.join(name);
+        std::fs::write(
+            &path,
+            format!(
+                "agency = \"{OWNER}\"\nfederation = {:?}\ndata_dir = {:?}\ndatabase_url = {:?}\n{extra}",
+                self.federation_path().display().to_string(),
+                self.data_dir.display().to_string(),
+                self.database_url,
+            ),
+        )
+        .unwrap();
+        path
+    }
+
     pub fn cli(&self, args: &[&str]) -> (bool, String) {
         let (code, text) = exchange_test_kit::process::run(env!("CARGO_BIN_EXE_agency-node"), args);
         (code == 0, text)

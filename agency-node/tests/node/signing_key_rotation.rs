@@ -25,16 +25,7 @@ async fn a_rotated_signing_key_is_announced_by_the_old_one_and_verification_foll
     let (data_dir, database_url) = (first.data_dir.clone(), first.database_url.clone());
     let old_key = public_key(&data_dir);
 
-    let config = data_dir.join("rotate.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "agency = \"{OWNER}\"\nfederation = \"{}\"\ndata_dir = \"{}\"\ndatabase_url = \"{database_url}\"\n",
-            first.federation_path().display(),
-            data_dir.display(),
-        ),
-    )
-    .unwrap();
+    let config = first.command_config("rotate.toml", "");
     let (ok, output) = first.cli(&[
         "--config",
         config.to_str().unwrap(),
@@ -87,4 +78,114 @@ async fn a_rotated_signing_key_is_announced_by_the_old_one_and_verification_foll
         !ok,
         "the new key did not sign the first checkpoints: {output}"
     );
+}
+
+on_both_backends!(a_replica_still_running_with_the_retired_key_writes_nothing_more);
+
+/// The operator rotates the key while a replica still runs with the old
+/// one (it holds the key in memory): that replica's next write sees the
+/// handover and is refused (AUDIT_UNAVAILABLE, so it discloses nothing
+/// unlogged), its `/readyz` probe fails from then on, and nothing it could
+/// sign lands after the handover; a process started with the old key is
+/// refused at start; a rotation cut short after its announcement is
+/// finished by running it again, which announces nothing more; the log
+/// verifies with the old key pinned.
+async fn a_replica_still_running_with_the_retired_key_writes_nothing_more(backend: Backend) {
+    let stale = TestNode::start(backend).await;
+    let survivor = stale.register_full_survivor("Before").await;
+    let (data_dir, database_url) = (stale.data_dir.clone(), stale.database_url.clone());
+    let old_key = public_key(&data_dir);
+    let config = stale.command_config("rotate.toml", "");
+    let rotate = || {
+        stale.cli(&[
+            "--config",
+            config.to_str().unwrap(),
+            "keys",
+            "rotate-signing-key",
+        ])
+    };
+    let old_pkcs8 = std::fs::read(data_dir.join(SIGNING_KEY_FILE)).unwrap();
+    let (ok, output) = rotate();
+    assert!(ok, "{output}");
+    let new_key = public_key(&data_dir);
+    let entries = stale.count("audit_log").await;
+
+    let owner = stale.caseworker(OWNER);
+    let registered = stale
+        .gql(
+            Some(&owner),
+            Some("CASE_MANAGEMENT"),
+            exchange_test_kit::survivors::REGISTER_SURVIVOR,
+            serde_json::json!({ "input": full_survivor_input("After") }),
+        )
+        .await;
+    assert_eq!(
+        registered.code(),
+        "AUDIT_UNAVAILABLE",
+        "{:?}",
+        registered.body
+    );
+    let read = stale
+        .read_survivor(&owner, "CASE_MANAGEMENT", &survivor)
+        .await;
+    assert_eq!(read.code(), "AUDIT_UNAVAILABLE", "{:?}", read.body);
+    assert!(
+        !read.body["data"]["survivor"].is_object(),
+        "{:?}",
+        read.body
+    );
+    assert!(
+        !stale.state.audit.probe().await,
+        "the retired replica says ready"
+    );
+    assert_eq!(
+        stale.count("audit_log").await,
+        entries,
+        "it wrote after the handover"
+    );
+
+    // A rotation cut short after its announcement leaves the old key in
+    // place and the new one beside it: a process given the old key is
+    // refused at start, and the rotation run again only moves the file.
+    let new_pkcs8 = std::fs::read(data_dir.join(SIGNING_KEY_FILE)).unwrap();
+    for (file, bytes) in [
+        (SIGNING_KEY_FILE, &old_pkcs8),
+        (exchange_audit::keys::NEXT_SIGNING_KEY_FILE, &new_pkcs8),
+    ] {
+        let _ = std::fs::remove_file(data_dir.join(file));
+        exchange_trust::files::write_private(&data_dir.join(file), bytes).unwrap();
+    }
+    let db = exchange_service::db::Db::connect(&database_url)
+        .await
+        .unwrap();
+    let old = aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8(&old_pkcs8).unwrap();
+    let refused = exchange_audit::AuditLog::open(
+        db.clone(),
+        std::sync::Arc::new(old),
+        exchange_audit::AuditOptions::new(OWNER),
+    )
+    .await
+    .err()
+    .expect("a log opened with a retired key");
+    assert!(refused.to_string().contains(&new_key), "{refused}");
+    db.close().await;
+    let (ok, output) = rotate();
+    assert!(ok, "{output}");
+    assert_eq!(public_key(&data_dir), new_key);
+    let rotations = stale
+        .audit_events()
+        .await
+        .into_iter()
+        .filter(|e| e.kind == AuditKind::SigningKeyRotated)
+        .count();
+    assert_eq!(rotations, 1, "the finished rotation was announced again");
+    let (ok, output) = stale.cli(&[
+        "audit",
+        "verify",
+        "--database",
+        &database_url,
+        "--public-key",
+        &old_key,
+    ]);
+    assert!(ok, "{output}");
 }

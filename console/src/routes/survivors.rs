@@ -754,7 +754,7 @@ pub fn survivor_action(read: ReadChange) -> MethodRouter<Arc<ConsoleState>> {
               headers: HeaderMap,
               Path(id): Path<String>,
               body: String| async move {
-            survivor_form(&state, &headers, &id, &body, |form| read(form)).await
+            survivor_form(&state, &headers, &id, &body, read).await
         },
     )
 }

@@ -93,7 +93,7 @@ async fn a_session_holds_a_bounded_number_of_notice_streams() {
                 .expect("event stream")
         }
     };
-    let mut clinic = h.signed_in("clinic-east", "caseworker@clinic-east").await;
+    let clinic = h.signed_in("clinic-east", "caseworker@clinic-east").await;
     let cookie = clinic.cookie.clone().expect("session");
     let mut held = Vec::new();
     for _ in 0..exchange_console::routes::notices::MOST_STREAMS_PER_SESSION {
@@ -104,7 +104,7 @@ async fn a_session_holds_a_bounded_number_of_notice_streams() {
     let one_more = open(cookie.clone()).await;
     assert_eq!(one_more.status().as_u16(), 429);
     // Another caseworker's session is not held to the first one's streams.
-    let mut other = h.signed_in("clinic-east", "supervisor@clinic-east").await;
+    let other = h.signed_in("clinic-east", "supervisor@clinic-east").await;
     let theirs = open(other.cookie.clone().expect("session")).await;
     assert_eq!(theirs.status().as_u16(), 200);
 }
