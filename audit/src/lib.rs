@@ -24,6 +24,7 @@ pub mod lines;
 mod log;
 pub mod query;
 pub mod read;
+pub mod rotation;
 pub mod verify;
 
 pub use error::AuditError;

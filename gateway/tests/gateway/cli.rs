@@ -75,3 +75,92 @@ fn an_unknown_field_stops_the_gateway_naming_it() {
     assert!(err.contains("timeout_secs"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// `exchange-gateway keys rotate-signing-key` rotates the key of the
+/// gateway's own audit log as a node's is rotated: the old key announces
+/// the new one at a SIGNING_KEY_ROTATED entry, the new key is put in
+/// place, and the log verifies with the old key pinned; a gateway still
+/// running with the old key writes nothing more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateways_signing_key_rotates_and_its_log_verifies_across_the_handover() {
+    use exchange_audit::keys::{load_or_generate_signing_key, public_key_hex};
+    use exchange_schema::{AuditEvent, AuditKind, Decision};
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = reference_config(dir.path());
+    let data_dir = dir.path().join("data");
+    std::fs::create_dir_all(&data_dir).unwrap();
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        data_dir.join("gateway.db").display()
+    );
+    let db = exchange_service::db::Db::connect(&url).await.unwrap();
+    db.migrate(&exchange_audit::MIGRATIONS).await.unwrap();
+    let running = exchange_audit::AuditLog::open(
+        db.clone(),
+        std::sync::Arc::new(load_or_generate_signing_key(&data_dir).unwrap()),
+        exchange_audit::AuditOptions::new(exchange_gateway::app::AUDIT_LOG_ID),
+    )
+    .await
+    .unwrap();
+    let event = || AuditEvent::new(AuditKind::Disclosure, Decision::Permit, "FEDERATED");
+    running.append(event()).await.unwrap();
+    let old_key = public_key_hex(&data_dir).unwrap();
+
+    let env = [
+        ("EXCHANGE_GATEWAY__DATA_DIR", data_dir.to_str().unwrap()),
+        ("EXCHANGE_GATEWAY__DATABASE_URL", url.as_str()),
+    ];
+    let mut command = Command::new(env!("CARGO_BIN_EXE_exchange-gateway"));
+    command
+        .arg("--config")
+        .arg(&config)
+        .args(["keys", "rotate-signing-key"]);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let out = command.output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let new_key = public_key_hex(&data_dir).unwrap();
+    assert_ne!(new_key, old_key);
+    assert!(said.contains(&old_key) && said.contains(&new_key), "{said}");
+
+    // The gateway process that kept running with the old key.
+    assert!(running.append(event()).await.is_err());
+    drop(running);
+    let rotated = exchange_audit::AuditLog::open(
+        db.clone(),
+        std::sync::Arc::new(load_or_generate_signing_key(&data_dir).unwrap()),
+        exchange_audit::AuditOptions::new(exchange_gateway::app::AUDIT_LOG_ID),
+    )
+    .await
+    .unwrap();
+    rotated.append(event()).await.unwrap();
+    let verified = exchange_audit::verify::verify_database(
+        &db,
+        &exchange_audit::verify::VerifyOptions {
+            expected_key: Some(old_key.clone()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_or_else(|failure| panic!("{failure}"));
+    assert_eq!(verified.last_seq, 3);
+    let pinned_new = exchange_audit::verify::verify_database(
+        &db,
+        &exchange_audit::verify::VerifyOptions {
+            expected_key: Some(new_key),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(
+        pinned_new.is_err(),
+        "the new key signed the first checkpoints"
+    );
+}
