@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use exchange_service::config::{ConfigError, LogFormat, load_layered};
+use exchange_service::config::{ConfigError, DatabaseUrl, LogFormat, load_layered};
 use serde::Deserialize;
 
 /// The whole configuration (`deploy/console.toml` is the reference).
@@ -102,6 +102,24 @@ pub struct SessionConfig {
     /// Default 10; 1 to 300.
     #[serde(default = "default_notice_seconds")]
     pub notice_seconds: u64,
+    /// Where the sessions are kept so that several replicas of the console
+    /// share them and a restart signs no one out: a PostgreSQL URL (or
+    /// `{ file = "…" }` holding it), or a SQLite file for one console that
+    /// keeps its sessions across restarts. Unset (the default): in the
+    /// process's memory only.
+    #[serde(default)]
+    pub database_url: Option<DatabaseUrl>,
+    /// With `database_url`: the file holding the 32-byte key that seals the
+    /// stored sessions (AES-256-GCM), readable by its owner only (or owned
+    /// by root, at most 0640); the same file for every replica. Generated
+    /// there on first start when it does not exist.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// With `database_url`: milliseconds to wait for a connection to the
+    /// session database before the request is answered 503
+    /// SESSIONS_UNAVAILABLE. Default 5000.
+    #[serde(default = "default_store_timeout_ms")]
+    pub store_timeout_ms: u64,
 }
 
 impl Default for SessionConfig {
@@ -111,6 +129,9 @@ impl Default for SessionConfig {
             absolute_hours: default_absolute_hours(),
             revalidate_seconds: default_revalidate_seconds(),
             notice_seconds: default_notice_seconds(),
+            database_url: None,
+            key_file: None,
+            store_timeout_ms: default_store_timeout_ms(),
         }
     }
 }
@@ -124,6 +145,9 @@ impl SessionConfig {
     }
     pub fn absolute(&self) -> Duration {
         Duration::from_secs(self.absolute_hours * 3600)
+    }
+    pub fn store_timeout(&self) -> Duration {
+        Duration::from_millis(self.store_timeout_ms.max(1))
     }
 }
 
@@ -141,6 +165,9 @@ fn default_revalidate_seconds() -> u64 {
 }
 fn default_notice_seconds() -> u64 {
     10
+}
+fn default_store_timeout_ms() -> u64 {
+    5000
 }
 
 impl ConsoleConfig {
@@ -185,6 +212,20 @@ impl ConsoleConfig {
         if !(1..=24).contains(&self.session.absolute_hours) {
             return invalid("session.absolute_hours must be 1 to 24".into());
         }
+        match (&self.session.database_url, &self.session.key_file) {
+            (Some(_), None) => {
+                return invalid("session.database_url needs session.key_file".into());
+            }
+            (None, Some(_)) => {
+                return invalid("session.key_file is only used with session.database_url".into());
+            }
+            _ => {}
+        }
+        DatabaseUrl::check(self.session.database_url.as_ref()).map_err(|_| {
+            ConfigError::Invalid(
+                "session.database_url must start with sqlite: or postgres://".into(),
+            )
+        })?;
         Ok(())
     }
 
@@ -246,6 +287,29 @@ mod tests {
         assert_eq!(c.session.idle(), Duration::from_secs(1800));
         assert_eq!(c.session.absolute(), Duration::from_secs(8 * 3600));
         assert_eq!(c.redirect_uri(), "https://console.example/auth/callback");
+    }
+
+    #[test]
+    fn a_session_database_needs_its_key_and_a_known_backend() {
+        let with = |session: &str| config(&format!("{GOOD}\n[session]\n{session}\n"));
+        assert!(with("").unwrap().session.database_url.is_none());
+        let shared = with(
+            "database_url = \"postgres://console:pw@db/sessions\"\nkey_file = \"/run/secrets/session-key\"",
+        )
+        .unwrap();
+        assert!(shared.session.database_url.is_some());
+        for (bad, named) in [
+            ("database_url = \"postgres://db/s\"", "session.key_file"),
+            ("key_file = \"/k\"", "session.database_url"),
+            (
+                "database_url = \"mysql://db/s\"\nkey_file = \"/k\"",
+                "session.database_url",
+            ),
+        ] {
+            let err = with(bad).unwrap_err();
+            assert!(err.contains(named), "{bad}: {err}");
+            assert!(!err.contains("pw"), "{err}");
+        }
     }
 
     #[test]

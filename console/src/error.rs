@@ -38,6 +38,10 @@ pub enum ConsoleError {
     /// A malformed request.
     #[error("bad request: {0}")]
     BadRequest(&'static str),
+    /// The shared session store (`[session] database_url`) could not be
+    /// read or written.
+    #[error("sessions unavailable: {0}")]
+    SessionsUnavailable(String),
     /// Something the console itself got wrong.
     #[error("internal: {0}")]
     Internal(String),
@@ -56,6 +60,7 @@ impl ConsoleError {
             Self::GatewayUnavailable(_) => "GATEWAY_UNAVAILABLE",
             Self::Gateway { code, .. } => code.as_str(),
             Self::BadRequest(_) => "BAD_REQUEST",
+            Self::SessionsUnavailable(_) => "SESSIONS_UNAVAILABLE",
             Self::Internal(_) => "INTERNAL",
         }
     }
@@ -72,6 +77,7 @@ impl ConsoleError {
                 StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::BAD_GATEWAY)
             }
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::SessionsUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -94,6 +100,7 @@ impl ConsoleError {
             } => "error-audit-unavailable",
             Self::Gateway { .. } => "error-gateway-refused",
             Self::BadRequest(_) => "error-bad-request",
+            Self::SessionsUnavailable(_) => "error-sessions-unavailable",
             Self::Internal(_) => "error-internal",
         }
     }

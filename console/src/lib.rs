@@ -5,7 +5,8 @@
 //!
 //! It is a client of the gateway's public GraphQL API ([`gateway`]) with the
 //! signed-in caseworker's own token, so it can widen nothing, and it keeps
-//! no survivor data at rest: sessions live in memory ([`session`]) and pages
+//! no survivor data at rest: sessions live in memory ([`session`]), or sealed
+//! in a database its replicas share ([`shared_sessions`]), and pages
 //! are rendered per request ([`pages`], [`routes`]). Pages are server-rendered
 //! with no script and no third-party resource, in four languages ([`i18n`]).
 //!
@@ -20,6 +21,7 @@ pub mod oidc;
 pub mod pages;
 pub mod routes;
 pub mod session;
+pub mod shared_sessions;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -42,7 +44,11 @@ const MAX_FORM_BYTES: usize = 16 * 1024;
 /// What every request of the console shares.
 #[derive(Debug)]
 pub struct ConsoleState {
+    /// The sessions' working copy in this process.
     pub sessions: SessionStore,
+    /// Where the sessions are kept when several replicas share them
+    /// (`[session] database_url`).
+    pub shared_sessions: Option<shared_sessions::SharedSessions>,
     /// How often a sign-in is confirmed with the provider again.
     pub revalidate: Duration,
     /// How often an open page's live notices read the notifications.
@@ -58,6 +64,23 @@ pub struct ConsoleState {
     /// The live-notice streams open per session, held to
     /// [`routes::notices::MOST_STREAMS_PER_SESSION`].
     pub notice_streams: Arc<routes::notices::OpenStreams>,
+}
+
+impl ConsoleState {
+    /// Ends every session of `user` at `agency` (an administrator's or a
+    /// provider's revocation), in this process and in the shared store;
+    /// the number ended.
+    pub async fn end_user_sessions(
+        &self,
+        agency: &str,
+        user: &str,
+    ) -> Result<u64, shared_sessions::SessionsError> {
+        let here = self.sessions.end_user(agency, user) as u64;
+        match &self.shared_sessions {
+            Some(shared) => Ok(shared.end_user(agency, user).await?.max(here)),
+            None => Ok(here),
+        }
+    }
 }
 
 /// A console bound to its address, ready to serve.
@@ -137,8 +160,21 @@ impl Application {
         provider_origins.dedup();
         let content_security_policy =
             HeaderValue::from_str(&routes::content_security_policy(&provider_origins))?;
+        let shared_sessions = match (&config.session.database_url, &config.session.key_file) {
+            (Some(url), Some(key_file)) => Some(
+                shared_sessions::SharedSessions::open(
+                    &url.0,
+                    key_file,
+                    config.session.store_timeout(),
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("opening the session store: {e:#}"))?,
+            ),
+            _ => None,
+        };
         let state = Arc::new(ConsoleState {
             sessions: SessionStore::new(config.session.idle(), config.session.absolute()),
+            shared_sessions,
             revalidate: config.session.revalidate(),
             notice_interval: Duration::from_secs(config.session.notice_seconds),
             sign_in,
@@ -303,6 +339,10 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
         .route("/notices", get(routes::notices))
         .route("/healthz", get(routes::healthz))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            shared_sessions::through_shared_store,
+        ))
         .layer(axum::middleware::from_fn(routes::plain_paths))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -7,17 +7,27 @@
 //! Signing in replaces the session with a fresh one (no fixation); a session
 //! ends after an idle period, at most some hours after sign-in, and when its
 //! access token expires; signing out removes it. Tokens are kept only as
-//! SHA-256 digests. A restart signs everyone out, the safe direction.
+//! SHA-256 digests.
+//!
+//! This store is the process's working copy. Alone (the default) it is the
+//! only copy, and a restart signs everyone out, the safe direction; with
+//! `[session] database_url` the sessions live in the database
+//! ([`crate::shared_sessions`]), shared by the console's replicas and kept
+//! across restarts, and each request loads its session here and writes it
+//! back. Times are wall-clock, so that a session read by another replica
+//! keeps its age.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_lc_rs::digest;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use exchange_schema::{AgencyId, AgencyKind, Role};
 use exchange_service::lang::Lang;
 use exchange_trust::Principal;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 /// The session cookie's name.
@@ -27,14 +37,21 @@ const MAX_SESSIONS: usize = 20_000;
 /// Longest a sign-in may wait at the identity provider.
 const SIGN_IN_LIFETIME: Duration = Duration::from_secs(600);
 
+/// How long ago `at` was (zero if the clock went back).
+fn since(at: OffsetDateTime) -> Duration {
+    (OffsetDateTime::now_utc() - at)
+        .try_into()
+        .unwrap_or(Duration::ZERO)
+}
+
 /// A sign-in sent to an identity provider and not yet back.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PendingSignIn {
     pub agency: String,
     pub state: String,
     pub nonce: String,
     pub pkce_verifier: String,
-    started: Instant,
+    started: OffsetDateTime,
 }
 
 impl PendingSignIn {
@@ -44,19 +61,20 @@ impl PendingSignIn {
             state,
             nonce,
             pkce_verifier,
-            started: Instant::now(),
+            started: OffsetDateTime::now_utc(),
         }
     }
 
     pub fn expired(&self) -> bool {
-        self.started.elapsed() > SIGN_IN_LIFETIME
+        since(self.started) > SIGN_IN_LIFETIME
     }
 }
 
 /// A signed-in caseworker.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SignedIn {
     /// Who the access token says they are (checked as the gateway checks it).
+    #[serde(with = "principal_record")]
     pub principal: Principal,
     /// The `name` claim of the ID token, when the provider gave one.
     pub display_name: Option<String>,
@@ -69,8 +87,47 @@ pub struct SignedIn {
     /// the caseworker's access.
     pub refresh_token: Option<String>,
     /// When the provider last confirmed the sign-in (sign-in or refresh).
-    pub confirmed_at: Instant,
-    signed_in_at: Instant,
+    pub confirmed_at: OffsetDateTime,
+    signed_in_at: OffsetDateTime,
+}
+
+/// A [`Principal`] as a stored session holds it.
+mod principal_record {
+    use super::*;
+
+    #[derive(Serialize, Deserialize)]
+    struct Record {
+        agency: AgencyId,
+        agency_kind: AgencyKind,
+        user: String,
+        roles: Vec<Role>,
+        issuer: String,
+        expires_at: OffsetDateTime,
+    }
+
+    pub fn serialize<S: serde::Serializer>(p: &Principal, s: S) -> Result<S::Ok, S::Error> {
+        Record {
+            agency: p.agency.clone(),
+            agency_kind: p.agency_kind,
+            user: p.user.clone(),
+            roles: p.roles.clone(),
+            issuer: p.issuer.clone(),
+            expires_at: p.expires_at,
+        }
+        .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Principal, D::Error> {
+        let r = Record::deserialize(d)?;
+        Ok(Principal {
+            agency: r.agency,
+            agency_kind: r.agency_kind,
+            user: r.user,
+            roles: r.roles,
+            issuer: r.issuer,
+            expires_at: r.expires_at,
+        })
+    }
 }
 
 impl SignedIn {
@@ -87,8 +144,8 @@ impl SignedIn {
             access_token,
             id_token,
             refresh_token,
-            confirmed_at: Instant::now(),
-            signed_in_at: Instant::now(),
+            confirmed_at: OffsetDateTime::now_utc(),
+            signed_in_at: OffsetDateTime::now_utc(),
         }
     }
 
@@ -106,14 +163,14 @@ impl SignedIn {
     /// since it last confirmed, or the access token ends within a minute.
     pub fn due_for_refresh(&self, revalidate: Duration) -> bool {
         self.refresh_token.is_some()
-            && (self.confirmed_at.elapsed() >= revalidate
+            && (since(self.confirmed_at) >= revalidate
                 || self.principal.expires_at - OffsetDateTime::now_utc()
                     < time::Duration::seconds(60))
     }
 }
 
 /// One browser's session.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Session {
     pub csrf_token: String,
     pub lang: Option<Lang>,
@@ -124,11 +181,11 @@ pub struct Session {
     pub notice: Option<String>,
     /// Break-glass windows this caseworker opened, while they last.
     pub break_glass: Vec<BreakGlass>,
-    last_seen: Instant,
+    last_seen: OffsetDateTime,
 }
 
 /// A break-glass window open on one survivor's record.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BreakGlass {
     pub survivor_id: String,
     /// The written justification every read through it carries.
@@ -165,7 +222,7 @@ impl Session {
             signed_in: None,
             notice: None,
             break_glass: Vec::new(),
-            last_seen: Instant::now(),
+            last_seen: OffsetDateTime::now_utc(),
         }
     }
 }
@@ -194,7 +251,9 @@ fn random_token() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-fn key(token: &str) -> [u8; 32] {
+/// The SHA-256 of a session token: how a session is found, in memory and in
+/// the shared store.
+pub(crate) fn key(token: &str) -> [u8; 32] {
     let mut key = [0u8; 32];
     key.copy_from_slice(digest::digest(&digest::SHA256, token.as_bytes()).as_ref());
     key
@@ -222,7 +281,7 @@ impl SessionStore {
     }
 
     fn alive(&self, session: &Session) -> bool {
-        if session.last_seen.elapsed() > self.idle {
+        if since(session.last_seen) > self.idle {
             return false;
         }
         match &session.signed_in {
@@ -230,7 +289,7 @@ impl SessionStore {
             // the session ended) on the next request; without one it ends
             // the session.
             Some(s) => {
-                s.signed_in_at.elapsed() <= self.absolute
+                since(s.signed_in_at) <= self.absolute
                     && (s.refresh_token.is_some()
                         || s.principal.expires_at > OffsetDateTime::now_utc())
             }
@@ -246,7 +305,7 @@ impl SessionStore {
             let k = key(token);
             if let Some(session) = sessions.get_mut(&k) {
                 if self.alive(session) {
-                    session.last_seen = Instant::now();
+                    session.last_seen = OffsetDateTime::now_utc();
                     return (token.to_owned(), session.clone(), Ended::None);
                 }
                 let was_signed_in = session.signed_in.is_some();
@@ -318,6 +377,32 @@ impl SessionStore {
     /// Ends the session of `token`.
     pub fn end(&self, token: &str) -> Option<Session> {
         self.lock().remove(&key(token))
+    }
+
+    /// When `session` ends if nothing happens: its idle limit, or for a
+    /// signed-in one the sign-in's absolute limit if that comes first.
+    pub fn ends_at(&self, session: &Session) -> OffsetDateTime {
+        let idle = session.last_seen + self.idle;
+        match &session.signed_in {
+            Some(s) => idle.min(s.signed_in_at + self.absolute),
+            None => idle,
+        }
+    }
+
+    /// The working copy of `token`'s session, as it is (alive or not).
+    pub fn get(&self, token: &str) -> Option<Session> {
+        self.lock().get(&key(token)).cloned()
+    }
+
+    /// Makes `session` the working copy of `token`'s (loaded from the
+    /// shared store).
+    pub fn put(&self, token: &str, session: Session) {
+        self.lock().insert(key(token), session);
+    }
+
+    /// Drops the working copy of `token`'s session.
+    pub fn forget(&self, token: &str) {
+        self.lock().remove(&key(token));
     }
 
     /// Ends every session of `user` at `agency` (an administrator's or a

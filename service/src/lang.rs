@@ -3,7 +3,8 @@
 //! browser's `Accept-Language`.
 
 /// A language the survivor portal and the caseworker console speak.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Lang {
     En,
     Es,

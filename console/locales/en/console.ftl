@@ -74,6 +74,7 @@ error-sign-in-refused = The sign-in could not be completed. Please start again.
 error-gateway-unavailable = The exchange could not be reached. Try again in a moment.
 error-gateway-refused = The exchange refused this request.
 error-audit-unavailable = The agency that holds this record cannot log the access right now, so nothing was shown. Try again in a few minutes.
+error-sessions-unavailable = The console cannot reach its session store right now. Try again in a few minutes; if you had just sent a form, check whether it was saved.
 error-bad-request = This request was not understood.
 error-internal = Something failed on our side. It has been logged.
 value-incoming = Received by my agency

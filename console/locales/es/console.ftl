@@ -74,6 +74,7 @@ error-sign-in-refused = No se pudo completar el inicio de sesión. Empiece de nu
 error-gateway-unavailable = No se pudo contactar el intercambio. Inténtelo en un momento.
 error-gateway-refused = El intercambio rechazó esta solicitud.
 error-audit-unavailable = La agencia que guarda este expediente no puede registrar el acceso ahora mismo, así que no se mostró nada. Inténtelo de nuevo en unos minutos.
+error-sessions-unavailable = La consola no puede acceder a su almacén de sesiones ahora mismo. Inténtelo de nuevo en unos minutos; si acababa de enviar un formulario, compruebe si se guardó.
 error-bad-request = No se entendió esta solicitud.
 error-internal = Algo falló de nuestro lado. Quedó registrado.
 value-incoming = Recibidas por mi organización

@@ -74,6 +74,7 @@ error-sign-in-refused = La connexion n'a pas pu aboutir. Recommencez.
 error-gateway-unavailable = L'échange est injoignable. Réessayez dans un instant.
 error-gateway-refused = L'échange a refusé cette demande.
 error-audit-unavailable = L'agence qui détient ce dossier ne peut pas enregistrer l'accès pour le moment, donc rien n'a été affiché. Réessayez dans quelques minutes.
+error-sessions-unavailable = La console ne peut pas joindre sa base de sessions pour le moment. Réessayez dans quelques minutes ; si vous veniez d'envoyer un formulaire, vérifiez qu'il a été enregistré.
 error-bad-request = Cette demande n'a pas été comprise.
 error-internal = Une erreur s'est produite de notre côté. Elle a été consignée.
 value-incoming = Reçues par mon organisation

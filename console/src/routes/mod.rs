@@ -256,7 +256,9 @@ impl Visit {
             return response;
         }
         match &error {
-            ConsoleError::Internal(_) | ConsoleError::GatewayUnavailable(_) => {
+            ConsoleError::Internal(_)
+            | ConsoleError::GatewayUnavailable(_)
+            | ConsoleError::SessionsUnavailable(_) => {
                 tracing::error!(code = error.code(), %error, "console request failed")
             }
             _ => tracing::info!(code = error.code(), %error, "console request refused"),
@@ -274,6 +276,34 @@ impl Visit {
         }
         self.finish(state, response)
     }
+}
+
+/// A refusal answered without a session (the session store is what
+/// failed): the error page in the browser's language, its status and code,
+/// and no cookie.
+pub(crate) fn bare_refusal(accept_language: Option<&str>, error: ConsoleError) -> Response {
+    tracing::error!(code = error.code(), %error, "console request failed");
+    let chrome = Chrome {
+        lang: Lang::negotiate(accept_language),
+        csrf: String::new(),
+        user: None,
+        notice: None,
+        here: "/".into(),
+        break_glass_until: None,
+        supervisor: false,
+        records_officer: false,
+    };
+    let message = chrome.t(error.message_id());
+    let mut response = render(ErrorPage {
+        chrome,
+        code: error.code().to_owned(),
+        message,
+    });
+    *response.status_mut() = error.status();
+    if let Ok(code) = HeaderValue::from_str(error.code()) {
+        response.headers_mut().insert(ERROR_CODE_HEADER, code);
+    }
+    response
 }
 
 pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {

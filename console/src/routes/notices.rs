@@ -195,6 +195,19 @@ pub async fn notices(State(state): State<Arc<ConsoleState>>, headers: HeaderMap)
 impl Poll {
     /// One read of the notifications: the events to send.
     async fn once(&mut self) -> Vec<Result<Event, Infallible>> {
+        // With shared sessions, the session as the store holds it now: a
+        // sign-out at another replica ends this stream too.
+        if let Some(shared) = &self.state.shared_sessions {
+            match shared.load(&self.token).await {
+                Ok(Some(session)) => self.state.sessions.put(&self.token, session),
+                Ok(None) => self.state.sessions.forget(&self.token),
+                Err(err) => {
+                    tracing::warn!(error = %err, "the session store failed; the live notices stop");
+                    self.done = true;
+                    return vec![Ok(Event::default().event("ended").data("unavailable"))];
+                }
+            }
+        }
         let Some(session) = self.state.sessions.peek(&self.token) else {
             self.done = true;
             return vec![Ok(Event::default().event("ended").data("session"))];

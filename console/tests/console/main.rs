@@ -10,6 +10,7 @@ mod casework;
 mod keeping;
 mod notices;
 mod oidc_provider;
+mod replicas;
 mod rights;
 mod sign_in;
 
@@ -32,6 +33,8 @@ pub struct Harness {
     pub metrics: String,
     pub provider: String,
     pub state: Arc<exchange_console::ConsoleState>,
+    /// The console's configuration, for another replica of it.
+    pub config: ConsoleConfig,
     /// The oidc-provider process, when that is the provider (killed on drop).
     _provider_process: Option<tokio::process::Child>,
 }
@@ -149,7 +152,7 @@ impl Harness {
                 listen: Some("127.0.0.1:0".parse().expect("address")),
             },
         };
-        let app = Application::build_with_listener(config, console_listener)
+        let app = Application::build_with_listener(config.clone(), console_listener)
             .await
             .expect("console");
         let state = app.state();
@@ -164,8 +167,33 @@ impl Harness {
             metrics,
             provider,
             state,
+            config,
             _provider_process: provider_process,
         }
+    }
+
+    /// Another replica of the console, with `config` (the harness's, by
+    /// default) on a port of its own: its base URL and its state. Both
+    /// keep the first console's public URL, as replicas behind one address
+    /// do.
+    pub async fn replica(
+        &self,
+        config: ConsoleConfig,
+    ) -> (String, Arc<exchange_console::ConsoleState>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let app = Application::build_with_listener(
+            ConsoleConfig {
+                metrics: Default::default(),
+                ..config
+            },
+            listener,
+        )
+        .await
+        .expect("another console");
+        let state = app.state();
+        tokio::spawn(app.run_until(std::future::pending()));
+        (base, state)
     }
 
     /// A browser signed in at `agency` as `user` through the provider.
@@ -219,6 +247,17 @@ impl Page {
 }
 
 impl Browser {
+    /// The same browser (its session cookie) sent to another replica of
+    /// the console at `console`.
+    pub fn at(&self, console: &str) -> Browser {
+        Browser {
+            client: self.client.clone(),
+            cookie: self.cookie.clone(),
+            provider_cookies: self.provider_cookies.clone(),
+            console: console.to_owned(),
+        }
+    }
+
     fn url(&self, path: &str) -> String {
         if path.starts_with("http") {
             path.to_owned()

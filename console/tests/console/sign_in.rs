@@ -206,8 +206,9 @@ async fn a_session_ended_at_the_console_cannot_act_and_a_new_sign_in_gets_a_new_
 
     assert_eq!(
         h.state
-            .sessions
-            .end_user("shelter-north", "caseworker@shelter-north"),
+            .end_user_sessions("shelter-north", "caseworker@shelter-north")
+            .await
+            .unwrap(),
         1
     );
     let after = browser.get("/referrals").await;
