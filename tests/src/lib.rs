@@ -22,6 +22,7 @@ pub mod agencies;
 pub mod browser;
 pub mod federation;
 pub mod graphql;
+pub mod otlp;
 pub mod process;
 pub mod scratch;
 pub mod survivors;

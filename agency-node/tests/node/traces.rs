@@ -6,65 +6,17 @@
 //! are flushed when SIGTERM stops the node.
 
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use exchange_test_kit::otlp::{OtlpReceiver, exporter_env};
 use serde_json::{Value, json};
 
 use crate::common::*;
 use crate::lifecycle::terminate;
 
-/// An OTLP/HTTP receiver on loopback: keeps every `/v1/traces` body.
-async fn receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
-    let received: Arc<Mutex<Vec<Value>>> = Arc::default();
-    let kept = received.clone();
-    let app = axum::Router::new().route(
-        "/v1/traces",
-        axum::routing::post(move |body: axum::body::Bytes| {
-            let kept = kept.clone();
-            async move {
-                if let Ok(value) = serde_json::from_slice::<Value>(&body) {
-                    kept.lock().unwrap().push(value);
-                }
-                (
-                    [(axum::http::header::CONTENT_TYPE, "application/json")],
-                    "{}",
-                )
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, received)
-}
-
-/// Every span the receiver got, with its service name.
-fn spans(received: &[Value]) -> Vec<(String, Value)> {
-    let mut out = Vec::new();
-    for body in received {
-        for resource in body["resourceSpans"].as_array().into_iter().flatten() {
-            let service = resource["resource"]["attributes"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|a| a["key"] == "service.name")
-                .and_then(|a| a["value"]["stringValue"].as_str())
-                .unwrap_or_default()
-                .to_owned();
-            for scope in resource["scopeSpans"].as_array().into_iter().flatten() {
-                for span in scope["spans"].as_array().into_iter().flatten() {
-                    out.push((service.clone(), span.clone()));
-                }
-            }
-        }
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_span_is_exported_in_the_callers_trace_to_an_otlp_receiver() {
-    let (endpoint, received) = receiver().await;
+    let receiver = OtlpReceiver::start().await;
     let mut harness = TestNode::start(Backend::Sqlite).await;
     harness.stop().await;
     let token = harness.caseworker(OWNER);
@@ -85,9 +37,7 @@ async fn a_request_span_is_exported_in_the_callers_trace_to_an_otlp_receiver() {
     .unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_agency-node"))
         .args(["--config", config.to_str().unwrap(), "serve"])
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
-        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
-        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+        .envs(exporter_env(&receiver.endpoint))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -134,25 +84,20 @@ async fn a_request_span_is_exported_in_the_callers_trace_to_an_otlp_receiver() {
     assert_eq!(refused.status(), 401);
     terminate(child).await;
 
-    let mut found = None;
-    for _ in 0..50 {
-        let got = spans(&received.lock().unwrap());
-        found = got
-            .into_iter()
-            .find(|(_, s)| s["name"] == "graphql.request" && s["traceId"] == trace_id);
-        if found.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let (service, span) = found.unwrap_or_else(|| {
-        panic!(
-            "no graphql.request span of trace {trace_id}: {:?}",
-            received.lock().unwrap()
-        )
-    });
+    let spans = receiver
+        .wait_until("the request's graphql.request span", |spans| {
+            spans
+                .iter()
+                .any(|s| s.name() == "graphql.request" && s.trace_id() == trace_id)
+        })
+        .await;
+    let span = spans
+        .iter()
+        .find(|s| s.name() == "graphql.request" && s.trace_id() == trace_id)
+        .expect("found above");
+    let service = span.service.as_str();
     assert_eq!(service, "agency-node");
-    assert_eq!(span["parentSpanId"], parent_id, "{span}");
+    assert_eq!(span.parent_span_id(), parent_id, "{span:?}");
 
     let db = agency_node::store::open(
         &agency_node::store::sqlite_url(&harness.data_dir.join("traced")),
@@ -167,10 +112,11 @@ async fn a_request_span_is_exported_in_the_callers_trace_to_an_otlp_receiver() {
         .expect("the refusal is audited");
     let audited = denial.trace_id.expect("a trace ID");
     assert_ne!(audited, trace_id);
-    let traces: Vec<String> = spans(&received.lock().unwrap())
-        .into_iter()
-        .filter(|(_, s)| s["name"] == "graphql.request")
-        .filter_map(|(_, s)| s["traceId"].as_str().map(str::to_owned))
+    let traces: Vec<String> = receiver
+        .spans()
+        .iter()
+        .filter(|s| s.name() == "graphql.request")
+        .map(|s| s.trace_id().to_owned())
         .collect();
     assert!(
         traces.contains(&audited),

@@ -15,6 +15,7 @@ mod limits;
 mod metrics;
 mod mtls;
 mod notifications;
+mod otlp;
 mod pathway;
 mod portal_browser;
 mod referrals;
