@@ -179,7 +179,7 @@ fn shown(words: &Words, table: &ReleasedTable, regions: Option<&RegionMap>) -> S
     let by_region = table.dimensions == [Dimension::Region];
     // A region reads as its name on the map, with its code.
     let label = |code: &str| -> String {
-        match regions.and_then(|m| m.name(code)) {
+        match regions.and_then(|m| m.name(code, words.lang)) {
             Some(name) if by_region => format!("{name} ({code})"),
             _ => words.value(code),
         }
@@ -226,6 +226,7 @@ fn shown(words: &Words, table: &ReleasedTable, regions: Option<&RegionMap>) -> S
                 &title_id,
                 &title,
                 &MapWords {
+                    lang: words.lang,
                     per_100k: words.t("per-100k"),
                     withheld: words.t("withheld"),
                     no_data: words.t("no-data"),

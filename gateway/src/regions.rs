@@ -8,8 +8,10 @@
 //!
 //! The file is a `FeatureCollection`; each feature has a `Polygon` or
 //! `MultiPolygon` geometry and the properties `code` (an ISO 3166-2 code,
-//! the value survivors' `regionOfIdentification` takes), `name`, and
-//! optionally `population` (a positive whole number). Anything else is an
+//! the value survivors' `regionOfIdentification` takes), `name`, optionally
+//! its names in the dashboard's other languages (`name:es`, `name:fr`,
+//! `name:ar`, as OpenStreetMap writes them), and optionally `population`
+//! (a positive whole number). Anything else is an
 //! error naming the feature, so a broken file stops the gateway at start
 //! rather than drawing a wrong map.
 
@@ -18,6 +20,7 @@ use std::path::Path;
 
 use exchange_schema::intake::RegionCode;
 use exchange_schema::statistics::ReleasedTable;
+use exchange_service::lang::Lang;
 use exchange_service::pages::escape_html;
 
 /// Width of the map's view box; the height follows the regions' shape.
@@ -29,10 +32,24 @@ pub const SHADES: usize = 5;
 #[derive(Debug, Clone)]
 pub struct Region {
     pub code: String,
+    /// The `name` property: the name in any language the file has no
+    /// other name for.
     pub name: String,
+    /// Names in other languages (`name:<tag>`).
+    pub names: Vec<(Lang, String)>,
     pub population: Option<u64>,
     /// Rings of (longitude, latitude): each polygon's outer ring and holes.
     rings: Vec<Vec<(f64, f64)>>,
+}
+
+impl Region {
+    /// Its name in `lang`, or its `name`.
+    pub fn name_in(&self, lang: Lang) -> &str {
+        self.names
+            .iter()
+            .find(|(l, _)| *l == lang)
+            .map_or(self.name.as_str(), |(_, n)| n.as_str())
+    }
 }
 
 /// The regions of the deployment's map.
@@ -98,6 +115,25 @@ impl RegionMap {
                 .and_then(|v| v.as_str())
                 .filter(|n| !n.trim().is_empty() && n.chars().count() <= 200)
                 .ok_or_else(|| problem("has no name (text of 1 to 200 characters)"))?;
+            let mut names = Vec::new();
+            for lang in Lang::ALL {
+                match property(feature, &format!("name:{}", lang.tag())) {
+                    None | Some(serde_json::Value::Null) => {}
+                    Some(v) => names.push((
+                        lang,
+                        v.as_str()
+                            .map(str::trim)
+                            .filter(|n| !n.is_empty() && n.chars().count() <= 200)
+                            .ok_or_else(|| {
+                                problem(&format!(
+                                    "its name:{} is not a text of 1 to 200 characters",
+                                    lang.tag()
+                                ))
+                            })?
+                            .to_owned(),
+                    )),
+                }
+            }
             let population = match property(feature, "population") {
                 None | Some(serde_json::Value::Null) => None,
                 Some(v) => Some(
@@ -136,6 +172,7 @@ impl RegionMap {
             regions.push(Region {
                 code: code.to_owned(),
                 name: name.trim().to_owned(),
+                names,
                 population,
                 rings,
             });
@@ -146,12 +183,12 @@ impl RegionMap {
         Ok(Self { regions })
     }
 
-    /// The name of region `code`, when the map has it.
-    pub fn name(&self, code: &str) -> Option<&str> {
+    /// The name of region `code` in `lang`, when the map has the region.
+    pub fn name(&self, code: &str, lang: Lang) -> Option<&str> {
         self.regions
             .iter()
             .find(|r| r.code == code)
-            .map(|r| r.name.as_str())
+            .map(|r| r.name_in(lang))
     }
 
     /// The bounding box: (west, south, east, north).
@@ -265,7 +302,7 @@ impl RegionMap {
             };
             svg.push_str(&format!(
                 "<path d=\"{d}\" class=\"{class}\"{fill}><title>{}: {}</title></path>",
-                escape_html(&region.name),
+                escape_html(region.name_in(says.lang)),
                 escape_html(&said)
             ));
         }
@@ -304,6 +341,8 @@ impl RegionMap {
 
 /// The words a map says, in the page's language.
 pub struct MapWords {
+    /// The page's language, for the regions' names.
+    pub lang: Lang,
     /// "per 100,000 inhabitants", after a rate.
     pub per_100k: String,
     pub withheld: String,
@@ -322,13 +361,14 @@ mod tests {
     const MAP: &str = r#"{"type":"FeatureCollection","features":[
       {"type":"Feature","properties":{"code":"XZ-N","name":"North <hills>","population":200000},
        "geometry":{"type":"Polygon","coordinates":[[[0,1],[1,1],[1,2],[0,2],[0,1]]]}},
-      {"type":"Feature","properties":{"code":"XZ-S","name":"South","population":100000},
+      {"type":"Feature","properties":{"code":"XZ-S","name":"South","name:fr":"Sud","population":100000},
        "geometry":{"type":"MultiPolygon","coordinates":[[[[0,0],[1,0],[1,1],[0,1],[0,0]]]]}},
       {"type":"Feature","properties":{"code":"XZ-E","name":"East","population":50000},
        "geometry":{"type":"Polygon","coordinates":[[[1,0],[2,0],[2,2],[1,2],[1,0]]]}}]}"#;
 
     fn words() -> MapWords {
         MapWords {
+            lang: Lang::En,
             per_100k: "per 100,000".into(),
             withheld: "withheld".into(),
             no_data: "no data".into(),
@@ -369,6 +409,21 @@ mod tests {
         assert!(svg.contains("East: withheld"));
         assert!(svg.contains("fill=\"url(#m-hatch)\""));
         assert!(!svg.contains("<hills>"));
+
+        // In French, South has its French name; the others, their name.
+        let french = map.choropleth(
+            &released,
+            "m",
+            "Par région",
+            &MapWords {
+                lang: Lang::Fr,
+                ..words()
+            },
+        );
+        assert!(french.contains("Sud: 40"), "{french}");
+        assert!(french.contains("East: withheld"), "{french}");
+        assert_eq!(map.name("XZ-S", Lang::Fr), Some("Sud"));
+        assert_eq!(map.name("XZ-S", Lang::Ar), Some("South"));
     }
 
     #[test]
@@ -378,6 +433,8 @@ mod tests {
             (r#"{"type":"FeatureCollection","features":[]}"#, "empty"),
             (&MAP.replace("\"XZ-S\"", "\"XZ-N\""), "duplicate code"),
             (&MAP.replace("\"XZ-E\"", "\"East\""), "not a code"),
+            (&MAP.replace("\"Sud\"", "\"  \""), "an empty name:fr"),
+            (&MAP.replace("\"Sud\"", "7"), "a name:fr not a text"),
             (
                 &MAP.replace("\"population\":50000", "\"population\":-3"),
                 "negative population",
