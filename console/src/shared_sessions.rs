@@ -56,6 +56,8 @@ pub enum SessionsError {
     Database(#[from] sqlx::Error),
     #[error("a session could not be sealed or encoded: {0}")]
     Seal(String),
+    #[error("the session database did not answer within {0:?}")]
+    TimedOut(Duration),
 }
 
 /// The sessions of every replica of the console.
@@ -63,6 +65,8 @@ pub struct SharedSessions {
     db: Db,
     key: RandomizedNonceKey,
     saves: AtomicU64,
+    /// How long one read or write may take before the request is refused.
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for SharedSessions {
@@ -105,6 +109,7 @@ impl SharedSessions {
             db,
             key,
             saves: AtomicU64::new(0),
+            timeout,
         })
     }
 
@@ -113,8 +118,23 @@ impl SharedSessions {
         &self.db
     }
 
+    /// Runs `work` within the store's time bound: a database that hangs
+    /// (a partition, a stuck lock) refuses the request, never holds it.
+    async fn bounded<T>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, SessionsError>>,
+    ) -> Result<T, SessionsError> {
+        tokio::time::timeout(self.timeout, work)
+            .await
+            .unwrap_or(Err(SessionsError::TimedOut(self.timeout)))
+    }
+
     /// The session of `token`, if a live row holds one that opens.
     pub async fn load(&self, token: &str) -> Result<Option<Session>, SessionsError> {
+        self.bounded(self.load_now(token)).await
+    }
+
+    async fn load_now(&self, token: &str) -> Result<Option<Session>, SessionsError> {
         let digest = key(token);
         let row = sqlx::query(
             "SELECT sealed FROM console_sessions WHERE token_digest = $1 AND expires_at > $2",
@@ -140,6 +160,15 @@ impl SharedSessions {
 
     /// Stores `session` as `token`'s, until `ends_at`.
     pub async fn save(
+        &self,
+        token: &str,
+        session: &Session,
+        ends_at: OffsetDateTime,
+    ) -> Result<(), SessionsError> {
+        self.bounded(self.save_now(token, session, ends_at)).await
+    }
+
+    async fn save_now(
         &self,
         token: &str,
         session: &Session,
@@ -175,11 +204,14 @@ impl SharedSessions {
 
     /// Removes `token`'s session.
     pub async fn delete(&self, token: &str) -> Result<(), SessionsError> {
-        sqlx::query("DELETE FROM console_sessions WHERE token_digest = $1")
-            .bind(hex(&key(token)))
-            .execute(self.db.pool())
-            .await?;
-        Ok(())
+        self.bounded(async {
+            sqlx::query("DELETE FROM console_sessions WHERE token_digest = $1")
+                .bind(hex(&key(token)))
+                .execute(self.db.pool())
+                .await?;
+            Ok(())
+        })
+        .await
     }
 
     /// Removes every session of `user` at `agency`; the number removed.

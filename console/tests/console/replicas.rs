@@ -226,3 +226,45 @@ async fn an_ended_stored_session_opens_nowhere_and_is_purged() {
     assert!(!left.contains(&digest("ended-token")), "{left:?}");
     assert!(left.contains(&digest("live-token")), "{left:?}");
 }
+
+/// The session database hangs (another session holds an exclusive lock on
+/// the sessions' table, which PostgreSQL waits on without end): the request
+/// is refused with 503 SESSIONS_UNAVAILABLE after `store_timeout_ms`, not
+/// held; once the lock goes, the caseworker is still signed in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_store_that_hangs_is_given_up_on_within_its_time_bound() {
+    use sqlx::Connection as _;
+    let db = exchange_test_kit::fresh_postgres_database().await;
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::start_with(
+        IdentityProvider::Development,
+        SessionConfig {
+            store_timeout_ms: 300,
+            ..shared(db.url(), dir.path())
+        },
+    )
+    .await;
+    let mut browser = h
+        .signed_in("shelter-north", "caseworker@shelter-north")
+        .await;
+    sqlx::any::install_default_drivers();
+    let mut holder = sqlx::AnyConnection::connect(db.url()).await.unwrap();
+    let mut lock = holder.begin().await.unwrap();
+    sqlx::query("LOCK TABLE console_sessions IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    // Without the bound the request would wait as long as the lock lasts:
+    // this only tells a refusal from a hang.
+    let page = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        browser.get("/referrals"),
+    )
+    .await
+    .expect("the request was held by the hung store, not refused");
+    assert_eq!(page.status, 503, "{page:?}");
+    assert_eq!(page.code.as_deref(), Some("SESSIONS_UNAVAILABLE"));
+    lock.rollback().await.unwrap();
+    let after = browser.get("/referrals").await;
+    assert_eq!(after.status, 200, "{after:?}");
+}
