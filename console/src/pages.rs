@@ -31,6 +31,20 @@ pub struct Chrome {
 }
 
 impl Chrome {
+    /// The chrome of a page for no one signed in, in `lang`.
+    pub fn anonymous(lang: Lang) -> Self {
+        Self {
+            lang,
+            csrf: String::new(),
+            user: None,
+            notice: None,
+            here: "/".into(),
+            break_glass_until: None,
+            supervisor: false,
+            records_officer: false,
+        }
+    }
+
     /// Message `id` in the page's language.
     pub fn t(&self, id: &str) -> String {
         translate(self.lang, id, None)
@@ -674,16 +688,7 @@ mod tests {
     #[test]
     fn every_withheld_reason_and_wire_value_has_words_in_every_language() {
         for lang in Lang::ALL {
-            let chrome = Chrome {
-                lang,
-                csrf: String::new(),
-                user: None,
-                notice: None,
-                here: "/".into(),
-                break_glass_until: None,
-                supervisor: false,
-                records_officer: false,
-            };
+            let chrome = Chrome::anonymous(lang);
             for reason in [
                 "NO_GRANT",
                 "GRANT_EXPIRED",

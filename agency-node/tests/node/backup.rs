@@ -135,28 +135,8 @@ async fn a_node_restored_from_pg_dump_reads_as_before_and_its_log_verifies() {
     drop((records_restored, keys_restored, keys));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_backup_command_copies_a_running_sqlite_node_and_never_overwrites() {
-    let node = TestNode::start(Backend::Sqlite).await;
-    node.register_full_survivor("Copied").await;
-    let config = node.command_config("backup.toml", "");
-    let dir = tempfile::tempdir().unwrap();
-    let (records, keys) = (dir.path().join("records.db"), dir.path().join("keys.db"));
-    let args = [
-        "--config",
-        config.to_str().unwrap(),
-        "backup",
-        "--records",
-        records.to_str().unwrap(),
-        "--keys",
-        keys.to_str().unwrap(),
-    ];
-    let (ok, output) = node.cli(&args);
-    assert!(ok, "{output}");
-    assert!(records.metadata().unwrap().len() > 0 && keys.metadata().unwrap().len() > 0);
-    let (ok, output) = node.cli(&args);
-    assert!(!ok && output.contains("exists already"), "{output}");
-    // The copy is a whole log: it verifies with the node's key.
+/// The copy at `records` is a whole log: it verifies with `node`'s key.
+fn assert_verifies(node: &TestNode, records: &std::path::Path) {
     let (ok, output) = node.cli(&[
         "audit",
         "verify",
@@ -168,14 +148,9 @@ async fn the_backup_command_copies_a_running_sqlite_node_and_never_overwrites() 
     assert!(ok, "{output}");
 }
 
-/// The disk fills while the copy is written (a file-size limit on the
-/// backup process, so its writes fail with EFBIG as on a full disk): the
-/// command fails with a clear error and leaves no file at either backup
-/// path, not even a partial one, so the retry, with room, succeeds.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_backup_cut_short_by_a_full_disk_leaves_nothing_and_can_be_retried() {
-    let node = TestNode::start(Backend::Sqlite).await;
-    node.register_full_survivor("Cut-Short").await;
+/// `agency-node backup` of `node` into a new directory: the directory, the
+/// records' copy's path, and the command's arguments.
+fn backup_command(node: &TestNode) -> (tempfile::TempDir, std::path::PathBuf, Vec<String>) {
     let config = node.command_config("backup.toml", "");
     let dir = tempfile::tempdir().unwrap();
     let (records, keys) = (dir.path().join("records.db"), dir.path().join("keys.db"));
@@ -187,13 +162,42 @@ async fn a_backup_cut_short_by_a_full_disk_leaves_nothing_and_can_be_retried() {
         records.to_str().unwrap(),
         "--keys",
         keys.to_str().unwrap(),
-    ];
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    (dir, records, args)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backup_command_copies_a_running_sqlite_node_and_never_overwrites() {
+    let node = TestNode::start(Backend::Sqlite).await;
+    node.register_full_survivor("Copied").await;
+    let (dir, records, args) = backup_command(&node);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (ok, output) = node.cli(&args);
+    assert!(ok, "{output}");
+    let keys = dir.path().join("keys.db");
+    assert!(records.metadata().unwrap().len() > 0 && keys.metadata().unwrap().len() > 0);
+    let (ok, output) = node.cli(&args);
+    assert!(!ok && output.contains("exists already"), "{output}");
+    assert_verifies(&node, &records);
+}
+
+/// The disk fills while the copy is written (a file-size limit on the
+/// backup process, so its writes fail with EFBIG as on a full disk): the
+/// command fails with a clear error and leaves no file at either backup
+/// path, not even a partial one, so the retry, with room, succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_cut_short_by_a_full_disk_leaves_nothing_and_can_be_retried() {
+    let node = TestNode::start(Backend::Sqlite).await;
+    node.register_full_survivor("Cut-Short").await;
+    let (dir, records, args) = backup_command(&node);
     // 16 KiB: far less than the records' copy.
     let output = Command::new("bash")
         .arg("-c")
         .arg("trap '' XFSZ; ulimit -f 16; exec \"$0\" \"$@\"")
         .arg(env!("CARGO_BIN_EXE_agency-node"))
-        .args(args)
+        .args(&args)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&output.stderr);
@@ -208,15 +212,8 @@ async fn a_backup_cut_short_by_a_full_disk_leaves_nothing_and_can_be_retried() {
         .collect();
     assert!(left.is_empty(), "a failed backup left {left:?}");
 
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (ok, output) = node.cli(&args);
     assert!(ok, "{output}");
-    let (ok, output) = node.cli(&[
-        "audit",
-        "verify",
-        "--database",
-        &format!("sqlite://{}", records.display()),
-        "--public-key",
-        &node.state.audit.public_key_hex(),
-    ]);
-    assert!(ok, "{output}");
+    assert_verifies(&node, &records);
 }

@@ -263,36 +263,13 @@ impl Visit {
             }
             _ => tracing::info!(code = error.code(), %error, "console request refused"),
         }
-        let chrome = self.chrome();
-        let message = chrome.t(error.message_id());
-        let mut response = render(ErrorPage {
-            chrome,
-            code: error.code().to_owned(),
-            message,
-        });
-        *response.status_mut() = error.status();
-        if let Ok(code) = HeaderValue::from_str(error.code()) {
-            response.headers_mut().insert(ERROR_CODE_HEADER, code);
-        }
-        self.finish(state, response)
+        self.finish(state, error_page(self.chrome(), &error))
     }
 }
 
-/// A refusal answered without a session (the session store is what
-/// failed): the error page in the browser's language, its status and code,
-/// and no cookie.
-pub(crate) fn bare_refusal(accept_language: Option<&str>, error: ConsoleError) -> Response {
-    tracing::error!(code = error.code(), %error, "console request failed");
-    let chrome = Chrome {
-        lang: Lang::negotiate(accept_language),
-        csrf: String::new(),
-        user: None,
-        notice: None,
-        here: "/".into(),
-        break_glass_until: None,
-        supervisor: false,
-        records_officer: false,
-    };
+/// The error page for `error`: its words in the page's language, its
+/// status, and its code in the page and the header.
+fn error_page(chrome: Chrome, error: &ConsoleError) -> Response {
     let message = chrome.t(error.message_id());
     let mut response = render(ErrorPage {
         chrome,
@@ -304,6 +281,14 @@ pub(crate) fn bare_refusal(accept_language: Option<&str>, error: ConsoleError) -
         response.headers_mut().insert(ERROR_CODE_HEADER, code);
     }
     response
+}
+
+/// A refusal answered without a session (the session store is what
+/// failed): the error page in the browser's language, its status and code,
+/// and no cookie.
+pub(crate) fn bare_refusal(accept_language: Option<&str>, error: ConsoleError) -> Response {
+    tracing::error!(code = error.code(), %error, "console request failed");
+    error_page(Chrome::anonymous(Lang::negotiate(accept_language)), &error)
 }
 
 pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
