@@ -338,6 +338,7 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
         .route("/static/console.js", get(routes::script))
         .route("/notices", get(routes::notices))
         .route("/healthz", get(routes::healthz))
+        .route("/readyz", get(routes::readyz))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM_BYTES))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -202,6 +202,18 @@ impl SharedSessions {
         Ok(())
     }
 
+    /// Whether the session database answers now, within the time bound.
+    pub async fn reachable(&self) -> bool {
+        self.bounded(async {
+            sqlx::query("SELECT 1")
+                .execute(self.db.pool())
+                .await
+                .map_err(SessionsError::from)
+        })
+        .await
+        .is_ok()
+    }
+
     /// Removes `token`'s session.
     pub async fn delete(&self, token: &str) -> Result<(), SessionsError> {
         self.bounded(async {
@@ -305,6 +317,11 @@ pub async fn through_shared_store(
     let Some(shared) = state.shared_sessions.as_ref() else {
         return next.run(request).await;
     };
+    // The probes and the static files touch no session.
+    let path = request.uri().path();
+    if path == "/healthz" || path == "/readyz" || path.starts_with("/static/") {
+        return next.run(request).await;
+    }
     let accept_language = request
         .headers()
         .get(header::ACCEPT_LANGUAGE)

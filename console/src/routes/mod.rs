@@ -426,6 +426,18 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
+/// `/readyz`: 200 when the console can serve a caseworker, 503 when its
+/// session database (with `[session] database_url`) does not answer, so
+/// that the load balancer sends browsers to a replica that can.
+pub async fn readyz(State(state): State<Arc<ConsoleState>>) -> Response {
+    match &state.shared_sessions {
+        Some(shared) if !shared.reachable().await => {
+            (StatusCode::SERVICE_UNAVAILABLE, "sessions unavailable").into_response()
+        }
+        _ => "ready".into_response(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

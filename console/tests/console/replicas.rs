@@ -176,6 +176,10 @@ async fn a_failing_session_store_answers_503_and_hands_out_no_session() {
 
     let at_replica = browser.at(&replica_url).get("/referrals").await;
     assert_eq!(at_replica.status, 200, "{at_replica:?}");
+    // The failing console says it is not ready, so traffic goes elsewhere;
+    // the other is ready.
+    assert_eq!(h.browser().get("/readyz").await.status, 503);
+    assert_eq!(browser.at(&replica_url).get("/readyz").await.status, 200);
 }
 
 /// A stored session past its end opens nowhere, and the purge (run as
