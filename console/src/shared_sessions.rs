@@ -49,6 +49,14 @@ pub static MIGRATIONS: Migrations = Migrations {
 /// Saves between two purges of ended sessions.
 const PURGE_EVERY: u64 = 256;
 
+/// How a session is written: a new row, or the row loaded, if it is still
+/// there.
+#[derive(Clone, Copy)]
+enum Write {
+    Insert,
+    Update,
+}
+
 /// Why the shared store could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionsError {
@@ -158,22 +166,39 @@ impl SharedSessions {
         Ok(opened)
     }
 
-    /// Stores `session` as `token`'s, until `ends_at`.
-    pub async fn save(
+    /// Stores the new session `token` (one this process just handed out),
+    /// until `ends_at`.
+    pub async fn insert(
         &self,
         token: &str,
         session: &Session,
         ends_at: OffsetDateTime,
     ) -> Result<(), SessionsError> {
-        self.bounded(self.save_now(token, session, ends_at)).await
+        self.bounded(self.write(token, session, ends_at, Write::Insert))
+            .await
+            .map(|_| ())
     }
 
-    async fn save_now(
+    /// Writes back `token`'s session, loaded at the start of the request,
+    /// only if its row is still there: a sign-out or a revocation at
+    /// another replica meanwhile is not undone. Answers whether it was.
+    pub async fn update(
         &self,
         token: &str,
         session: &Session,
         ends_at: OffsetDateTime,
-    ) -> Result<(), SessionsError> {
+    ) -> Result<bool, SessionsError> {
+        self.bounded(self.write(token, session, ends_at, Write::Update))
+            .await
+    }
+
+    async fn write(
+        &self,
+        token: &str,
+        session: &Session,
+        ends_at: OffsetDateTime,
+        how: Write,
+    ) -> Result<bool, SessionsError> {
         let digest = key(token);
         let plain = serde_json::to_vec(session).map_err(|e| SessionsError::Seal(e.to_string()))?;
         let sealed = STANDARD.encode(self.seal(&digest, plain)?);
@@ -181,17 +206,23 @@ impl SharedSessions {
             .signed_in
             .as_ref()
             .map(|s| user_digest(s.principal.agency.as_str(), &s.principal.user));
-        sqlx::query(
-            "INSERT INTO console_sessions (token_digest, user_digest, sealed, expires_at) \
-             VALUES ($1, $2, $3, $4) ON CONFLICT (token_digest) DO UPDATE SET \
-             user_digest = excluded.user_digest, sealed = excluded.sealed, expires_at = excluded.expires_at",
-        )
-        .bind(hex(&digest))
-        .bind(user)
-        .bind(sealed)
-        .bind(to_ms(ends_at))
-        .execute(self.db.pool())
-        .await?;
+        let sql = match how {
+            Write::Insert => {
+                "INSERT INTO console_sessions (token_digest, user_digest, sealed, expires_at) \
+                 VALUES ($1, $2, $3, $4)"
+            }
+            Write::Update => {
+                "UPDATE console_sessions SET user_digest = $2, sealed = $3, expires_at = $4 \
+                 WHERE token_digest = $1"
+            }
+        };
+        let done = sqlx::query(sql)
+            .bind(hex(&digest))
+            .bind(user)
+            .bind(sealed)
+            .bind(to_ms(ends_at))
+            .execute(self.db.pool())
+            .await?;
         if self
             .saves
             .fetch_add(1, Ordering::Relaxed)
@@ -199,7 +230,7 @@ impl SharedSessions {
         {
             self.purge_ended().await?;
         }
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     /// Whether the session database answers now, within the time bound.
@@ -342,25 +373,33 @@ pub async fn through_shared_store(
         }
     }
     let response = next.run(request).await;
-    let handed_out = token_set_by(&response);
-    let touched = loaded
-        .into_iter()
-        .chain(handed_out)
-        .collect::<std::collections::BTreeSet<_>>();
-    for token in touched {
-        let written = match state.sessions.get(&token) {
-            Some(session) => {
-                shared
-                    .save(&token, &session, state.sessions.ends_at(&session))
-                    .await
-            }
+    let handed_out = token_set_by(&response).filter(|t| Some(t) != loaded.as_ref());
+    if let Some(token) = &loaded {
+        let written = match state.sessions.get(token) {
+            Some(session) => shared
+                .update(token, &session, state.sessions.ends_at(&session))
+                .await
+                .map(|still_there| {
+                    if !still_there {
+                        // Ended at another replica while this request ran.
+                        state.sessions.forget(token);
+                    }
+                }),
             // Ended by this request (signed out, expired, replaced at
             // sign-in), or by one beside it in this process.
-            None => shared.delete(&token).await,
+            None => shared.delete(token).await,
         };
         if let Err(err) = written {
             return unavailable(accept_language.as_deref(), err);
         }
+    }
+    if let Some(token) = &handed_out
+        && let Some(session) = state.sessions.get(token)
+        && let Err(err) = shared
+            .insert(token, &session, state.sessions.ends_at(&session))
+            .await
+    {
+        return unavailable(accept_language.as_deref(), err);
     }
     response
 }

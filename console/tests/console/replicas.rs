@@ -183,7 +183,8 @@ async fn a_failing_session_store_answers_503_and_hands_out_no_session() {
 }
 
 /// A stored session past its end opens nowhere, and the purge (run as
-/// sessions are saved) removes it and only it.
+/// sessions are saved) removes it and only it; a session ended while a
+/// request that loaded it ran is not written back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ended_stored_session_opens_nowhere_and_is_purged() {
     let dir = tempfile::tempdir().unwrap();
@@ -203,16 +204,17 @@ async fn an_ended_stored_session_opens_nowhere_and_is_purged() {
     let store = h.state.shared_sessions.as_ref().expect("a shared store");
     let now = time::OffsetDateTime::now_utc();
     store
-        .save("ended-token", &session, now - time::Duration::minutes(1))
+        .insert("ended-token", &session, now - time::Duration::minutes(1))
         .await
         .unwrap();
     store
-        .save("live-token", &session, now + time::Duration::hours(1))
+        .insert("live-token", &session, now + time::Duration::hours(1))
         .await
         .unwrap();
     assert!(store.load("ended-token").await.unwrap().is_none());
     assert!(store.load("live-token").await.unwrap().is_some());
     assert!(store.purge_ended().await.unwrap() >= 1);
+
     let left: Vec<String> = sqlx::query("SELECT token_digest FROM console_sessions")
         .fetch_all(store.db().pool())
         .await
@@ -229,6 +231,16 @@ async fn an_ended_stored_session_opens_nowhere_and_is_purged() {
     };
     assert!(!left.contains(&digest("ended-token")), "{left:?}");
     assert!(left.contains(&digest("live-token")), "{left:?}");
+
+    // A request that loaded a session before another replica ended it
+    // writes it back only if it is still there: the sign-out stands.
+    store.delete("live-token").await.unwrap();
+    let still_there = store
+        .update("live-token", &session, now + time::Duration::hours(1))
+        .await
+        .unwrap();
+    assert!(!still_there);
+    assert!(store.load("live-token").await.unwrap().is_none());
 }
 
 /// The session database hangs (another session holds an exclusive lock on
