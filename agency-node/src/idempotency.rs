@@ -91,6 +91,8 @@ pub enum Outcome {
     /// A care plan version proposed or agreed to, or one of its actions
     /// moved on.
     CarePlan { survivor_id: String, version: i64 },
+    /// A case closed or opened again.
+    CaseStatus { survivor_id: String },
 }
 
 /// A mutation request's key, checked against the store and handed to the

@@ -643,8 +643,9 @@ impl SyntheticIntake {
 }
 
 /// Seeds `count` synthetic survivors registered in `period` (a quarter
-/// that has ended) with [`SyntheticIntake`], for the demo's statistics
-/// release. Each registration is audited like any other.
+/// that has ended) with [`SyntheticIntake`], two in five of their cases
+/// closed in it, for the demo's statistics release. Each registration and
+/// closing is audited like any other.
 pub async fn seed_statistics(
     state: &NodeState,
     caller: &Caller,
@@ -657,7 +658,43 @@ pub async fn seed_statistics(
         record.identity.validate()?;
         record.case.validate()?;
         record.health.validate()?;
-        crate::changes::register_survivor(state, caller, &record).await?;
+        let registered = record.created_at;
+        let gid = crate::changes::register_survivor(state, caller, &record).await?;
+        // Two in five cases closed in the quarter, a week after intake or
+        // at its end, for the reasons in rotation.
+        if i % 5 < 2 {
+            use exchange_schema::CaseClosureReason;
+            let reason = CaseClosureReason::ALL[(i / 5 + i) % CaseClosureReason::ALL.len()];
+            let closed_at =
+                (registered + time::Duration::days(7)).min(period.end() - time::Duration::hours(1));
+            let closure = crate::store::case::CaseClosureRecord {
+                id: crate::store::new_local_id(),
+                closed_at,
+                closed_by: format!("{}/{}", caller.principal.agency, caller.principal.user),
+                reason,
+                reopened_at: None,
+                reopened_by: None,
+            };
+            let mut event = crate::disclosure::change_event(
+                caller,
+                exchange_schema::AuditKind::CaseStatusChanged,
+                Some(gid.clone()),
+                None,
+            );
+            event.reason = format!("CLOSED:{reason}");
+            let local = gid.local().to_owned();
+            state
+                .audit
+                .record::<_, NodeError, _>(move |conn| {
+                    Box::pin(async move {
+                        crate::store::case::close_case(conn, &local, &closure)
+                            .await
+                            .map_err(NodeError::internal)?;
+                        Ok(((), event))
+                    })
+                })
+                .await?;
+        }
     }
     Ok(count)
 }

@@ -7,7 +7,7 @@
 //! Only a statistician, for the `STATISTICS` purpose, may ask (the
 //! `countRecords` policy); every count is audited (`STATISTICS_COUNTED`).
 //! A survivor who opted out of statistics is not counted, nor are their
-//! referrals and services; a record erased as a whole is not counted, and
+//! referrals, services and case closings; a record erased as a whole is not counted, and
 //! a category erased reads as `UNKNOWN`. The coded values sit inside the
 //! sealed categories, so the node opens each record to count it, as it
 //! would to read it.
@@ -80,7 +80,10 @@ fn survivor_values(record: &SurvivorRecord, dimension: Dimension) -> Vec<String>
             .as_ref()
             .and_then(|c| c.region_of_identification.clone())
             .map_or_else(unknown, |r| vec![r]),
-        Dimension::Service | Dimension::ReferralStatus | Dimension::TimeToAnswer => unknown(),
+        Dimension::Service
+        | Dimension::ReferralStatus
+        | Dimension::TimeToAnswer
+        | Dimension::ClosureReason => unknown(),
     }
 }
 
@@ -171,6 +174,12 @@ pub async fn count(
                 "SELECT v.kind AS a FROM services v \
                  JOIN survivors s ON s.id = v.survivor_id \
                  WHERE v.delivered_at >= $1 AND v.delivered_at < $2 AND s.statistics_opt_out = 0"
+            }
+            // Each closing in the period, reopened since or not.
+            Measure::CasesClosed => {
+                "SELECT c.reason AS a FROM case_closures c \
+                 JOIN survivors s ON s.id = c.survivor_id \
+                 WHERE c.closed_at >= $1 AND c.closed_at < $2 AND s.statistics_opt_out = 0"
             }
         };
         let rows = sqlx::query(sql)

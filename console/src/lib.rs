@@ -326,6 +326,14 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
             survivor_action(routes::assignment),
         )
         .route(
+            "/survivors/{id}/case/close",
+            survivor_action(routes::case_closing),
+        )
+        .route(
+            "/survivors/{id}/case/reopen",
+            survivor_action(routes::case_reopening),
+        )
+        .route(
             "/survivors/{id}/consent-code",
             post(routes::issue_consent_code),
         )

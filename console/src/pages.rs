@@ -164,6 +164,10 @@ pub struct SurvivorPage {
     /// Whether the caseworker may place or lift a legal hold (a supervisor
     /// or the data-protection officer of the owning agency).
     pub may_hold: bool,
+    /// Whether the case is open, and its closings (the owner's staff).
+    pub case_status: Option<CaseStatus>,
+    /// The reasons a case is closed for, in the form's order.
+    pub closure_reasons: &'static [&'static str],
     /// The goals of the newest plan, one a line, to start a new version
     /// from.
     pub plan_goals: String,
@@ -181,6 +185,39 @@ pub struct PlanRow {
     /// As a `datetime-local` value, or empty.
     pub due: String,
 }
+
+/// Where a survivor's case stands.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CaseStatus {
+    pub open: bool,
+    pub closures: Vec<CaseClosure>,
+}
+
+impl CaseStatus {
+    /// The closing in force, when the case is closed.
+    pub fn closed(&self) -> Option<&CaseClosure> {
+        self.closures.last().filter(|_| !self.open)
+    }
+}
+
+/// One closing of a case.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CaseClosure {
+    pub reason: String,
+    pub closed_at: String,
+    pub closed_by: String,
+}
+
+/// The reasons a case is closed for (the exchange's `CaseClosureReason`).
+pub const CLOSURE_REASONS: [&str; 5] = [
+    "GOALS_MET",
+    "CONTINUED_ELSEWHERE",
+    "SURVIVOR_WITHDREW",
+    "CONTACT_LOST",
+    "OTHER",
+];
 
 /// How long a record's parts are kept, and the legal hold in force.
 #[derive(Debug, Clone, Deserialize)]

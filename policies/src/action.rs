@@ -42,6 +42,8 @@ pub enum Action {
     /// sending node, and again at the receiving node with the sending
     /// agency as the case's owner).
     TransferCase,
+    /// Close a survivor's case, or open it again.
+    CloseCase,
 }
 
 pub(crate) enum ResourceKind {
@@ -72,6 +74,7 @@ impl Action {
         Self::UpdatePlanAction,
         Self::ReferOnward,
         Self::TransferCase,
+        Self::CloseCase,
     ];
 
     /// The action's name in policy files (`Action::"recordConsent"`).
@@ -95,6 +98,7 @@ impl Action {
             Self::UpdatePlanAction => "updatePlanAction",
             Self::ReferOnward => "referOnward",
             Self::TransferCase => "transferCase",
+            Self::CloseCase => "closeCase",
         }
     }
 
@@ -116,7 +120,8 @@ impl Action {
             | Self::AssignCaseworkers
             | Self::ChangeCarePlan
             | Self::UpdatePlanAction
-            | Self::TransferCase => ResourceKind::Case,
+            | Self::TransferCase
+            | Self::CloseCase => ResourceKind::Case,
             Self::RecordConsent
             | Self::RevokeConsent
             | Self::RegisterSurvivor

@@ -99,6 +99,9 @@ pub enum AuditKind {
     /// new public key, hex): the checkpoint at this entry, signed by the
     /// old key, announces the new one.
     SigningKeyRotated,
+    /// The agency that holds a survivor's record closed their case or
+    /// opened it again (`reason` `CLOSED:<closure reason>` or `REOPENED`).
+    CaseStatusChanged,
 }
 
 impl AuditKind {
@@ -133,6 +136,7 @@ impl AuditKind {
             Self::RightsRequest => "RIGHTS_REQUEST",
             Self::StatisticsCounted => "STATISTICS_COUNTED",
             Self::SigningKeyRotated => "SIGNING_KEY_ROTATED",
+            Self::CaseStatusChanged => "CASE_STATUS_CHANGED",
         }
     }
 }

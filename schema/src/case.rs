@@ -1,6 +1,6 @@
 //! The coded vocabularies of case management shared by every node: where a
 //! service stands, what a follow-up is and where it stands, where an action
-//! of a care plan stands. Case notes,
+//! of a care plan stands, why a case was closed. Case notes,
 //! services and follow-ups themselves live at the owner node
 //! (`agency-node/src/store/case.rs`); these lists are shared so that a
 //! partner agency and the statistics mean the same by them.
@@ -142,5 +142,22 @@ mod tests {
             assert_eq!(k.as_str().parse::<FollowUpKind>().unwrap(), *k);
         }
         assert!("LUNCH".parse::<FollowUpKind>().is_err());
+    }
+}
+
+vocabulary! {
+    /// Why the agency that holds a survivor's record closed the case
+    /// (coded, so that the statistics count cases closed by reason; what
+    /// happened goes in a case note).
+    CaseClosureReason, "case closure reason" {
+        /// The goals of the care plan were met.
+        GoalsMet => "GOALS_MET",
+        /// The survivor goes on with another agency or programme.
+        ContinuedElsewhere => "CONTINUED_ELSEWHERE",
+        /// The survivor chose to end the support.
+        SurvivorWithdrew => "SURVIVOR_WITHDREW",
+        /// The survivor could no longer be reached.
+        ContactLost => "CONTACT_LOST",
+        Other => "OTHER",
     }
 }

@@ -29,7 +29,10 @@ pub mod statistics;
 pub mod vocabulary;
 
 pub use audit::{AuditEvent, AuditKind, Decision};
-pub use case::{FollowUpKind, FollowUpStatus, NotificationKind, PlanActionStatus, ServiceStatus};
+pub use case::{
+    CaseClosureReason, FollowUpKind, FollowUpStatus, NotificationKind, PlanActionStatus,
+    ServiceStatus,
+};
 pub use error::ErrorCode;
 pub use headers::{
     HeaderError, JUSTIFICATION_HEADER, PURPOSE_HEADER, TRACEPARENT_HEADER, TraceContext,

@@ -51,6 +51,8 @@ vocabulary! {
         Service => "SERVICE",
         /// Where a referral stands.
         ReferralStatus => "REFERRAL_STATUS",
+        /// Why a case was closed.
+        ClosureReason => "CLOSURE_REASON",
     }
 }
 
@@ -63,6 +65,10 @@ vocabulary! {
         Referrals => "REFERRALS",
         /// Services delivered in the period.
         ServicesDelivered => "SERVICES_DELIVERED",
+        /// Cases closed in the period by the agency that holds them (each
+        /// closing counts, a case reopened and closed again twice). Cases
+        /// opened are the survivors registered: the `SURVIVORS` tables.
+        CasesClosed => "CASES_CLOSED",
     }
 }
 
@@ -93,6 +99,12 @@ impl Dimension {
             ),
             Dimension::ReferralStatus => names(
                 &ReferralStatus::ALL
+                    .iter()
+                    .map(|v| v.as_str())
+                    .collect::<Vec<_>>(),
+            ),
+            Dimension::ClosureReason => names(
+                &crate::case::CaseClosureReason::ALL
                     .iter()
                     .map(|v| v.as_str())
                     .collect::<Vec<_>>(),
@@ -174,6 +186,11 @@ pub const CATALOGUE: &[TableSpec] = &[
         id: "services-delivered-by-service",
         measure: Measure::ServicesDelivered,
         dimensions: &[Dimension::Service],
+    },
+    TableSpec {
+        id: "cases-closed-by-reason",
+        measure: Measure::CasesClosed,
+        dimensions: &[Dimension::ClosureReason],
     },
 ];
 

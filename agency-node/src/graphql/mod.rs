@@ -4,6 +4,7 @@
 
 pub mod care_plan;
 pub mod case;
+pub mod case_status;
 pub mod documents;
 pub mod mutation;
 pub mod query;
@@ -29,6 +30,7 @@ pub type NodeSchema = Schema<query::Query, Mutation, EmptySubscription>;
 pub struct Mutation(
     mutation::RecordMutation,
     case::CaseMutation,
+    case_status::CaseStatusMutation,
     care_plan::CarePlanMutation,
     transfer::TransferMutation,
     crate::webhooks::WebhookMutation,

@@ -207,6 +207,16 @@ impl Query {
         Ok(connection)
     }
 
+    /// Whether a survivor's case is open, and every time it was closed
+    /// (owning agency's caseworkers and supervisors only).
+    async fn case_status(
+        &self,
+        ctx: &Context<'_>,
+        survivor_id: ID,
+    ) -> Result<super::case_status::CaseStatus> {
+        super::case_status::status(ctx, &survivor_id).await
+    }
+
     /// How long each part of a survivor's record is kept, what was erased,
     /// and the legal hold in force (owning agency only).
     async fn retention_schedule(

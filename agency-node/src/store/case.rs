@@ -509,3 +509,81 @@ pub async fn replace_assignments(
     }
     Ok(())
 }
+
+/// One closing of a survivor's case, and its reopening if it was.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaseClosureRecord {
+    pub id: String,
+    pub closed_at: OffsetDateTime,
+    pub closed_by: String,
+    pub reason: exchange_schema::CaseClosureReason,
+    pub reopened_at: Option<OffsetDateTime>,
+    pub reopened_by: Option<String>,
+}
+
+/// Every closing of a survivor's case, oldest first. The case is closed
+/// while the newest has no reopening.
+pub async fn case_closures(
+    conn: &mut AnyConnection,
+    survivor_id: &str,
+) -> anyhow::Result<Vec<CaseClosureRecord>> {
+    let rows = sqlx::query(
+        "SELECT id, closed_at, closed_by, reason, reopened_at, reopened_by FROM case_closures \
+         WHERE survivor_id = $1 ORDER BY closed_at, id",
+    )
+    .bind(survivor_id)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(CaseClosureRecord {
+                id: row.try_get("id")?,
+                closed_at: from_ms(row.try_get("closed_at")?),
+                closed_by: row.try_get("closed_by")?,
+                reason: row.try_get::<String, _>("reason")?.parse()?,
+                reopened_at: opt_time(row, "reopened_at")?,
+                reopened_by: row.try_get("reopened_by")?,
+            })
+        })
+        .collect()
+}
+
+/// Records the closing `closure` of a survivor's case.
+pub async fn close_case(
+    conn: &mut AnyConnection,
+    survivor_id: &str,
+    closure: &CaseClosureRecord,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO case_closures (id, survivor_id, closed_at, closed_by, reason) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&closure.id)
+    .bind(survivor_id)
+    .bind(to_ms(closure.closed_at))
+    .bind(&closure.closed_by)
+    .bind(closure.reason.as_str())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Records the reopening of the closing `id`, if it was not reopened yet;
+/// answers whether it was done.
+pub async fn reopen_case(
+    conn: &mut AnyConnection,
+    id: &str,
+    at: OffsetDateTime,
+    by: &str,
+) -> anyhow::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE case_closures SET reopened_at = $2, reopened_by = $3 \
+         WHERE id = $1 AND reopened_at IS NULL",
+    )
+    .bind(id)
+    .bind(to_ms(at))
+    .bind(by)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}

@@ -256,6 +256,21 @@ pub const MOVED_TABLES: &[MovedTable] = &[
         scope: Scope::Survivor,
         order: "asked_at, id",
     },
+    MovedTable {
+        name: "case_closures",
+        columns: &[
+            "id",
+            "survivor_id",
+            "closed_at",
+            "closed_by",
+            "reason",
+            "reopened_at",
+            "reopened_by",
+        ],
+        integers: &["closed_at", "reopened_at"],
+        scope: Scope::Survivor,
+        order: "closed_at, id",
+    },
 ];
 
 /// Tables deleted with the record at the sending node without travelling.

@@ -13,6 +13,7 @@ mod bad_input;
 mod break_glass;
 mod care_plan;
 mod case_management;
+mod case_status;
 mod coded_intake;
 mod consent;
 mod contract;

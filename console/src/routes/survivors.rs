@@ -21,9 +21,9 @@ use crate::ConsoleState;
 use crate::error::ConsoleError;
 use crate::i18n::Lang;
 use crate::pages::{
-    BreakGlassPage, CarePlan, ConsentGrant, FOLLOW_UP_KINDS, GRANTABLE_PURPOSES, MemberAgency,
-    PlanRow, RetentionSchedule, SlipPage, Survivor, SurvivorListPage, SurvivorListRow,
-    SurvivorPage, work_purpose,
+    BreakGlassPage, CLOSURE_REASONS, CarePlan, CaseStatus, ConsentGrant, FOLLOW_UP_KINDS,
+    GRANTABLE_PURPOSES, MemberAgency, PlanRow, RetentionSchedule, SlipPage, Survivor,
+    SurvivorListPage, SurvivorListRow, SurvivorPage, work_purpose,
 };
 use crate::session::{BreakGlass, SignedIn};
 
@@ -288,16 +288,21 @@ pub async fn survivor(
                 &signed_in.access_token,
                 Purpose::CaseManagement,
                 "query($id: ID!) { retentionSchedule(survivorId: $id) { parts { part dueAt rule why erasedAt } \
-                 legalHold { reason placedAt placedBy } } }",
+                 legalHold { reason placedAt placedBy } } \
+                 caseStatus(survivorId: $id) { open closures { reason closedAt closedBy } } }",
                 json!({ "id": id }),
             )
             .await;
         match answer {
-            Ok(a) => Some(a.retention_schedule),
+            Ok(a) => Some((a.retention_schedule, a.case_status)),
             Err(e) => return visit.refuse(&state, e),
         }
     } else {
         None
+    };
+    let (retention, case_status) = match retention {
+        Some((retention, status)) => (Some(retention), Some(status)),
+        None => (None, None),
     };
     let agencies: Result<AgenciesAnswer, _> = state
         .gateway
@@ -357,6 +362,8 @@ pub async fn survivor(
                 .collect(),
             break_glass_open: window.is_some(),
             retention,
+            case_status,
+            closure_reasons: &CLOSURE_REASONS,
             may_hold: own
                 && (signed_in.principal.has_role(Role::Supervisor)
                     || signed_in.principal.has_role(Role::DataProtectionOfficer)),
@@ -371,6 +378,7 @@ pub async fn survivor(
 #[serde(rename_all = "camelCase")]
 struct RetentionAnswer {
     retention_schedule: RetentionSchedule,
+    case_status: CaseStatus,
 }
 
 /// The proposal form started from the newest plan: its goals one a line,
@@ -845,6 +853,29 @@ pub fn consent_revocation(f: &SurvivorForm, grant: &str) -> Result<Change, Conso
         mutation: "mutation($id: ID!, $reason: String) { revokeConsent(grantId: $id, reason: $reason) { id } }",
         variables: json!({ "id": grant, "reason": reason }),
         notice: "notice-consent-revoked",
+    })
+}
+
+/// The closing form read into `closeCase`: a reason of the exchange's list.
+pub fn case_closing(f: &SurvivorForm) -> Result<Change, ConsoleError> {
+    let reason = field(f.fields, "reason")
+        .filter(|r| CLOSURE_REASONS.contains(r))
+        .ok_or(ConsoleError::BadRequest("choose why the case is closed"))?;
+    Ok(Change {
+        purpose: Purpose::CaseManagement,
+        mutation: "mutation($id: ID!, $reason: CaseClosureReason!) { closeCase(survivorId: $id, reason: $reason) { open } }",
+        variables: json!({ "id": f.survivor, "reason": reason }),
+        notice: "notice-case-closed",
+    })
+}
+
+/// `reopenCase`: the case opened again.
+pub fn case_reopening(f: &SurvivorForm) -> Result<Change, ConsoleError> {
+    Ok(Change {
+        purpose: Purpose::CaseManagement,
+        mutation: "mutation($id: ID!) { reopenCase(survivorId: $id) { open } }",
+        variables: json!({ "id": f.survivor }),
+        notice: "notice-case-reopened",
     })
 }
 

@@ -228,3 +228,60 @@ async fn the_owner_proposes_a_plan_records_its_agreement_and_a_supervisor_holds_
             .contains("Propose a new version of the care plan")
     );
 }
+
+/// The owner's caseworker closes the case with a reason from the list and
+/// opens it again; a reason the page could not have sent is refused; a
+/// partner is shown no case status and is refused a closing posted by hand.
+#[tokio::test]
+async fn the_owner_closes_a_case_with_its_reason_and_opens_it_again() {
+    let h = Harness::start().await;
+    let fed = &h.federation;
+    let survivor = fed.register_survivor(SHELTER_NORTH, "Closing").await;
+    let page_path = format!("/survivors/{survivor}");
+    let mut caseworker = h
+        .signed_in(SHELTER_NORTH, &format!("caseworker@{SHELTER_NORTH}"))
+        .await;
+    let page = caseworker.get(&page_path).await;
+    assert!(page.body.contains("The case is open."), "{}", page.body);
+    let csrf = page.csrf();
+    let close = format!("/survivors/{survivor}/case/close");
+    let bad = caseworker
+        .post(&close, &[("csrf", &csrf), ("reason", "SOLVED")])
+        .await;
+    assert_eq!(bad.code.as_deref(), Some("BAD_REQUEST"), "{bad:?}");
+    let closed = caseworker
+        .post(&close, &[("csrf", &csrf), ("reason", "CONTACT_LOST")])
+        .await;
+    assert_eq!(closed.status, 303, "{closed:?}");
+    let page = caseworker.get(&page_path).await;
+    assert!(page.body.contains("The case is closed."), "{}", page.body);
+    assert!(
+        page.body.contains("The case is closed: Contact lost."),
+        "{}",
+        page.body
+    );
+    let reopened = caseworker
+        .post(
+            &format!("/survivors/{survivor}/case/reopen"),
+            &[("csrf", &page.csrf())],
+        )
+        .await;
+    assert_eq!(reopened.status, 303, "{reopened:?}");
+    let page = caseworker.get(&page_path).await;
+    assert!(
+        page.body.contains("The case is open again."),
+        "{}",
+        page.body
+    );
+
+    // A partner (an accepted referral) sees no status and may not close.
+    fed.refer_accepted(&survivor, "clinic-east").await;
+    let mut clinic = h.signed_in("clinic-east", "caseworker@clinic-east").await;
+    let page = clinic.get(&page_path).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(!page.body.contains("Close the case"));
+    let refused = clinic
+        .post(&close, &[("csrf", &page.csrf()), ("reason", "GOALS_MET")])
+        .await;
+    assert_eq!(refused.code.as_deref(), Some("FORBIDDEN"), "{refused:?}");
+}
