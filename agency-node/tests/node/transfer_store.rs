@@ -48,6 +48,20 @@ async fn a_case_exports_imports_and_leaves_only_tombstones(backend: Backend) {
              json!({ "input": { "survivorId": survivor, "goals": ["g"], "actions": [{ "description": "a", "responsibleAgency": LEGAL }] } }))
         .await
         .data();
+    // A closing and its reopening travel with the case.
+    for step in [
+        "mutation($id: ID!) { closeCase(survivorId: $id, reason: GOALS_MET) { open } }",
+        "mutation($id: ID!) { reopenCase(survivorId: $id) { open } }",
+    ] {
+        from.gql(
+            Some(&owner),
+            Some("CASE_MANAGEMENT"),
+            step,
+            json!({ "id": survivor }),
+        )
+        .await
+        .data();
+    }
 
     let mut conn = from.state.db.pool().acquire().await.unwrap();
     let package = transfer::export(&mut conn, &from.state.vault, &local)
@@ -56,6 +70,8 @@ async fn a_case_exports_imports_and_leaves_only_tombstones(backend: Backend) {
     drop(conn);
     transfer::check(&package).unwrap();
     assert_eq!(package.rows("case_notes").len(), 2);
+    assert_eq!(package.rows("case_closures").len(), 1);
+    assert!(package.rows("case_closures")[0]["reopened_at"].is_number());
     assert_eq!(
         package.rows("referral_events").len(),
         2,
