@@ -2,7 +2,8 @@
 # The Secrets of the Kubernetes demo overlay (deploy/kubernetes/overlays/demo),
 # made fresh on this machine and never committed: a demo CA with the
 # gateway's client certificate and each node's server certificate (mutual
-# TLS), the ingress certificates, random database passwords, each node's
+# TLS), the ingress certificates, the demo CA for the demo identity
+# provider's keys (a ConfigMap), random database passwords, each node's
 # key-encryption key and audit-signing key. Writes one manifest per Secret
 # into OUT_DIR (default target/k8s-demo-secrets), to apply before the
 # overlay:
@@ -69,8 +70,18 @@ printf 'postgres://exchange:%s@postgres.survivor-exchange.svc:5432/gateway' "$pg
 secret survivor-exchange gateway-secrets --from-file=database-url="$m/gateway-database-url"
 secret survivor-exchange gateway-tls --from-file=tls.crt="$m/gateway.crt" \
   --from-file=tls.key="$m/gateway.key" --from-file=ca.crt="$m/ca.crt"
-issue ingress exchange.example.org console.exchange.example.org
+issue ingress exchange.example.org console.exchange.example.org idp.exchange.example.org
 tls_secret survivor-exchange exchange-ingress-tls "$m/ingress.crt" "$m/ingress.key"
+
+# The demo CA, which checks the demo identity provider's certificate (at the
+# ingress) for every process that fetches its keys or signs in through it:
+# the federation file's jwks_ca_file and the console's ca_file. Public, so a
+# ConfigMap, in every namespace that mounts the federation file.
+for namespace in survivor-exchange "${agencies[@]/#/exchange-}"; do
+  kubectl create configmap identity-provider-keys -n "$namespace" \
+    --from-file=demo-ca.pem="$m/ca.crt" --dry-run=client -o yaml \
+    > "$out/$namespace-identity-provider-keys.yaml"
+done
 
 for agency in "${agencies[@]}"; do
   namespace="exchange-$agency"

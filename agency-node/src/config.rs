@@ -511,7 +511,8 @@ mod tests {
     /// The nodes' configurations in the Kubernetes demo overlay are valid
     /// (their secret files stood in for by temporary ones), through the
     /// loader the binary uses, and the federation file they share loads
-    /// with its identity providers' JWKS.
+    /// with the demo CA, naming the demo identity provider's issuers and
+    /// key URLs.
     #[test]
     fn the_kubernetes_node_configurations_are_valid() {
         let dir = tempfile::tempdir().unwrap();
@@ -550,11 +551,27 @@ mod tests {
             );
             assert!(config.portal.is_some() && config.tls.is_some());
         }
-        let federation = exchange_trust::federation::Federation::load(
+        // The demo CA beside it, as scripts/k8s-demo-secrets.sh makes it.
+        let pki = exchange_service::tls::DevPki::load_or_create(&dir.path().join("pki")).unwrap();
+        std::fs::copy(pki.ca_file(), dir.path().join("demo-ca.pem")).unwrap();
+        std::fs::copy(
             overlay.join("federation/federation.toml"),
+            dir.path().join("federation.toml"),
         )
-        .expect("the overlay's federation file and its JWKS");
+        .unwrap();
+        let federation =
+            exchange_trust::federation::Federation::load(dir.path().join("federation.toml"))
+                .expect("the overlay's federation file with the demo CA");
         assert_eq!(federation.agencies().len(), 2);
+        assert!(federation.jwks_ca_pem().is_some());
+        for agency in federation.agencies() {
+            assert_eq!(
+                agency.issuer,
+                format!("https://idp.exchange.example.org/{}", agency.id),
+                "the demo identity provider's issuer (overlays/demo/idp)"
+            );
+            assert_eq!(agency.jwks_urls, [format!("{}/jwks", agency.issuer)]);
+        }
     }
 
     #[test]

@@ -112,7 +112,9 @@ pub struct SessionConfig {
     /// With `database_url`: the file holding the 32-byte key that seals the
     /// stored sessions (AES-256-GCM), readable by its owner only (or owned
     /// by root, at most 0640); the same file for every replica. Generated
-    /// there on first start when it does not exist.
+    /// there on first start when it does not exist; replicas starting
+    /// together on one writable volume all use the first one written
+    /// whole.
     #[serde(default)]
     pub key_file: Option<PathBuf>,
     /// With `database_url`: milliseconds to wait for a connection to the

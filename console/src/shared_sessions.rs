@@ -97,8 +97,11 @@ impl SharedSessions {
             let mut bytes = [0u8; 32];
             aws_lc_rs::rand::fill(&mut bytes)
                 .map_err(|_| anyhow::anyhow!("the system random number generator failed"))?;
-            exchange_service::files::write_private(key_file, &bytes)?;
-            tracing::info!(path = %key_file.display(), "generated the console's session key");
+            // Replicas starting together on one volume: the first key
+            // published whole wins and every replica reads that one.
+            if exchange_service::files::publish_private(key_file, &bytes)? {
+                tracing::info!(path = %key_file.display(), "generated the console's session key");
+            }
         }
         exchange_service::files::check_private(key_file)?;
         let bytes = std::fs::read(key_file)
@@ -228,7 +231,11 @@ impl SharedSessions {
             .fetch_add(1, Ordering::Relaxed)
             .is_multiple_of(PURGE_EVERY)
         {
-            self.purge_ended().await?;
+            // The session is saved; a purge that fails now is tried again
+            // at a later save and never refuses this request.
+            if let Err(error) = self.purge_ended().await {
+                tracing::warn!(%error, "ended console sessions could not be purged this time");
+            }
         }
         Ok(done.rows_affected() == 1)
     }
@@ -259,11 +266,14 @@ impl SharedSessions {
 
     /// Removes every session of `user` at `agency`; the number removed.
     pub async fn end_user(&self, agency: &str, user: &str) -> Result<u64, SessionsError> {
-        let done = sqlx::query("DELETE FROM console_sessions WHERE user_digest = $1")
-            .bind(user_digest(agency, user))
-            .execute(self.db.pool())
-            .await?;
-        Ok(done.rows_affected())
+        self.bounded(async {
+            let done = sqlx::query("DELETE FROM console_sessions WHERE user_digest = $1")
+                .bind(user_digest(agency, user))
+                .execute(self.db.pool())
+                .await?;
+            Ok(done.rows_affected())
+        })
+        .await
     }
 
     /// Removes the sessions that have ended; the number removed.

@@ -11,6 +11,13 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         .with_context(|| format!("creating {}", path.display()))
 }
 
+/// Publishes a secret file unless one is there already
+/// ([`exchange_trust::files::publish_private`]); whether this call did.
+pub fn publish_private(path: &Path, bytes: &[u8]) -> anyhow::Result<bool> {
+    exchange_trust::files::publish_private(path, bytes)
+        .with_context(|| format!("creating {}", path.display()))
+}
+
 /// Refuses a secret file others could read or write: it must be readable
 /// and writable by its owner only (0600 or 0400); or, as PostgreSQL allows
 /// for its key files, owned by root and readable by its group, never

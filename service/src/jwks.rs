@@ -37,7 +37,8 @@ pub struct JwksRefresher {
 
 impl JwksRefresher {
     /// A refresher for `verifier`'s federation; `https://` is checked
-    /// against the system's CA bundle.
+    /// against the federation file's `jwks_ca_file` when it names one, and
+    /// the system's CA bundle otherwise.
     pub fn new(verifier: Arc<TokenVerifier>) -> anyhow::Result<Arc<Self>> {
         // The one crypto backend, if the program has not installed it yet.
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -45,8 +46,14 @@ impl JwksRefresher {
             .redirect(reqwest::redirect::Policy::none())
             .timeout(FETCH_TIMEOUT)
             .tls_built_in_root_certs(false);
-        if let Ok(pem) = std::fs::read(SYSTEM_CA_BUNDLE) {
-            for certificate in reqwest::Certificate::from_pem_bundle(&pem)? {
+        let authorities = match verifier.federation().jwks_ca_pem() {
+            Some(pem) => Some(pem.as_bytes().to_vec()),
+            None => std::fs::read(SYSTEM_CA_BUNDLE).ok(),
+        };
+        if let Some(pem) = authorities {
+            for certificate in reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| anyhow::anyhow!("the CA certificates for the JWKS URLs: {e}"))?
+            {
                 client = client.add_root_certificate(certificate);
             }
         }
@@ -270,6 +277,102 @@ mod tests {
                 AUDIENCE,
             ))
             .unwrap()
+    }
+
+    /// A provider's JWKS over https with a certificate from a private CA
+    /// (`localhost`), answering every request with `jwks`.
+    async fn https_endpoint(pki: &crate::tls::DevPki, jwks: String) -> String {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let identity = pki
+            .identity("idp", &["localhost".into()], true, false)
+            .unwrap();
+        let config =
+            crate::tls::server_config_without_client_auth(&identity.cert_file, &identity.key_file)
+                .unwrap();
+        let mut config = (*config).clone();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, jwks) = (acceptor.clone(), jwks.clone());
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let mut request = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match tls.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => request.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                         content-length: {}\r\nconnection: close\r\n\r\n{jwks}",
+                        jwks.len()
+                    );
+                    let _ = tls.write_all(response.as_bytes()).await;
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+        format!("https://localhost:{port}/jwks")
+    }
+
+    /// A federation whose providers are behind its own certificate
+    /// authority names it in `jwks_ca_file`: the keys are fetched over https
+    /// against that CA. Without it (the system's bundle) the same provider
+    /// is not trusted and no key is fetched; a file with no certificate is
+    /// refused when the federation is loaded.
+    #[tokio::test]
+    async fn a_jwks_url_behind_the_federations_own_ca_is_trusted_through_jwks_ca_file() {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let agency = AgencyId::parse("shelter-north").unwrap();
+        let issuer = "https://idp.shelter-north.example";
+        let dir = tempfile::tempdir().unwrap();
+        let pki = crate::tls::DevPki::load_or_create(&dir.path().join("pki")).unwrap();
+        std::fs::copy(pki.ca_file(), dir.path().join("idp-ca.pem")).unwrap();
+        std::fs::write(dir.path().join("not-a-ca.pem"), "nothing here").unwrap();
+        let key = DevIdentityProvider::load_or_generate(&dir.path().join("keys"), &agency)
+            .unwrap()
+            .with_issuer(issuer);
+        let url = https_endpoint(&pki, jwks_of(&[&key])).await;
+        let federation = |ca: Option<&str>| {
+            Federation::from_toml(
+                &format!(
+                    "audience = \"{AUDIENCE}\"\n{}[[agency]]\nid = \"shelter-north\"\n\
+                     name = \"North\"\nkind = \"SHELTER\"\nservices = []\n\
+                     languages = [\"en\"]\nregion = \"North\"\nissuer = \"{issuer}\"\n\
+                     [[agency.keys]]\njwks_url = \"{url}\"\n",
+                    ca.map(|f| format!("jwks_ca_file = \"{f}\"\n"))
+                        .unwrap_or_default()
+                ),
+                dir.path(),
+            )
+        };
+
+        let trusted = Arc::new(TokenVerifier::new(federation(Some("idp-ca.pem")).unwrap()));
+        let refresher = JwksRefresher::new(trusted.clone()).unwrap();
+        refresher.start().await;
+        assert!(trusted.verify(&token(&key, "a")).is_ok());
+
+        let untrusted = Arc::new(TokenVerifier::new(federation(None).unwrap()));
+        let refresher = JwksRefresher::new(untrusted.clone()).unwrap();
+        refresher.start().await;
+        assert_eq!(
+            untrusted
+                .verify(&token(&key, "a"))
+                .unwrap_err()
+                .reason_code(),
+            "UNKNOWN_KEY"
+        );
+
+        let refused = federation(Some("not-a-ca.pem")).unwrap_err().to_string();
+        assert!(refused.contains("jwks_ca_file"), "{refused}");
+        assert!(federation(Some("missing.pem")).is_err());
     }
 
     #[tokio::test]

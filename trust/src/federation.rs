@@ -60,6 +60,12 @@ pub struct FederationFile {
     /// 10 seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwks_refresh_seconds: Option<u64>,
+    /// Optional: a PEM file of the certificate authorities trusted for the
+    /// `jwks_url`s, relative to this file, instead of the system's bundle:
+    /// for identity providers behind a federation's own CA (the Kubernetes
+    /// demo's). At most 1 MiB, with at least one certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_ca_file: Option<String>,
 }
 
 /// One `[[agency]]` table.
@@ -199,6 +205,8 @@ pub struct Agency {
 pub struct Federation {
     audience: String,
     jwks_refresh: std::time::Duration,
+    /// The PEM of `jwks_ca_file`, when given.
+    jwks_ca_pem: Option<String>,
     agencies: Vec<Agency>,
     by_id: HashMap<AgencyId, usize>,
     by_issuer: HashMap<String, usize>,
@@ -243,6 +251,19 @@ impl Federation {
                 });
             }
         };
+        let jwks_ca_pem = match &file.jwks_ca_file {
+            None => None,
+            Some(name) => {
+                let pem = read_bounded(&base_dir.join(name))?;
+                if !pem.contains("-----BEGIN CERTIFICATE-----") {
+                    return Err(TrustError::Federation {
+                        field: "jwks_ca_file",
+                        message: format!("{name} holds no PEM certificate"),
+                    });
+                }
+                Some(pem)
+            }
+        };
         if file.agencies.is_empty() {
             return Err(TrustError::Federation {
                 field: "agency",
@@ -277,6 +298,7 @@ impl Federation {
         Ok(Self {
             audience: file.audience,
             jwks_refresh,
+            jwks_ca_pem,
             agencies,
             by_id,
             by_issuer,
@@ -291,6 +313,12 @@ impl Federation {
     /// How often keys published at a `jwks_url` are fetched again.
     pub fn jwks_refresh(&self) -> std::time::Duration {
         self.jwks_refresh
+    }
+
+    /// The certificate authorities (PEM) trusted for the `jwks_url`s
+    /// instead of the system's, when the file names a `jwks_ca_file`.
+    pub fn jwks_ca_pem(&self) -> Option<&str> {
+        self.jwks_ca_pem.as_deref()
     }
 
     /// Every member agency, in file order: the directory.

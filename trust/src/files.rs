@@ -20,6 +20,42 @@ pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     file.sync_all()
 }
 
+/// Publishes `contents` at `path`, readable by the owner only, unless a
+/// file is already there: whole or not at all, so that processes starting
+/// together (replicas on one volume) all end up reading the one file
+/// published first and none reads a half-written one. The contents go to a
+/// temporary file beside `path`, synced, then hard-linked to `path` (which
+/// fails if `path` exists) and the directory synced. Answers whether this
+/// call published it.
+pub fn publish_private(path: &Path, contents: &[u8]) -> std::io::Result<bool> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::other("a secret file's path names no file"))?;
+    let mut nonce = [0u8; 8];
+    aws_lc_rs::rand::fill(&mut nonce)
+        .map_err(|_| std::io::Error::other("the system random number generator failed"))?;
+    let temporary = dir.join(format!(
+        ".{}.{}.partial",
+        name.to_string_lossy(),
+        nonce.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    ));
+    let published =
+        write_private(&temporary, contents).and_then(|()| std::fs::hard_link(&temporary, path));
+    let _ = std::fs::remove_file(&temporary);
+    match published {
+        Ok(()) => {
+            std::fs::File::open(&dir)?.sync_all()?;
+            Ok(true)
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(error) => Err(error),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -36,5 +72,34 @@ mod tests {
         }
         assert!(super::write_private(&path, b"other").is_err());
         assert_eq!(std::fs::read(&path).unwrap(), b"secret");
+    }
+
+    #[test]
+    fn a_secret_published_by_many_at_once_is_one_whole_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("session.key");
+        let writers: Vec<_> = (0..8u8)
+            .map(|n| {
+                let path = path.clone();
+                std::thread::spawn(move || super::publish_private(&path, &[n; 32]).unwrap())
+            })
+            .collect();
+        let won: Vec<bool> = writers.into_iter().map(|w| w.join().unwrap()).collect();
+        assert_eq!(
+            won.iter().filter(|w| **w).count(),
+            1,
+            "exactly one publishes"
+        );
+        let contents = std::fs::read(&path).unwrap();
+        assert_eq!(contents.len(), 32);
+        let winner = won.iter().position(|w| *w).unwrap() as u8;
+        assert_eq!(contents, vec![winner; 32]);
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary file is left behind"
+        );
+        assert!(!super::publish_private(&path, &[9; 32]).unwrap());
+        assert_eq!(std::fs::read(&path).unwrap(), vec![winner; 32]);
     }
 }

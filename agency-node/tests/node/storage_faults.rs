@@ -766,6 +766,22 @@ async fn case_management_writes_nothing_without_its_entry(backend: Backend) {
     let owner = node.caseworker(OWNER);
     let supervisor = node.token(OWNER, &[exchange_schema::Role::Supervisor]);
     let survivor = node.register_full_survivor("Faulted").await;
+    // A case closed before the fault, to be opened again under it.
+    let closed = node.register_full_survivor("Closed").await;
+    let closing = node
+        .gql(
+            Some(&owner),
+            Some("CASE_MANAGEMENT"),
+            "mutation($id: ID!) { closeCase(survivorId: $id, reason: GOALS_MET) { open } }",
+            json!({ "id": closed }),
+        )
+        .await;
+    assert_eq!(
+        closing.data()["closeCase"]["open"],
+        false,
+        "{}",
+        closing.body
+    );
     let due = (time::OffsetDateTime::now_utc() + time::Duration::days(2))
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();
@@ -813,6 +829,24 @@ async fn case_management_writes_nothing_without_its_entry(backend: Backend) {
             json!({ "id": survivor }),
         ),
         (
+            "closeCase",
+            owner.clone(),
+            "mutation($id: ID!) { closeCase(survivorId: $id, reason: CONTACT_LOST) { open } }",
+            json!({ "id": survivor }),
+        ),
+        (
+            "reopenCase",
+            owner.clone(),
+            "mutation($id: ID!) { reopenCase(survivorId: $id) { open } }",
+            json!({ "id": closed }),
+        ),
+        (
+            "caseStatus",
+            owner.clone(),
+            "query($id: ID!) { caseStatus(survivorId: $id) { open } }",
+            json!({ "id": survivor }),
+        ),
+        (
             "survivor",
             owner.clone(),
             "query($id: ID!) { survivor(id: $id) { caseNotes { edges { node { id } } } } }",
@@ -831,6 +865,9 @@ async fn case_management_writes_nothing_without_its_entry(backend: Backend) {
         "follow_ups",
         "care_plans",
         "case_assignments",
+        "case_closures",
+        // A reopening rewrites its closing's row.
+        "case_closures WHERE reopened_at IS NULL",
     ];
     let mut before = Vec::new();
     for table in tables {

@@ -243,6 +243,74 @@ async fn an_ended_stored_session_opens_nowhere_and_is_purged() {
     assert!(store.load("live-token").await.unwrap().is_none());
 }
 
+/// A purge of ended sessions that fails (here a trigger refuses it, as a
+/// full disk or a lost connection would at that moment) is logged and tried
+/// again later: the save it rode on stands and no request is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_purge_of_ended_sessions_refuses_no_save() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("sessions.db").display()
+    );
+    let h = Harness::start_with(IdentityProvider::Development, shared(&url, dir.path())).await;
+    let browser = h
+        .signed_in("shelter-north", "caseworker@shelter-north")
+        .await;
+    let session = h
+        .state
+        .sessions
+        .get(browser.cookie.as_deref().expect("a session"))
+        .expect("the working copy");
+    let store = h.state.shared_sessions.as_ref().expect("a shared store");
+    let now = time::OffsetDateTime::now_utc();
+    store
+        .insert("ended-token", &session, now - time::Duration::minutes(1))
+        .await
+        .unwrap();
+    sqlx::query(
+        "CREATE TRIGGER refuse_purges BEFORE DELETE ON console_sessions \
+         WHEN OLD.expires_at <= CAST(strftime('%s', 'now') AS INTEGER) * 1000 \
+         BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END",
+    )
+    .execute(store.db().pool())
+    .await
+    .unwrap();
+    let count = |sql: &'static str| async move {
+        sqlx::query(sql)
+            .fetch_one(store.db().pool())
+            .await
+            .unwrap()
+            .get::<i64, _>(0)
+    };
+    let before = count("SELECT COUNT(*) FROM console_sessions").await;
+    // Enough saves that one of them purges (every 256th does).
+    for n in 0..300 {
+        store
+            .insert(
+                &format!("live-{n}"),
+                &session,
+                now + time::Duration::hours(1),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("save {n} refused by its failing purge: {e}"));
+    }
+    assert_eq!(
+        count("SELECT COUNT(*) FROM console_sessions").await,
+        before + 300,
+        "the ended session is still there: the purge failed"
+    );
+    sqlx::query("DROP TRIGGER refuse_purges")
+        .execute(store.db().pool())
+        .await
+        .unwrap();
+    assert_eq!(store.purge_ended().await.unwrap(), 1);
+    assert_eq!(
+        count("SELECT COUNT(*) FROM console_sessions").await,
+        before + 299
+    );
+}
+
 /// The session database hangs (another session holds an exclusive lock on
 /// the sessions' table, which PostgreSQL waits on without end): the request
 /// is refused with 503 SESSIONS_UNAVAILABLE after `store_timeout_ms`, not

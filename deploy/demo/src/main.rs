@@ -13,8 +13,13 @@
 //! serves every agency's issuer at `http://127.0.0.1:<port+21>/<agency>`, so
 //! a caseworker signs in from the browser by choosing a demo user.
 //!
+//! `exchange-demo idp` runs the development OpenID provider alone, for the
+//! Kubernetes demo overlay ([`idp`]).
+//!
 //! Development only: the identity providers are local keys with no
 //! password, and the CA is on the same disk.
+
+mod idp;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -36,7 +41,10 @@ use tokio::sync::watch;
 /// tokens and example operations.
 #[derive(Parser, Debug)]
 #[command(name = "exchange-demo", version)]
+#[command(args_conflicts_with_subcommands = true)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<DemoCommand>,
     /// Where the nodes' databases, keys and certificates live.
     #[arg(long, default_value = "data/demo")]
     data_dir: PathBuf,
@@ -55,6 +63,14 @@ struct Cli {
     statistics_survivors: usize,
 }
 
+/// What else the demo's binary runs.
+#[derive(clap::Subcommand, Debug)]
+enum DemoCommand {
+    /// Runs the development OpenID provider alone (the Kubernetes demo
+    /// overlay's `demo-idp`): each agency given, at `<base-url>/<agency>`.
+    Idp(idp::IdpArgs),
+}
+
 /// The token audience of the demo federation.
 const AUDIENCE: &str = "survivor-exchange-demo";
 /// The console's client ID at the development OpenID provider.
@@ -67,20 +83,7 @@ fn demo_users() -> Vec<DevUser> {
         .filter(|a| a.has_node)
         .flat_map(|a| {
             let agency = AgencyId::parse(a.id).expect("demo agency IDs are valid");
-            [
-                DevUser {
-                    agency: agency.clone(),
-                    user: format!("caseworker@{}", a.id),
-                    name: format!("Demo caseworker, {}", a.name),
-                    roles: vec![Role::Caseworker],
-                },
-                DevUser {
-                    agency,
-                    user: format!("supervisor@{}", a.id),
-                    name: format!("Demo supervisor, {}", a.name),
-                    roles: vec![Role::Caseworker, Role::Supervisor],
-                },
-            ]
+            idp::users_of(&agency, a.name)
         })
         .collect()
 }
@@ -149,7 +152,12 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> ExitCode {
     agency_node::telemetry::init(agency_node::config::LogFormat::Pretty);
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    match run(Cli::parse()).await {
+    let cli = Cli::parse();
+    let done = match cli.command {
+        Some(DemoCommand::Idp(args)) => idp::run(args).await,
+        None => run(cli).await,
+    };
+    match done {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
