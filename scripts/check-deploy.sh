@@ -2,11 +2,13 @@
 # Checks the deployment files offline, as part of the tests (scripts/test.sh):
 # - each Kubernetes overlay renders (kubectl kustomize) and validates against
 #   the Kubernetes schemas (kubernetes-validate, strict), and the policy
-#   scanner (checkov) finds nothing; the demo's generated Secrets validate;
+#   scanner (checkov) finds nothing; the CloudNativePG resources validate
+#   against the operator's schemas (@kubernetes-models/cloudnative-pg, npm);
+#   the demo's generated Secrets validate;
 # - the Containerfile passes checkov's Dockerfile checks;
 # - the systemd units verify (systemd-analyze) with an exposure level of at
 #   most 2.0 of 10 (systemd-analyze security).
-# The Python tools are installed once, pinned, in target/deploy-tools.
+# The Python and npm tools are installed once, pinned, in target/deploy-tools.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +19,17 @@ if [ ! -x "$tools/bin/checkov" ] || [ ! -x "$tools/bin/kubernetes-validate" ]; t
   "$tools/bin/pip" install --quiet --disable-pip-version-check \
     "kubernetes-validate==1.37.0" "checkov==3.3.30"
 fi
-for tool in kubectl systemd-analyze openssl; do
+# The CloudNativePG resources' schemas (npm, pinned by the lock file).
+cnpg=$tools/cnpg-check
+if ! cmp -s deploy/kubernetes/cnpg-check/package-lock.json "$cnpg/package-lock.json"; then
+  echo "== installing the CloudNativePG schemas (npm) into $cnpg"
+  rm -rf "$cnpg"
+  mkdir -p "$cnpg"
+  cp deploy/kubernetes/cnpg-check/package.json deploy/kubernetes/cnpg-check/package-lock.json "$cnpg/"
+  (cd "$cnpg" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+fi
+cp deploy/kubernetes/cnpg-check/validate.mjs "$cnpg/"
+for tool in kubectl systemd-analyze openssl node npm; do
   command -v "$tool" >/dev/null || { echo "check-deploy.sh needs $tool" >&2; exit 1; }
 done
 
@@ -28,9 +40,11 @@ kubernetes_version=1.30.0
 for overlay in demo production; do
   echo "== Kubernetes overlay $overlay"
   kubectl kustomize "deploy/kubernetes/overlays/$overlay" > "$work/$overlay.yaml"
-  # Custom resources (the CloudNativePG operator's) have no schema here:
-  # kubernetes-validate warns and checks everything else.
+  # Custom resources (the CloudNativePG operator's) have no schema there:
+  # kubernetes-validate warns and checks everything else, and the
+  # operator's own schemas check them.
   "$tools/bin/kubernetes-validate" --strict --quiet -k "$kubernetes_version" "$work/$overlay.yaml"
+  node "$cnpg/validate.mjs" "$work/$overlay.yaml"
   "$tools/bin/checkov" -f "$work/$overlay.yaml" --framework kubernetes \
     --compact --quiet --skip-download
 done
