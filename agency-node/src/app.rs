@@ -308,10 +308,13 @@ async fn serve(
         Some(tls) => crate::tls::serve(listener, router, tls, shutdown)
             .await
             .context("serving over TLS"),
-        None => axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("serving"),
+        None => axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serving"),
     }
 }
 

@@ -164,6 +164,23 @@ pub struct PortalConfig {
     /// How long a locked code stays locked, in minutes.
     #[serde(default = "default_lockout_minutes")]
     pub lockout_minutes: u64,
+    /// Sign-in attempts one client (an IPv4 address, an IPv6 /64) may make
+    /// in each window of `client_window_minutes`, whatever codes it tries,
+    /// counted by every replica together; beyond it the portal answers 429
+    /// `TOO_MANY_ATTEMPTS` without checking the code. 1 to 1000; default 20.
+    #[serde(default = "default_sign_ins_per_client")]
+    pub sign_ins_per_client: u32,
+    /// The window of `sign_ins_per_client`, in minutes (1 to 1440;
+    /// default 10).
+    #[serde(default = "default_client_window_minutes")]
+    pub client_window_minutes: u64,
+    /// Proxies in front of the portal (CIDR networks, as
+    /// `["10.0.0.0/8"]`) whose `X-Forwarded-For` names the client: the
+    /// client is the nearest address in it that is not one of them. Empty
+    /// (the default): the connection's peer is the client, and the header
+    /// is ignored, since anyone can send it.
+    #[serde(default)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// A session ends after this many idle minutes.
     #[serde(default = "default_session_idle_minutes")]
     pub session_idle_minutes: u64,
@@ -186,6 +203,9 @@ impl PortalConfig {
             tls: None,
             max_failed_sign_ins: default_max_failed_sign_ins(),
             lockout_minutes: default_lockout_minutes(),
+            sign_ins_per_client: default_sign_ins_per_client(),
+            client_window_minutes: default_client_window_minutes(),
+            trusted_proxies: Vec::new(),
             session_idle_minutes: default_session_idle_minutes(),
             quick_exit_url: default_quick_exit_url(),
             default_grant_days: default_grant_days(),
@@ -199,6 +219,12 @@ fn default_max_failed_sign_ins() -> u32 {
 }
 fn default_lockout_minutes() -> u64 {
     15
+}
+fn default_sign_ins_per_client() -> u32 {
+    20
+}
+fn default_client_window_minutes() -> u64 {
+    10
 }
 fn default_session_idle_minutes() -> u64 {
     15
@@ -397,6 +423,15 @@ impl NodeConfig {
                         .into(),
                 ));
             }
+            if !(1..=1000).contains(&portal.sign_ins_per_client)
+                || !(1..=24 * 60).contains(&portal.client_window_minutes)
+            {
+                return Err(ConfigError::Invalid(
+                    "portal.sign_ins_per_client must be between 1 and 1000 and \
+                     portal.client_window_minutes between 1 and 1440"
+                        .into(),
+                ));
+            }
             if !portal.quick_exit_url.starts_with("https://") {
                 return Err(ConfigError::Invalid(
                     "portal.quick_exit_url must be an https:// address".into(),
@@ -550,6 +585,11 @@ mod tests {
                 "postgres://exchange:pw@postgres/shelter_north_keys"
             );
             assert!(config.portal.is_some() && config.tls.is_some());
+            assert_eq!(
+                config.portal.as_ref().unwrap().trusted_proxies.len(),
+                3,
+                "the ingress controller's X-Forwarded-For is believed"
+            );
         }
         // The demo CA beside it, as scripts/k8s-demo-secrets.sh makes it.
         let pki = exchange_service::tls::DevPki::load_or_create(&dir.path().join("pki")).unwrap();
@@ -581,6 +621,28 @@ mod tests {
         config.check().expect("deploy/agency-node.toml is valid");
         let portal = config.portal.expect("the reference turns the portal on");
         assert_eq!(portal.max_failed_sign_ins, 5);
+    }
+
+    /// The portal's limit of sign-in attempts per client: a malformed
+    /// proxy network and limits out of range are refused, naming the field.
+    #[test]
+    fn the_portals_attempt_limit_and_trusted_proxies_are_checked() {
+        let base =
+            "agency = \"shelter-north\"\nfederation = \"f\"\n[portal]\nlisten = \"127.0.0.1:0\"\n";
+        let parsed = |extra: &str| toml::from_str::<NodeConfig>(&format!("{base}{extra}"));
+        let bad_network = parsed("trusted_proxies = [\"10.0.0.0/33\"]").unwrap_err();
+        assert!(
+            bad_network.to_string().contains("trusted_proxies"),
+            "{bad_network}"
+        );
+        for extra in ["sign_ins_per_client = 0", "client_window_minutes = 0"] {
+            let config = parsed(extra).unwrap();
+            let err = config.check().unwrap_err().to_string();
+            assert!(err.contains("portal.sign_ins_per_client"), "{extra}: {err}");
+        }
+        let config = parsed("trusted_proxies = [\"10.0.0.0/8\", \"fd00::/8\"]").unwrap();
+        config.check().unwrap();
+        assert_eq!(config.portal.unwrap().sign_ins_per_client, 20);
     }
 
     #[test]

@@ -81,7 +81,6 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
-    let service = TowerToHyperService::new(router);
     let builder = auto::Builder::new(TokioExecutor::new());
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -100,7 +99,13 @@ pub async fn serve(
                 };
                 let _ = tcp.set_nodelay(true);
                 let acceptor = acceptor.clone();
-                let service = service.clone();
+                // Who connected, for handlers that need it (the portal's
+                // limit of sign-in attempts per client), as axum's own
+                // server gives it.
+                let service = TowerToHyperService::new(tower::Layer::layer(
+                    &axum::Extension(axum::extract::ConnectInfo(peer)),
+                    router.clone(),
+                ));
                 let builder = builder.clone();
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {

@@ -19,6 +19,7 @@ pin-hint = 6 to 12 digits
 sign-in-button = Sign in
 sign-in-refused = That code and PIN do not match. Check them and try again.
 sign-in-locked = Too many attempts. This code is locked until { $time } (UTC). Your caseworker can give you a new code.
+sign-in-throttled = Too many sign-in attempts from this connection. Please try again after { $time } (UTC). If you share this connection with others, one of them may have tried too.
 
 choose-pin-heading = Choose your PIN
 choose-pin-intro = You will need this PIN with your code every time you sign in. Do not share it. Your caseworker will not know it.

@@ -19,6 +19,7 @@ pin-hint = De 6 a 12 números
 sign-in-button = Entrar
 sign-in-refused = El código y el PIN no coinciden. Revíselos e inténtelo de nuevo.
 sign-in-locked = Demasiados intentos. Este código está bloqueado hasta { $time } (UTC). La persona que lleva su caso puede darle un código nuevo.
+sign-in-throttled = Demasiados intentos de entrar desde esta conexión. Vuelva a intentarlo después de { $time } (UTC). Si comparte esta conexión con otras personas, quizá alguna de ellas también lo intentó.
 
 choose-pin-heading = Elija su PIN
 choose-pin-intro = Necesitará este PIN con su código cada vez que entre. No se lo diga a nadie. La persona que lleva su caso no lo sabrá.

@@ -19,6 +19,7 @@ pin-hint = 6 à 12 chiffres
 sign-in-button = Se connecter
 sign-in-refused = Ce code et ce PIN ne correspondent pas. Vérifiez-les et réessayez.
 sign-in-locked = Trop d'essais. Ce code est bloqué jusqu'à { $time } (UTC). La personne qui suit votre dossier peut vous donner un nouveau code.
+sign-in-throttled = Trop d'essais de connexion depuis cette connexion. Réessayez après { $time } (UTC). Si vous partagez cette connexion avec d'autres personnes, l'une d'elles a peut-être aussi essayé.
 
 choose-pin-heading = Choisissez votre PIN
 choose-pin-intro = Vous aurez besoin de ce PIN avec votre code à chaque connexion. Ne le donnez à personne. La personne qui suit votre dossier ne le connaîtra pas.

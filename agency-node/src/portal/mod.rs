@@ -29,6 +29,7 @@ mod rights;
 pub mod session;
 mod sign_in;
 mod statistics;
+pub mod throttle;
 
 use case::*;
 use consent::*;
@@ -86,6 +87,7 @@ pub struct Portal {
     node: Arc<NodeState>,
     sessions: SessionStore,
     config: PortalConfig,
+    throttle: throttle::SignInThrottle,
 }
 
 /// The portal's routes, with its security headers on every response.
@@ -96,6 +98,7 @@ pub fn router(node: Arc<NodeState>, config: PortalConfig) -> Router {
             node.db.clone(),
             Duration::from_secs(config.session_idle_minutes * 60),
         ),
+        throttle: throttle::SignInThrottle::new(&node.node_key, &config),
         node,
         config,
     });

@@ -29,6 +29,7 @@ pub(super) async fn start(
 
 pub(super) async fn sign_in(
     State(portal): State<Arc<Portal>>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -40,6 +41,40 @@ pub(super) async fn sign_in(
         Ok(form) => form,
         Err(err) => return error_page(&portal, &visit, err),
     };
+    // The client's attempts, before any code is looked at.
+    let client = portal
+        .throttle
+        .client(peer.map(|axum::Extension(info)| info.0), &headers);
+    match portal.throttle.count(&portal.node.db, client).await {
+        Ok(throttle::Attempt::Allowed) => {}
+        Ok(throttle::Attempt::Refused { until, first }) => {
+            if first {
+                // Once a window: the refusals after it would only fill the
+                // log for whoever floods the portal.
+                let event = credentials::survivor_event(
+                    &portal.node,
+                    AuditKind::PortalSignIn,
+                    Decision::Deny,
+                    "TOO_MANY_ATTEMPTS",
+                    None,
+                );
+                if let Err(err) = portal.node.audit.append(event).await {
+                    return error_page(&portal, &visit, NodeError::from(err).into());
+                }
+            }
+            let chrome = portal.chrome(&visit, "/");
+            let problem = Some(chrome.t1("sign-in-throttled", "time", &time_text(until)));
+            return with_code(
+                html(
+                    &visit,
+                    StatusCode::TOO_MANY_REQUESTS,
+                    SignInPage { chrome, problem },
+                ),
+                "TOO_MANY_ATTEMPTS",
+            );
+        }
+        Err(err) => return error_page(&portal, &visit, NodeError::from(err).into()),
+    }
     let code = form.get("code").unwrap_or_default();
     let pin = form.get("pin").unwrap_or_default();
     let lockout = time::Duration::minutes(portal.config.lockout_minutes as i64);

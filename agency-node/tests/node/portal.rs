@@ -25,7 +25,79 @@ on_both_backends!(
     the_lock_ends_after_lockout_minutes,
     a_survivor_sees_retention_dates_and_downloads_everything_held,
     the_portal_listener_answers_the_probes_and_is_not_ready_without_its_audit_log,
+    a_client_over_its_limit_of_sign_in_attempts_is_refused_before_any_code_is_checked,
 );
+
+/// Sign-in attempts a client may make in these tests' window.
+const ATTEMPTS_PER_CLIENT: u32 = 4;
+
+/// One client (here the loopback address, the portal's trusted proxy in
+/// this test) tries unknown codes up to its limit; past it, the portal
+/// answers 429 `TOO_MANY_ATTEMPTS` even to the right code, without
+/// checking it, and audits the first refusal of the window only. Another
+/// client, forwarded by the trusted proxy, is not held back; the limit ends
+/// with its window; the table names no address.
+async fn a_client_over_its_limit_of_sign_in_attempts_is_refused_before_any_code_is_checked(
+    backend: Backend,
+) {
+    let node = start_with_portal(backend, |portal| {
+        portal.sign_ins_per_client = ATTEMPTS_PER_CLIENT;
+        portal.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    let survivor = node.register_full_survivor("Throttled").await;
+    let code = issue_code(&node, &survivor).await;
+
+    let mut guesser = Browser::new(&node);
+    for attempt in 1..=ATTEMPTS_PER_CLIENT {
+        let page = guesser.sign_in("ABCD-EFGH-JKMN-PQRS", "").await;
+        assert_eq!(page.error_code(), "SIGN_IN_REFUSED", "attempt {attempt}");
+    }
+    let mut survivor_here = Browser::new(&node);
+    for _ in 0..2 {
+        let page = survivor_here.sign_in(&code, "").await;
+        assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS, "{}", page.body);
+        assert_eq!(page.error_code(), "TOO_MANY_ATTEMPTS");
+        assert!(
+            page.body
+                .contains("Too many sign-in attempts from this connection")
+        );
+        assert_ne!(page.location(), "/pin");
+    }
+    let denials = |reason: &'static str| {
+        let node = &node;
+        async move {
+            node.audit_events()
+                .await
+                .into_iter()
+                .filter(|e| e.kind.as_str() == "PORTAL_SIGN_IN" && e.reason == reason)
+                .count()
+        }
+    };
+    assert_eq!(denials("UNKNOWN_CODE").await, ATTEMPTS_PER_CLIENT as usize);
+    assert_eq!(denials("TOO_MANY_ATTEMPTS").await, 1, "once a window");
+    assert_eq!(denials("SIGNED_IN").await, 0, "the code was never checked");
+
+    // Another client behind the trusted proxy is counted apart.
+    let mut elsewhere = Browser::new(&node);
+    elsewhere.forwarded_for = Some("198.51.100.7");
+    elsewhere.first_sign_in(&code, "246802").await;
+
+    // Nothing in the table names an address.
+    let rows = node
+        .count("portal_sign_in_attempts WHERE client_digest LIKE '%127.0.0.1%' OR client_digest LIKE '%198.51%'")
+        .await;
+    assert_eq!(rows, 0);
+
+    // The window ends (moved into the past here): the first client may try
+    // again.
+    sqlx::query("UPDATE portal_sign_in_attempts SET window_start = window_start - 86400000")
+        .execute(node.state.db.pool())
+        .await
+        .unwrap();
+    let page = guesser.sign_in("ABCD-EFGH-JKMN-PQRS", "").await;
+    assert_eq!(page.error_code(), "SIGN_IN_REFUSED");
+}
 
 /// An orchestrator probes the node on the portal's listener (the API's
 /// asks for a client certificate): `/healthz` while the process runs,
@@ -93,6 +165,8 @@ pub(crate) struct Browser {
     client: reqwest::Client,
     cookie: Option<String>,
     language: Option<&'static str>,
+    /// The `X-Forwarded-For` it sends, as if through a proxy.
+    forwarded_for: Option<&'static str>,
 }
 
 /// A portal response.
@@ -147,6 +221,7 @@ impl Browser {
                 .unwrap(),
             cookie: None,
             language: None,
+            forwarded_for: None,
         }
     }
 
@@ -157,6 +232,7 @@ impl Browser {
             client: self.client.clone(),
             cookie: self.cookie.clone(),
             language: self.language,
+            forwarded_for: self.forwarded_for,
         }
     }
 
@@ -177,6 +253,9 @@ impl Browser {
         }
         if let Some(language) = self.language {
             request = request.header("accept-language", language);
+        }
+        if let Some(client) = self.forwarded_for {
+            request = request.header("x-forwarded-for", client);
         }
         let response = request.send().await.unwrap();
         self.keep_cookie(&response);

@@ -2,7 +2,8 @@
 //! sessions: a survivor who signed in through one replica is signed in on
 //! the other (a load balancer may send each request anywhere), a sign-out
 //! on either ends the session on both, and a new consent code ends the
-//! sessions of the old one on both.
+//! sessions of the old one on both; and they hold a client to one limit of
+//! sign-in attempts.
 
 use serde_json::json;
 
@@ -73,4 +74,35 @@ async fn a_portal_session_made_on_one_replica_is_honoured_and_ended_on_the_other
         reqwest::StatusCode::SEE_OTHER
     );
     let _ = second;
+}
+
+/// A client's sign-in attempts are counted by both replicas together: half
+/// its limit at each, and the next attempt is refused at either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_hold_a_client_to_one_limit_of_sign_in_attempts() {
+    const LIMIT: u32 = 4;
+    let first = start_with_node_config(Backend::Postgres, |config| {
+        config.portal.as_mut().unwrap().sign_ins_per_client = LIMIT;
+    })
+    .await;
+    let (database_url, data_dir) = (first.database_url.clone(), first.data_dir.clone());
+    let second = start_with_node_config(Backend::Postgres, |config| {
+        config.database_url = Some(agency_node::config::DatabaseUrl(database_url.clone()));
+        config.data_dir = data_dir.clone();
+        config.federation = first.federation_path().to_owned();
+        config.portal.as_mut().unwrap().sign_ins_per_client = LIMIT;
+    })
+    .await;
+    let mut at_first = Browser::new(&first);
+    let mut at_second = Browser::new(&second);
+    for _ in 0..LIMIT / 2 {
+        for browser in [&mut at_first, &mut at_second] {
+            let page = browser.sign_in("ABCD-EFGH-JKMN-PQRS", "").await;
+            assert_eq!(page.error_code(), "SIGN_IN_REFUSED", "{}", page.body);
+        }
+    }
+    for browser in [&mut at_first, &mut at_second] {
+        let page = browser.sign_in("ABCD-EFGH-JKMN-PQRS", "").await;
+        assert_eq!(page.error_code(), "TOO_MANY_ATTEMPTS", "{}", page.body);
+    }
 }
