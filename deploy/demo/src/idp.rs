@@ -56,6 +56,26 @@ pub struct IdpArgs {
     /// How long an access token lives, in minutes (1 to 1440).
     #[arg(long, default_value_t = 60)]
     pub token_minutes: u64,
+    /// `json` (one object a line, for a log collector; the default) or
+    /// `pretty`.
+    #[arg(long, value_enum, default_value_t = LogLines::Json)]
+    pub log_format: LogLines,
+}
+
+/// How the provider writes its log.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLines {
+    Json,
+    Pretty,
+}
+
+impl From<LogLines> for agency_node::config::LogFormat {
+    fn from(lines: LogLines) -> Self {
+        match lines {
+            LogLines::Json => Self::Json,
+            LogLines::Pretty => Self::Pretty,
+        }
+    }
 }
 
 /// A URL the provider may be published at, or the console found at:
@@ -170,6 +190,7 @@ mod tests {
             client_id: CONSOLE_CLIENT_ID.into(),
             keys_dir: dir.to_path_buf(),
             token_minutes: 60,
+            log_format: LogLines::Json,
         }
     }
 

@@ -150,9 +150,12 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    agency_node::telemetry::init(agency_node::config::LogFormat::Pretty);
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = Cli::parse();
+    agency_node::telemetry::init(match &cli.command {
+        Some(DemoCommand::Idp(args)) => args.log_format.into(),
+        None => agency_node::config::LogFormat::Pretty,
+    });
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let done = match cli.command {
         Some(DemoCommand::Idp(args)) => idp::run(args).await,
         None => run(cli).await,
