@@ -182,11 +182,14 @@ async fn a_failing_session_store_answers_503_and_hands_out_no_session() {
     assert_eq!(browser.at(&replica_url).get("/readyz").await.status, 200);
 }
 
-/// A stored session past its end opens nowhere, and the purge (run as
-/// sessions are saved) removes it and only it; a session ended while a
-/// request that loaded it ran is not written back.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_ended_stored_session_opens_nowhere_and_is_purged() {
+/// A console whose sessions are in a SQLite file in a temporary directory
+/// (kept while the directory lives), a caseworker signed in, and that
+/// caseworker's session, to store under other tokens.
+async fn signed_in_on_sqlite() -> (
+    tempfile::TempDir,
+    Harness,
+    exchange_console::session::Session,
+) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!(
         "sqlite://{}?mode=rwc",
@@ -201,6 +204,15 @@ async fn an_ended_stored_session_opens_nowhere_and_is_purged() {
         .sessions
         .get(browser.cookie.as_deref().expect("a session"))
         .expect("the working copy");
+    (dir, h, session)
+}
+
+/// A stored session past its end opens nowhere, and the purge (run as
+/// sessions are saved) removes it and only it; a session ended while a
+/// request that loaded it ran is not written back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ended_stored_session_opens_nowhere_and_is_purged() {
+    let (_dir, h, session) = signed_in_on_sqlite().await;
     let store = h.state.shared_sessions.as_ref().expect("a shared store");
     let now = time::OffsetDateTime::now_utc();
     store
@@ -248,20 +260,7 @@ async fn an_ended_stored_session_opens_nowhere_and_is_purged() {
 /// again later: the save it rode on stands and no request is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_purge_of_ended_sessions_refuses_no_save() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("sessions.db").display()
-    );
-    let h = Harness::start_with(IdentityProvider::Development, shared(&url, dir.path())).await;
-    let browser = h
-        .signed_in("shelter-north", "caseworker@shelter-north")
-        .await;
-    let session = h
-        .state
-        .sessions
-        .get(browser.cookie.as_deref().expect("a session"))
-        .expect("the working copy");
+    let (_dir, h, session) = signed_in_on_sqlite().await;
     let store = h.state.shared_sessions.as_ref().expect("a shared store");
     let now = time::OffsetDateTime::now_utc();
     store
