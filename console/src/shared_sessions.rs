@@ -150,7 +150,7 @@ impl SharedSessions {
         let row = sqlx::query(
             "SELECT sealed FROM console_sessions WHERE token_digest = $1 AND expires_at > $2",
         )
-        .bind(hex(&digest))
+        .bind(hex::encode(digest))
         .bind(now_ms())
         .fetch_optional(self.db.pool())
         .await?;
@@ -220,7 +220,7 @@ impl SharedSessions {
             }
         };
         let done = sqlx::query(sql)
-            .bind(hex(&digest))
+            .bind(hex::encode(digest))
             .bind(user)
             .bind(sealed)
             .bind(to_ms(ends_at))
@@ -256,7 +256,7 @@ impl SharedSessions {
     pub async fn delete(&self, token: &str) -> Result<(), SessionsError> {
         self.bounded(async {
             sqlx::query("DELETE FROM console_sessions WHERE token_digest = $1")
-                .bind(hex(&key(token)))
+                .bind(hex::encode(key(token)))
                 .execute(self.db.pool())
                 .await?;
             Ok(())
@@ -310,10 +310,6 @@ impl SharedSessions {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Digest of a caseworker at an agency, so that a revocation finds their
 /// sessions without the table naming them.
 fn user_digest(agency: &str, user: &str) -> String {
@@ -321,7 +317,7 @@ fn user_digest(agency: &str, user: &str) -> String {
     named.extend_from_slice(agency.as_bytes());
     named.push(0);
     named.extend_from_slice(user.as_bytes());
-    hex(digest::digest(&digest::SHA256, &named).as_ref())
+    hex::encode(digest::digest(&digest::SHA256, &named))
 }
 
 fn to_ms(at: OffsetDateTime) -> i64 {

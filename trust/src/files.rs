@@ -24,35 +24,28 @@ pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
 /// file is already there: whole or not at all, so that processes starting
 /// together (replicas on one volume) all end up reading the one file
 /// published first and none reads a half-written one. The contents go to a
-/// temporary file beside `path`, synced, then hard-linked to `path` (which
-/// fails if `path` exists) and the directory synced. Answers whether this
-/// call published it.
+/// temporary file beside `path` (0600), synced, then moved to `path` only
+/// if nothing is there (`tempfile`'s `persist_noclobber`: a hard link on
+/// Unix), and the directory synced. Answers whether this call published it.
 pub fn publish_private(path: &Path, contents: &[u8]) -> std::io::Result<bool> {
     let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
     };
-    let name = path
-        .file_name()
-        .ok_or_else(|| std::io::Error::other("a secret file's path names no file"))?;
-    let mut nonce = [0u8; 8];
-    aws_lc_rs::rand::fill(&mut nonce)
-        .map_err(|_| std::io::Error::other("the system random number generator failed"))?;
-    let temporary = dir.join(format!(
-        ".{}.{}.partial",
-        name.to_string_lossy(),
-        nonce.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    ));
-    let published =
-        write_private(&temporary, contents).and_then(|()| std::fs::hard_link(&temporary, path));
-    let _ = std::fs::remove_file(&temporary);
-    match published {
-        Ok(()) => {
-            std::fs::File::open(&dir)?.sync_all()?;
+    let mut temporary = tempfile::Builder::new()
+        .prefix(".publishing-")
+        .suffix(".partial")
+        .tempfile_in(dir)?;
+    temporary.write_all(contents)?;
+    temporary.as_file().sync_all()?;
+    match temporary.persist_noclobber(path) {
+        Ok(_) => {
+            std::fs::File::open(dir)?.sync_all()?;
             Ok(true)
         }
-        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-        Err(error) => Err(error),
+        // The temporary file is removed as the error is dropped.
+        Err(refused) if refused.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(refused) => Err(refused.error),
     }
 }
 

@@ -126,11 +126,7 @@ impl SignInThrottle {
             }
             None => "unknown".to_owned(),
         };
-        hmac::sign(&self.key, named.as_bytes())
-            .as_ref()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        hex::encode(hmac::sign(&self.key, named.as_bytes()))
     }
 
     /// Counts an attempt of `client` now and says whether it may go on.

@@ -225,6 +225,18 @@ impl Browser {
         }
     }
 
+    /// A browser reaching the portal at `base` through `client` (a portal
+    /// served over TLS, its CA trusted by the client).
+    fn over(base: String, client: reqwest::Client) -> Self {
+        Self {
+            base,
+            client,
+            cookie: None,
+            language: None,
+            forwarded_for: None,
+        }
+    }
+
     /// The same browser (its cookie) pointed at another replica's portal.
     pub(crate) fn at(&self, other: &TestNode) -> Self {
         Self {
@@ -1122,4 +1134,53 @@ async fn a_survivor_sees_retention_dates_and_downloads_everything_held(backend: 
         .filter(|e| e.reason == "SURVIVOR_EXPORT")
         .count();
     assert_eq!(exported, 1, "the download is audited");
+}
+
+/// Over TLS too (the portal's `[portal.tls]`, its own accept loop), the
+/// limit counts each client apart: two clients forwarded by the trusted
+/// proxy are each allowed their one attempt, and the first is refused its
+/// second. Were the connection's peer not handed to the handler on this
+/// path, every client would share one count and the second would be
+/// refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_the_limit_of_sign_in_attempts_counts_each_client_apart() {
+    let pki_dir = tempfile::tempdir().unwrap();
+    let pki = exchange_service::tls::DevPki::load_or_create(pki_dir.path()).unwrap();
+    let identity = pki
+        .identity("portal", &["localhost".into()], true, false)
+        .unwrap();
+    let node = start_with_portal(Backend::Sqlite, |portal| {
+        portal.sign_ins_per_client = 1;
+        portal.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+        portal.tls = Some(agency_node::tls::PortalTlsConfig {
+            cert_file: identity.cert_file.clone(),
+            key_file: identity.key_file.clone(),
+        });
+    })
+    .await;
+    // The harness names the portal as plain HTTP; it serves TLS here.
+    let port = node
+        .portal
+        .as_deref()
+        .and_then(|url| url.rsplit(':').next())
+        .expect("the portal's port")
+        .to_owned();
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(pki.ca_file()).unwrap()).unwrap();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(ca)
+        .build()
+        .unwrap();
+    let base = format!("https://localhost:{port}");
+    let mut first = Browser::over(base.clone(), client.clone());
+    first.forwarded_for = Some("198.51.100.1");
+    let mut second = Browser::over(base, client);
+    second.forwarded_for = Some("198.51.100.2");
+    let page = first.sign_in("ABCD-EFGH-JKMN-PQRS", "").await;
+    assert_eq!(page.error_code(), "SIGN_IN_REFUSED", "{}", page.body);
+    let page = second.sign_in("ABCD-EFGH-JKMN-PQRS", "").await;
+    assert_eq!(page.error_code(), "SIGN_IN_REFUSED", "{}", page.body);
+    let page = first.sign_in("ABCD-EFGH-JKMN-PQRS", "").await;
+    assert_eq!(page.error_code(), "TOO_MANY_ATTEMPTS", "{}", page.body);
 }
