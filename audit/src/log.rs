@@ -15,7 +15,10 @@
 //! numbered and chained in commit order:
 //! * [`AuditLog::append`] for reads and denials: entries are queued and
 //!   written in groups (group commit), and the caller is answered only once
-//!   its entry is durable.
+//!   its entry is durable. On SQLite the groups are written by a thread that
+//!   owns its own connection ([`sqlite_writer`]: one hand-off per request
+//!   instead of several round trips to sqlx's worker thread); on PostgreSQL
+//!   by a task on a pooled connection.
 //! * [`AuditLog::record`] for changes: the change and its entry are written in
 //!   one transaction, so there is no change without its entry and no entry
 //!   for a change that failed.
@@ -56,6 +59,8 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use exchange_service::db::{Backend, Db, to_ms};
 
 use crate::AuditError;
+
+mod sqlite_writer;
 
 /// How the log groups, signs and waits.
 #[derive(Debug, Clone)]
@@ -182,7 +187,12 @@ impl AuditLog {
             failed_at: std::sync::Mutex::new(None),
         });
         let (queue, rx) = mpsc::channel(inner.options.max_batch * 8);
-        tokio::spawn(group_commit(inner.clone(), rx));
+        match inner.db.sqlite_file() {
+            Some(file) => sqlite_writer::spawn(inner.clone(), rx, file.to_path_buf())?,
+            None => {
+                tokio::spawn(group_commit(inner.clone(), rx));
+            }
+        }
         tokio::spawn(checkpoint_timer(Arc::downgrade(&inner)));
         Ok(Self { inner, queue })
     }
@@ -333,7 +343,7 @@ impl AuditLog {
             &next_public,
         );
         let mut conn = WriteConnection::pooled(&self.inner.db).await?;
-        sqlx::query("INSERT INTO audit_checkpoints (seq, checkpoint) VALUES ($1, $2)")
+        sqlx::query(INSERT_CHECKPOINT_SQL)
             .bind(seq as i64)
             .bind(serde_json::to_string(&checkpoint)?)
             .execute(conn.connection())
@@ -440,13 +450,18 @@ impl Inner {
         AuditError::Unavailable(err.into())
     }
 
-    async fn maybe_checkpoint(&self, chain: &mut ChainState, force: bool) {
+    /// Whether the history needs a checkpoint now: `checkpoint_every` new
+    /// entries since the last one, or `force` and any new entry.
+    fn checkpoint_due(&self, chain: &ChainState, force: bool) -> bool {
         let due = chain.seq
             >= chain
                 .checkpointed_seq
                 .saturating_add(self.options.checkpoint_every);
-        if (due || force)
-            && chain.seq > chain.checkpointed_seq
+        (due || force) && chain.seq > chain.checkpointed_seq
+    }
+
+    async fn maybe_checkpoint(&self, chain: &mut ChainState, force: bool) {
+        if self.checkpoint_due(chain, force)
             && let Err(err) = self.checkpoint(chain).await
         {
             tracing::error!(error = ?err, "signing an audit checkpoint failed");
@@ -459,7 +474,7 @@ impl Inner {
         }
         let checkpoint = Checkpoint::sign(&self.key, &self.options.log_id, chain.seq, &chain.head);
         let mut conn = WriteConnection::pooled(&self.db).await?;
-        sqlx::query("INSERT INTO audit_checkpoints (seq, checkpoint) VALUES ($1, $2)")
+        sqlx::query(INSERT_CHECKPOINT_SQL)
             .bind(chain.seq as i64)
             .bind(serde_json::to_string(&checkpoint)?)
             .execute(conn.connection())
@@ -552,14 +567,11 @@ async fn write_signed_head(
     head: &ChainHash,
 ) -> anyhow::Result<()> {
     let checkpoint = Checkpoint::sign(&inner.key, &inner.options.log_id, seq, head);
-    sqlx::query(
-        "INSERT INTO audit_head (id, seq, checkpoint) VALUES (1, $1, $2) \
-         ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, checkpoint = excluded.checkpoint",
-    )
-    .bind(seq as i64)
-    .bind(serde_json::to_string(&checkpoint)?)
-    .execute(conn)
-    .await?;
+    sqlx::query(UPSERT_HEAD_SQL)
+        .bind(seq as i64)
+        .bind(serde_json::to_string(&checkpoint)?)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -576,6 +588,14 @@ pub async fn signed_head(conn: &mut AnyConnection) -> anyhow::Result<Option<Chec
         None => Ok(None),
     }
 }
+
+/// A checkpoint of the log's history.
+const INSERT_CHECKPOINT_SQL: &str =
+    "INSERT INTO audit_checkpoints (seq, checkpoint) VALUES ($1, $2)";
+
+/// The signed head's upsert, in the transaction of the entries it covers.
+const UPSERT_HEAD_SQL: &str = "INSERT INTO audit_head (id, seq, checkpoint) VALUES (1, $1, $2) \
+     ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, checkpoint = excluded.checkpoint";
 
 const INSERT_ENTRY_INTO: &str = "INSERT INTO audit_log (seq, at, kind, actor_agency, survivor, \
      purpose, decision, break_glass, event, prev_hash, hash)";
@@ -691,26 +711,33 @@ pub async fn newest_handover(
     after: u64,
     upto: u64,
 ) -> anyhow::Result<Option<Handover>> {
-    let row = sqlx::query(
-        "SELECT seq, event FROM audit_log WHERE kind = 'SIGNING_KEY_ROTATED' \
-         AND seq > $1 AND seq <= $2 ORDER BY seq DESC LIMIT 1",
-    )
-    .bind(after as i64)
-    .bind(upto as i64)
-    .fetch_optional(conn)
-    .await?;
+    let row = sqlx::query(NEWEST_HANDOVER_SQL)
+        .bind(after as i64)
+        .bind(upto as i64)
+        .fetch_optional(conn)
+        .await?;
     let Some(row) = row else {
         return Ok(None);
     };
-    let seq: i64 = row.try_get("seq")?;
-    let event: serde_json::Value = serde_json::from_str(&row.try_get::<String, _>("event")?)?;
-    let key = event["subject"]
-        .as_str()
-        .ok_or_else(|| anyhow::anyhow!("the handover at seq {seq} names no key"))?;
-    Ok(Some(Handover {
-        seq: seq as u64,
-        key: key.to_owned(),
-    }))
+    Handover::from_entry(row.try_get("seq")?, &row.try_get::<String, _>("event")?).map(Some)
+}
+
+/// The SQL of [`newest_handover`], in SQLite's numbered parameters too.
+const NEWEST_HANDOVER_SQL: &str = "SELECT seq, event FROM audit_log WHERE kind = 'SIGNING_KEY_ROTATED' \
+     AND seq > $1 AND seq <= $2 ORDER BY seq DESC LIMIT 1";
+
+impl Handover {
+    /// The handover a stored `SIGNING_KEY_ROTATED` entry announces.
+    fn from_entry(seq: i64, event: &str) -> anyhow::Result<Self> {
+        let event: serde_json::Value = serde_json::from_str(event)?;
+        let key = event["subject"]
+            .as_str()
+            .ok_or_else(|| anyhow::anyhow!("the handover at seq {seq} names no key"))?;
+        Ok(Self {
+            seq: seq as u64,
+            key: key.to_owned(),
+        })
+    }
 }
 
 /// Moves `chain`'s head to `stored` (the newest stored entry's `seq` and
@@ -741,7 +768,12 @@ impl Inner {
         after: u64,
         upto: u64,
     ) -> anyhow::Result<()> {
-        match newest_handover(conn, after, upto).await? {
+        self.retire_unless_ours(newest_handover(conn, after, upto).await?)
+    }
+
+    /// [`Self::refuse_if_retired`]'s decision on the newest handover found.
+    fn retire_unless_ours(&self, handover: Option<Handover>) -> anyhow::Result<()> {
+        match handover {
             Some(handover) if handover.key != self.public_key => {
                 self.retired
                     .store(true, std::sync::atomic::Ordering::SeqCst);
@@ -836,32 +868,48 @@ impl Inner {
     }
 }
 
-/// The group-commit writer: takes whatever is queued (up to `max_batch`),
-/// writes it in one transaction, then answers every waiter.
+/// The group-commit writer on PostgreSQL: takes whatever is queued (up to
+/// `max_batch`), writes it in one transaction, then answers every waiter.
+/// SQLite's is a thread of its own ([`sqlite_writer`]).
 async fn group_commit(inner: Arc<Inner>, mut rx: mpsc::Receiver<Pending>) {
     let mut batch: Vec<Pending> = Vec::with_capacity(inner.options.max_batch);
-    let mut writer = Writer::default();
     while rx.recv_many(&mut batch, inner.options.max_batch).await > 0 {
-        // Waiters that gave up (timed out or went away) need no entry.
-        batch.retain(|pending| !pending.done.is_closed());
-        if batch.is_empty() {
+        if !inner.ready_to_write(&mut batch, rx.len()) {
             continue;
         }
-        if let Some(metrics) = &inner.options.metrics {
-            metrics.queue_depth.set(rx.len() as i64);
-        }
         let started = Instant::now();
-        match write_batch(&inner, &mut writer, &batch).await {
+        let written = write_batch(&inner, &batch).await;
+        inner.answer(&mut batch, written, started);
+    }
+    let mut chain = inner.chain.lock().await;
+    inner.maybe_checkpoint(&mut chain, true).await;
+}
+
+impl Inner {
+    /// Drops the waiters that gave up (timed out or went away: they need no
+    /// entry) and reports the queue; whether any waiter is left.
+    fn ready_to_write(&self, batch: &mut Vec<Pending>, queued: usize) -> bool {
+        batch.retain(|pending| !pending.done.is_closed());
+        if let Some(metrics) = &self.options.metrics {
+            metrics.queue_depth.set(queued as i64);
+        }
+        !batch.is_empty()
+    }
+
+    /// Answers every waiter of `batch` (emptied): its entry's `seq` once the
+    /// group is durable, a failure otherwise.
+    fn answer(&self, batch: &mut Vec<Pending>, written: anyhow::Result<u64>, started: Instant) {
+        match written {
             Ok(first_seq) => {
-                inner.write_succeeded();
+                self.write_succeeded();
                 let events: Vec<&AuditEvent> = batch.iter().map(|p| &p.event).collect();
-                inner.count_refs(&events, started);
+                self.count_refs(&events, started);
                 for (i, pending) in batch.drain(..).enumerate() {
                     let _ = pending.done.send(Ok(first_seq + i as u64));
                 }
             }
             Err(err) => {
-                inner.write_failed();
+                self.write_failed();
                 tracing::error!(error = ?err, "writing audit entries failed");
                 for pending in batch.drain(..) {
                     let _ = pending.done.send(Err(()));
@@ -869,51 +917,15 @@ async fn group_commit(inner: Arc<Inner>, mut rx: mpsc::Receiver<Pending>) {
             }
         }
     }
-    let mut chain = inner.chain.lock().await;
-    inner.maybe_checkpoint(&mut chain, true).await;
 }
 
-/// The group-commit writer's connection. On SQLite it keeps one of its own,
-/// taken out of the pool: a pooled connection costs a round trip to its
-/// worker thread each time it goes back (sqlx checks it on release), and
-/// under load that check was a measurable share of the gateway's CPU. It is
-/// replaced only after a failed group: then it is closed, whatever state the
-/// failure left it in, and the next group opens another. PostgreSQL
-/// connections can break while idle, so there each group takes a connection
-/// from the pool, which checks it first, and closes it if the group fails.
-#[derive(Default)]
-struct Writer {
-    own: Option<AnyConnection>,
-}
-
-async fn write_batch(inner: &Inner, writer: &mut Writer, batch: &[Pending]) -> anyhow::Result<u64> {
+/// One PostgreSQL group: a connection from the pool, which checks it first
+/// (PostgreSQL connections can break while idle), closed if the group fails.
+async fn write_batch(inner: &Inner, batch: &[Pending]) -> anyhow::Result<u64> {
     let mut chain = inner.chain.lock().await;
-    let first = if inner.db.backend() == Backend::Sqlite {
-        if inner.db.pool().is_closed() {
-            // The database was closed (shutting down): nothing more is
-            // written, as through the pool.
-            if let Some(conn) = writer.own.take() {
-                let _ = conn.close().await;
-            }
-            anyhow::bail!("the database is closed");
-        }
-        let conn = match &mut writer.own {
-            Some(conn) => conn,
-            own => own.insert(inner.db.pool().acquire().await?.detach()),
-        };
-        let written = write_group_sqlite(conn, inner, &mut chain, batch).await;
-        if written.is_err()
-            && let Some(conn) = writer.own.take()
-        {
-            let _ = conn.close().await;
-        }
-        written?
-    } else {
-        let mut conn = WriteConnection::pooled(&inner.db).await?;
-        let first = write_group(conn.connection(), inner, &mut chain, batch).await?;
-        conn.release();
-        first
-    };
+    let mut conn = WriteConnection::pooled(&inner.db).await?;
+    let first = write_group(conn.connection(), inner, &mut chain, batch).await?;
+    conn.release();
     inner.maybe_checkpoint(&mut chain, false).await;
     Ok(first)
 }
@@ -948,100 +960,6 @@ async fn write_group(
     chain.seq = last;
     chain.head = head;
     Ok(first)
-}
-
-/// SQLite's [`write_group`], in two round trips to the connection's worker
-/// thread instead of five. sqlx runs each SQLite connection on a thread of
-/// its own and hands it every statement over a channel; each round trip
-/// wakes that thread and then the writer task, and those wake-ups were the
-/// largest share of the gateway's CPU per request. So the statements go in
-/// two multi-statement queries, whose `$N` parameters run on across
-/// statements:
-///
-/// 1. `BEGIN IMMEDIATE` (the write lock, or an error if the connection were
-///    inside a transaction) and the stored head;
-/// 2. the group's last (or only) `INSERT`, the signed head and `COMMIT`.
-///
-/// A group of more than [`ROWS_PER_INSERT`] entries inserts its first rows
-/// in statements of their own in between. sqlx stops a multi-statement
-/// query at its first failing statement; whatever failed, the caller closes
-/// the connection, which rolls back what it had open, and no waiter is
-/// answered with success. The same guarantees as [`write_group`], which
-/// PostgreSQL uses (its extended protocol takes one statement per query).
-async fn write_group_sqlite(
-    conn: &mut AnyConnection,
-    inner: &Inner,
-    chain: &mut ChainState,
-    batch: &[Pending],
-) -> anyhow::Result<u64> {
-    anyhow::ensure!(
-        !inner.is_retired(),
-        "this process's signing key was retired"
-    );
-    let head_rows =
-        sqlx::query("BEGIN IMMEDIATE; SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-            .fetch_all(&mut *conn)
-            .await?;
-    let stored = match head_rows.as_slice() {
-        [] => (0, GENESIS),
-        [row] => {
-            let seq: i64 = row.try_get("seq")?;
-            let hash: String = row.try_get("hash")?;
-            (seq as u64, parse_hash(&hash)?)
-        }
-        _ => anyhow::bail!("the stored head query returned more than one row"),
-    };
-    let mut at = ChainState {
-        seq: chain.seq,
-        head: chain.head,
-        checkpointed_seq: chain.checkpointed_seq,
-    };
-    let since = at.seq;
-    if adopt_head(&mut at, stored) {
-        inner.refuse_if_retired(conn, since, at.seq).await?;
-    }
-    let (rows, head) = chain_rows(&at, batch)?;
-    let first = at.seq + 1;
-    let last = at.seq + batch.len() as u64;
-    let mut rows = rows;
-    // The rows before the last statement's go in full statements of their
-    // own; the last statement takes the rest (1 to ROWS_PER_INSERT).
-    let tail = rows.split_off((batch.len() - 1) / ROWS_PER_INSERT * ROWS_PER_INSERT);
-    insert_all(conn, rows).await?;
-    let checkpoint = Checkpoint::sign(&inner.key, &inner.options.log_id, last, &head);
-    let mut query = sqlx::query(insert_head_and_commit_sql(tail.len()));
-    for row in tail {
-        query = row.bind(query);
-    }
-    query
-        .bind(last as i64)
-        .bind(serde_json::to_string(&checkpoint)?)
-        .execute(&mut *conn)
-        .await?;
-    chain.seq = last;
-    chain.head = head;
-    Ok(first)
-}
-
-/// The `INSERT` of `rows` entries (1 to [`ROWS_PER_INSERT`]), then the
-/// signed head's upsert (its two parameters numbered after the rows') and
-/// `COMMIT`, as one multi-statement query for SQLite.
-fn insert_head_and_commit_sql(rows: usize) -> &'static str {
-    static STATEMENTS: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
-        (1..=ROWS_PER_INSERT)
-            .map(|rows| {
-                let seq = rows * ENTRY_COLUMNS + 1;
-                let checkpoint = seq + 1;
-                format!(
-                    "{}; INSERT INTO audit_head (id, seq, checkpoint) VALUES (1, ${seq}, ${checkpoint}) \
-                     ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, checkpoint = excluded.checkpoint; \
-                     COMMIT",
-                    insert_entries_sql(rows)
-                )
-            })
-            .collect()
-    });
-    &STATEMENTS[rows - 1]
 }
 
 /// Rows per `INSERT` statement of a group. Every statement size from 1 to
@@ -1142,22 +1060,5 @@ mod tests {
         let last = ROWS_PER_INSERT * ENTRY_COLUMNS;
         assert!(full.ends_with(&format!("${last})")), "{full}");
         assert!(!full.contains(&format!("${}", last + 1)));
-    }
-
-    /// SQLite's last statement of a group numbers the signed head's two
-    /// parameters right after its rows' and ends the transaction.
-    #[test]
-    fn the_last_group_statement_binds_the_head_after_the_rows_and_commits() {
-        for rows in [1, 2, ROWS_PER_INSERT] {
-            let sql = insert_head_and_commit_sql(rows);
-            let last_row = rows * ENTRY_COLUMNS;
-            assert!(sql.starts_with(insert_entries_sql(rows)), "{sql}");
-            assert!(
-                sql.contains(&format!("VALUES (1, ${}, ${})", last_row + 1, last_row + 2)),
-                "{sql}"
-            );
-            assert!(!sql.contains(&format!("${}", last_row + 3)), "{sql}");
-            assert!(sql.trim_end().ends_with("; COMMIT"), "{sql}");
-        }
     }
 }

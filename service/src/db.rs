@@ -60,6 +60,8 @@ impl Backend {
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    /// The database file, on SQLite.
+    sqlite_file: Option<std::path::PathBuf>,
 }
 
 impl Db {
@@ -79,6 +81,15 @@ impl Db {
             anyhow::bail!("database URL must start with sqlite: or postgres://");
         };
         let options = AnyConnectOptions::from_str(url).context("parsing the database URL")?;
+        let sqlite_file = match backend {
+            Backend::Sqlite => Some(
+                SqliteConnectOptions::from_str(url)
+                    .context("parsing the database URL")?
+                    .get_filename()
+                    .to_path_buf(),
+            ),
+            Backend::Postgres => None,
+        };
         let pool = AnyPoolOptions::new()
             .max_connections(match backend {
                 Backend::Sqlite => 8,
@@ -103,7 +114,11 @@ impl Db {
             .connect_with(options)
             .await
             .context("connecting to the database")?;
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            sqlite_file,
+        })
     }
 
     /// Applies one owner's migrations. Versions another owner applied are
@@ -137,6 +152,12 @@ impl Db {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// The database file, on SQLite (for a writer that keeps a connection of
+    /// its own outside the pool, as the audit log's does).
+    pub fn sqlite_file(&self) -> Option<&Path> {
+        self.sqlite_file.as_deref()
     }
 
     /// Whether the database answers; used by `/readyz`.
@@ -217,6 +238,7 @@ impl Db {
                 Ok(Self {
                     pool,
                     backend: Backend::Postgres,
+                    sqlite_file: None,
                 })
             }
             None => Err(ReadOnlyError::UnsupportedUrl),
@@ -268,6 +290,7 @@ impl Db {
         Ok(Self {
             pool,
             backend: Backend::Sqlite,
+            sqlite_file: Some(path.to_path_buf()),
         })
     }
 }

@@ -255,12 +255,10 @@ impl Federation {
             None => None,
             Some(name) => {
                 let pem = read_bounded(&base_dir.join(name))?;
-                if !pem.contains("-----BEGIN CERTIFICATE-----") {
-                    return Err(TrustError::Federation {
-                        field: "jwks_ca_file",
-                        message: format!("{name} holds no PEM certificate"),
-                    });
-                }
+                check_ca_certificates(&pem).map_err(|why| TrustError::Federation {
+                    field: "jwks_ca_file",
+                    message: format!("{name}: {why}"),
+                })?;
                 Some(pem)
             }
         };
@@ -610,4 +608,25 @@ fn is_dns_name(name: &str) -> bool {
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         })
+}
+
+/// Refuses a `jwks_ca_file` unless it holds at least one certificate and
+/// every certificate in it is one a TLS client can trust as a CA, so that a
+/// bad file is refused when the federation loads, naming the field, and not
+/// later when a process builds its HTTP client.
+fn check_ca_certificates(pem: &str) -> Result<(), String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for (n, certificate) in CertificateDer::pem_slice_iter(pem.as_bytes()).enumerate() {
+        let certificate =
+            certificate.map_err(|e| format!("certificate {} is not readable PEM: {e}", n + 1))?;
+        roots
+            .add(certificate)
+            .map_err(|e| format!("certificate {} is not a usable CA certificate: {e}", n + 1))?;
+    }
+    if roots.is_empty() {
+        return Err("holds no PEM certificate".into());
+    }
+    Ok(())
 }

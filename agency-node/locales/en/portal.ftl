@@ -99,6 +99,7 @@ error-csrf = This form has expired. Go back, reload the page and try again.
 error-session = Your session has ended. Please sign in again.
 error-not-found = That page does not exist.
 error-internal = Something went wrong on our side. Please try again later.
+error-unavailable = This service cannot keep its record of your visit right now, so it did nothing. Please try again in a few minutes.
 
 category-identity = Who you are (name, date of birth, documents)
 category-contact = How to reach you and where you are staying

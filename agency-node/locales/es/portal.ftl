@@ -99,6 +99,7 @@ error-csrf = Este formulario ha caducado. Vuelva atrás, recargue la página e i
 error-session = Su sesión ha terminado. Por favor, entre de nuevo.
 error-not-found = Esa página no existe.
 error-internal = Algo salió mal de nuestro lado. Por favor, inténtelo más tarde.
+error-unavailable = Este servicio no puede guardar ahora el registro de su visita, así que no hizo nada. Por favor, inténtelo de nuevo en unos minutos.
 
 category-identity = Quién es usted (nombre, fecha de nacimiento, documentos)
 category-contact = Cómo contactarle y dónde se aloja

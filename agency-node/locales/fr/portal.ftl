@@ -99,6 +99,7 @@ error-csrf = Ce formulaire a expiré. Revenez en arrière, rechargez la page et 
 error-session = Votre session est terminée. Veuillez vous reconnecter.
 error-not-found = Cette page n'existe pas.
 error-internal = Un problème est survenu de notre côté. Veuillez réessayer plus tard.
+error-unavailable = Ce service ne peut pas enregistrer votre visite pour le moment, il n'a donc rien fait. Veuillez réessayer dans quelques minutes.
 
 category-identity = Qui vous êtes (nom, date de naissance, documents)
 category-contact = Comment vous joindre et où vous logez

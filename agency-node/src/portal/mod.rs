@@ -363,6 +363,10 @@ enum PortalError {
     Conflict,
     #[error("BAD_USER_INPUT")]
     BadInput,
+    /// The audit log cannot be written (a storage fault): nothing was
+    /// done, and the survivor may try again.
+    #[error("AUDIT_UNAVAILABLE")]
+    Unavailable,
     #[error("INTERNAL_SERVER_ERROR")]
     Internal,
 }
@@ -374,6 +378,7 @@ impl PortalError {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Conflict => StatusCode::CONFLICT,
             Self::BadInput => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -384,6 +389,7 @@ impl PortalError {
             Self::NotFound => "NOT_FOUND",
             Self::Conflict => "CONFLICT",
             Self::BadInput => "BAD_USER_INPUT",
+            Self::Unavailable => "AUDIT_UNAVAILABLE",
             Self::Internal => "INTERNAL_SERVER_ERROR",
         }
     }
@@ -394,6 +400,7 @@ impl PortalError {
             Self::NotFound => "error-not-found",
             Self::Conflict => "error-conflict",
             Self::BadInput => "error-bad-input",
+            Self::Unavailable => "error-unavailable",
             Self::Internal => "error-internal",
         }
     }
@@ -405,6 +412,10 @@ impl From<NodeError> for PortalError {
             NodeError::NotFound(_) => Self::NotFound,
             NodeError::Conflict(_) => Self::Conflict,
             NodeError::BadInput(_) => Self::BadInput,
+            NodeError::AuditUnavailable(source) => {
+                tracing::warn!(error = ?source, "portal request refused: the audit log cannot be written");
+                Self::Unavailable
+            }
             other => {
                 tracing::error!(error = ?other, "portal request failed");
                 Self::Internal

@@ -47,10 +47,16 @@ pub(super) async fn sign_in(
         .client(peer.map(|axum::Extension(info)| info.0), &headers);
     match portal.throttle.count(&portal.node.db, client).await {
         Ok(throttle::Attempt::Allowed) => {}
-        Ok(throttle::Attempt::Refused { until, first }) => {
-            if first {
-                // Once a window: the refusals after it would only fill the
-                // log for whoever floods the portal.
+        Ok(throttle::Attempt::Refused {
+            until,
+            audited,
+            window,
+        }) => {
+            if !audited {
+                // Once a window, at least: the refusals after the one in the
+                // log would only fill it for whoever floods the portal. A
+                // refusal whose entry cannot be written is not answered as
+                // one, and leaves the next to be audited.
                 let event = credentials::survivor_event(
                     &portal.node,
                     AuditKind::PortalSignIn,
@@ -61,6 +67,10 @@ pub(super) async fn sign_in(
                 if let Err(err) = portal.node.audit.append(event).await {
                     return error_page(&portal, &visit, NodeError::from(err).into());
                 }
+                portal
+                    .throttle
+                    .refusal_audited(&portal.node.db, &window)
+                    .await;
             }
             let chrome = portal.chrome(&visit, "/");
             let problem = Some(chrome.t1("sign-in-throttled", "time", &time_text(until)));

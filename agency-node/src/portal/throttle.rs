@@ -14,6 +14,12 @@
 //! HMAC-SHA-256 digest under a key derived from the node's signing key (the
 //! same for every replica, and not in the database), so the table names no
 //! survivor's address; rows of ended windows are deleted as attempts come.
+//!
+//! The first refusal of a client's window is audited. The row remembers
+//! that its refusal is in the log only once the entry is durable
+//! ([`SignInThrottle::refusal_audited`]), so a refusal whose entry could not
+//! be written (the log unavailable) leaves the next refusal to be audited,
+//! and no window of refusals goes unlogged.
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,13 +37,25 @@ use crate::config::PortalConfig;
 const PURGE_EVERY: u64 = 64;
 
 /// What the count allows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Attempt {
     /// Within the limit: check the code.
     Allowed,
-    /// Over the limit until `until`; `first` for the first attempt refused
-    /// in this window (the one that is audited).
-    Refused { until: OffsetDateTime, first: bool },
+    /// Over the limit until `until`. `audited` once a refusal of this
+    /// window is in the audit log; until then each refusal is audited, and
+    /// [`SignInThrottle::refusal_audited`] records it.
+    Refused {
+        until: OffsetDateTime,
+        audited: bool,
+        window: RefusedWindow,
+    },
+}
+
+/// The row of a refused client's window, to mark its refusal audited.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedWindow {
+    client_digest: String,
+    window_start: i64,
 }
 
 /// The portal's limit of sign-in attempts per client.
@@ -134,17 +152,19 @@ impl SignInThrottle {
         let now = exchange_schema::audit::now_millis();
         let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
         let window_start = now_ms - now_ms.rem_euclid(self.window_ms);
-        let attempts: i64 = sqlx::query(
+        let client_digest = self.digest(client);
+        let row = sqlx::query(
             "INSERT INTO portal_sign_in_attempts (client_digest, window_start, attempts) \
              VALUES ($1, $2, 1) ON CONFLICT (client_digest, window_start) \
              DO UPDATE SET attempts = portal_sign_in_attempts.attempts + 1 \
-             RETURNING attempts",
+             RETURNING attempts, refusal_audited",
         )
-        .bind(self.digest(client))
+        .bind(&client_digest)
         .bind(window_start)
         .fetch_one(db.pool())
-        .await?
-        .try_get("attempts")?;
+        .await?;
+        let attempts: i64 = row.try_get("attempts")?;
+        let audited: i64 = row.try_get("refusal_audited")?;
         if self
             .counted
             .fetch_add(1, Ordering::Relaxed)
@@ -170,8 +190,29 @@ impl SignInThrottle {
         .unwrap_or(now);
         Ok(Attempt::Refused {
             until,
-            first: attempts == self.limit + 1,
+            audited: audited != 0,
+            window: RefusedWindow {
+                client_digest,
+                window_start,
+            },
         })
+    }
+
+    /// Records that a refusal of `window` is in the audit log, after its
+    /// entry is durable. A failure here only means the next refusal is
+    /// audited too.
+    pub async fn refusal_audited(&self, db: &Db, window: &RefusedWindow) {
+        if let Err(error) = sqlx::query(
+            "UPDATE portal_sign_in_attempts SET refusal_audited = 1 \
+             WHERE client_digest = $1 AND window_start = $2",
+        )
+        .bind(&window.client_digest)
+        .bind(window.window_start)
+        .execute(db.pool())
+        .await
+        {
+            tracing::warn!(%error, "a sign-in refusal's entry could not be marked; the next is audited too");
+        }
     }
 }
 

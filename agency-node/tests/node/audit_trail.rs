@@ -87,30 +87,7 @@ async fn nothing_is_disclosed_or_changed_without_its_audit_entry(backend: Backen
         .survivor_sharing_identity_with_shelter("Unlogged")
         .await;
     let pool = node.state.db.pool();
-    let (block, unblock): (&[&str], &[&str]) = match backend {
-        Backend::Sqlite => (
-            &[
-                "CREATE TRIGGER audit_log_unwritable BEFORE INSERT ON audit_log \
-               BEGIN SELECT RAISE(ABORT, 'disk full'); END",
-            ],
-            &["DROP TRIGGER audit_log_unwritable"],
-        ),
-        Backend::Postgres => (
-            &[
-                "CREATE FUNCTION audit_log_unwritable() RETURNS trigger AS $$ \
-                 BEGIN RAISE EXCEPTION 'disk full'; END $$ LANGUAGE plpgsql",
-                "CREATE TRIGGER audit_log_unwritable BEFORE INSERT ON audit_log \
-                 FOR EACH ROW EXECUTE FUNCTION audit_log_unwritable()",
-            ],
-            &[
-                "DROP TRIGGER audit_log_unwritable ON audit_log",
-                "DROP FUNCTION audit_log_unwritable()",
-            ],
-        ),
-    };
-    for sql in block {
-        sqlx::query(sql).execute(pool).await.unwrap();
-    }
+    node.refuse_audit_entries().await;
     let grants = || async {
         sqlx::query("SELECT COUNT(*) AS n FROM consent_grants")
             .fetch_one(pool)
@@ -140,9 +117,7 @@ async fn nothing_is_disclosed_or_changed_without_its_audit_entry(backend: Backen
     assert_eq!(grants().await, grants_before, "the consent was not written");
     assert_eq!(node.audit_events().await.len(), entries_before);
 
-    for sql in unblock {
-        sqlx::query(sql).execute(pool).await.unwrap();
-    }
+    node.accept_audit_entries().await;
     let read = node
         .read_survivor(&requester, "SERVICE_COORDINATION", &survivor)
         .await;

@@ -330,6 +330,47 @@ impl TestNode {
     }
 
     /// Counts rows of a table.
+    /// Makes the audit log refuse every new entry, as a full disk or a
+    /// broken database would (a trigger on `audit_log`), until
+    /// [`Self::accept_audit_entries`].
+    pub async fn refuse_audit_entries(&self) {
+        let statements: &[&str] = match self.backend {
+            Backend::Sqlite => &[
+                "CREATE TRIGGER audit_log_unwritable BEFORE INSERT ON audit_log \
+                 BEGIN SELECT RAISE(ABORT, 'disk full'); END",
+            ],
+            Backend::Postgres => &[
+                "CREATE FUNCTION audit_log_unwritable() RETURNS trigger AS $$ \
+                 BEGIN RAISE EXCEPTION 'disk full'; END $$ LANGUAGE plpgsql",
+                "CREATE TRIGGER audit_log_unwritable BEFORE INSERT ON audit_log \
+                 FOR EACH ROW EXECUTE FUNCTION audit_log_unwritable()",
+            ],
+        };
+        for sql in statements {
+            sqlx::query(sql)
+                .execute(self.state.db.pool())
+                .await
+                .unwrap();
+        }
+    }
+
+    /// Ends [`Self::refuse_audit_entries`].
+    pub async fn accept_audit_entries(&self) {
+        let statements: &[&str] = match self.backend {
+            Backend::Sqlite => &["DROP TRIGGER audit_log_unwritable"],
+            Backend::Postgres => &[
+                "DROP TRIGGER audit_log_unwritable ON audit_log",
+                "DROP FUNCTION audit_log_unwritable()",
+            ],
+        };
+        for sql in statements {
+            sqlx::query(sql)
+                .execute(self.state.db.pool())
+                .await
+                .unwrap();
+        }
+    }
+
     pub async fn count(&self, table: &str) -> i64 {
         use sqlx::Row as _;
         sqlx::query(&format!("SELECT COUNT(*) AS n FROM {table}"))

@@ -26,6 +26,7 @@ on_both_backends!(
     a_survivor_sees_retention_dates_and_downloads_everything_held,
     the_portal_listener_answers_the_probes_and_is_not_ready_without_its_audit_log,
     a_client_over_its_limit_of_sign_in_attempts_is_refused_before_any_code_is_checked,
+    a_refusal_whose_entry_cannot_be_written_leaves_the_next_refusal_to_be_audited,
 );
 
 /// Sign-in attempts a client may make in these tests' window.
@@ -97,6 +98,61 @@ async fn a_client_over_its_limit_of_sign_in_attempts_is_refused_before_any_code_
         .unwrap();
     let page = guesser.sign_in("ABCD-EFGH-JKMN-PQRS", "").await;
     assert_eq!(page.error_code(), "SIGN_IN_REFUSED");
+}
+
+/// Past the limit, the first refusal of a window is audited. While the log
+/// refuses entries, a refused client gets `AUDIT_UNAVAILABLE`, not a 429
+/// without its entry, and every refusal tries again; once the log accepts
+/// entries, the next refusal is the window's one entry and the ones after
+/// it add none.
+async fn a_refusal_whose_entry_cannot_be_written_leaves_the_next_refusal_to_be_audited(
+    backend: Backend,
+) {
+    let node = start_with_portal(backend, |portal| {
+        portal.sign_ins_per_client = ATTEMPTS_PER_CLIENT;
+    })
+    .await;
+    let mut guesser = Browser::new(&node);
+    for attempt in 1..=ATTEMPTS_PER_CLIENT {
+        let page = guesser.sign_in("ABCD-EFGH-JKMN-PQRS", "").await;
+        assert_eq!(page.error_code(), "SIGN_IN_REFUSED", "attempt {attempt}");
+    }
+    let refusals_in_the_log = || async {
+        node.audit_events()
+            .await
+            .into_iter()
+            .filter(|e| e.kind.as_str() == "PORTAL_SIGN_IN" && e.reason == "TOO_MANY_ATTEMPTS")
+            .count()
+    };
+
+    node.refuse_audit_entries().await;
+    for refusal in 1..=2 {
+        let page = guesser.sign_in("ABCD-EFGH-JKMN-PQRS", "").await;
+        assert_eq!(
+            page.error_code(),
+            "AUDIT_UNAVAILABLE",
+            "refusal {refusal} under the fault: {}",
+            page.body
+        );
+        assert_ne!(page.status, StatusCode::TOO_MANY_REQUESTS);
+    }
+    node.accept_audit_entries().await;
+    assert_eq!(refusals_in_the_log().await, 0);
+
+    for refusal in 1..=2 {
+        let page = guesser.sign_in("ABCD-EFGH-JKMN-PQRS", "").await;
+        assert_eq!(
+            page.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "refusal {refusal}"
+        );
+        assert_eq!(page.error_code(), "TOO_MANY_ATTEMPTS");
+    }
+    assert_eq!(
+        refusals_in_the_log().await,
+        1,
+        "the window's refusal is audited once the log takes it, and once"
+    );
 }
 
 /// An orchestrator probes the node on the portal's listener (the API's

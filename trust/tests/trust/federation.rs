@@ -275,6 +275,59 @@ fn file_level_errors() {
     assert!(matches!(err, TrustError::Io { .. }), "{err}");
 }
 
+/// A `jwks_ca_file` is read when the federation loads: a file with no
+/// certificate, one whose certificate block is not base64, and one whose
+/// block is not an X.509 certificate are each refused then, naming the field
+/// and which certificate; a file of real CA certificates loads and is kept.
+#[test]
+fn a_jwks_ca_file_is_refused_at_load_unless_every_certificate_in_it_is_usable() {
+    let good = agency_toml("shelter-north", "https://idp.a.example", &inline_pem(&ed()));
+    let ca = |name: &str| {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        let key = rcgen::KeyPair::generate().unwrap();
+        params.self_signed(&key).unwrap().pem()
+    };
+    let with_ca = |pem: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "ca.pem", pem);
+        write(
+            dir.path(),
+            "federation.toml",
+            &format!("audience = \"x\"\njwks_ca_file = \"ca.pem\"\n{good}"),
+        );
+        Federation::load(dir.path().join("federation.toml"))
+    };
+    let first = ca("Federation CA");
+    let both = format!("{first}{}", ca("Federation CA, next"));
+    let loaded = with_ca(&both).expect("two CA certificates load");
+    assert_eq!(loaded.jwks_ca_pem(), Some(both.as_str()));
+
+    let body =
+        |text: &str| format!("-----BEGIN CERTIFICATE-----\n{text}\n-----END CERTIFICATE-----\n");
+    for (pem, why) in [
+        ("just text\n".to_owned(), "holds no PEM certificate"),
+        (
+            format!("{first}{}", body("not base64 !!")),
+            "certificate 2 is not readable PEM",
+        ),
+        (
+            body("bm90IGEgY2VydGlmaWNhdGU="),
+            "certificate 1 is not a usable CA certificate",
+        ),
+    ] {
+        let err = with_ca(&pem)
+            .expect_err("a bad jwks_ca_file loads")
+            .to_string();
+        assert!(err.contains("jwks_ca_file"), "{err}");
+        assert!(err.contains("ca.pem"), "{err}");
+        assert!(err.contains(why), "{why}: {err}");
+    }
+}
+
 #[test]
 fn bad_keys_are_refused() {
     let private_pem = ed().private_key_pem();
