@@ -96,6 +96,7 @@ impl AuditOptions {
     }
 }
 
+#[derive(Clone, Copy)]
 struct ChainState {
     seq: u64,
     head: ChainHash,
@@ -945,11 +946,8 @@ async fn write_group(
         "this process's signing key was retired"
     );
     let mut tx = begin_append(conn, inner.db.backend()).await?;
-    let mut at = ChainState {
-        seq: chain.seq,
-        head: chain.head,
-        checkpointed_seq: chain.checkpointed_seq,
-    };
+    // A working copy: the cached head moves only after the commit.
+    let mut at = *chain;
     adopt_stored_head(&mut tx, inner, &mut at).await?;
     let (rows, head) = chain_rows(&at, batch)?;
     let first = at.seq + 1;

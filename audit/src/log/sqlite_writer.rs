@@ -133,11 +133,8 @@ fn write_group(
         Some((seq, hash)) => (seq as u64, parse_hash(&hash)?),
         None => (0, GENESIS),
     };
-    let mut at = ChainState {
-        seq: chain.seq,
-        head: chain.head,
-        checkpointed_seq: chain.checkpointed_seq,
-    };
+    // A working copy: the cached head moves only after the commit.
+    let mut at = *chain;
     let since = at.seq;
     if adopt_head(&mut at, stored) {
         let handover = tx
