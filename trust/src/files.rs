@@ -85,6 +85,11 @@ mod tests {
         );
         let contents = std::fs::read(&path).unwrap();
         assert_eq!(contents.len(), 32);
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "readable by its owner only");
+        }
         let winner = won.iter().position(|w| *w).unwrap() as u8;
         assert_eq!(contents, vec![winner; 32]);
         assert_eq!(
