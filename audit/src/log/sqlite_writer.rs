@@ -207,3 +207,66 @@ fn maybe_checkpoint(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use exchange_service::db::Db;
+
+    use crate::verify::fixtures::{event, new_key};
+    use crate::verify::{VerifyOptions, verify_database};
+    use crate::{AuditLog, AuditOptions};
+
+    /// The newest signed checkpoint's seq, or 0.
+    async fn checkpointed(db: &Db) -> i64 {
+        sqlx::query_scalar::<_, Option<i64>>("SELECT MAX(seq) FROM audit_checkpoints")
+            .fetch_one(db.pool())
+            .await
+            .unwrap()
+            .unwrap_or(0)
+    }
+
+    #[tokio::test]
+    async fn the_writer_signs_a_last_checkpoint_when_its_log_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("node.db").display());
+        let db = Db::connect(&url).await.unwrap();
+        db.migrate(&crate::MIGRATIONS).await.unwrap();
+        let key = new_key();
+        // Far from the next checkpoint by count or by time.
+        let options = AuditOptions {
+            checkpoint_every: 1000,
+            checkpoint_interval: Duration::from_secs(3600),
+            ..AuditOptions::new("shelter-north")
+        };
+        let log = AuditLog::open(db.clone(), key, options).await.unwrap();
+        let public_key = log.public_key_hex();
+        for i in 1..=3 {
+            log.append(event("shelter-north", i)).await.unwrap();
+        }
+        assert_eq!(checkpointed(&db).await, 0, "no checkpoint is due yet");
+
+        // Every sender gone: the queue ends and the thread signs the rest.
+        drop(log);
+        let mut waited = Duration::ZERO;
+        while checkpointed(&db).await < 3 {
+            assert!(
+                waited < Duration::from_secs(30),
+                "the writer never signed its last checkpoint"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            waited += Duration::from_millis(20);
+        }
+        let report = verify_database(
+            &db,
+            &VerifyOptions {
+                expected_key: Some(public_key),
+                ..VerifyOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!((report.last_seq, report.signed_through), (3, 3));
+    }
+}
