@@ -214,7 +214,7 @@ mod tests {
 
     use exchange_service::db::Db;
 
-    use crate::verify::fixtures::{event, new_key};
+    use crate::verify::fixtures::{event, new_key, scratch_db};
     use crate::verify::{VerifyOptions, verify_database};
     use crate::{AuditLog, AuditOptions};
 
@@ -229,10 +229,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_writer_signs_a_last_checkpoint_when_its_log_is_dropped() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("node.db").display());
-        let db = Db::connect(&url).await.unwrap();
-        db.migrate(&crate::MIGRATIONS).await.unwrap();
+        let (_dir, db) = scratch_db().await;
         let key = new_key();
         // Far from the next checkpoint by count or by time.
         let options = AuditOptions {

@@ -802,10 +802,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_log_longer_than_a_page_verifies_in_pages() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("node.db").display());
-        let db = Db::connect(&url).await.unwrap();
-        db.migrate(&crate::MIGRATIONS).await.unwrap();
+        let (_dir, db) = scratch_db().await;
         let options = AuditOptions {
             checkpoint_every: 1000,
             ..AuditOptions::new(LOG)

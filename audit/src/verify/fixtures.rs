@@ -70,12 +70,19 @@ pub(crate) fn event(agency: &str, i: u64) -> AuditEvent {
     event
 }
 
-/// A log of `count` entries appended one by one, signed every 5.
-pub(crate) async fn fixture(log_id: &str, count: u64) -> Fixture {
+/// An empty, migrated log database in a temporary directory (kept while
+/// the returned directory lives).
+pub(crate) async fn scratch_db() -> (TempDir, Db) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("node.db").display());
     let db = Db::connect(&url).await.unwrap();
     db.migrate(&crate::MIGRATIONS).await.unwrap();
+    (dir, db)
+}
+
+/// A log of `count` entries appended one by one, signed every 5.
+pub(crate) async fn fixture(log_id: &str, count: u64) -> Fixture {
+    let (dir, db) = scratch_db().await;
     let key = new_key();
     let options = AuditOptions {
         checkpoint_every: 5,
